@@ -1,0 +1,84 @@
+# Palyra for Go. `make test` is what CI runs; it installs what a fresh Debian
+# machine lacks first.
+
+GO        ?= go
+FUZZTIME  ?= 1m
+BENCHTIME ?= 1s
+
+# System packages, by purpose (Debian names).
+TEST_PACKAGES  := dbus dbus-x11 gnome-keyring libsecret-tools
+PROTO_PACKAGES := protobuf-compiler
+
+# Pinned code generators, installed into the repo's own bin dir.
+PROTOC_GEN_GO := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+TOOLS_BIN     := $(CURDIR)/.bin
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+export QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING := true
+
+# ensure_packages installs the Debian packages in $(1) that are missing, and
+# only those; elsewhere it names them and stops.
+define ensure_packages
+	@missing=""; \
+	if command -v dpkg-query >/dev/null 2>&1; then \
+		for p in $(1); do \
+			dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+		done; \
+	else \
+		echo "not a Debian system: make sure these (or your system's equivalents) are installed: $(1)"; \
+	fi; \
+	if [ -n "$$missing" ]; then \
+		echo "installing missing packages:$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null || \
+		{ echo "could not install:$$missing"; exit 1; }; \
+	fi
+endef
+
+.PHONY: all build test test-deps vet fuzz bench proto proto-deps clean help
+
+all: build
+
+help:
+	@echo "make test    install test dependencies, vet, run every test with -race"
+	@echo "make build   build everything (cgo-free packages with CGO_ENABLED=0)"
+	@echo "make fuzz    run every fuzz target for FUZZTIME (default $(FUZZTIME)) each"
+	@echo "make bench   run the Go benchmarks"
+	@echo "make proto   regenerate the protobuf code in proto/"
+
+build:
+	CGO_ENABLED=0 $(GO) build ./...
+
+test-deps:
+	@command -v $(GO) >/dev/null 2>&1 || { echo "Go 1.26 or newer is needed: https://go.dev/dl/"; exit 1; }
+	$(call ensure_packages,$(TEST_PACKAGES))
+
+vet:
+	$(GO) vet ./...
+
+# The keychain tests start their own D-Bus session and gnome-keyring, with a
+# throwaway HOME, so they never touch the keyring of the person running them.
+test: test-deps vet build
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$target ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+proto-deps:
+	$(call ensure_packages,$(PROTO_PACKAGES))
+	@[ -x $(TOOLS_BIN)/protoc-gen-go ] || GOBIN=$(TOOLS_BIN) $(GO) install $(PROTOC_GEN_GO)
+
+proto: proto-deps
+	PATH="$(TOOLS_BIN):$$PATH" protoc --go_out=. --go_opt=paths=source_relative $$(find proto -name '*.proto')
+
+clean:
+	rm -rf $(TOOLS_BIN) artifacts
