@@ -10,7 +10,8 @@ TEST_PACKAGES  := dbus dbus-x11 gnome-keyring libsecret-tools
 PROTO_PACKAGES := protobuf-compiler
 
 # Pinned code generators, installed into the repo's own bin dir.
-PROTOC_GEN_GO := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 TOOLS_BIN     := $(CURDIR)/.bin
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -76,9 +77,11 @@ bench:
 proto-deps:
 	$(call ensure_packages,$(PROTO_PACKAGES))
 	@[ -x $(TOOLS_BIN)/protoc-gen-go ] || GOBIN=$(TOOLS_BIN) $(GO) install $(PROTOC_GEN_GO)
+	@[ -x $(TOOLS_BIN)/protoc-gen-go-grpc ] || GOBIN=$(TOOLS_BIN) $(GO) install $(PROTOC_GEN_GO_GRPC)
 
 proto: proto-deps
-	PATH="$(TOOLS_BIN):$$PATH" protoc --go_out=. --go_opt=paths=source_relative $$(find proto -name '*.proto')
+	PATH="$(TOOLS_BIN):$$PATH" protoc --go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative $$(find proto -name '*.proto' | sort)
 
 clean:
 	rm -rf $(TOOLS_BIN) artifacts

@@ -55,6 +55,16 @@ var (
 	ErrInvalidEnrollment = errors.New("the device's pairing request is invalid")
 )
 
+// Outcomes the gateway reports to a device, with the same words on both sides
+// so a device can tell them apart. A wrong, expired, used or closed code all
+// read ErrWrongCode, so a guesser learns nothing about which codes exist.
+var (
+	ErrWrongCode      = errors.New("incorrect or expired code")
+	ErrRejected       = errors.New("the pairing request was rejected")
+	ErrRequestExpired = errors.New("the pairing request expired before anyone approved it")
+	ErrDeviceRevoked  = errors.New("this device has been revoked by the gateway; pairing it again is not allowed")
+)
+
 // Credential is what a person gives the device to pair: a PIN or a link.
 type Credential interface {
 	secret() secret

@@ -453,6 +453,251 @@ func (x *Grant) GetGatewayName() string {
 	return ""
 }
 
+type PairRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Message:
+	//
+	//	*PairRequest_ClientHello
+	//	*PairRequest_ClientFinish
+	Message       isPairRequest_Message `protobuf_oneof:"message"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PairRequest) Reset() {
+	*x = PairRequest{}
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PairRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PairRequest) ProtoMessage() {}
+
+func (x *PairRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PairRequest.ProtoReflect.Descriptor instead.
+func (*PairRequest) Descriptor() ([]byte, []int) {
+	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *PairRequest) GetMessage() isPairRequest_Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *PairRequest) GetClientHello() []byte {
+	if x != nil {
+		if x, ok := x.Message.(*PairRequest_ClientHello); ok {
+			return x.ClientHello
+		}
+	}
+	return nil
+}
+
+func (x *PairRequest) GetClientFinish() []byte {
+	if x != nil {
+		if x, ok := x.Message.(*PairRequest_ClientFinish); ok {
+			return x.ClientFinish
+		}
+	}
+	return nil
+}
+
+type isPairRequest_Message interface {
+	isPairRequest_Message()
+}
+
+type PairRequest_ClientHello struct {
+	// An encoded ClientHello.
+	ClientHello []byte `protobuf:"bytes,1,opt,name=client_hello,json=clientHello,proto3,oneof"`
+}
+
+type PairRequest_ClientFinish struct {
+	// An encoded ClientFinish.
+	ClientFinish []byte `protobuf:"bytes,2,opt,name=client_finish,json=clientFinish,proto3,oneof"`
+}
+
+func (*PairRequest_ClientHello) isPairRequest_Message() {}
+
+func (*PairRequest_ClientFinish) isPairRequest_Message() {}
+
+type PairResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Message:
+	//
+	//	*PairResponse_ServerHello
+	//	*PairResponse_Pending
+	//	*PairResponse_ServerFinish
+	Message       isPairResponse_Message `protobuf_oneof:"message"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PairResponse) Reset() {
+	*x = PairResponse{}
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PairResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PairResponse) ProtoMessage() {}
+
+func (x *PairResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PairResponse.ProtoReflect.Descriptor instead.
+func (*PairResponse) Descriptor() ([]byte, []int) {
+	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *PairResponse) GetMessage() isPairResponse_Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *PairResponse) GetServerHello() []byte {
+	if x != nil {
+		if x, ok := x.Message.(*PairResponse_ServerHello); ok {
+			return x.ServerHello
+		}
+	}
+	return nil
+}
+
+func (x *PairResponse) GetPending() *Pending {
+	if x != nil {
+		if x, ok := x.Message.(*PairResponse_Pending); ok {
+			return x.Pending
+		}
+	}
+	return nil
+}
+
+func (x *PairResponse) GetServerFinish() []byte {
+	if x != nil {
+		if x, ok := x.Message.(*PairResponse_ServerFinish); ok {
+			return x.ServerFinish
+		}
+	}
+	return nil
+}
+
+type isPairResponse_Message interface {
+	isPairResponse_Message()
+}
+
+type PairResponse_ServerHello struct {
+	// An encoded ServerHello.
+	ServerHello []byte `protobuf:"bytes,1,opt,name=server_hello,json=serverHello,proto3,oneof"`
+}
+
+type PairResponse_Pending struct {
+	Pending *Pending `protobuf:"bytes,2,opt,name=pending,proto3,oneof"`
+}
+
+type PairResponse_ServerFinish struct {
+	// An encoded ServerFinish.
+	ServerFinish []byte `protobuf:"bytes,3,opt,name=server_finish,json=serverFinish,proto3,oneof"`
+}
+
+func (*PairResponse_ServerHello) isPairResponse_Message() {}
+
+func (*PairResponse_Pending) isPairResponse_Message() {}
+
+func (*PairResponse_ServerFinish) isPairResponse_Message() {}
+
+// Pending tells the device its request waits for an admin's approval.
+type Pending struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	RequestId        string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	VerificationCode string                 `protobuf:"bytes,2,opt,name=verification_code,json=verificationCode,proto3" json:"verification_code,omitempty"`
+	ExpiresAtUnixMs  int64                  `protobuf:"varint,3,opt,name=expires_at_unix_ms,json=expiresAtUnixMs,proto3" json:"expires_at_unix_ms,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Pending) Reset() {
+	*x = Pending{}
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Pending) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Pending) ProtoMessage() {}
+
+func (x *Pending) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Pending.ProtoReflect.Descriptor instead.
+func (*Pending) Descriptor() ([]byte, []int) {
+	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Pending) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *Pending) GetVerificationCode() string {
+	if x != nil {
+		return x.VerificationCode
+	}
+	return ""
+}
+
+func (x *Pending) GetExpiresAtUnixMs() int64 {
+	if x != nil {
+		return x.ExpiresAtUnixMs
+	}
+	return 0
+}
+
 var File_proto_pairing_v1_pairing_proto protoreflect.FileDescriptor
 
 const file_proto_pairing_v1_pairing_proto_rawDesc = "" +
@@ -485,12 +730,28 @@ const file_proto_pairing_v1_pairing_proto_rawDesc = "" +
 	"\x12device_certificate\x18\x01 \x01(\fR\x11deviceCertificate\x12%\n" +
 	"\x0eca_certificate\x18\x02 \x01(\fR\rcaCertificate\x12\x1c\n" +
 	"\taddresses\x18\x03 \x03(\tR\taddresses\x12!\n" +
-	"\fgateway_name\x18\x04 \x01(\tR\vgatewayName*T\n" +
+	"\fgateway_name\x18\x04 \x01(\tR\vgatewayName\"d\n" +
+	"\vPairRequest\x12#\n" +
+	"\fclient_hello\x18\x01 \x01(\fH\x00R\vclientHello\x12%\n" +
+	"\rclient_finish\x18\x02 \x01(\fH\x00R\fclientFinishB\t\n" +
+	"\amessage\"\x9d\x01\n" +
+	"\fPairResponse\x12#\n" +
+	"\fserver_hello\x18\x01 \x01(\fH\x00R\vserverHello\x126\n" +
+	"\apending\x18\x02 \x01(\v2\x1a.palyra.pairing.v1.PendingH\x00R\apending\x12%\n" +
+	"\rserver_finish\x18\x03 \x01(\fH\x00R\fserverFinishB\t\n" +
+	"\amessage\"\x82\x01\n" +
+	"\aPending\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12+\n" +
+	"\x11verification_code\x18\x02 \x01(\tR\x10verificationCode\x12+\n" +
+	"\x12expires_at_unix_ms\x18\x03 \x01(\x03R\x0fexpiresAtUnixMs*T\n" +
 	"\n" +
 	"SecretKind\x12\x1b\n" +
 	"\x17SECRET_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fSECRET_KIND_PIN\x10\x01\x12\x14\n" +
-	"\x10SECRET_KIND_LINK\x10\x02B8Z6github.com/palyra/palyra-go/proto/pairing/v1;pairingv1b\x06proto3"
+	"\x10SECRET_KIND_LINK\x10\x022V\n" +
+	"\aPairing\x12K\n" +
+	"\x04Pair\x12\x1e.palyra.pairing.v1.PairRequest\x1a\x1f.palyra.pairing.v1.PairResponse(\x010\x01B8Z6github.com/palyra/palyra-go/proto/pairing/v1;pairingv1b\x06proto3"
 
 var (
 	file_proto_pairing_v1_pairing_proto_rawDescOnce sync.Once
@@ -505,7 +766,7 @@ func file_proto_pairing_v1_pairing_proto_rawDescGZIP() []byte {
 }
 
 var file_proto_pairing_v1_pairing_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_proto_pairing_v1_pairing_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_proto_pairing_v1_pairing_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_proto_pairing_v1_pairing_proto_goTypes = []any{
 	(SecretKind)(0),      // 0: palyra.pairing.v1.SecretKind
 	(*ClientHello)(nil),  // 1: palyra.pairing.v1.ClientHello
@@ -514,14 +775,20 @@ var file_proto_pairing_v1_pairing_proto_goTypes = []any{
 	(*Enrollment)(nil),   // 4: palyra.pairing.v1.Enrollment
 	(*ServerFinish)(nil), // 5: palyra.pairing.v1.ServerFinish
 	(*Grant)(nil),        // 6: palyra.pairing.v1.Grant
+	(*PairRequest)(nil),  // 7: palyra.pairing.v1.PairRequest
+	(*PairResponse)(nil), // 8: palyra.pairing.v1.PairResponse
+	(*Pending)(nil),      // 9: palyra.pairing.v1.Pending
 }
 var file_proto_pairing_v1_pairing_proto_depIdxs = []int32{
 	0, // 0: palyra.pairing.v1.ClientHello.secret_kind:type_name -> palyra.pairing.v1.SecretKind
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	9, // 1: palyra.pairing.v1.PairResponse.pending:type_name -> palyra.pairing.v1.Pending
+	7, // 2: palyra.pairing.v1.Pairing.Pair:input_type -> palyra.pairing.v1.PairRequest
+	8, // 3: palyra.pairing.v1.Pairing.Pair:output_type -> palyra.pairing.v1.PairResponse
+	3, // [3:4] is the sub-list for method output_type
+	2, // [2:3] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_proto_pairing_v1_pairing_proto_init() }
@@ -529,15 +796,24 @@ func file_proto_pairing_v1_pairing_proto_init() {
 	if File_proto_pairing_v1_pairing_proto != nil {
 		return
 	}
+	file_proto_pairing_v1_pairing_proto_msgTypes[6].OneofWrappers = []any{
+		(*PairRequest_ClientHello)(nil),
+		(*PairRequest_ClientFinish)(nil),
+	}
+	file_proto_pairing_v1_pairing_proto_msgTypes[7].OneofWrappers = []any{
+		(*PairResponse_ServerHello)(nil),
+		(*PairResponse_Pending)(nil),
+		(*PairResponse_ServerFinish)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_pairing_v1_pairing_proto_rawDesc), len(file_proto_pairing_v1_pairing_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   9,
 			NumExtensions: 0,
-			NumServices:   0,
+			NumServices:   1,
 		},
 		GoTypes:           file_proto_pairing_v1_pairing_proto_goTypes,
 		DependencyIndexes: file_proto_pairing_v1_pairing_proto_depIdxs,

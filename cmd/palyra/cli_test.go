@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) {
+	os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
+	os.Exit(m.Run())
+}
+
+// syncBuffer is a bytes.Buffer safe for a command writing while the test
+// reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// cli runs palyra in-process with its own environment.
+type cli struct {
+	t   *testing.T
+	env map[string]string
+}
+
+func newCLI(t *testing.T) *cli {
+	dir := t.TempDir()
+	return &cli{t: t, env: map[string]string{
+		"PALYRA_ADMIN_SOCKET": filepath.Join(dir, "run", "admin.sock"),
+		"XDG_DATA_HOME":       filepath.Join(dir, "data"),
+		"XDG_RUNTIME_DIR":     filepath.Join(dir, "run"),
+		"PALYRA_SECRET_STORE": "file",
+	}}
+}
+
+func (c *cli) environment(stdin string, stdout, stderr *syncBuffer, extra map[string]string) *environment {
+	return &environment{
+		stdin: strings.NewReader(stdin), stdout: stdout, stderr: stderr,
+		getenv: func(k string) string {
+			if v, ok := extra[k]; ok {
+				return v
+			}
+			return c.env[k]
+		},
+	}
+}
+
+// run runs a command to completion and returns its exit code and output.
+func (c *cli) run(extra map[string]string, stdin string, args ...string) (int, string, string) {
+	var out, errOut syncBuffer
+	code := run(c.t.Context(), c.environment(stdin, &out, &errOut, extra), args)
+	return code, out.String(), errOut.String()
+}
+
+func (c *cli) mustJSON(v any, args ...string) {
+	c.t.Helper()
+	code, out, errOut := c.run(nil, "", args...)
+	if code != 0 {
+		c.t.Fatalf("palyra %s: exit %d: %s", strings.Join(args, " "), code, errOut)
+	}
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		c.t.Fatalf("palyra %s: output is not JSON: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func TestCLIPairApproveStatus(t *testing.T) {
+	c := newCLI(t)
+	// The gateway runs in the background until the test ends.
+	ctx, cancel := context.WithCancel(context.Background())
+	var gwErr syncBuffer
+	gwDone := make(chan int, 1)
+	go func() {
+		gwDone <- run(ctx, c.environment("", &syncBuffer{}, &gwErr, nil), []string{"gateway", "run", "--listen", "127.0.0.1:0"})
+	}()
+	defer func() {
+		cancel()
+		<-gwDone
+	}()
+	addr := waitForLine(t, &gwErr, "listening on ")
+	addr = strings.Fields(strings.SplitN(addr, "listening on ", 2)[1])[0]
+	addr = strings.TrimSuffix(addr, ";")
+
+	var code struct {
+		PIN       string `json:"pin"`
+		Link      string `json:"link"`
+		ExpiresAt string `json:"expires_at"`
+	}
+	c.mustJSON(&code, "pairing", "code", "--json", "--ttl", "5m")
+	if len(code.PIN) != 11 || !strings.HasPrefix(code.Link, "palyra://pair?v=1&") {
+		t.Fatalf("pairing code output: %+v", code)
+	}
+	if exp, err := time.Parse(time.RFC3339, code.ExpiresAt); err != nil || time.Until(exp) > 5*time.Minute+time.Second {
+		t.Fatalf("expires_at %q: %v", code.ExpiresAt, err)
+	}
+
+	// The PIN comes on standard input, so it is not in the process list.
+	nodeEnv := map[string]string{"PALYRA_CONFIG_DIR": filepath.Join(t.TempDir(), "node")}
+	pairDone := make(chan struct {
+		code        int
+		out, errOut string
+	}, 1)
+	go func() {
+		rc, out, errOut := c.run(nodeEnv, code.PIN+"\n", "node", "pair", "--gateway", addr, "--pin", "-", "--name", "cli-laptop", "--json")
+		pairDone <- struct {
+			code        int
+			out, errOut string
+		}{rc, out, errOut}
+	}()
+
+	// The request shows up pending, and gets approved.
+	var reqs []map[string]any
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for len(reqs) == 0 && time.Now().Before(deadline) {
+		c.mustJSON(&reqs, "pairing", "list", "--json")
+		if len(reqs) == 0 {
+			<-tick.C
+		}
+	}
+	if len(reqs) != 1 || reqs[0]["state"] != "pending" || reqs[0]["name"] != "cli-laptop" {
+		t.Fatalf("pairing list: %v", reqs)
+	}
+	for _, k := range []string{"request_id", "name", "platform", "verification_code", "state"} {
+		if _, ok := reqs[0][k]; !ok {
+			t.Fatalf("pairing list JSON lacks %q: %v", k, reqs[0])
+		}
+	}
+	if rc, _, errOut := c.run(nil, "", "pairing", "approve", reqs[0]["request_id"].(string)); rc != 0 {
+		t.Fatalf("approve: %s", errOut)
+	}
+	res := <-pairDone
+	if res.code != 0 {
+		t.Fatalf("node pair: exit %d\n%s", res.code, res.errOut)
+	}
+	if !strings.Contains(res.errOut, "verification code: "+reqs[0]["verification_code"].(string)) {
+		t.Fatalf("node pair did not show the verification code:\n%s", res.errOut)
+	}
+
+	// Status without a running node: paired, offline.
+	code2, out, errOut := c.run(nodeEnv, "", "node", "status", "--json")
+	if code2 != 0 {
+		t.Fatalf("node status: %s", errOut)
+	}
+	var st map[string]any
+	if err := json.Unmarshal([]byte(out), &st); err != nil || st["state"] != "offline" {
+		t.Fatalf("node status: %v %s", err, out)
+	}
+
+	// Bad input: a malformed PIN is refused locally with a clear message.
+	rc, _, errOut := c.run(nodeEnv, "", "node", "pair", "--gateway", addr, "--pin", "123-456-78")
+	if rc == 0 || !strings.Contains(errOut, "already paired") {
+		t.Fatalf("pairing an already paired node: %d %s", rc, errOut)
+	}
+	other := map[string]string{"PALYRA_CONFIG_DIR": filepath.Join(t.TempDir(), "other")}
+	rc, _, errOut = c.run(other, "", "node", "pair", "--gateway", addr, "--pin", "123-456-78")
+	if rc != 1 || !strings.Contains(errOut, "it has 8 digits, a PIN has 9") {
+		t.Fatalf("short PIN: exit %d: %s", rc, errOut)
+	}
+	rc, _, errOut = c.run(other, "", "node", "pair", "--link", "palyra://pair?v=9")
+	if rc != 1 || !strings.Contains(errOut, "update Palyra") {
+		t.Fatalf("future link: exit %d: %s", rc, errOut)
+	}
+	rc, _, errOut = c.run(nil, "", "pairing", "approve")
+	if rc != 2 || !strings.Contains(errOut, "Usage: palyra pairing approve REQUEST_ID") {
+		t.Fatalf("approve without an ID: exit %d: %s", rc, errOut)
+	}
+	rc, _, errOut = c.run(map[string]string{"PALYRA_ADMIN_SOCKET": filepath.Join(t.TempDir(), "none.sock")}, "", "nodes", "list")
+	if rc != 1 || !strings.Contains(errOut, "is the gateway running?") {
+		t.Fatalf("no gateway: exit %d: %s", rc, errOut)
+	}
+}
+
+// waitForLine waits until the buffer holds a line containing s.
+func waitForLine(t *testing.T, b *syncBuffer, s string) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for time.Now().Before(deadline) {
+		for _, line := range strings.Split(b.String(), "\n") {
+			if strings.Contains(line, s) {
+				return line
+			}
+		}
+		<-tick.C
+	}
+	t.Fatalf("no line with %q in:\n%s", s, b.String())
+	return ""
+}

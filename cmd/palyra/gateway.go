@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/palyra/palyra-go/gateway"
+)
+
+func cmdGatewayRun(ctx context.Context, env *environment, args []string) error {
+	fs := newFlags(env, "gateway run", "[flags]")
+	dir := fs.String("data-dir", dataDir(env), "directory for the gateway's state (created 0700)")
+	listen := fs.String("listen", gateway.DefaultListen, "HOST:PORT to listen on, TCP (pairing) and UDP (QUIC)")
+	advertise := fs.String("advertise", "", "comma-separated HOST:PORT addresses nodes are told to use (default: the listen address)")
+	socket := fs.String("admin-socket", "", "admin API socket (default $PALYRA_ADMIN_SOCKET or a per-user path)")
+	name := fs.String("name", gateway.DefaultName, "the gateway's name, shown to devices")
+	verbose := fs.Bool("verbose", false, "log debug messages")
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level}))
+	cfg := gateway.Config{
+		DataDir:     *dir,
+		Name:        *name,
+		Listen:      *listen,
+		AdminSocket: adminSocket(env, *socket),
+		Logger:      log,
+	}
+	if *advertise != "" {
+		cfg.Advertise = strings.Split(*advertise, ",")
+	}
+	g, err := gateway.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stderr, "gateway %q listening on %s; admin socket %s\n", *name, strings.Join(g.Addresses(), ", "), g.AdminAddr())
+	return g.Run(ctx)
+}

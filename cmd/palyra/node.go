@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/palyra/palyra-go/identity/pairing/qr"
+	"github.com/palyra/palyra-go/identity/secretstore"
+	"github.com/palyra/palyra-go/internal/unixsock"
+	"github.com/palyra/palyra-go/node"
+	"github.com/palyra/palyra-go/node/localapi"
+	"github.com/palyra/palyra-go/node/pairclient"
+)
+
+// nodeFlags are the flags every node command shares.
+type nodeFlags struct {
+	configDir   *string
+	secretStore *string
+	profile     *string
+}
+
+func addNodeFlags(env *environment, fs interface {
+	String(name, value, usage string) *string
+}) nodeFlags {
+	store := env.getenv("PALYRA_SECRET_STORE")
+	if store == "" {
+		store = secretstore.KindKeychain
+	}
+	return nodeFlags{
+		configDir:   fs.String("config-dir", "", "node configuration directory (default $PALYRA_CONFIG_DIR or the OS's per-user config dir)"),
+		secretStore: fs.String("secret-store", store, "where the device key lives: keychain (the OS keychain) or file (0600 files in the config dir)"),
+		profile:     fs.String("profile", "default", "keychain profile, for several nodes on one machine"),
+	}
+}
+
+// agent opens the node agent with the chosen secret store.
+func (f nodeFlags) agent(env *environment, name string, log *slog.Logger) (*node.Agent, string, error) {
+	dir := configDir(env, *f.configDir)
+	secrets, err := secretstore.Open(*f.secretStore, *f.profile, dir+string(os.PathSeparator)+"secrets")
+	if err != nil {
+		return nil, "", err
+	}
+	a, err := node.New(node.Config{ConfigDir: dir, Secrets: secrets, Name: name, Logger: log})
+	if err != nil {
+		return nil, "", err
+	}
+	explicit := *f.configDir != "" || env.getenv("PALYRA_CONFIG_DIR") != ""
+	return a, nodeSocket(env, dir, explicit), nil
+}
+
+// readSecretArg reads a secret flag value; "-" means standard input, which
+// keeps the secret out of the process list.
+func readSecretArg(env *environment, v string) (string, error) {
+	if v != "-" {
+		return v, nil
+	}
+	line, err := bufio.NewReader(io.LimitReader(env.stdin, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("reading from standard input: %w", err)
+	}
+	return strings.TrimSpace(line), nil
+}
+
+func cmdNodePair(ctx context.Context, env *environment, args []string) error {
+	fs := newFlags(env, "node pair", "(--gateway HOST:PORT --pin PIN | --link URI | --qr-image FILE) [flags]")
+	nf := addNodeFlags(env, fs)
+	gw := fs.String("gateway", "", "the gateway's HOST:PORT (with --pin; overrides the link's addresses)")
+	pin := fs.String("pin", "", "the PIN shown by the gateway, or - to read it from standard input (argv is visible to other local users)")
+	link := fs.String("link", "", "the pairing link, or - to read it from standard input")
+	qrImage := fs.String("qr-image", "", "an image file (PNG, JPEG, GIF) holding the pairing QR code")
+	name := fs.String("name", "", "this device's name as the gateway shows it (default: host name)")
+	wait := fs.Duration("wait", 10*time.Minute, "how long to wait for an admin to approve")
+	asJSON := fs.Bool("json", false, "print the resulting status as JSON")
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	var err error
+	if *pin, err = readSecretArg(env, *pin); err != nil {
+		return err
+	}
+	if *link, err = readSecretArg(env, *link); err != nil {
+		return err
+	}
+	if *qrImage != "" {
+		if *link != "" {
+			return errors.New("give either --link or --qr-image, not both")
+		}
+		f, err := os.Open(*qrImage)
+		if err != nil {
+			return fmt.Errorf("opening QR image: %w", err)
+		}
+		text, err := qr.DecodeReader(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", *qrImage, err)
+		}
+		*link = text
+	}
+	a, _, err := nf.agent(env, *name, nil)
+	if err != nil {
+		return err
+	}
+	if a.Paired() {
+		st := a.Status()
+		return fmt.Errorf("this node is already paired with %s; run 'palyra node forget' first", st.GatewayName)
+	}
+	ctx, cancel := context.WithTimeout(ctx, *wait)
+	defer cancel()
+	fmt.Fprintln(env.stderr, "pairing…")
+	st, err := a.Pair(ctx, node.PairOptions{
+		Gateway: *gw, PIN: *pin, Link: *link,
+		OnPending: func(p pairclient.Pending) {
+			fmt.Fprintf(env.stderr, "waiting for approval (request %s)\nverification code: %s — check that the gateway shows the same code\n(waiting up to %s; Ctrl-C to give up)\n",
+				p.RequestID, p.VerificationCode, wait.Round(time.Second))
+		},
+	})
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("gave up waiting for approval after %s; the request stays pending on the gateway until it expires", *wait)
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(env.stdout, st)
+	}
+	fmt.Fprintf(env.stdout, "paired with %s as %s (device %s)\nrun 'palyra node run' to connect\n", st.GatewayName, st.DeviceName, st.DeviceID)
+	return nil
+}
+
+func cmdNodeRun(ctx context.Context, env *environment, args []string) error {
+	fs := newFlags(env, "node run", "[flags]")
+	nf := addNodeFlags(env, fs)
+	name := fs.String("name", "", "this device's name (default: as paired)")
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(env.stderr, nil))
+	a, socket, err := nf.agent(env, *name, log)
+	if err != nil {
+		return err
+	}
+	if !a.Paired() {
+		return errors.New("this node is not paired; run 'palyra node pair' first")
+	}
+	ln, err := unixsock.Listen(socket)
+	if err != nil {
+		return err
+	}
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.Go(func() error { return localapi.Serve(ctx, ln, a) })
+	// When the agent stops (revoked), the group's context ends and the
+	// local API with it.
+	eg.Go(func() error { return a.Run(ctx) })
+	// Print state changes for the person watching the terminal.
+	watch, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		for st := range a.Watch(watch) {
+			fmt.Fprintln(env.stderr, describe(st))
+		}
+	}()
+	return eg.Wait()
+}
+
+// describe is the one-line form of a status.
+func describe(st node.Status) string {
+	switch st.State {
+	case node.StateConnected:
+		return fmt.Sprintf("connected to %s as %s", st.GatewayName, st.DeviceName)
+	case node.StateOffline:
+		if !st.RetryAt.IsZero() {
+			return fmt.Sprintf("offline, retrying in %s (%s)", time.Until(st.RetryAt).Round(time.Second), st.LastError)
+		}
+		if st.LastError != "" {
+			return "offline: " + st.LastError
+		}
+		return "offline"
+	case node.StateRevoked:
+		return "revoked: " + st.LastError
+	case node.StateUnpaired:
+		return "not paired; pair with 'palyra node pair'"
+	}
+	return string(st.State)
+}
+
+func cmdNodeStatus(ctx context.Context, env *environment, args []string) error {
+	fs := newFlags(env, "node status", "[flags]")
+	nf := addNodeFlags(env, fs)
+	asJSON := fs.Bool("json", false, "print JSON (key state, and more)")
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	dir := configDir(env, *nf.configDir)
+	explicit := *nf.configDir != "" || env.getenv("PALYRA_CONFIG_DIR") != ""
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := localapi.Status(ctx, nodeSocket(env, dir, explicit))
+	if errors.Is(err, localapi.ErrNotRunning) {
+		// Not running: say what is stored.
+		a, _, aerr := nf.agent(env, "", nil)
+		if aerr != nil {
+			return aerr
+		}
+		st = a.Status()
+		if st.State == node.StateOffline {
+			st.LastError = "the node is not running; start it with 'palyra node run'"
+		}
+	} else if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(env.stdout, st)
+	}
+	fmt.Fprintln(env.stdout, describe(st))
+	if st.DeviceID != "" {
+		fmt.Fprintf(env.stdout, "device:  %s (%s)\n", st.DeviceID, st.DeviceName)
+	}
+	if st.GatewayName != "" {
+		fmt.Fprintf(env.stdout, "gateway: %s at %s\n", st.GatewayName, strings.Join(st.Gateways, ", "))
+	}
+	return nil
+}
+
+func cmdNodeForget(ctx context.Context, env *environment, args []string) error {
+	fs := newFlags(env, "node forget", "[flags]")
+	nf := addNodeFlags(env, fs)
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	a, _, err := nf.agent(env, "", nil)
+	if err != nil {
+		return err
+	}
+	if err := a.Forget(); err != nil {
+		return err
+	}
+	fmt.Fprintln(env.stdout, "forgot the gateway; the device key stays, so pairing again keeps the same device ID")
+	return nil
+}

@@ -1,0 +1,400 @@
+// Package gateway is the Palyra gateway as a library: New opens its store
+// and certificate authority, Run serves the Pairing service (gRPC over TLS),
+// the node sessions (QUIC with client certificates) and the admin API (gRPC
+// on a Unix socket) until its context ends. `palyra gateway run`, the
+// desktop app's local gateway and the tests all embed it.
+//
+// The pieces live in sub-packages (store, pairingsvc, nodeconn, admin); this
+// package only wires them together and owns their goroutines.
+package gateway
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/palyra/palyra-go/gateway/admin"
+	"github.com/palyra/palyra-go/gateway/nodeconn"
+	"github.com/palyra/palyra-go/gateway/pairingsvc"
+	"github.com/palyra/palyra-go/gateway/store"
+	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/internal/unixsock"
+	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
+	pairingv1 "github.com/palyra/palyra-go/proto/pairing/v1"
+)
+
+// Defaults.
+const (
+	DefaultName     = "Palyra gateway"
+	DefaultListen   = "127.0.0.1:7443"
+	StoreFile       = "gateway.db"
+	shutdownTimeout = 5 * time.Second
+	sweepInterval   = 30 * time.Second
+)
+
+// Config describes one gateway. Listeners may be handed in (tests bind
+// 127.0.0.1:0 first); otherwise Run opens them from the addresses.
+type Config struct {
+	// DataDir holds the store (and with it the CA key); created 0700.
+	DataDir string
+	Name    string
+	// Listen is HOST:PORT for both TCP (pairing) and UDP (QUIC).
+	Listen string
+	// Advertise lists the HOST:PORT addresses nodes are told to use;
+	// default: the listen address.
+	Advertise []string
+	// AdminSocket is the Unix socket path of the admin API.
+	AdminSocket string
+
+	TCPListener   net.Listener
+	PacketConn    net.PacketConn
+	AdminListener net.Listener
+
+	LeaseTTL           time.Duration
+	RequestTTL         time.Duration
+	DeviceCertLifetime time.Duration
+
+	Logger *slog.Logger
+	Now    func() time.Time
+	Rand   io.Reader
+}
+
+// Gateway is a configured gateway, ready to Run.
+type Gateway struct {
+	cfg      Config
+	store    *store.Store
+	ca       *identity.CA
+	pairing  *pairingsvc.Service
+	admin    *admin.Service
+	nodes    *nodeconn.Server
+	registry *registry
+
+	tcp   net.Listener
+	udp   net.PacketConn
+	admLn net.Listener
+
+	certMu sync.Mutex
+	// cert is the current TLS server certificate; guarded by certMu.
+	cert *tls.Certificate
+}
+
+// New opens the store, loads or creates the CA, and prepares the services.
+// Listeners are opened here too, so Addresses is known before Run.
+func New(ctx context.Context, cfg Config) (*Gateway, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("gateway: a data directory is required")
+	}
+	if cfg.Name == "" {
+		cfg.Name = DefaultName
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultListen
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	g := &Gateway{cfg: cfg}
+	ok := false
+	defer func() {
+		if !ok {
+			g.closeAll()
+		}
+	}()
+
+	var err error
+	if g.store, err = store.Open(ctx, filepath.Join(cfg.DataDir, StoreFile), store.Options{Now: cfg.Now}); err != nil {
+		return nil, fmt.Errorf("opening gateway store: %w", err)
+	}
+	if g.ca, err = g.loadCA(ctx); err != nil {
+		return nil, err
+	}
+	if err := g.listen(); err != nil {
+		return nil, err
+	}
+	if _, err := g.serverCertificate(); err != nil {
+		return nil, err
+	}
+	g.registry = &registry{g: g}
+	if g.nodes, err = nodeconn.NewServer(nodeconn.Config{
+		TLSCertificate: g.serverCertificate,
+		Authenticate:   g.authenticate,
+		Registry:       g.registry,
+		LeaseTTL:       cfg.LeaseTTL,
+		Now:            cfg.Now,
+		Logger:         cfg.Logger.With("component", "nodes"),
+		GatewayName:    cfg.Name,
+	}); err != nil {
+		return nil, err
+	}
+	if g.pairing, err = pairingsvc.New(pairingsvc.Config{
+		Store:              g.store,
+		CA:                 g.ca,
+		ServerCertificate:  g.serverLeaf,
+		Addresses:          g.Addresses,
+		GatewayName:        cfg.Name,
+		Rand:               cfg.Rand,
+		Now:                cfg.Now,
+		Logger:             cfg.Logger.With("component", "pairing"),
+		RequestTTL:         cfg.RequestTTL,
+		DeviceCertLifetime: cfg.DeviceCertLifetime,
+	}); err != nil {
+		return nil, err
+	}
+	if g.admin, err = admin.New(admin.Config{
+		Store:       g.store,
+		Sessions:    g.registry,
+		Decided:     g.pairing.Decided,
+		CAPin:       g.ca.Fingerprint(),
+		Addresses:   g.Addresses,
+		GatewayName: cfg.Name,
+		Rand:        cfg.Rand,
+		Now:         cfg.Now,
+		Logger:      cfg.Logger.With("component", "admin"),
+	}); err != nil {
+		return nil, err
+	}
+	ok = true
+	return g, nil
+}
+
+func (g *Gateway) loadCA(ctx context.Context) (*identity.CA, error) {
+	certPEM, keyPEM, err := g.store.LoadCA(ctx)
+	if err == nil {
+		ca, err := identity.ParseCA(certPEM, keyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("loading gateway CA: %w", err)
+		}
+		return ca, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("loading gateway CA: %w", err)
+	}
+	ca, err := identity.NewCA(g.cfg.Rand, g.cfg.Name, g.cfg.Now())
+	if err != nil {
+		return nil, fmt.Errorf("creating gateway CA: %w", err)
+	}
+	certPEM, keyPEM, err = ca.MarshalPEM()
+	if err != nil {
+		return nil, err
+	}
+	if err := g.store.SaveCA(ctx, certPEM, keyPEM); err != nil {
+		return nil, fmt.Errorf("saving gateway CA: %w", err)
+	}
+	g.cfg.Logger.Info("created gateway CA", "fingerprint", ca.Fingerprint().String())
+	return ca, nil
+}
+
+func (g *Gateway) listen() error {
+	var err error
+	if g.tcp = g.cfg.TCPListener; g.tcp == nil {
+		if g.tcp, err = net.Listen("tcp", g.cfg.Listen); err != nil {
+			return fmt.Errorf("listening on TCP %s: %w", g.cfg.Listen, err)
+		}
+	}
+	if g.udp = g.cfg.PacketConn; g.udp == nil {
+		// QUIC shares the TCP port number, so one HOST:PORT serves both.
+		udpAddr := g.tcp.Addr().String()
+		if g.udp, err = net.ListenPacket("udp", udpAddr); err != nil {
+			return fmt.Errorf("listening on UDP %s: %w", udpAddr, err)
+		}
+	}
+	if g.admLn = g.cfg.AdminListener; g.admLn == nil {
+		if g.cfg.AdminSocket == "" {
+			return errors.New("gateway: an admin socket path is required")
+		}
+		if g.admLn, err = unixsock.Listen(g.cfg.AdminSocket); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Addresses returns where nodes reach this gateway.
+func (g *Gateway) Addresses() []string {
+	if len(g.cfg.Advertise) > 0 {
+		return append([]string(nil), g.cfg.Advertise...)
+	}
+	return []string{g.tcp.Addr().String()}
+}
+
+// AdminAddr is the admin API's listener address (the socket path).
+func (g *Gateway) AdminAddr() net.Addr { return g.admLn.Addr() }
+
+// CA returns the gateway's certificate authority certificate.
+func (g *Gateway) CA() *x509.Certificate { return g.ca.Certificate() }
+
+// Admin returns the admin API implementation, for embedding (the desktop
+// app's local gateway calls it in-process).
+func (g *Gateway) Admin() adminv1.AdminServer { return g.admin }
+
+// serverCertificate returns the TLS certificate for the pairing and node
+// listeners, re-issuing it before it runs out; the chain carries the CA so a
+// device paired by link can check its pin.
+func (g *Gateway) serverCertificate() (*tls.Certificate, error) {
+	g.certMu.Lock()
+	defer g.certMu.Unlock()
+	now := g.cfg.Now()
+	if g.cert != nil && now.Before(g.cert.Leaf.NotAfter.Add(-identity.DefaultServerCertLifetime/3)) {
+		return g.cert, nil
+	}
+	pub, priv, err := ed25519.GenerateKey(g.cfg.Rand)
+	if err != nil {
+		return nil, err
+	}
+	var hosts []string
+	for _, a := range g.Addresses() {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			return nil, fmt.Errorf("advertised address %q: %w", a, err)
+		}
+		hosts = append(hosts, host)
+	}
+	leaf, err := g.ca.IssueServerCertificate(pub, g.cfg.Name, hosts, identity.IssueOptions{Now: now, Rand: g.cfg.Rand})
+	if err != nil {
+		return nil, fmt.Errorf("issuing gateway server certificate: %w", err)
+	}
+	g.cert = &tls.Certificate{Certificate: [][]byte{leaf.Raw, g.ca.Certificate().Raw}, PrivateKey: priv, Leaf: leaf}
+	return g.cert, nil
+}
+
+func (g *Gateway) serverLeaf() []byte {
+	c, err := g.serverCertificate()
+	if err != nil {
+		return nil
+	}
+	return c.Certificate[0]
+}
+
+// authenticate maps a client chain to a device: signed by our CA, valid now,
+// and neither revoked nor removed.
+func (g *Gateway) authenticate(rawCerts [][]byte) (identity.DeviceID, error) {
+	id, err := identity.VerifyDeviceCertificate(g.ca.Certificate(), rawCerts, g.cfg.Now())
+	if err != nil {
+		return id, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	revoked, err := g.store.IsRevoked(ctx, id)
+	if err != nil {
+		return id, fmt.Errorf("checking revocation: %w", err)
+	}
+	if revoked {
+		return id, identity.ErrRevoked
+	}
+	if _, err := g.store.GetDevice(ctx, id); err != nil {
+		return id, fmt.Errorf("device %s is not paired with this gateway", id)
+	}
+	return id, nil
+}
+
+// Run serves until ctx ends, then shuts everything down and closes the
+// store. It returns the first error that stopped a server.
+func (g *Gateway) Run(ctx context.Context) error {
+	defer g.closeAll()
+	eg, ctx := errgroup.WithContext(ctx)
+
+	pairingServer := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{
+		MinVersion: tls.VersionTLS13,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return g.serverCertificate()
+		},
+	})))
+	pairingv1.RegisterPairingServer(pairingServer, g.pairing)
+	adminServer := grpc.NewServer()
+	adminv1.RegisterAdminServer(adminServer, g.admin)
+
+	g.cfg.Logger.Info("gateway running", "name", g.cfg.Name, "addresses", g.Addresses(), "admin_socket", g.admLn.Addr().String(),
+		"ca_fingerprint", g.ca.Fingerprint().String())
+	eg.Go(func() error { return serveGRPC(ctx, pairingServer, g.tcp) })
+	eg.Go(func() error { return serveGRPC(ctx, adminServer, g.admLn) })
+	eg.Go(func() error { return g.nodes.Serve(ctx, g.udp) })
+	eg.Go(func() error { return g.sweep(ctx) })
+	err := eg.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+// serveGRPC serves until ctx ends, then stops gracefully within a bound.
+func serveGRPC(ctx context.Context, s *grpc.Server, ln net.Listener) error {
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	stopped := make(chan struct{})
+	go func() {
+		s.GracefulStop()
+		close(stopped)
+	}()
+	timer := time.NewTimer(shutdownTimeout)
+	defer timer.Stop()
+	select {
+	case <-stopped:
+	case <-timer.C:
+		s.Stop()
+		<-stopped
+	}
+	<-done
+	return nil
+}
+
+// sweep expires stale codes and requests, so listings stay true even when
+// nobody touches them.
+func (g *Gateway) sweep(ctx context.Context) error {
+	ticker := time.NewTicker(sweepInterval)
+	defer ticker.Stop()
+	for {
+		if _, _, err := g.store.Sweep(ctx, g.cfg.Now()); err != nil && ctx.Err() == nil {
+			g.cfg.Logger.Error("expiring stale codes and requests", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		}
+	}
+}
+
+func (g *Gateway) closeAll() {
+	if g.tcp != nil && g.cfg.TCPListener == nil {
+		g.tcp.Close()
+	}
+	if g.udp != nil && g.cfg.PacketConn == nil {
+		g.udp.Close()
+	}
+	if g.admLn != nil && g.cfg.AdminListener == nil {
+		g.admLn.Close()
+	}
+	if g.store != nil {
+		g.store.Close()
+		g.store = nil
+	}
+}

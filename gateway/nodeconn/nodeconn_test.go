@@ -1,0 +1,663 @@
+package nodeconn_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/palyra/palyra-go/gateway/nodeconn"
+	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/internal/wire"
+	"github.com/palyra/palyra-go/node/session"
+	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
+)
+
+func TestMain(m *testing.M) {
+	os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
+	before := runtime.NumGoroutine()
+	code := m.Run()
+	if code == 0 && !testing.Short() {
+		if err := checkGoroutines(before); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// checkGoroutines waits (bounded) for the goroutine count to return to
+// before; it reports the stacks if it does not.
+func checkGoroutines(before int) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := runtime.NumGoroutine()
+		if n <= before {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			return fmt.Errorf("leaked goroutines: %d before the tests, %d after:\n%s", before, n, buf)
+		}
+		runtime.Gosched()
+		time.Sleep(10 * time.Millisecond) // polling the runtime, not waiting for the code under test
+	}
+}
+
+// waitTimeout bounds every wait in these tests.
+const waitTimeout = 5 * time.Second
+
+// fixture is a CA with a gateway running on loopback.
+type fixture struct {
+	t       *testing.T
+	ca      *identity.CA
+	srv     *nodeconn.Server
+	reg     *fakeRegistry
+	addr    string
+	revoked sync.Map // identity.DeviceID -> bool
+}
+
+type goneEvent struct {
+	id     identity.DeviceID
+	reason string
+}
+
+// fakeRegistry records Registry calls on channels.
+type fakeRegistry struct {
+	ca         *identity.CA
+	refuse     error // NodeRegistered fails with it when set
+	registered chan nodeconn.SessionInfo
+	renewed    chan identity.DeviceID
+	gone       chan goneEvent
+}
+
+func (r *fakeRegistry) NodeRegistered(_ context.Context, s nodeconn.SessionInfo) error {
+	if r.refuse != nil {
+		return r.refuse
+	}
+	r.registered <- s
+	return nil
+}
+
+func (r *fakeRegistry) NodeRenewed(id identity.DeviceID, _ time.Time) {
+	select {
+	case r.renewed <- id:
+	default: // tests wait for a few; never block the session
+	}
+}
+
+func (r *fakeRegistry) NodeGone(id identity.DeviceID, _ time.Time, reason string) {
+	r.gone <- goneEvent{id, reason}
+}
+
+func (r *fakeRegistry) RenewCertificate(_ context.Context, id identity.DeviceID, csr []byte) ([]byte, error) {
+	cert, err := r.ca.IssueDeviceCertificate(csr, identity.IssueOptions{Now: time.Now()})
+	if err != nil {
+		return nil, err
+	}
+	if identity.DeviceIDFromPublicKey(cert.PublicKey.(ed25519.PublicKey)) != id {
+		return nil, errors.New("another device's key")
+	}
+	return cert.Raw, nil
+}
+
+func newCA(t testing.TB, name string) *identity.CA {
+	t.Helper()
+	ca, err := identity.NewCA(rand.Reader, name, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+func serverCert(t testing.TB, ca *identity.CA) *tls.Certificate {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.IssueServerCertificate(pub, "test", []string{"127.0.0.1"}, identity.IssueOptions{Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: priv, Leaf: cert}
+}
+
+// device is a device key with a certificate.
+type device struct {
+	key  *identity.DeviceKey
+	cert *tls.Certificate
+}
+
+func newDevice(t testing.TB, ca *identity.CA) *device {
+	t.Helper()
+	key, err := identity.GenerateDeviceKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := key.CreateCSR(rand.Reader, "node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.IssueDeviceCertificate(csr, identity.IssueOptions{Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &device{key: key, cert: &tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key.Signer(), Leaf: cert}}
+}
+
+func (d *device) id() identity.DeviceID { return d.key.ID() }
+
+// newFixture starts a gateway with lease ttl; it stops with the test.
+func newFixture(t *testing.T, ttl time.Duration) *fixture {
+	t.Helper()
+	f := &fixture{t: t, ca: newCA(t, "test gateway")}
+	f.reg = &fakeRegistry{
+		ca:         f.ca,
+		registered: make(chan nodeconn.SessionInfo, 16),
+		renewed:    make(chan identity.DeviceID, 16),
+		gone:       make(chan goneEvent, 16),
+	}
+	cert := serverCert(t, f.ca)
+	srv, err := nodeconn.NewServer(nodeconn.Config{
+		TLSCertificate: func() (*tls.Certificate, error) { return cert, nil },
+		Authenticate:   f.authenticate,
+		Registry:       f.reg,
+		LeaseTTL:       ttl,
+		GatewayName:    "test gateway",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = srv
+	f.start(t)
+	return f
+}
+
+func (f *fixture) start(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.addr = pc.LocalAddr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- f.srv.Serve(ctx, pc) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-errc:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(waitTimeout):
+			t.Errorf("Serve did not return within %v", waitTimeout)
+		}
+		pc.Close()
+	})
+}
+
+func (f *fixture) authenticate(raw [][]byte) (identity.DeviceID, error) {
+	id, err := identity.VerifyDeviceCertificate(f.ca.Certificate(), raw, time.Now())
+	if err != nil {
+		return id, err
+	}
+	if _, ok := f.revoked.Load(id); ok {
+		return id, fmt.Errorf("device %s: %w", id, identity.ErrRevoked)
+	}
+	return id, nil
+}
+
+func (f *fixture) sessionConfig(d *device) session.Config {
+	return session.Config{
+		Addresses:         []string{f.addr},
+		ClientCertificate: func() (*tls.Certificate, error) { return d.cert, nil },
+		CACertificate:     f.ca.Certificate(),
+		Register:          &nodev1.RegisterNode{Name: "test node", Platform: "linux/amd64", Version: "0.0.1"},
+	}
+}
+
+// runNode runs session.Run in the background; it returns the welcome
+// channel and the result channel, and stops with the test.
+func (f *fixture) runNode(t *testing.T, cfg session.Config) (context.CancelFunc, <-chan *nodev1.Welcome, <-chan error) {
+	ctx, cancel := context.WithCancel(t.Context())
+	up := make(chan *nodev1.Welcome, 1)
+	done := make(chan error, 1)
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		done <- session.Run(ctx, cfg, func(w *nodev1.Welcome) { up <- w })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-exited:
+		case <-time.After(waitTimeout):
+			t.Errorf("Run did not return")
+		}
+	})
+	return cancel, up, done
+}
+
+func recv[T any](t *testing.T, c <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-c:
+		return v
+	case <-time.After(waitTimeout):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}
+
+// none checks that nothing arrives on c right now.
+func none[T any](t *testing.T, c <-chan T, what string) {
+	t.Helper()
+	select {
+	case v := <-c:
+		t.Errorf("unexpected %s: %v", what, v)
+	default:
+	}
+}
+
+func TestRegisterRenewGone(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 300*time.Millisecond)
+	d := newDevice(t, f.ca)
+	stop, up, done := f.runNode(t, f.sessionConfig(d))
+
+	w := recv(t, up, "welcome")
+	if w.GetDeviceId() != d.id().String() {
+		t.Errorf("welcome names device %q, want %s", w.GetDeviceId(), d.id())
+	}
+	if w.GetLeaseTtlMs() != 300 || w.GetGatewayName() != "test gateway" {
+		t.Errorf("welcome = %v", w)
+	}
+	if got := time.UnixMilli(w.GetCertificateNotAfterUnixMs()); !got.Equal(d.cert.Leaf.NotAfter.Truncate(time.Millisecond)) {
+		t.Errorf("welcome certificate_not_after = %v, want %v", got, d.cert.Leaf.NotAfter)
+	}
+	info := recv(t, f.reg.registered, "NodeRegistered")
+	if info.DeviceID != d.id() || info.Name != "test node" || info.Platform != "linux/amd64" || info.Version != "0.0.1" {
+		t.Errorf("NodeRegistered(%+v)", info)
+	}
+	for i := range 2 {
+		if id := recv(t, f.reg.renewed, fmt.Sprintf("renewal %d", i)); id != d.id() {
+			t.Errorf("renewal for %s", id)
+		}
+	}
+	if s := f.srv.Sessions(); len(s) != 1 || s[0].DeviceID != d.id() {
+		t.Errorf("Sessions() = %+v", s)
+	}
+
+	stop()
+	g := recv(t, f.reg.gone, "NodeGone")
+	if g.id != d.id() || g.reason != "node disconnected" {
+		t.Errorf("NodeGone(%s, %q)", g.id, g.reason)
+	}
+	if err := recv(t, done, "Run to return"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Run = %v, want context.Canceled", err)
+	}
+	if s := f.srv.Sessions(); len(s) != 0 {
+		t.Errorf("Sessions() after gone = %+v", s)
+	}
+}
+
+// rawClient dials the gateway as d without the session package.
+func (f *fixture) rawClient(t testing.TB, d *device) (*quic.Conn, *quic.Stream) {
+	t.Helper()
+	conn, err := quic.DialAddr(t.Context(), f.addr, &tls.Config{
+		MinVersion:         tls.VersionTLS13,
+		NextProtos:         []string{nodeconn.ALPN},
+		InsecureSkipVerify: true, // a test client: the server is ours
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return d.cert, nil
+		},
+	}, &quic.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.CloseWithError(0, "") })
+	str, err := conn.OpenStreamSync(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = str.SetDeadline(time.Now().Add(waitTimeout))
+	return conn, str
+}
+
+func register(t testing.TB, str *quic.Stream) *nodev1.Welcome {
+	t.Helper()
+	if err := wire.WriteFrame(str, &nodev1.Frame{Body: &nodev1.Frame_RegisterNode{RegisterNode: &nodev1.RegisterNode{Name: "raw"}}}); err != nil {
+		t.Fatal(err)
+	}
+	var fr nodev1.Frame
+	if err := wire.ReadFrame(str, &fr); err != nil {
+		t.Fatal(err)
+	}
+	if fr.GetWelcome() == nil {
+		t.Fatalf("got %v, want Welcome", &fr)
+	}
+	return fr.GetWelcome()
+}
+
+// closeCode waits for conn to close and returns the application error code
+// the peer closed it with.
+func closeCode(t *testing.T, conn *quic.Conn) quic.ApplicationErrorCode {
+	t.Helper()
+	select {
+	case <-conn.Context().Done():
+	case <-time.After(waitTimeout):
+		t.Fatal("connection did not close")
+	}
+	var app *quic.ApplicationError
+	if err := context.Cause(conn.Context()); !errors.As(err, &app) || !app.Remote {
+		t.Fatalf("connection closed with %v, want a remote application error", err)
+	}
+	return app.ErrorCode
+}
+
+func TestLeaseLapses(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 300*time.Millisecond)
+	d := newDevice(t, f.ca)
+	conn, str := f.rawClient(t, d)
+	register(t, str)
+	recv(t, f.reg.registered, "NodeRegistered")
+	// Silent from here on: the lease lapses.
+	g := recv(t, f.reg.gone, "NodeGone")
+	if g.id != d.id() || g.reason != "lease expired" {
+		t.Errorf("NodeGone(%s, %q)", g.id, g.reason)
+	}
+	if code := closeCode(t, conn); code != nodeconn.CodeLeaseExpired {
+		t.Errorf("closed with %#x, want CodeLeaseExpired", code)
+	}
+}
+
+func TestNoControlStream(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 300*time.Millisecond)
+	d := newDevice(t, f.ca)
+	conn, err := quic.DialAddr(t.Context(), f.addr, &tls.Config{
+		NextProtos:           []string{nodeconn.ALPN},
+		InsecureSkipVerify:   true,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return d.cert, nil },
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseWithError(0, "")
+	if code := closeCode(t, conn); code != nodeconn.CodeProtocol {
+		t.Errorf("closed with %#x, want CodeProtocol", code)
+	}
+}
+
+func TestDisconnectRevokes(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, time.Second)
+	d := newDevice(t, f.ca)
+	_, up, done := f.runNode(t, f.sessionConfig(d))
+	recv(t, up, "welcome")
+	recv(t, f.reg.registered, "NodeRegistered")
+
+	f.revoked.Store(d.id(), true)
+	if n := f.srv.Disconnect(d.id(), "revoked by test"); n != 1 {
+		t.Errorf("Disconnect closed %d sessions, want 1", n)
+	}
+	err := recv(t, done, "Run to return")
+	if !errors.Is(err, session.ErrRevoked) || !errors.Is(err, identity.ErrRevoked) {
+		t.Errorf("Run = %v, want ErrRevoked", err)
+	}
+	g := recv(t, f.reg.gone, "NodeGone")
+	if g.id != d.id() || g.reason != "revoked by test" {
+		t.Errorf("NodeGone(%s, %q)", g.id, g.reason)
+	}
+	if n := f.srv.Disconnect(d.id(), ""); n != 0 {
+		t.Errorf("second Disconnect closed %d", n)
+	}
+
+	// Now the handshake itself refuses the device.
+	_, up, done = f.runNode(t, f.sessionConfig(d))
+	err = recv(t, done, "Run to return")
+	if !errors.Is(err, session.ErrRevoked) {
+		t.Errorf("Run after revocation = %v, want ErrRevoked", err)
+	}
+	none(t, up, "welcome")
+	none(t, f.reg.registered, "NodeRegistered")
+	t.Logf("revoked at the handshake: %v", err)
+}
+
+func TestHandshakeRefusals(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, time.Second)
+	other := newCA(t, "other gateway")
+	tests := []struct {
+		name string
+		cert *tls.Certificate
+	}{
+		{"certificate from another CA", newDevice(t, other).cert},
+		{"no certificate", &tls.Certificate{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := f.sessionConfig(nil)
+			cfg.ClientCertificate = func() (*tls.Certificate, error) { return tt.cert, nil }
+			err := session.Run(t.Context(), cfg, func(*nodev1.Welcome) { t.Error("came up") })
+			if !errors.Is(err, session.ErrCertificateRefused) {
+				t.Errorf("Run = %v, want ErrCertificateRefused", err)
+			}
+			if errors.Is(err, session.ErrRevoked) {
+				t.Errorf("Run = %v, must not be ErrRevoked", err)
+			}
+			t.Logf("%v", err)
+		})
+	}
+	none(t, f.reg.registered, "NodeRegistered")
+}
+
+func TestGatewayFromAnotherCA(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, time.Second)
+	cfg := f.sessionConfig(newDevice(t, f.ca))
+	cfg.CACertificate = newCA(t, "impostor").Certificate()
+	err := session.Run(t.Context(), cfg, nil)
+	if !errors.Is(err, identity.ErrUntrusted) {
+		t.Errorf("Run = %v, want identity.ErrUntrusted", err)
+	}
+}
+
+func TestBadFrames(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, time.Second)
+	oversized := []byte{0x00, 0x10, 0x00, 0x01} // MaxFrameSize+1
+	garbage := []byte{0, 0, 0, 3, 0xff, 0xff, 0xff}
+	tests := []struct {
+		name     string
+		register bool
+		send     []byte
+	}{
+		{"oversized first frame", false, oversized},
+		{"garbage first frame", false, garbage},
+		{"oversized after registering", true, oversized},
+		{"garbage after registering", true, garbage},
+		{"renewal before registering", false, mustFrame(t, &nodev1.Frame{Body: &nodev1.Frame_LeaseRenewal{LeaseRenewal: &nodev1.LeaseRenewal{}}})},
+		{"welcome from the node", true, mustFrame(t, &nodev1.Frame{Body: &nodev1.Frame_Welcome{Welcome: &nodev1.Welcome{}}})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newDevice(t, f.ca)
+			conn, str := f.rawClient(t, d)
+			if tt.register {
+				register(t, str)
+				recv(t, f.reg.registered, "NodeRegistered")
+			}
+			if _, err := str.Write(tt.send); err != nil {
+				t.Fatal(err)
+			}
+			if code := closeCode(t, conn); code != nodeconn.CodeProtocol {
+				t.Errorf("closed with %#x, want CodeProtocol", code)
+			}
+			if tt.register {
+				if g := recv(t, f.reg.gone, "NodeGone"); g.id != d.id() {
+					t.Errorf("NodeGone(%s)", g.id)
+				}
+			}
+		})
+	}
+	// The server still serves.
+	d := newDevice(t, f.ca)
+	_, up, _ := f.runNode(t, f.sessionConfig(d))
+	if w := recv(t, up, "welcome"); w.GetDeviceId() != d.id().String() {
+		t.Errorf("welcome for %s", w.GetDeviceId())
+	}
+}
+
+func mustFrame(t *testing.T, m *nodev1.Frame) []byte {
+	b, err := wire.AppendFrame(nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestSecondSessionReplacesFirst(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, time.Second)
+	d := newDevice(t, f.ca)
+	_, up1, done1 := f.runNode(t, f.sessionConfig(d))
+	recv(t, up1, "first welcome")
+	first := recv(t, f.reg.registered, "first NodeRegistered")
+
+	_, up2, done2 := f.runNode(t, f.sessionConfig(d))
+	recv(t, up2, "second welcome")
+	second := recv(t, f.reg.registered, "second NodeRegistered")
+	if err := recv(t, done1, "first Run to return"); !errors.Is(err, session.ErrReplaced) {
+		t.Errorf("first Run = %v, want ErrReplaced", err)
+	}
+	if first.RemoteAddr == second.RemoteAddr {
+		t.Errorf("both sessions from %s", first.RemoteAddr)
+	}
+	none(t, f.reg.gone, "NodeGone for the replaced session")
+	if s := f.srv.Sessions(); len(s) != 1 || s[0].RemoteAddr != second.RemoteAddr {
+		t.Errorf("Sessions() = %+v, want only the second", s)
+	}
+	select {
+	case err := <-done2:
+		t.Errorf("second Run returned %v", err)
+	default:
+	}
+}
+
+func TestRegistryRefuses(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, time.Second)
+	f.reg.refuse = errors.New("unknown device")
+	err := session.Run(t.Context(), f.sessionConfig(newDevice(t, f.ca)), nil)
+	if !errors.Is(err, session.ErrRegistrationRefused) {
+		t.Errorf("Run = %v, want ErrRegistrationRefused", err)
+	}
+	none(t, f.reg.gone, "NodeGone")
+}
+
+func TestRenewCertificate(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, time.Second)
+	d := newDevice(t, f.ca)
+	c, err := session.Dial(t.Context(), f.sessionConfig(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() { served <- c.Serve(ctx) }()
+	defer func() {
+		cancel()
+		recv(t, served, "Serve to return")
+	}()
+
+	csr, err := d.key.CreateCSR(rand.Reader, "node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := c.RenewCertificate(t.Context(), csr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := identity.VerifyDeviceCertificate(f.ca.Certificate(), [][]byte{der}, time.Now()); err != nil || id != d.id() {
+		t.Errorf("renewed certificate: %s, %v", id, err)
+	}
+	// Another device's CSR is refused; the session stays up.
+	csr, err = newDevice(t, f.ca).key.CreateCSR(rand.Reader, "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RenewCertificate(t.Context(), csr); err == nil {
+		t.Error("renewal for another device's key succeeded")
+	}
+	if _, err := c.RenewCertificate(t.Context(), []byte("garbage")); err == nil {
+		t.Error("renewal with a garbage CSR succeeded")
+	}
+	select {
+	case err := <-served:
+		t.Errorf("Serve returned %v after a refused renewal", err)
+	default:
+	}
+}
+
+func TestShutdownClosesSessions(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, time.Second)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	// A second server of the same config on its own socket, stopped here.
+	srv, err := nodeconn.NewServer(nodeconn.Config{
+		TLSCertificate: func() (*tls.Certificate, error) { return serverCert(t, f.ca), nil },
+		Authenticate:   f.authenticate,
+		Registry:       f.reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ctx, pc) }()
+	cfg := f.sessionConfig(newDevice(t, f.ca))
+	cfg.Addresses = []string{pc.LocalAddr().String()}
+	_, up, done := f.runNode(t, cfg)
+	recv(t, up, "welcome")
+	cancel()
+	if err := recv(t, errc, "Serve to return"); err != nil {
+		t.Errorf("Serve = %v", err)
+	}
+	if err := recv(t, done, "Run to return"); !errors.Is(err, session.ErrGatewayShutdown) {
+		t.Errorf("Run = %v, want ErrGatewayShutdown", err)
+	}
+	if g := recv(t, f.reg.gone, "NodeGone"); !strings.Contains(g.reason, "shutting down") {
+		t.Errorf("NodeGone reason %q", g.reason)
+	}
+}
+
+// Sanity: certificates in the fixture are what identity expects.
+func TestFixture(t *testing.T) {
+	t.Parallel()
+	ca := newCA(t, "x")
+	d := newDevice(t, ca)
+	if _, err := x509.ParseCertificate(d.cert.Certificate[0]); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,281 @@
+package nodeconn
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/internal/wire"
+	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
+)
+
+// session is one authenticated connection.
+type session struct {
+	srv      *Server
+	conn     *quic.Conn
+	id       identity.DeviceID
+	rawCerts [][]byte
+	remote   string
+	notAfter time.Time
+
+	// Guarded by srv.mu.
+	info        SessionInfo
+	closeCode   *quic.ApplicationErrorCode // set by whoever closes first
+	closeReason string
+}
+
+// markClosingLocked records why ss is being closed; it reports false if it
+// already was. srv.mu must be held.
+func (ss *session) markClosingLocked(code quic.ApplicationErrorCode, reason string) bool {
+	if ss.closeCode != nil {
+		return false
+	}
+	ss.closeCode, ss.closeReason = &code, reason
+	return true
+}
+
+// close closes ss's connection with code unless something else closed it
+// first.
+func (ss *session) close(code quic.ApplicationErrorCode, reason string) {
+	ss.srv.mu.Lock()
+	marked := ss.markClosingLocked(code, reason)
+	ss.srv.mu.Unlock()
+	if marked {
+		_ = ss.conn.CloseWithError(code, reason)
+	}
+}
+
+// reason is why ss was closed by this side, or "".
+func (ss *session) reason() string {
+	ss.srv.mu.Lock()
+	defer ss.srv.mu.Unlock()
+	return ss.closeReason
+}
+
+// serveConn runs one connection from authentication to its end.
+func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
+	state := conn.ConnectionState().TLS
+	raw := make([][]byte, len(state.PeerCertificates))
+	for i, c := range state.PeerCertificates {
+		raw[i] = c.Raw
+	}
+	id, err := s.cfg.Authenticate(raw)
+	if err != nil || len(state.PeerCertificates) == 0 {
+		// The handshake verified it; it was revoked since.
+		code := CodeProtocol
+		if errors.Is(err, identity.ErrRevoked) {
+			code = CodeRevoked
+		}
+		_ = conn.CloseWithError(code, "device refused")
+		return
+	}
+	ss := &session{
+		srv:      s,
+		conn:     conn,
+		id:       id,
+		rawCerts: raw,
+		remote:   conn.RemoteAddr().String(),
+		notAfter: state.PeerCertificates[0].NotAfter,
+	}
+	if !s.track(ss) {
+		_ = conn.CloseWithError(CodeShutdown, "gateway shutting down")
+		return
+	}
+	defer s.untrack(ss)
+	log := s.log.With("device", id, "remote", ss.remote)
+	err = s.runSession(ctx, ss)
+	reason := ss.reason()
+	if reason == "" {
+		reason = goneReason(err)
+	}
+	log.Debug("node connection ended", "reason", reason, "err", err)
+	s.finish(ss, reason)
+}
+
+// goneReason describes err, the end of a session this side did not close.
+func goneReason(err error) string {
+	var app *quic.ApplicationError
+	if errors.As(err, &app) && app.Remote && app.ErrorCode == CodeNoError {
+		return "node disconnected"
+	}
+	var idle *quic.IdleTimeoutError
+	if errors.As(err, &idle) {
+		return "connection timed out"
+	}
+	return fmt.Sprintf("connection lost: %v", err)
+}
+
+// errLeaseExpired ends a session whose control stream went silent.
+var errLeaseExpired = errors.New("lease expired")
+
+// runSession accepts the control stream, registers the node and serves its
+// frames until the connection ends. It closes the connection itself for
+// protocol errors and lapsed leases.
+func (s *Server) runSession(ctx context.Context, ss *session) error {
+	ttl := s.cfg.LeaseTTL
+	actx, cancel := context.WithTimeout(ctx, ttl)
+	str, err := ss.conn.AcceptStream(actx)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil && actx.Err() != nil {
+			ss.close(CodeProtocol, "no control stream")
+		}
+		return fmt.Errorf("accepting control stream: %w", err)
+	}
+	defer str.CancelRead(0)
+	c := &controlStream{ss: ss, str: str, ttl: ttl}
+
+	var f nodev1.Frame
+	if err := c.read(&f); err != nil {
+		return err
+	}
+	reg := f.GetRegisterNode()
+	if reg == nil {
+		return c.protocolError("the first frame must be RegisterNode")
+	}
+	info := SessionInfo{
+		DeviceID:     ss.id,
+		Name:         reg.GetName(),
+		Platform:     reg.GetPlatform(),
+		Version:      reg.GetVersion(),
+		RemoteAddr:   ss.remote,
+		ConnectedAt:  s.now(),
+		CertNotAfter: ss.notAfter,
+	}
+	if err := s.register(ctx, ss, info); err != nil {
+		if errors.Is(err, errClosedDuringRegistration) {
+			return err
+		}
+		code, ecode := CodeRefused, nodev1.Error_CODE_UNKNOWN_DEVICE
+		if errors.Is(err, identity.ErrRevoked) {
+			code, ecode = CodeRevoked, nodev1.Error_CODE_REVOKED
+		}
+		s.log.Info("node registration refused", "device", ss.id, "err", err)
+		_ = c.write(errorFrame(ecode, "registration refused"))
+		ss.close(code, "registration refused")
+		return fmt.Errorf("registering node: %w", err)
+	}
+	s.log.Info("node registered", "device", ss.id, "name", info.Name, "platform", info.Platform, "remote", ss.remote)
+	err = c.write(&nodev1.Frame{Body: &nodev1.Frame_Welcome{Welcome: &nodev1.Welcome{
+		DeviceId:                  ss.id.String(),
+		GatewayName:               s.cfg.GatewayName,
+		LeaseTtlMs:                ttl.Milliseconds(),
+		ServerTimeUnixMs:          info.ConnectedAt.UnixMilli(),
+		CertificateNotAfterUnixMs: ss.notAfter.UnixMilli(),
+	}}})
+	if err != nil {
+		return err
+	}
+
+	for {
+		f.Reset()
+		if err := c.read(&f); err != nil {
+			return err
+		}
+		switch body := f.Body.(type) {
+		case *nodev1.Frame_LeaseRenewal:
+			s.cfg.Registry.NodeRenewed(ss.id, s.now())
+			err = c.write(&nodev1.Frame{Body: &nodev1.Frame_LeaseGranted{LeaseGranted: &nodev1.LeaseGranted{
+				Sequence:   body.LeaseRenewal.GetSequence(),
+				LeaseTtlMs: ttl.Milliseconds(),
+			}}})
+		case *nodev1.Frame_RenewCertificate:
+			err = c.write(s.renewCertificate(ctx, ss, body.RenewCertificate.GetCsr()))
+		default:
+			return c.protocolError(fmt.Sprintf("unexpected frame %T", f.Body))
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// renewCertificate answers a RenewCertificate frame.
+func (s *Server) renewCertificate(ctx context.Context, ss *session, csr []byte) *nodev1.Frame {
+	ctx, cancel := context.WithTimeout(ctx, renewCertificateTimeout)
+	defer cancel()
+	der, err := s.cfg.Registry.RenewCertificate(ctx, ss.id, csr)
+	if err != nil {
+		s.log.Info("certificate renewal refused", "device", ss.id, "err", err)
+		code := nodev1.Error_CODE_INTERNAL
+		switch {
+		case errors.Is(err, identity.ErrRevoked):
+			code = nodev1.Error_CODE_REVOKED
+		case errors.Is(err, identity.ErrInvalidCSR):
+			code = nodev1.Error_CODE_MALFORMED
+		}
+		return errorFrame(code, "certificate renewal refused")
+	}
+	if _, err := x509.ParseCertificate(der); err != nil {
+		s.log.Error("registry returned an unparsable certificate", "device", ss.id, "err", err)
+		return errorFrame(nodev1.Error_CODE_INTERNAL, "certificate renewal failed")
+	}
+	s.log.Info("certificate renewed", "device", ss.id)
+	return &nodev1.Frame{Body: &nodev1.Frame_CertificateRenewed{CertificateRenewed: &nodev1.CertificateRenewed{Certificate: der}}}
+}
+
+func errorFrame(code nodev1.Error_Code, msg string) *nodev1.Frame {
+	return &nodev1.Frame{Body: &nodev1.Frame_Error{Error: &nodev1.Error{Code: code, Message: msg}}}
+}
+
+// controlStream reads and writes frames on a session's control stream,
+// holding the lease: a read waits at most one lease TTL.
+type controlStream struct {
+	ss  *session
+	str *quic.Stream
+	ttl time.Duration
+}
+
+// read reads one frame. A lapsed lease or a bad frame closes the connection.
+func (c *controlStream) read(f *nodev1.Frame) error {
+	_ = c.str.SetReadDeadline(time.Now().Add(c.ttl))
+	err := wire.ReadFrame(c.str, f)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, os.ErrDeadlineExceeded) || isTimeout(err):
+		c.ss.close(CodeLeaseExpired, "lease expired")
+		return errLeaseExpired
+	case errors.Is(err, wire.ErrFrameTooLarge):
+		return c.protocolError("frame too large")
+	case errors.Is(err, wire.ErrMalformedFrame):
+		return c.protocolError("malformed frame")
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		// The node closed its side of the control stream: the session ends.
+		c.ss.close(CodeProtocol, "control stream closed")
+		return fmt.Errorf("reading control stream: %w", err)
+	default:
+		return fmt.Errorf("reading control stream: %w", err)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	var idle *quic.IdleTimeoutError
+	return errors.As(err, &ne) && ne.Timeout() && !errors.As(err, &idle)
+}
+
+// write writes one frame, waiting at most one lease TTL.
+func (c *controlStream) write(f *nodev1.Frame) error {
+	_ = c.str.SetWriteDeadline(time.Now().Add(c.ttl))
+	if err := wire.WriteFrame(c.str, f); err != nil {
+		return fmt.Errorf("writing control stream: %w", err)
+	}
+	return nil
+}
+
+// protocolError tells the node what it did wrong (best effort) and closes
+// the connection.
+func (c *controlStream) protocolError(msg string) error {
+	_ = c.write(errorFrame(nodev1.Error_CODE_MALFORMED, msg))
+	c.ss.close(CodeProtocol, msg)
+	return fmt.Errorf("protocol error: %s", msg)
+}

@@ -1,0 +1,214 @@
+package gateway_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/palyra/palyra-go/gateway"
+	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/identity/pairing"
+	"github.com/palyra/palyra-go/node"
+	"github.com/palyra/palyra-go/node/pairclient"
+	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
+)
+
+// clock is a settable time source for the gateway.
+type clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.offset += d
+	c.mu.Unlock()
+}
+
+// gatewayWithClock starts a gateway whose sense of time the test controls.
+func gatewayWithClock(t *testing.T) (*runningGateway, *clock) {
+	t.Helper()
+	clk := &clock{}
+	dir := t.TempDir()
+	socket := filepath.Join(dir, "admin.sock")
+	g, err := gateway.New(t.Context(), gateway.Config{
+		DataDir: dir, Listen: "127.0.0.1:0", AdminSocket: socket, Now: clk.Now, Logger: testLogger(t, "gateway"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rg := &runningGateway{g: g, cancel: cancel, done: make(chan error, 1)}
+	go func() { rg.done <- g.Run(ctx) }()
+	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	rg.admin = adminv1.NewAdminClient(conn)
+	t.Cleanup(rg.stop)
+	return rg, clk
+}
+
+func mint(t *testing.T, rg *runningGateway, auto bool) *adminv1.MintNodePairingCodeResponse {
+	t.Helper()
+	c, err := rg.admin.MintNodePairingCode(t.Context(), &adminv1.MintNodePairingCodeRequest{AutoApprove: auto})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// wrongPIN returns a well-formed PIN for the same code number with other
+// secret digits.
+func wrongPIN(t *testing.T, right string) string {
+	t.Helper()
+	p, err := pairing.ParsePIN(right)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		c, err := pairing.NewCode(rand.Reader, p.Selector())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.PIN().Equal(p) {
+			return c.PIN().Display()
+		}
+	}
+}
+
+func TestPairingRejections(t *testing.T) {
+	t.Parallel()
+	rg, clk := gatewayWithClock(t)
+	addr := rg.g.Addresses()[0]
+
+	t.Run("wrong PIN says only incorrect or expired", func(t *testing.T) {
+		code := mint(t, rg, true)
+		_, err := newAgent(t, "a").Pair(t.Context(), node.PairOptions{Gateway: addr, PIN: wrongPIN(t, code.Pin)})
+		if !errors.Is(err, pairing.ErrConfirmationFailed) && !errors.Is(err, pairing.ErrWrongCode) {
+			t.Fatalf("wrong PIN: %v", err)
+		}
+		for _, leak := range []string{"attempt", "remaining", "left"} {
+			if strings.Contains(err.Error(), leak) {
+				t.Fatalf("error %q reveals attempt counts", err)
+			}
+		}
+		// The right PIN still works after one failure.
+		if _, err := newAgent(t, "b").Pair(t.Context(), node.PairOptions{Gateway: addr, PIN: code.Pin}); err != nil {
+			t.Fatalf("right PIN after a wrong one: %v", err)
+		}
+	})
+
+	t.Run("code closes after 10 failures", func(t *testing.T) {
+		code := mint(t, rg, true)
+		bad := wrongPIN(t, code.Pin)
+		for i := range 10 {
+			if _, err := newAgent(t, "guesser").Pair(t.Context(), node.PairOptions{Gateway: addr, PIN: bad}); err == nil {
+				t.Fatalf("guess %d succeeded", i)
+			}
+		}
+		_, err := newAgent(t, "late").Pair(t.Context(), node.PairOptions{Gateway: addr, PIN: code.Pin})
+		if !errors.Is(err, pairing.ErrWrongCode) {
+			t.Fatalf("right PIN after 10 failures: %v", err)
+		}
+	})
+
+	t.Run("rejected request", func(t *testing.T) {
+		code := mint(t, rg, false)
+		done := make(chan error, 1)
+		pending := make(chan pairclient.Pending, 1)
+		go func() {
+			_, err := newAgent(t, "unwanted").Pair(t.Context(), node.PairOptions{Gateway: addr, PIN: code.Pin, OnPending: func(p pairclient.Pending) { pending <- p }})
+			done <- err
+		}()
+		p := <-pending
+		if _, err := rg.admin.RejectPairingRequest(t.Context(), &adminv1.DecidePairingRequest{RequestId: p.RequestID}); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; !errors.Is(err, pairing.ErrRejected) {
+			t.Fatalf("rejected request: %v", err)
+		}
+		// A decided request cannot be decided again.
+		if _, err := rg.admin.ApprovePairingRequest(t.Context(), &adminv1.DecidePairingRequest{RequestId: p.RequestID}); err == nil {
+			t.Fatal("approved a rejected request")
+		}
+	})
+
+	t.Run("link pinning another CA", func(t *testing.T) {
+		code := mint(t, rg, true)
+		l, err := pairing.ParseLink(code.Link, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, err := identity.NewCA(rand.Reader, "Other", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.CAPin = other.Fingerprint()
+		forged, err := l.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = newAgent(t, "pinned").Pair(t.Context(), node.PairOptions{Link: forged})
+		if !errors.Is(err, pairing.ErrCAMismatch) {
+			t.Fatalf("CA mismatch: %v", err)
+		}
+	})
+
+	t.Run("gateway unreachable", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed := ln.Addr().String()
+		ln.Close()
+		code := mint(t, rg, true)
+		_, err = newAgent(t, "lost").Pair(t.Context(), node.PairOptions{Gateway: closed, PIN: code.Pin})
+		if !errors.Is(err, pairclient.ErrUnreachable) {
+			t.Fatalf("unreachable gateway: %v", err)
+		}
+	})
+
+	t.Run("revoked device cannot pair again", func(t *testing.T) {
+		a := newAgent(t, "revokee")
+		if _, err := a.Pair(t.Context(), node.PairOptions{Gateway: addr, PIN: mint(t, rg, true).Pin}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rg.admin.RevokeDevice(t.Context(), &adminv1.DeviceRequest{DeviceId: a.Status().DeviceID}); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Forget(); err != nil {
+			t.Fatal(err)
+		}
+		_, err := a.Pair(t.Context(), node.PairOptions{Gateway: addr, PIN: mint(t, rg, true).Pin})
+		if !errors.Is(err, pairing.ErrDeviceRevoked) {
+			t.Fatalf("re-pairing a revoked device: %v", err)
+		}
+	})
+
+	// Last: it moves the gateway's clock past the code's expiry.
+	t.Run("expired code", func(t *testing.T) {
+		code := mint(t, rg, true)
+		clk.Advance(11 * time.Minute)
+		_, err := newAgent(t, "slow").Pair(t.Context(), node.PairOptions{Gateway: addr, PIN: code.Pin})
+		if !errors.Is(err, pairing.ErrWrongCode) {
+			t.Fatalf("expired code: %v", err)
+		}
+	})
+}

@@ -1,0 +1,340 @@
+// Package pairingsvc serves the gateway's Pairing gRPC service: it carries
+// the pairing exchange of identity/pairing over a stream, counts attempts and
+// records requests in the store, waits for an admin's decision, and delivers
+// the device certificate. It is served over server-auth TLS only: a device
+// has no certificate before it pairs.
+package pairingsvc
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/palyra/palyra-go/gateway/store"
+	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/identity/pairing"
+	pairingv1 "github.com/palyra/palyra-go/proto/pairing/v1"
+)
+
+// Defaults for a pairing run.
+const (
+	// DefaultRequestTTL is how long a confirmed request waits for approval.
+	DefaultRequestTTL = 10 * time.Minute
+	// DefaultStepTimeout bounds each message the device owes during the
+	// exchange itself, so a silent client cannot hold a run open.
+	DefaultStepTimeout = 30 * time.Second
+)
+
+// What a device is told; identity/pairing owns the words so the device can
+// map them back.
+var (
+	msgBadCode  = pairing.ErrWrongCode.Error()
+	msgRejected = pairing.ErrRejected.Error()
+	msgExpired  = pairing.ErrRequestExpired.Error()
+	msgRevoked  = pairing.ErrDeviceRevoked.Error()
+)
+
+// Store is what the service needs of the gateway's store.
+type Store interface {
+	BeginAttempt(ctx context.Context, selector string, now time.Time) (store.Code, error)
+	CompletePairing(ctx context.Context, codeID int64, r store.Request, now time.Time) (store.Request, error)
+	GetRequest(ctx context.Context, id string) (store.Request, error)
+	IssueCertificate(ctx context.Context, requestID string, cert store.Certificate, now time.Time) (store.Device, error)
+	Audit(ctx context.Context, e store.AuditEvent) error
+}
+
+// Config wires the service to the rest of the gateway.
+type Config struct {
+	Store Store
+	CA    *identity.CA
+	// ServerCertificate returns the TLS leaf (DER) the pairing listener
+	// presents; the exchange binds it into the channel identifier.
+	ServerCertificate func() []byte
+	// Addresses returns where nodes reach the gateway, HOST:PORT each.
+	Addresses   func() []string
+	GatewayName string
+	Rand        io.Reader
+	Now         func() time.Time
+	Logger      *slog.Logger
+	RequestTTL  time.Duration
+	StepTimeout time.Duration
+	// DeviceCertLifetime is passed to the CA; zero means its default.
+	DeviceCertLifetime time.Duration
+}
+
+// Service implements pairingv1.PairingServer.
+type Service struct {
+	pairingv1.UnimplementedPairingServer
+	cfg Config
+
+	mu sync.Mutex
+	// waiters maps a pending request ID to the channels of the streams
+	// waiting for its decision; guarded by mu.
+	waiters map[string][]chan struct{}
+}
+
+// New checks the configuration and fills in defaults.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.CA == nil || cfg.ServerCertificate == nil || cfg.Addresses == nil || cfg.Rand == nil {
+		return nil, errors.New("pairing service: store, CA, server certificate, addresses and random source are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RequestTTL <= 0 {
+		cfg.RequestTTL = DefaultRequestTTL
+	}
+	if cfg.StepTimeout <= 0 {
+		cfg.StepTimeout = DefaultStepTimeout
+	}
+	return &Service{cfg: cfg, waiters: map[string][]chan struct{}{}}, nil
+}
+
+// Decided wakes the streams waiting for a request; the admin service calls it
+// after approving or rejecting.
+func (s *Service) Decided(requestID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ch := range s.waiters[requestID] {
+		close(ch)
+	}
+	delete(s.waiters, requestID)
+}
+
+func (s *Service) wait(requestID string) (<-chan struct{}, func()) {
+	ch := make(chan struct{})
+	s.mu.Lock()
+	s.waiters[requestID] = append(s.waiters[requestID], ch)
+	s.mu.Unlock()
+	return ch, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		list := s.waiters[requestID]
+		for i, c := range list {
+			if c == ch {
+				s.waiters[requestID] = append(list[:i:i], list[i+1:]...)
+				break
+			}
+		}
+		if len(s.waiters[requestID]) == 0 {
+			delete(s.waiters, requestID)
+		}
+	}
+}
+
+// recv reads the next message with the step deadline.
+func (s *Service) recv(stream pairingv1.Pairing_PairServer) (*pairingv1.PairRequest, error) {
+	type result struct {
+		m   *pairingv1.PairRequest
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		m, err := stream.Recv()
+		ch <- result{m, err}
+	}()
+	timer := time.NewTimer(s.cfg.StepTimeout)
+	defer timer.Stop()
+	select {
+	case r := <-ch:
+		return r.m, r.err
+	case <-timer.C:
+		// Returning from the handler cancels the stream, which ends Recv.
+		return nil, status.Error(codes.DeadlineExceeded, "pairing: the device took too long to answer")
+	}
+}
+
+// Pair runs one pairing exchange.
+func (s *Service) Pair(stream pairingv1.Pairing_PairServer) error {
+	ctx := stream.Context()
+	log := s.cfg.Logger
+	if p, ok := peer.FromContext(ctx); ok {
+		log = log.With("remote", p.Addr.String())
+	}
+
+	first, err := s.recv(stream)
+	if err != nil {
+		return err
+	}
+	hello, err := pairing.ParseClientHello(first.GetClientHello())
+	if err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	code, err := s.cfg.Store.BeginAttempt(ctx, hello.Selector(), s.cfg.Now())
+	if errors.Is(err, store.ErrCodeNotOpen) {
+		s.audit(ctx, store.AuditEvent{Kind: "pairing.attempt_refused", Detail: "no open code for selector " + hello.Selector()})
+		return status.Error(codes.PermissionDenied, msgBadCode)
+	}
+	if err != nil {
+		log.Error("starting pairing attempt", "err", err)
+		return status.Error(codes.Internal, "the gateway could not start pairing")
+	}
+	log = log.With("code", code.Selector)
+
+	gw, reply, err := pairing.RespondGateway(pairing.GatewayConfig{Rand: s.cfg.Rand, TLSCertificate: s.cfg.ServerCertificate()},
+		hello, &pairing.Code{Selector: code.Selector, PINSecret: code.PINSecret, LinkSecret: code.LinkSecret})
+	if err != nil {
+		s.audit(ctx, store.AuditEvent{Kind: "pairing.failed", Detail: "malformed hello"})
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	if err := stream.Send(&pairingv1.PairResponse{Message: &pairingv1.PairResponse_ServerHello{ServerHello: reply}}); err != nil {
+		return err
+	}
+	second, err := s.recv(stream)
+	if err != nil {
+		s.audit(ctx, store.AuditEvent{Kind: "pairing.failed", Detail: "device left before confirming"})
+		return err
+	}
+	req, err := gw.HandleClientFinish(second.GetClientFinish())
+	if err != nil {
+		if errors.Is(err, pairing.ErrConfirmationFailed) {
+			log.Info("pairing attempt failed key confirmation")
+			s.audit(ctx, store.AuditEvent{Kind: "pairing.failed", Detail: "key confirmation failed"})
+			return status.Error(codes.PermissionDenied, msgBadCode)
+		}
+		s.audit(ctx, store.AuditEvent{Kind: "pairing.failed", Detail: err.Error()})
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+
+	now := s.cfg.Now()
+	rec, err := s.cfg.Store.CompletePairing(ctx, code.ID, store.Request{
+		DeviceID:         req.DeviceID,
+		PublicKey:        req.PublicKey,
+		Name:             req.Name,
+		Platform:         req.Platform,
+		CSR:              req.CSR,
+		VerificationCode: req.VerificationCode,
+		GrantKey:         req.GrantKey.Bytes(),
+		CreatedAt:        now,
+		ExpiresAt:        now.Add(s.cfg.RequestTTL),
+	}, now)
+	switch {
+	case errors.Is(err, store.ErrDeviceRevoked):
+		return status.Error(codes.PermissionDenied, msgRevoked)
+	case errors.Is(err, store.ErrCodeNotOpen):
+		// Another run used the code first.
+		return status.Error(codes.PermissionDenied, msgBadCode)
+	case err != nil:
+		log.Error("recording pairing request", "err", err)
+		return status.Error(codes.Internal, "the gateway could not record the pairing request")
+	}
+	log = log.With("request_id", rec.ID, "device", req.DeviceID)
+	log.Info("pairing request confirmed", "state", rec.State)
+
+	if rec.State == store.RequestPending {
+		if rec, err = s.awaitDecision(stream, rec); err != nil {
+			return err
+		}
+	}
+	return s.deliver(stream, rec, log)
+}
+
+// awaitDecision tells the device it waits, then waits for approval,
+// rejection, expiry, or the device leaving.
+func (s *Service) awaitDecision(stream pairingv1.Pairing_PairServer, rec store.Request) (store.Request, error) {
+	ctx := stream.Context()
+	decided, stop := s.wait(rec.ID)
+	defer stop()
+	err := stream.Send(&pairingv1.PairResponse{Message: &pairingv1.PairResponse_Pending{Pending: &pairingv1.Pending{
+		RequestId:        rec.ID,
+		VerificationCode: rec.VerificationCode,
+		ExpiresAtUnixMs:  rec.ExpiresAt.UnixMilli(),
+	}}})
+	if err != nil {
+		return rec, err
+	}
+	// Check once after registering the waiter: a decision may have landed
+	// between CompletePairing and here.
+	for {
+		cur, err := s.cfg.Store.GetRequest(ctx, rec.ID)
+		if err != nil {
+			return rec, status.Error(codes.Internal, "the gateway lost the pairing request")
+		}
+		switch cur.State {
+		case store.RequestApproved:
+			return cur, nil
+		case store.RequestRejected:
+			return cur, status.Error(codes.PermissionDenied, msgRejected)
+		case store.RequestExpired:
+			return cur, status.Error(codes.DeadlineExceeded, msgExpired)
+		}
+		remaining := cur.ExpiresAt.Sub(s.cfg.Now())
+		if remaining <= 0 {
+			return cur, status.Error(codes.DeadlineExceeded, msgExpired)
+		}
+		timer := time.NewTimer(remaining)
+		select {
+		case <-decided:
+			timer.Stop()
+			decided, stop = s.wait(rec.ID)
+			defer stop()
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return cur, status.FromContextError(ctx.Err()).Err()
+		}
+	}
+}
+
+// deliver issues the certificate for an approved request and sends the grant.
+func (s *Service) deliver(stream pairingv1.Pairing_PairServer, rec store.Request, log *slog.Logger) error {
+	ctx := stream.Context()
+	now := s.cfg.Now()
+	cert, err := s.cfg.CA.IssueDeviceCertificate(rec.CSR, identity.IssueOptions{Now: now, Lifetime: s.cfg.DeviceCertLifetime, Rand: s.cfg.Rand})
+	if err != nil {
+		log.Error("issuing device certificate", "err", err)
+		return status.Error(codes.Internal, "the gateway could not issue the certificate")
+	}
+	if _, err := s.cfg.Store.IssueCertificate(ctx, rec.ID, certificateRecord(rec.DeviceID, cert), now); err != nil {
+		if errors.Is(err, store.ErrDeviceRevoked) {
+			return status.Error(codes.PermissionDenied, msgRevoked)
+		}
+		log.Error("recording issued certificate", "err", err)
+		return status.Error(codes.Internal, "the gateway could not record the certificate")
+	}
+	key, err := pairing.GrantKeyFromBytes(rec.GrantKey)
+	if err != nil {
+		return status.Error(codes.Internal, "the gateway lost the pairing key")
+	}
+	finish, err := pairing.SealGrant(key, pairing.Grant{
+		DeviceCertificate: cert.Raw,
+		CACertificate:     s.cfg.CA.Certificate().Raw,
+		Addresses:         s.cfg.Addresses(),
+		GatewayName:       s.cfg.GatewayName,
+	})
+	if err != nil {
+		return status.Error(codes.Internal, "the gateway could not seal its answer")
+	}
+	log.Info("device paired", "not_after", cert.NotAfter)
+	return stream.Send(&pairingv1.PairResponse{Message: &pairingv1.PairResponse_ServerFinish{ServerFinish: finish}})
+}
+
+func (s *Service) audit(ctx context.Context, e store.AuditEvent) {
+	e.At = s.cfg.Now()
+	if err := s.cfg.Store.Audit(ctx, e); err != nil {
+		s.cfg.Logger.Error("writing audit log", "kind", e.Kind, "err", err)
+	}
+}
+
+// certificateRecord is how the store keeps an issued certificate.
+func certificateRecord(id identity.DeviceID, cert *x509.Certificate) store.Certificate {
+	return store.Certificate{
+		Serial:    fmt.Sprintf("%x", cert.SerialNumber),
+		DeviceID:  id,
+		NotBefore: cert.NotBefore,
+		NotAfter:  cert.NotAfter,
+		DER:       cert.Raw,
+	}
+}

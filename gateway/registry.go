@@ -1,0 +1,88 @@
+package gateway
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/palyra/palyra-go/gateway/nodeconn"
+	"github.com/palyra/palyra-go/gateway/store"
+	"github.com/palyra/palyra-go/identity"
+)
+
+// registry connects the QUIC sessions to the store: it records what nodes
+// say about themselves, answers presence from the live sessions, and renews
+// certificates for authenticated devices.
+type registry struct {
+	g *Gateway
+}
+
+var _ nodeconn.Registry = (*registry)(nil)
+
+func (r *registry) NodeRegistered(ctx context.Context, s nodeconn.SessionInfo) error {
+	err := r.g.store.UpsertNode(ctx, store.Node{
+		DeviceID: s.DeviceID,
+		Name:     s.Name,
+		Platform: s.Platform,
+		Version:  s.Version,
+		LastSeen: s.ConnectedAt,
+	})
+	if err != nil {
+		return fmt.Errorf("recording node %s: %w", s.DeviceID, err)
+	}
+	return nil
+}
+
+func (r *registry) NodeRenewed(id identity.DeviceID, at time.Time) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.g.store.TouchNode(ctx, id, at); err != nil && !errors.Is(err, store.ErrNotFound) {
+		r.g.cfg.Logger.Error("recording node presence", "device", id, "err", err)
+	}
+}
+
+func (r *registry) NodeGone(id identity.DeviceID, at time.Time, _ string) {
+	r.NodeRenewed(id, at)
+}
+
+// RenewCertificate issues a fresh certificate over an authenticated session,
+// for the same key only.
+func (r *registry) RenewCertificate(ctx context.Context, id identity.DeviceID, csrDER []byte) ([]byte, error) {
+	csr, err := x509.ParseCertificateRequest(csrDER)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", identity.ErrInvalidCSR, err)
+	}
+	pub, ok := csr.PublicKey.(ed25519.PublicKey)
+	if !ok || identity.DeviceIDFromPublicKey(pub) != id {
+		return nil, fmt.Errorf("%w: the request is for another key", identity.ErrInvalidCSR)
+	}
+	now := r.g.cfg.Now()
+	cert, err := r.g.ca.IssueDeviceCertificate(csrDER, identity.IssueOptions{Now: now, Lifetime: r.g.cfg.DeviceCertLifetime, Rand: r.g.cfg.Rand})
+	if err != nil {
+		return nil, err
+	}
+	if err := r.g.store.RecordCertificate(ctx, store.Certificate{
+		Serial: fmt.Sprintf("%x", cert.SerialNumber), DeviceID: id, NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, DER: cert.Raw,
+	}, now); err != nil {
+		return nil, err
+	}
+	return cert.Raw, nil
+}
+
+// Online reports whether the device has a live session.
+func (r *registry) Online(id identity.DeviceID) bool {
+	for _, s := range r.g.nodes.Sessions() {
+		if s.DeviceID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// Disconnect closes the device's live sessions.
+func (r *registry) Disconnect(id identity.DeviceID, reason string) int {
+	return r.g.nodes.Disconnect(id, reason)
+}

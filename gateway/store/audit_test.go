@@ -1,0 +1,170 @@
+package store
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestAuditTrail(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := openTest(t)
+
+	var secrets []string // every secret the store was given
+	addSecrets := func(c Code) {
+		secrets = append(secrets, c.PINSecret, string(c.LinkSecret), hex.EncodeToString(c.LinkSecret))
+	}
+	newReq := func() Request {
+		r := testRequest(t)
+		secrets = append(secrets, string(r.GrantKey), hex.EncodeToString(r.GrantKey))
+		return r
+	}
+
+	// A code that closes after its attempts.
+	closed := testCode(false)
+	addSecrets(closed)
+	closed = mustCreateCode(t, s, closed)
+	for range MaxFailedAttempts {
+		if _, err := s.BeginAttempt(ctx, closed.Selector, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A code that expires.
+	exp := testCode(false)
+	addSecrets(exp)
+	exp = mustCreateCode(t, s, exp)
+	if _, err := s.BeginAttempt(ctx, exp.Selector, exp.ExpiresAt); err == nil {
+		t.Fatal("attempt after expiry began")
+	}
+	// Approve, issue, renew, revoke, remove; reject; expire.
+	pairOne := func(auto bool) Request {
+		c := testCode(auto)
+		addSecrets(c)
+		c = mustCreateCode(t, s, c)
+		if _, err := s.BeginAttempt(ctx, c.Selector, t0); err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.CompletePairing(ctx, c.ID, newReq(), t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	approved := pairOne(false)
+	if _, err := s.ApproveRequest(ctx, approved.ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.IssueCertificate(ctx, approved.ID, testCert(approved.DeviceID, "s1", t0.Add(time.Hour)), t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordCertificate(ctx, testCert(approved.DeviceID, "s2", t0.Add(2*time.Hour)), t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RevokeDevice(ctx, approved.DeviceID, t0); err != nil {
+		t.Fatal(err)
+	}
+	auto := pairOne(true)
+	if _, err := s.IssueCertificate(ctx, auto.ID, testCert(auto.DeviceID, "s3", t0.Add(time.Hour)), t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveDevice(ctx, auto.DeviceID, t0); err != nil {
+		t.Fatal(err)
+	}
+	rejected := pairOne(false)
+	if _, err := s.RejectRequest(ctx, rejected.ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	expired := pairOne(false)
+	if _, err := s.ApproveRequest(ctx, expired.ID, expired.ExpiresAt); err == nil {
+		t.Fatal("approval after expiry succeeded")
+	}
+	// A revoked device tries to pair again.
+	c := testCode(false)
+	addSecrets(c)
+	c = mustCreateCode(t, s, c)
+	if _, err := s.BeginAttempt(ctx, c.Selector, t0); err != nil {
+		t.Fatal(err)
+	}
+	again := newReq()
+	again.DeviceID, again.PublicKey = approved.DeviceID, approved.PublicKey
+	if _, err := s.CompletePairing(ctx, c.ID, again, t0); err == nil {
+		t.Fatal("revoked device paired")
+	}
+	// Events written by a caller.
+	if err := s.Audit(ctx, AuditEvent{Kind: AuditPairingFailed, Detail: "key confirmation failed"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Audit(ctx, AuditEvent{}); err == nil {
+		t.Fatal("Audit accepted an event without a kind")
+	}
+
+	events, err := s.ListAudit(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	byRequest := map[string][]string{}
+	for i, e := range events {
+		count[e.Kind]++
+		if e.RequestID != "" {
+			byRequest[e.RequestID] = append(byRequest[e.RequestID], e.Kind)
+		}
+		if i > 0 && e.ID >= events[i-1].ID {
+			t.Fatalf("ListAudit not newest first: %d after %d", e.ID, events[i-1].ID)
+		}
+		if e.At.IsZero() {
+			t.Errorf("event %d has no time", e.ID)
+		}
+		text := fmt.Sprintf("%s %s %s %s", e.Kind, e.DeviceID, e.RequestID, e.Detail)
+		for _, secret := range secrets {
+			if secret != "" && strings.Contains(strings.ToLower(text), strings.ToLower(secret)) {
+				t.Errorf("audit event %d contains a secret: %q", e.ID, text)
+			}
+		}
+	}
+	want := map[string]int{
+		AuditCodeCreated:        7,
+		AuditCodeClosed:         1,
+		AuditCodeExpired:        1,
+		AuditPairingAttempt:     MaxFailedAttempts + 5,
+		AuditPairingCompleted:   4,
+		AuditPairingRevoked:     1,
+		AuditRequestApproved:    2, // one by an admin, one automatic
+		AuditRequestRejected:    1,
+		AuditRequestExpired:     1,
+		AuditCertificateIssued:  2,
+		AuditCertificateRenewed: 1,
+		AuditDeviceRevoked:      1,
+		AuditDeviceRemoved:      1,
+		AuditPairingFailed:      1,
+	}
+	for kind, n := range want {
+		if count[kind] != n {
+			t.Errorf("%d %s events, want %d", count[kind], kind, n)
+		}
+	}
+	if len(count) != len(want) {
+		t.Errorf("event kinds %v, want %v", count, want)
+	}
+	if got := strings.Join(byRequest[approved.ID], ","); got != "certificate.issued,request.approved,pairing.completed" {
+		t.Errorf("events of the approved request (newest first): %s", got)
+	}
+	if last, err := s.ListAudit(ctx, 2); err != nil || len(last) != 2 || last[0].ID != events[0].ID {
+		t.Fatalf("ListAudit(2) = %+v, %v", last, err)
+	}
+
+	// Nothing secret anywhere in the audit table, whatever column.
+	var dump string
+	if err := s.db.QueryRowContext(ctx, `SELECT group_concat(kind || ' ' || device_id || ' ' || request_id || ' ' || detail, char(10)) FROM audit_log`).Scan(&dump); err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range secrets {
+		if strings.Contains(strings.ToLower(dump), strings.ToLower(secret)) {
+			t.Errorf("audit table contains secret %q", secret)
+		}
+	}
+}

@@ -1,0 +1,154 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/palyra/palyra-go/identity"
+)
+
+func TestRevocation(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := openTest(t)
+	d, _ := pairedDevice(t, s)
+	keep, _ := pairedDevice(t, s)
+
+	if revoked, err := s.IsRevoked(ctx, d.ID); err != nil || revoked {
+		t.Fatalf("IsRevoked before revoking = %t, %v", revoked, err)
+	}
+	when := t0.Add(time.Hour)
+	got, err := s.RevokeDevice(ctx, d.ID, when)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.RevokedAt.Equal(when) {
+		t.Fatalf("revoked device %+v", got)
+	}
+	// Idempotent: the first revocation time stays.
+	got, err = s.RevokeDevice(ctx, d.ID, when.Add(time.Hour))
+	if err != nil || !got.RevokedAt.Equal(when) {
+		t.Fatalf("second RevokeDevice = %+v, %v", got, err)
+	}
+	if revoked, err := s.IsRevoked(ctx, d.ID); err != nil || !revoked {
+		t.Fatalf("IsRevoked after revoking = %t, %v", revoked, err)
+	}
+	stranger, _ := newDevice(t)
+	_, err = s.RevokeDevice(ctx, stranger, when)
+	wantErr(t, "revoking an unknown device", err, ErrNotFound)
+
+	// A revoked device can neither renew, register a node, nor pair again.
+	wantErr(t, "renewal of a revoked device", s.RecordCertificate(ctx, testCert(d.ID, "renew", t0.Add(48*time.Hour)), when), ErrDeviceRevoked)
+	wantErr(t, "UpsertNode of a revoked device", s.UpsertNode(ctx, Node{DeviceID: d.ID, Name: "n"}), ErrDeviceRevoked)
+	c := mustCreateCode(t, s, testCode(false))
+	if _, err := s.BeginAttempt(ctx, c.Selector, t0); err != nil {
+		t.Fatal(err)
+	}
+	r := testRequest(t)
+	r.DeviceID, r.PublicKey = d.ID, d.PublicKey
+	_, err = s.CompletePairing(ctx, c.ID, r, t0)
+	wantErr(t, "pairing a revoked device", err, ErrDeviceRevoked)
+	if code, _ := s.GetCode(ctx, c.ID); code.State != CodeOpen || code.FailedAttempts != 1 {
+		t.Fatalf("code after a revoked device tried it: %+v", code)
+	}
+
+	// A paired device, revoked later.
+	_, pend := pair(t, s, false, testRequest(t))
+	if _, err := s.ApproveRequest(ctx, pend.ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.IssueCertificate(ctx, pend.ID, testCert(pend.DeviceID, "c1", t0.Add(time.Hour)), t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RevokeDevice(ctx, pend.DeviceID, t0); err != nil {
+		t.Fatal(err)
+	}
+	// An approved request whose device was revoked before issuance.
+	live := testRequest(t)
+	_, lr := pair(t, s, false, live)
+	if _, err := s.ApproveRequest(ctx, lr.ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := revokeForTest(ctx, s, lr.DeviceID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.IssueCertificate(ctx, lr.ID, testCert(lr.DeviceID, "c2", t0.Add(time.Hour)), t0)
+	wantErr(t, "issuing to a revoked device", err, ErrDeviceRevoked)
+	if got, _ := s.GetRequest(ctx, lr.ID); got.State != RequestApproved {
+		t.Fatalf("request after refused issuance: %+v", got)
+	}
+	if _, err := s.GetDevice(ctx, lr.DeviceID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("refused issuance created the device: %v", err)
+	}
+
+	// RemoveDevice deletes the device and its node but keeps it revoked.
+	if err := s.UpsertNode(ctx, Node{DeviceID: keep.ID, Name: "keep", LastSeen: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveDevice(ctx, keep.ID, when); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "RemoveDevice twice", s.RemoveDevice(ctx, keep.ID, when), ErrNotFound)
+	if _, err := s.GetDevice(ctx, keep.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("GetDevice after removal: %v", err)
+	}
+	if nodes, err := s.ListNodes(ctx); err != nil || len(nodes) != 0 {
+		t.Fatalf("ListNodes after removal = %+v, %v", nodes, err)
+	}
+	if revoked, err := s.IsRevoked(ctx, keep.ID); err != nil || !revoked {
+		t.Fatalf("IsRevoked after removal = %t, %v", revoked, err)
+	}
+	wantErr(t, "renewal of a removed device", s.RecordCertificate(ctx, testCert(keep.ID, "renew2", t0.Add(48*time.Hour)), when), ErrDeviceRevoked)
+
+	ids, err := s.RevokedDevices(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []identity.DeviceID{d.ID, keep.ID, pend.DeviceID, lr.DeviceID} {
+		if !slices.Contains(ids, want) {
+			t.Errorf("RevokedDevices %v lacks %s", ids, want)
+		}
+	}
+	if len(ids) != 4 {
+		t.Errorf("RevokedDevices has %d IDs, want 4", len(ids))
+	}
+}
+
+// revokeForTest revokes a device ID that has no device row yet.
+func revokeForTest(ctx context.Context, s *Store, id identity.DeviceID) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO revocations (device_id, revoked_at) VALUES (?, ?)`, id.String(), t0.UnixNano())
+	return err
+}
+
+func TestNodes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := openTest(t)
+	d, _ := pairedDevice(t, s)
+	stranger, _ := newDevice(t)
+
+	wantErr(t, "UpsertNode of an unknown device", s.UpsertNode(ctx, Node{DeviceID: stranger, Name: "x"}), ErrNotFound)
+	wantErr(t, "TouchNode before registering", s.TouchNode(ctx, d.ID, t0), ErrNotFound)
+	n := Node{DeviceID: d.ID, Name: "laptop", Platform: "darwin/arm64", Version: "1.0.0", LastSeen: t0}
+	if err := s.UpsertNode(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	n.Version = "1.0.1"
+	if err := s.UpsertNode(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TouchNode(ctx, d.ID, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := s.ListNodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.LastSeen = t0.Add(time.Minute)
+	if len(nodes) != 1 || nodes[0] != n {
+		t.Fatalf("ListNodes = %+v, want [%+v]", nodes, n)
+	}
+}

@@ -1,0 +1,93 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/palyra/palyra-go/identity"
+)
+
+// Node is what a registered node last said about itself. Whether it is
+// online is kept in memory by the node runtime, not here.
+type Node struct {
+	DeviceID                identity.DeviceID
+	Name, Platform, Version string
+	LastSeen                time.Time
+}
+
+// UpsertNode records a node's registration. The device must be paired
+// (ErrNotFound) and not revoked (ErrDeviceRevoked).
+func (s *Store) UpsertNode(ctx context.Context, n Node) error {
+	err := s.update(ctx, func(tx *sql.Tx) error {
+		revoked, err := isRevokedTx(ctx, tx, n.DeviceID)
+		if err != nil {
+			return err
+		}
+		if revoked {
+			return ErrDeviceRevoked
+		}
+		if _, err := getDeviceTx(ctx, tx, n.DeviceID); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO nodes (device_id, name, platform, version, last_seen) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (device_id) DO UPDATE SET name = excluded.name, platform = excluded.platform,
+				version = excluded.version, last_seen = excluded.last_seen`,
+			dbDeviceID(n.DeviceID), n.Name, n.Platform, n.Version, dbTime(n.LastSeen))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("storing node %s: %w", n.DeviceID, err)
+	}
+	return nil
+}
+
+// TouchNode updates a node's last-seen time; ErrNotFound when the node never
+// registered.
+func (s *Store) TouchNode(ctx context.Context, id identity.DeviceID, lastSeen time.Time) error {
+	err := s.update(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE nodes SET last_seen = ? WHERE device_id = ?`, dbTime(lastSeen), dbDeviceID(id))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("touching node %s: %w", id, err)
+	}
+	return nil
+}
+
+// ListNodes returns the nodes of existing devices, revoked ones included.
+func (s *Store) ListNodes(ctx context.Context) ([]Node, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT n.device_id, n.name, n.platform, n.version, n.last_seen
+		FROM nodes n JOIN devices d ON d.id = n.device_id ORDER BY n.name, n.device_id`)
+	if err != nil {
+		return nil, fmt.Errorf("listing nodes: %w", err)
+	}
+	defer rows.Close()
+	var out []Node
+	for rows.Next() {
+		var n Node
+		var id string
+		var seen sql.NullInt64
+		if err := rows.Scan(&id, &n.Name, &n.Platform, &n.Version, &seen); err != nil {
+			return nil, fmt.Errorf("listing nodes: %w", err)
+		}
+		if n.DeviceID, err = goDeviceID(id); err != nil {
+			return nil, fmt.Errorf("listing nodes: %w", err)
+		}
+		n.LastSeen = goTime(seen)
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing nodes: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,116 @@
+// Package wire frames protobuf messages on a byte stream for the node
+// protocol's QUIC carrier: a 4-byte big-endian length, then the encoded
+// message. It also holds the QUIC application error codes both ends share, so
+// that the node need not import the gateway to read them.
+//
+// It owns framing only; it must not import quic-go, the gateway or the node.
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"google.golang.org/protobuf/proto"
+)
+
+// MaxFrameSize is the largest encoded message a frame may carry, in bytes.
+const MaxFrameSize = 1 << 20
+
+// headerSize is the length prefix's size.
+const headerSize = 4
+
+var (
+	// ErrFrameTooLarge: a frame's length prefix (or a message to write)
+	// exceeds MaxFrameSize.
+	ErrFrameTooLarge = errors.New("frame too large")
+
+	// ErrMalformedFrame: a frame's body does not decode as the expected
+	// message.
+	ErrMalformedFrame = errors.New("malformed frame")
+)
+
+// marshalOptions are deterministic so equal messages give equal frames.
+var marshalOptions = proto.MarshalOptions{Deterministic: true}
+
+// AppendFrame appends m's frame (length prefix and body) to b.
+func AppendFrame(b []byte, m proto.Message) ([]byte, error) {
+	start := len(b)
+	b = append(b, 0, 0, 0, 0)
+	b, err := marshalOptions.MarshalAppend(b, m)
+	if err != nil {
+		return b[:start], fmt.Errorf("encoding frame: %w", err)
+	}
+	n := len(b) - start - headerSize
+	if n > MaxFrameSize {
+		return b[:start], fmt.Errorf("encoding frame: %w: %d bytes, the limit is %d", ErrFrameTooLarge, n, MaxFrameSize)
+	}
+	binary.BigEndian.PutUint32(b[start:], uint32(n))
+	return b, nil
+}
+
+// WriteFrame writes m to w as one frame, in a single Write call.
+func WriteFrame(w io.Writer, m proto.Message) error {
+	b, err := AppendFrame(nil, m)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(b); err != nil {
+		return fmt.Errorf("writing frame: %w", err)
+	}
+	return nil
+}
+
+// ReadFrame reads one frame from r and decodes it into m (which it resets
+// first). It checks the length prefix against MaxFrameSize before
+// allocating. Errors wrap ErrFrameTooLarge, ErrMalformedFrame, io.EOF (a
+// clean end before any byte of a frame), io.ErrUnexpectedEOF (a frame cut
+// short), or r's own error.
+func ReadFrame(r io.Reader, m proto.Message) error {
+	var hdr [headerSize]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		if errors.Is(err, io.EOF) {
+			return err // a clean end; callers compare with io.EOF
+		}
+		return fmt.Errorf("reading frame header: %w", err)
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > MaxFrameSize {
+		return fmt.Errorf("reading frame: %w: %d bytes, the limit is %d", ErrFrameTooLarge, n, MaxFrameSize)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("reading frame body (%d bytes): %w", n, err)
+	}
+	if err := proto.Unmarshal(body, m); err != nil {
+		return fmt.Errorf("reading frame: %w: %w", ErrMalformedFrame, err)
+	}
+	return nil
+}
+
+// QUIC application error codes of the node protocol: the code a connection is
+// closed with says why, so the node can tell "revoked" from "network down".
+// The gateway re-exports them with quic-go's type (gateway/nodeconn).
+const (
+	// CodeNoError: a normal close (the node is going away).
+	CodeNoError = 0x0
+	// CodeShutdown: the gateway is shutting down.
+	CodeShutdown = 0x100
+	// CodeRevoked: the device was revoked or removed.
+	CodeRevoked = 0x101
+	// CodeReplaced: a newer session of the same device took over.
+	CodeReplaced = 0x102
+	// CodeLeaseExpired: the node did not renew its lease in time.
+	CodeLeaseExpired = 0x103
+	// CodeProtocol: the peer broke the protocol (garbage, oversized or
+	// unexpected frames, no control stream).
+	CodeProtocol = 0x104
+	// CodeRefused: the gateway refused the registration.
+	CodeRefused = 0x105
+	// CodeInternal: the gateway failed.
+	CodeInternal = 0x106
+)

@@ -1,0 +1,481 @@
+// Package node is the Palyra node agent, with no GUI: it keeps the device's
+// identity in the secret store, pairs with a gateway, and keeps one QUIC
+// session to it up, reconnecting with backoff. The `palyra node` commands and
+// the desktop app both drive the same Agent: they read Status, Watch for
+// changes, and call its verbs (Pair, Forget). It must not import any GUI
+// package.
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/identity/pairing"
+	"github.com/palyra/palyra-go/identity/secretstore"
+	"github.com/palyra/palyra-go/node/pairclient"
+	"github.com/palyra/palyra-go/node/session"
+	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
+)
+
+// Version is reported to the gateway when registering.
+const Version = "0.1.0"
+
+// Names of the items in the secret store, and of the config file.
+const (
+	itemKey    = "device-key"
+	itemCert   = "device-cert"
+	itemCA     = "gateway-ca"
+	configFile = "node.json"
+)
+
+// State is where the agent stands with its gateway.
+type State string
+
+// The states a node goes through.
+const (
+	StateUnpaired   State = "unpaired"
+	StatePairing    State = "pairing"
+	StatePending    State = "pending"
+	StateConnecting State = "connecting"
+	StateConnected  State = "connected"
+	StateOffline    State = "offline"
+	StateRevoked    State = "revoked"
+)
+
+// Status is a snapshot of the agent, for display and for scripts.
+type Status struct {
+	State               State     `json:"state"`
+	DeviceID            string    `json:"device_id,omitempty"`
+	DeviceName          string    `json:"device_name,omitempty"`
+	GatewayName         string    `json:"gateway_name,omitempty"`
+	Gateways            []string  `json:"gateways,omitempty"`
+	VerificationCode    string    `json:"verification_code,omitempty"`
+	RetryAt             time.Time `json:"retry_at,omitzero"`
+	LastError           string    `json:"last_error,omitempty"`
+	CertificateNotAfter time.Time `json:"certificate_not_after,omitzero"`
+	ConnectedSince      time.Time `json:"connected_since,omitzero"`
+}
+
+// Config describes the agent.
+type Config struct {
+	// ConfigDir holds node.json (gateway addresses and names, nothing secret).
+	ConfigDir string
+	Secrets   secretstore.Store
+	// Name is the device name shown to the gateway; default: host name.
+	Name     string
+	Platform string
+	Logger   *slog.Logger
+	Now      func() time.Time
+	Rand     io.Reader
+}
+
+// config is what node.json holds.
+type config struct {
+	DeviceName  string   `json:"device_name"`
+	GatewayName string   `json:"gateway_name"`
+	Gateways    []string `json:"gateways"`
+}
+
+// Agent is one node.
+type Agent struct {
+	cfg Config
+	// nameGiven is set when the caller named the device; otherwise the name
+	// it paired with is kept.
+	nameGiven bool
+
+	mu sync.Mutex
+	// The fields below are guarded by mu.
+	status   Status
+	key      *identity.DeviceKey
+	cert     *tls.Certificate
+	ca       *x509.Certificate
+	conf     config
+	watchers map[chan Status]struct{}
+}
+
+// New loads the agent's identity and configuration, if any.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Secrets == nil || cfg.ConfigDir == "" {
+		return nil, errors.New("node agent: a secret store and a config directory are required")
+	}
+	explicitName := cfg.Name != ""
+	if !explicitName {
+		cfg.Name, _ = os.Hostname()
+	}
+	if cfg.Platform == "" {
+		cfg.Platform = runtime.GOOS + "/" + runtime.GOARCH
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	a := &Agent{cfg: cfg, nameGiven: explicitName, watchers: map[chan Status]struct{}{}}
+	if err := a.load(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// load reads the identity; a node without a certificate is unpaired.
+func (a *Agent) load() error {
+	a.status = Status{State: StateUnpaired, DeviceName: a.cfg.Name}
+	keyPEM, err := a.cfg.Secrets.Get(itemKey)
+	if errors.Is(err, secretstore.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading the device key: %w", err)
+	}
+	if a.key, err = identity.ParseDeviceKeyPEM(keyPEM); err != nil {
+		return fmt.Errorf("reading the device key: %w", err)
+	}
+	a.status.DeviceID = a.key.ID().String()
+	certPEM, err := a.cfg.Secrets.Get(itemCert)
+	if errors.Is(err, secretstore.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading the device certificate: %w", err)
+	}
+	caPEM, err := a.cfg.Secrets.Get(itemCA)
+	if err != nil {
+		return fmt.Errorf("reading the gateway CA certificate: %w", err)
+	}
+	cert, err := parseCertPEM(certPEM)
+	if err != nil {
+		return fmt.Errorf("reading the device certificate: %w", err)
+	}
+	if a.ca, err = parseCertPEM(caPEM); err != nil {
+		return fmt.Errorf("reading the gateway CA certificate: %w", err)
+	}
+	a.cert = &tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: a.key.Signer(), Leaf: cert}
+	b, err := os.ReadFile(filepath.Join(a.cfg.ConfigDir, configFile))
+	if err != nil {
+		return fmt.Errorf("reading node configuration: %w", err)
+	}
+	if err := json.Unmarshal(b, &a.conf); err != nil {
+		return fmt.Errorf("reading node configuration %s: %w", configFile, err)
+	}
+	a.status.State = StateOffline
+	a.status.GatewayName = a.conf.GatewayName
+	a.status.Gateways = a.conf.Gateways
+	a.status.CertificateNotAfter = cert.NotAfter
+	if a.conf.DeviceName != "" && !a.nameGiven {
+		a.status.DeviceName = a.conf.DeviceName
+	}
+	return nil
+}
+
+// Status returns the current snapshot.
+func (a *Agent) Status() Status {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.status
+}
+
+// Paired reports whether the agent holds a certificate.
+func (a *Agent) Paired() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cert != nil
+}
+
+// Watch delivers the current status at once, then every change, until ctx
+// ends. A slow reader misses intermediate states, never the latest.
+func (a *Agent) Watch(ctx context.Context) <-chan Status {
+	ch := make(chan Status, 1)
+	a.mu.Lock()
+	ch <- a.status
+	a.watchers[ch] = struct{}{}
+	a.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		a.mu.Lock()
+		delete(a.watchers, ch)
+		a.mu.Unlock()
+	}()
+	return ch
+}
+
+// update changes the status under the lock and tells the watchers.
+func (a *Agent) update(change func(*Status)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	change(&a.status)
+	for ch := range a.watchers {
+		select {
+		case <-ch: // drop the stale one
+		default:
+		}
+		ch <- a.status
+	}
+}
+
+// PairOptions say how to pair: a PIN with a gateway address, or a link.
+type PairOptions struct {
+	Gateway string
+	PIN     string
+	Link    string
+	// OnPending is called when the request waits for an admin, with the
+	// verification code to compare.
+	OnPending func(pairclient.Pending)
+}
+
+// Pair pairs the device with a gateway and stores the result. The device key
+// is created on first use and kept across pairings.
+func (a *Agent) Pair(ctx context.Context, opts PairOptions) (Status, error) {
+	var cred pairing.Credential
+	var addresses []string
+	switch {
+	case opts.Link != "" && opts.PIN == "":
+		l, err := pairing.ParseLink(opts.Link, a.cfg.Now())
+		if err != nil {
+			return a.Status(), err
+		}
+		cred, addresses = l, l.Gateways
+		if opts.Gateway != "" {
+			addresses = []string{opts.Gateway}
+		}
+	case opts.PIN != "" && opts.Link == "":
+		if opts.Gateway == "" {
+			return a.Status(), errors.New("pairing with a PIN needs the gateway's address (HOST:PORT)")
+		}
+		pin, err := pairing.ParsePIN(opts.PIN)
+		if err != nil {
+			return a.Status(), err
+		}
+		cred, addresses = pin, []string{opts.Gateway}
+	default:
+		return a.Status(), errors.New("pair with either a PIN (and gateway address) or a pairing link")
+	}
+	key, err := a.deviceKey()
+	if err != nil {
+		return a.Status(), err
+	}
+	a.update(func(s *Status) { s.State, s.LastError, s.VerificationCode = StatePairing, "", "" })
+
+	var res *pairing.Result
+	for _, addr := range addresses {
+		res, err = pairclient.Pair(ctx, pairclient.Options{
+			Address: addr, Credential: cred, Key: key, Name: a.cfg.Name, Platform: a.cfg.Platform,
+			Rand: a.cfg.Rand, Now: a.cfg.Now,
+			OnPending: func(p pairclient.Pending) {
+				a.update(func(s *Status) { s.State, s.VerificationCode = StatePending, p.VerificationCode })
+				if opts.OnPending != nil {
+					opts.OnPending(p)
+				}
+			},
+		})
+		// Only an unreachable address is worth trying the next one for; any
+		// other answer came from the gateway itself.
+		if err == nil || !errors.Is(err, pairclient.ErrUnreachable) {
+			break
+		}
+	}
+	if err != nil {
+		a.mu.Lock()
+		loadErr := a.load() // back to what is stored
+		a.mu.Unlock()
+		if loadErr != nil {
+			a.cfg.Logger.Error("reloading node identity", "err", loadErr)
+		}
+		a.update(func(s *Status) { s.LastError = err.Error() })
+		return a.Status(), err
+	}
+	if err := a.save(res); err != nil {
+		return a.Status(), err
+	}
+	a.cfg.Logger.Info("paired", "gateway", res.GatewayName, "device", res.DeviceID)
+	return a.Status(), nil
+}
+
+func (a *Agent) deviceKey() (*identity.DeviceKey, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.key != nil {
+		return a.key, nil
+	}
+	key, err := identity.GenerateDeviceKey(a.cfg.Rand)
+	if err != nil {
+		return nil, err
+	}
+	pemBytes, err := key.MarshalPEM()
+	if err != nil {
+		return nil, err
+	}
+	if err := a.cfg.Secrets.Set(itemKey, pemBytes); err != nil {
+		return nil, fmt.Errorf("storing the device key: %w", err)
+	}
+	a.key = key
+	a.status.DeviceID = key.ID().String()
+	return key, nil
+}
+
+// save stores a pairing result: certificates in the secret store, addresses
+// in node.json (written atomically).
+func (a *Agent) save(res *pairing.Result) error {
+	if err := a.cfg.Secrets.Set(itemCert, certPEM(res.DeviceCertificate)); err != nil {
+		return fmt.Errorf("storing the device certificate: %w", err)
+	}
+	if err := a.cfg.Secrets.Set(itemCA, certPEM(res.CACertificate)); err != nil {
+		return fmt.Errorf("storing the gateway CA certificate: %w", err)
+	}
+	conf := config{DeviceName: a.cfg.Name, GatewayName: res.GatewayName, Gateways: res.Addresses}
+	b, err := json.MarshalIndent(conf, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(a.cfg.ConfigDir, configFile), b); err != nil {
+		return fmt.Errorf("writing node configuration: %w", err)
+	}
+	a.mu.Lock()
+	err = a.load()
+	a.mu.Unlock()
+	a.update(func(*Status) {})
+	return err
+}
+
+// Forget removes the pairing (certificate, CA, addresses); the device key
+// stays, so the device ID is the same when it pairs again.
+func (a *Agent) Forget() error {
+	for _, item := range []string{itemCert, itemCA} {
+		if err := a.cfg.Secrets.Delete(item); err != nil {
+			return fmt.Errorf("forgetting %s: %w", item, err)
+		}
+	}
+	if err := os.Remove(filepath.Join(a.cfg.ConfigDir, configFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("forgetting the gateway: %w", err)
+	}
+	a.mu.Lock()
+	a.cert, a.ca, a.conf = nil, nil, config{}
+	err := a.load()
+	a.mu.Unlock()
+	a.update(func(*Status) {})
+	return err
+}
+
+// Run keeps a session to the gateway up until ctx ends, reconnecting with
+// exponential backoff and full jitter. It returns when the device is
+// revoked, with an error that says so.
+func (a *Agent) Run(ctx context.Context) error {
+	a.mu.Lock()
+	cert, ca, conf, name := a.cert, a.ca, a.conf, a.status.DeviceName
+	a.mu.Unlock()
+	if cert == nil {
+		return errors.New("this node is not paired; pair it first (palyra node pair)")
+	}
+	backoff := session.NewBackoff(nil)
+	for {
+		a.update(func(s *Status) { s.State, s.RetryAt = StateConnecting, time.Time{} })
+		var upAt time.Time
+		err := session.Run(ctx, session.Config{
+			Addresses:         conf.Gateways,
+			ClientCertificate: a.clientCertificate,
+			CACertificate:     ca,
+			Register:          &nodev1.RegisterNode{Name: name, Platform: a.cfg.Platform, Version: Version},
+			Now:               a.cfg.Now,
+			Logger:            a.cfg.Logger,
+		}, func(w *nodev1.Welcome) {
+			upAt = a.cfg.Now()
+			a.update(func(s *Status) {
+				s.State, s.LastError, s.ConnectedSince = StateConnected, "", upAt
+				if w.GatewayName != "" {
+					s.GatewayName = w.GatewayName
+				}
+			})
+		})
+		if ctx.Err() != nil {
+			a.update(func(s *Status) { s.State, s.ConnectedSince = StateOffline, time.Time{} })
+			return nil
+		}
+		if errors.Is(err, session.ErrRevoked) {
+			a.cfg.Logger.Info("gateway refused this device as revoked", "err", err)
+			err = fmt.Errorf("this device has been revoked by the gateway; ask its admin, then pair again: %w", session.ErrRevoked)
+			a.update(func(s *Status) { s.State, s.LastError, s.ConnectedSince = StateRevoked, err.Error(), time.Time{} })
+			return err
+		}
+		if !upAt.IsZero() && a.cfg.Now().Sub(upAt) > time.Minute {
+			backoff.Reset()
+		}
+		wait := backoff.Next()
+		retry := a.cfg.Now().Add(wait)
+		a.cfg.Logger.Info("gateway connection lost", "err", err, "retry_in", wait)
+		a.update(func(s *Status) {
+			s.State, s.RetryAt, s.ConnectedSince = StateOffline, retry, time.Time{}
+			if err != nil {
+				s.LastError = err.Error()
+			}
+		})
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			a.update(func(s *Status) { s.RetryAt = time.Time{} })
+			return nil
+		case <-timer.C:
+		}
+	}
+}
+
+func (a *Agent) clientCertificate() (*tls.Certificate, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cert == nil {
+		return nil, errors.New("no device certificate")
+	}
+	return a.cert, nil
+}
+
+func parseCertPEM(b []byte) (*x509.Certificate, error) {
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, errors.New("not a PEM certificate")
+	}
+	return x509.ParseCertificate(block.Bytes)
+}
+
+func certPEM(c *x509.Certificate) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".node-*.json")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,213 @@
+// Package pairclient is the device's side of pairing over the network: it
+// dials the gateway's Pairing service, runs the exchange of identity/pairing
+// over it, reports when the request waits for approval, and returns the
+// verified result. It stores nothing; the node agent does.
+package pairclient
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/identity/pairing"
+	pairingv1 "github.com/palyra/palyra-go/proto/pairing/v1"
+)
+
+// ErrUnreachable means there is no connection to the gateway.
+var ErrUnreachable = errors.New("cannot reach the gateway")
+
+// Pending describes a request that waits for an admin.
+type Pending struct {
+	RequestID        string
+	VerificationCode string
+	ExpiresAt        time.Time
+}
+
+// Options describe one pairing attempt.
+type Options struct {
+	// Address is the gateway's HOST:PORT (TCP).
+	Address    string
+	Credential pairing.Credential
+	Key        *identity.DeviceKey
+	Name       string
+	Platform   string
+	Rand       io.Reader
+	Now        func() time.Time
+	// OnPending is called once when the request waits for approval.
+	OnPending func(Pending)
+}
+
+// Pair runs one pairing attempt. With a link, the gateway must present a
+// chain that includes the CA the link pins, before any pairing message is
+// sent.
+func Pair(ctx context.Context, opts Options) (*pairing.Result, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if err := pairing.CheckAddress(opts.Address); err != nil {
+		return nil, err
+	}
+	var pin *identity.Fingerprint
+	if l, ok := opts.Credential.(*pairing.Link); ok {
+		pin = &l.CAPin
+	}
+
+	var (
+		mu      sync.Mutex
+		chain   [][]byte
+		tlsFail error
+	)
+	tlsConfig := &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		// The gateway is authenticated by the PAKE (its certificate is
+		// bound into the exchange) and, with a link, by the CA pin below.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			raw := make([][]byte, len(cs.PeerCertificates))
+			for i, c := range cs.PeerCertificates {
+				raw[i] = c.Raw
+			}
+			err := checkPin(pin, cs.PeerCertificates, raw, opts.Now())
+			mu.Lock()
+			defer mu.Unlock()
+			chain, tlsFail = raw, err
+			return err
+		},
+	}
+	conn, err := grpc.NewClient("passthrough:///"+opts.Address, grpc.WithTransportCredentials(credentials.NewTLS(tlsConfig)))
+	if err != nil {
+		return nil, fmt.Errorf("connecting to gateway %s: %w", opts.Address, err)
+	}
+	defer conn.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := pairingv1.NewPairingClient(conn).Pair(ctx)
+	if err != nil {
+		return nil, classify(err, opts.Address, &mu, &tlsFail)
+	}
+	// The stream exists only on a connection whose TLS handshake is done,
+	// so the gateway's chain has been seen.
+	mu.Lock()
+	seen := chain
+	mu.Unlock()
+	if len(seen) == 0 {
+		return nil, fmt.Errorf("%w at %s: no TLS certificate seen", ErrUnreachable, opts.Address)
+	}
+
+	dev, hello, err := pairing.StartDevice(pairing.DeviceConfig{
+		Rand: opts.Rand, Key: opts.Key, Name: opts.Name, Platform: opts.Platform, ServerChain: seen,
+	}, opts.Credential)
+	if err != nil {
+		return nil, err
+	}
+	if err := stream.Send(&pairingv1.PairRequest{Message: &pairingv1.PairRequest_ClientHello{ClientHello: hello}}); err != nil {
+		return nil, classify(recvErr(stream, err), opts.Address, &mu, &tlsFail)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		return nil, classify(err, opts.Address, &mu, &tlsFail)
+	}
+	finish, err := dev.HandleServerHello(resp.GetServerHello())
+	if err != nil {
+		return nil, err
+	}
+	if err := stream.Send(&pairingv1.PairRequest{Message: &pairingv1.PairRequest_ClientFinish{ClientFinish: finish}}); err != nil {
+		return nil, classify(recvErr(stream, err), opts.Address, &mu, &tlsFail)
+	}
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			return nil, classify(err, opts.Address, &mu, &tlsFail)
+		}
+		switch m := resp.Message.(type) {
+		case *pairingv1.PairResponse_Pending:
+			if opts.OnPending != nil {
+				opts.OnPending(Pending{
+					RequestID:        m.Pending.RequestId,
+					VerificationCode: dev.VerificationCode(),
+					ExpiresAt:        time.UnixMilli(m.Pending.ExpiresAtUnixMs),
+				})
+			}
+		case *pairingv1.PairResponse_ServerFinish:
+			return dev.HandleServerFinish(m.ServerFinish, opts.Now())
+		default:
+			return nil, fmt.Errorf("%w: unexpected answer from the gateway", pairing.ErrMalformed)
+		}
+	}
+}
+
+// checkPin verifies, for a link, that the presented chain contains the
+// pinned CA and that the leaf was issued by it.
+func checkPin(pin *identity.Fingerprint, certs []*x509.Certificate, raw [][]byte, now time.Time) error {
+	if len(certs) == 0 {
+		return errors.New("the gateway presented no certificate")
+	}
+	if pin == nil {
+		return nil
+	}
+	for _, c := range certs[1:] {
+		if identity.CertificateFingerprint(c.Raw).Equal(*pin) {
+			if err := identity.VerifyServerCertificate(c, raw, "", now); err != nil {
+				return fmt.Errorf("%w: %w", pairing.ErrCAMismatch, err)
+			}
+			return nil
+		}
+	}
+	return pairing.ErrCAMismatch
+}
+
+// recvErr returns the stream's status when Send failed because the server
+// already ended the stream.
+func recvErr(stream pairingv1.Pairing_PairClient, sendErr error) error {
+	if errors.Is(sendErr, io.EOF) {
+		if _, err := stream.Recv(); err != nil {
+			return err
+		}
+	}
+	return sendErr
+}
+
+// classify maps what went wrong to the package's errors, keeping the
+// gateway's words where they help.
+func classify(err error, addr string, mu *sync.Mutex, tlsFail *error) error {
+	mu.Lock()
+	tf := *tlsFail
+	mu.Unlock()
+	if tf != nil {
+		return fmt.Errorf("connecting to gateway %s: %w", addr, tf)
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	// The gateway reports outcomes with the pairing package's sentinel
+	// messages; map them back so callers can use errors.Is.
+	for _, outcome := range []error{pairing.ErrWrongCode, pairing.ErrRejected, pairing.ErrRequestExpired, pairing.ErrDeviceRevoked} {
+		if st.Message() == outcome.Error() {
+			return outcome
+		}
+	}
+	switch st.Code() {
+	case codes.PermissionDenied:
+		return pairing.ErrWrongCode
+	case codes.DeadlineExceeded:
+		return fmt.Errorf("pairing with %s timed out: %s", addr, st.Message())
+	case codes.Unavailable:
+		return fmt.Errorf("%w at %s (is the gateway running, and is the address right?)", ErrUnreachable, addr)
+	case codes.Canceled:
+		return context.Canceled
+	}
+	return fmt.Errorf("pairing with %s: %s", addr, st.Message())
+}
