@@ -17,6 +17,7 @@ import (
 	"github.com/palyra/palyra-go/gateway"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
+	"github.com/palyra/palyra-go/identity/secretstore"
 	"github.com/palyra/palyra-go/node"
 	"github.com/palyra/palyra-go/node/pairclient"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
@@ -211,4 +212,57 @@ func TestPairingRejections(t *testing.T) {
 			t.Fatalf("expired code: %v", err)
 		}
 	})
+}
+
+// A laptop that slept past its certificate's expiry renews by signing the
+// gateway's challenge, within the grace period, and connects again.
+func TestRenewExpiredCertificate(t *testing.T) {
+	t.Parallel()
+	rg, clk := gatewayWithClock(t)
+	dir := t.TempDir()
+	secrets, err := secretstore.NewFile(filepath.Join(dir, "secrets"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := node.New(node.Config{ConfigDir: dir, Secrets: secrets, Name: "sleeper", Now: clk.Now, Logger: testLogger(t, "sleeper")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Pair(t.Context(), node.PairOptions{Gateway: rg.g.Addresses()[0], PIN: mint(t, rg, true).Pin}); err != nil {
+		t.Fatal(err)
+	}
+	before := a.Status().CertificateNotAfter
+
+	clk.Advance(25 * time.Hour) // both sides: the certificate has run out
+	stop := runAgent(a)
+	st := waitState(t, a, node.StateConnected)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !st.CertificateNotAfter.After(before.Add(24 * time.Hour)) {
+		t.Fatalf("certificate not renewed: before %s, now %s", before, st.CertificateNotAfter)
+	}
+	// The renewed certificate was stored: a new agent on the same files
+	// sees it.
+	again, err := node.New(node.Config{ConfigDir: dir, Secrets: secrets, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Status().CertificateNotAfter.Equal(st.CertificateNotAfter) {
+		t.Fatalf("renewed certificate not kept: %s", again.Status().CertificateNotAfter)
+	}
+
+	// Past the grace period the device must pair again.
+	clk.Advance(32 * 24 * time.Hour)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	watch := again.Watch(ctx)
+	stop = runAgent(again)
+	defer stop()
+	for st := range watch {
+		if strings.Contains(st.LastError, "pair it again") {
+			return
+		}
+	}
+	t.Fatalf("no 'pair it again' after the grace period; last status %+v", again.Status())
 }

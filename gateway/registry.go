@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/palyra/palyra-go/gateway/nodeconn"
+	"github.com/palyra/palyra-go/gateway/pairingsvc"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 )
@@ -64,9 +65,7 @@ func (r *registry) RenewCertificate(ctx context.Context, id identity.DeviceID, c
 	if err != nil {
 		return nil, err
 	}
-	if err := r.g.store.RecordCertificate(ctx, store.Certificate{
-		Serial: fmt.Sprintf("%x", cert.SerialNumber), DeviceID: id, NotBefore: cert.NotBefore, NotAfter: cert.NotAfter, DER: cert.Raw,
-	}, now); err != nil {
+	if err := r.g.store.RecordCertificate(ctx, pairingsvc.CertificateRecord(id, cert), now); err != nil {
 		return nil, err
 	}
 	return cert.Raw, nil

@@ -200,7 +200,8 @@ func (a *Agent) Paired() bool {
 }
 
 // Watch delivers the current status at once, then every change, until ctx
-// ends. A slow reader misses intermediate states, never the latest.
+// ends, when the channel is closed. A slow reader misses intermediate
+// states, never the latest.
 func (a *Agent) Watch(ctx context.Context) <-chan Status {
 	ch := make(chan Status, 1)
 	a.mu.Lock()
@@ -211,6 +212,7 @@ func (a *Agent) Watch(ctx context.Context) <-chan Status {
 		<-ctx.Done()
 		a.mu.Lock()
 		delete(a.watchers, ch)
+		close(ch) // under mu, so update never sends on a closed channel
 		a.mu.Unlock()
 	}()
 	return ch
@@ -387,22 +389,25 @@ func (a *Agent) Run(ctx context.Context) error {
 	for {
 		a.update(func(s *Status) { s.State, s.RetryAt = StateConnecting, time.Time{} })
 		var upAt time.Time
-		err := session.Run(ctx, session.Config{
-			Addresses:         conf.Gateways,
-			ClientCertificate: a.clientCertificate,
-			CACertificate:     ca,
-			Register:          &nodev1.RegisterNode{Name: name, Platform: a.cfg.Platform, Version: Version},
-			Now:               a.cfg.Now,
-			Logger:            a.cfg.Logger,
-		}, func(w *nodev1.Welcome) {
-			upAt = a.cfg.Now()
-			a.update(func(s *Status) {
-				s.State, s.LastError, s.ConnectedSince = StateConnected, "", upAt
-				if w.GatewayName != "" {
-					s.GatewayName = w.GatewayName
-				}
+		err := a.renewIfExpired(ctx, conf.Gateways, ca)
+		if err == nil {
+			err = session.Run(ctx, session.Config{
+				Addresses:         conf.Gateways,
+				ClientCertificate: a.clientCertificate,
+				CACertificate:     ca,
+				Register:          &nodev1.RegisterNode{Name: name, Platform: a.cfg.Platform, Version: Version},
+				Now:               a.cfg.Now,
+				Logger:            a.cfg.Logger,
+			}, func(w *nodev1.Welcome) {
+				upAt = a.cfg.Now()
+				a.update(func(s *Status) {
+					s.State, s.LastError, s.ConnectedSince = StateConnected, "", upAt
+					if w.GatewayName != "" {
+						s.GatewayName = w.GatewayName
+					}
+				})
 			})
-		})
+		}
 		if ctx.Err() != nil {
 			a.update(func(s *Status) { s.State, s.ConnectedSince = StateOffline, time.Time{} })
 			return nil
@@ -434,6 +439,48 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-timer.C:
 		}
 	}
+}
+
+// renewIfExpired renews a certificate that ran out (say, while the laptop
+// slept) by signing the gateway's challenge with the device key.
+func (a *Agent) renewIfExpired(ctx context.Context, gateways []string, ca *x509.Certificate) error {
+	a.mu.Lock()
+	cert, key, name := a.cert, a.key, a.status.DeviceName
+	a.mu.Unlock()
+	if a.cfg.Now().Before(cert.Leaf.NotAfter) {
+		return nil
+	}
+	var err error
+	for _, addr := range gateways {
+		var der []byte
+		der, err = pairclient.RenewExpired(ctx, pairclient.RenewOptions{
+			Address: addr, Key: key, CA: ca, Name: name, Rand: a.cfg.Rand, Now: a.cfg.Now,
+		})
+		if err == nil {
+			return a.storeCertificate(der)
+		}
+		if errors.Is(err, pairing.ErrDeviceRevoked) {
+			return fmt.Errorf("%w: %w", session.ErrRevoked, err)
+		}
+	}
+	return fmt.Errorf("renewing the expired device certificate: %w", err)
+}
+
+// storeCertificate keeps a renewed certificate and uses it from now on.
+func (a *Agent) storeCertificate(der []byte) error {
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return err
+	}
+	if err := a.cfg.Secrets.Set(itemCert, certPEM(cert)); err != nil {
+		return fmt.Errorf("storing the renewed certificate: %w", err)
+	}
+	a.mu.Lock()
+	a.cert = &tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: a.key.Signer(), Leaf: cert}
+	a.mu.Unlock()
+	a.update(func(s *Status) { s.CertificateNotAfter = cert.NotAfter })
+	a.cfg.Logger.Info("device certificate renewed", "not_after", cert.NotAfter)
+	return nil
 }
 
 func (a *Agent) clientCertificate() (*tls.Certificate, error) {

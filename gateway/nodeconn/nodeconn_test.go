@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,7 +63,7 @@ const waitTimeout = 5 * time.Second
 
 // fixture is a CA with a gateway running on loopback.
 type fixture struct {
-	t       *testing.T
+	t       testing.TB
 	ca      *identity.CA
 	srv     *nodeconn.Server
 	reg     *fakeRegistry
@@ -78,15 +79,15 @@ type goneEvent struct {
 // fakeRegistry records Registry calls on channels.
 type fakeRegistry struct {
 	ca         *identity.CA
-	refuse     error // NodeRegistered fails with it when set
+	refuse     atomic.Pointer[error] // NodeRegistered fails with it when set
 	registered chan nodeconn.SessionInfo
 	renewed    chan identity.DeviceID
 	gone       chan goneEvent
 }
 
 func (r *fakeRegistry) NodeRegistered(_ context.Context, s nodeconn.SessionInfo) error {
-	if r.refuse != nil {
-		return r.refuse
+	if err := r.refuse.Load(); err != nil {
+		return *err
 	}
 	r.registered <- s
 	return nil
@@ -162,7 +163,7 @@ func newDevice(t testing.TB, ca *identity.CA) *device {
 func (d *device) id() identity.DeviceID { return d.key.ID() }
 
 // newFixture starts a gateway with lease ttl; it stops with the test.
-func newFixture(t *testing.T, ttl time.Duration) *fixture {
+func newFixture(t testing.TB, ttl time.Duration) *fixture {
 	t.Helper()
 	f := &fixture{t: t, ca: newCA(t, "test gateway")}
 	f.reg = &fakeRegistry{
@@ -187,7 +188,7 @@ func newFixture(t *testing.T, ttl time.Duration) *fixture {
 	return f
 }
 
-func (f *fixture) start(t *testing.T) {
+func (f *fixture) start(t testing.TB) {
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -563,7 +564,8 @@ func TestSecondSessionReplacesFirst(t *testing.T) {
 func TestRegistryRefuses(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	f.reg.refuse = errors.New("unknown device")
+	refusal := errors.New("unknown device")
+	f.reg.refuse.Store(&refusal)
 	err := session.Run(t.Context(), f.sessionConfig(newDevice(t, f.ca)), nil)
 	if !errors.Is(err, session.ErrRegistrationRefused) {
 		t.Errorf("Run = %v, want ErrRegistrationRefused", err)

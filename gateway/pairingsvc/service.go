@@ -7,6 +7,7 @@ package pairingsvc
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -49,6 +50,8 @@ type Store interface {
 	CompletePairing(ctx context.Context, codeID int64, r store.Request, now time.Time) (store.Request, error)
 	GetRequest(ctx context.Context, id string) (store.Request, error)
 	IssueCertificate(ctx context.Context, requestID string, cert store.Certificate, now time.Time) (store.Device, error)
+	GetDevice(ctx context.Context, id identity.DeviceID) (store.Device, error)
+	RecordCertificate(ctx context.Context, cert store.Certificate, now time.Time) error
 	Audit(ctx context.Context, e store.AuditEvent) error
 }
 
@@ -69,6 +72,8 @@ type Config struct {
 	StepTimeout time.Duration
 	// DeviceCertLifetime is passed to the CA; zero means its default.
 	DeviceCertLifetime time.Duration
+	// RenewalGrace bounds renewing after expiry; default DefaultRenewalGrace.
+	RenewalGrace time.Duration
 }
 
 // Service implements pairingv1.PairingServer.
@@ -98,6 +103,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.StepTimeout <= 0 {
 		cfg.StepTimeout = DefaultStepTimeout
+	}
+	if cfg.RenewalGrace <= 0 {
+		cfg.RenewalGrace = DefaultRenewalGrace
 	}
 	return &Service{cfg: cfg, waiters: map[string][]chan struct{}{}}, nil
 }
@@ -136,23 +144,29 @@ func (s *Service) wait(requestID string) (<-chan struct{}, func()) {
 
 // recv reads the next message with the step deadline.
 func (s *Service) recv(stream pairingv1.Pairing_PairServer) (*pairingv1.PairRequest, error) {
+	return recvWithin(stream.Recv, s.cfg.StepTimeout)
+}
+
+// recvWithin waits for one message at most d. Returning early ends the
+// handler, which cancels the stream and so the pending Recv.
+func recvWithin[M any](recv func() (M, error), d time.Duration) (M, error) {
 	type result struct {
-		m   *pairingv1.PairRequest
+		m   M
 		err error
 	}
 	ch := make(chan result, 1)
 	go func() {
-		m, err := stream.Recv()
+		m, err := recv()
 		ch <- result{m, err}
 	}()
-	timer := time.NewTimer(s.cfg.StepTimeout)
+	timer := time.NewTimer(d)
 	defer timer.Stop()
 	select {
 	case r := <-ch:
 		return r.m, r.err
 	case <-timer.C:
-		// Returning from the handler cancels the stream, which ends Recv.
-		return nil, status.Error(codes.DeadlineExceeded, "pairing: the device took too long to answer")
+		var zero M
+		return zero, status.Error(codes.DeadlineExceeded, "the device took too long to answer")
 	}
 }
 
@@ -297,7 +311,7 @@ func (s *Service) deliver(stream pairingv1.Pairing_PairServer, rec store.Request
 		log.Error("issuing device certificate", "err", err)
 		return status.Error(codes.Internal, "the gateway could not issue the certificate")
 	}
-	if _, err := s.cfg.Store.IssueCertificate(ctx, rec.ID, certificateRecord(rec.DeviceID, cert), now); err != nil {
+	if _, err := s.cfg.Store.IssueCertificate(ctx, rec.ID, CertificateRecord(rec.DeviceID, cert), now); err != nil {
 		if errors.Is(err, store.ErrDeviceRevoked) {
 			return status.Error(codes.PermissionDenied, msgRevoked)
 		}
@@ -328,8 +342,8 @@ func (s *Service) audit(ctx context.Context, e store.AuditEvent) {
 	}
 }
 
-// certificateRecord is how the store keeps an issued certificate.
-func certificateRecord(id identity.DeviceID, cert *x509.Certificate) store.Certificate {
+// CertificateRecord is how the store keeps an issued certificate.
+func CertificateRecord(id identity.DeviceID, cert *x509.Certificate) store.Certificate {
 	return store.Certificate{
 		Serial:    fmt.Sprintf("%x", cert.SerialNumber),
 		DeviceID:  id,
@@ -337,4 +351,82 @@ func certificateRecord(id identity.DeviceID, cert *x509.Certificate) store.Certi
 		NotAfter:  cert.NotAfter,
 		DER:       cert.Raw,
 	}
+}
+
+// DefaultRenewalGrace is how long after its last certificate ran out a
+// device may still renew by signing a challenge.
+const DefaultRenewalGrace = 30 * 24 * time.Hour
+
+// RenewExpired renews the certificate of a device whose certificate ran
+// out: it proves it still holds the key it paired with by signing a fresh
+// challenge. Revoked devices and devices past the grace period must pair
+// again.
+func (s *Service) RenewExpired(stream pairingv1.Pairing_RenewExpiredServer) error {
+	ctx := stream.Context()
+	first, err := s.recvRenew(stream)
+	if err != nil {
+		return err
+	}
+	start := first.GetStart()
+	if start == nil {
+		return status.Error(codes.InvalidArgument, "renewal must start with the device ID and a certificate request")
+	}
+	id, err := identity.ParseDeviceID(start.DeviceId)
+	if err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	dev, err := s.cfg.Store.GetDevice(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return status.Error(codes.PermissionDenied, "this device is not paired with the gateway; pair it again")
+	}
+	if err != nil {
+		return status.Error(codes.Internal, "the gateway could not look up the device")
+	}
+	if !dev.RevokedAt.IsZero() {
+		return status.Error(codes.PermissionDenied, msgRevoked)
+	}
+	if s.cfg.Now().After(dev.CertificateNotAfter.Add(s.cfg.RenewalGrace)) {
+		return status.Errorf(codes.PermissionDenied, "the device's certificate ran out more than %s ago; pair it again", s.cfg.RenewalGrace)
+	}
+	csr, err := x509.ParseCertificateRequest(start.Csr)
+	if err != nil || csr.CheckSignature() != nil {
+		return status.Error(codes.InvalidArgument, "the certificate request is invalid")
+	}
+	if pub, ok := csr.PublicKey.(ed25519.PublicKey); !ok || !pub.Equal(ed25519.PublicKey(dev.PublicKey)) {
+		return status.Error(codes.PermissionDenied, "the certificate request is not for this device's key")
+	}
+	challenge := make([]byte, 32)
+	if _, err := io.ReadFull(s.cfg.Rand, challenge); err != nil {
+		return status.Error(codes.Internal, "the gateway could not make a challenge")
+	}
+	if err := stream.Send(&pairingv1.RenewResponse{Message: &pairingv1.RenewResponse_Challenge{Challenge: challenge}}); err != nil {
+		return err
+	}
+	second, err := s.recvRenew(stream)
+	if err != nil {
+		return err
+	}
+	msg := pairing.RenewalMessage(challenge, identity.CertificateFingerprint(s.cfg.ServerCertificate()), start.Csr)
+	if err := identity.VerifyWithContext(dev.PublicKey, pairing.RenewalContext, msg, second.GetSignature()); err != nil {
+		s.audit(ctx, store.AuditEvent{Kind: store.AuditCertificateRefused, DeviceID: id, Detail: "renewal signature did not verify"})
+		return status.Error(codes.PermissionDenied, "the signature does not match the device's key")
+	}
+	now := s.cfg.Now()
+	cert, err := s.cfg.CA.IssueDeviceCertificate(start.Csr, identity.IssueOptions{Now: now, Lifetime: s.cfg.DeviceCertLifetime, Rand: s.cfg.Rand})
+	if err != nil {
+		return status.Error(codes.Internal, "the gateway could not issue the certificate")
+	}
+	if err := s.cfg.Store.RecordCertificate(ctx, CertificateRecord(id, cert), now); err != nil {
+		if errors.Is(err, store.ErrDeviceRevoked) {
+			return status.Error(codes.PermissionDenied, msgRevoked)
+		}
+		return status.Error(codes.Internal, "the gateway could not record the certificate")
+	}
+	s.cfg.Logger.Info("renewed an expired certificate", "device", id, "not_after", cert.NotAfter)
+	return stream.Send(&pairingv1.RenewResponse{Message: &pairingv1.RenewResponse_Certificate{Certificate: cert.Raw}})
+}
+
+// recvRenew reads the next renewal message with the step deadline.
+func (s *Service) recvRenew(stream pairingv1.Pairing_RenewExpiredServer) (*pairingv1.RenewRequest, error) {
+	return recvWithin(stream.Recv, s.cfg.StepTimeout)
 }

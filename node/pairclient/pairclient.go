@@ -170,9 +170,10 @@ func checkPin(pin *identity.Fingerprint, certs []*x509.Certificate, raw [][]byte
 
 // recvErr returns the stream's status when Send failed because the server
 // already ended the stream.
-func recvErr(stream pairingv1.Pairing_PairClient, sendErr error) error {
+func recvErr(stream interface{ RecvMsg(any) error }, sendErr error) error {
 	if errors.Is(sendErr, io.EOF) {
-		if _, err := stream.Recv(); err != nil {
+		var discard pairingv1.PairResponse
+		if err := stream.RecvMsg(&discard); err != nil {
 			return err
 		}
 	}
@@ -201,7 +202,7 @@ func classify(err error, addr string, mu *sync.Mutex, tlsFail *error) error {
 	}
 	switch st.Code() {
 	case codes.PermissionDenied:
-		return pairing.ErrWrongCode
+		return errors.New(st.Message())
 	case codes.DeadlineExceeded:
 		return fmt.Errorf("pairing with %s timed out: %s", addr, st.Message())
 	case codes.Unavailable:
@@ -210,4 +211,97 @@ func classify(err error, addr string, mu *sync.Mutex, tlsFail *error) error {
 		return context.Canceled
 	}
 	return fmt.Errorf("pairing with %s: %s", addr, st.Message())
+}
+
+// RenewOptions describe renewing a certificate that ran out.
+type RenewOptions struct {
+	Address string
+	Key     *identity.DeviceKey
+	// CA is the gateway CA the device paired with; the gateway's TLS chain
+	// must verify against it.
+	CA   *x509.Certificate
+	Name string
+	Rand io.Reader
+	Now  func() time.Time
+}
+
+// RenewExpired gets a new certificate for the device's key from a gateway
+// it paired with, by signing the gateway's challenge. It returns the
+// certificate (DER), verified against the CA.
+func RenewExpired(ctx context.Context, opts RenewOptions) ([]byte, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	var (
+		mu      sync.Mutex
+		leaf    []byte
+		tlsFail error
+	)
+	tlsConfig := &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		// Verified below against the pinned CA: addresses may be IPs, so
+		// the standard host name check does not apply.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			raw := make([][]byte, len(cs.PeerCertificates))
+			for i, c := range cs.PeerCertificates {
+				raw[i] = c.Raw
+			}
+			err := identity.VerifyServerCertificate(opts.CA, raw, "", opts.Now())
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				tlsFail = fmt.Errorf("the gateway's certificate is not from the CA this device paired with: %w", err)
+				return tlsFail
+			}
+			leaf = raw[0]
+			return nil
+		},
+	}
+	conn, err := grpc.NewClient("passthrough:///"+opts.Address, grpc.WithTransportCredentials(credentials.NewTLS(tlsConfig)))
+	if err != nil {
+		return nil, fmt.Errorf("connecting to gateway %s: %w", opts.Address, err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := pairingv1.NewPairingClient(conn).RenewExpired(ctx)
+	if err != nil {
+		return nil, classify(err, opts.Address, &mu, &tlsFail)
+	}
+	csr, err := opts.Key.CreateCSR(opts.Rand, opts.Name)
+	if err != nil {
+		return nil, err
+	}
+	start := &pairingv1.RenewStart{DeviceId: opts.Key.ID().String(), Csr: csr}
+	if err := stream.Send(&pairingv1.RenewRequest{Message: &pairingv1.RenewRequest_Start{Start: start}}); err != nil {
+		return nil, classify(recvErr(stream, err), opts.Address, &mu, &tlsFail)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		return nil, classify(err, opts.Address, &mu, &tlsFail)
+	}
+	mu.Lock()
+	seen := leaf
+	mu.Unlock()
+	sig, err := opts.Key.SignWithContext(pairing.RenewalContext,
+		pairing.RenewalMessage(resp.GetChallenge(), identity.CertificateFingerprint(seen), csr))
+	if err != nil {
+		return nil, err
+	}
+	if err := stream.Send(&pairingv1.RenewRequest{Message: &pairingv1.RenewRequest_Signature{Signature: sig}}); err != nil {
+		return nil, classify(recvErr(stream, err), opts.Address, &mu, &tlsFail)
+	}
+	if resp, err = stream.Recv(); err != nil {
+		return nil, classify(err, opts.Address, &mu, &tlsFail)
+	}
+	der := resp.GetCertificate()
+	id, err := identity.VerifyDeviceCertificate(opts.CA, [][]byte{der}, opts.Now())
+	if err != nil {
+		return nil, fmt.Errorf("the renewed certificate does not verify: %w", err)
+	}
+	if id != opts.Key.ID() {
+		return nil, fmt.Errorf("the gateway renewed the certificate of another device (%s)", id)
+	}
+	return der, nil
 }

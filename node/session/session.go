@@ -193,7 +193,7 @@ func dial(ctx context.Context, cfg Config, addr string) (*Conn, error) {
 		tlsConf.ServerName = host
 	}
 	quicConf := &quic.Config{
-		KeepAlivePeriod:       keepAlivePeriod,
+		KeepAlivePeriod: keepAlivePeriod,
 	}
 	conn, err := quic.DialAddr(ctx, addr, tlsConf, quicConf)
 	if err != nil {

@@ -453,6 +453,228 @@ func (x *Grant) GetGatewayName() string {
 	return ""
 }
 
+type RenewRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Message:
+	//
+	//	*RenewRequest_Start
+	//	*RenewRequest_Signature
+	Message       isRenewRequest_Message `protobuf_oneof:"message"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewRequest) Reset() {
+	*x = RenewRequest{}
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewRequest) ProtoMessage() {}
+
+func (x *RenewRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
+func (*RenewRequest) Descriptor() ([]byte, []int) {
+	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RenewRequest) GetMessage() isRenewRequest_Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *RenewRequest) GetStart() *RenewStart {
+	if x != nil {
+		if x, ok := x.Message.(*RenewRequest_Start); ok {
+			return x.Start
+		}
+	}
+	return nil
+}
+
+func (x *RenewRequest) GetSignature() []byte {
+	if x != nil {
+		if x, ok := x.Message.(*RenewRequest_Signature); ok {
+			return x.Signature
+		}
+	}
+	return nil
+}
+
+type isRenewRequest_Message interface {
+	isRenewRequest_Message()
+}
+
+type RenewRequest_Start struct {
+	Start *RenewStart `protobuf:"bytes,1,opt,name=start,proto3,oneof"`
+}
+
+type RenewRequest_Signature struct {
+	// Ed25519ctx signature over the challenge, the gateway's TLS
+	// certificate as the device saw it, and the request.
+	Signature []byte `protobuf:"bytes,2,opt,name=signature,proto3,oneof"`
+}
+
+func (*RenewRequest_Start) isRenewRequest_Message() {}
+
+func (*RenewRequest_Signature) isRenewRequest_Message() {}
+
+type RenewStart struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The device ID in its text form.
+	DeviceId string `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// PKCS#10 request (DER) signed by the device key.
+	Csr           []byte `protobuf:"bytes,2,opt,name=csr,proto3" json:"csr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewStart) Reset() {
+	*x = RenewStart{}
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewStart) ProtoMessage() {}
+
+func (x *RenewStart) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewStart.ProtoReflect.Descriptor instead.
+func (*RenewStart) Descriptor() ([]byte, []int) {
+	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RenewStart) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *RenewStart) GetCsr() []byte {
+	if x != nil {
+		return x.Csr
+	}
+	return nil
+}
+
+type RenewResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Message:
+	//
+	//	*RenewResponse_Challenge
+	//	*RenewResponse_Certificate
+	Message       isRenewResponse_Message `protobuf_oneof:"message"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewResponse) Reset() {
+	*x = RenewResponse{}
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewResponse) ProtoMessage() {}
+
+func (x *RenewResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewResponse.ProtoReflect.Descriptor instead.
+func (*RenewResponse) Descriptor() ([]byte, []int) {
+	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RenewResponse) GetMessage() isRenewResponse_Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *RenewResponse) GetChallenge() []byte {
+	if x != nil {
+		if x, ok := x.Message.(*RenewResponse_Challenge); ok {
+			return x.Challenge
+		}
+	}
+	return nil
+}
+
+func (x *RenewResponse) GetCertificate() []byte {
+	if x != nil {
+		if x, ok := x.Message.(*RenewResponse_Certificate); ok {
+			return x.Certificate
+		}
+	}
+	return nil
+}
+
+type isRenewResponse_Message interface {
+	isRenewResponse_Message()
+}
+
+type RenewResponse_Challenge struct {
+	// 32 random bytes to sign.
+	Challenge []byte `protobuf:"bytes,1,opt,name=challenge,proto3,oneof"`
+}
+
+type RenewResponse_Certificate struct {
+	// The new device certificate (DER).
+	Certificate []byte `protobuf:"bytes,2,opt,name=certificate,proto3,oneof"`
+}
+
+func (*RenewResponse_Challenge) isRenewResponse_Message() {}
+
+func (*RenewResponse_Certificate) isRenewResponse_Message() {}
+
 type PairRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Message:
@@ -466,7 +688,7 @@ type PairRequest struct {
 
 func (x *PairRequest) Reset() {
 	*x = PairRequest{}
-	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[6]
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -478,7 +700,7 @@ func (x *PairRequest) String() string {
 func (*PairRequest) ProtoMessage() {}
 
 func (x *PairRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[6]
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -491,7 +713,7 @@ func (x *PairRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PairRequest.ProtoReflect.Descriptor instead.
 func (*PairRequest) Descriptor() ([]byte, []int) {
-	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{6}
+	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PairRequest) GetMessage() isPairRequest_Message {
@@ -551,7 +773,7 @@ type PairResponse struct {
 
 func (x *PairResponse) Reset() {
 	*x = PairResponse{}
-	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[7]
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -563,7 +785,7 @@ func (x *PairResponse) String() string {
 func (*PairResponse) ProtoMessage() {}
 
 func (x *PairResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[7]
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -576,7 +798,7 @@ func (x *PairResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PairResponse.ProtoReflect.Descriptor instead.
 func (*PairResponse) Descriptor() ([]byte, []int) {
-	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{7}
+	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PairResponse) GetMessage() isPairResponse_Message {
@@ -649,7 +871,7 @@ type Pending struct {
 
 func (x *Pending) Reset() {
 	*x = Pending{}
-	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[8]
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -661,7 +883,7 @@ func (x *Pending) String() string {
 func (*Pending) ProtoMessage() {}
 
 func (x *Pending) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[8]
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -674,7 +896,7 @@ func (x *Pending) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pending.ProtoReflect.Descriptor instead.
 func (*Pending) Descriptor() ([]byte, []int) {
-	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{8}
+	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Pending) GetRequestId() string {
@@ -730,7 +952,19 @@ const file_proto_pairing_v1_pairing_proto_rawDesc = "" +
 	"\x12device_certificate\x18\x01 \x01(\fR\x11deviceCertificate\x12%\n" +
 	"\x0eca_certificate\x18\x02 \x01(\fR\rcaCertificate\x12\x1c\n" +
 	"\taddresses\x18\x03 \x03(\tR\taddresses\x12!\n" +
-	"\fgateway_name\x18\x04 \x01(\tR\vgatewayName\"d\n" +
+	"\fgateway_name\x18\x04 \x01(\tR\vgatewayName\"p\n" +
+	"\fRenewRequest\x125\n" +
+	"\x05start\x18\x01 \x01(\v2\x1d.palyra.pairing.v1.RenewStartH\x00R\x05start\x12\x1e\n" +
+	"\tsignature\x18\x02 \x01(\fH\x00R\tsignatureB\t\n" +
+	"\amessage\";\n" +
+	"\n" +
+	"RenewStart\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x10\n" +
+	"\x03csr\x18\x02 \x01(\fR\x03csr\"^\n" +
+	"\rRenewResponse\x12\x1e\n" +
+	"\tchallenge\x18\x01 \x01(\fH\x00R\tchallenge\x12\"\n" +
+	"\vcertificate\x18\x02 \x01(\fH\x00R\vcertificateB\t\n" +
+	"\amessage\"d\n" +
 	"\vPairRequest\x12#\n" +
 	"\fclient_hello\x18\x01 \x01(\fH\x00R\vclientHello\x12%\n" +
 	"\rclient_finish\x18\x02 \x01(\fH\x00R\fclientFinishB\t\n" +
@@ -749,9 +983,10 @@ const file_proto_pairing_v1_pairing_proto_rawDesc = "" +
 	"SecretKind\x12\x1b\n" +
 	"\x17SECRET_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fSECRET_KIND_PIN\x10\x01\x12\x14\n" +
-	"\x10SECRET_KIND_LINK\x10\x022V\n" +
+	"\x10SECRET_KIND_LINK\x10\x022\xad\x01\n" +
 	"\aPairing\x12K\n" +
-	"\x04Pair\x12\x1e.palyra.pairing.v1.PairRequest\x1a\x1f.palyra.pairing.v1.PairResponse(\x010\x01B8Z6github.com/palyra/palyra-go/proto/pairing/v1;pairingv1b\x06proto3"
+	"\x04Pair\x12\x1e.palyra.pairing.v1.PairRequest\x1a\x1f.palyra.pairing.v1.PairResponse(\x010\x01\x12U\n" +
+	"\fRenewExpired\x12\x1f.palyra.pairing.v1.RenewRequest\x1a .palyra.pairing.v1.RenewResponse(\x010\x01B8Z6github.com/palyra/palyra-go/proto/pairing/v1;pairingv1b\x06proto3"
 
 var (
 	file_proto_pairing_v1_pairing_proto_rawDescOnce sync.Once
@@ -766,29 +1001,35 @@ func file_proto_pairing_v1_pairing_proto_rawDescGZIP() []byte {
 }
 
 var file_proto_pairing_v1_pairing_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_proto_pairing_v1_pairing_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_proto_pairing_v1_pairing_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_proto_pairing_v1_pairing_proto_goTypes = []any{
-	(SecretKind)(0),      // 0: palyra.pairing.v1.SecretKind
-	(*ClientHello)(nil),  // 1: palyra.pairing.v1.ClientHello
-	(*ServerHello)(nil),  // 2: palyra.pairing.v1.ServerHello
-	(*ClientFinish)(nil), // 3: palyra.pairing.v1.ClientFinish
-	(*Enrollment)(nil),   // 4: palyra.pairing.v1.Enrollment
-	(*ServerFinish)(nil), // 5: palyra.pairing.v1.ServerFinish
-	(*Grant)(nil),        // 6: palyra.pairing.v1.Grant
-	(*PairRequest)(nil),  // 7: palyra.pairing.v1.PairRequest
-	(*PairResponse)(nil), // 8: palyra.pairing.v1.PairResponse
-	(*Pending)(nil),      // 9: palyra.pairing.v1.Pending
+	(SecretKind)(0),       // 0: palyra.pairing.v1.SecretKind
+	(*ClientHello)(nil),   // 1: palyra.pairing.v1.ClientHello
+	(*ServerHello)(nil),   // 2: palyra.pairing.v1.ServerHello
+	(*ClientFinish)(nil),  // 3: palyra.pairing.v1.ClientFinish
+	(*Enrollment)(nil),    // 4: palyra.pairing.v1.Enrollment
+	(*ServerFinish)(nil),  // 5: palyra.pairing.v1.ServerFinish
+	(*Grant)(nil),         // 6: palyra.pairing.v1.Grant
+	(*RenewRequest)(nil),  // 7: palyra.pairing.v1.RenewRequest
+	(*RenewStart)(nil),    // 8: palyra.pairing.v1.RenewStart
+	(*RenewResponse)(nil), // 9: palyra.pairing.v1.RenewResponse
+	(*PairRequest)(nil),   // 10: palyra.pairing.v1.PairRequest
+	(*PairResponse)(nil),  // 11: palyra.pairing.v1.PairResponse
+	(*Pending)(nil),       // 12: palyra.pairing.v1.Pending
 }
 var file_proto_pairing_v1_pairing_proto_depIdxs = []int32{
-	0, // 0: palyra.pairing.v1.ClientHello.secret_kind:type_name -> palyra.pairing.v1.SecretKind
-	9, // 1: palyra.pairing.v1.PairResponse.pending:type_name -> palyra.pairing.v1.Pending
-	7, // 2: palyra.pairing.v1.Pairing.Pair:input_type -> palyra.pairing.v1.PairRequest
-	8, // 3: palyra.pairing.v1.Pairing.Pair:output_type -> palyra.pairing.v1.PairResponse
-	3, // [3:4] is the sub-list for method output_type
-	2, // [2:3] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	0,  // 0: palyra.pairing.v1.ClientHello.secret_kind:type_name -> palyra.pairing.v1.SecretKind
+	8,  // 1: palyra.pairing.v1.RenewRequest.start:type_name -> palyra.pairing.v1.RenewStart
+	12, // 2: palyra.pairing.v1.PairResponse.pending:type_name -> palyra.pairing.v1.Pending
+	10, // 3: palyra.pairing.v1.Pairing.Pair:input_type -> palyra.pairing.v1.PairRequest
+	7,  // 4: palyra.pairing.v1.Pairing.RenewExpired:input_type -> palyra.pairing.v1.RenewRequest
+	11, // 5: palyra.pairing.v1.Pairing.Pair:output_type -> palyra.pairing.v1.PairResponse
+	9,  // 6: palyra.pairing.v1.Pairing.RenewExpired:output_type -> palyra.pairing.v1.RenewResponse
+	5,  // [5:7] is the sub-list for method output_type
+	3,  // [3:5] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_proto_pairing_v1_pairing_proto_init() }
@@ -797,10 +1038,18 @@ func file_proto_pairing_v1_pairing_proto_init() {
 		return
 	}
 	file_proto_pairing_v1_pairing_proto_msgTypes[6].OneofWrappers = []any{
+		(*RenewRequest_Start)(nil),
+		(*RenewRequest_Signature)(nil),
+	}
+	file_proto_pairing_v1_pairing_proto_msgTypes[8].OneofWrappers = []any{
+		(*RenewResponse_Challenge)(nil),
+		(*RenewResponse_Certificate)(nil),
+	}
+	file_proto_pairing_v1_pairing_proto_msgTypes[9].OneofWrappers = []any{
 		(*PairRequest_ClientHello)(nil),
 		(*PairRequest_ClientFinish)(nil),
 	}
-	file_proto_pairing_v1_pairing_proto_msgTypes[7].OneofWrappers = []any{
+	file_proto_pairing_v1_pairing_proto_msgTypes[10].OneofWrappers = []any{
 		(*PairResponse_ServerHello)(nil),
 		(*PairResponse_Pending)(nil),
 		(*PairResponse_ServerFinish)(nil),
@@ -811,7 +1060,7 @@ func file_proto_pairing_v1_pairing_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_pairing_v1_pairing_proto_rawDesc), len(file_proto_pairing_v1_pairing_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

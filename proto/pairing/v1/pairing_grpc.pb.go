@@ -23,7 +23,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Pairing_Pair_FullMethodName = "/palyra.pairing.v1.Pairing/Pair"
+	Pairing_Pair_FullMethodName         = "/palyra.pairing.v1.Pairing/Pair"
+	Pairing_RenewExpired_FullMethodName = "/palyra.pairing.v1.Pairing/RenewExpired"
 )
 
 // PairingClient is the client API for Pairing service.
@@ -39,6 +40,10 @@ type PairingClient interface {
 	// a rejection or an expired request ends the stream with a status that
 	// says which.
 	Pair(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PairRequest, PairResponse], error)
+	// RenewExpired gives a paired, unrevoked device whose certificate ran out
+	// (a laptop that slept through renewal) a new one, within a grace period,
+	// once it signs the gateway's challenge with its device key.
+	RenewExpired(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RenewRequest, RenewResponse], error)
 }
 
 type pairingClient struct {
@@ -62,6 +67,19 @@ func (c *pairingClient) Pair(ctx context.Context, opts ...grpc.CallOption) (grpc
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Pairing_PairClient = grpc.BidiStreamingClient[PairRequest, PairResponse]
 
+func (c *pairingClient) RenewExpired(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RenewRequest, RenewResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Pairing_ServiceDesc.Streams[1], Pairing_RenewExpired_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[RenewRequest, RenewResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Pairing_RenewExpiredClient = grpc.BidiStreamingClient[RenewRequest, RenewResponse]
+
 // PairingServer is the server API for Pairing service.
 // All implementations must embed UnimplementedPairingServer
 // for forward compatibility.
@@ -75,6 +93,10 @@ type PairingServer interface {
 	// a rejection or an expired request ends the stream with a status that
 	// says which.
 	Pair(grpc.BidiStreamingServer[PairRequest, PairResponse]) error
+	// RenewExpired gives a paired, unrevoked device whose certificate ran out
+	// (a laptop that slept through renewal) a new one, within a grace period,
+	// once it signs the gateway's challenge with its device key.
+	RenewExpired(grpc.BidiStreamingServer[RenewRequest, RenewResponse]) error
 	mustEmbedUnimplementedPairingServer()
 }
 
@@ -87,6 +109,9 @@ type UnimplementedPairingServer struct{}
 
 func (UnimplementedPairingServer) Pair(grpc.BidiStreamingServer[PairRequest, PairResponse]) error {
 	return status.Error(codes.Unimplemented, "method Pair not implemented")
+}
+func (UnimplementedPairingServer) RenewExpired(grpc.BidiStreamingServer[RenewRequest, RenewResponse]) error {
+	return status.Error(codes.Unimplemented, "method RenewExpired not implemented")
 }
 func (UnimplementedPairingServer) mustEmbedUnimplementedPairingServer() {}
 func (UnimplementedPairingServer) testEmbeddedByValue()                 {}
@@ -116,6 +141,13 @@ func _Pairing_Pair_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Pairing_PairServer = grpc.BidiStreamingServer[PairRequest, PairResponse]
 
+func _Pairing_RenewExpired_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(PairingServer).RenewExpired(&grpc.GenericServerStream[RenewRequest, RenewResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Pairing_RenewExpiredServer = grpc.BidiStreamingServer[RenewRequest, RenewResponse]
+
 // Pairing_ServiceDesc is the grpc.ServiceDesc for Pairing service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -127,6 +159,12 @@ var Pairing_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Pair",
 			Handler:       _Pairing_Pair_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "RenewExpired",
+			Handler:       _Pairing_RenewExpired_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
 		},
