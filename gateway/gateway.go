@@ -298,15 +298,20 @@ func (g *Gateway) authenticate(rawCerts [][]byte) (identity.DeviceID, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	revoked, err := g.store.IsRevoked(ctx, id)
-	if err != nil {
-		return id, fmt.Errorf("checking revocation: %w", err)
-	}
-	if revoked {
-		return id, identity.ErrRevoked
-	}
-	if _, err := g.store.GetDevice(ctx, id); err != nil {
+	// One lookup on the common path: a paired device's row says whether it
+	// is revoked. A removed device has no row but stays revoked.
+	dev, err := g.store.GetDevice(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		if revoked, rerr := g.store.IsRevoked(ctx, id); rerr == nil && revoked {
+			return id, identity.ErrRevoked
+		}
 		return id, fmt.Errorf("device %s is not paired with this gateway", id)
+	}
+	if err != nil {
+		return id, fmt.Errorf("checking device %s: %w", id, err)
+	}
+	if !dev.RevokedAt.IsZero() {
+		return id, identity.ErrRevoked
 	}
 	return id, nil
 }

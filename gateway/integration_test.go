@@ -34,7 +34,8 @@ type runningGateway struct {
 	done   chan error
 }
 
-func startGateway(t *testing.T, dataDir, listen string) *runningGateway {
+// startGateway starts a gateway; now is its clock (nil: the real one).
+func startGateway(t *testing.T, dataDir, listen string, now func() time.Time) *runningGateway {
 	t.Helper()
 	socket := filepath.Join(dataDir, "admin.sock")
 	g, err := gateway.New(t.Context(), gateway.Config{
@@ -44,6 +45,7 @@ func startGateway(t *testing.T, dataDir, listen string) *runningGateway {
 		AdminSocket: socket,
 		LeaseTTL:    3 * time.Second,
 		Logger:      testLogger(t, "gateway"),
+		Now:         now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -147,7 +149,7 @@ func runAgent(a *node.Agent) (stop func() error) {
 
 func TestPairConnectRestartRevoke(t *testing.T) {
 	dataDir := t.TempDir()
-	rg := startGateway(t, dataDir, "127.0.0.1:0")
+	rg := startGateway(t, dataDir, "127.0.0.1:0", nil)
 	addr := rg.g.Addresses()[0]
 
 	// Pair by PIN, with approval.
@@ -217,7 +219,7 @@ func TestPairConnectRestartRevoke(t *testing.T) {
 	// Restarting the gateway: the running node reconnects by itself.
 	rg.stop()
 	waitState(t, server, node.StateOffline)
-	rg = startGateway(t, dataDir, addr)
+	rg = startGateway(t, dataDir, addr, nil)
 	waitState(t, server, node.StateConnected)
 	waitOnline(t, rg, server.Status().DeviceID, true)
 

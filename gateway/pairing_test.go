@@ -11,10 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
-	"github.com/palyra/palyra-go/gateway"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/identity/secretstore"
@@ -45,25 +41,7 @@ func (c *clock) Advance(d time.Duration) {
 func gatewayWithClock(t *testing.T) (*runningGateway, *clock) {
 	t.Helper()
 	clk := &clock{}
-	dir := t.TempDir()
-	socket := filepath.Join(dir, "admin.sock")
-	g, err := gateway.New(t.Context(), gateway.Config{
-		DataDir: dir, Listen: "127.0.0.1:0", AdminSocket: socket, Now: clk.Now, Logger: testLogger(t, "gateway"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	rg := &runningGateway{g: g, cancel: cancel, done: make(chan error, 1)}
-	go func() { rg.done <- g.Run(ctx) }()
-	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	rg.admin = adminv1.NewAdminClient(conn)
-	t.Cleanup(rg.stop)
-	return rg, clk
+	return startGateway(t, t.TempDir(), "127.0.0.1:0", clk.Now), clk
 }
 
 func mint(t *testing.T, rg *runningGateway, auto bool) *adminv1.MintNodePairingCodeResponse {

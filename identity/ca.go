@@ -22,6 +22,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/palyra/palyra-go/internal/atomicfile"
 )
 
 const (
@@ -246,10 +248,10 @@ func loadOrCreateCA(dir, name string, now time.Time) (*CA, bool, error) {
 		if err != nil {
 			return nil, false, err
 		}
-		if err := writeFileAtomic(keyPath, keyPEM, 0o600); err != nil {
+		if err := atomicfile.Write(keyPath, keyPEM, 0o600); err != nil {
 			return nil, false, fmt.Errorf("writing CA key: %w", err)
 		}
-		if err := writeFileAtomic(certPath, certPEM, 0o644); err != nil {
+		if err := atomicfile.Write(certPath, certPEM, 0o644); err != nil {
 			return nil, false, fmt.Errorf("writing CA certificate: %w", err)
 		}
 		return ca, true, nil
@@ -296,52 +298,6 @@ func readPrivateFile(path string) ([]byte, error) {
 			path, fi.Mode().Perm(), path)
 	}
 	return io.ReadAll(f)
-}
-
-// writeFileAtomic writes data to a temporary file in path's directory with
-// mode perm, syncs it and renames it over path, so that path holds either
-// the old content or all of the new.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err = f.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	syncDir(dir)
-	return nil
-}
-
-// syncDir makes a rename in dir durable where the platform allows it.
-func syncDir(dir string) {
-	if runtime.GOOS == "windows" {
-		return
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
 }
 
 // decodeSinglePEM decodes exactly one PEM block of type typ, allowing only

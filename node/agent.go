@@ -26,6 +26,7 @@ import (
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/identity/secretstore"
+	"github.com/palyra/palyra-go/internal/atomicfile"
 	"github.com/palyra/palyra-go/node/pairclient"
 	"github.com/palyra/palyra-go/node/session"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
@@ -346,7 +347,10 @@ func (a *Agent) save(res *pairing.Result) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(a.cfg.ConfigDir, configFile), b); err != nil {
+	if err := os.MkdirAll(a.cfg.ConfigDir, 0o700); err != nil {
+		return fmt.Errorf("creating the config directory: %w", err)
+	}
+	if err := atomicfile.Write(filepath.Join(a.cfg.ConfigDir, configFile), b, 0o600); err != nil {
 		return fmt.Errorf("writing node configuration: %w", err)
 	}
 	a.mu.Lock()
@@ -502,27 +506,4 @@ func parseCertPEM(b []byte) (*x509.Certificate, error) {
 
 func certPEM(c *x509.Certificate) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".node-*.json")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -30,6 +31,19 @@ func adminClient(env *environment, flagValue string) (adminv1.AdminClient, func(
 		return nil, nil, fmt.Errorf("connecting to the admin socket %s: %w", path, err)
 	}
 	return adminv1.NewAdminClient(conn), func() { conn.Close() }, nil
+}
+
+// adminSetup parses an admin command's flags and connects to the gateway.
+func adminSetup(env *environment, fs *flag.FlagSet, socket string, args []string, want int) ([]string, adminv1.AdminClient, func(), error) {
+	pos, err := parse(fs, args, want)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	client, done, err := adminClient(env, socket)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return pos, client, done, nil
 }
 
 // rpcError turns a gRPC status into the gateway's own words.
@@ -61,10 +75,7 @@ func cmdPairingCode(ctx context.Context, env *environment, args []string) error 
 	name := fs.String("name", "", "a name for the code, shown with the request it produces")
 	png := fs.String("qr-png", "", "also write the QR code to this PNG file")
 	asJSON := fs.Bool("json", false, "print JSON (keys pin, link, expires_at)")
-	if _, err := parse(fs, args, 0); err != nil {
-		return err
-	}
-	client, done, err := adminClient(env, *socket)
+	_, client, done, err := adminSetup(env, fs, *socket, args, 0)
 	if err != nil {
 		return err
 	}
@@ -116,10 +127,7 @@ func cmdPairingList(ctx context.Context, env *environment, args []string) error 
 	socket := fs.String("admin-socket", "", "gateway admin socket")
 	all := fs.Bool("all", false, "include decided and expired requests")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parse(fs, args, 0); err != nil {
-		return err
-	}
-	client, done, err := adminClient(env, *socket)
+	_, client, done, err := adminSetup(env, fs, *socket, args, 0)
 	if err != nil {
 		return err
 	}
@@ -156,11 +164,7 @@ func cmdPairingDecide(approve bool) func(context.Context, *environment, []string
 		fs := newFlags(env, "pairing "+verb, "REQUEST_ID [flags]")
 		socket := fs.String("admin-socket", "", "gateway admin socket")
 		asJSON := fs.Bool("json", false, "print JSON")
-		pos, err := parse(fs, args, 1)
-		if err != nil {
-			return err
-		}
-		client, done, err := adminClient(env, *socket)
+		pos, client, done, err := adminSetup(env, fs, *socket, args, 1)
 		if err != nil {
 			return err
 		}
@@ -187,10 +191,7 @@ func cmdNodesList(ctx context.Context, env *environment, args []string) error {
 	fs := newFlags(env, "nodes list", "[flags]")
 	socket := fs.String("admin-socket", "", "gateway admin socket")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parse(fs, args, 0); err != nil {
-		return err
-	}
-	client, done, err := adminClient(env, *socket)
+	_, client, done, err := adminSetup(env, fs, *socket, args, 0)
 	if err != nil {
 		return err
 	}
@@ -232,10 +233,7 @@ func cmdDevicesList(ctx context.Context, env *environment, args []string) error 
 	fs := newFlags(env, "devices list", "[flags]")
 	socket := fs.String("admin-socket", "", "gateway admin socket")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parse(fs, args, 0); err != nil {
-		return err
-	}
-	client, done, err := adminClient(env, *socket)
+	_, client, done, err := adminSetup(env, fs, *socket, args, 0)
 	if err != nil {
 		return err
 	}
@@ -267,11 +265,7 @@ func cmdDevicesRevoke(ctx context.Context, env *environment, args []string) erro
 	fs := newFlags(env, "devices revoke", "DEVICE_ID [flags]")
 	socket := fs.String("admin-socket", "", "gateway admin socket")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parse(fs, args, 1)
-	if err != nil {
-		return err
-	}
-	client, done, err := adminClient(env, *socket)
+	pos, client, done, err := adminSetup(env, fs, *socket, args, 1)
 	if err != nil {
 		return err
 	}
@@ -290,11 +284,7 @@ func cmdDevicesRevoke(ctx context.Context, env *environment, args []string) erro
 func cmdDevicesRemove(ctx context.Context, env *environment, args []string) error {
 	fs := newFlags(env, "devices remove", "DEVICE_ID [flags]")
 	socket := fs.String("admin-socket", "", "gateway admin socket")
-	pos, err := parse(fs, args, 1)
-	if err != nil {
-		return err
-	}
-	client, done, err := adminClient(env, *socket)
+	pos, client, done, err := adminSetup(env, fs, *socket, args, 1)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -42,10 +43,17 @@ func addNodeFlags(env *environment, fs interface {
 	}
 }
 
+// paths returns the node's config directory and local API socket.
+func (f nodeFlags) paths(env *environment) (dir, socket string) {
+	dir = configDir(env, *f.configDir)
+	explicit := *f.configDir != "" || env.getenv("PALYRA_CONFIG_DIR") != ""
+	return dir, nodeSocket(env, dir, explicit)
+}
+
 // agent opens the node agent with the chosen secret store.
 func (f nodeFlags) agent(env *environment, name string, log *slog.Logger) (*node.Agent, string, error) {
-	dir := configDir(env, *f.configDir)
-	secrets, err := secretstore.Open(*f.secretStore, *f.profile, dir+string(os.PathSeparator)+"secrets")
+	dir, socket := f.paths(env)
+	secrets, err := secretstore.Open(*f.secretStore, *f.profile, filepath.Join(dir, "secrets"))
 	if err != nil {
 		return nil, "", err
 	}
@@ -53,8 +61,7 @@ func (f nodeFlags) agent(env *environment, name string, log *slog.Logger) (*node
 	if err != nil {
 		return nil, "", err
 	}
-	explicit := *f.configDir != "" || env.getenv("PALYRA_CONFIG_DIR") != ""
-	return a, nodeSocket(env, dir, explicit), nil
+	return a, socket, nil
 }
 
 // readSecretArg reads a secret flag value; "-" means standard input, which
@@ -199,11 +206,10 @@ func cmdNodeStatus(ctx context.Context, env *environment, args []string) error {
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
 	}
-	dir := configDir(env, *nf.configDir)
-	explicit := *nf.configDir != "" || env.getenv("PALYRA_CONFIG_DIR") != ""
+	_, socket := nf.paths(env)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	st, err := localapi.Status(ctx, nodeSocket(env, dir, explicit))
+	st, err := localapi.Status(ctx, socket)
 	if errors.Is(err, localapi.ErrNotRunning) {
 		// Not running: say what is stored.
 		a, _, aerr := nf.agent(env, "", nil)

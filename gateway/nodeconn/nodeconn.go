@@ -30,7 +30,7 @@ import (
 )
 
 // ALPN is the application protocol nodes and the gateway negotiate.
-const ALPN = "palyra-node/1"
+const ALPN = wire.ALPN
 
 // Defaults for Config fields left zero.
 const (

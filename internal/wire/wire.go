@@ -114,3 +114,7 @@ const (
 	// CodeInternal: the gateway failed.
 	CodeInternal = 0x106
 )
+
+// ALPN is the application protocol the node and the gateway negotiate on
+// QUIC.
+const ALPN = "palyra-node/1"

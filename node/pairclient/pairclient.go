@@ -63,31 +63,13 @@ func Pair(ctx context.Context, opts Options) (*pairing.Result, error) {
 		pin = &l.CAPin
 	}
 
-	var (
-		mu      sync.Mutex
-		chain   [][]byte
-		tlsFail error
-	)
-	tlsConfig := &tls.Config{
-		MinVersion: tls.VersionTLS13,
-		// The gateway is authenticated by the PAKE (its certificate is
-		// bound into the exchange) and, with a link, by the CA pin below.
-		InsecureSkipVerify: true,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			raw := make([][]byte, len(cs.PeerCertificates))
-			for i, c := range cs.PeerCertificates {
-				raw[i] = c.Raw
-			}
-			err := checkPin(pin, cs.PeerCertificates, raw, opts.Now())
-			mu.Lock()
-			defer mu.Unlock()
-			chain, tlsFail = raw, err
-			return err
-		},
-	}
-	conn, err := grpc.NewClient("passthrough:///"+opts.Address, grpc.WithTransportCredentials(credentials.NewTLS(tlsConfig)))
+	// The gateway is authenticated by the PAKE (its certificate is bound
+	// into the exchange) and, with a link, by the CA pin.
+	conn, gw, err := dial(opts.Address, func(certs []*x509.Certificate, raw [][]byte) error {
+		return checkPin(pin, certs, raw, opts.Now())
+	})
 	if err != nil {
-		return nil, fmt.Errorf("connecting to gateway %s: %w", opts.Address, err)
+		return nil, err
 	}
 	defer conn.Close()
 
@@ -95,13 +77,11 @@ func Pair(ctx context.Context, opts Options) (*pairing.Result, error) {
 	defer cancel()
 	stream, err := pairingv1.NewPairingClient(conn).Pair(ctx)
 	if err != nil {
-		return nil, classify(err, opts.Address, &mu, &tlsFail)
+		return nil, gw.classify(err)
 	}
 	// The stream exists only on a connection whose TLS handshake is done,
 	// so the gateway's chain has been seen.
-	mu.Lock()
-	seen := chain
-	mu.Unlock()
+	seen := gw.seenChain()
 	if len(seen) == 0 {
 		return nil, fmt.Errorf("%w at %s: no TLS certificate seen", ErrUnreachable, opts.Address)
 	}
@@ -113,23 +93,23 @@ func Pair(ctx context.Context, opts Options) (*pairing.Result, error) {
 		return nil, err
 	}
 	if err := stream.Send(&pairingv1.PairRequest{Message: &pairingv1.PairRequest_ClientHello{ClientHello: hello}}); err != nil {
-		return nil, classify(recvErr(stream, err), opts.Address, &mu, &tlsFail)
+		return nil, gw.classify(recvErr(stream, err))
 	}
 	resp, err := stream.Recv()
 	if err != nil {
-		return nil, classify(err, opts.Address, &mu, &tlsFail)
+		return nil, gw.classify(err)
 	}
 	finish, err := dev.HandleServerHello(resp.GetServerHello())
 	if err != nil {
 		return nil, err
 	}
 	if err := stream.Send(&pairingv1.PairRequest{Message: &pairingv1.PairRequest_ClientFinish{ClientFinish: finish}}); err != nil {
-		return nil, classify(recvErr(stream, err), opts.Address, &mu, &tlsFail)
+		return nil, gw.classify(recvErr(stream, err))
 	}
 	for {
 		resp, err := stream.Recv()
 		if err != nil {
-			return nil, classify(err, opts.Address, &mu, &tlsFail)
+			return nil, gw.classify(err)
 		}
 		switch m := resp.Message.(type) {
 		case *pairingv1.PairResponse_Pending:
@@ -180,14 +160,61 @@ func recvErr(stream interface{ RecvMsg(any) error }, sendErr error) error {
 	return sendErr
 }
 
+// gateway is one connection to a gateway's Pairing service, with what its
+// TLS handshake showed.
+type gateway struct {
+	addr string
+
+	mu sync.Mutex
+	// chain and refused are set by the handshake; guarded by mu.
+	chain   [][]byte
+	refused error
+}
+
+// dial connects to the Pairing service at addr. check sees the gateway's
+// chain during the handshake and may refuse it.
+func dial(addr string, check func(certs []*x509.Certificate, raw [][]byte) error) (*grpc.ClientConn, *gateway, error) {
+	gw := &gateway{addr: addr}
+	tlsConfig := &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		// The callers authenticate the gateway in check (and the PAKE).
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			raw := make([][]byte, len(cs.PeerCertificates))
+			for i, c := range cs.PeerCertificates {
+				raw[i] = c.Raw
+			}
+			err := check(cs.PeerCertificates, raw)
+			gw.mu.Lock()
+			defer gw.mu.Unlock()
+			gw.chain, gw.refused = raw, err
+			return err
+		},
+	}
+	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsConfig)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connecting to gateway %s: %w", addr, err)
+	}
+	return conn, gw, nil
+}
+
+// seenChain is the chain the gateway presented; it is set once a stream
+// exists, since streams only open on a handshaken connection.
+func (gw *gateway) seenChain() [][]byte {
+	gw.mu.Lock()
+	defer gw.mu.Unlock()
+	return gw.chain
+}
+
 // classify maps what went wrong to the package's errors, keeping the
 // gateway's words where they help.
-func classify(err error, addr string, mu *sync.Mutex, tlsFail *error) error {
-	mu.Lock()
-	tf := *tlsFail
-	mu.Unlock()
-	if tf != nil {
-		return fmt.Errorf("connecting to gateway %s: %w", addr, tf)
+func (gw *gateway) classify(err error) error {
+	gw.mu.Lock()
+	refused := gw.refused
+	gw.mu.Unlock()
+	addr := gw.addr
+	if refused != nil {
+		return fmt.Errorf("connecting to gateway %s: %w", addr, refused)
 	}
 	st, ok := status.FromError(err)
 	if !ok {
@@ -232,42 +259,23 @@ func RenewExpired(ctx context.Context, opts RenewOptions) ([]byte, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	var (
-		mu      sync.Mutex
-		leaf    []byte
-		tlsFail error
-	)
-	tlsConfig := &tls.Config{
-		MinVersion: tls.VersionTLS13,
-		// Verified below against the pinned CA: addresses may be IPs, so
-		// the standard host name check does not apply.
-		InsecureSkipVerify: true,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			raw := make([][]byte, len(cs.PeerCertificates))
-			for i, c := range cs.PeerCertificates {
-				raw[i] = c.Raw
-			}
-			err := identity.VerifyServerCertificate(opts.CA, raw, "", opts.Now())
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				tlsFail = fmt.Errorf("the gateway's certificate is not from the CA this device paired with: %w", err)
-				return tlsFail
-			}
-			leaf = raw[0]
-			return nil
-		},
-	}
-	conn, err := grpc.NewClient("passthrough:///"+opts.Address, grpc.WithTransportCredentials(credentials.NewTLS(tlsConfig)))
+	// Addresses may be IPs, so the chain is checked against the pinned CA
+	// rather than by the standard host name check.
+	conn, gw, err := dial(opts.Address, func(_ []*x509.Certificate, raw [][]byte) error {
+		if err := identity.VerifyServerCertificate(opts.CA, raw, "", opts.Now()); err != nil {
+			return fmt.Errorf("the gateway's certificate is not from the CA this device paired with: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("connecting to gateway %s: %w", opts.Address, err)
+		return nil, err
 	}
 	defer conn.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := pairingv1.NewPairingClient(conn).RenewExpired(ctx)
 	if err != nil {
-		return nil, classify(err, opts.Address, &mu, &tlsFail)
+		return nil, gw.classify(err)
 	}
 	csr, err := opts.Key.CreateCSR(opts.Rand, opts.Name)
 	if err != nil {
@@ -275,25 +283,26 @@ func RenewExpired(ctx context.Context, opts RenewOptions) ([]byte, error) {
 	}
 	start := &pairingv1.RenewStart{DeviceId: opts.Key.ID().String(), Csr: csr}
 	if err := stream.Send(&pairingv1.RenewRequest{Message: &pairingv1.RenewRequest_Start{Start: start}}); err != nil {
-		return nil, classify(recvErr(stream, err), opts.Address, &mu, &tlsFail)
+		return nil, gw.classify(recvErr(stream, err))
 	}
 	resp, err := stream.Recv()
 	if err != nil {
-		return nil, classify(err, opts.Address, &mu, &tlsFail)
+		return nil, gw.classify(err)
 	}
-	mu.Lock()
-	seen := leaf
-	mu.Unlock()
+	seen := gw.seenChain()
+	if len(seen) == 0 {
+		return nil, fmt.Errorf("%w at %s: no TLS certificate seen", ErrUnreachable, opts.Address)
+	}
 	sig, err := opts.Key.SignWithContext(pairing.RenewalContext,
-		pairing.RenewalMessage(resp.GetChallenge(), identity.CertificateFingerprint(seen), csr))
+		pairing.RenewalMessage(resp.GetChallenge(), identity.CertificateFingerprint(seen[0]), csr))
 	if err != nil {
 		return nil, err
 	}
 	if err := stream.Send(&pairingv1.RenewRequest{Message: &pairingv1.RenewRequest_Signature{Signature: sig}}); err != nil {
-		return nil, classify(recvErr(stream, err), opts.Address, &mu, &tlsFail)
+		return nil, gw.classify(recvErr(stream, err))
 	}
 	if resp, err = stream.Recv(); err != nil {
-		return nil, classify(err, opts.Address, &mu, &tlsFail)
+		return nil, gw.classify(err)
 	}
 	der := resp.GetCertificate()
 	id, err := identity.VerifyDeviceCertificate(opts.CA, [][]byte{der}, opts.Now())

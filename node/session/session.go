@@ -29,7 +29,7 @@ import (
 )
 
 // ALPN is the application protocol of the node protocol over QUIC.
-const ALPN = "palyra-node/1"
+const ALPN = wire.ALPN
 
 const (
 	// registerTimeout bounds waiting for Welcome after dialing.
