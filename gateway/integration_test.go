@@ -34,11 +34,12 @@ type runningGateway struct {
 	done   chan error
 }
 
-// startGateway starts a gateway; now is its clock (nil: the real one).
-func startGateway(t *testing.T, dataDir, listen string, now func() time.Time) *runningGateway {
+// startGateway starts a gateway; now is its clock (nil: the real one);
+// options change its Config.
+func startGateway(t *testing.T, dataDir, listen string, now func() time.Time, options ...func(*gateway.Config)) *runningGateway {
 	t.Helper()
 	socket := filepath.Join(dataDir, "admin.sock")
-	g, err := gateway.New(t.Context(), gateway.Config{
+	cfg := gateway.Config{
 		DataDir:     dataDir,
 		Name:        "Test Gateway",
 		Listen:      listen,
@@ -46,7 +47,11 @@ func startGateway(t *testing.T, dataDir, listen string, now func() time.Time) *r
 		LeaseTTL:    3 * time.Second,
 		Logger:      testLogger(t, "gateway"),
 		Now:         now,
-	})
+	}
+	for _, o := range options {
+		o(&cfg)
+	}
+	g, err := gateway.New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/palyra/palyra-go/gateway"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/identity/secretstore"
@@ -243,4 +244,57 @@ func TestRenewExpiredCertificate(t *testing.T) {
 		}
 	}
 	t.Fatalf("no 'pair it again' after the grace period; last status %+v", again.Status())
+}
+
+// TestRenewCertificateWhileConnected: a connected node renews its
+// certificate over the session when it is due, stays connected, and keeps
+// the new certificate.
+func TestRenewCertificateWhileConnected(t *testing.T) {
+	t.Parallel()
+	// Certificates are backdated a minute, so one that lasts ten seconds is
+	// past its renewal point as soon as it is issued.
+	clk := &clock{}
+	rg := startGateway(t, t.TempDir(), "127.0.0.1:0", clk.Now, func(c *gateway.Config) { c.DeviceCertLifetime = 10 * time.Second })
+	dir := t.TempDir()
+	secrets, err := secretstore.NewFile(filepath.Join(dir, "secrets"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := node.New(node.Config{ConfigDir: dir, Secrets: secrets, Name: "renewer", Logger: testLogger(t, "renewer")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Pair(t.Context(), node.PairOptions{Gateway: rg.g.Addresses()[0], PIN: mint(t, rg, true).Pin}); err != nil {
+		t.Fatal(err)
+	}
+	paired := a.Status().CertificateNotAfter
+	// Certificate times have whole seconds: move the gateway's clock on so
+	// the renewed certificate ends visibly later than the first.
+	clk.Advance(5 * time.Second)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	watch := a.Watch(ctx)
+	stop := runAgent(a)
+	defer stop()
+	var renewed node.Status
+	for st := range watch {
+		if st.State == node.StateConnected && st.CertificateNotAfter.After(paired) {
+			renewed = st
+			break
+		}
+	}
+	if renewed.State != node.StateConnected {
+		t.Fatalf("certificate not renewed while connected; last status %+v", a.Status())
+	}
+	if st := a.Status(); st.State != node.StateConnected || !st.ConnectedSince.Equal(renewed.ConnectedSince) {
+		t.Fatalf("session did not survive the renewal: %+v", st)
+	}
+	again, err := node.New(node.Config{ConfigDir: dir, Secrets: secrets})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := again.Status().CertificateNotAfter; got.Before(renewed.CertificateNotAfter) {
+		t.Fatalf("renewed certificate not stored: stored %s, renewed %s", got, renewed.CertificateNotAfter)
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mathrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -394,23 +395,26 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.update(func(s *Status) { s.State, s.RetryAt = StateConnecting, time.Time{} })
 		var upAt time.Time
 		err := a.renewIfExpired(ctx, conf.Gateways, ca)
+		var conn *session.Conn
 		if err == nil {
-			err = session.Run(ctx, session.Config{
+			conn, err = session.Dial(ctx, session.Config{
 				Addresses:         conf.Gateways,
 				ClientCertificate: a.clientCertificate,
 				CACertificate:     ca,
 				Register:          &nodev1.RegisterNode{Name: name, Platform: a.cfg.Platform, Version: Version},
 				Now:               a.cfg.Now,
 				Logger:            a.cfg.Logger,
-			}, func(w *nodev1.Welcome) {
-				upAt = a.cfg.Now()
-				a.update(func(s *Status) {
-					s.State, s.LastError, s.ConnectedSince = StateConnected, "", upAt
-					if w.GatewayName != "" {
-						s.GatewayName = w.GatewayName
-					}
-				})
 			})
+		}
+		if err == nil {
+			upAt = a.cfg.Now()
+			a.update(func(s *Status) {
+				s.State, s.LastError, s.ConnectedSince = StateConnected, "", upAt
+				if n := conn.Welcome().GetGatewayName(); n != "" {
+					s.GatewayName = n
+				}
+			})
+			err = a.serve(ctx, conn)
 		}
 		if ctx.Err() != nil {
 			a.update(func(s *Status) { s.State, s.ConnectedSince = StateOffline, time.Time{} })
@@ -422,8 +426,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.update(func(s *Status) { s.State, s.LastError, s.ConnectedSince = StateRevoked, err.Error(), time.Time{} })
 			return err
 		}
-		if !upAt.IsZero() && a.cfg.Now().Sub(upAt) > time.Minute {
-			backoff.Reset()
+		if !upAt.IsZero() {
+			backoff.SessionEnded(a.cfg.Now().Sub(upAt))
 		}
 		wait := backoff.Next()
 		retry := a.cfg.Now().Add(wait)
@@ -443,6 +447,95 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-timer.C:
 		}
 	}
+}
+
+// serve runs a registered session until it ends, renewing the device
+// certificate over it when it is due.
+func (a *Agent) serve(ctx context.Context, conn *session.Conn) error {
+	renewCtx, stopRenewing := context.WithCancel(ctx)
+	renewDone := make(chan struct{})
+	go func() {
+		defer close(renewDone)
+		a.renewWhileConnected(renewCtx, conn)
+	}()
+	err := conn.Serve(ctx)
+	stopRenewing()
+	<-renewDone
+	return err
+}
+
+// Certificate renewal pacing: a certificate is renewed when renewAtMin to
+// renewAtMax of its lifetime has passed (a random point, so that nodes paired
+// together do not all renew at once), never twice within
+// minRenewalInterval, and after a failure tried again within
+// renewalRetry.
+const (
+	renewAtMin         = 0.60
+	renewAtMax         = 0.73
+	minRenewalInterval = 30 * time.Second
+	renewalRetry       = time.Minute
+)
+
+// renewWhileConnected renews the certificate over conn each time it is due,
+// until ctx ends. A failed renewal is logged and retried; the session goes
+// on, and a certificate that runs out is renewed by challenge on the next
+// connection (renewIfExpired).
+func (a *Agent) renewWhileConnected(ctx context.Context, conn *session.Conn) {
+	var last time.Time
+	retry := time.Duration(0)
+	for {
+		wait := retry
+		if wait == 0 {
+			wait = a.untilRenewal()
+			if !last.IsZero() {
+				wait = max(wait, minRenewalInterval-a.cfg.Now().Sub(last))
+			}
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		last = a.cfg.Now()
+		if err := a.renewOver(ctx, conn); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			retry = renewalRetry/2 + time.Duration(mathrand.Int64N(int64(renewalRetry/2)))
+			a.cfg.Logger.Warn("renewing the device certificate failed; will retry", "err", err, "retry_in", retry)
+			continue
+		}
+		retry = 0
+	}
+}
+
+// untilRenewal is how long until the current certificate is due.
+func (a *Agent) untilRenewal() time.Duration {
+	a.mu.Lock()
+	leaf := a.cert.Leaf
+	a.mu.Unlock()
+	life := leaf.NotAfter.Sub(leaf.NotBefore)
+	frac := renewAtMin + (renewAtMax-renewAtMin)*mathrand.Float64()
+	due := leaf.NotBefore.Add(time.Duration(frac * float64(life)))
+	return max(due.Sub(a.cfg.Now()), 0)
+}
+
+// renewOver asks the gateway for a fresh certificate over the session.
+func (a *Agent) renewOver(ctx context.Context, conn *session.Conn) error {
+	a.mu.Lock()
+	key, name := a.key, a.status.DeviceName
+	a.mu.Unlock()
+	csr, err := key.CreateCSR(a.cfg.Rand, name)
+	if err != nil {
+		return fmt.Errorf("creating the renewal request: %w", err)
+	}
+	der, err := conn.RenewCertificate(ctx, csr)
+	if err != nil {
+		return err
+	}
+	return a.storeCertificate(der)
 }
 
 // renewIfExpired renews a certificate that ran out (say, while the laptop
