@@ -1,0 +1,525 @@
+package pairclient_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/palyra/palyra-go/gateway/pairingsvc"
+	"github.com/palyra/palyra-go/gateway/store"
+	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/identity/pairing"
+	"github.com/palyra/palyra-go/node/pairclient"
+	pairingv1 "github.com/palyra/palyra-go/proto/pairing/v1"
+)
+
+const gatewayName = "Test Gateway"
+
+// clock is the time of both sides; it moves only when a test moves it.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// gateway is a real pairing service on loopback TLS with a real store and
+// CA.
+type gateway struct {
+	addr  string
+	store *store.Store
+	ca    *identity.CA
+	svc   *pairingsvc.Service
+	clock *clock
+}
+
+// startGateway serves the Pairing service. With presentCA, the listener's
+// chain carries that CA's certificate instead of its own (the leaf stays
+// from its own CA).
+func startGateway(t *testing.T, presentCA *identity.CA) *gateway {
+	t.Helper()
+	clk := &clock{now: time.Now().Truncate(time.Millisecond)}
+	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "gateway.db"), store.Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ca, err := identity.NewCA(rand.Reader, gatewayName, clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.IssueServerCertificate(pub, gatewayName, []string{"127.0.0.1"}, identity.IssueOptions{Now: clk.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chainCA := ca
+	if presentCA != nil {
+		chainCA = presentCA
+	}
+	svc, err := pairingsvc.New(pairingsvc.Config{
+		Store:             st,
+		CA:                ca,
+		ServerCertificate: func() []byte { return leaf.Raw },
+		Addresses:         func() []string { return []string{addr} },
+		GatewayName:       gatewayName,
+		Rand:              rand.Reader,
+		Now:               clk.Now,
+		Logger:            testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(grpc.WaitForHandlers(true), grpc.Creds(credentials.NewTLS(&tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{{Certificate: [][]byte{leaf.Raw, chainCA.Certificate().Raw}, PrivateKey: priv, Leaf: leaf}},
+	})))
+	pairingv1.RegisterPairingServer(srv, svc)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Stop()
+		<-served
+	})
+	return &gateway{addr: addr, store: st, ca: ca, svc: svc, clock: clk}
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(b), "\n"))
+	return len(b), nil
+}
+
+// mint opens a code in the gateway's store, as its admin API does.
+func (g *gateway) mint(t *testing.T, selector string, autoApprove bool) (*pairing.Code, store.Code) {
+	t.Helper()
+	code, err := pairing.NewCode(rand.Reader, selector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := g.clock.Now()
+	rec, err := g.store.CreateCode(t.Context(), store.Code{
+		Selector: selector, PINSecret: code.PINSecret, LinkSecret: code.LinkSecret,
+		AutoApprove: autoApprove, CreatedAt: now, ExpiresAt: now.Add(10 * time.Minute),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code, rec
+}
+
+// link is the pairing link the admin API would hand out for code, as a
+// device reads it.
+func (g *gateway) link(t *testing.T, code *pairing.Code, rec store.Code) *pairing.Link {
+	t.Helper()
+	s, err := pairing.NewLink(code, []string{g.addr}, g.ca.Fingerprint(), rec.ExpiresAt, gatewayName).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := pairing.ParseLink(s, g.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func newKey(t *testing.T) *identity.DeviceKey {
+	t.Helper()
+	k, err := identity.GenerateDeviceKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func (g *gateway) options(key *identity.DeviceKey, cred pairing.Credential) pairclient.Options {
+	return pairclient.Options{
+		Address: g.addr, Credential: cred, Key: key, Name: "laptop", Platform: "linux/amd64",
+		Rand: rand.Reader, Now: g.clock.Now,
+	}
+}
+
+// checkResult verifies a pairing result against the gateway.
+func (g *gateway) checkResult(t *testing.T, res *pairing.Result, key *identity.DeviceKey) {
+	t.Helper()
+	if res.DeviceID != key.ID() || !res.CACertificate.Equal(g.ca.Certificate()) {
+		t.Fatalf("result for %s from CA %s, want %s from %s", res.DeviceID, res.CACertificate.Subject, key.ID(), g.ca.Certificate().Subject)
+	}
+	if id, err := identity.VerifyDeviceCertificate(g.ca.Certificate(), [][]byte{res.DeviceCertificate.Raw}, g.clock.Now()); err != nil || id != key.ID() {
+		t.Fatalf("device certificate: %s, %v", id, err)
+	}
+	if !slices.Equal(res.Addresses, []string{g.addr}) || res.GatewayName != gatewayName {
+		t.Fatalf("grant: addresses %v, name %q", res.Addresses, res.GatewayName)
+	}
+	if dev, err := g.store.GetDevice(t.Context(), key.ID()); err != nil || !dev.CertificateNotAfter.Equal(res.DeviceCertificate.NotAfter) {
+		t.Fatalf("the gateway's record of the device: %+v, %v", dev, err)
+	}
+}
+
+// closedAddress is a loopback address nothing listens on.
+func closedAddress(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+type outcome struct {
+	res *pairing.Result
+	err error
+}
+
+// await receives from ch or fails at a deadline.
+func await[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	select {
+	case v := <-ch:
+		return v
+	case <-ctx.Done():
+		t.Fatalf("timed out waiting for %s", what)
+	}
+	var zero T
+	return zero
+}
+
+func TestPairByPIN(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, nil)
+	code, rec := g.mint(t, "42", true)
+	key := newKey(t)
+	opts := g.options(key, code.PIN())
+	pendings := 0
+	opts.OnPending = func(pairclient.Pending) { pendings++ }
+
+	res, err := pairclient.Pair(t.Context(), opts)
+	if err != nil {
+		t.Fatalf("pairing by PIN: %v", err)
+	}
+	g.checkResult(t, res, key)
+	if pendings != 0 {
+		t.Fatalf("OnPending called %d times for an auto-approved code", pendings)
+	}
+	if c, err := g.store.GetCode(t.Context(), rec.ID); err != nil || c.State != store.CodeUsed {
+		t.Fatalf("code after pairing: %s, %v", c.State, err)
+	}
+}
+
+func TestPairByLinkWithApproval(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, nil)
+	code, rec := g.mint(t, "17", false)
+	key := newKey(t)
+	opts := g.options(key, g.link(t, code, rec))
+	pending := make(chan pairclient.Pending, 2)
+	opts.OnPending = func(p pairclient.Pending) { pending <- p }
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := pairclient.Pair(t.Context(), opts)
+		done <- outcome{res, err}
+	}()
+
+	var p pairclient.Pending
+	select {
+	case p = <-pending:
+	case o := <-done:
+		t.Fatalf("pairing ended before waiting for approval: %v", o.err)
+	case <-t.Context().Done():
+		t.Fatal("test ended")
+	}
+	req, err := g.store.GetRequest(t.Context(), p.RequestID)
+	if err != nil {
+		t.Fatalf("pending request %q: %v", p.RequestID, err)
+	}
+	if req.State != store.RequestPending || req.DeviceID != key.ID() || p.VerificationCode != req.VerificationCode ||
+		p.VerificationCode == "" || !p.ExpiresAt.Equal(req.ExpiresAt) {
+		t.Fatalf("device told %+v, gateway keeps %+v", p, req)
+	}
+	if _, err := g.store.ApproveRequest(t.Context(), p.RequestID, g.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	g.svc.Decided(p.RequestID)
+
+	o := await(t, done, "pairing after approval")
+	if o.err != nil {
+		t.Fatalf("pairing by link after approval: %v", o.err)
+	}
+	g.checkResult(t, o.res, key)
+	if len(pending) != 0 {
+		t.Fatal("OnPending called more than once")
+	}
+}
+
+func TestPairUnreachable(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, nil)
+	code, rec := g.mint(t, "23", true)
+	opts := g.options(newKey(t), code.PIN())
+	opts.Address = closedAddress(t)
+	if _, err := pairclient.Pair(t.Context(), opts); !errors.Is(err, pairclient.ErrUnreachable) {
+		t.Fatalf("pairing with nothing listening: %v, want ErrUnreachable", err)
+	}
+	if c, err := g.store.GetCode(t.Context(), rec.ID); err != nil || c.FailedAttempts != 0 {
+		t.Fatalf("code touched: %+v, %v", c, err)
+	}
+}
+
+// attempts counts the pairing runs a gateway saw begin.
+func (g *gateway) attempts(t *testing.T) int {
+	t.Helper()
+	events, err := g.store.ListAudit(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range events {
+		if e.Kind == store.AuditPairingAttempt || e.Kind == store.AuditPairingAttemptRefused {
+			n++
+		}
+	}
+	return n
+}
+
+func TestPairRefusesGatewayOfAnotherCA(t *testing.T) {
+	t.Parallel()
+	right := startGateway(t, nil)
+	code, rec := right.mint(t, "31", true)
+	link := right.link(t, code, rec)
+
+	t.Run("another gateway", func(t *testing.T) {
+		impostor := startGateway(t, nil)
+		impostor.mint(t, "31", true)
+		opts := impostor.options(newKey(t), link)
+		_, err := pairclient.Pair(t.Context(), opts)
+		if !errors.Is(err, pairing.ErrCAMismatch) {
+			t.Fatalf("gateway of another CA: %v, want ErrCAMismatch", err)
+		}
+		if n := impostor.attempts(t); n != 0 {
+			t.Fatalf("the device sent a pairing message to the wrong gateway (%d attempts)", n)
+		}
+	})
+
+	// The pinned CA in the chain is not enough: it must have issued the
+	// leaf.
+	t.Run("pinned CA in the chain, leaf from another", func(t *testing.T) {
+		impostor := startGateway(t, right.ca)
+		impostor.mint(t, "31", true)
+		opts := impostor.options(newKey(t), link)
+		_, err := pairclient.Pair(t.Context(), opts)
+		if !errors.Is(err, pairing.ErrCAMismatch) {
+			t.Fatalf("leaf not issued by the pinned CA: %v, want ErrCAMismatch", err)
+		}
+		if n := impostor.attempts(t); n != 0 {
+			t.Fatalf("the device sent a pairing message to the wrong gateway (%d attempts)", n)
+		}
+	})
+
+	// The right gateway still pairs the link.
+	key := newKey(t)
+	res, err := pairclient.Pair(t.Context(), right.options(key, link))
+	if err != nil {
+		t.Fatal(err)
+	}
+	right.checkResult(t, res, key)
+}
+
+func TestPairWrongCode(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, nil)
+	code, rec := g.mint(t, "64", true)
+
+	// No open code with that selector: the gateway says so in its words.
+	other, err := pairing.NewCode(rand.Reader, "65")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pairclient.Pair(t.Context(), g.options(newKey(t), other.PIN())); !errors.Is(err, pairing.ErrWrongCode) {
+		t.Fatalf("PIN of no open code: %v, want ErrWrongCode", err)
+	}
+
+	// The right selector with other secret digits: the device itself finds
+	// that the gateway's key confirmation fails (it cannot tell a wrong
+	// code from an interceptor), and the gateway counts the attempt.
+	var wrong pairing.PIN
+	for range 100 {
+		c, err := pairing.NewCode(rand.Reader, code.Selector)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.PINSecret != code.PINSecret {
+			wrong = c.PIN()
+			break
+		}
+	}
+	if _, err := pairclient.Pair(t.Context(), g.options(newKey(t), wrong)); !errors.Is(err, pairing.ErrConfirmationFailed) {
+		t.Fatalf("wrong secret digits: %v, want ErrConfirmationFailed", err)
+	}
+	if c, err := g.store.GetCode(t.Context(), rec.ID); err != nil || c.FailedAttempts != 1 {
+		t.Fatalf("code after a wrong PIN: %+v, %v; want 1 failed attempt", c, err)
+	}
+
+	// Once used, the code is refused like an unknown one.
+	if _, err := pairclient.Pair(t.Context(), g.options(newKey(t), code.PIN())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pairclient.Pair(t.Context(), g.options(newKey(t), code.PIN())); !errors.Is(err, pairing.ErrWrongCode) {
+		t.Fatalf("used code: %v, want ErrWrongCode", err)
+	}
+}
+
+func TestPairRejected(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, nil)
+	code, _ := g.mint(t, "71", false)
+	opts := g.options(newKey(t), code.PIN())
+	opts.OnPending = func(p pairclient.Pending) {
+		if _, err := g.store.RejectRequest(t.Context(), p.RequestID, g.clock.Now()); err != nil {
+			t.Error(err)
+		}
+		g.svc.Decided(p.RequestID)
+	}
+	if _, err := pairclient.Pair(t.Context(), opts); !errors.Is(err, pairing.ErrRejected) {
+		t.Fatalf("rejected request: %v, want ErrRejected", err)
+	}
+}
+
+func TestPairCanceledWhileWaiting(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, nil)
+	code, _ := g.mint(t, "77", false)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	opts := g.options(newKey(t), code.PIN())
+	pending := make(chan pairclient.Pending, 1)
+	opts.OnPending = func(p pairclient.Pending) { pending <- p }
+	done := make(chan error, 1)
+	go func() {
+		_, err := pairclient.Pair(ctx, opts)
+		done <- err
+	}()
+
+	p := await(t, pending, "the request to wait")
+	cancel()
+	if err := await(t, done, "Pair to return after cancellation"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("canceled while waiting: %v, want context.Canceled", err)
+	}
+	// Nobody decided: the request still waits for an admin.
+	if req, err := g.store.GetRequest(t.Context(), p.RequestID); err != nil || req.State != store.RequestPending {
+		t.Fatalf("request after the device gave up: %s, %v", req.State, err)
+	}
+}
+
+// paired pairs a device and returns its key and CA as a node keeps them.
+func (g *gateway) paired(t *testing.T, selector string) (*identity.DeviceKey, *x509.Certificate, *pairing.Result) {
+	t.Helper()
+	code, _ := g.mint(t, selector, true)
+	key := newKey(t)
+	res, err := pairclient.Pair(t.Context(), g.options(key, code.PIN()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, res.CACertificate, res
+}
+
+func (g *gateway) renewOptions(key *identity.DeviceKey, ca *x509.Certificate) pairclient.RenewOptions {
+	return pairclient.RenewOptions{Address: g.addr, Key: key, CA: ca, Name: "laptop", Rand: rand.Reader, Now: g.clock.Now}
+}
+
+func TestRenewExpired(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, nil)
+
+	t.Run("renewed", func(t *testing.T) {
+		key, ca, res := g.paired(t, "01")
+		g.clock.Advance(identity.DefaultDeviceCertLifetime + time.Minute)
+		der, err := pairclient.RenewExpired(t.Context(), g.renewOptions(key, ca))
+		if err != nil {
+			t.Fatalf("renewing an expired certificate: %v", err)
+		}
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id, err := identity.VerifyDeviceCertificate(g.ca.Certificate(), [][]byte{der}, g.clock.Now()); err != nil || id != key.ID() {
+			t.Fatalf("renewed certificate: %s, %v", id, err)
+		}
+		if !cert.NotAfter.After(res.DeviceCertificate.NotAfter) {
+			t.Fatalf("renewed until %s, the old one ran until %s", cert.NotAfter, res.DeviceCertificate.NotAfter)
+		}
+	})
+
+	t.Run("revoked", func(t *testing.T) {
+		key, ca, _ := g.paired(t, "02")
+		if _, err := g.store.RevokeDevice(t.Context(), key.ID(), g.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pairclient.RenewExpired(t.Context(), g.renewOptions(key, ca)); !errors.Is(err, pairing.ErrDeviceRevoked) {
+			t.Fatalf("renewing a revoked device: %v, want ErrDeviceRevoked", err)
+		}
+	})
+
+	t.Run("gateway of another CA", func(t *testing.T) {
+		key, ca, _ := g.paired(t, "03")
+		other := startGateway(t, nil)
+		der, err := pairclient.RenewExpired(t.Context(), other.renewOptions(key, ca))
+		if err == nil || der != nil {
+			t.Fatal("renewed at a gateway whose certificate is not from the device's CA")
+		}
+		if !strings.Contains(err.Error(), "not from the CA this device paired with") {
+			t.Fatalf("refusal does not name the cause: %v", err)
+		}
+	})
+
+	t.Run("unreachable", func(t *testing.T) {
+		key, ca, _ := g.paired(t, "04")
+		opts := g.renewOptions(key, ca)
+		opts.Address = closedAddress(t)
+		if _, err := pairclient.RenewExpired(t.Context(), opts); !errors.Is(err, pairclient.ErrUnreachable) {
+			t.Fatalf("renewing with nothing listening: %v, want ErrUnreachable", err)
+		}
+	})
+}
