@@ -6,7 +6,7 @@ FUZZTIME  ?= 1m
 BENCHTIME ?= 1s
 
 # System packages, by purpose (Debian names).
-TEST_PACKAGES  := dbus dbus-x11 gnome-keyring libsecret-tools
+TEST_PACKAGES  := dbus dbus-x11 gnome-keyring libsecret-tools xvfb xclip xsel x11-apps x11-xserver-utils
 PROTO_PACKAGES := protobuf-compiler
 
 # Pinned code generators, installed into the repo's own bin dir.
@@ -80,7 +80,7 @@ proto-deps:
 	@[ -x $(TOOLS_BIN)/protoc-gen-go-grpc ] || GOBIN=$(TOOLS_BIN) $(GO) install $(PROTOC_GEN_GO_GRPC)
 
 proto: proto-deps
-	PATH="$(TOOLS_BIN):$$PATH" protoc --go_out=. --go_opt=paths=source_relative \
+	PATH="$(TOOLS_BIN):$$PATH" protoc -I . --go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative $$(find proto -name '*.proto' | sort)
 
 clean:

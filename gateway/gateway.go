@@ -29,11 +29,16 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/palyra/palyra-go/gateway/admin"
+	"github.com/palyra/palyra-go/gateway/dispatch"
+	"github.com/palyra/palyra-go/gateway/events"
 	"github.com/palyra/palyra-go/gateway/nodeconn"
+	"github.com/palyra/palyra-go/gateway/nodegrpc"
 	"github.com/palyra/palyra-go/gateway/pairingsvc"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/internal/metrics"
 	"github.com/palyra/palyra-go/internal/unixsock"
+	"github.com/palyra/palyra-go/internal/wire"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
 	pairingv1 "github.com/palyra/palyra-go/proto/pairing/v1"
 )
@@ -69,6 +74,11 @@ type Config struct {
 	RequestTTL         time.Duration
 	DeviceCertLifetime time.Duration
 
+	// MetricsListen, if set, is a loopback HOST:PORT where Prometheus
+	// metrics are served at /metrics (the endpoint has no
+	// authentication, so other addresses are refused).
+	MetricsListen string
+
 	Logger *slog.Logger
 	Now    func() time.Time
 	Rand   io.Reader
@@ -82,7 +92,15 @@ type Gateway struct {
 	pairing  *pairingsvc.Service
 	admin    *admin.Service
 	nodes    *nodeconn.Server
+	nodegrpc *nodegrpc.Server
 	registry *registry
+	dispatch *dispatch.Dispatcher
+	events   *events.Hub
+	metrics  *gatewayMetrics
+
+	// metricsAddr is where metrics are served, once Run serves them.
+	metricsMu   sync.Mutex
+	metricsAddr net.Addr
 
 	tcp   net.Listener
 	udp   net.PacketConn
@@ -138,7 +156,23 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if _, err := g.serverCertificate(); err != nil {
 		return nil, err
 	}
-	g.registry = &registry{g: g}
+	g.registry = &registry{g: g, transport: "quic", carrier: func() dispatch.Carrier { return g.nodes }}
+	g.events = events.New()
+	if cfg.MetricsListen != "" {
+		g.metrics = newGatewayMetrics(func() float64 { return float64(len(g.nodes.Sessions()) + len(g.nodegrpc.Sessions())) })
+	}
+	if g.dispatch, err = dispatch.New(dispatch.Config{
+		Store:   g.store,
+		Events:  g.events,
+		Offline: func(err error) bool { return errors.Is(err, nodeconn.ErrNodeOffline) },
+		Gone:    func(err error) bool { return errors.Is(err, nodeconn.ErrNodeGone) },
+		Now:     cfg.Now,
+		Rand:    cfg.Rand,
+		Logger:  cfg.Logger.With("component", "dispatch"),
+		Done:    g.metrics.invocationDone,
+	}); err != nil {
+		return nil, err
+	}
 	if g.nodes, err = nodeconn.NewServer(nodeconn.Config{
 		TLSCertificate: g.serverCertificate,
 		Authenticate:   g.authenticate,
@@ -147,6 +181,16 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		Now:            cfg.Now,
 		Logger:         cfg.Logger.With("component", "nodes"),
 		GatewayName:    cfg.Name,
+	}); err != nil {
+		return nil, err
+	}
+	if g.nodegrpc, err = nodegrpc.NewServer(nodegrpc.Config{
+		Authenticate: g.authenticate,
+		Registry:     &registry{g: g, transport: nodegrpc.Transport, carrier: func() dispatch.Carrier { return g.nodegrpc }},
+		LeaseTTL:     cfg.LeaseTTL,
+		Now:          cfg.Now,
+		Logger:       cfg.Logger.With("component", "nodes-grpc"),
+		GatewayName:  cfg.Name,
 	}); err != nil {
 		return nil, err
 	}
@@ -161,12 +205,15 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		Logger:             cfg.Logger.With("component", "pairing"),
 		RequestTTL:         cfg.RequestTTL,
 		DeviceCertLifetime: cfg.DeviceCertLifetime,
+		Outcome:            g.metrics.pairingAttempt,
 	}); err != nil {
 		return nil, err
 	}
 	if g.admin, err = admin.New(admin.Config{
 		Store:       g.store,
 		Sessions:    g.registry,
+		Nodes:       g.dispatch,
+		Events:      g.events,
 		Decided:     g.pairing.Decided,
 		CAPin:       g.ca.Fingerprint(),
 		Addresses:   g.Addresses,
@@ -243,6 +290,14 @@ func (g *Gateway) Addresses() []string {
 
 // AdminAddr is the admin API's listener address (the socket path).
 func (g *Gateway) AdminAddr() net.Addr { return g.admLn.Addr() }
+
+// MetricsAddr is where Prometheus metrics are served, or nil (none
+// configured, or Run has not started serving them yet).
+func (g *Gateway) MetricsAddr() net.Addr {
+	g.metricsMu.Lock()
+	defer g.metricsMu.Unlock()
+	return g.metricsAddr
+}
 
 // CA returns the gateway's certificate authority certificate.
 func (g *Gateway) CA() *x509.Certificate { return g.ca.Certificate() }
@@ -322,22 +377,40 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer g.closeAll()
 	eg, ctx := errgroup.WithContext(ctx)
 
+	// Pairing devices have no certificate yet; the Node service checks the
+	// one paired nodes present on every call.
 	pairingServer := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{
 		MinVersion: tls.VersionTLS13,
+		ClientAuth: tls.RequestClientCert,
+		// VerifyPeerCertificate is not called on resumed sessions.
+		SessionTicketsDisabled: true,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return g.serverCertificate()
 		},
-	})))
+	})), grpc.MaxRecvMsgSize(wire.MaxFrameSize))
 	pairingv1.RegisterPairingServer(pairingServer, g.pairing)
+	g.nodegrpc.Register(pairingServer)
 	adminServer := grpc.NewServer()
 	adminv1.RegisterAdminServer(adminServer, g.admin)
 
 	g.cfg.Logger.Info("gateway running", "name", g.cfg.Name, "addresses", g.Addresses(), "admin_socket", g.admLn.Addr().String(),
 		"ca_fingerprint", g.ca.Fingerprint().String())
-	eg.Go(func() error { return serveGRPC(ctx, pairingServer, g.tcp) })
-	eg.Go(func() error { return serveGRPC(ctx, adminServer, g.admLn) })
+	eg.Go(func() error { return serveGRPC(ctx, pairingServer, g.tcp, g.nodegrpc.Close) })
+	eg.Go(func() error { return serveGRPC(ctx, adminServer, g.admLn, nil) })
 	eg.Go(func() error { return g.nodes.Serve(ctx, g.udp) })
 	eg.Go(func() error { return g.sweep(ctx) })
+	eg.Go(func() error { return g.dispatch.Run(ctx) })
+	if g.metrics != nil {
+		addr, errc, err := metrics.Serve(ctx, g.cfg.MetricsListen, g.metrics.registry, g.cfg.Logger.With("component", "metrics"))
+		if err != nil {
+			return fmt.Errorf("serving metrics: %w", err)
+		}
+		g.metricsMu.Lock()
+		g.metricsAddr = addr
+		g.metricsMu.Unlock()
+		g.cfg.Logger.Info("serving metrics", "url", "http://"+addr.String()+"/metrics")
+		eg.Go(func() error { return <-errc })
+	}
 	err := eg.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil
@@ -345,14 +418,18 @@ func (g *Gateway) Run(ctx context.Context) error {
 	return err
 }
 
-// serveGRPC serves until ctx ends, then stops gracefully within a bound.
-func serveGRPC(ctx context.Context, s *grpc.Server, ln net.Listener) error {
+// serveGRPC serves until ctx ends, then (after beforeStop, which ends
+// streams that would otherwise hold it up) stops gracefully within a bound.
+func serveGRPC(ctx context.Context, s *grpc.Server, ln net.Listener, beforeStop func()) error {
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
 	select {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
+	}
+	if beforeStop != nil {
+		beforeStop()
 	}
 	stopped := make(chan struct{})
 	go func() {

@@ -36,7 +36,7 @@ type runningGateway struct {
 
 // startGateway starts a gateway; now is its clock (nil: the real one);
 // options change its Config.
-func startGateway(t *testing.T, dataDir, listen string, now func() time.Time, options ...func(*gateway.Config)) *runningGateway {
+func startGateway(t testing.TB, dataDir, listen string, now func() time.Time, options ...func(*gateway.Config)) *runningGateway {
 	t.Helper()
 	socket := filepath.Join(dataDir, "admin.sock")
 	cfg := gateway.Config{
@@ -77,11 +77,11 @@ func (rg *runningGateway) stop() {
 	<-rg.done
 }
 
-func testLogger(t *testing.T, who string) *slog.Logger {
+func testLogger(t testing.TB, who string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("who", who)
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(string(b[:len(b)-1]))

@@ -8,17 +8,23 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/palyra/palyra-go/gateway/dispatch"
+	"github.com/palyra/palyra-go/gateway/events"
 	"github.com/palyra/palyra-go/gateway/nodeconn"
 	"github.com/palyra/palyra-go/gateway/pairingsvc"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
+	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
-// registry connects the QUIC sessions to the store: it records what nodes
-// say about themselves, answers presence from the live sessions, and renews
-// certificates for authenticated devices.
+// registry connects one carrier's sessions (QUIC or gRPC) to the store and
+// the dispatcher: it records what nodes say about themselves, makes them
+// reachable through that carrier, and renews certificates for
+// authenticated devices.
 type registry struct {
-	g *Gateway
+	g         *Gateway
+	transport string
+	carrier   func() dispatch.Carrier
 }
 
 var _ nodeconn.Registry = (*registry)(nil)
@@ -45,8 +51,37 @@ func (r *registry) NodeRenewed(id identity.DeviceID, at time.Time) {
 	}
 }
 
-func (r *registry) NodeGone(id identity.DeviceID, at time.Time, _ string) {
+func (r *registry) NodeGone(id identity.DeviceID, at time.Time, reason string) {
+	r.g.dispatch.Detach(id, r.carrier(), reason)
 	r.NodeRenewed(id, at)
+}
+
+func (r *registry) NodeReady(s nodeconn.SessionInfo) {
+	r.g.dispatch.Attach(s.DeviceID, r.transport, r.carrier(), s.Capabilities)
+}
+
+func (r *registry) CapabilitiesChanged(id identity.DeviceID, caps []*nodev1.Capability) {
+	r.g.dispatch.SetCapabilities(id, caps)
+}
+
+// NodeEvent publishes what a node reports. Its time is the gateway's: a
+// node's clock may be off.
+func (r *registry) NodeEvent(id identity.DeviceID, ev *nodev1.NodeEvent) {
+	kind := events.KindError
+	switch ev.GetKind() {
+	case nodev1.NodeEvent_KIND_CAPABILITY_CHANGED:
+		kind = events.KindCapabilityChanged
+	case nodev1.NodeEvent_KIND_CONSENT:
+		kind = events.KindConsent
+	}
+	r.g.events.Publish(events.Event{
+		Time:       r.g.cfg.Now(),
+		DeviceID:   id,
+		Kind:       kind,
+		Capability: ev.GetCapability(),
+		RequestID:  ev.GetRequestId(),
+		Message:    ev.GetMessage(),
+	})
 }
 
 // RenewCertificate issues a fresh certificate over an authenticated session,
@@ -73,15 +108,10 @@ func (r *registry) RenewCertificate(ctx context.Context, id identity.DeviceID, c
 
 // Online reports whether the device has a live session.
 func (r *registry) Online(id identity.DeviceID) bool {
-	for _, s := range r.g.nodes.Sessions() {
-		if s.DeviceID == id {
-			return true
-		}
-	}
-	return false
+	return r.g.dispatch.Node(id).Online
 }
 
-// Disconnect closes the device's live sessions.
+// Disconnect closes the device's live sessions on every carrier.
 func (r *registry) Disconnect(id identity.DeviceID, reason string) int {
-	return r.g.nodes.Disconnect(id, reason)
+	return r.g.nodes.Disconnect(id, reason) + r.g.nodegrpc.Disconnect(id, reason)
 }

@@ -28,6 +28,8 @@ import (
 	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/identity/secretstore"
 	"github.com/palyra/palyra-go/internal/atomicfile"
+	"github.com/palyra/palyra-go/node/capability"
+	"github.com/palyra/palyra-go/node/capability/builtin"
 	"github.com/palyra/palyra-go/node/pairclient"
 	"github.com/palyra/palyra-go/node/session"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
@@ -70,6 +72,11 @@ type Status struct {
 	LastError           string    `json:"last_error,omitempty"`
 	CertificateNotAfter time.Time `json:"certificate_not_after,omitzero"`
 	ConnectedSince      time.Time `json:"connected_since,omitzero"`
+	// Transport is how the session reaches the gateway: "quic", or "grpc"
+	// when QUIC failed (UDP blocked) and the node fell back to TCP.
+	Transport string `json:"transport,omitempty"`
+	// FallbackReason says why QUIC failed when Transport is "grpc".
+	FallbackReason string `json:"fallback_reason,omitempty"`
 }
 
 // Config describes the agent.
@@ -83,6 +90,13 @@ type Config struct {
 	Logger   *slog.Logger
 	Now      func() time.Time
 	Rand     io.Reader
+	// Asker asks the owner for consent (the desktop app's prompts). nil,
+	// as on a headless node, means capabilities that ask are denied: the
+	// owner allows them in the sharing settings instead.
+	Asker capability.Asker
+	// Capabilities replaces the built-in capabilities (for tests and
+	// embedders); nil means builtin.All.
+	Capabilities []capability.Capability
 }
 
 // config is what node.json holds.
@@ -107,6 +121,15 @@ type Agent struct {
 	ca       *x509.Certificate
 	conf     config
 	watchers map[chan Status]struct{}
+	sharing  Sharing
+	// conn is the registered session, while there is one.
+	conn nodeConn
+
+	caps  *capability.Registry
+	calls calls
+	// capsVersion counts manifest changes, so a session learns of one made
+	// while it was being set up.
+	capsVersion int
 }
 
 // New loads the agent's identity and configuration, if any.
@@ -133,6 +156,24 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{cfg: cfg, nameGiven: explicitName, watchers: map[chan Status]struct{}{}}
 	if err := a.load(); err != nil {
 		return nil, err
+	}
+	if err := a.loadSharing(); err != nil {
+		return nil, err
+	}
+	caps := cfg.Capabilities
+	if caps == nil {
+		caps = builtin.All(a.builtinConfig)
+	}
+	var err error
+	a.caps, err = capability.NewRegistry(caps, capability.Options{
+		Settings: a.sharing.Settings,
+		Save:     a.saveCapabilitySettings,
+		Asker:    cfg.Asker,
+		OnChange: a.capabilitiesChanged,
+		Logger:   cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("setting up capabilities: %w", err)
 	}
 	return a, nil
 }
@@ -395,26 +436,39 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.update(func(s *Status) { s.State, s.RetryAt = StateConnecting, time.Time{} })
 		var upAt time.Time
 		err := a.renewIfExpired(ctx, conf.Gateways, ca)
-		var conn *session.Conn
+		var (
+			conn                nodeConn
+			transport, fallback string
+		)
+		a.mu.Lock()
+		capsVersion := a.capsVersion
+		a.mu.Unlock()
 		if err == nil {
-			conn, err = session.Dial(ctx, session.Config{
+			conn, transport, fallback, err = a.dial(ctx, session.Config{
 				Addresses:         conf.Gateways,
 				ClientCertificate: a.clientCertificate,
 				CACertificate:     ca,
-				Register:          &nodev1.RegisterNode{Name: name, Platform: a.cfg.Platform, Version: Version},
-				Now:               a.cfg.Now,
-				Logger:            a.cfg.Logger,
+				Register: &nodev1.RegisterNode{
+					Name:         name,
+					Platform:     a.cfg.Platform,
+					Version:      Version,
+					Capabilities: manifest(a.caps.List()),
+				},
+				Now:    a.cfg.Now,
+				Logger: a.cfg.Logger,
+				Invoke: a.handleInvoke,
 			})
 		}
 		if err == nil {
 			upAt = a.cfg.Now()
 			a.update(func(s *Status) {
 				s.State, s.LastError, s.ConnectedSince = StateConnected, "", upAt
+				s.Transport, s.FallbackReason = transport, fallback
 				if n := conn.Welcome().GetGatewayName(); n != "" {
 					s.GatewayName = n
 				}
 			})
-			err = a.serve(ctx, conn)
+			err = a.serve(ctx, conn, capsVersion)
 		}
 		if ctx.Err() != nil {
 			a.update(func(s *Status) { s.State, s.ConnectedSince = StateOffline, time.Time{} })
@@ -433,7 +487,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		retry := a.cfg.Now().Add(wait)
 		a.cfg.Logger.Info("gateway connection lost", "err", err, "retry_in", wait)
 		a.update(func(s *Status) {
-			s.State, s.RetryAt, s.ConnectedSince = StateOffline, retry, time.Time{}
+			s.State, s.RetryAt, s.ConnectedSince, s.Transport, s.FallbackReason = StateOffline, retry, time.Time{}, "", ""
 			if err != nil {
 				s.LastError = err.Error()
 			}
@@ -451,7 +505,21 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // serve runs a registered session until it ends, renewing the device
 // certificate over it when it is due.
-func (a *Agent) serve(ctx context.Context, conn *session.Conn) error {
+func (a *Agent) serve(ctx context.Context, conn nodeConn, registeredVersion int) error {
+	a.mu.Lock()
+	a.conn = conn
+	changed := a.capsVersion != registeredVersion
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.conn = nil
+		a.mu.Unlock()
+	}()
+	if changed {
+		if err := conn.SendCapabilities(manifest(a.caps.List())); err != nil {
+			a.cfg.Logger.Info("could not send capabilities", "err", err)
+		}
+	}
 	renewCtx, stopRenewing := context.WithCancel(ctx)
 	renewDone := make(chan struct{})
 	go func() {
@@ -480,7 +548,7 @@ const (
 // until ctx ends. A failed renewal is logged and retried; the session goes
 // on, and a certificate that runs out is renewed by challenge on the next
 // connection (renewIfExpired).
-func (a *Agent) renewWhileConnected(ctx context.Context, conn *session.Conn) {
+func (a *Agent) renewWhileConnected(ctx context.Context, conn nodeConn) {
 	var last time.Time
 	retry := time.Duration(0)
 	for {
@@ -503,6 +571,10 @@ func (a *Agent) renewWhileConnected(ctx context.Context, conn *session.Conn) {
 			if ctx.Err() != nil {
 				return
 			}
+			if errors.Is(err, errors.ErrUnsupported) {
+				a.cfg.Logger.Info("this session cannot renew the certificate; it is renewed on the next QUIC session or by challenge", "err", err)
+				return
+			}
 			retry = renewalRetry/2 + time.Duration(mathrand.Int64N(int64(renewalRetry/2)))
 			a.cfg.Logger.Warn("renewing the device certificate failed; will retry", "err", err, "retry_in", retry)
 			continue
@@ -523,7 +595,7 @@ func (a *Agent) untilRenewal() time.Duration {
 }
 
 // renewOver asks the gateway for a fresh certificate over the session.
-func (a *Agent) renewOver(ctx context.Context, conn *session.Conn) error {
+func (a *Agent) renewOver(ctx context.Context, conn nodeConn) error {
 	a.mu.Lock()
 	key, name := a.key, a.status.DeviceName
 	a.mu.Unlock()

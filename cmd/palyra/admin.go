@@ -33,13 +33,14 @@ func adminClient(env *environment, flagValue string) (adminv1.AdminClient, func(
 	return adminv1.NewAdminClient(conn), func() { conn.Close() }, nil
 }
 
-// adminSetup parses an admin command's flags and connects to the gateway.
-func adminSetup(env *environment, fs *flag.FlagSet, socket string, args []string, want int) ([]string, adminv1.AdminClient, func(), error) {
+// adminSetup parses an admin command's flags and connects to the gateway
+// at the socket flag's value (read once the flags are parsed).
+func adminSetup(env *environment, fs *flag.FlagSet, socket *string, args []string, want int) ([]string, adminv1.AdminClient, func(), error) {
 	pos, err := parse(fs, args, want)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	client, done, err := adminClient(env, socket)
+	client, done, err := adminClient(env, *socket)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -75,7 +76,7 @@ func cmdPairingCode(ctx context.Context, env *environment, args []string) error 
 	name := fs.String("name", "", "a name for the code, shown with the request it produces")
 	png := fs.String("qr-png", "", "also write the QR code to this PNG file")
 	asJSON := fs.Bool("json", false, "print JSON (keys pin, link, expires_at)")
-	_, client, done, err := adminSetup(env, fs, *socket, args, 0)
+	_, client, done, err := adminSetup(env, fs, socket, args, 0)
 	if err != nil {
 		return err
 	}
@@ -127,7 +128,7 @@ func cmdPairingList(ctx context.Context, env *environment, args []string) error 
 	socket := fs.String("admin-socket", "", "gateway admin socket")
 	all := fs.Bool("all", false, "include decided and expired requests")
 	asJSON := fs.Bool("json", false, "print JSON")
-	_, client, done, err := adminSetup(env, fs, *socket, args, 0)
+	_, client, done, err := adminSetup(env, fs, socket, args, 0)
 	if err != nil {
 		return err
 	}
@@ -164,7 +165,7 @@ func cmdPairingDecide(approve bool) func(context.Context, *environment, []string
 		fs := newFlags(env, "pairing "+verb, "REQUEST_ID [flags]")
 		socket := fs.String("admin-socket", "", "gateway admin socket")
 		asJSON := fs.Bool("json", false, "print JSON")
-		pos, client, done, err := adminSetup(env, fs, *socket, args, 1)
+		pos, client, done, err := adminSetup(env, fs, socket, args, 1)
 		if err != nil {
 			return err
 		}
@@ -191,7 +192,7 @@ func cmdNodesList(ctx context.Context, env *environment, args []string) error {
 	fs := newFlags(env, "nodes list", "[flags]")
 	socket := fs.String("admin-socket", "", "gateway admin socket")
 	asJSON := fs.Bool("json", false, "print JSON")
-	_, client, done, err := adminSetup(env, fs, *socket, args, 0)
+	_, client, done, err := adminSetup(env, fs, socket, args, 0)
 	if err != nil {
 		return err
 	}
@@ -233,7 +234,7 @@ func cmdDevicesList(ctx context.Context, env *environment, args []string) error 
 	fs := newFlags(env, "devices list", "[flags]")
 	socket := fs.String("admin-socket", "", "gateway admin socket")
 	asJSON := fs.Bool("json", false, "print JSON")
-	_, client, done, err := adminSetup(env, fs, *socket, args, 0)
+	_, client, done, err := adminSetup(env, fs, socket, args, 0)
 	if err != nil {
 		return err
 	}
@@ -265,7 +266,7 @@ func cmdDevicesRevoke(ctx context.Context, env *environment, args []string) erro
 	fs := newFlags(env, "devices revoke", "DEVICE_ID [flags]")
 	socket := fs.String("admin-socket", "", "gateway admin socket")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, client, done, err := adminSetup(env, fs, *socket, args, 1)
+	pos, client, done, err := adminSetup(env, fs, socket, args, 1)
 	if err != nil {
 		return err
 	}
@@ -284,7 +285,7 @@ func cmdDevicesRevoke(ctx context.Context, env *environment, args []string) erro
 func cmdDevicesRemove(ctx context.Context, env *environment, args []string) error {
 	fs := newFlags(env, "devices remove", "DEVICE_ID [flags]")
 	socket := fs.String("admin-socket", "", "gateway admin socket")
-	pos, client, done, err := adminSetup(env, fs, *socket, args, 1)
+	pos, client, done, err := adminSetup(env, fs, socket, args, 1)
 	if err != nil {
 		return err
 	}

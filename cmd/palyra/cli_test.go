@@ -84,20 +84,7 @@ func (c *cli) mustJSON(v any, args ...string) {
 
 func TestCLIPairApproveStatus(t *testing.T) {
 	c := newCLI(t)
-	// The gateway runs in the background until the test ends.
-	ctx, cancel := context.WithCancel(context.Background())
-	var gwErr syncBuffer
-	gwDone := make(chan int, 1)
-	go func() {
-		gwDone <- run(ctx, c.environment("", &syncBuffer{}, &gwErr, nil), []string{"gateway", "run", "--listen", "127.0.0.1:0"})
-	}()
-	defer func() {
-		cancel()
-		<-gwDone
-	}()
-	addr := waitForLine(t, &gwErr, "listening on ")
-	addr = strings.Fields(strings.SplitN(addr, "listening on ", 2)[1])[0]
-	addr = strings.TrimSuffix(addr, ";")
+	addr := c.startGateway()
 
 	var code struct {
 		PIN       string `json:"pin"`
@@ -188,6 +175,34 @@ func TestCLIPairApproveStatus(t *testing.T) {
 	if rc != 1 || !strings.Contains(errOut, "is the gateway running?") {
 		t.Fatalf("no gateway: exit %d: %s", rc, errOut)
 	}
+}
+
+// startGateway runs `palyra gateway run` in the background until the test
+// ends and returns its address.
+func (c *cli) startGateway() string {
+	c.t.Helper()
+	addr, _ := c.background(nil, "listening on ", "gateway", "run", "--listen", "127.0.0.1:0")
+	return addr
+}
+
+// background runs a command until the test ends, waits for a line of its
+// standard error containing ready and returns the word after ready and the
+// command's standard output.
+func (c *cli) background(extra map[string]string, ready string, args ...string) (string, *syncBuffer) {
+	c.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, c.environment("", &out, &errOut, extra), args)
+	}()
+	c.t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	line := waitForLine(c.t, &errOut, ready)
+	word := strings.Fields(strings.SplitN(line, ready, 2)[1] + " ")[0]
+	return strings.TrimSuffix(word, ";"), &out
 }
 
 // waitForLine waits until the buffer holds a line containing s.

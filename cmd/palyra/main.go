@@ -22,19 +22,24 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"gateway run":     {"run a gateway in the foreground", cmdGatewayRun},
-	"pairing code":    {"mint a pairing code (PIN, link and QR code)", cmdPairingCode},
-	"pairing list":    {"list pairing requests", cmdPairingList},
-	"pairing approve": {"approve a pairing request", cmdPairingDecide(true)},
-	"pairing reject":  {"reject a pairing request", cmdPairingDecide(false)},
-	"nodes list":      {"list nodes and whether they are online", cmdNodesList},
-	"devices list":    {"list paired devices", cmdDevicesList},
-	"devices revoke":  {"revoke a device and cut its sessions", cmdDevicesRevoke},
-	"devices remove":  {"forget a device (it stays refused)", cmdDevicesRemove},
-	"node pair":       {"pair this machine with a gateway", cmdNodePair},
-	"node run":        {"run this machine's node in the foreground", cmdNodeRun},
-	"node status":     {"show this machine's node state", cmdNodeStatus},
-	"node forget":     {"forget the gateway this machine is paired with", cmdNodeForget},
+	"gateway run":       {"run a gateway in the foreground", cmdGatewayRun},
+	"pairing code":      {"mint a pairing code (PIN, link and QR code)", cmdPairingCode},
+	"pairing list":      {"list pairing requests", cmdPairingList},
+	"pairing approve":   {"approve a pairing request", cmdPairingDecide(true)},
+	"pairing reject":    {"reject a pairing request", cmdPairingDecide(false)},
+	"nodes list":        {"list nodes and whether they are online", cmdNodesList},
+	"nodes describe":    {"show a node's capabilities and recent events", cmdNodesDescribe},
+	"nodes invoke":      {"run a capability on a node and print the result", cmdNodesInvoke},
+	"nodes watch":       {"print node events as they happen", cmdNodesWatch},
+	"devices list":      {"list paired devices", cmdDevicesList},
+	"devices revoke":    {"revoke a device and cut its sessions", cmdDevicesRevoke},
+	"devices remove":    {"forget a device (it stays refused)", cmdDevicesRemove},
+	"node pair":         {"pair this machine with a gateway", cmdNodePair},
+	"node run":          {"run this machine's node in the foreground", cmdNodeRun},
+	"node status":       {"show this machine's node state", cmdNodeStatus},
+	"node forget":       {"forget the gateway this machine is paired with", cmdNodeForget},
+	"node capabilities": {"list or change what this machine shares", cmdNodeCapabilities},
+	"doctor":            {"check this node: keychain, config, certificate, gateway over TCP and UDP", cmdDoctor},
 }
 
 // environment is what commands share: the streams and the environment
@@ -62,14 +67,16 @@ func run(ctx context.Context, env *environment, args []string) int {
 		fmt.Fprintln(env.stdout, "palyra", version)
 		return 0
 	}
-	if len(args) < 2 {
-		return unknown(env, args)
+	cmd, ok := commands[args[0]]
+	rest := args[1:]
+	if !ok && len(args) >= 2 {
+		cmd, ok = commands[args[0]+" "+args[1]]
+		rest = args[2:]
 	}
-	cmd, ok := commands[args[0]+" "+args[1]]
 	if !ok {
 		return unknown(env, args)
 	}
-	err := cmd.run(ctx, env, args[2:])
+	err := cmd.run(ctx, env, rest)
 	switch {
 	case err == nil:
 		return 0
@@ -77,12 +84,17 @@ func run(ctx context.Context, env *environment, args []string) int {
 		return 0
 	case errors.Is(err, errUsage):
 		return 2
+	case errors.Is(err, errSilent):
+		return 1
 	}
 	fmt.Fprintln(env.stderr, "palyra:", err)
 	return 1
 }
 
 var errUsage = errors.New("usage")
+
+// errSilent ends a command with exit status 1 after it has said why.
+var errSilent = errors.New("failed")
 
 func unknown(env *environment, args []string) int {
 	fmt.Fprintf(env.stderr, "palyra: unknown command %q\n\n", strings.Join(args[:min(2, len(args))], " "))
@@ -94,6 +106,7 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `palyra pairs devices with a Palyra gateway and runs both sides.
 
 Usage: palyra <group> <command> [flags]   (add -h to any command for its flags)
+       palyra doctor
 
 `)
 	names := make([]string, 0, len(commands))
@@ -102,7 +115,7 @@ Usage: palyra <group> <command> [flags]   (add -h to any command for its flags)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-17s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-18s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w, `
 Environment: PALYRA_ADMIN_SOCKET (admin commands), PALYRA_CONFIG_DIR and
@@ -124,6 +137,12 @@ func newFlags(env *environment, name, synopsis string) *flag.FlagSet {
 // parse parses flags, which may come before or after the positional
 // arguments, and refuses any count of positional arguments but want.
 func parse(fs *flag.FlagSet, args []string, want int) ([]string, error) {
+	return parseRange(fs, args, want, want)
+}
+
+// parseRange is parse for commands taking from least to most positional
+// arguments.
+func parseRange(fs *flag.FlagSet, args []string, least, most int) ([]string, error) {
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -138,7 +157,7 @@ func parse(fs *flag.FlagSet, args []string, want int) ([]string, error) {
 		}
 		positional, args = append(positional, args[0]), args[1:]
 	}
-	if len(positional) != want {
+	if len(positional) < least || len(positional) > most {
 		fs.Usage()
 		return nil, errUsage
 	}

@@ -182,6 +182,9 @@ func cmdNodeRun(ctx context.Context, env *environment, args []string) error {
 func describe(st node.Status) string {
 	switch st.State {
 	case node.StateConnected:
+		if st.Transport == node.TransportGRPC {
+			return fmt.Sprintf("connected to %s as %s over gRPC (TCP), because QUIC (UDP) failed: %s", st.GatewayName, st.DeviceName, st.FallbackReason)
+		}
 		return fmt.Sprintf("connected to %s as %s", st.GatewayName, st.DeviceName)
 	case node.StateOffline:
 		if !st.RetryAt.IsZero() {

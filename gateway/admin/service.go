@@ -16,6 +16,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/palyra/palyra-go/gateway/dispatch"
+	"github.com/palyra/palyra-go/gateway/events"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
@@ -50,10 +52,21 @@ type Sessions interface {
 	Disconnect(id identity.DeviceID, reason string) int
 }
 
+// Nodes is the node runtime: what nodes share, and calls on them.
+type Nodes interface {
+	Node(id identity.DeviceID) dispatch.Node
+	Invoke(ctx context.Context, req dispatch.Request) (*dispatch.Response, error)
+}
+
 // Config wires the admin API to the gateway.
 type Config struct {
 	Store    Store
 	Sessions Sessions
+	// Nodes runs invocations and describes nodes; nil refuses both.
+	Nodes Nodes
+	// Events feeds DescribeNode's recent events and WatchEvents; nil
+	// means none.
+	Events *events.Hub
 	// Decided is told about every approval or rejection, so a device waiting
 	// on its pairing stream hears at once.
 	Decided     func(requestID string)
@@ -173,7 +186,15 @@ func (s *Service) decide(ctx context.Context, id string, change func(context.Con
 		s.cfg.Decided(id)
 		return nil, status.Errorf(codes.FailedPrecondition, "pairing request %s expired before it was %s", id, verb)
 	case errors.Is(err, store.ErrIllegalTransition):
-		return nil, status.Errorf(codes.FailedPrecondition, "pairing request %s is %s already", id, r.State)
+		return nil, status.Errorf(codes.FailedPrecondition, "pairing request %s is no longer pending: it was decided already", id)
+	case errors.Is(err, store.ErrDeviceRevoked):
+		// The device was revoked while it waited: turn it away now rather
+		// than leave it waiting for the request to expire.
+		if _, rerr := s.cfg.Store.RejectRequest(ctx, id, s.cfg.Now()); rerr != nil {
+			s.cfg.Logger.Error("rejecting the request of a revoked device", "request_id", id, "err", rerr)
+		}
+		s.cfg.Decided(id)
+		return nil, status.Errorf(codes.FailedPrecondition, "the device of pairing request %s is revoked; the request was rejected", id)
 	case err != nil:
 		return nil, s.internal("deciding pairing request", err)
 	}
@@ -198,7 +219,7 @@ func (s *Service) ListNodes(ctx context.Context, _ *adminv1.ListNodesRequest) (*
 			Version:        n.Version,
 			Online:         s.cfg.Sessions.Online(n.DeviceID),
 			LastSeenUnixMs: n.LastSeen.UnixMilli(),
-			Transport:      "quic",
+			Transport:      s.transport(n.DeviceID),
 		})
 	}
 	return out, nil

@@ -1,16 +1,15 @@
 package nodeconn_test
 
 import (
-	"crypto/tls"
+	"context"
 	"io"
-	"net"
 	"testing"
 	"time"
 
-	"github.com/quic-go/quic-go"
-
 	"github.com/palyra/palyra-go/gateway/nodeconn"
+	"github.com/palyra/palyra-go/internal/quicecho"
 	"github.com/palyra/palyra-go/internal/wire"
+	"github.com/palyra/palyra-go/node/session"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -51,59 +50,21 @@ func BenchmarkControlRoundTrip(b *testing.B) {
 // in the same process.
 func BenchmarkRawQUICEcho(b *testing.B) {
 	ca := newCA(b, "bench")
-	srvCert := serverCert(b, ca)
-	dev := newDevice(b, ca)
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	srv, err := quicecho.Listen(*serverCert(b, ca), nodeconn.ALPN)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer pc.Close()
-	tr := &quic.Transport{Conn: pc}
-	defer tr.Close()
-	ln, err := tr.Listen(&tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		NextProtos:   []string{nodeconn.ALPN},
-		ClientAuth:   tls.RequireAnyClientCert,
-		Certificates: []tls.Certificate{*srvCert},
-	}, &quic.Config{})
+	defer srv.Close()
+	client, err := quicecho.Dial(b.Context(), srv.Addr(), *newDevice(b, ca).cert, nodeconn.ALPN)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer client.Close()
+	str, err := client.Stream(b.Context())
 	if err != nil {
 		b.Fatal(err)
 	}
 	frame := renewalFrame(b)
-	echoDone := make(chan struct{})
-	go func() {
-		defer close(echoDone)
-		conn, err := ln.Accept(b.Context())
-		if err != nil {
-			return
-		}
-		str, err := conn.AcceptStream(b.Context())
-		if err != nil {
-			return
-		}
-		buf := make([]byte, len(frame))
-		for {
-			if _, err := io.ReadFull(str, buf); err != nil {
-				return
-			}
-			if _, err := str.Write(buf); err != nil {
-				return
-			}
-		}
-	}()
-	conn, err := quic.DialAddr(b.Context(), pc.LocalAddr().String(), &tls.Config{
-		MinVersion:           tls.VersionTLS13,
-		NextProtos:           []string{nodeconn.ALPN},
-		InsecureSkipVerify:   true, // benchmark baseline against our own server
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return dev.cert, nil },
-	}, &quic.Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	str, err := conn.OpenStreamSync(b.Context())
-	if err != nil {
-		b.Fatal(err)
-	}
 	buf := make([]byte, len(frame))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -114,8 +75,75 @@ func BenchmarkRawQUICEcho(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.StopTimer()
-	_ = conn.CloseWithError(0, "")
-	<-echoDone
-	_ = ln.Close()
+}
+
+// BenchmarkInvokeRoundTrip measures one call pushed to a node over QUIC: a
+// new stream, Invoke, the node's handler, Result. BenchmarkRawQUICNewStream
+// is its floor.
+func BenchmarkInvokeRoundTrip(b *testing.B) {
+	f := newFixture(b, time.Minute)
+	d := newDevice(b, f.ca)
+	cfg := f.sessionConfig(d)
+	cfg.Invoke = func(_ context.Context, inv *nodev1.Invoke, _ func(string)) *nodev1.Result {
+		return &nodev1.Result{Ok: true, OutputJson: inv.GetArgsJson()}
+	}
+	c, err := session.Dial(b.Context(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(b.Context())
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = c.Serve(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-served
+	}()
+	<-f.reg.registered
+	inv := &nodev1.Invoke{RequestId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Capability: "bench.echo", ArgsJson: []byte(`{"n":1}`)}
+	// Registration and readiness are reported in order; wait for the node
+	// to be reachable.
+	for range 1000 {
+		if _, err := f.srv.Invoke(b.Context(), d.id(), inv, nil); err == nil {
+			break
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := f.srv.Invoke(b.Context(), d.id(), inv, nil)
+		if err != nil || !res.GetOk() {
+			b.Fatal(err, res)
+		}
+	}
+}
+
+// BenchmarkRawQUICNewStream is the floor for BenchmarkInvokeRoundTrip: a new
+// quic-go stream per round trip, with the same number of bytes each way.
+func BenchmarkRawQUICNewStream(b *testing.B) {
+	ca := newCA(b, "bench")
+	srv, err := quicecho.Listen(*serverCert(b, ca), nodeconn.ALPN)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	client, err := quicecho.Dial(b.Context(), srv.Addr(), *newDevice(b, ca).cert, nodeconn.ALPN)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer client.Close()
+	msg, err := wire.AppendFrame(nil, &nodev1.Frame{Body: &nodev1.Frame_Invoke{Invoke: &nodev1.Invoke{
+		RequestId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Capability: "bench.echo", ArgsJson: []byte(`{"n":1}`),
+	}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, len(msg))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := client.RoundTripNewStream(b.Context(), msg, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/wire"
+	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
 // ALPN is the application protocol nodes and the gateway negotiate.
@@ -108,10 +109,17 @@ type Registry interface {
 	// NodeGone is called once for every registered session that ends,
 	// unless a newer session of the same device replaced it.
 	NodeGone(id identity.DeviceID, at time.Time, reason string)
+	// NodeReady is called once the node has been welcomed: from now on
+	// Invoke reaches it.
+	NodeReady(s SessionInfo)
 	// RenewCertificate handles a CSR sent over the authenticated session of
 	// device id and returns the new certificate (DER). It must issue only
 	// for the same device's key.
 	RenewCertificate(ctx context.Context, id identity.DeviceID, csrDER []byte) (certDER []byte, err error)
+	// CapabilitiesChanged is called when the node sends a new manifest.
+	CapabilitiesChanged(id identity.DeviceID, caps []*nodev1.Capability)
+	// NodeEvent is called for every event the node reports.
+	NodeEvent(id identity.DeviceID, ev *nodev1.NodeEvent)
 }
 
 // SessionInfo describes a registered node session.
@@ -121,6 +129,9 @@ type SessionInfo struct {
 	RemoteAddr              string
 	ConnectedAt             time.Time
 	CertNotAfter            time.Time
+	// Capabilities is the manifest the node registered with.
+	Capabilities []*nodev1.Capability
+	Transport    string // "quic" or "grpc"
 }
 
 // Server accepts node connections over QUIC.

@@ -83,7 +83,23 @@ type fakeRegistry struct {
 	registered chan nodeconn.SessionInfo
 	renewed    chan identity.DeviceID
 	gone       chan goneEvent
+	ready      chan nodeconn.SessionInfo
+	caps       chan []*nodev1.Capability
+	events     chan *nodev1.NodeEvent
 }
+
+func (r *fakeRegistry) NodeReady(s nodeconn.SessionInfo) {
+	select {
+	case r.ready <- s:
+	default: // only some tests wait for it
+	}
+}
+
+func (r *fakeRegistry) CapabilitiesChanged(_ identity.DeviceID, caps []*nodev1.Capability) {
+	r.caps <- caps
+}
+
+func (r *fakeRegistry) NodeEvent(_ identity.DeviceID, ev *nodev1.NodeEvent) { r.events <- ev }
 
 func (r *fakeRegistry) NodeRegistered(_ context.Context, s nodeconn.SessionInfo) error {
 	if err := r.refuse.Load(); err != nil {
@@ -171,6 +187,9 @@ func newFixture(t testing.TB, ttl time.Duration) *fixture {
 		registered: make(chan nodeconn.SessionInfo, 16),
 		renewed:    make(chan identity.DeviceID, 16),
 		gone:       make(chan goneEvent, 16),
+		ready:      make(chan nodeconn.SessionInfo, 16),
+		caps:       make(chan []*nodev1.Capability, 16),
+		events:     make(chan *nodev1.NodeEvent, 16),
 	}
 	cert := serverCert(t, f.ca)
 	srv, err := nodeconn.NewServer(nodeconn.Config{

@@ -146,9 +146,11 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 		Name:         reg.GetName(),
 		Platform:     reg.GetPlatform(),
 		Version:      reg.GetVersion(),
+		Capabilities: reg.GetCapabilities(),
 		RemoteAddr:   ss.remote,
 		ConnectedAt:  s.now(),
 		CertNotAfter: ss.notAfter,
+		Transport:    "quic",
 	}
 	if err := s.register(ctx, ss, info); err != nil {
 		if errors.Is(err, errClosedDuringRegistration) {
@@ -174,6 +176,7 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 	if err != nil {
 		return err
 	}
+	s.cfg.Registry.NodeReady(info)
 
 	for {
 		f.Reset()
@@ -189,6 +192,13 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 			}}})
 		case *nodev1.Frame_RenewCertificate:
 			err = c.write(s.renewCertificate(ctx, ss, body.RenewCertificate.GetCsr()))
+		case *nodev1.Frame_CapabilitiesChanged:
+			s.mu.Lock()
+			ss.info.Capabilities = body.CapabilitiesChanged.GetCapabilities()
+			s.mu.Unlock()
+			s.cfg.Registry.CapabilitiesChanged(ss.id, body.CapabilitiesChanged.GetCapabilities())
+		case *nodev1.Frame_Event:
+			s.cfg.Registry.NodeEvent(ss.id, body.Event)
 		default:
 			return c.protocolError(fmt.Sprintf("unexpected frame %T", f.Body))
 		}

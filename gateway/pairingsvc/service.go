@@ -74,6 +74,34 @@ type Config struct {
 	DeviceCertLifetime time.Duration
 	// RenewalGrace bounds renewing after expiry; default DefaultRenewalGrace.
 	RenewalGrace time.Duration
+	// Outcome, if set, hears how each pairing attempt ended: one of the
+	// Outcome* constants.
+	Outcome func(outcome string)
+}
+
+// Outcomes of a pairing attempt, for metrics.
+const (
+	OutcomePaired    = "paired"     // certificate issued
+	OutcomeWrongCode = "wrong_code" // no such open code, or the exchange failed
+	OutcomeRejected  = "rejected"   // an admin rejected the request
+	OutcomeExpired   = "expired"    // the pending request ran out
+	OutcomeRefused   = "refused"    // anything else: malformed, revoked, device left
+)
+
+// outcome classifies the end of a Pair call.
+func outcome(err error) string {
+	if err == nil {
+		return OutcomePaired
+	}
+	switch status.Convert(err).Message() {
+	case msgBadCode:
+		return OutcomeWrongCode
+	case msgRejected:
+		return OutcomeRejected
+	case msgExpired:
+		return OutcomeExpired
+	}
+	return OutcomeRefused
 }
 
 // Service implements pairingv1.PairingServer.
@@ -171,7 +199,10 @@ func recvWithin[M any](recv func() (M, error), d time.Duration) (M, error) {
 }
 
 // Pair runs one pairing exchange.
-func (s *Service) Pair(stream pairingv1.Pairing_PairServer) error {
+func (s *Service) Pair(stream pairingv1.Pairing_PairServer) (err error) {
+	if s.cfg.Outcome != nil {
+		defer func() { s.cfg.Outcome(outcome(err)) }()
+	}
 	ctx := stream.Context()
 	log := s.cfg.Logger
 	if p, ok := peer.FromContext(ctx); ok {

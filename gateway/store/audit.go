@@ -28,6 +28,15 @@ const (
 	AuditCertificateRefused    = "certificate.refused_revoked"
 	AuditDeviceRevoked         = "device.revoked"
 	AuditDeviceRemoved         = "device.removed"
+
+	// Queued invocations, written by the store.
+	AuditInvocationQueued  = "invocation.queued"
+	AuditInvocationDone    = "invocation.done"   // a result arrived and says ok
+	AuditInvocationFailed  = "invocation.failed" // a result arrived and says not ok
+	AuditInvocationExpired = "invocation.expired"
+	// Direct (not queued) invocations: the gateway writes these with Audit.
+	AuditInvocationRequested = "invocation.requested"
+	AuditInvocationCompleted = "invocation.completed"
 )
 
 // AuditEvent is one row of the audit log. It must never carry a PIN secret,
@@ -53,6 +62,31 @@ func (s *Store) Audit(ctx context.Context, e AuditEvent) error {
 	err := s.update(ctx, func(tx *sql.Tx) error { return writeAudit(ctx, tx, e) })
 	if err != nil {
 		return fmt.Errorf("writing audit event %s: %w", e.Kind, err)
+	}
+	return nil
+}
+
+// AuditBatch appends events to the audit log in one transaction: one
+// sync to disk for them all.
+func (s *Store) AuditBatch(ctx context.Context, events []AuditEvent) error {
+	for i := range events {
+		if events[i].Kind == "" {
+			return errors.New("writing audit events: an event has no kind")
+		}
+		if events[i].At.IsZero() {
+			events[i].At = s.now()
+		}
+	}
+	err := s.update(ctx, func(tx *sql.Tx) error {
+		for _, e := range events {
+			if err := writeAudit(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("writing %d audit events: %w", len(events), err)
 	}
 	return nil
 }

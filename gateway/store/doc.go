@@ -1,14 +1,16 @@
 // Package store is the gateway's persistent state in one SQLite file
 // (modernc.org/sqlite, no cgo): the gateway CA, pairing codes and requests,
-// devices, their certificates and revocations, registered nodes, and the
-// audit log.
+// devices, their certificates and revocations, registered nodes, invocations
+// queued for offline nodes, and the audit log.
 //
 // Every state change is one transaction, committed with synchronous=FULL in
-// WAL mode, so nothing a method acknowledged is lost in a crash. The pairing
-// state machines (code: open → used | expired | closed; request: pending →
-// approved | rejected | expired, approved → issued) are enforced here: a
-// method refuses any other transition with [ErrIllegalTransition]. Audit rows
-// for a state change are written in the same transaction as the change.
+// WAL mode, so nothing a method acknowledged is lost in a crash. The state
+// machines (code: open → used | expired | closed; request: pending →
+// approved | rejected | expired, approved → issued; queued invocation:
+// queued → delivered, queued | delivered → done | expired) are enforced
+// here: a method refuses any other transition with [ErrIllegalTransition].
+// Audit rows for a state change are written in the same transaction as the
+// change.
 //
 // Time is an input: methods that need the time take a now parameter.
 //

@@ -397,19 +397,24 @@ func (s *Store) IssueCertificate(ctx context.Context, requestID string, cert Cer
 	return dev, nil
 }
 
-// Sweep marks open codes and pending requests past their expiry expired and
-// returns how many of each changed.
+// Sweep marks open codes, pending requests, and queued or delivered
+// invocations past their expiry expired, in one transaction, and returns how
+// many codes and requests changed. (ExpireInvocations does the invocations
+// alone and counts them.)
 func (s *Store) Sweep(ctx context.Context, now time.Time) (codes, requests int, err error) {
 	err = s.update(ctx, func(tx *sql.Tx) error {
 		var err error
 		if codes, err = expireCodesTx(ctx, tx, "", now); err != nil {
 			return err
 		}
-		requests, err = expireRequestsTx(ctx, tx, "", now)
+		if requests, err = expireRequestsTx(ctx, tx, "", now); err != nil {
+			return err
+		}
+		_, err = expireInvocationsTx(ctx, tx, "", now)
 		return err
 	})
 	if err != nil {
-		return 0, 0, fmt.Errorf("sweeping expired codes and requests: %w", err)
+		return 0, 0, fmt.Errorf("sweeping expired codes, requests and invocations: %w", err)
 	}
 	return codes, requests, nil
 }

@@ -38,6 +38,9 @@ var (
 	// ErrDeviceRevoked means the device is revoked (or was removed, which
 	// revokes it).
 	ErrDeviceRevoked = errors.New("device revoked")
+	// ErrDuplicate means a row with the same key already exists (for
+	// example an invocation's request ID).
+	ErrDuplicate = errors.New("duplicate")
 	// ErrSchemaTooNew means the database was written by a newer program.
 	ErrSchemaTooNew = errors.New("database schema is newer than this program supports")
 	// ErrInsecureFile means the database file can be read or written by

@@ -1,22 +1,31 @@
-// Package localapi serves a running node agent's status on a local Unix
-// socket (mode 0600), so `palyra node status` and other local tools can read
-// it without touching the agent's secrets. It is read-only.
+// Package localapi serves a running node agent on a local Unix socket (mode
+// 0600), so `palyra node status` and other local tools can read its state,
+// and `palyra node capabilities` can change what it shares while it runs,
+// without touching the agent's secrets.
 package localapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"time"
 
 	"github.com/palyra/palyra-go/node"
+	"github.com/palyra/palyra-go/node/capability"
 )
 
-// StatusPath is the one endpoint.
-const StatusPath = "/v1/status"
+// Endpoints.
+const (
+	StatusPath = "/v1/status"
+	// SharingPath takes a POSTed node.SharingChange and answers with the
+	// capabilities after it.
+	SharingPath = "/v1/sharing"
+)
 
 // Serve answers status requests on ln until ctx ends.
 func Serve(ctx context.Context, ln net.Listener, a *node.Agent) error {
@@ -24,6 +33,19 @@ func Serve(ctx context.Context, ln net.Listener, a *node.Agent) error {
 	mux.HandleFunc("GET "+StatusPath, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(a.Status())
+	})
+	mux.HandleFunc("POST "+SharingPath, func(w http.ResponseWriter, r *http.Request) {
+		var c node.SharingChange
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&c); err != nil {
+			http.Error(w, "unreadable change: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := a.ChangeSharing(c); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(a.Capabilities())
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan error, 1)
@@ -45,6 +67,21 @@ var ErrNotRunning = errors.New("the node agent is not running")
 
 // Status asks the agent behind the socket at path.
 func Status(ctx context.Context, path string) (node.Status, error) {
+	var st node.Status
+	err := call(ctx, path, http.MethodGet, StatusPath, nil, &st)
+	return st, err
+}
+
+// ChangeSharing asks the agent behind the socket at path to apply c, and
+// returns its capabilities after the change.
+func ChangeSharing(ctx context.Context, path string, c node.SharingChange) ([]capability.Info, error) {
+	var infos []capability.Info
+	err := call(ctx, path, http.MethodPost, SharingPath, c, &infos)
+	return infos, err
+}
+
+// call sends body (if not nil) as JSON and decodes the answer into out.
+func call(ctx context.Context, path, method, endpoint string, body, out any) error {
 	client := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -52,21 +89,30 @@ func Status(ctx context.Context, path string) (node.Status, error) {
 		},
 	}}
 	defer client.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://node"+StatusPath, nil)
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://node"+endpoint, rd)
 	if err != nil {
-		return node.Status{}, err
+		return err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return node.Status{}, fmt.Errorf("%w (no answer on %s)", ErrNotRunning, path)
+		return fmt.Errorf("%w (no answer on %s)", ErrNotRunning, path)
 	}
 	defer resp.Body.Close()
+	lim := http.MaxBytesReader(nil, resp.Body, 1<<20)
 	if resp.StatusCode != http.StatusOK {
-		return node.Status{}, fmt.Errorf("node agent answered %s", resp.Status)
+		msg, _ := io.ReadAll(io.LimitReader(lim, 4096))
+		return fmt.Errorf("node agent refused: %s", bytes.TrimSpace(msg))
 	}
-	var st node.Status
-	if err := json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 1<<20)).Decode(&st); err != nil {
-		return node.Status{}, fmt.Errorf("reading node status: %w", err)
+	if err := json.NewDecoder(lim).Decode(out); err != nil {
+		return fmt.Errorf("reading the node agent's answer: %w", err)
 	}
-	return st, nil
+	return nil
 }

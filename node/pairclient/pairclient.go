@@ -231,7 +231,7 @@ func (gw *gateway) classify(err error) error {
 	case codes.PermissionDenied:
 		return errors.New(st.Message())
 	case codes.DeadlineExceeded:
-		return fmt.Errorf("pairing with %s timed out: %s", addr, st.Message())
+		return fmt.Errorf("pairing with %s timed out (%s): %w", addr, st.Message(), context.DeadlineExceeded)
 	case codes.Unavailable:
 		return fmt.Errorf("%w at %s (is the gateway running, and is the address right?)", ErrUnreachable, addr)
 	case codes.Canceled:

@@ -80,7 +80,14 @@ type Config struct {
 	Now func() time.Time
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// Invoke runs the calls the gateway sends (each on its own goroutine)
+	// and returns their results; ctx ends at the call's deadline or when
+	// the gateway cancels it. nil refuses every call.
+	Invoke InvokeHandler
 }
+
+// InvokeHandler runs one call; progress sends a Progress frame.
+type InvokeHandler func(ctx context.Context, inv *nodev1.Invoke, progress func(message string)) *nodev1.Result
 
 func (cfg *Config) validate() error {
 	switch {
@@ -138,6 +145,9 @@ type Conn struct {
 	// done is closed when Serve's reader ends; err is why.
 	done chan struct{}
 	err  error
+	// skew is the gateway's clock minus ours, from Welcome, for reading
+	// call deadlines.
+	skew time.Duration
 }
 
 // Dial connects to the first address that answers, registers and waits for
@@ -255,6 +265,7 @@ func register(ctx context.Context, cfg Config, conn *quic.Conn) (*Conn, error) {
 		ttl:      ttl,
 		renewals: make(chan *nodev1.Frame, 1),
 		done:     make(chan struct{}),
+		skew:     time.UnixMilli(w.GetServerTimeUnixMs()).Sub(cfg.Now()),
 	}, nil
 }
 
@@ -274,6 +285,16 @@ func (c *Conn) Serve(ctx context.Context) error {
 	go func() {
 		defer close(readerDone)
 		c.readLoop()
+	}()
+	callsCtx, stopCalls := context.WithCancel(ctx)
+	callsDone := make(chan struct{})
+	go func() {
+		defer close(callsDone)
+		c.acceptCalls(callsCtx)
+	}()
+	defer func() {
+		stopCalls()
+		<-callsDone
 	}()
 	err := c.renewLoop(ctx)
 	if err == nil {
@@ -368,6 +389,23 @@ func (c *Conn) write(f *nodev1.Frame) error {
 	defer c.writeMu.Unlock()
 	_ = c.str.SetWriteDeadline(time.Now().Add(c.ttl))
 	return wire.WriteFrame(c.str, f)
+}
+
+// SendCapabilities replaces the node's manifest at the gateway.
+func (c *Conn) SendCapabilities(caps []*nodev1.Capability) error {
+	f := &nodev1.Frame{Body: &nodev1.Frame_CapabilitiesChanged{CapabilitiesChanged: &nodev1.CapabilitiesChanged{Capabilities: caps}}}
+	if err := c.write(f); err != nil {
+		return fmt.Errorf("sending capabilities: %w", classify(err))
+	}
+	return nil
+}
+
+// SendEvent reports an event to the gateway.
+func (c *Conn) SendEvent(ev *nodev1.NodeEvent) error {
+	if err := c.write(&nodev1.Frame{Body: &nodev1.Frame_Event{Event: ev}}); err != nil {
+		return fmt.Errorf("sending event: %w", classify(err))
+	}
+	return nil
 }
 
 // RenewCertificate sends a CSR (DER, signed by the device key) over the

@@ -10,6 +10,7 @@
 package adminv1
 
 import (
+	v1 "github.com/palyra/palyra-go/proto/node/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -76,7 +77,364 @@ func (x PairingRequest_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PairingRequest_State.Descriptor instead.
 func (PairingRequest_State) EnumDescriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{3, 0}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{8, 0}
+}
+
+type NodeDetail struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Node         *Node                  `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Capabilities []*v1.Capability       `protobuf:"bytes,2,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
+	// Newest last.
+	RecentEvents  []*Event `protobuf:"bytes,3,rep,name=recent_events,json=recentEvents,proto3" json:"recent_events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeDetail) Reset() {
+	*x = NodeDetail{}
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeDetail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeDetail) ProtoMessage() {}
+
+func (x *NodeDetail) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeDetail.ProtoReflect.Descriptor instead.
+func (*NodeDetail) Descriptor() ([]byte, []int) {
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *NodeDetail) GetNode() *Node {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
+func (x *NodeDetail) GetCapabilities() []*v1.Capability {
+	if x != nil {
+		return x.Capabilities
+	}
+	return nil
+}
+
+func (x *NodeDetail) GetRecentEvents() []*Event {
+	if x != nil {
+		return x.RecentEvents
+	}
+	return nil
+}
+
+type InvokeRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	DeviceId   string                 `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	Capability string                 `protobuf:"bytes,2,opt,name=capability,proto3" json:"capability,omitempty"`
+	// JSON object; empty means {}.
+	ArgsJson []byte `protobuf:"bytes,3,opt,name=args_json,json=argsJson,proto3" json:"args_json,omitempty"`
+	// How long to wait for the result; 0 means the gateway's default.
+	TimeoutMs int64 `protobuf:"varint,4,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// If the node is offline, keep the call this long and deliver it when
+	// the node reconnects; 0 fails at once with "node offline".
+	QueueTtlMs    int64 `protobuf:"varint,5,opt,name=queue_ttl_ms,json=queueTtlMs,proto3" json:"queue_ttl_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InvokeRequest) Reset() {
+	*x = InvokeRequest{}
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InvokeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InvokeRequest) ProtoMessage() {}
+
+func (x *InvokeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InvokeRequest.ProtoReflect.Descriptor instead.
+func (*InvokeRequest) Descriptor() ([]byte, []int) {
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *InvokeRequest) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *InvokeRequest) GetCapability() string {
+	if x != nil {
+		return x.Capability
+	}
+	return ""
+}
+
+func (x *InvokeRequest) GetArgsJson() []byte {
+	if x != nil {
+		return x.ArgsJson
+	}
+	return nil
+}
+
+func (x *InvokeRequest) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *InvokeRequest) GetQueueTtlMs() int64 {
+	if x != nil {
+		return x.QueueTtlMs
+	}
+	return 0
+}
+
+type InvokeResponse struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	RequestId    string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Ok           bool                   `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
+	OutputJson   []byte                 `protobuf:"bytes,3,opt,name=output_json,json=outputJson,proto3" json:"output_json,omitempty"`
+	ErrorCode    string                 `protobuf:"bytes,4,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ErrorMessage string                 `protobuf:"bytes,5,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// The call waited in the offline queue.
+	Queued        bool `protobuf:"varint,6,opt,name=queued,proto3" json:"queued,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InvokeResponse) Reset() {
+	*x = InvokeResponse{}
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InvokeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InvokeResponse) ProtoMessage() {}
+
+func (x *InvokeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InvokeResponse.ProtoReflect.Descriptor instead.
+func (*InvokeResponse) Descriptor() ([]byte, []int) {
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *InvokeResponse) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *InvokeResponse) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *InvokeResponse) GetOutputJson() []byte {
+	if x != nil {
+		return x.OutputJson
+	}
+	return nil
+}
+
+func (x *InvokeResponse) GetErrorCode() string {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ""
+}
+
+func (x *InvokeResponse) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
+func (x *InvokeResponse) GetQueued() bool {
+	if x != nil {
+		return x.Queued
+	}
+	return false
+}
+
+type WatchEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this device's events; empty means all.
+	DeviceId      string `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEventsRequest) Reset() {
+	*x = WatchEventsRequest{}
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEventsRequest) ProtoMessage() {}
+
+func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
+func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *WatchEventsRequest) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+// Event is a node event as the gateway records it.
+type Event struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	TimeUnixMs int64                  `protobuf:"varint,1,opt,name=time_unix_ms,json=timeUnixMs,proto3" json:"time_unix_ms,omitempty"`
+	DeviceId   string                 `protobuf:"bytes,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// capability_changed, consent, error, invocation, online, offline.
+	Kind          string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	Capability    string `protobuf:"bytes,4,opt,name=capability,proto3" json:"capability,omitempty"`
+	RequestId     string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Message       string `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Event) Reset() {
+	*x = Event{}
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Event) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Event) ProtoMessage() {}
+
+func (x *Event) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Event.ProtoReflect.Descriptor instead.
+func (*Event) Descriptor() ([]byte, []int) {
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Event) GetTimeUnixMs() int64 {
+	if x != nil {
+		return x.TimeUnixMs
+	}
+	return 0
+}
+
+func (x *Event) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *Event) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Event) GetCapability() string {
+	if x != nil {
+		return x.Capability
+	}
+	return ""
+}
+
+func (x *Event) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *Event) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
 }
 
 type MintNodePairingCodeRequest struct {
@@ -91,7 +449,7 @@ type MintNodePairingCodeRequest struct {
 
 func (x *MintNodePairingCodeRequest) Reset() {
 	*x = MintNodePairingCodeRequest{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[0]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -103,7 +461,7 @@ func (x *MintNodePairingCodeRequest) String() string {
 func (*MintNodePairingCodeRequest) ProtoMessage() {}
 
 func (x *MintNodePairingCodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[0]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -116,7 +474,7 @@ func (x *MintNodePairingCodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MintNodePairingCodeRequest.ProtoReflect.Descriptor instead.
 func (*MintNodePairingCodeRequest) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *MintNodePairingCodeRequest) GetTtlMs() int64 {
@@ -152,7 +510,7 @@ type MintNodePairingCodeResponse struct {
 
 func (x *MintNodePairingCodeResponse) Reset() {
 	*x = MintNodePairingCodeResponse{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[1]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -164,7 +522,7 @@ func (x *MintNodePairingCodeResponse) String() string {
 func (*MintNodePairingCodeResponse) ProtoMessage() {}
 
 func (x *MintNodePairingCodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[1]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -177,7 +535,7 @@ func (x *MintNodePairingCodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MintNodePairingCodeResponse.ProtoReflect.Descriptor instead.
 func (*MintNodePairingCodeResponse) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MintNodePairingCodeResponse) GetPin() string {
@@ -218,7 +576,7 @@ type ListPairingRequestsRequest struct {
 
 func (x *ListPairingRequestsRequest) Reset() {
 	*x = ListPairingRequestsRequest{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[2]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -230,7 +588,7 @@ func (x *ListPairingRequestsRequest) String() string {
 func (*ListPairingRequestsRequest) ProtoMessage() {}
 
 func (x *ListPairingRequestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[2]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -243,7 +601,7 @@ func (x *ListPairingRequestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPairingRequestsRequest.ProtoReflect.Descriptor instead.
 func (*ListPairingRequestsRequest) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListPairingRequestsRequest) GetAll() bool {
@@ -269,7 +627,7 @@ type PairingRequest struct {
 
 func (x *PairingRequest) Reset() {
 	*x = PairingRequest{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[3]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -281,7 +639,7 @@ func (x *PairingRequest) String() string {
 func (*PairingRequest) ProtoMessage() {}
 
 func (x *PairingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[3]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -294,7 +652,7 @@ func (x *PairingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PairingRequest.ProtoReflect.Descriptor instead.
 func (*PairingRequest) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PairingRequest) GetRequestId() string {
@@ -362,7 +720,7 @@ type ListPairingRequestsResponse struct {
 
 func (x *ListPairingRequestsResponse) Reset() {
 	*x = ListPairingRequestsResponse{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[4]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -374,7 +732,7 @@ func (x *ListPairingRequestsResponse) String() string {
 func (*ListPairingRequestsResponse) ProtoMessage() {}
 
 func (x *ListPairingRequestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[4]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -387,7 +745,7 @@ func (x *ListPairingRequestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPairingRequestsResponse.ProtoReflect.Descriptor instead.
 func (*ListPairingRequestsResponse) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListPairingRequestsResponse) GetRequests() []*PairingRequest {
@@ -406,7 +764,7 @@ type DecidePairingRequest struct {
 
 func (x *DecidePairingRequest) Reset() {
 	*x = DecidePairingRequest{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[5]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -418,7 +776,7 @@ func (x *DecidePairingRequest) String() string {
 func (*DecidePairingRequest) ProtoMessage() {}
 
 func (x *DecidePairingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[5]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -431,7 +789,7 @@ func (x *DecidePairingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecidePairingRequest.ProtoReflect.Descriptor instead.
 func (*DecidePairingRequest) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DecidePairingRequest) GetRequestId() string {
@@ -449,7 +807,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[6]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -461,7 +819,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[6]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -474,7 +832,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 type Node struct {
@@ -492,7 +850,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[7]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -504,7 +862,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[7]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -517,7 +875,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Node) GetDeviceId() string {
@@ -578,7 +936,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[8]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -590,7 +948,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[8]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -603,7 +961,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -621,7 +979,7 @@ type ListDevicesRequest struct {
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[9]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -633,7 +991,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[9]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -646,7 +1004,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 type Device struct {
@@ -663,7 +1021,7 @@ type Device struct {
 
 func (x *Device) Reset() {
 	*x = Device{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[10]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +1033,7 @@ func (x *Device) String() string {
 func (*Device) ProtoMessage() {}
 
 func (x *Device) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[10]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +1046,7 @@ func (x *Device) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Device.ProtoReflect.Descriptor instead.
 func (*Device) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Device) GetDeviceId() string {
@@ -742,7 +1100,7 @@ type ListDevicesResponse struct {
 
 func (x *ListDevicesResponse) Reset() {
 	*x = ListDevicesResponse{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[11]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -754,7 +1112,7 @@ func (x *ListDevicesResponse) String() string {
 func (*ListDevicesResponse) ProtoMessage() {}
 
 func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[11]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -767,7 +1125,7 @@ func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListDevicesResponse) GetDevices() []*Device {
@@ -786,7 +1144,7 @@ type DeviceRequest struct {
 
 func (x *DeviceRequest) Reset() {
 	*x = DeviceRequest{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[12]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +1156,7 @@ func (x *DeviceRequest) String() string {
 func (*DeviceRequest) ProtoMessage() {}
 
 func (x *DeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[12]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -811,7 +1169,7 @@ func (x *DeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceRequest.ProtoReflect.Descriptor instead.
 func (*DeviceRequest) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeviceRequest) GetDeviceId() string {
@@ -829,7 +1187,7 @@ type RemoveDeviceResponse struct {
 
 func (x *RemoveDeviceResponse) Reset() {
 	*x = RemoveDeviceResponse{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[13]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -841,7 +1199,7 @@ func (x *RemoveDeviceResponse) String() string {
 func (*RemoveDeviceResponse) ProtoMessage() {}
 
 func (x *RemoveDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[13]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -854,14 +1212,52 @@ func (x *RemoveDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDeviceResponse.ProtoReflect.Descriptor instead.
 func (*RemoveDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 var File_proto_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_proto_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x1aproto/admin/v1/admin.proto\x12\x0fpalyra.admin.v1\"j\n" +
+	"\x1aproto/admin/v1/admin.proto\x12\x0fpalyra.admin.v1\x1a\x18proto/node/v1/node.proto\"\xb4\x01\n" +
+	"\n" +
+	"NodeDetail\x12)\n" +
+	"\x04node\x18\x01 \x01(\v2\x15.palyra.admin.v1.NodeR\x04node\x12>\n" +
+	"\fcapabilities\x18\x02 \x03(\v2\x1a.palyra.node.v1.CapabilityR\fcapabilities\x12;\n" +
+	"\rrecent_events\x18\x03 \x03(\v2\x16.palyra.admin.v1.EventR\frecentEvents\"\xaa\x01\n" +
+	"\rInvokeRequest\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x1e\n" +
+	"\n" +
+	"capability\x18\x02 \x01(\tR\n" +
+	"capability\x12\x1b\n" +
+	"\targs_json\x18\x03 \x01(\fR\bargsJson\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x04 \x01(\x03R\ttimeoutMs\x12 \n" +
+	"\fqueue_ttl_ms\x18\x05 \x01(\x03R\n" +
+	"queueTtlMs\"\xbc\x01\n" +
+	"\x0eInvokeResponse\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x0e\n" +
+	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x1f\n" +
+	"\voutput_json\x18\x03 \x01(\fR\n" +
+	"outputJson\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x04 \x01(\tR\terrorCode\x12#\n" +
+	"\rerror_message\x18\x05 \x01(\tR\ferrorMessage\x12\x16\n" +
+	"\x06queued\x18\x06 \x01(\bR\x06queued\"1\n" +
+	"\x12WatchEventsRequest\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\"\xb3\x01\n" +
+	"\x05Event\x12 \n" +
+	"\ftime_unix_ms\x18\x01 \x01(\x03R\n" +
+	"timeUnixMs\x12\x1b\n" +
+	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x1e\n" +
+	"\n" +
+	"capability\x18\x04 \x01(\tR\n" +
+	"capability\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x05 \x01(\tR\trequestId\x12\x18\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\"j\n" +
 	"\x1aMintNodePairingCodeRequest\x12\x15\n" +
 	"\x06ttl_ms\x18\x01 \x01(\x03R\x05ttlMs\x12!\n" +
 	"\fauto_approve\x18\x02 \x01(\bR\vautoApprove\x12\x12\n" +
@@ -917,7 +1313,7 @@ const file_proto_admin_v1_admin_proto_rawDesc = "" +
 	"\adevices\x18\x01 \x03(\v2\x17.palyra.admin.v1.DeviceR\adevices\",\n" +
 	"\rDeviceRequest\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\"\x16\n" +
-	"\x14RemoveDeviceResponse2\xfa\x05\n" +
+	"\x14RemoveDeviceResponse2\xe0\a\n" +
 	"\x05Admin\x12p\n" +
 	"\x13MintNodePairingCode\x12+.palyra.admin.v1.MintNodePairingCodeRequest\x1a,.palyra.admin.v1.MintNodePairingCodeResponse\x12p\n" +
 	"\x13ListPairingRequests\x12+.palyra.admin.v1.ListPairingRequestsRequest\x1a,.palyra.admin.v1.ListPairingRequestsResponse\x12_\n" +
@@ -926,7 +1322,10 @@ const file_proto_admin_v1_admin_proto_rawDesc = "" +
 	"\tListNodes\x12!.palyra.admin.v1.ListNodesRequest\x1a\".palyra.admin.v1.ListNodesResponse\x12X\n" +
 	"\vListDevices\x12#.palyra.admin.v1.ListDevicesRequest\x1a$.palyra.admin.v1.ListDevicesResponse\x12G\n" +
 	"\fRevokeDevice\x12\x1e.palyra.admin.v1.DeviceRequest\x1a\x17.palyra.admin.v1.Device\x12U\n" +
-	"\fRemoveDevice\x12\x1e.palyra.admin.v1.DeviceRequest\x1a%.palyra.admin.v1.RemoveDeviceResponseB4Z2github.com/palyra/palyra-go/proto/admin/v1;adminv1b\x06proto3"
+	"\fRemoveDevice\x12\x1e.palyra.admin.v1.DeviceRequest\x1a%.palyra.admin.v1.RemoveDeviceResponse\x12K\n" +
+	"\fDescribeNode\x12\x1e.palyra.admin.v1.DeviceRequest\x1a\x1b.palyra.admin.v1.NodeDetail\x12I\n" +
+	"\x06Invoke\x12\x1e.palyra.admin.v1.InvokeRequest\x1a\x1f.palyra.admin.v1.InvokeResponse\x12L\n" +
+	"\vWatchEvents\x12#.palyra.admin.v1.WatchEventsRequest\x1a\x16.palyra.admin.v1.Event0\x01B4Z2github.com/palyra/palyra-go/proto/admin/v1;adminv1b\x06proto3"
 
 var (
 	file_proto_admin_v1_admin_proto_rawDescOnce sync.Once
@@ -941,50 +1340,65 @@ func file_proto_admin_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_proto_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_proto_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_proto_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_proto_admin_v1_admin_proto_goTypes = []any{
 	(PairingRequest_State)(0),           // 0: palyra.admin.v1.PairingRequest.State
-	(*MintNodePairingCodeRequest)(nil),  // 1: palyra.admin.v1.MintNodePairingCodeRequest
-	(*MintNodePairingCodeResponse)(nil), // 2: palyra.admin.v1.MintNodePairingCodeResponse
-	(*ListPairingRequestsRequest)(nil),  // 3: palyra.admin.v1.ListPairingRequestsRequest
-	(*PairingRequest)(nil),              // 4: palyra.admin.v1.PairingRequest
-	(*ListPairingRequestsResponse)(nil), // 5: palyra.admin.v1.ListPairingRequestsResponse
-	(*DecidePairingRequest)(nil),        // 6: palyra.admin.v1.DecidePairingRequest
-	(*ListNodesRequest)(nil),            // 7: palyra.admin.v1.ListNodesRequest
-	(*Node)(nil),                        // 8: palyra.admin.v1.Node
-	(*ListNodesResponse)(nil),           // 9: palyra.admin.v1.ListNodesResponse
-	(*ListDevicesRequest)(nil),          // 10: palyra.admin.v1.ListDevicesRequest
-	(*Device)(nil),                      // 11: palyra.admin.v1.Device
-	(*ListDevicesResponse)(nil),         // 12: palyra.admin.v1.ListDevicesResponse
-	(*DeviceRequest)(nil),               // 13: palyra.admin.v1.DeviceRequest
-	(*RemoveDeviceResponse)(nil),        // 14: palyra.admin.v1.RemoveDeviceResponse
+	(*NodeDetail)(nil),                  // 1: palyra.admin.v1.NodeDetail
+	(*InvokeRequest)(nil),               // 2: palyra.admin.v1.InvokeRequest
+	(*InvokeResponse)(nil),              // 3: palyra.admin.v1.InvokeResponse
+	(*WatchEventsRequest)(nil),          // 4: palyra.admin.v1.WatchEventsRequest
+	(*Event)(nil),                       // 5: palyra.admin.v1.Event
+	(*MintNodePairingCodeRequest)(nil),  // 6: palyra.admin.v1.MintNodePairingCodeRequest
+	(*MintNodePairingCodeResponse)(nil), // 7: palyra.admin.v1.MintNodePairingCodeResponse
+	(*ListPairingRequestsRequest)(nil),  // 8: palyra.admin.v1.ListPairingRequestsRequest
+	(*PairingRequest)(nil),              // 9: palyra.admin.v1.PairingRequest
+	(*ListPairingRequestsResponse)(nil), // 10: palyra.admin.v1.ListPairingRequestsResponse
+	(*DecidePairingRequest)(nil),        // 11: palyra.admin.v1.DecidePairingRequest
+	(*ListNodesRequest)(nil),            // 12: palyra.admin.v1.ListNodesRequest
+	(*Node)(nil),                        // 13: palyra.admin.v1.Node
+	(*ListNodesResponse)(nil),           // 14: palyra.admin.v1.ListNodesResponse
+	(*ListDevicesRequest)(nil),          // 15: palyra.admin.v1.ListDevicesRequest
+	(*Device)(nil),                      // 16: palyra.admin.v1.Device
+	(*ListDevicesResponse)(nil),         // 17: palyra.admin.v1.ListDevicesResponse
+	(*DeviceRequest)(nil),               // 18: palyra.admin.v1.DeviceRequest
+	(*RemoveDeviceResponse)(nil),        // 19: palyra.admin.v1.RemoveDeviceResponse
+	(*v1.Capability)(nil),               // 20: palyra.node.v1.Capability
 }
 var file_proto_admin_v1_admin_proto_depIdxs = []int32{
-	0,  // 0: palyra.admin.v1.PairingRequest.state:type_name -> palyra.admin.v1.PairingRequest.State
-	4,  // 1: palyra.admin.v1.ListPairingRequestsResponse.requests:type_name -> palyra.admin.v1.PairingRequest
-	8,  // 2: palyra.admin.v1.ListNodesResponse.nodes:type_name -> palyra.admin.v1.Node
-	11, // 3: palyra.admin.v1.ListDevicesResponse.devices:type_name -> palyra.admin.v1.Device
-	1,  // 4: palyra.admin.v1.Admin.MintNodePairingCode:input_type -> palyra.admin.v1.MintNodePairingCodeRequest
-	3,  // 5: palyra.admin.v1.Admin.ListPairingRequests:input_type -> palyra.admin.v1.ListPairingRequestsRequest
-	6,  // 6: palyra.admin.v1.Admin.ApprovePairingRequest:input_type -> palyra.admin.v1.DecidePairingRequest
-	6,  // 7: palyra.admin.v1.Admin.RejectPairingRequest:input_type -> palyra.admin.v1.DecidePairingRequest
-	7,  // 8: palyra.admin.v1.Admin.ListNodes:input_type -> palyra.admin.v1.ListNodesRequest
-	10, // 9: palyra.admin.v1.Admin.ListDevices:input_type -> palyra.admin.v1.ListDevicesRequest
-	13, // 10: palyra.admin.v1.Admin.RevokeDevice:input_type -> palyra.admin.v1.DeviceRequest
-	13, // 11: palyra.admin.v1.Admin.RemoveDevice:input_type -> palyra.admin.v1.DeviceRequest
-	2,  // 12: palyra.admin.v1.Admin.MintNodePairingCode:output_type -> palyra.admin.v1.MintNodePairingCodeResponse
-	5,  // 13: palyra.admin.v1.Admin.ListPairingRequests:output_type -> palyra.admin.v1.ListPairingRequestsResponse
-	4,  // 14: palyra.admin.v1.Admin.ApprovePairingRequest:output_type -> palyra.admin.v1.PairingRequest
-	4,  // 15: palyra.admin.v1.Admin.RejectPairingRequest:output_type -> palyra.admin.v1.PairingRequest
-	9,  // 16: palyra.admin.v1.Admin.ListNodes:output_type -> palyra.admin.v1.ListNodesResponse
-	12, // 17: palyra.admin.v1.Admin.ListDevices:output_type -> palyra.admin.v1.ListDevicesResponse
-	11, // 18: palyra.admin.v1.Admin.RevokeDevice:output_type -> palyra.admin.v1.Device
-	14, // 19: palyra.admin.v1.Admin.RemoveDevice:output_type -> palyra.admin.v1.RemoveDeviceResponse
-	12, // [12:20] is the sub-list for method output_type
-	4,  // [4:12] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	13, // 0: palyra.admin.v1.NodeDetail.node:type_name -> palyra.admin.v1.Node
+	20, // 1: palyra.admin.v1.NodeDetail.capabilities:type_name -> palyra.node.v1.Capability
+	5,  // 2: palyra.admin.v1.NodeDetail.recent_events:type_name -> palyra.admin.v1.Event
+	0,  // 3: palyra.admin.v1.PairingRequest.state:type_name -> palyra.admin.v1.PairingRequest.State
+	9,  // 4: palyra.admin.v1.ListPairingRequestsResponse.requests:type_name -> palyra.admin.v1.PairingRequest
+	13, // 5: palyra.admin.v1.ListNodesResponse.nodes:type_name -> palyra.admin.v1.Node
+	16, // 6: palyra.admin.v1.ListDevicesResponse.devices:type_name -> palyra.admin.v1.Device
+	6,  // 7: palyra.admin.v1.Admin.MintNodePairingCode:input_type -> palyra.admin.v1.MintNodePairingCodeRequest
+	8,  // 8: palyra.admin.v1.Admin.ListPairingRequests:input_type -> palyra.admin.v1.ListPairingRequestsRequest
+	11, // 9: palyra.admin.v1.Admin.ApprovePairingRequest:input_type -> palyra.admin.v1.DecidePairingRequest
+	11, // 10: palyra.admin.v1.Admin.RejectPairingRequest:input_type -> palyra.admin.v1.DecidePairingRequest
+	12, // 11: palyra.admin.v1.Admin.ListNodes:input_type -> palyra.admin.v1.ListNodesRequest
+	15, // 12: palyra.admin.v1.Admin.ListDevices:input_type -> palyra.admin.v1.ListDevicesRequest
+	18, // 13: palyra.admin.v1.Admin.RevokeDevice:input_type -> palyra.admin.v1.DeviceRequest
+	18, // 14: palyra.admin.v1.Admin.RemoveDevice:input_type -> palyra.admin.v1.DeviceRequest
+	18, // 15: palyra.admin.v1.Admin.DescribeNode:input_type -> palyra.admin.v1.DeviceRequest
+	2,  // 16: palyra.admin.v1.Admin.Invoke:input_type -> palyra.admin.v1.InvokeRequest
+	4,  // 17: palyra.admin.v1.Admin.WatchEvents:input_type -> palyra.admin.v1.WatchEventsRequest
+	7,  // 18: palyra.admin.v1.Admin.MintNodePairingCode:output_type -> palyra.admin.v1.MintNodePairingCodeResponse
+	10, // 19: palyra.admin.v1.Admin.ListPairingRequests:output_type -> palyra.admin.v1.ListPairingRequestsResponse
+	9,  // 20: palyra.admin.v1.Admin.ApprovePairingRequest:output_type -> palyra.admin.v1.PairingRequest
+	9,  // 21: palyra.admin.v1.Admin.RejectPairingRequest:output_type -> palyra.admin.v1.PairingRequest
+	14, // 22: palyra.admin.v1.Admin.ListNodes:output_type -> palyra.admin.v1.ListNodesResponse
+	17, // 23: palyra.admin.v1.Admin.ListDevices:output_type -> palyra.admin.v1.ListDevicesResponse
+	16, // 24: palyra.admin.v1.Admin.RevokeDevice:output_type -> palyra.admin.v1.Device
+	19, // 25: palyra.admin.v1.Admin.RemoveDevice:output_type -> palyra.admin.v1.RemoveDeviceResponse
+	1,  // 26: palyra.admin.v1.Admin.DescribeNode:output_type -> palyra.admin.v1.NodeDetail
+	3,  // 27: palyra.admin.v1.Admin.Invoke:output_type -> palyra.admin.v1.InvokeResponse
+	5,  // 28: palyra.admin.v1.Admin.WatchEvents:output_type -> palyra.admin.v1.Event
+	18, // [18:29] is the sub-list for method output_type
+	7,  // [7:18] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_proto_admin_v1_admin_proto_init() }
@@ -998,7 +1412,7 @@ func file_proto_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_admin_v1_admin_proto_rawDesc), len(file_proto_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

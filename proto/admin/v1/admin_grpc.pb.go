@@ -30,6 +30,9 @@ const (
 	Admin_ListDevices_FullMethodName           = "/palyra.admin.v1.Admin/ListDevices"
 	Admin_RevokeDevice_FullMethodName          = "/palyra.admin.v1.Admin/RevokeDevice"
 	Admin_RemoveDevice_FullMethodName          = "/palyra.admin.v1.Admin/RemoveDevice"
+	Admin_DescribeNode_FullMethodName          = "/palyra.admin.v1.Admin/DescribeNode"
+	Admin_Invoke_FullMethodName                = "/palyra.admin.v1.Admin/Invoke"
+	Admin_WatchEvents_FullMethodName           = "/palyra.admin.v1.Admin/WatchEvents"
 )
 
 // AdminClient is the client API for Admin service.
@@ -47,6 +50,12 @@ type AdminClient interface {
 	RevokeDevice(ctx context.Context, in *DeviceRequest, opts ...grpc.CallOption) (*Device, error)
 	// RemoveDevice forgets the device entirely (and revokes it first).
 	RemoveDevice(ctx context.Context, in *DeviceRequest, opts ...grpc.CallOption) (*RemoveDeviceResponse, error)
+	// DescribeNode returns a node with its capabilities and recent events.
+	DescribeNode(ctx context.Context, in *DeviceRequest, opts ...grpc.CallOption) (*NodeDetail, error)
+	// Invoke runs a capability on a node and waits for the result.
+	Invoke(ctx context.Context, in *InvokeRequest, opts ...grpc.CallOption) (*InvokeResponse, error)
+	// WatchEvents streams node events as they happen.
+	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
 }
 
 type adminClient struct {
@@ -137,6 +146,45 @@ func (c *adminClient) RemoveDevice(ctx context.Context, in *DeviceRequest, opts 
 	return out, nil
 }
 
+func (c *adminClient) DescribeNode(ctx context.Context, in *DeviceRequest, opts ...grpc.CallOption) (*NodeDetail, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NodeDetail)
+	err := c.cc.Invoke(ctx, Admin_DescribeNode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) Invoke(ctx context.Context, in *InvokeRequest, opts ...grpc.CallOption) (*InvokeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(InvokeResponse)
+	err := c.cc.Invoke(ctx, Admin_Invoke_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Admin_ServiceDesc.Streams[0], Admin_WatchEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchEventsRequest, Event]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Admin_WatchEventsClient = grpc.ServerStreamingClient[Event]
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -152,6 +200,12 @@ type AdminServer interface {
 	RevokeDevice(context.Context, *DeviceRequest) (*Device, error)
 	// RemoveDevice forgets the device entirely (and revokes it first).
 	RemoveDevice(context.Context, *DeviceRequest) (*RemoveDeviceResponse, error)
+	// DescribeNode returns a node with its capabilities and recent events.
+	DescribeNode(context.Context, *DeviceRequest) (*NodeDetail, error)
+	// Invoke runs a capability on a node and waits for the result.
+	Invoke(context.Context, *InvokeRequest) (*InvokeResponse, error)
+	// WatchEvents streams node events as they happen.
+	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[Event]) error
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -185,6 +239,15 @@ func (UnimplementedAdminServer) RevokeDevice(context.Context, *DeviceRequest) (*
 }
 func (UnimplementedAdminServer) RemoveDevice(context.Context, *DeviceRequest) (*RemoveDeviceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveDevice not implemented")
+}
+func (UnimplementedAdminServer) DescribeNode(context.Context, *DeviceRequest) (*NodeDetail, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeNode not implemented")
+}
+func (UnimplementedAdminServer) Invoke(context.Context, *InvokeRequest) (*InvokeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Invoke not implemented")
+}
+func (UnimplementedAdminServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[Event]) error {
+	return status.Error(codes.Unimplemented, "method WatchEvents not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -351,6 +414,53 @@ func _Admin_RemoveDevice_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_DescribeNode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeviceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).DescribeNode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_DescribeNode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).DescribeNode(ctx, req.(*DeviceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_Invoke_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(InvokeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).Invoke(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_Invoke_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).Invoke(ctx, req.(*InvokeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_WatchEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchEventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AdminServer).WatchEvents(m, &grpc.GenericServerStream[WatchEventsRequest, Event]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Admin_WatchEventsServer = grpc.ServerStreamingServer[Event]
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -390,7 +500,21 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "RemoveDevice",
 			Handler:    _Admin_RemoveDevice_Handler,
 		},
+		{
+			MethodName: "DescribeNode",
+			Handler:    _Admin_DescribeNode_Handler,
+		},
+		{
+			MethodName: "Invoke",
+			Handler:    _Admin_Invoke_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchEvents",
+			Handler:       _Admin_WatchEvents_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "proto/admin/v1/admin.proto",
 }

@@ -25,6 +25,163 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type Capability_Privacy int32
+
+const (
+	Capability_PRIVACY_UNSPECIFIED Capability_Privacy = 0
+	Capability_PRIVACY_LOW         Capability_Privacy = 1
+	Capability_PRIVACY_PERSONAL    Capability_Privacy = 2
+	Capability_PRIVACY_SENSITIVE   Capability_Privacy = 3
+)
+
+// Enum value maps for Capability_Privacy.
+var (
+	Capability_Privacy_name = map[int32]string{
+		0: "PRIVACY_UNSPECIFIED",
+		1: "PRIVACY_LOW",
+		2: "PRIVACY_PERSONAL",
+		3: "PRIVACY_SENSITIVE",
+	}
+	Capability_Privacy_value = map[string]int32{
+		"PRIVACY_UNSPECIFIED": 0,
+		"PRIVACY_LOW":         1,
+		"PRIVACY_PERSONAL":    2,
+		"PRIVACY_SENSITIVE":   3,
+	}
+)
+
+func (x Capability_Privacy) Enum() *Capability_Privacy {
+	p := new(Capability_Privacy)
+	*p = x
+	return p
+}
+
+func (x Capability_Privacy) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Capability_Privacy) Descriptor() protoreflect.EnumDescriptor {
+	return file_proto_node_v1_node_proto_enumTypes[0].Descriptor()
+}
+
+func (Capability_Privacy) Type() protoreflect.EnumType {
+	return &file_proto_node_v1_node_proto_enumTypes[0]
+}
+
+func (x Capability_Privacy) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Capability_Privacy.Descriptor instead.
+func (Capability_Privacy) EnumDescriptor() ([]byte, []int) {
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{2, 0}
+}
+
+// Whether the node's owner must agree to each call.
+type Capability_Consent int32
+
+const (
+	Capability_CONSENT_UNSPECIFIED Capability_Consent = 0
+	Capability_CONSENT_DENY        Capability_Consent = 1
+	Capability_CONSENT_ASK         Capability_Consent = 2
+	Capability_CONSENT_ALLOW       Capability_Consent = 3
+)
+
+// Enum value maps for Capability_Consent.
+var (
+	Capability_Consent_name = map[int32]string{
+		0: "CONSENT_UNSPECIFIED",
+		1: "CONSENT_DENY",
+		2: "CONSENT_ASK",
+		3: "CONSENT_ALLOW",
+	}
+	Capability_Consent_value = map[string]int32{
+		"CONSENT_UNSPECIFIED": 0,
+		"CONSENT_DENY":        1,
+		"CONSENT_ASK":         2,
+		"CONSENT_ALLOW":       3,
+	}
+)
+
+func (x Capability_Consent) Enum() *Capability_Consent {
+	p := new(Capability_Consent)
+	*p = x
+	return p
+}
+
+func (x Capability_Consent) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Capability_Consent) Descriptor() protoreflect.EnumDescriptor {
+	return file_proto_node_v1_node_proto_enumTypes[1].Descriptor()
+}
+
+func (Capability_Consent) Type() protoreflect.EnumType {
+	return &file_proto_node_v1_node_proto_enumTypes[1]
+}
+
+func (x Capability_Consent) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Capability_Consent.Descriptor instead.
+func (Capability_Consent) EnumDescriptor() ([]byte, []int) {
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{2, 1}
+}
+
+type NodeEvent_Kind int32
+
+const (
+	NodeEvent_KIND_UNSPECIFIED        NodeEvent_Kind = 0
+	NodeEvent_KIND_CAPABILITY_CHANGED NodeEvent_Kind = 1
+	NodeEvent_KIND_CONSENT            NodeEvent_Kind = 2
+	NodeEvent_KIND_ERROR              NodeEvent_Kind = 3
+)
+
+// Enum value maps for NodeEvent_Kind.
+var (
+	NodeEvent_Kind_name = map[int32]string{
+		0: "KIND_UNSPECIFIED",
+		1: "KIND_CAPABILITY_CHANGED",
+		2: "KIND_CONSENT",
+		3: "KIND_ERROR",
+	}
+	NodeEvent_Kind_value = map[string]int32{
+		"KIND_UNSPECIFIED":        0,
+		"KIND_CAPABILITY_CHANGED": 1,
+		"KIND_CONSENT":            2,
+		"KIND_ERROR":              3,
+	}
+)
+
+func (x NodeEvent_Kind) Enum() *NodeEvent_Kind {
+	p := new(NodeEvent_Kind)
+	*p = x
+	return p
+}
+
+func (x NodeEvent_Kind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (NodeEvent_Kind) Descriptor() protoreflect.EnumDescriptor {
+	return file_proto_node_v1_node_proto_enumTypes[2].Descriptor()
+}
+
+func (NodeEvent_Kind) Type() protoreflect.EnumType {
+	return &file_proto_node_v1_node_proto_enumTypes[2]
+}
+
+func (x NodeEvent_Kind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use NodeEvent_Kind.Descriptor instead.
+func (NodeEvent_Kind) EnumDescriptor() ([]byte, []int) {
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{4, 0}
+}
+
 type Error_Code int32
 
 const (
@@ -33,6 +190,10 @@ const (
 	Error_CODE_REVOKED        Error_Code = 2
 	Error_CODE_UNKNOWN_DEVICE Error_Code = 3
 	Error_CODE_INTERNAL       Error_Code = 4
+	// The call named a device other than the certificate's.
+	Error_CODE_WRONG_DEVICE Error_Code = 5
+	// A result for a request this device was not sent, or a second result.
+	Error_CODE_UNKNOWN_REQUEST Error_Code = 6
 )
 
 // Enum value maps for Error_Code.
@@ -43,13 +204,17 @@ var (
 		2: "CODE_REVOKED",
 		3: "CODE_UNKNOWN_DEVICE",
 		4: "CODE_INTERNAL",
+		5: "CODE_WRONG_DEVICE",
+		6: "CODE_UNKNOWN_REQUEST",
 	}
 	Error_Code_value = map[string]int32{
-		"CODE_UNSPECIFIED":    0,
-		"CODE_MALFORMED":      1,
-		"CODE_REVOKED":        2,
-		"CODE_UNKNOWN_DEVICE": 3,
-		"CODE_INTERNAL":       4,
+		"CODE_UNSPECIFIED":     0,
+		"CODE_MALFORMED":       1,
+		"CODE_REVOKED":         2,
+		"CODE_UNKNOWN_DEVICE":  3,
+		"CODE_INTERNAL":        4,
+		"CODE_WRONG_DEVICE":    5,
+		"CODE_UNKNOWN_REQUEST": 6,
 	}
 )
 
@@ -64,11 +229,11 @@ func (x Error_Code) String() string {
 }
 
 func (Error_Code) Descriptor() protoreflect.EnumDescriptor {
-	return file_proto_node_v1_node_proto_enumTypes[0].Descriptor()
+	return file_proto_node_v1_node_proto_enumTypes[3].Descriptor()
 }
 
 func (Error_Code) Type() protoreflect.EnumType {
-	return &file_proto_node_v1_node_proto_enumTypes[0]
+	return &file_proto_node_v1_node_proto_enumTypes[3]
 }
 
 func (x Error_Code) Number() protoreflect.EnumNumber {
@@ -77,7 +242,7 @@ func (x Error_Code) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Error_Code.Descriptor instead.
 func (Error_Code) EnumDescriptor() ([]byte, []int) {
-	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{7, 0}
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{15, 0}
 }
 
 // Frame is one message on a QUIC stream: 4-byte big-endian length, then the
@@ -93,6 +258,12 @@ type Frame struct {
 	//	*Frame_RenewCertificate
 	//	*Frame_CertificateRenewed
 	//	*Frame_Error
+	//	*Frame_CapabilitiesChanged
+	//	*Frame_Event
+	//	*Frame_Invoke
+	//	*Frame_Progress
+	//	*Frame_Result
+	//	*Frame_Cancel
 	Body          isFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -198,6 +369,60 @@ func (x *Frame) GetError() *Error {
 	return nil
 }
 
+func (x *Frame) GetCapabilitiesChanged() *CapabilitiesChanged {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_CapabilitiesChanged); ok {
+			return x.CapabilitiesChanged
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetEvent() *NodeEvent {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_Event); ok {
+			return x.Event
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetInvoke() *Invoke {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_Invoke); ok {
+			return x.Invoke
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetProgress() *Progress {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_Progress); ok {
+			return x.Progress
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetResult() *Result {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_Result); ok {
+			return x.Result
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetCancel() *Cancel {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_Cancel); ok {
+			return x.Cancel
+		}
+	}
+	return nil
+}
+
 type isFrame_Body interface {
 	isFrame_Body()
 }
@@ -230,6 +455,30 @@ type Frame_Error struct {
 	Error *Error `protobuf:"bytes,7,opt,name=error,proto3,oneof"`
 }
 
+type Frame_CapabilitiesChanged struct {
+	CapabilitiesChanged *CapabilitiesChanged `protobuf:"bytes,8,opt,name=capabilities_changed,json=capabilitiesChanged,proto3,oneof"`
+}
+
+type Frame_Event struct {
+	Event *NodeEvent `protobuf:"bytes,9,opt,name=event,proto3,oneof"`
+}
+
+type Frame_Invoke struct {
+	Invoke *Invoke `protobuf:"bytes,10,opt,name=invoke,proto3,oneof"`
+}
+
+type Frame_Progress struct {
+	Progress *Progress `protobuf:"bytes,11,opt,name=progress,proto3,oneof"`
+}
+
+type Frame_Result struct {
+	Result *Result `protobuf:"bytes,12,opt,name=result,proto3,oneof"`
+}
+
+type Frame_Cancel struct {
+	Cancel *Cancel `protobuf:"bytes,13,opt,name=cancel,proto3,oneof"`
+}
+
 func (*Frame_RegisterNode) isFrame_Body() {}
 
 func (*Frame_Welcome) isFrame_Body() {}
@@ -244,12 +493,26 @@ func (*Frame_CertificateRenewed) isFrame_Body() {}
 
 func (*Frame_Error) isFrame_Body() {}
 
+func (*Frame_CapabilitiesChanged) isFrame_Body() {}
+
+func (*Frame_Event) isFrame_Body() {}
+
+func (*Frame_Invoke) isFrame_Body() {}
+
+func (*Frame_Progress) isFrame_Body() {}
+
+func (*Frame_Result) isFrame_Body() {}
+
+func (*Frame_Cancel) isFrame_Body() {}
+
 // RegisterNode is the first frame on the node's control stream.
 type RegisterNode struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Platform      string                 `protobuf:"bytes,2,opt,name=platform,proto3" json:"platform,omitempty"`
-	Version       string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Platform string                 `protobuf:"bytes,2,opt,name=platform,proto3" json:"platform,omitempty"`
+	Version  string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	// What the node shares, enabled or not.
+	Capabilities  []*Capability `protobuf:"bytes,4,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -305,6 +568,538 @@ func (x *RegisterNode) GetVersion() string {
 	return ""
 }
 
+func (x *RegisterNode) GetCapabilities() []*Capability {
+	if x != nil {
+		return x.Capabilities
+	}
+	return nil
+}
+
+// Capability is one entry of a node's manifest.
+type Capability struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Dotted lowercase, e.g. "system.info".
+	Name        string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// JSON Schema of the arguments object.
+	ArgsSchema    string             `protobuf:"bytes,3,opt,name=args_schema,json=argsSchema,proto3" json:"args_schema,omitempty"`
+	Privacy       Capability_Privacy `protobuf:"varint,4,opt,name=privacy,proto3,enum=palyra.node.v1.Capability_Privacy" json:"privacy,omitempty"`
+	Enabled       bool               `protobuf:"varint,5,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	Consent       Capability_Consent `protobuf:"varint,6,opt,name=consent,proto3,enum=palyra.node.v1.Capability_Consent" json:"consent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Capability) Reset() {
+	*x = Capability{}
+	mi := &file_proto_node_v1_node_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Capability) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Capability) ProtoMessage() {}
+
+func (x *Capability) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_v1_node_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Capability.ProtoReflect.Descriptor instead.
+func (*Capability) Descriptor() ([]byte, []int) {
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Capability) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Capability) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Capability) GetArgsSchema() string {
+	if x != nil {
+		return x.ArgsSchema
+	}
+	return ""
+}
+
+func (x *Capability) GetPrivacy() Capability_Privacy {
+	if x != nil {
+		return x.Privacy
+	}
+	return Capability_PRIVACY_UNSPECIFIED
+}
+
+func (x *Capability) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *Capability) GetConsent() Capability_Consent {
+	if x != nil {
+		return x.Consent
+	}
+	return Capability_CONSENT_UNSPECIFIED
+}
+
+// CapabilitiesChanged replaces the node's manifest (sent on the control
+// stream when the owner toggles a capability).
+type CapabilitiesChanged struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Capabilities  []*Capability          `protobuf:"bytes,1,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CapabilitiesChanged) Reset() {
+	*x = CapabilitiesChanged{}
+	mi := &file_proto_node_v1_node_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CapabilitiesChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CapabilitiesChanged) ProtoMessage() {}
+
+func (x *CapabilitiesChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_v1_node_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CapabilitiesChanged.ProtoReflect.Descriptor instead.
+func (*CapabilitiesChanged) Descriptor() ([]byte, []int) {
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CapabilitiesChanged) GetCapabilities() []*Capability {
+	if x != nil {
+		return x.Capabilities
+	}
+	return nil
+}
+
+// NodeEvent is something the node wants the gateway's admins to see.
+type NodeEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TimeUnixMs    int64                  `protobuf:"varint,1,opt,name=time_unix_ms,json=timeUnixMs,proto3" json:"time_unix_ms,omitempty"`
+	Kind          NodeEvent_Kind         `protobuf:"varint,2,opt,name=kind,proto3,enum=palyra.node.v1.NodeEvent_Kind" json:"kind,omitempty"`
+	Capability    string                 `protobuf:"bytes,3,opt,name=capability,proto3" json:"capability,omitempty"`
+	RequestId     string                 `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Message       string                 `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeEvent) Reset() {
+	*x = NodeEvent{}
+	mi := &file_proto_node_v1_node_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeEvent) ProtoMessage() {}
+
+func (x *NodeEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_v1_node_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeEvent.ProtoReflect.Descriptor instead.
+func (*NodeEvent) Descriptor() ([]byte, []int) {
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *NodeEvent) GetTimeUnixMs() int64 {
+	if x != nil {
+		return x.TimeUnixMs
+	}
+	return 0
+}
+
+func (x *NodeEvent) GetKind() NodeEvent_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return NodeEvent_KIND_UNSPECIFIED
+}
+
+func (x *NodeEvent) GetCapability() string {
+	if x != nil {
+		return x.Capability
+	}
+	return ""
+}
+
+func (x *NodeEvent) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *NodeEvent) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// Invoke asks the node to run a capability. Over QUIC it is the first frame
+// of a stream the gateway opens for the call; the node answers on that
+// stream with Progress frames and one Result.
+type Invoke struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ULID, unique per call; a node runs a request ID at most once.
+	RequestId  string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Capability string `protobuf:"bytes,2,opt,name=capability,proto3" json:"capability,omitempty"`
+	// JSON object.
+	ArgsJson       []byte `protobuf:"bytes,3,opt,name=args_json,json=argsJson,proto3" json:"args_json,omitempty"`
+	DeadlineUnixMs int64  `protobuf:"varint,4,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
+	// Who asked, for consent prompts.
+	Caller        string `protobuf:"bytes,5,opt,name=caller,proto3" json:"caller,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Invoke) Reset() {
+	*x = Invoke{}
+	mi := &file_proto_node_v1_node_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Invoke) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Invoke) ProtoMessage() {}
+
+func (x *Invoke) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_v1_node_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Invoke.ProtoReflect.Descriptor instead.
+func (*Invoke) Descriptor() ([]byte, []int) {
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Invoke) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *Invoke) GetCapability() string {
+	if x != nil {
+		return x.Capability
+	}
+	return ""
+}
+
+func (x *Invoke) GetArgsJson() []byte {
+	if x != nil {
+		return x.ArgsJson
+	}
+	return nil
+}
+
+func (x *Invoke) GetDeadlineUnixMs() int64 {
+	if x != nil {
+		return x.DeadlineUnixMs
+	}
+	return 0
+}
+
+func (x *Invoke) GetCaller() string {
+	if x != nil {
+		return x.Caller
+	}
+	return ""
+}
+
+type Progress struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Progress) Reset() {
+	*x = Progress{}
+	mi := &file_proto_node_v1_node_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Progress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Progress) ProtoMessage() {}
+
+func (x *Progress) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_v1_node_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Progress.ProtoReflect.Descriptor instead.
+func (*Progress) Descriptor() ([]byte, []int) {
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Progress) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *Progress) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// Result ends a call.
+type Result struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Ok        bool                   `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
+	// JSON, when ok.
+	OutputJson []byte `protobuf:"bytes,3,opt,name=output_json,json=outputJson,proto3" json:"output_json,omitempty"`
+	// When not ok: a code (unknown_capability, disabled, invalid_arguments,
+	// denied, unsupported, not_allowed, output_too_large, timeout, canceled,
+	// failed) and a message for people.
+	ErrorCode    string `protobuf:"bytes,4,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ErrorMessage string `protobuf:"bytes,5,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// Over gRPC, the device the result is from; if set it must be the
+	// caller's certificate's.
+	DeviceId      string `protobuf:"bytes,6,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Result) Reset() {
+	*x = Result{}
+	mi := &file_proto_node_v1_node_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Result) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Result) ProtoMessage() {}
+
+func (x *Result) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_v1_node_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Result.ProtoReflect.Descriptor instead.
+func (*Result) Descriptor() ([]byte, []int) {
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Result) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *Result) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *Result) GetOutputJson() []byte {
+	if x != nil {
+		return x.OutputJson
+	}
+	return nil
+}
+
+func (x *Result) GetErrorCode() string {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ""
+}
+
+func (x *Result) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
+func (x *Result) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+// Cancel tells the node the caller gave up on a call.
+type Cancel struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Cancel) Reset() {
+	*x = Cancel{}
+	mi := &file_proto_node_v1_node_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Cancel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Cancel) ProtoMessage() {}
+
+func (x *Cancel) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_v1_node_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
+func (*Cancel) Descriptor() ([]byte, []int) {
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Cancel) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *Cancel) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// SubmitResultResponse acknowledges a result.
+type SubmitResultResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitResultResponse) Reset() {
+	*x = SubmitResultResponse{}
+	mi := &file_proto_node_v1_node_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitResultResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitResultResponse) ProtoMessage() {}
+
+func (x *SubmitResultResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_v1_node_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitResultResponse.ProtoReflect.Descriptor instead.
+func (*SubmitResultResponse) Descriptor() ([]byte, []int) {
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{9}
+}
+
 // Welcome answers RegisterNode.
 type Welcome struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -321,7 +1116,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_proto_node_v1_node_proto_msgTypes[2]
+	mi := &file_proto_node_v1_node_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -333,7 +1128,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_v1_node_proto_msgTypes[2]
+	mi := &file_proto_node_v1_node_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -346,7 +1141,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{2}
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Welcome) GetDeviceId() string {
@@ -393,7 +1188,7 @@ type LeaseRenewal struct {
 
 func (x *LeaseRenewal) Reset() {
 	*x = LeaseRenewal{}
-	mi := &file_proto_node_v1_node_proto_msgTypes[3]
+	mi := &file_proto_node_v1_node_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -405,7 +1200,7 @@ func (x *LeaseRenewal) String() string {
 func (*LeaseRenewal) ProtoMessage() {}
 
 func (x *LeaseRenewal) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_v1_node_proto_msgTypes[3]
+	mi := &file_proto_node_v1_node_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -418,7 +1213,7 @@ func (x *LeaseRenewal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRenewal.ProtoReflect.Descriptor instead.
 func (*LeaseRenewal) Descriptor() ([]byte, []int) {
-	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{3}
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LeaseRenewal) GetSequence() uint64 {
@@ -438,7 +1233,7 @@ type LeaseGranted struct {
 
 func (x *LeaseGranted) Reset() {
 	*x = LeaseGranted{}
-	mi := &file_proto_node_v1_node_proto_msgTypes[4]
+	mi := &file_proto_node_v1_node_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +1245,7 @@ func (x *LeaseGranted) String() string {
 func (*LeaseGranted) ProtoMessage() {}
 
 func (x *LeaseGranted) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_v1_node_proto_msgTypes[4]
+	mi := &file_proto_node_v1_node_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,7 +1258,7 @@ func (x *LeaseGranted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseGranted.ProtoReflect.Descriptor instead.
 func (*LeaseGranted) Descriptor() ([]byte, []int) {
-	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{4}
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LeaseGranted) GetSequence() uint64 {
@@ -491,7 +1286,7 @@ type RenewCertificate struct {
 
 func (x *RenewCertificate) Reset() {
 	*x = RenewCertificate{}
-	mi := &file_proto_node_v1_node_proto_msgTypes[5]
+	mi := &file_proto_node_v1_node_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -503,7 +1298,7 @@ func (x *RenewCertificate) String() string {
 func (*RenewCertificate) ProtoMessage() {}
 
 func (x *RenewCertificate) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_v1_node_proto_msgTypes[5]
+	mi := &file_proto_node_v1_node_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -516,7 +1311,7 @@ func (x *RenewCertificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewCertificate.ProtoReflect.Descriptor instead.
 func (*RenewCertificate) Descriptor() ([]byte, []int) {
-	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{5}
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RenewCertificate) GetCsr() []byte {
@@ -536,7 +1331,7 @@ type CertificateRenewed struct {
 
 func (x *CertificateRenewed) Reset() {
 	*x = CertificateRenewed{}
-	mi := &file_proto_node_v1_node_proto_msgTypes[6]
+	mi := &file_proto_node_v1_node_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -548,7 +1343,7 @@ func (x *CertificateRenewed) String() string {
 func (*CertificateRenewed) ProtoMessage() {}
 
 func (x *CertificateRenewed) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_v1_node_proto_msgTypes[6]
+	mi := &file_proto_node_v1_node_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -561,7 +1356,7 @@ func (x *CertificateRenewed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateRenewed.ProtoReflect.Descriptor instead.
 func (*CertificateRenewed) Descriptor() ([]byte, []int) {
-	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{6}
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CertificateRenewed) GetCertificate() []byte {
@@ -582,7 +1377,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_proto_node_v1_node_proto_msgTypes[7]
+	mi := &file_proto_node_v1_node_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -594,7 +1389,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_v1_node_proto_msgTypes[7]
+	mi := &file_proto_node_v1_node_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -607,7 +1402,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{7}
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Error) GetCode() Error_Code {
@@ -628,7 +1423,7 @@ var File_proto_node_v1_node_proto protoreflect.FileDescriptor
 
 const file_proto_node_v1_node_proto_rawDesc = "" +
 	"\n" +
-	"\x18proto/node/v1/node.proto\x12\x0epalyra.node.v1\"\xea\x03\n" +
+	"\x18proto/node/v1/node.proto\x12\x0epalyra.node.v1\"\xc5\x06\n" +
 	"\x05Frame\x12C\n" +
 	"\rregister_node\x18\x01 \x01(\v2\x1c.palyra.node.v1.RegisterNodeH\x00R\fregisterNode\x123\n" +
 	"\awelcome\x18\x02 \x01(\v2\x17.palyra.node.v1.WelcomeH\x00R\awelcome\x12C\n" +
@@ -636,12 +1431,85 @@ const file_proto_node_v1_node_proto_rawDesc = "" +
 	"\rlease_granted\x18\x04 \x01(\v2\x1c.palyra.node.v1.LeaseGrantedH\x00R\fleaseGranted\x12O\n" +
 	"\x11renew_certificate\x18\x05 \x01(\v2 .palyra.node.v1.RenewCertificateH\x00R\x10renewCertificate\x12U\n" +
 	"\x13certificate_renewed\x18\x06 \x01(\v2\".palyra.node.v1.CertificateRenewedH\x00R\x12certificateRenewed\x12-\n" +
-	"\x05error\x18\a \x01(\v2\x15.palyra.node.v1.ErrorH\x00R\x05errorB\x06\n" +
-	"\x04body\"X\n" +
+	"\x05error\x18\a \x01(\v2\x15.palyra.node.v1.ErrorH\x00R\x05error\x12X\n" +
+	"\x14capabilities_changed\x18\b \x01(\v2#.palyra.node.v1.CapabilitiesChangedH\x00R\x13capabilitiesChanged\x121\n" +
+	"\x05event\x18\t \x01(\v2\x19.palyra.node.v1.NodeEventH\x00R\x05event\x120\n" +
+	"\x06invoke\x18\n" +
+	" \x01(\v2\x16.palyra.node.v1.InvokeH\x00R\x06invoke\x126\n" +
+	"\bprogress\x18\v \x01(\v2\x18.palyra.node.v1.ProgressH\x00R\bprogress\x120\n" +
+	"\x06result\x18\f \x01(\v2\x16.palyra.node.v1.ResultH\x00R\x06result\x120\n" +
+	"\x06cancel\x18\r \x01(\v2\x16.palyra.node.v1.CancelH\x00R\x06cancelB\x06\n" +
+	"\x04body\"\x98\x01\n" +
 	"\fRegisterNode\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bplatform\x18\x02 \x01(\tR\bplatform\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\tR\aversion\"\xdc\x01\n" +
+	"\aversion\x18\x03 \x01(\tR\aversion\x12>\n" +
+	"\fcapabilities\x18\x04 \x03(\v2\x1a.palyra.node.v1.CapabilityR\fcapabilities\"\xb5\x03\n" +
+	"\n" +
+	"Capability\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x1f\n" +
+	"\vargs_schema\x18\x03 \x01(\tR\n" +
+	"argsSchema\x12<\n" +
+	"\aprivacy\x18\x04 \x01(\x0e2\".palyra.node.v1.Capability.PrivacyR\aprivacy\x12\x18\n" +
+	"\aenabled\x18\x05 \x01(\bR\aenabled\x12<\n" +
+	"\aconsent\x18\x06 \x01(\x0e2\".palyra.node.v1.Capability.ConsentR\aconsent\"`\n" +
+	"\aPrivacy\x12\x17\n" +
+	"\x13PRIVACY_UNSPECIFIED\x10\x00\x12\x0f\n" +
+	"\vPRIVACY_LOW\x10\x01\x12\x14\n" +
+	"\x10PRIVACY_PERSONAL\x10\x02\x12\x15\n" +
+	"\x11PRIVACY_SENSITIVE\x10\x03\"X\n" +
+	"\aConsent\x12\x17\n" +
+	"\x13CONSENT_UNSPECIFIED\x10\x00\x12\x10\n" +
+	"\fCONSENT_DENY\x10\x01\x12\x0f\n" +
+	"\vCONSENT_ASK\x10\x02\x12\x11\n" +
+	"\rCONSENT_ALLOW\x10\x03\"U\n" +
+	"\x13CapabilitiesChanged\x12>\n" +
+	"\fcapabilities\x18\x01 \x03(\v2\x1a.palyra.node.v1.CapabilityR\fcapabilities\"\x97\x02\n" +
+	"\tNodeEvent\x12 \n" +
+	"\ftime_unix_ms\x18\x01 \x01(\x03R\n" +
+	"timeUnixMs\x122\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x1e.palyra.node.v1.NodeEvent.KindR\x04kind\x12\x1e\n" +
+	"\n" +
+	"capability\x18\x03 \x01(\tR\n" +
+	"capability\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\x12\x18\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\"[\n" +
+	"\x04Kind\x12\x14\n" +
+	"\x10KIND_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17KIND_CAPABILITY_CHANGED\x10\x01\x12\x10\n" +
+	"\fKIND_CONSENT\x10\x02\x12\x0e\n" +
+	"\n" +
+	"KIND_ERROR\x10\x03\"\xa6\x01\n" +
+	"\x06Invoke\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1e\n" +
+	"\n" +
+	"capability\x18\x02 \x01(\tR\n" +
+	"capability\x12\x1b\n" +
+	"\targs_json\x18\x03 \x01(\fR\bargsJson\x12(\n" +
+	"\x10deadline_unix_ms\x18\x04 \x01(\x03R\x0edeadlineUnixMs\x12\x16\n" +
+	"\x06caller\x18\x05 \x01(\tR\x06caller\"C\n" +
+	"\bProgress\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xb9\x01\n" +
+	"\x06Result\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x0e\n" +
+	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x1f\n" +
+	"\voutput_json\x18\x03 \x01(\fR\n" +
+	"outputJson\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x04 \x01(\tR\terrorCode\x12#\n" +
+	"\rerror_message\x18\x05 \x01(\tR\ferrorMessage\x12\x1b\n" +
+	"\tdevice_id\x18\x06 \x01(\tR\bdeviceId\"?\n" +
+	"\x06Cancel\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x16\n" +
+	"\x14SubmitResultResponse\"\xdc\x01\n" +
 	"\aWelcome\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12!\n" +
 	"\fgateway_name\x18\x02 \x01(\tR\vgatewayName\x12 \n" +
@@ -658,16 +1526,22 @@ const file_proto_node_v1_node_proto_rawDesc = "" +
 	"\x10RenewCertificate\x12\x10\n" +
 	"\x03csr\x18\x01 \x01(\fR\x03csr\"6\n" +
 	"\x12CertificateRenewed\x12 \n" +
-	"\vcertificate\x18\x01 \x01(\fR\vcertificate\"\xc1\x01\n" +
+	"\vcertificate\x18\x01 \x01(\fR\vcertificate\"\xf3\x01\n" +
 	"\x05Error\x12.\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1a.palyra.node.v1.Error.CodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"n\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x9f\x01\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eCODE_MALFORMED\x10\x01\x12\x10\n" +
 	"\fCODE_REVOKED\x10\x02\x12\x17\n" +
 	"\x13CODE_UNKNOWN_DEVICE\x10\x03\x12\x11\n" +
-	"\rCODE_INTERNAL\x10\x04B2Z0github.com/palyra/palyra-go/proto/node/v1;nodev1b\x06proto3"
+	"\rCODE_INTERNAL\x10\x04\x12\x15\n" +
+	"\x11CODE_WRONG_DEVICE\x10\x05\x12\x18\n" +
+	"\x14CODE_UNKNOWN_REQUEST\x10\x062\xe7\x01\n" +
+	"\x04Node\x12E\n" +
+	"\fRegisterNode\x12\x1c.palyra.node.v1.RegisterNode\x1a\x17.palyra.node.v1.Welcome\x12@\n" +
+	"\fStreamEvents\x12\x15.palyra.node.v1.Frame\x1a\x15.palyra.node.v1.Frame(\x010\x01\x12V\n" +
+	"\x16SubmitCapabilityResult\x12\x16.palyra.node.v1.Result\x1a$.palyra.node.v1.SubmitResultResponseB2Z0github.com/palyra/palyra-go/proto/node/v1;nodev1b\x06proto3"
 
 var (
 	file_proto_node_v1_node_proto_rawDescOnce sync.Once
@@ -681,33 +1555,61 @@ func file_proto_node_v1_node_proto_rawDescGZIP() []byte {
 	return file_proto_node_v1_node_proto_rawDescData
 }
 
-var file_proto_node_v1_node_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_proto_node_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_proto_node_v1_node_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_proto_node_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_proto_node_v1_node_proto_goTypes = []any{
-	(Error_Code)(0),            // 0: palyra.node.v1.Error.Code
-	(*Frame)(nil),              // 1: palyra.node.v1.Frame
-	(*RegisterNode)(nil),       // 2: palyra.node.v1.RegisterNode
-	(*Welcome)(nil),            // 3: palyra.node.v1.Welcome
-	(*LeaseRenewal)(nil),       // 4: palyra.node.v1.LeaseRenewal
-	(*LeaseGranted)(nil),       // 5: palyra.node.v1.LeaseGranted
-	(*RenewCertificate)(nil),   // 6: palyra.node.v1.RenewCertificate
-	(*CertificateRenewed)(nil), // 7: palyra.node.v1.CertificateRenewed
-	(*Error)(nil),              // 8: palyra.node.v1.Error
+	(Capability_Privacy)(0),      // 0: palyra.node.v1.Capability.Privacy
+	(Capability_Consent)(0),      // 1: palyra.node.v1.Capability.Consent
+	(NodeEvent_Kind)(0),          // 2: palyra.node.v1.NodeEvent.Kind
+	(Error_Code)(0),              // 3: palyra.node.v1.Error.Code
+	(*Frame)(nil),                // 4: palyra.node.v1.Frame
+	(*RegisterNode)(nil),         // 5: palyra.node.v1.RegisterNode
+	(*Capability)(nil),           // 6: palyra.node.v1.Capability
+	(*CapabilitiesChanged)(nil),  // 7: palyra.node.v1.CapabilitiesChanged
+	(*NodeEvent)(nil),            // 8: palyra.node.v1.NodeEvent
+	(*Invoke)(nil),               // 9: palyra.node.v1.Invoke
+	(*Progress)(nil),             // 10: palyra.node.v1.Progress
+	(*Result)(nil),               // 11: palyra.node.v1.Result
+	(*Cancel)(nil),               // 12: palyra.node.v1.Cancel
+	(*SubmitResultResponse)(nil), // 13: palyra.node.v1.SubmitResultResponse
+	(*Welcome)(nil),              // 14: palyra.node.v1.Welcome
+	(*LeaseRenewal)(nil),         // 15: palyra.node.v1.LeaseRenewal
+	(*LeaseGranted)(nil),         // 16: palyra.node.v1.LeaseGranted
+	(*RenewCertificate)(nil),     // 17: palyra.node.v1.RenewCertificate
+	(*CertificateRenewed)(nil),   // 18: palyra.node.v1.CertificateRenewed
+	(*Error)(nil),                // 19: palyra.node.v1.Error
 }
 var file_proto_node_v1_node_proto_depIdxs = []int32{
-	2, // 0: palyra.node.v1.Frame.register_node:type_name -> palyra.node.v1.RegisterNode
-	3, // 1: palyra.node.v1.Frame.welcome:type_name -> palyra.node.v1.Welcome
-	4, // 2: palyra.node.v1.Frame.lease_renewal:type_name -> palyra.node.v1.LeaseRenewal
-	5, // 3: palyra.node.v1.Frame.lease_granted:type_name -> palyra.node.v1.LeaseGranted
-	6, // 4: palyra.node.v1.Frame.renew_certificate:type_name -> palyra.node.v1.RenewCertificate
-	7, // 5: palyra.node.v1.Frame.certificate_renewed:type_name -> palyra.node.v1.CertificateRenewed
-	8, // 6: palyra.node.v1.Frame.error:type_name -> palyra.node.v1.Error
-	0, // 7: palyra.node.v1.Error.code:type_name -> palyra.node.v1.Error.Code
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	5,  // 0: palyra.node.v1.Frame.register_node:type_name -> palyra.node.v1.RegisterNode
+	14, // 1: palyra.node.v1.Frame.welcome:type_name -> palyra.node.v1.Welcome
+	15, // 2: palyra.node.v1.Frame.lease_renewal:type_name -> palyra.node.v1.LeaseRenewal
+	16, // 3: palyra.node.v1.Frame.lease_granted:type_name -> palyra.node.v1.LeaseGranted
+	17, // 4: palyra.node.v1.Frame.renew_certificate:type_name -> palyra.node.v1.RenewCertificate
+	18, // 5: palyra.node.v1.Frame.certificate_renewed:type_name -> palyra.node.v1.CertificateRenewed
+	19, // 6: palyra.node.v1.Frame.error:type_name -> palyra.node.v1.Error
+	7,  // 7: palyra.node.v1.Frame.capabilities_changed:type_name -> palyra.node.v1.CapabilitiesChanged
+	8,  // 8: palyra.node.v1.Frame.event:type_name -> palyra.node.v1.NodeEvent
+	9,  // 9: palyra.node.v1.Frame.invoke:type_name -> palyra.node.v1.Invoke
+	10, // 10: palyra.node.v1.Frame.progress:type_name -> palyra.node.v1.Progress
+	11, // 11: palyra.node.v1.Frame.result:type_name -> palyra.node.v1.Result
+	12, // 12: palyra.node.v1.Frame.cancel:type_name -> palyra.node.v1.Cancel
+	6,  // 13: palyra.node.v1.RegisterNode.capabilities:type_name -> palyra.node.v1.Capability
+	0,  // 14: palyra.node.v1.Capability.privacy:type_name -> palyra.node.v1.Capability.Privacy
+	1,  // 15: palyra.node.v1.Capability.consent:type_name -> palyra.node.v1.Capability.Consent
+	6,  // 16: palyra.node.v1.CapabilitiesChanged.capabilities:type_name -> palyra.node.v1.Capability
+	2,  // 17: palyra.node.v1.NodeEvent.kind:type_name -> palyra.node.v1.NodeEvent.Kind
+	3,  // 18: palyra.node.v1.Error.code:type_name -> palyra.node.v1.Error.Code
+	5,  // 19: palyra.node.v1.Node.RegisterNode:input_type -> palyra.node.v1.RegisterNode
+	4,  // 20: palyra.node.v1.Node.StreamEvents:input_type -> palyra.node.v1.Frame
+	11, // 21: palyra.node.v1.Node.SubmitCapabilityResult:input_type -> palyra.node.v1.Result
+	14, // 22: palyra.node.v1.Node.RegisterNode:output_type -> palyra.node.v1.Welcome
+	4,  // 23: palyra.node.v1.Node.StreamEvents:output_type -> palyra.node.v1.Frame
+	13, // 24: palyra.node.v1.Node.SubmitCapabilityResult:output_type -> palyra.node.v1.SubmitResultResponse
+	22, // [22:25] is the sub-list for method output_type
+	19, // [19:22] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_proto_node_v1_node_proto_init() }
@@ -723,16 +1625,22 @@ func file_proto_node_v1_node_proto_init() {
 		(*Frame_RenewCertificate)(nil),
 		(*Frame_CertificateRenewed)(nil),
 		(*Frame_Error)(nil),
+		(*Frame_CapabilitiesChanged)(nil),
+		(*Frame_Event)(nil),
+		(*Frame_Invoke)(nil),
+		(*Frame_Progress)(nil),
+		(*Frame_Result)(nil),
+		(*Frame_Cancel)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_node_v1_node_proto_rawDesc), len(file_proto_node_v1_node_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   8,
+			NumEnums:      4,
+			NumMessages:   16,
 			NumExtensions: 0,
-			NumServices:   0,
+			NumServices:   1,
 		},
 		GoTypes:           file_proto_node_v1_node_proto_goTypes,
 		DependencyIndexes: file_proto_node_v1_node_proto_depIdxs,

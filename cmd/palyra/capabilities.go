@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/palyra/palyra-go/node"
+	"github.com/palyra/palyra-go/node/capability"
+	"github.com/palyra/palyra-go/node/localapi"
+	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
+	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
+)
+
+func cmdNodesDescribe(ctx context.Context, env *environment, args []string) error {
+	fs := newFlags(env, "nodes describe", "DEVICE_ID [flags]")
+	socket := fs.String("admin-socket", "", "gateway admin socket")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, client, done, err := adminSetup(env, fs, socket, args, 1)
+	if err != nil {
+		return err
+	}
+	defer done()
+	d, err := client.DescribeNode(ctx, &adminv1.DeviceRequest{DeviceId: pos[0]})
+	if err != nil {
+		return rpcError(err)
+	}
+	n := d.GetNode()
+	if *asJSON {
+		caps := []map[string]any{}
+		for _, c := range d.Capabilities {
+			caps = append(caps, map[string]any{
+				"name": c.GetName(), "description": c.GetDescription(), "enabled": c.GetEnabled(),
+				"consent": consentName(c.GetConsent()), "privacy": privacyName(c.GetPrivacy()),
+			})
+		}
+		evs := []map[string]any{}
+		for _, e := range d.RecentEvents {
+			evs = append(evs, eventJSON(e))
+		}
+		return writeJSON(env.stdout, map[string]any{
+			"device_id": n.GetDeviceId(), "name": n.GetName(), "platform": n.GetPlatform(), "version": n.GetVersion(),
+			"online": n.GetOnline(), "transport": n.GetTransport(), "last_seen": unixMs(n.GetLastSeenUnixMs()),
+			"capabilities": caps, "events": evs,
+		})
+	}
+	state := "offline"
+	if n.GetOnline() {
+		state = "online over " + n.GetTransport()
+	}
+	fmt.Fprintf(env.stdout, "%s (%s, %s, palyra %s)\n%s, last seen %s\n\n", n.GetName(), n.GetDeviceId(), n.GetPlatform(), n.GetVersion(), state, unixMs(n.GetLastSeenUnixMs()))
+	if len(d.Capabilities) == 0 {
+		fmt.Fprintln(env.stdout, "no capabilities known (the node has not connected since the gateway started)")
+	} else {
+		tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CAPABILITY\tENABLED\tCONSENT\tPRIVACY\tDESCRIPTION")
+		for _, c := range d.Capabilities {
+			fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\n", c.GetName(), c.GetEnabled(), consentName(c.GetConsent()), privacyName(c.GetPrivacy()), c.GetDescription())
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if len(d.RecentEvents) > 0 {
+		fmt.Fprintln(env.stdout, "\nrecent events:")
+		for _, e := range d.RecentEvents {
+			fmt.Fprintf(env.stdout, "  %s  %-18s %s %s\n", unixMs(e.GetTimeUnixMs()), e.GetKind(), e.GetCapability(), e.GetMessage())
+		}
+	}
+	return nil
+}
+
+func eventJSON(e *adminv1.Event) map[string]any {
+	return map[string]any{
+		"time": unixMs(e.GetTimeUnixMs()), "device_id": e.GetDeviceId(), "kind": e.GetKind(),
+		"capability": e.GetCapability(), "request_id": e.GetRequestId(), "message": e.GetMessage(),
+	}
+}
+
+func consentName(c nodev1.Capability_Consent) string {
+	return strings.ToLower(strings.TrimPrefix(c.String(), "CONSENT_"))
+}
+
+func privacyName(p nodev1.Capability_Privacy) string {
+	return strings.ToLower(strings.TrimPrefix(p.String(), "PRIVACY_"))
+}
+
+func cmdNodesInvoke(ctx context.Context, env *environment, args []string) error {
+	fs := newFlags(env, "nodes invoke", "DEVICE_ID CAPABILITY [flags]")
+	socket := fs.String("admin-socket", "", "gateway admin socket")
+	asJSON := fs.Bool("json", false, "print JSON: request_id, ok, output, error")
+	argsJSON := fs.String("args", "{}", "the capability's arguments as a JSON object")
+	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the node's answer")
+	queueTTL := fs.Duration("queue-ttl", 0, "if the node is offline, keep the call this long and deliver it when it reconnects (0: fail at once)")
+	pos, client, done, err := adminSetup(env, fs, socket, args, 2)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if !json.Valid([]byte(*argsJSON)) {
+		return fmt.Errorf("--args is not valid JSON: %.60q", *argsJSON)
+	}
+	resp, err := client.Invoke(ctx, &adminv1.InvokeRequest{
+		DeviceId:   pos[0],
+		Capability: pos[1],
+		ArgsJson:   []byte(*argsJSON),
+		TimeoutMs:  timeout.Milliseconds(),
+		QueueTtlMs: queueTTL.Milliseconds(),
+	})
+	if err != nil {
+		return rpcError(err)
+	}
+	if *asJSON {
+		out := map[string]any{"request_id": resp.GetRequestId(), "ok": resp.GetOk(), "output": nil, "error": nil}
+		if resp.GetOk() {
+			out["output"] = json.RawMessage(resp.GetOutputJson())
+		} else {
+			out["error"] = map[string]string{"code": resp.GetErrorCode(), "message": resp.GetErrorMessage()}
+		}
+		if resp.GetQueued() {
+			out["queued"] = true
+		}
+		if err := writeJSON(env.stdout, out); err != nil {
+			return err
+		}
+	} else if resp.GetOk() {
+		var pretty any
+		if json.Unmarshal(resp.GetOutputJson(), &pretty) == nil {
+			if err := writeJSON(env.stdout, pretty); err != nil {
+				return err
+			}
+		}
+	} else {
+		fmt.Fprintf(env.stderr, "palyra: %s failed (%s): %s\n", pos[1], resp.GetErrorCode(), resp.GetErrorMessage())
+	}
+	if !resp.GetOk() {
+		return errSilent
+	}
+	return nil
+}
+
+func cmdNodeCapabilities(ctx context.Context, env *environment, args []string) error {
+	fs := newFlags(env, "node capabilities", `[enable NAME | disable NAME | consent NAME allow|ask|deny |
+                         allow-command PATH | disallow-command PATH | shared-folder DIR] [flags]
+
+With no action, lists what this node shares. Changes apply at once to a
+running node (and its gateway) and are kept for the next start.`)
+	nf := addNodeFlags(env, fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseRange(fs, args, 0, 3)
+	if err != nil {
+		return err
+	}
+	var change *node.SharingChange
+	if len(pos) > 0 {
+		c, err := sharingChange(pos)
+		if err != nil {
+			fs.Usage()
+			return fmt.Errorf("%w: %w", errUsage, err)
+		}
+		change = &c
+	}
+	_, socket := nf.paths(env)
+	if change != nil {
+		// A running node applies it itself, and tells its gateway.
+		infos, err := localapi.ChangeSharing(ctx, socket, *change)
+		if err == nil {
+			return printCapabilities(env, infos, *asJSON)
+		}
+		if !errors.Is(err, localapi.ErrNotRunning) {
+			return err
+		}
+	}
+	a, _, err := nf.agent(env, "", nil)
+	if err != nil {
+		return err
+	}
+	if change != nil {
+		if err := a.ChangeSharing(*change); err != nil {
+			return err
+		}
+	}
+	return printCapabilities(env, a.Capabilities(), *asJSON)
+}
+
+func printCapabilities(env *environment, infos []capability.Info, asJSON bool) error {
+	if asJSON {
+		out := []map[string]any{}
+		for _, c := range infos {
+			out = append(out, map[string]any{
+				"name": c.Name, "description": c.Description, "enabled": c.Enabled,
+				"consent": c.Consent.String(), "privacy": c.Privacy.String(),
+			})
+		}
+		return writeJSON(env.stdout, out)
+	}
+	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CAPABILITY\tENABLED\tCONSENT\tPRIVACY\tDESCRIPTION")
+	for _, c := range infos {
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\n", c.Name, c.Enabled, c.Consent, c.Privacy, c.Description)
+	}
+	return tw.Flush()
+}
+
+// sharingChange reads the positional arguments of `node capabilities`.
+func sharingChange(pos []string) (node.SharingChange, error) {
+	want := map[string]int{"enable": 2, "disable": 2, "consent": 3, "allow-command": 2, "disallow-command": 2, "shared-folder": 2}
+	n, ok := want[pos[0]]
+	if !ok {
+		return node.SharingChange{}, fmt.Errorf("unknown action %q", pos[0])
+	}
+	if len(pos) != n {
+		return node.SharingChange{}, fmt.Errorf("%s takes %d argument(s)", pos[0], n-1)
+	}
+	c := node.SharingChange{Action: pos[0]}
+	switch pos[0] {
+	case "enable", "disable":
+		c.Name = pos[1]
+	case "consent":
+		c.Name, c.Value = pos[1], pos[2]
+	default:
+		c.Value = pos[1]
+	}
+	return c, nil
+}
+
+func cmdNodesWatch(ctx context.Context, env *environment, args []string) error {
+	fs := newFlags(env, "nodes watch", "[DEVICE_ID] [flags]\n\nPrints node events as they happen (capability changes, consent decisions,\nerrors, invocations, online and offline) until interrupted.")
+	socket := fs.String("admin-socket", "", "gateway admin socket")
+	asJSON := fs.Bool("json", false, "print one JSON object per line")
+	pos, err := parseRange(fs, args, 0, 1)
+	if err != nil {
+		return err
+	}
+	client, done, err := adminClient(env, *socket)
+	if err != nil {
+		return err
+	}
+	defer done()
+	req := &adminv1.WatchEventsRequest{}
+	if len(pos) == 1 {
+		req.DeviceId = pos[0]
+	}
+	stream, err := client.WatchEvents(ctx, req)
+	if err != nil {
+		return rpcError(err)
+	}
+	// The gateway answers with headers once the watch is in place.
+	if _, err := stream.Header(); err != nil {
+		return rpcError(err)
+	}
+	fmt.Fprintln(env.stderr, "watching node events; interrupt to stop")
+	enc := json.NewEncoder(env.stdout)
+	for {
+		e, err := stream.Recv()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return rpcError(err)
+		}
+		if *asJSON {
+			if err := enc.Encode(eventJSON(e)); err != nil {
+				return err
+			}
+			continue
+		}
+		fmt.Fprintf(env.stdout, "%s  %s  %-18s %s %s\n", unixMs(e.GetTimeUnixMs()), e.GetDeviceId(), e.GetKind(), e.GetCapability(), e.GetMessage())
+	}
+}

@@ -1,0 +1,147 @@
+package gateway_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/json"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/identity/secretstore"
+	"github.com/palyra/palyra-go/internal/quicecho"
+	"github.com/palyra/palyra-go/internal/wire"
+	"github.com/palyra/palyra-go/node"
+	"github.com/palyra/palyra-go/node/capability"
+	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
+	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
+)
+
+// echoCapability answers with its arguments, so that the benchmarks
+// measure the path, not the work.
+var echoCapability = capability.Capability{
+	Spec: capability.Spec{
+		Name:           "bench.echo",
+		Description:    "returns its arguments",
+		Schema:         json.RawMessage(`{"type":"object"}`),
+		Privacy:        capability.PrivacyLow,
+		DefaultEnabled: true,
+		DefaultConsent: capability.ConsentAllow,
+	},
+	Run: func(_ context.Context, c capability.Call) (json.RawMessage, error) { return c.Args, nil },
+}
+
+// BenchmarkInvoke measures a call from the gateway's admin API to a
+// connected node and back, beside a raw quic-go echo on a new stream per
+// round trip (the floor), in the same run:
+//
+//	raw-quic      a new quic-go stream, the Invoke's bytes there and back
+//	in-process    Admin.Invoke called in the gateway's process: dispatcher,
+//	              QUIC stream, node registry, result, audit row
+//	admin-grpc    the same through the admin socket, as `palyra nodes invoke`
+func BenchmarkInvoke(b *testing.B) {
+	dir := b.TempDir()
+	rg := startGateway(b, dir, "127.0.0.1:0", nil)
+	secrets, err := secretstore.NewFile(filepath.Join(dir, "node", "secrets"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := node.New(node.Config{ConfigDir: filepath.Join(dir, "node"), Secrets: secrets, Name: "bench", Capabilities: []capability.Capability{echoCapability}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	code, err := rg.admin.MintNodePairingCode(b.Context(), &adminv1.MintNodePairingCodeRequest{AutoApprove: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := a.Pair(b.Context(), node.PairOptions{Gateway: rg.g.Addresses()[0], PIN: code.Pin}); err != nil {
+		b.Fatal(err)
+	}
+	stop := runAgent(a)
+	defer stop()
+	req := &adminv1.InvokeRequest{DeviceId: a.Status().DeviceID, Capability: "bench.echo", ArgsJson: []byte(`{"n":1}`)}
+	ctx, cancel := context.WithTimeout(b.Context(), 20*time.Second)
+	defer cancel()
+	for {
+		resp, err := rg.admin.Invoke(ctx, req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if resp.Ok {
+			break
+		}
+		if resp.ErrorCode != "offline" {
+			b.Fatal(resp)
+		}
+		select {
+		case <-ctx.Done():
+			b.Fatal("node never came online")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+
+	b.Run("raw-quic", func(b *testing.B) { benchRawNewStream(b, rg.g.CA()) })
+	b.Run("in-process", func(b *testing.B) {
+		admin := rg.g.Admin()
+		b.ReportAllocs()
+		for b.Loop() {
+			if resp, err := admin.Invoke(b.Context(), req); err != nil || !resp.Ok {
+				b.Fatal(err, resp)
+			}
+		}
+	})
+	b.Run("admin-grpc", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if resp, err := rg.admin.Invoke(b.Context(), req); err != nil || !resp.Ok {
+				b.Fatal(err, resp)
+			}
+		}
+	})
+}
+
+// benchRawNewStream echoes an Invoke frame's bytes on a new quic-go stream
+// per round trip, with mutual TLS like the node protocol's.
+func benchRawNewStream(b *testing.B, _ any) {
+	ca, err := identity.NewCA(rand.Reader, "bench", time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	issue := func(server bool) tls.Certificate {
+		pub, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cert, err := ca.IssueServerCertificate(pub, "bench", []string{"127.0.0.1"}, identity.IssueOptions{Now: time.Now()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: priv, Leaf: cert}
+	}
+	srv, err := quicecho.Listen(issue(true), wire.ALPN)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	client, err := quicecho.Dial(b.Context(), srv.Addr(), issue(false), wire.ALPN)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer client.Close()
+	msg, err := wire.AppendFrame(nil, &nodev1.Frame{Body: &nodev1.Frame_Invoke{Invoke: &nodev1.Invoke{
+		RequestId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Capability: "bench.echo", ArgsJson: []byte(`{"n":1}`),
+	}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, len(msg))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := client.RoundTripNewStream(b.Context(), msg, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,626 @@
+// Package dispatch is the gateway's node runtime for invocations: it knows
+// which nodes are reachable and over which carrier (QUIC or the gRPC
+// fallback), what each one shares, and it runs calls: a request ID (ULID)
+// per call, the capability checked against the node's manifest before
+// anything is sent, a deadline per call, and for offline nodes either a
+// fast "node offline" or, when the caller asks, a queued call kept in the
+// store and delivered when the node comes back.
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/palyra/palyra-go/gateway/events"
+	"github.com/palyra/palyra-go/gateway/store"
+	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/internal/ulid"
+	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
+)
+
+// Carrier reaches the nodes attached through it.
+type Carrier interface {
+	// Invoke sends inv to device id and waits for its result, calling
+	// progress for each progress report. It ends when ctx does.
+	Invoke(ctx context.Context, id identity.DeviceID, inv *nodev1.Invoke, progress func(*nodev1.Progress)) (*nodev1.Result, error)
+}
+
+// Error codes of calls that fail at the gateway; the node's own codes
+// (unknown_capability, disabled, denied...) pass through.
+const (
+	CodeOffline           = "offline"
+	CodeUnknownCapability = "unknown_capability"
+	CodeDisabled          = "disabled"
+	CodeTimeout           = "timeout"
+	CodeNodeGone          = "node_gone"
+	CodeExpired           = "expired"
+	CodeBadAnswer         = "bad_answer"
+)
+
+// Errors for requests the dispatcher refuses outright.
+var (
+	ErrUnknownDevice = errors.New("no such device")
+	ErrRevoked       = errors.New("device revoked")
+	ErrInvalidArgs   = errors.New("arguments must be a JSON object")
+	ErrNoCapability  = errors.New("no capability named")
+)
+
+// Defaults and limits.
+const (
+	DefaultTimeout = 30 * time.Second
+	MaxTimeout     = 10 * time.Minute
+	MaxQueueTTL    = 7 * 24 * time.Hour
+	// MaxArgsSize bounds a call's arguments.
+	MaxArgsSize = 64 << 10
+)
+
+// Config configures a Dispatcher.
+type Config struct {
+	Store *store.Store
+	// Events receives invocation, online and offline events; nil drops them.
+	Events *events.Hub
+	// ErrorIs maps carrier errors: Offline reports "the node is not
+	// attached" and Gone "the session ended mid-call".
+	Offline, Gone func(error) bool
+	Now           func() time.Time
+	Rand          io.Reader
+	Logger        *slog.Logger
+	// Done, if set, hears of every finished call: the transport that
+	// carried it ("" if none), "ok" or its error code, and how long it
+	// took from dispatch to result.
+	Done func(transport, outcome string, d time.Duration)
+}
+
+// Dispatcher runs invocations. It is safe for concurrent use.
+type Dispatcher struct {
+	cfg Config
+	log *slog.Logger
+
+	mu sync.Mutex
+	// nodes holds the nodes seen since start; carrier is nil while one is
+	// offline (its last manifest is kept for describing it).
+	nodes map[identity.DeviceID]*attached
+	// waiters maps the request ID of a queued call to its waiting caller.
+	waiters map[string]chan *nodev1.Result
+	// draining marks devices whose queue is being delivered.
+	draining map[identity.DeviceID]bool
+
+	// audits feeds Run's audit writer; after Run has ended audits are
+	// written at once.
+	audits    chan store.AuditEvent
+	auditDone bool
+}
+
+type attached struct {
+	carrier   Carrier
+	transport string
+	caps      []*nodev1.Capability
+}
+
+// New returns a Dispatcher.
+func New(cfg Config) (*Dispatcher, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("dispatch: Config.Store is required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Offline == nil {
+		cfg.Offline = func(error) bool { return false }
+	}
+	if cfg.Gone == nil {
+		cfg.Gone = func(error) bool { return false }
+	}
+	if cfg.Events == nil {
+		cfg.Events = events.New()
+	}
+	return &Dispatcher{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		nodes:    make(map[identity.DeviceID]*attached),
+		waiters:  make(map[string]chan *nodev1.Result),
+		draining: make(map[identity.DeviceID]bool),
+		audits:   make(chan store.AuditEvent, auditQueue),
+	}, nil
+}
+
+const (
+	// auditQueue is how many audit rows may wait for the writer before
+	// callers write their own.
+	auditQueue = 4096
+	// auditBatch bounds the rows written in one transaction.
+	auditBatch = 256
+)
+
+// Run writes the audit rows of direct calls in batches until ctx ends,
+// then writes what is left. A call's row is written in the same batch as
+// the others that finished while the previous batch was syncing to disk,
+// so a call does not wait for a disk sync; a crash of the machine can
+// lose the rows of the last few milliseconds.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	batch := make([]store.AuditEvent, 0, auditBatch)
+	write := func() {
+		if len(batch) == 0 {
+			return
+		}
+		if err := d.cfg.Store.AuditBatch(context.Background(), batch); err != nil {
+			d.log.Error("writing the audit log", "err", err)
+		}
+		batch = batch[:0]
+	}
+	for {
+		select {
+		case e := <-d.audits:
+			batch = append(batch, e)
+		case <-ctx.Done():
+			d.mu.Lock()
+			d.auditDone = true
+			d.mu.Unlock()
+			for {
+				select {
+				case e := <-d.audits:
+					batch = append(batch, e)
+					if len(batch) == auditBatch {
+						write()
+					}
+				default:
+					write()
+					return nil
+				}
+			}
+		}
+	more:
+		for len(batch) < auditBatch {
+			select {
+			case e := <-d.audits:
+				batch = append(batch, e)
+			default:
+				break more
+			}
+		}
+		write()
+	}
+}
+
+// Attach makes the device reachable through carrier (replacing another
+// carrier) with its manifest, and delivers its queued calls.
+func (d *Dispatcher) Attach(id identity.DeviceID, transport string, carrier Carrier, caps []*nodev1.Capability) {
+	d.mu.Lock()
+	d.nodes[id] = &attached{carrier: carrier, transport: transport, caps: caps}
+	d.mu.Unlock()
+	d.publish(events.Event{DeviceID: id, Kind: events.KindOnline, Message: "connected over " + transport})
+	d.drain(id)
+}
+
+// Detach makes the device unreachable, if carrier is still the one it is
+// attached through.
+func (d *Dispatcher) Detach(id identity.DeviceID, carrier Carrier, reason string) {
+	d.mu.Lock()
+	n := d.nodes[id]
+	gone := n != nil && n.carrier == carrier
+	if gone {
+		n.carrier = nil
+	}
+	d.mu.Unlock()
+	if gone {
+		d.publish(events.Event{DeviceID: id, Kind: events.KindOffline, Message: reason})
+	}
+}
+
+// SetCapabilities replaces the device's manifest.
+func (d *Dispatcher) SetCapabilities(id identity.DeviceID, caps []*nodev1.Capability) {
+	d.mu.Lock()
+	n := d.nodes[id]
+	if n != nil {
+		n.caps = caps
+	}
+	d.mu.Unlock()
+	if n != nil {
+		d.publish(events.Event{DeviceID: id, Kind: events.KindCapabilityChanged, Message: summarize(caps)})
+	}
+}
+
+// summarize lists the enabled capabilities, for the event log.
+func summarize(caps []*nodev1.Capability) string {
+	var on []string
+	for _, c := range caps {
+		if c.GetEnabled() {
+			on = append(on, c.GetName())
+		}
+	}
+	if len(on) == 0 {
+		return "nothing shared"
+	}
+	b, _ := json.Marshal(on)
+	return "shared: " + string(b)
+}
+
+// Node is what the dispatcher knows of a reachable node.
+type Node struct {
+	Online       bool
+	Transport    string
+	Capabilities []*nodev1.Capability
+}
+
+// Node returns what is known of device id.
+func (d *Dispatcher) Node(id identity.DeviceID) Node {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := d.nodes[id]
+	if n == nil {
+		return Node{}
+	}
+	if n.carrier == nil {
+		return Node{Capabilities: n.caps}
+	}
+	return Node{Online: true, Transport: n.transport, Capabilities: n.caps}
+}
+
+// reachable returns a copy of the device's entry if it is online.
+func (d *Dispatcher) reachable(id identity.DeviceID) *attached {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := d.nodes[id]
+	if n == nil || n.carrier == nil {
+		return nil
+	}
+	c := *n
+	return &c
+}
+
+// Forget drops what is known of a removed device.
+func (d *Dispatcher) Forget(id identity.DeviceID) {
+	d.mu.Lock()
+	delete(d.nodes, id)
+	d.mu.Unlock()
+	d.cfg.Events.Forget(id)
+}
+
+// Request is one call.
+type Request struct {
+	DeviceID   identity.DeviceID
+	Capability string
+	// Args is a JSON object; empty means {}.
+	Args []byte
+	// Timeout bounds waiting for the node's answer once the call is sent;
+	// zero means DefaultTimeout.
+	Timeout time.Duration
+	// QueueTTL, if positive, queues the call for an offline node for that
+	// long instead of failing it.
+	QueueTTL time.Duration
+	// Caller names who asks, shown in consent prompts.
+	Caller string
+}
+
+// Response is the outcome of a call.
+type Response struct {
+	RequestID string
+	Result    *nodev1.Result
+	// Queued reports that the call waited for the node to come online.
+	Queued bool
+}
+
+// Invoke runs a call and returns its result. Calls that fail at the
+// gateway or the node come back as a Result with ok false; the error is
+// for requests refused outright (unknown or revoked device, bad
+// arguments) and for ctx ending.
+func (d *Dispatcher) Invoke(ctx context.Context, req Request) (*Response, error) {
+	if err := check(&req); err != nil {
+		return nil, err
+	}
+	// A node online has a session that authenticated its certificate and
+	// is closed on revocation; only others need looking up.
+	n := d.reachable(req.DeviceID)
+	if n == nil {
+		if err := d.checkDevice(ctx, req.DeviceID); err != nil {
+			return nil, err
+		}
+	}
+	now := d.cfg.Now()
+	id, err := ulid.New(now, d.cfg.Rand)
+	if err != nil {
+		return nil, fmt.Errorf("making a request ID: %w", err)
+	}
+	resp := &Response{RequestID: id.String()}
+	inv := &nodev1.Invoke{RequestId: resp.RequestID, Capability: req.Capability, ArgsJson: req.Args, Caller: req.Caller}
+
+	if n != nil {
+		resp.Result = d.send(ctx, req.DeviceID, n, inv, req.Timeout)
+		if resp.Result.GetErrorCode() != CodeOffline || req.QueueTTL <= 0 {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			d.done(n.transport, resp.Result, now)
+			d.audit(req.DeviceID, inv, resp.Result)
+			return resp, nil
+		}
+	} else if req.QueueTTL <= 0 {
+		resp.Result = failure(CodeOffline, "node %s is offline", req.DeviceID)
+		d.done("", resp.Result, now)
+		d.audit(req.DeviceID, inv, resp.Result)
+		return resp, nil
+	}
+	resp.Queued = true
+	resp.Result, err = d.queue(ctx, req, inv, now)
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// check validates req and fills in defaults.
+func check(req *Request) error {
+	if req.Capability == "" {
+		return ErrNoCapability
+	}
+	if len(req.Args) == 0 {
+		req.Args = []byte("{}")
+	}
+	if len(req.Args) > MaxArgsSize {
+		return fmt.Errorf("%w: %d bytes is over the %d byte limit", ErrInvalidArgs, len(req.Args), MaxArgsSize)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(req.Args, &obj); err != nil || obj == nil {
+		return fmt.Errorf("%w (got %.40q)", ErrInvalidArgs, req.Args)
+	}
+	if req.Timeout <= 0 {
+		req.Timeout = DefaultTimeout
+	}
+	req.Timeout = min(req.Timeout, MaxTimeout)
+	req.QueueTTL = min(req.QueueTTL, MaxQueueTTL)
+	return nil
+}
+
+// checkDevice refuses unknown and revoked devices.
+func (d *Dispatcher) checkDevice(ctx context.Context, id identity.DeviceID) error {
+	dev, err := d.cfg.Store.GetDevice(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("%w: %s", ErrUnknownDevice, id)
+	case err != nil:
+		return fmt.Errorf("looking up device %s: %w", id, err)
+	case !dev.RevokedAt.IsZero():
+		return fmt.Errorf("%w: %s", ErrRevoked, id)
+	}
+	return nil
+}
+
+// send checks inv against the node's manifest and sends it, waiting at
+// most timeout for the result.
+func (d *Dispatcher) send(ctx context.Context, id identity.DeviceID, n *attached, inv *nodev1.Invoke, timeout time.Duration) *nodev1.Result {
+	if res := checkManifest(n.caps, inv.GetCapability(), id); res != nil {
+		return res
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	inv.DeadlineUnixMs = d.cfg.Now().Add(timeout).UnixMilli()
+	res, err := n.carrier.Invoke(ctx, id, inv, nil)
+	switch {
+	case err == nil:
+		res.RequestId = inv.GetRequestId()
+		return res
+	case d.cfg.Offline(err):
+		return failure(CodeOffline, "node %s is offline", id)
+	case errors.Is(err, context.DeadlineExceeded):
+		return failure(CodeTimeout, "no result from the node within %v", timeout)
+	case ctx.Err() != nil:
+		return failure(CodeTimeout, "the call was cancelled")
+	case d.cfg.Gone(err):
+		return failure(CodeNodeGone, "the node disconnected during the call")
+	default:
+		d.log.Info("call failed", "device", id, "request_id", inv.GetRequestId(), "err", err)
+		return failure(CodeBadAnswer, "the node's answer was unusable: %v", err)
+	}
+}
+
+// checkManifest refuses a call the node does not offer, before it is
+// sent.
+func checkManifest(caps []*nodev1.Capability, name string, id identity.DeviceID) *nodev1.Result {
+	for _, c := range caps {
+		if c.GetName() != name {
+			continue
+		}
+		if !c.GetEnabled() {
+			return failure(CodeDisabled, "%s is turned off on node %s", name, id)
+		}
+		return nil
+	}
+	return failure(CodeUnknownCapability, "node %s has no capability named %s", id, name)
+}
+
+func failure(code, format string, args ...any) *nodev1.Result {
+	return &nodev1.Result{ErrorCode: code, ErrorMessage: fmt.Sprintf(format, args...)}
+}
+
+// queue stores the call for the offline node and waits for its result,
+// until the queue TTL plus the call's timeout has passed or ctx ends (the
+// call stays queued then).
+func (d *Dispatcher) queue(ctx context.Context, req Request, inv *nodev1.Invoke, now time.Time) (*nodev1.Result, error) {
+	wait := make(chan *nodev1.Result, 1)
+	d.mu.Lock()
+	d.waiters[inv.GetRequestId()] = wait
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		delete(d.waiters, inv.GetRequestId())
+		d.mu.Unlock()
+	}()
+	err := d.cfg.Store.QueueInvocation(ctx, store.Invocation{
+		RequestID:  inv.GetRequestId(),
+		DeviceID:   req.DeviceID,
+		Capability: req.Capability,
+		Args:       req.Args,
+		Caller:     req.Caller,
+		CreatedAt:  now,
+		// The store refuses a result after ExpiresAt: leave room for a
+		// delivery that starts at the end of the TTL.
+		ExpiresAt: now.Add(req.QueueTTL + req.Timeout),
+		Timeout:   req.Timeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queueing the call: %w", err)
+	}
+	d.log.Info("call queued for offline node", "device", req.DeviceID, "request_id", inv.GetRequestId(), "ttl", req.QueueTTL)
+	d.publish(events.Event{
+		DeviceID:   req.DeviceID,
+		Kind:       events.KindInvocation,
+		Capability: req.Capability,
+		RequestID:  inv.GetRequestId(),
+		Message:    fmt.Sprintf("queued for up to %v until the node is online", req.QueueTTL),
+	})
+	// The node may have come online while the call was being queued.
+	d.drain(req.DeviceID)
+	timer := time.NewTimer(req.QueueTTL + req.Timeout)
+	defer timer.Stop()
+	select {
+	case res := <-wait:
+		return res, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-timer.C:
+		return failure(CodeExpired, "node %s did not come online within %v", req.DeviceID, req.QueueTTL), nil
+	}
+}
+
+// drain delivers the device's queued calls, oldest first, one at a time,
+// in the background. It stops when the node goes away; what was not
+// answered is delivered again on the next attach.
+func (d *Dispatcher) drain(id identity.DeviceID) {
+	d.mu.Lock()
+	if n := d.nodes[id]; d.draining[id] || n == nil || n.carrier == nil {
+		d.mu.Unlock()
+		return
+	}
+	d.draining[id] = true
+	d.mu.Unlock()
+	go func() {
+		for d.drainOnce(id) {
+		}
+		d.mu.Lock()
+		delete(d.draining, id)
+		d.mu.Unlock()
+	}()
+}
+
+// drainOnce delivers what is pending now; it reports whether to look again
+// (new calls may have been queued meanwhile).
+func (d *Dispatcher) drainOnce(id identity.DeviceID) bool {
+	ctx := context.Background()
+	pending, err := d.cfg.Store.PendingInvocations(ctx, id, d.cfg.Now())
+	if err != nil {
+		d.log.Error("reading queued calls", "device", id, "err", err)
+		return false
+	}
+	if len(pending) == 0 {
+		return false
+	}
+	for _, q := range pending {
+		n := d.reachable(id)
+		if n == nil {
+			return false
+		}
+		if _, err := d.cfg.Store.MarkDelivered(ctx, q.RequestID, d.cfg.Now()); err != nil {
+			d.log.Info("queued call not delivered", "request_id", q.RequestID, "err", err)
+			continue
+		}
+		inv := &nodev1.Invoke{RequestId: q.RequestID, Capability: q.Capability, ArgsJson: q.Args, Caller: q.Caller}
+		res := d.send(ctx, id, n, inv, q.Timeout)
+		if code := res.GetErrorCode(); code == CodeOffline || code == CodeNodeGone {
+			return false // delivered again on the next attach
+		}
+		d.done(n.transport, res, q.CreatedAt)
+		d.finish(id, inv, res)
+	}
+	return true
+}
+
+// finish records a queued call's result and hands it to its caller.
+func (d *Dispatcher) finish(id identity.DeviceID, inv *nodev1.Invoke, res *nodev1.Result) {
+	b, err := proto.Marshal(res)
+	if err == nil {
+		err = d.cfg.Store.FinishInvocation(context.Background(), inv.GetRequestId(), b, res.GetOk(), d.cfg.Now())
+	}
+	if err != nil {
+		d.log.Error("recording a queued call's result", "request_id", inv.GetRequestId(), "err", err)
+	}
+	d.publishCall(id, inv, res)
+	d.mu.Lock()
+	w := d.waiters[inv.GetRequestId()]
+	d.mu.Unlock()
+	if w != nil {
+		select {
+		case w <- res:
+		default:
+		}
+	}
+}
+
+// done reports a finished call to Config.Done.
+func (d *Dispatcher) done(transport string, res *nodev1.Result, start time.Time) {
+	if d.cfg.Done == nil {
+		return
+	}
+	outcome := "ok"
+	if !res.GetOk() {
+		outcome = res.GetErrorCode()
+	}
+	d.cfg.Done(transport, outcome, d.cfg.Now().Sub(start))
+}
+
+// audit records a direct call in the audit log and the events.
+func (d *Dispatcher) audit(id identity.DeviceID, inv *nodev1.Invoke, res *nodev1.Result) {
+	kind := store.AuditInvocationCompleted
+	detail := "ok"
+	if !res.GetOk() {
+		kind, detail = store.AuditInvocationFailed, res.GetErrorCode()+": "+res.GetErrorMessage()
+	}
+	e := store.AuditEvent{
+		At:        d.cfg.Now(),
+		Kind:      kind,
+		DeviceID:  id,
+		RequestID: inv.GetRequestId(),
+		Detail:    inv.GetCapability() + " " + detail,
+	}
+	d.publishCall(id, inv, res)
+	d.mu.Lock()
+	queued := false
+	if !d.auditDone {
+		select {
+		case d.audits <- e:
+			queued = true
+		default:
+		}
+	}
+	d.mu.Unlock()
+	if !queued {
+		if err := d.cfg.Store.Audit(context.Background(), e); err != nil {
+			d.log.Error("writing the audit log", "err", err)
+		}
+	}
+}
+
+func (d *Dispatcher) publishCall(id identity.DeviceID, inv *nodev1.Invoke, res *nodev1.Result) {
+	msg := "ok"
+	if !res.GetOk() {
+		msg = res.GetErrorCode() + ": " + res.GetErrorMessage()
+	}
+	d.publish(events.Event{DeviceID: id, Kind: events.KindInvocation, Capability: inv.GetCapability(), RequestID: inv.GetRequestId(), Message: msg})
+}
+
+func (d *Dispatcher) publish(e events.Event) {
+	if e.Time.IsZero() {
+		e.Time = d.cfg.Now()
+	}
+	d.cfg.Events.Publish(e)
+}

@@ -1,0 +1,149 @@
+package gateway
+
+import (
+	"runtime/debug"
+	"time"
+
+	"github.com/palyra/palyra-go/gateway/dispatch"
+	"github.com/palyra/palyra-go/gateway/pairingsvc"
+	"github.com/palyra/palyra-go/internal/metrics"
+)
+
+// Label values of the gateway's metrics. Every label takes its values from
+// a fixed set: error codes come partly from nodes, and a node must not be
+// able to grow the gateway's metrics (or a scraper's storage) by inventing
+// codes, so anything outside the set is counted as "other".
+const (
+	outcomeOK    = "ok"
+	outcomeOther = "other"
+
+	// Transports an invocation reached its node over.
+	transportQUIC = "quic"
+	transportGRPC = "grpc"
+)
+
+// invocationOutcomes are the outcomes palyra_invocations_total counts by
+// name: success, the gateway's own error codes, and the codes the built-in
+// node capabilities use (node/capability; the gateway must not import it).
+var invocationOutcomes = []string{
+	outcomeOK,
+	dispatch.CodeOffline, dispatch.CodeUnknownCapability, dispatch.CodeDisabled, dispatch.CodeTimeout,
+	dispatch.CodeNodeGone, dispatch.CodeExpired, dispatch.CodeBadAnswer,
+	"invalid_arguments", "denied", "unsupported", "not_allowed", "output_too_large", "canceled", "failed",
+	outcomeOther,
+}
+
+var (
+	transports      = []string{transportQUIC, transportGRPC, outcomeOther}
+	pairingOutcomes = []string{pairingsvc.OutcomePaired, pairingsvc.OutcomeWrongCode, pairingsvc.OutcomeRejected,
+		pairingsvc.OutcomeExpired, pairingsvc.OutcomeRefused, outcomeOther}
+)
+
+// invocationBuckets span 100 µs (a call answered on loopback) to 30 s (the
+// default call deadline), in seconds.
+var invocationBuckets = []float64{
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+	0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+}
+
+// gatewayMetrics is the gateway's metric set. Its methods may be called on
+// a nil *gatewayMetrics, which records nothing, so a gateway run without a
+// metrics endpoint needs no checks at the call sites.
+type gatewayMetrics struct {
+	registry *metrics.Registry
+	// invocations counts finished invocations by outcome ("ok" or the
+	// error code).
+	invocations *metrics.CounterVec
+	// invocationSeconds times invocations from dispatch to result, by the
+	// transport that carried them.
+	invocationSeconds *metrics.HistogramVec
+	// pairingAttempts counts pairing attempts by outcome.
+	pairingAttempts *metrics.CounterVec
+}
+
+// newGatewayMetrics registers the gateway's metrics in a new registry.
+// connectedNodes is sampled at each scrape for palyra_connected_nodes; it
+// must be safe to call from any goroutine.
+func newGatewayMetrics(connectedNodes func() float64) *gatewayMetrics {
+	r := metrics.NewRegistry()
+	m := &gatewayMetrics{
+		registry: r,
+		invocations: r.Counter("palyra_invocations_total",
+			`Capability invocations finished, by outcome: "ok" or the error code (offline, disabled, unknown_capability, timeout, node_gone, denied, ...; "other" for codes outside the known set).`,
+			"outcome"),
+		invocationSeconds: r.Histogram("palyra_invocation_duration_seconds",
+			"Time from dispatching an invocation to its result, by the transport that reached the node (quic or grpc).",
+			invocationBuckets, "transport"),
+		pairingAttempts: r.Counter("palyra_pairing_attempts_total",
+			"Pairing attempts, by outcome: paired, wrong_code, rejected, expired, refused.",
+			"outcome"),
+	}
+	r.GaugeFunc("palyra_connected_nodes", "Nodes with a live session to this gateway.", connectedNodes)
+	r.Gauge("palyra_build_info", "Always 1; the version label names the gateway's build.", "version").
+		With(buildVersion()).Set(1)
+	// Known series start at 0, so rates are right from the first event.
+	for _, o := range invocationOutcomes {
+		m.invocations.With(o)
+	}
+	for _, t := range transports {
+		m.invocationSeconds.With(t)
+	}
+	for _, o := range pairingOutcomes {
+		m.pairingAttempts.With(o)
+	}
+	return m
+}
+
+// invocationDone records a finished invocation: outcome is "ok" or its
+// error code, transport how it reached the node, d how long it took.
+func (m *gatewayMetrics) invocationDone(transport, outcome string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.invocations.With(known(invocationOutcomes, outcome)).Inc()
+	m.invocationSeconds.With(known(transports, transport)).Observe(d.Seconds())
+}
+
+// pairingAttempt records the outcome of a pairing attempt
+// (pairingsvc.Outcome*).
+func (m *gatewayMetrics) pairingAttempt(outcome string) {
+	if m == nil {
+		return
+	}
+	m.pairingAttempts.With(known(pairingOutcomes, outcome)).Inc()
+}
+
+// known returns v when it is in set, else "other".
+func known(set []string, v string) string {
+	for _, s := range set {
+		if s == v {
+			return v
+		}
+	}
+	return outcomeOther
+}
+
+// modulePath is this module's path, to find its version in the build info.
+const modulePath = "github.com/palyra/palyra-go"
+
+// buildVersion is the version of this module the binary was built from, as
+// the Go toolchain recorded it (a tag, a pseudo-version from the VCS
+// checkout, or "(devel)"), or "unknown".
+func buildVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	if bi.Main.Path == modulePath && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	for _, dep := range bi.Deps {
+		if dep.Path == modulePath {
+			if dep.Replace != nil && dep.Replace.Version != "" {
+				return dep.Replace.Version
+			}
+			return dep.Version
+		}
+	}
+	return "unknown"
+}

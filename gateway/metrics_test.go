@@ -1,0 +1,62 @@
+package gateway
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/palyra/palyra-go/gateway/pairingsvc"
+)
+
+func TestGatewayMetrics(t *testing.T) {
+	nodes := 2.0
+	m := newGatewayMetrics(func() float64 { return nodes })
+	m.invocationDone(transportQUIC, outcomeOK, 3*time.Millisecond)
+	m.invocationDone(transportGRPC, "offline", 50*time.Microsecond)
+	// Codes a node invents, and unknown transports, are bounded.
+	m.invocationDone("carrier-pigeon", "made_up_by_a_node\n", time.Minute)
+	m.pairingAttempt(pairingsvc.OutcomePaired)
+	m.pairingAttempt(pairingsvc.OutcomeWrongCode)
+	m.pairingAttempt("nonsense")
+	nodes = 3
+
+	var b bytes.Buffer
+	if _, err := m.registry.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"# TYPE palyra_invocations_total counter\n",
+		"palyra_invocations_total{outcome=\"ok\"} 1\n",
+		"palyra_invocations_total{outcome=\"offline\"} 1\n",
+		"palyra_invocations_total{outcome=\"other\"} 1\n",
+		"palyra_invocations_total{outcome=\"denied\"} 0\n",
+		"# TYPE palyra_invocation_duration_seconds histogram\n",
+		"palyra_invocation_duration_seconds_bucket{transport=\"grpc\",le=\"0.0001\"} 1\n",
+		"palyra_invocation_duration_seconds_bucket{transport=\"quic\",le=\"0.0025\"} 0\n",
+		"palyra_invocation_duration_seconds_bucket{transport=\"quic\",le=\"0.005\"} 1\n",
+		"palyra_invocation_duration_seconds_bucket{transport=\"quic\",le=\"30\"} 1\n",
+		"palyra_invocation_duration_seconds_bucket{transport=\"other\",le=\"30\"} 0\n",
+		"palyra_invocation_duration_seconds_bucket{transport=\"other\",le=\"+Inf\"} 1\n",
+		"palyra_invocation_duration_seconds_count{transport=\"quic\"} 1\n",
+		"palyra_pairing_attempts_total{outcome=\"paired\"} 1\n",
+		"palyra_pairing_attempts_total{outcome=\"wrong_code\"} 1\n",
+		"palyra_pairing_attempts_total{outcome=\"expired\"} 0\n",
+		"palyra_pairing_attempts_total{outcome=\"other\"} 1\n",
+		"# TYPE palyra_connected_nodes gauge\npalyra_connected_nodes 3\n",
+		"palyra_build_info{version=\"" + buildVersion() + "\"} 1\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("metrics lack %q in:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "made_up") || strings.Contains(out, "pigeon") || strings.Contains(out, "nonsense") {
+		t.Errorf("a value outside the known sets reached the output:\n%s", out)
+	}
+
+	// A gateway without metrics calls the same methods on nil.
+	var none *gatewayMetrics
+	none.invocationDone(transportQUIC, outcomeOK, time.Second)
+	none.pairingAttempt(pairingsvc.OutcomePaired)
+}

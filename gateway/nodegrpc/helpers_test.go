@@ -1,0 +1,408 @@
+package nodegrpc_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/palyra/palyra-go/gateway/nodeconn"
+	"github.com/palyra/palyra-go/gateway/nodegrpc"
+	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/internal/wire"
+	"github.com/palyra/palyra-go/node/grpcsession"
+	"github.com/palyra/palyra-go/node/session"
+	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
+)
+
+func TestMain(m *testing.M) {
+	before := runtime.NumGoroutine()
+	code := m.Run()
+	if code == 0 && !testing.Short() {
+		if err := checkGoroutines(before); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// checkGoroutines waits (bounded) for the goroutine count to return to
+// before; it reports the stacks if it does not.
+func checkGoroutines(before int) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := runtime.NumGoroutine()
+		if n <= before {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			return fmt.Errorf("leaked goroutines: %d before the tests, %d after:\n%s", before, n, buf)
+		}
+		runtime.Gosched()
+		time.Sleep(10 * time.Millisecond) // polling the runtime, not waiting for the code under test
+	}
+}
+
+// waitTimeout bounds every wait in these tests.
+const waitTimeout = 5 * time.Second
+
+type goneEvent struct {
+	id     identity.DeviceID
+	reason string
+}
+
+// fakeRegistry records Registry calls on channels.
+type fakeRegistry struct {
+	refuse     atomic.Pointer[error] // NodeRegistered fails with it when set
+	registered chan nodeconn.SessionInfo
+	ready      chan nodeconn.SessionInfo
+	renewed    chan identity.DeviceID
+	gone       chan goneEvent
+	caps       chan []*nodev1.Capability
+	events     chan *nodev1.NodeEvent
+}
+
+func newRegistry() *fakeRegistry {
+	return &fakeRegistry{
+		registered: make(chan nodeconn.SessionInfo, 64),
+		ready:      make(chan nodeconn.SessionInfo, 64),
+		renewed:    make(chan identity.DeviceID, 64),
+		gone:       make(chan goneEvent, 64),
+		caps:       make(chan []*nodev1.Capability, 64),
+		events:     make(chan *nodev1.NodeEvent, 64),
+	}
+}
+
+var _ nodeconn.Registry = (*fakeRegistry)(nil)
+
+func (r *fakeRegistry) NodeRegistered(_ context.Context, s nodeconn.SessionInfo) error {
+	if err := r.refuse.Load(); err != nil {
+		return *err
+	}
+	r.registered <- s
+	return nil
+}
+
+func (r *fakeRegistry) NodeReady(s nodeconn.SessionInfo) { r.ready <- s }
+
+func (r *fakeRegistry) NodeRenewed(id identity.DeviceID, _ time.Time) {
+	select {
+	case r.renewed <- id:
+	default: // tests wait for a few; never block the session
+	}
+}
+
+func (r *fakeRegistry) NodeGone(id identity.DeviceID, _ time.Time, reason string) {
+	r.gone <- goneEvent{id, reason}
+}
+
+func (r *fakeRegistry) RenewCertificate(context.Context, identity.DeviceID, []byte) ([]byte, error) {
+	return nil, errors.New("not over gRPC")
+}
+
+func (r *fakeRegistry) CapabilitiesChanged(_ identity.DeviceID, caps []*nodev1.Capability) {
+	r.caps <- caps
+}
+
+func (r *fakeRegistry) NodeEvent(_ identity.DeviceID, ev *nodev1.NodeEvent) { r.events <- ev }
+
+func newCA(t testing.TB, name string) *identity.CA {
+	t.Helper()
+	ca, err := identity.NewCA(rand.Reader, name, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+// serverCert is the gateway's certificate for 127.0.0.1, served with the CA
+// certificate after it as the gateway does.
+func serverCert(t testing.TB, ca *identity.CA) *tls.Certificate {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.IssueServerCertificate(pub, "test", []string{"127.0.0.1"}, identity.IssueOptions{Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Certificate{Certificate: [][]byte{cert.Raw, ca.Certificate().Raw}, PrivateKey: priv, Leaf: cert}
+}
+
+// device is a device key with a certificate.
+type device struct {
+	key  *identity.DeviceKey
+	cert *tls.Certificate
+}
+
+func newDevice(t testing.TB, ca *identity.CA) *device {
+	t.Helper()
+	key, err := identity.GenerateDeviceKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := key.CreateCSR(rand.Reader, "node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.IssueDeviceCertificate(csr, identity.IssueOptions{Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &device{key: key, cert: &tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key.Signer(), Leaf: cert}}
+}
+
+func (d *device) id() identity.DeviceID { return d.key.ID() }
+
+// fixture is a CA with a gateway's gRPC server on loopback, configured as
+// the gateway configures it: TLS 1.3 that only requests a client
+// certificate (the Pairing service shares the listener), and the frame
+// limit on received messages.
+type fixture struct {
+	ca      *identity.CA
+	srv     *nodegrpc.Server
+	reg     *fakeRegistry
+	addr    string
+	revoked sync.Map // identity.DeviceID -> bool
+}
+
+type options struct {
+	ttl time.Duration
+	now func() time.Time
+}
+
+func newFixture(t testing.TB, ttl time.Duration) *fixture {
+	return newFixtureWith(t, options{ttl: ttl})
+}
+
+func newFixtureWith(t testing.TB, o options) *fixture {
+	t.Helper()
+	f := &fixture{ca: newCA(t, "test gateway"), reg: newRegistry()}
+	srv, err := nodegrpc.NewServer(nodegrpc.Config{
+		Authenticate: f.authenticate,
+		Registry:     f.reg,
+		LeaseTTL:     o.ttl,
+		Now:          o.now,
+		GatewayName:  "test gateway",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = srv
+	cert := serverCert(t, f.ca)
+	gs := grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(&tls.Config{
+			MinVersion: tls.VersionTLS13,
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+				return cert, nil
+			},
+			ClientAuth: tls.RequestClientCert,
+		})),
+		grpc.MaxRecvMsgSize(wire.MaxFrameSize),
+	)
+	srv.Register(gs)
+	healthpb.RegisterHealthServer(gs, health.NewServer()) // the floor for benchmarks
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.addr = ln.Addr().String()
+	served := make(chan error, 1)
+	go func() { served <- gs.Serve(ln) }()
+	t.Cleanup(func() {
+		// As the gateway stops: end the sessions, then a bounded
+		// GracefulStop.
+		srv.Close()
+		stopped := make(chan struct{})
+		go func() {
+			gs.GracefulStop()
+			close(stopped)
+		}()
+		select {
+		case <-stopped:
+		case <-time.After(waitTimeout):
+			t.Errorf("GracefulStop did not finish within %v", waitTimeout)
+			gs.Stop()
+			<-stopped
+		}
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return f
+}
+
+func (f *fixture) authenticate(raw [][]byte) (identity.DeviceID, error) {
+	id, err := identity.VerifyDeviceCertificate(f.ca.Certificate(), raw, time.Now())
+	if err != nil {
+		return id, err
+	}
+	if _, ok := f.revoked.Load(id); ok {
+		return id, fmt.Errorf("device %s: %w", id, identity.ErrRevoked)
+	}
+	return id, nil
+}
+
+func (f *fixture) sessionConfig(d *device) session.Config {
+	return session.Config{
+		Addresses:         []string{f.addr},
+		ClientCertificate: func() (*tls.Certificate, error) { return d.cert, nil },
+		CACertificate:     f.ca.Certificate(),
+		Register: &nodev1.RegisterNode{Name: "test node", Platform: "linux/amd64", Version: "0.0.1", Capabilities: []*nodev1.Capability{
+			{Name: "test.echo", Enabled: true},
+		}},
+	}
+}
+
+// node is a grpcsession.Conn whose Serve runs in the background.
+type node struct {
+	conn   *grpcsession.Conn
+	cancel context.CancelFunc
+	done   <-chan error
+}
+
+// runNode dials and serves cfg until the test ends.
+func (f *fixture) runNode(t *testing.T, cfg session.Config) *node {
+	t.Helper()
+	c, err := grpcsession.Dial(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		done <- c.Serve(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-exited:
+		case <-time.After(waitTimeout):
+			t.Errorf("Serve did not return")
+		}
+	})
+	return &node{conn: c, cancel: cancel, done: done}
+}
+
+// rawClient is a Node client with cert (none when nil), for what the
+// session package would never send.
+func (f *fixture) rawClient(t testing.TB, cert *tls.Certificate) nodev1.NodeClient {
+	t.Helper()
+	if cert == nil {
+		cert = &tls.Certificate{}
+	}
+	cc, err := grpc.NewClient("passthrough:///"+f.addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+		MinVersion:         tls.VersionTLS13,
+		InsecureSkipVerify: true, // a test client: the server is ours
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return cert, nil
+		},
+	})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return nodev1.NewNodeClient(cc)
+}
+
+type rawStream = grpc.BidiStreamingClient[nodev1.Frame, nodev1.Frame]
+
+// rawSession registers with client and opens StreamEvents, reading the
+// opening LeaseGranted. The stream ends with the test.
+func rawSession(t testing.TB, client nodev1.NodeClient) (rawStream, *nodev1.Welcome) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	w, err := client.RegisterNode(ctx, &nodev1.RegisterNode{Name: "raw"})
+	if err != nil {
+		t.Fatalf("RegisterNode: %v", err)
+	}
+	str := openStream(t, client)
+	f, err := str.Recv()
+	if err != nil {
+		t.Fatalf("reading the opening frame: %v", err)
+	}
+	if g := f.GetLeaseGranted(); g == nil || g.GetSequence() != 0 {
+		t.Fatalf("opening frame %v, want LeaseGranted 0", f)
+	}
+	return str, w
+}
+
+// openStream opens StreamEvents; it ends with the test.
+func openStream(t testing.TB, client nodev1.NodeClient) rawStream {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	str, err := client.StreamEvents(ctx)
+	if err != nil {
+		t.Fatalf("StreamEvents: %v", err)
+	}
+	return str
+}
+
+// recvStatus reads str until it ends and returns the status it ended
+// with; frames before the end are skipped (at most a few).
+func recvStatus(t *testing.T, str rawStream) *status.Status {
+	t.Helper()
+	c := make(chan error, 1)
+	go func() {
+		for range 100 {
+			if _, err := str.Recv(); err != nil {
+				c <- err
+				return
+			}
+		}
+		c <- errors.New("the stream did not end within 100 frames")
+	}()
+	return status.Convert(recv(t, c, "the stream to end"))
+}
+
+func wantCode(t *testing.T, err error, code codes.Code) {
+	t.Helper()
+	if got := status.Code(err); got != code {
+		t.Errorf("got %v (%v), want %v", got, err, code)
+	}
+}
+
+func recv[T any](t *testing.T, c <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-c:
+		return v
+	case <-time.After(waitTimeout):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}
+
+// none checks that nothing arrives on c right now.
+func none[T any](t *testing.T, c <-chan T, what string) {
+	t.Helper()
+	select {
+	case v := <-c:
+		t.Errorf("unexpected %s: %v", what, v)
+	default:
+	}
+}

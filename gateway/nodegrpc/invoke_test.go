@@ -1,0 +1,462 @@
+package nodegrpc_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/palyra/palyra-go/gateway/nodeconn"
+	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
+)
+
+// A call reaches the node, its progress reaches the caller, and the result
+// comes back; concurrent calls each get their own result.
+func TestInvokeRoundTrip(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, time.Second)
+	d := newDevice(t, f.ca)
+	const concurrent = 16
+	var (
+		progressSeen = make(chan struct{})
+		arrivedMu    sync.Mutex
+		arrived      int
+		allArrived   = make(chan struct{})
+	)
+	cfg := f.sessionConfig(d)
+	cfg.Invoke = func(ctx context.Context, inv *nodev1.Invoke, progress func(string)) *nodev1.Result {
+		switch inv.GetCapability() {
+		case "test.progress":
+			progress("half way")
+			// Progress rides the stream and the result its own RPC:
+			// answer once the caller has seen it.
+			select {
+			case <-progressSeen:
+			case <-ctx.Done():
+			}
+			return &nodev1.Result{Ok: true, OutputJson: []byte(`"done"`)}
+		case "test.echo":
+			// Every call waits for all of them: they run at once.
+			arrivedMu.Lock()
+			arrived++
+			if arrived == concurrent {
+				close(allArrived)
+			}
+			arrivedMu.Unlock()
+			select {
+			case <-allArrived:
+			case <-ctx.Done():
+				return &nodev1.Result{ErrorCode: "timeout"}
+			}
+			return &nodev1.Result{Ok: true, OutputJson: inv.GetArgsJson()}
+		}
+		return &nodev1.Result{ErrorCode: "unknown_capability"}
+	}
+	f.runNode(t, cfg)
+
+	t.Run("progress", func(t *testing.T) {
+		var got []string
+		res, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{RequestId: "p1", Capability: "test.progress"}, func(p *nodev1.Progress) {
+			if p.GetRequestId() != "p1" {
+				t.Errorf("progress for %q", p.GetRequestId())
+			}
+			got = append(got, p.GetMessage())
+			if len(got) == 1 {
+				close(progressSeen)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.GetOk() || string(res.GetOutputJson()) != `"done"` || res.GetRequestId() != "p1" || res.GetDeviceId() != d.id().String() {
+			t.Errorf("result %v", res)
+		}
+		if len(got) != 1 || got[0] != "half way" {
+			t.Errorf("progress %q, want [half way]", got)
+		}
+	})
+
+	t.Run("concurrent", func(t *testing.T) {
+		var wg sync.WaitGroup
+		errs := make(chan error, concurrent)
+		for i := range concurrent {
+			wg.Go(func() {
+				args := fmt.Sprintf(`{"n":%d}`, i)
+				res, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{
+					RequestId: fmt.Sprintf("c%02d", i), Capability: "test.echo", ArgsJson: []byte(args),
+				}, nil)
+				switch {
+				case err != nil:
+					errs <- fmt.Errorf("call %d: %w", i, err)
+				case !res.GetOk() || string(res.GetOutputJson()) != args || res.GetRequestId() != fmt.Sprintf("c%02d", i):
+					errs <- fmt.Errorf("call %d got %v", i, res)
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	})
+}
+
+// The node reads a call's deadline in its own clock, corrected by the skew
+// it learned from Welcome.
+func TestInvokeDeadlineAcrossClockSkew(t *testing.T) {
+	t.Parallel()
+	const skew = time.Hour // the gateway's clock is an hour ahead
+	gatewayNow := func() time.Time { return time.Now().Add(skew) }
+	f := newFixtureWith(t, options{ttl: time.Second, now: gatewayNow})
+	d := newDevice(t, f.ca)
+	cfg := f.sessionConfig(d)
+	cfg.Invoke = func(ctx context.Context, _ *nodev1.Invoke, _ func(string)) *nodev1.Result {
+		dl, ok := ctx.Deadline()
+		if !ok {
+			return &nodev1.Result{ErrorCode: "failed", ErrorMessage: "no deadline"}
+		}
+		out, _ := json.Marshal(dl.UnixMilli())
+		return &nodev1.Result{Ok: true, OutputJson: out}
+	}
+	f.runNode(t, cfg)
+	const budget = 3 * time.Second
+	want := time.Now().Add(budget)
+	res, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{
+		RequestId: "dl", DeadlineUnixMs: gatewayNow().Add(budget).UnixMilli(),
+	}, nil)
+	if err != nil || !res.GetOk() {
+		t.Fatalf("Invoke = %v, %v", res, err)
+	}
+	var ms int64
+	if err := json.Unmarshal(res.GetOutputJson(), &ms); err != nil {
+		t.Fatal(err)
+	}
+	if got := time.UnixMilli(ms); got.Sub(want).Abs() > time.Second {
+		t.Errorf("node's deadline %v, want about %v", got, want)
+	}
+}
+
+// When the caller gives up, the node's handler sees its context end.
+func TestInvokeCancel(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		giveUp func(context.Context) (context.Context, context.CancelFunc, func())
+		want   error
+	}{
+		{"canceled", func(ctx context.Context) (context.Context, context.CancelFunc, func()) {
+			ctx, cancel := context.WithCancel(ctx)
+			return ctx, cancel, cancel
+		}, context.Canceled},
+		{"deadline", func(ctx context.Context) (context.Context, context.CancelFunc, func()) {
+			ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			return ctx, cancel, func() {}
+		}, context.DeadlineExceeded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, time.Second)
+			d := newDevice(t, f.ca)
+			started := make(chan string, 1)
+			causes := make(chan error, 1)
+			cfg := f.sessionConfig(d)
+			cfg.Invoke = func(ctx context.Context, inv *nodev1.Invoke, _ func(string)) *nodev1.Result {
+				started <- inv.GetRequestId()
+				select {
+				case <-ctx.Done():
+					causes <- context.Cause(ctx)
+				case <-time.After(waitTimeout):
+					causes <- errors.New("the handler's context did not end")
+				}
+				return &nodev1.Result{ErrorCode: "canceled"}
+			}
+			n := f.runNode(t, cfg)
+			ctx, cancel, giveUp := tt.giveUp(t.Context())
+			defer cancel()
+			calls := make(chan error, 1)
+			go func() {
+				_, err := f.srv.Invoke(ctx, d.id(), &nodev1.Invoke{RequestId: "slow", Capability: "test.slow"}, nil)
+				calls <- err
+			}()
+			if id := recv(t, started, "the call to start"); id != "slow" {
+				t.Errorf("node runs %q", id)
+			}
+			giveUp()
+			if err := recv(t, calls, "Invoke to return"); !errors.Is(err, tt.want) {
+				t.Errorf("Invoke = %v, want %v", err, tt.want)
+			}
+			cause := recv(t, causes, "the handler's context to end")
+			if !errors.Is(cause, context.Canceled) || !strings.Contains(cause.Error(), "gateway canceled") {
+				t.Errorf("handler's context ended with %v, want the gateway's Cancel", cause)
+			}
+			// The session lives on.
+			select {
+			case err := <-n.done:
+				t.Errorf("Serve returned %v", err)
+			default:
+			}
+			if s := f.srv.Sessions(); len(s) != 1 {
+				t.Errorf("Sessions() = %+v", s)
+			}
+		})
+	}
+}
+
+func TestInvokeNodeGoneMidCall(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, time.Second)
+	d := newDevice(t, f.ca)
+	started := make(chan struct{})
+	handlerDone := make(chan struct{})
+	cfg := f.sessionConfig(d)
+	cfg.Invoke = func(ctx context.Context, _ *nodev1.Invoke, _ func(string)) *nodev1.Result {
+		defer close(handlerDone)
+		close(started)
+		<-ctx.Done()
+		return &nodev1.Result{ErrorCode: "canceled"}
+	}
+	n := f.runNode(t, cfg)
+	calls := make(chan error, 1)
+	go func() {
+		_, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{RequestId: "mid"}, nil)
+		calls <- err
+	}()
+	recv(t, started, "the call to start")
+	n.conn.Close() // the laptop drops off
+	err := recv(t, calls, "Invoke to fail")
+	if !errors.Is(err, nodeconn.ErrNodeGone) {
+		t.Errorf("Invoke = %v, want ErrNodeGone", err)
+	}
+	if g := recv(t, f.reg.gone, "NodeGone"); g.reason != "node disconnected" {
+		t.Errorf("NodeGone reason %q", g.reason)
+	}
+	recv(t, handlerDone, "the node's handler to end")
+	recv(t, n.done, "Serve to return")
+
+	if _, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{RequestId: "after"}, nil); !errors.Is(err, nodeconn.ErrNodeOffline) {
+		t.Errorf("Invoke after the node left = %v, want ErrNodeOffline", err)
+	}
+}
+
+func TestInvokeOffline(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, time.Second)
+	d := newDevice(t, f.ca)
+	if _, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{RequestId: "x"}, nil); !errors.Is(err, nodeconn.ErrNodeOffline) {
+		t.Errorf("Invoke = %v, want ErrNodeOffline", err)
+	}
+	// Registered but without a session is offline too.
+	if _, err := f.rawClient(t, d.cert).RegisterNode(t.Context(), &nodev1.RegisterNode{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{RequestId: "x"}, nil); !errors.Is(err, nodeconn.ErrNodeOffline) {
+		t.Errorf("Invoke = %v, want ErrNodeOffline", err)
+	}
+	if _, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{}, nil); err == nil {
+		t.Error("Invoke without a request ID succeeded")
+	}
+}
+
+// Only the device a call was sent to can answer it, once; progress from
+// another device does not reach the caller.
+func TestSubmitResultOwnership(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, time.Second)
+	a, b := newDevice(t, f.ca), newDevice(t, f.ca)
+	clientA, clientB := f.rawClient(t, a.cert), f.rawClient(t, b.cert)
+	strA, _ := rawSession(t, clientA)
+	strB, _ := rawSession(t, clientB)
+
+	type answer struct {
+		res *nodev1.Result
+		err error
+	}
+	progress := make(chan string, 8)
+	answers := make(chan answer, 1)
+	go func() {
+		res, err := f.srv.Invoke(t.Context(), a.id(), &nodev1.Invoke{RequestId: "REQ-A", Capability: "test.echo"}, func(p *nodev1.Progress) {
+			progress <- p.GetMessage()
+		})
+		answers <- answer{res, err}
+	}()
+	fr, err := strA.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fr.GetInvoke().GetRequestId() != "REQ-A" {
+		t.Fatalf("device A got %v, want the Invoke", fr)
+	}
+
+	// B reports progress on A's call; B's renewal being granted shows the
+	// gateway has read it.
+	sendFrame(t, strB, &nodev1.Frame{Body: &nodev1.Frame_Progress{Progress: &nodev1.Progress{RequestId: "REQ-A", Message: "from B"}}})
+	sendFrame(t, strB, &nodev1.Frame{Body: &nodev1.Frame_LeaseRenewal{LeaseRenewal: &nodev1.LeaseRenewal{Sequence: 1}}})
+	if fr, err := strB.Recv(); err != nil || fr.GetLeaseGranted().GetSequence() != 1 {
+		t.Fatalf("B's renewal: %v, %v", fr, err)
+	}
+	sendFrame(t, strA, &nodev1.Frame{Body: &nodev1.Frame_Progress{Progress: &nodev1.Progress{RequestId: "REQ-A", Message: "from A"}}})
+	if got := recv(t, progress, "A's progress"); got != "from A" {
+		t.Errorf("caller saw progress %q, want only A's", got)
+	}
+
+	tests := []struct {
+		name    string
+		client  nodev1.NodeClient
+		res     *nodev1.Result
+		code    codes.Code
+		message string
+	}{
+		{"A names B", clientA, &nodev1.Result{RequestId: "REQ-A", Ok: true, DeviceId: b.id().String()}, codes.PermissionDenied,
+			fmt.Sprintf("the result names device %s but the certificate is device %s", b.id(), a.id())},
+		{"B names A", clientB, &nodev1.Result{RequestId: "REQ-A", Ok: true, DeviceId: a.id().String()}, codes.PermissionDenied, "the result names device"},
+		{"A names garbage", clientA, &nodev1.Result{RequestId: "REQ-A", Ok: true, DeviceId: "not-a-device"}, codes.PermissionDenied, "the result names device"},
+		{"unknown request", clientA, &nodev1.Result{RequestId: "NEVER-SENT", Ok: true}, codes.NotFound,
+			"no call NEVER-SENT is waiting for a result from this device"},
+		{"B answers A's call", clientB, &nodev1.Result{RequestId: "REQ-A", Ok: true, OutputJson: []byte(`"forged"`)}, codes.NotFound, "no call REQ-A"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tt.client.SubmitCapabilityResult(t.Context(), tt.res)
+			if st := status.Convert(err); st.Code() != tt.code || !strings.Contains(st.Message(), tt.message) {
+				t.Errorf("SubmitCapabilityResult = %v, want %v %q", err, tt.code, tt.message)
+			}
+		})
+	}
+	none(t, answers, "an answer before A's")
+
+	// A's own result, with its own ID (spelled as a person might) or none,
+	// reaches the caller.
+	own := &nodev1.Result{RequestId: "REQ-A", Ok: true, OutputJson: []byte(`"real"`), DeviceId: strings.ToLower(a.id().String())}
+	if _, err := clientA.SubmitCapabilityResult(t.Context(), own); err != nil {
+		t.Fatalf("A's result refused: %v", err)
+	}
+	ans := recv(t, answers, "the answer")
+	if ans.err != nil || string(ans.res.GetOutputJson()) != `"real"` {
+		t.Errorf("Invoke = %v, %v; want A's real result", ans.res, ans.err)
+	}
+	// A second result for the same call has nobody to go to.
+	_, err = clientA.SubmitCapabilityResult(t.Context(), own)
+	wantCode(t, err, codes.NotFound)
+	none(t, progress, "more progress")
+}
+
+func sendFrame(t *testing.T, str rawStream, f *nodev1.Frame) {
+	t.Helper()
+	if err := str.Send(f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A call's request ID can wait only once per device.
+func TestInvokeDuplicateRequestID(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, time.Second)
+	d := newDevice(t, f.ca)
+	str, _ := rawSession(t, f.rawClient(t, d.cert))
+	first := make(chan error, 1)
+	go func() {
+		_, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{RequestId: "dup"}, nil)
+		first <- err
+	}()
+	if fr, err := str.Recv(); err != nil || fr.GetInvoke() == nil {
+		t.Fatalf("got %v, %v; want the Invoke", fr, err)
+	}
+	if _, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{RequestId: "dup"}, nil); err == nil || errors.Is(err, nodeconn.ErrNodeGone) {
+		t.Errorf("second Invoke with the same ID = %v, want a refusal", err)
+	}
+	none(t, first, "the first call's end")
+}
+
+// A burst of calls larger than the session's send queue neither fails nor
+// holds up the lease grants. Not parallel: it keeps both cores busy, which
+// would starve the short leases of other tests.
+func TestInvokeBurst(t *testing.T) {
+	f := newFixture(t, time.Second)
+	d := newDevice(t, f.ca)
+	cfg := f.sessionConfig(d)
+	cfg.Invoke = func(_ context.Context, inv *nodev1.Invoke, progress func(string)) *nodev1.Result {
+		progress("running")
+		return &nodev1.Result{Ok: true, OutputJson: []byte(`"` + inv.GetRequestId() + `"`)}
+	}
+	n := f.runNode(t, cfg)
+	const calls = 256
+	var wg sync.WaitGroup
+	errs := make(chan error, calls)
+	for i := range calls {
+		wg.Go(func() {
+			id := fmt.Sprintf("b%03d", i)
+			res, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{RequestId: id}, func(*nodev1.Progress) {})
+			switch {
+			case err != nil:
+				errs <- fmt.Errorf("call %s: %w", id, err)
+			case string(res.GetOutputJson()) != `"`+id+`"`:
+				errs <- fmt.Errorf("call %s got %v", id, res)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	// The session lives on.
+	for i := range 2 {
+		recv(t, f.reg.renewed, fmt.Sprintf("renewal %d", i))
+	}
+	select {
+	case err := <-n.done:
+		t.Errorf("Serve returned %v", err)
+	default:
+	}
+}
+
+// A node that stops reading its stream holds up neither Disconnect nor the
+// calls waiting for it: they fail at once when the session ends.
+func TestNodeNotReading(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, time.Minute)
+	d := newDevice(t, f.ca)
+	str, _ := rawSession(t, f.rawClient(t, d.cert))
+	recv(t, f.reg.ready, "NodeReady")
+	const calls = 200 // 32 KiB each: far more than the HTTP/2 window and the send queue
+	args := []byte(`"` + strings.Repeat("x", 32<<10) + `"`)
+	errs := make(chan error, calls)
+	for i := range calls {
+		go func() {
+			_, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{RequestId: fmt.Sprintf("n%03d", i), ArgsJson: args}, nil)
+			errs <- err
+		}()
+	}
+	// One call has reached the node; it reads no more.
+	if fr, err := str.Recv(); err != nil || fr.GetInvoke() == nil {
+		t.Fatalf("got %v, %v; want an Invoke", fr, err)
+	}
+	if got := f.srv.Disconnect(d.id(), "revoked by test"); got != 1 {
+		t.Errorf("Disconnect ended %d sessions, want 1", got)
+	}
+	gone := 0
+	for i := range calls {
+		err := recv(t, errs, fmt.Sprintf("call %d to fail", i))
+		switch {
+		case errors.Is(err, nodeconn.ErrNodeGone):
+			gone++
+		case errors.Is(err, nodeconn.ErrNodeOffline): // started after the end
+		default:
+			t.Errorf("Invoke = %v, want ErrNodeGone or ErrNodeOffline", err)
+		}
+	}
+	if gone == 0 {
+		t.Error("no call was waiting on the session")
+	}
+	if g := recv(t, f.reg.gone, "NodeGone"); g.reason != "revoked by test" {
+		t.Errorf("NodeGone reason %q", g.reason)
+	}
+}

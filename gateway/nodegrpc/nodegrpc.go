@@ -1,0 +1,386 @@
+// Package nodegrpc is the gateway's end of the node protocol over gRPC on
+// TCP/TLS, the carrier for networks that block UDP. It implements the
+// nodev1.Node service: RegisterNode records the node's registration and
+// answers Welcome; StreamEvents is then the device's session (lease
+// renewals, capability changes, events and call progress from the node;
+// LeaseGranted, Invoke and Cancel from the gateway); results come back
+// through SubmitCapabilityResult. It tells the same nodeconn.Registry as the
+// QUIC carrier about nodes coming and going (SessionInfo.Transport "grpc"),
+// and its Invoke keeps nodeconn.Server.Invoke's contract.
+//
+// The service shares its TCP listener and grpc.Server with the Pairing
+// service, whose TLS config only requests a client certificate
+// (tls.RequestClientCert: a node that is pairing has none). So every RPC
+// authenticates itself: the device ID comes from the peer's certificate
+// through Config.Authenticate, never from a message, and a Result that names
+// another device is refused (the cert-bound device). A session ends at once
+// when the device is disconnected (revocation), when its lease lapses, when
+// a newer session of the same device replaces it, or when the gateway shuts
+// down; each end has its own status code, which node/grpcsession maps back
+// to its errors:
+//
+//	PermissionDenied    "device revoked" (Disconnect adds its reason)
+//	Aborted             "replaced by a newer session"
+//	DeadlineExceeded    "lease expired"
+//	Unavailable         "gateway shutting down"
+//	InvalidArgument     the node broke the protocol
+//	Unauthenticated     no or a bad device certificate
+//	FailedPrecondition  registration refused, or StreamEvents before RegisterNode
+//
+// The gateway's grpc.Server must be built with
+// grpc.MaxRecvMsgSize(wire.MaxFrameSize) (package internal/wire), so a node's
+// messages are held to the QUIC carrier's frame limit. It must not enable
+// client keepalive enforcement stricter than the node's (the node sends no
+// HTTP/2 pings; its lease renewals keep the connection busy).
+//
+// It owns the gRPC carrier only; it must not import the gateway's store, the
+// node, or anything from the GUI.
+package nodegrpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/palyra/palyra-go/gateway/nodeconn"
+	"github.com/palyra/palyra-go/identity"
+	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
+)
+
+// Transport is SessionInfo.Transport for sessions of this carrier.
+const Transport = "grpc"
+
+// Status messages a session can end with; node/grpcsession matches
+// shutdownMessage to tell a shutdown from a network failure.
+const (
+	revokedMessage  = "device revoked"
+	replacedMessage = "replaced by a newer session"
+	leaseMessage    = "lease expired"
+	shutdownMessage = "gateway shutting down"
+	noCertMessage   = "a device certificate is required"
+)
+
+const (
+	// outQueue is how many calls and cancels may wait to be sent on one
+	// session; more wait for room.
+	outQueue = 64
+	// ctrlQueue is how many lease grants may wait to be sent on one
+	// session; more end it (the node is not reading).
+	ctrlQueue = 8
+	// progressQueue is how many Progress reports may wait for one call's
+	// caller; more are dropped (progress is advisory).
+	progressQueue = 32
+	// cancelSendTimeout bounds queueing a Cancel for a node that is not
+	// reading.
+	cancelSendTimeout = time.Second
+)
+
+// Config configures a Server.
+type Config struct {
+	// Authenticate verifies a client's certificate chain (leaf first) and
+	// returns the device; it must refuse revoked devices with an error
+	// wrapping identity.ErrRevoked. It runs on every RPC. Required.
+	Authenticate func(rawCerts [][]byte) (identity.DeviceID, error)
+	// Registry is told about sessions coming and going, as by the QUIC
+	// server (RenewCertificate is not used: certificates renew over QUIC
+	// or by challenge). Required.
+	Registry nodeconn.Registry
+	// LeaseTTL is how long a session lives without a frame from the node,
+	// and how long a registration waits for its StreamEvents; nodes renew
+	// every LeaseTTL/3. Zero means nodeconn.DefaultLeaseTTL.
+	LeaseTTL time.Duration
+	// Now is the clock for timestamps; nil means time.Now.
+	Now func() time.Time
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// GatewayName is sent to nodes in Welcome.
+	GatewayName string
+}
+
+// Server serves the Node service.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+
+	// regMu serializes the Registry's presence calls (NodeRegistered,
+	// NodeReady, NodeGone) with the updates of current they go with, so
+	// that for one device they arrive in order. Taken before mu.
+	regMu sync.Mutex
+
+	// mu guards the fields below it, every session's info and end fields,
+	// and the waiters' maps.
+	mu sync.Mutex
+	// pending holds each device's latest registration until a StreamEvents
+	// takes it.
+	pending map[identity.DeviceID]*registration
+	// sessions holds every running StreamEvents, current or not.
+	sessions map[*session]struct{}
+	// current maps a device to its current session.
+	current map[identity.DeviceID]*session
+	// waiters holds the calls waiting for a result.
+	waiters map[waitKey]*waiter
+	// closing is set by Close.
+	closing bool
+
+	// handlers counts running StreamEvents handlers, for Close.
+	handlers sync.WaitGroup
+}
+
+// registration is a RegisterNode waiting for its StreamEvents.
+type registration struct {
+	info SessionInfo
+	at   time.Time
+}
+
+// SessionInfo is nodeconn's, so one Registry serves both carriers.
+type SessionInfo = nodeconn.SessionInfo
+
+// NewServer checks cfg and returns a Server; Register serves it.
+func NewServer(cfg Config) (*Server, error) {
+	switch {
+	case cfg.Authenticate == nil:
+		return nil, errors.New("nodegrpc: Config.Authenticate is required")
+	case cfg.Registry == nil:
+		return nil, errors.New("nodegrpc: Config.Registry is required")
+	case cfg.LeaseTTL < 0:
+		return nil, fmt.Errorf("nodegrpc: Config.LeaseTTL is negative (%v)", cfg.LeaseTTL)
+	}
+	if cfg.LeaseTTL == 0 {
+		cfg.LeaseTTL = nodeconn.DefaultLeaseTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{
+		cfg:      cfg,
+		log:      cfg.Logger.With("transport", Transport),
+		pending:  make(map[identity.DeviceID]*registration),
+		sessions: make(map[*session]struct{}),
+		current:  make(map[identity.DeviceID]*session),
+		waiters:  make(map[waitKey]*waiter),
+	}, nil
+}
+
+// Register registers the Node service on gs.
+func (s *Server) Register(gs *grpc.Server) {
+	nodev1.RegisterNodeServer(gs, &service{s: s})
+}
+
+// service is the generated interface's implementation; the RPCs stay off
+// Server's own API.
+type service struct {
+	nodev1.UnimplementedNodeServer
+	s *Server
+}
+
+func (v *service) RegisterNode(ctx context.Context, reg *nodev1.RegisterNode) (*nodev1.Welcome, error) {
+	return v.s.registerNode(ctx, reg)
+}
+
+func (v *service) StreamEvents(stream grpc.BidiStreamingServer[nodev1.Frame, nodev1.Frame]) error {
+	return v.s.streamEvents(stream)
+}
+
+func (v *service) SubmitCapabilityResult(ctx context.Context, res *nodev1.Result) (*nodev1.SubmitResultResponse, error) {
+	return v.s.submitResult(ctx, res)
+}
+
+// Sessions returns the current sessions.
+func (s *Server) Sessions() []SessionInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]SessionInfo, 0, len(s.current))
+	for _, ss := range s.current {
+		out = append(out, ss.info)
+	}
+	return out
+}
+
+// Disconnect ends every StreamEvents of device id at once with
+// PermissionDenied "device revoked: reason" (it is how revocation and
+// removal end live sessions),
+// forgets its pending registration, and returns how many sessions it ended.
+// The Registry hears NodeGone with reason.
+func (s *Server) Disconnect(id identity.DeviceID, reason string) int {
+	if reason == "" {
+		reason = revokedMessage
+	}
+	msg := revokedMessage
+	if reason != revokedMessage {
+		msg += ": " + reason
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.pending, id)
+	n := 0
+	for ss := range s.sessions {
+		if ss.id == id && ss.endLocked(codes.PermissionDenied, msg, reason) {
+			n++
+		}
+	}
+	return n
+}
+
+// Close ends every session with Unavailable "gateway shutting down" and
+// refuses new ones, then waits for the StreamEvents handlers to return (so
+// the Registry has heard NodeGone and grpc.Server.GracefulStop can finish).
+// It must not be called from a Registry callback.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closing = true
+	clear(s.pending)
+	for ss := range s.sessions {
+		ss.endLocked(codes.Unavailable, shutdownMessage, shutdownMessage)
+	}
+	s.mu.Unlock()
+	s.handlers.Wait()
+}
+
+func (s *Server) now() time.Time { return s.cfg.Now() }
+
+// peerDevice is the authenticated device behind an RPC.
+type peerDevice struct {
+	id       identity.DeviceID
+	rawCerts [][]byte
+	notAfter time.Time
+	remote   string
+}
+
+// authenticate finds the device behind ctx's RPC from its verified TLS
+// state. Its errors are gRPC statuses.
+func (s *Server) authenticate(ctx context.Context) (peerDevice, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return peerDevice{}, status.Error(codes.Unauthenticated, noCertMessage)
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(ti.State.PeerCertificates) == 0 {
+		return peerDevice{}, status.Error(codes.Unauthenticated, noCertMessage)
+	}
+	raw := make([][]byte, len(ti.State.PeerCertificates))
+	for i, c := range ti.State.PeerCertificates {
+		raw[i] = c.Raw
+	}
+	id, err := s.cfg.Authenticate(raw)
+	if err != nil {
+		s.log.Info("node RPC refused", "remote", p.Addr.String(), "err", err)
+		return peerDevice{}, authStatus(err)
+	}
+	return peerDevice{
+		id:       id,
+		rawCerts: raw,
+		notAfter: ti.State.PeerCertificates[0].NotAfter,
+		remote:   p.Addr.String(),
+	}, nil
+}
+
+// authStatus turns an Authenticate error into the status the node sees.
+func authStatus(err error) error {
+	if errors.Is(err, identity.ErrRevoked) {
+		return status.Error(codes.PermissionDenied, revokedMessage)
+	}
+	return status.Errorf(codes.Unauthenticated, "device certificate refused: %v", err)
+}
+
+// registerNode records a registration for the device's next StreamEvents.
+func (s *Server) registerNode(ctx context.Context, reg *nodev1.RegisterNode) (*nodev1.Welcome, error) {
+	pd, err := s.authenticate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	info := SessionInfo{
+		DeviceID:     pd.id,
+		Name:         reg.GetName(),
+		Platform:     reg.GetPlatform(),
+		Version:      reg.GetVersion(),
+		Capabilities: reg.GetCapabilities(),
+		RemoteAddr:   pd.remote,
+		ConnectedAt:  now,
+		CertNotAfter: pd.notAfter,
+		Transport:    Transport,
+	}
+	s.regMu.Lock()
+	defer s.regMu.Unlock()
+	if s.isClosing() {
+		return nil, status.Error(codes.Unavailable, shutdownMessage)
+	}
+	if err := s.cfg.Registry.NodeRegistered(ctx, info); err != nil {
+		s.log.Info("node registration refused", "device", pd.id, "err", err)
+		if errors.Is(err, identity.ErrRevoked) {
+			return nil, status.Error(codes.PermissionDenied, revokedMessage)
+		}
+		return nil, status.Error(codes.FailedPrecondition, "registration refused")
+	}
+	s.mu.Lock()
+	for id, r := range s.pending {
+		if now.Sub(r.at) > s.cfg.LeaseTTL {
+			delete(s.pending, id)
+		}
+	}
+	s.pending[pd.id] = &registration{info: info, at: now}
+	s.mu.Unlock()
+	s.log.Info("node registered", "device", pd.id, "name", info.Name, "platform", info.Platform, "remote", pd.remote)
+	return &nodev1.Welcome{
+		DeviceId:                  pd.id.String(),
+		GatewayName:               s.cfg.GatewayName,
+		LeaseTtlMs:                s.cfg.LeaseTTL.Milliseconds(),
+		ServerTimeUnixMs:          now.UnixMilli(),
+		CertificateNotAfterUnixMs: pd.notAfter.UnixMilli(),
+	}, nil
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// submitResult hands a result to the call waiting for it from the
+// certificate's device.
+func (s *Server) submitResult(ctx context.Context, res *nodev1.Result) (*nodev1.SubmitResultResponse, error) {
+	pd, err := s.authenticate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if named := res.GetDeviceId(); named != "" {
+		if id, err := identity.ParseDeviceID(named); err != nil || id != pd.id {
+			s.log.Warn("result names another device", "device", pd.id, "named", clip(named), "request_id", clip(res.GetRequestId()))
+			return nil, status.Errorf(codes.PermissionDenied, "the result names device %s but the certificate is device %s", clip(named), pd.id)
+		}
+	}
+	key := waitKey{id: pd.id, requestID: res.GetRequestId()}
+	s.mu.Lock()
+	w := s.waiters[key]
+	if w != nil {
+		delete(s.waiters, key)
+		w.result <- res // room for one; the waiter was in the map only until now
+	}
+	s.mu.Unlock()
+	if w == nil {
+		s.log.Info("result nobody waits for", "device", pd.id, "request_id", clip(res.GetRequestId()))
+		return nil, status.Errorf(codes.NotFound, "no call %s is waiting for a result from this device", clip(res.GetRequestId()))
+	}
+	return &nodev1.SubmitResultResponse{}, nil
+}
+
+// clip shortens a string from the peer for logs and messages.
+func clip(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,100 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/palyra/palyra-go/internal/wire"
+	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
+)
+
+const (
+	// invokeReadTimeout bounds reading the Invoke frame of a new stream.
+	invokeReadTimeout = 10 * time.Second
+	// resultWriteTimeout bounds writing progress and the result.
+	resultWriteTimeout = 10 * time.Second
+)
+
+// acceptCalls serves the streams the gateway opens, one call each, until
+// ctx ends or the connection fails; it returns once every call has.
+func (c *Conn) acceptCalls(ctx context.Context) {
+	var calls sync.WaitGroup
+	defer calls.Wait()
+	for {
+		str, err := c.conn.AcceptStream(ctx)
+		if err != nil {
+			return
+		}
+		calls.Go(func() { c.serveCall(ctx, str) })
+	}
+}
+
+// serveCall reads an Invoke from str, runs it until it finishes, its
+// deadline passes or the gateway cancels it, and writes the result.
+func (c *Conn) serveCall(ctx context.Context, str *quic.Stream) {
+	defer str.CancelRead(0)
+	_ = str.SetReadDeadline(time.Now().Add(invokeReadTimeout))
+	var f nodev1.Frame
+	if err := wire.ReadFrame(str, &f); err != nil {
+		c.log.Info("unreadable call from the gateway", "err", err)
+		str.CancelWrite(0)
+		return
+	}
+	inv := f.GetInvoke()
+	if inv == nil {
+		c.log.Info("call stream without an Invoke", "frame", fmt.Sprintf("%T", f.Body))
+		str.CancelWrite(0)
+		return
+	}
+	_ = str.SetReadDeadline(time.Time{})
+	callCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if d := inv.GetDeadlineUnixMs(); d > 0 {
+		var stop context.CancelFunc
+		callCtx, stop = context.WithDeadline(callCtx, time.UnixMilli(d).Add(-c.skew))
+		defer stop()
+	}
+	// A Cancel frame (or the stream's end) from the gateway ends the call.
+	go func() {
+		var g nodev1.Frame
+		if err := wire.ReadFrame(str, &g); err != nil {
+			return
+		}
+		if cn := g.GetCancel(); cn != nil {
+			cancel(fmt.Errorf("%w: %s", context.Canceled, cn.GetReason()))
+		}
+	}()
+
+	var writeMu sync.Mutex
+	send := func(f *nodev1.Frame) error {
+		writeMu.Lock()
+		defer writeMu.Unlock()
+		_ = str.SetWriteDeadline(time.Now().Add(resultWriteTimeout))
+		return wire.WriteFrame(str, f)
+	}
+	progress := func(msg string) {
+		_ = send(&nodev1.Frame{Body: &nodev1.Frame_Progress{Progress: &nodev1.Progress{RequestId: inv.GetRequestId(), Message: msg}}})
+	}
+	var res *nodev1.Result
+	if c.cfg.Invoke == nil {
+		res = &nodev1.Result{ErrorCode: "unknown_capability", ErrorMessage: "this node shares no capabilities"}
+	} else {
+		res = c.cfg.Invoke(callCtx, inv, progress)
+	}
+	res.RequestId = inv.GetRequestId()
+	if callCtx.Err() != nil && ctx.Err() == nil && context.Cause(callCtx) != context.DeadlineExceeded {
+		// The gateway gave up; nobody reads the result.
+		str.CancelWrite(0)
+		return
+	}
+	if err := send(&nodev1.Frame{Body: &nodev1.Frame_Result{Result: res}}); err != nil {
+		c.log.Info("could not send a call's result", "request_id", inv.GetRequestId(), "err", err)
+		str.CancelWrite(0)
+		return
+	}
+	_ = str.Close()
+}
