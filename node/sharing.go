@@ -254,8 +254,13 @@ func (a *Agent) handleInvoke(ctx context.Context, inv *nodev1.Invoke, progress f
 	if err != nil {
 		res.OutputJson = nil
 		res.ErrorCode, res.ErrorMessage = string(capability.CodeOf(err)), err.Error()
-		if res.ErrorCode == string(capability.CodeDenied) {
+		// The caller sees every refusal in its result; the gateway's event
+		// log also hears of consent decisions and of failures on this side.
+		switch capability.Code(res.ErrorCode) {
+		case capability.CodeDenied:
 			a.report(&nodev1.NodeEvent{Kind: nodev1.NodeEvent_KIND_CONSENT, Capability: inv.GetCapability(), RequestId: inv.GetRequestId(), Message: res.ErrorMessage})
+		case capability.CodeFailed, capability.CodeUnsupported:
+			a.report(&nodev1.NodeEvent{Kind: nodev1.NodeEvent_KIND_ERROR, Capability: inv.GetCapability(), RequestId: inv.GetRequestId(), Message: res.ErrorMessage})
 		}
 	}
 	cl.end(res)

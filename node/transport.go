@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/palyra/palyra-go/node/grpcsession"
@@ -41,24 +40,17 @@ func (a *Agent) dial(ctx context.Context, cfg session.Config) (nodeConn, string,
 	if err == nil {
 		return c, TransportQUIC, "", nil
 	}
-	if ctx.Err() != nil || isVerdict(err) {
+	if ctx.Err() != nil || session.IsVerdict(err) {
 		return nil, "", "", err
 	}
 	a.cfg.Logger.Info("QUIC failed; trying gRPC over TCP", "err", err)
 	g, gerr := grpcsession.Dial(ctx, cfg)
 	if gerr != nil {
-		if isVerdict(gerr) {
+		if session.IsVerdict(gerr) {
 			return nil, "", "", gerr
 		}
 		return nil, "", "", fmt.Errorf("%w; gRPC fallback: %w", err, gerr)
 	}
 	a.cfg.Logger.Warn("connected over gRPC (TCP): QUIC (UDP) failed", "quic_err", err)
 	return g, TransportGRPC, err.Error(), nil
-}
-
-// isVerdict reports whether err is the gateway's answer about this device,
-// which the other carrier would repeat.
-func isVerdict(err error) bool {
-	return errors.Is(err, session.ErrRevoked) || errors.Is(err, session.ErrCertificateRefused) ||
-		errors.Is(err, session.ErrRegistrationRefused)
 }

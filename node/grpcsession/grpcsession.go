@@ -100,7 +100,7 @@ type Conn struct {
 // next one. Errors wrap node/session's errors, identity's errors when the
 // gateway's certificate does not verify, or a gRPC status.
 func Dial(ctx context.Context, cfg session.Config) (*Conn, error) {
-	if err := validate(&cfg); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	var errs []error
@@ -110,40 +110,13 @@ func Dial(ctx context.Context, cfg session.Config) (*Conn, error) {
 			return c, nil
 		}
 		err = fmt.Errorf("dialing gateway over gRPC at %s: %w", addr, err)
-		if ctx.Err() != nil || isFinal(err) {
+		if ctx.Err() != nil || session.IsVerdict(err) {
 			return nil, err
 		}
 		cfg.Logger.Info("gateway address failed", "address", addr, "transport", "grpc", "err", err)
 		errs = append(errs, err)
 	}
 	return nil, errors.Join(errs...)
-}
-
-func validate(cfg *session.Config) error {
-	switch {
-	case len(cfg.Addresses) == 0:
-		return errors.New("grpcsession: Config.Addresses is empty")
-	case cfg.ClientCertificate == nil:
-		return errors.New("grpcsession: Config.ClientCertificate is required")
-	case cfg.CACertificate == nil:
-		return errors.New("grpcsession: Config.CACertificate is required")
-	case cfg.Register == nil:
-		return errors.New("grpcsession: Config.Register is required")
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	return nil
-}
-
-// isFinal reports whether err is the gateway's verdict on this device,
-// which another address of the same gateway would repeat.
-func isFinal(err error) bool {
-	return errors.Is(err, session.ErrRevoked) || errors.Is(err, session.ErrCertificateRefused) ||
-		errors.Is(err, session.ErrRegistrationRefused)
 }
 
 func dial(ctx context.Context, cfg session.Config, addr string) (*Conn, error) {

@@ -89,7 +89,9 @@ type Config struct {
 // InvokeHandler runs one call; progress sends a Progress frame.
 type InvokeHandler func(ctx context.Context, inv *nodev1.Invoke, progress func(message string)) *nodev1.Result
 
-func (cfg *Config) validate() error {
+// Validate checks the required fields and fills in defaults; Dial calls it
+// (and so does the gRPC carrier, which shares this Config).
+func (cfg *Config) Validate() error {
 	switch {
 	case len(cfg.Addresses) == 0:
 		return errors.New("session: Config.Addresses is empty")
@@ -154,7 +156,7 @@ type Conn struct {
 // Welcome. A refusal of this device (revoked, bad certificate) is final and
 // stops at that address; other failures try the next one.
 func Dial(ctx context.Context, cfg Config) (*Conn, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	var errs []error
@@ -164,7 +166,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 			return c, nil
 		}
 		err = fmt.Errorf("dialing gateway at %s: %w", addr, err)
-		if ctx.Err() != nil || isFinal(err) {
+		if ctx.Err() != nil || IsVerdict(err) {
 			return nil, err
 		}
 		cfg.Logger.Info("gateway address failed", "address", addr, "err", err)
@@ -173,9 +175,10 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	return nil, errors.Join(errs...)
 }
 
-// isFinal reports whether err is the gateway's verdict on this device,
-// which another address of the same gateway would repeat.
-func isFinal(err error) bool {
+// IsVerdict reports whether err is the gateway's verdict on this device
+// (revoked, certificate or registration refused), which another address or
+// carrier of the same gateway would repeat.
+func IsVerdict(err error) bool {
 	return errors.Is(err, ErrRevoked) || errors.Is(err, ErrCertificateRefused) ||
 		errors.Is(err, ErrRegistrationRefused)
 }
