@@ -3,12 +3,14 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -315,4 +317,176 @@ func TestGRPCFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, a, node.StateRevoked)
+}
+
+// TestGRPCRenewsByChallenge: a node on the gRPC fallback cannot renew over
+// its session; it renews by challenge over the pairing service and
+// reconnects to present the new certificate.
+func TestGRPCRenewsByChallenge(t *testing.T) {
+	t.Parallel()
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	clk := &clock{}
+	rg := startGateway(t, t.TempDir(), "", clk.Now, func(c *gateway.Config) {
+		c.TCPListener, c.PacketConn = tcp, udp
+		c.Advertise = []string{tcp.Addr().String()}
+		// Backdated a minute, a ten-second certificate is due at once.
+		c.DeviceCertLifetime = 10 * time.Second
+	})
+	a := newAgent(t, "renewing-firewalled")
+	if _, err := a.Pair(t.Context(), node.PairOptions{Gateway: tcp.Addr().String(), PIN: mint(t, rg, true).Pin}); err != nil {
+		t.Fatal(err)
+	}
+	paired := a.Status().CertificateNotAfter
+	clk.Advance(5 * time.Second) // certificate times have whole seconds
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	watch := a.Watch(ctx)
+	stop := runAgent(a)
+	defer stop()
+	var renewedAt time.Time
+	for st := range watch {
+		if renewedAt.IsZero() && st.CertificateNotAfter.After(paired) {
+			renewedAt = time.Now()
+		}
+		// A session that started after the renewal presents the new
+		// certificate.
+		if !renewedAt.IsZero() && st.State == node.StateConnected && st.Transport == node.TransportGRPC && st.ConnectedSince.After(renewedAt) {
+			return
+		}
+	}
+	t.Fatalf("no new gRPC session after renewing the certificate (renewed at %v); last status %+v", renewedAt, a.Status())
+}
+
+// TestCallOutlivesSession: a call running when its session drops (here:
+// the gateway restarts) goes on; the restarted gateway delivers it again,
+// gets the kept result, and the command has run once.
+func TestCallOutlivesSession(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	rg := startGateway(t, dataDir, "127.0.0.1:0", nil)
+	addr := rg.g.Addresses()[0]
+	a := newAgent(t, "steady")
+	if _, err := a.Pair(t.Context(), node.PairOptions{Gateway: addr, PIN: mint(t, rg, true).Pin}); err != nil {
+		t.Fatal(err)
+	}
+	id := a.Status().DeviceID
+	for _, c := range []node.SharingChange{
+		{Action: "enable", Name: "shell.exec"},
+		{Action: "consent", Name: "shell.exec", Value: "allow"},
+		{Action: "allow-command", Value: "/bin/sh"},
+	} {
+		if err := a.ChangeSharing(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	marks := filepath.Join(t.TempDir(), "marks")
+	// The call starts, then waits for the test to let it finish.
+	gate := filepath.Join(t.TempDir(), "gate")
+	if err := syscall.Mkfifo(gate, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	script := `echo start >> "$1"; read line < "$2"; echo run >> "$1"`
+	queuedEvent := watchQueued(t, rg, id)
+	go func() {
+		_, _ = rg.admin.Invoke(context.Background(), &adminv1.InvokeRequest{
+			DeviceId:   id,
+			Capability: "shell.exec",
+			ArgsJson:   []byte(fmt.Sprintf(`{"command":"/bin/sh","args":["-c",%q,"sh",%q,%q],"timeout_ms":60000}`, script, marks, gate)),
+			TimeoutMs:  60_000,
+			QueueTtlMs: 120_000,
+		})
+	}()
+	var requestID string
+	select {
+	case requestID = <-queuedEvent:
+	case <-time.After(20 * time.Second):
+		t.Fatal("call never queued")
+	}
+	stop := runAgent(a)
+	defer stop()
+	waitForFile(t, marks, "start\n")
+
+	rg.stop()
+	waitState(t, a, node.StateOffline)
+	rg = startGateway(t, dataDir, addr, nil)
+	done := watchInvocation(t, rg, id, requestID)
+	// Let the command finish only now, with the node between sessions or
+	// already on the new one.
+	// Opening the pipe without blocking fails when nobody reads it: the
+	// command was stopped with the session.
+	w, err := os.OpenFile(gate, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatalf("the command did not outlive its session: %v", err)
+	}
+	if _, err := w.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	select {
+	case msg := <-done:
+		if msg != "ok" {
+			t.Fatalf("redelivered call: %s", msg)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the restarted gateway never got the call's result")
+	}
+	b, err := os.ReadFile(marks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != "start\nrun\n" {
+		t.Fatalf("the command ran as %q, want once", b)
+	}
+}
+
+// waitForFile polls until path holds want, bounded by a deadline.
+func waitForFile(t *testing.T, path, want string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(path); err == nil && string(b) == want {
+			return
+		}
+		<-tick.C
+	}
+	t.Fatalf("%s never held %q", path, want)
+}
+
+// watchInvocation returns a channel that gets the message of the
+// invocation event for requestID (ok, or the error).
+func watchInvocation(t *testing.T, rg *runningGateway, id, requestID string) <-chan string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Second)
+	stream, err := rg.admin.WatchEvents(ctx, &adminv1.WatchEventsRequest{DeviceId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Header(); err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan string, 1)
+	go func() {
+		defer cancel()
+		for {
+			e, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			if e.Kind == "invocation" && e.RequestId == requestID && !strings.HasPrefix(e.Message, "queued") {
+				out <- e.Message
+				return
+			}
+		}
+	}()
+	return out
 }

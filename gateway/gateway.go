@@ -376,6 +376,17 @@ func (g *Gateway) authenticate(rawCerts [][]byte) (identity.DeviceID, error) {
 func (g *Gateway) Run(ctx context.Context) error {
 	defer g.closeAll()
 	eg, ctx := errgroup.WithContext(ctx)
+	// Metrics first: if their address is taken, nothing has started yet.
+	if g.metrics != nil {
+		addr, errc, err := metrics.Serve(ctx, g.cfg.MetricsListen, g.metrics.registry, g.cfg.Logger.With("component", "metrics"))
+		if err != nil {
+			return fmt.Errorf("serving metrics: %w", err)
+		}
+		g.metricsMu.Lock()
+		g.metricsAddr = addr
+		g.metricsMu.Unlock()
+		eg.Go(func() error { return <-errc })
+	}
 
 	// Pairing devices have no certificate yet; the Node service checks the
 	// one paired nodes present on every call.
@@ -400,17 +411,6 @@ func (g *Gateway) Run(ctx context.Context) error {
 	eg.Go(func() error { return g.nodes.Serve(ctx, g.udp) })
 	eg.Go(func() error { return g.sweep(ctx) })
 	eg.Go(func() error { return g.dispatch.Run(ctx) })
-	if g.metrics != nil {
-		addr, errc, err := metrics.Serve(ctx, g.cfg.MetricsListen, g.metrics.registry, g.cfg.Logger.With("component", "metrics"))
-		if err != nil {
-			return fmt.Errorf("serving metrics: %w", err)
-		}
-		g.metricsMu.Lock()
-		g.metricsAddr = addr
-		g.metricsMu.Unlock()
-		g.cfg.Logger.Info("serving metrics", "url", "http://"+addr.String()+"/metrics")
-		eg.Go(func() error { return <-errc })
-	}
 	err := eg.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil

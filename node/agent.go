@@ -130,6 +130,8 @@ type Agent struct {
 	// capsVersion counts manifest changes, so a session learns of one made
 	// while it was being set up.
 	capsVersion int
+	// running is Run's context while it runs: calls end with it.
+	running context.Context
 }
 
 // New loads the agent's identity and configuration, if any.
@@ -431,11 +433,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	if cert == nil {
 		return errors.New("this node is not paired; pair it first (palyra node pair)")
 	}
+	a.mu.Lock()
+	a.running = ctx
+	a.mu.Unlock()
 	backoff := session.NewBackoff(nil)
 	for {
 		a.update(func(s *Status) { s.State, s.RetryAt = StateConnecting, time.Time{} })
 		var upAt time.Time
-		err := a.renewIfExpired(ctx, conf.Gateways, ca)
+		err := a.renewIfExpired(ctx)
 		var (
 			conn                nodeConn
 			transport, fallback string
@@ -567,12 +572,19 @@ func (a *Agent) renewWhileConnected(ctx context.Context, conn nodeConn) {
 		case <-timer.C:
 		}
 		last = a.cfg.Now()
-		if err := a.renewOver(ctx, conn); err != nil {
-			if ctx.Err() != nil {
+		err := a.renewOver(ctx, conn)
+		if errors.Is(err, errors.ErrUnsupported) {
+			// The gRPC carrier cannot renew: renew by challenge over the
+			// pairing service, then start a new session, which presents
+			// the new certificate (and tries QUIC again).
+			if err = a.renewByChallenge(ctx); err == nil {
+				a.cfg.Logger.Info("certificate renewed by challenge; reconnecting to present it")
+				_ = conn.Close()
 				return
 			}
-			if errors.Is(err, errors.ErrUnsupported) {
-				a.cfg.Logger.Info("this session cannot renew the certificate; it is renewed on the next QUIC session or by challenge", "err", err)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
 				return
 			}
 			retry = renewalRetry/2 + time.Duration(mathrand.Int64N(int64(renewalRetry/2)))
@@ -612,13 +624,23 @@ func (a *Agent) renewOver(ctx context.Context, conn nodeConn) error {
 
 // renewIfExpired renews a certificate that ran out (say, while the laptop
 // slept) by signing the gateway's challenge with the device key.
-func (a *Agent) renewIfExpired(ctx context.Context, gateways []string, ca *x509.Certificate) error {
+func (a *Agent) renewIfExpired(ctx context.Context) error {
 	a.mu.Lock()
-	cert, key, name := a.cert, a.key, a.status.DeviceName
+	cert := a.cert
 	a.mu.Unlock()
 	if a.cfg.Now().Before(cert.Leaf.NotAfter) {
 		return nil
 	}
+	return a.renewByChallenge(ctx)
+}
+
+// renewByChallenge renews the certificate through the pairing service, by
+// signing the gateway's challenge with the device key: for a certificate
+// that ran out, and for sessions that cannot renew it themselves.
+func (a *Agent) renewByChallenge(ctx context.Context) error {
+	a.mu.Lock()
+	key, name, gateways, ca := a.key, a.status.DeviceName, a.conf.Gateways, a.ca
+	a.mu.Unlock()
 	var err error
 	for _, addr := range gateways {
 		var der []byte

@@ -10,9 +10,12 @@ import (
 	"slices"
 	"sync"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/palyra/palyra-go/internal/atomicfile"
 	"github.com/palyra/palyra-go/node/capability"
 	"github.com/palyra/palyra-go/node/capability/builtin"
+	"github.com/palyra/palyra-go/node/session"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -239,11 +242,57 @@ func (a *Agent) handleInvoke(ctx context.Context, inv *nodev1.Invoke, progress f
 		a.cfg.Logger.Info("call delivered again; answering without running it", "request_id", inv.GetRequestId())
 		select {
 		case <-cl.done:
-			return cl.res
+			// Each delivery's carrier fills in and sends its own copy.
+			return proto.Clone(cl.res).(*nodev1.Result)
 		case <-ctx.Done():
 			return &nodev1.Result{ErrorCode: string(capability.CodeOf(ctx.Err())), ErrorMessage: "still running from an earlier delivery"}
 		}
 	}
+	// The call runs on its own context: it ends at its deadline, when the
+	// gateway cancels it, or when the agent stops - not when the session
+	// drops, since the gateway then delivers it again and gets the result
+	// kept here.
+	runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	stopDeadline := context.CancelFunc(func() {})
+	if dl, ok := ctx.Deadline(); ok {
+		runCtx, stopDeadline = context.WithDeadline(runCtx, dl)
+	}
+	stopFollowing := context.AfterFunc(ctx, func() {
+		if !errors.Is(context.Cause(ctx), session.ErrSessionEnded) {
+			cancel(context.Cause(ctx))
+		}
+	})
+	a.mu.Lock()
+	running := a.running
+	a.mu.Unlock()
+	stopWithAgent := func() bool { return false }
+	if running != nil {
+		stopWithAgent = context.AfterFunc(running, func() { cancel(context.Cause(running)) })
+	}
+	done := make(chan *nodev1.Result, 1)
+	go func() {
+		defer cancel(nil)
+		defer stopWithAgent()
+		defer stopDeadline()
+		defer stopFollowing()
+		res := a.runCall(runCtx, inv, progress)
+		cl.end(res)
+		done <- res
+	}()
+	select {
+	case res := <-done:
+		return res
+	case <-ctx.Done():
+		if !errors.Is(context.Cause(ctx), session.ErrSessionEnded) {
+			return <-done // cancelled or past its deadline: it stops now
+		}
+		a.cfg.Logger.Info("session ended during a call; it goes on, and its result is kept for the next delivery", "request_id", inv.GetRequestId())
+		return &nodev1.Result{RequestId: inv.GetRequestId(), ErrorCode: string(capability.CodeCanceled), ErrorMessage: "the session ended; the call goes on"}
+	}
+}
+
+// runCall runs inv through the registry and reports refusals as events.
+func (a *Agent) runCall(ctx context.Context, inv *nodev1.Invoke, progress func(string)) *nodev1.Result {
 	out, err := a.caps.Invoke(ctx, inv.GetCapability(), capability.Call{
 		RequestID: inv.GetRequestId(),
 		Args:      inv.GetArgsJson(),
@@ -263,7 +312,6 @@ func (a *Agent) handleInvoke(ctx context.Context, inv *nodev1.Invoke, progress f
 			a.report(&nodev1.NodeEvent{Kind: nodev1.NodeEvent_KIND_ERROR, Capability: inv.GetCapability(), RequestId: inv.GetRequestId(), Message: res.ErrorMessage})
 		}
 	}
-	cl.end(res)
 	return res
 }
 

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -45,6 +47,17 @@ func adminSetup(env *environment, fs *flag.FlagSet, socket *string, args []strin
 		return nil, nil, nil, err
 	}
 	return pos, client, done, nil
+}
+
+// printable replaces control characters (escape sequences a device could
+// put in its name or messages) before text reaches a terminal.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '\uFFFD'
+		}
+		return r
+	}, s)
 }
 
 // rpcError turns a gRPC status into the gateway's own words.
@@ -151,7 +164,7 @@ func cmdPairingList(ctx context.Context, env *environment, args []string) error 
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "REQUEST\tNAME\tPLATFORM\tVERIFICATION\tSTATE")
 	for _, r := range resp.Requests {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.RequestId, r.Name, r.Platform, r.VerificationCode, requestStates[r.State])
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.RequestId, printable(r.Name), printable(r.Platform), r.VerificationCode, requestStates[r.State])
 	}
 	return tw.Flush()
 }
@@ -183,7 +196,7 @@ func cmdPairingDecide(approve bool) func(context.Context, *environment, []string
 		if *asJSON {
 			return writeJSON(env.stdout, requestJSON(r))
 		}
-		fmt.Fprintf(env.stdout, "%s %s (%s, verification code %s)\n", requestStates[r.State], r.RequestId, r.Name, r.VerificationCode)
+		fmt.Fprintf(env.stdout, "%s %s (%s, verification code %s)\n", requestStates[r.State], r.RequestId, printable(r.Name), r.VerificationCode)
 		return nil
 	}
 }
@@ -218,7 +231,7 @@ func cmdNodesList(ctx context.Context, env *environment, args []string) error {
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DEVICE\tNAME\tPLATFORM\tONLINE\tLAST SEEN")
 	for _, n := range resp.Nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", n.DeviceId, n.Name, n.Platform, n.Online, unixMs(n.LastSeenUnixMs))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", n.DeviceId, printable(n.Name), printable(n.Platform), n.Online, unixMs(n.LastSeenUnixMs))
 	}
 	return tw.Flush()
 }
@@ -257,7 +270,7 @@ func cmdDevicesList(ctx context.Context, env *environment, args []string) error 
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DEVICE\tNAME\tPLATFORM\tREVOKED\tPAIRED")
 	for _, d := range resp.Devices {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", d.DeviceId, d.Name, d.Platform, d.Revoked, unixMs(d.PairedAtUnixMs))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", d.DeviceId, printable(d.Name), printable(d.Platform), d.Revoked, unixMs(d.PairedAtUnixMs))
 	}
 	return tw.Flush()
 }
@@ -278,7 +291,7 @@ func cmdDevicesRevoke(ctx context.Context, env *environment, args []string) erro
 	if *asJSON {
 		return writeJSON(env.stdout, deviceJSON(d))
 	}
-	fmt.Fprintf(env.stdout, "revoked %s (%s); its sessions are closed\n", d.DeviceId, d.Name)
+	fmt.Fprintf(env.stdout, "revoked %s (%s); its sessions are closed\n", d.DeviceId, printable(d.Name))
 	return nil
 }
 

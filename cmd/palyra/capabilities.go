@@ -52,14 +52,14 @@ func cmdNodesDescribe(ctx context.Context, env *environment, args []string) erro
 	if n.GetOnline() {
 		state = "online over " + n.GetTransport()
 	}
-	fmt.Fprintf(env.stdout, "%s (%s, %s, palyra %s)\n%s, last seen %s\n\n", n.GetName(), n.GetDeviceId(), n.GetPlatform(), n.GetVersion(), state, unixMs(n.GetLastSeenUnixMs()))
+	fmt.Fprintf(env.stdout, "%s (%s, %s, palyra %s)\n%s, last seen %s\n\n", printable(n.GetName()), n.GetDeviceId(), printable(n.GetPlatform()), printable(n.GetVersion()), state, unixMs(n.GetLastSeenUnixMs()))
 	if len(d.Capabilities) == 0 {
 		fmt.Fprintln(env.stdout, "no capabilities known (the node has not connected since the gateway started)")
 	} else {
 		tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "CAPABILITY\tENABLED\tCONSENT\tPRIVACY\tDESCRIPTION")
 		for _, c := range d.Capabilities {
-			fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\n", c.GetName(), c.GetEnabled(), consentName(c.GetConsent()), privacyName(c.GetPrivacy()), c.GetDescription())
+			fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\n", printable(c.GetName()), c.GetEnabled(), consentName(c.GetConsent()), privacyName(c.GetPrivacy()), printable(c.GetDescription()))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -68,7 +68,7 @@ func cmdNodesDescribe(ctx context.Context, env *environment, args []string) erro
 	if len(d.RecentEvents) > 0 {
 		fmt.Fprintln(env.stdout, "\nrecent events:")
 		for _, e := range d.RecentEvents {
-			fmt.Fprintf(env.stdout, "  %s  %-18s %s %s\n", unixMs(e.GetTimeUnixMs()), e.GetKind(), e.GetCapability(), e.GetMessage())
+			fmt.Fprintf(env.stdout, "  %s  %-18s %s %s\n", unixMs(e.GetTimeUnixMs()), e.GetKind(), printable(e.GetCapability()), printable(e.GetMessage()))
 		}
 	}
 	return nil
@@ -135,7 +135,7 @@ func cmdNodesInvoke(ctx context.Context, env *environment, args []string) error 
 			}
 		}
 	} else {
-		fmt.Fprintf(env.stderr, "palyra: %s failed (%s): %s\n", pos[1], resp.GetErrorCode(), resp.GetErrorMessage())
+		fmt.Fprintf(env.stderr, "palyra: %s failed (%s): %s\n", pos[1], printable(resp.GetErrorCode()), printable(resp.GetErrorMessage()))
 	}
 	if !resp.GetOk() {
 		return errSilent
@@ -269,6 +269,6 @@ func cmdNodesWatch(ctx context.Context, env *environment, args []string) error {
 			}
 			continue
 		}
-		fmt.Fprintf(env.stdout, "%s  %s  %-18s %s %s\n", unixMs(e.GetTimeUnixMs()), e.GetDeviceId(), e.GetKind(), e.GetCapability(), e.GetMessage())
+		fmt.Fprintf(env.stdout, "%s  %s  %-18s %s %s\n", unixMs(e.GetTimeUnixMs()), e.GetDeviceId(), e.GetKind(), printable(e.GetCapability()), printable(e.GetMessage()))
 	}
 }

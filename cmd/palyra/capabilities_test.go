@@ -126,3 +126,12 @@ func waitDescribe(t *testing.T, c *cli, id, name string, enabled bool) {
 	}
 	t.Fatalf("nodes describe never showed %s enabled=%v: %+v", name, enabled, d)
 }
+
+func TestPrintableStripsEscapes(t *testing.T) {
+	if got := printable("evil\x1b]0;pwned\x07name\r\n"); strings.ContainsAny(got, "\x1b\x07\r\n") || !strings.Contains(got, "evil") || !strings.Contains(got, "name") {
+		t.Fatalf("printable = %q", got)
+	}
+	if got := printable("Zoë's laptop"); got != "Zoë's laptop" {
+		t.Fatalf("printable changed plain text: %q", got)
+	}
+}

@@ -56,6 +56,8 @@ type Sessions interface {
 type Nodes interface {
 	Node(id identity.DeviceID) dispatch.Node
 	Invoke(ctx context.Context, req dispatch.Request) (*dispatch.Response, error)
+	// Forget drops what is known of a removed device.
+	Forget(id identity.DeviceID)
 }
 
 // Config wires the admin API to the gateway.
@@ -269,6 +271,9 @@ func (s *Service) RemoveDevice(ctx context.Context, req *adminv1.DeviceRequest) 
 		return nil, s.internal("removing device", err)
 	}
 	n := s.cfg.Sessions.Disconnect(id, "removed")
+	if s.cfg.Nodes != nil {
+		s.cfg.Nodes.Forget(id)
+	}
 	s.cfg.Logger.Info("device removed", "device", id, "sessions_closed", n)
 	return &adminv1.RemoveDeviceResponse{}, nil
 }

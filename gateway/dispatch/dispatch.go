@@ -43,6 +43,7 @@ const (
 	CodeNodeGone          = "node_gone"
 	CodeExpired           = "expired"
 	CodeBadAnswer         = "bad_answer"
+	CodeCanceled          = "canceled"
 )
 
 // Errors for requests the dispatcher refuses outright.
@@ -90,8 +91,8 @@ type Dispatcher struct {
 	nodes map[identity.DeviceID]*attached
 	// waiters maps the request ID of a queued call to its waiting caller.
 	waiters map[string]chan *nodev1.Result
-	// draining marks devices whose queue is being delivered.
-	draining map[identity.DeviceID]bool
+	// draining holds the devices whose queue is being delivered.
+	draining map[identity.DeviceID]*drainState
 
 	// audits feeds Run's audit writer; after Run has ended audits are
 	// written at once.
@@ -130,7 +131,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		log:      cfg.Logger,
 		nodes:    make(map[identity.DeviceID]*attached),
 		waiters:  make(map[string]chan *nodev1.Result),
-		draining: make(map[identity.DeviceID]bool),
+		draining: make(map[identity.DeviceID]*drainState),
 		audits:   make(chan store.AuditEvent, auditQueue),
 	}, nil
 }
@@ -339,6 +340,8 @@ func (d *Dispatcher) Invoke(ctx context.Context, req Request) (*Response, error)
 		resp.Result = d.send(ctx, req.DeviceID, n, inv, req.Timeout)
 		if resp.Result.GetErrorCode() != CodeOffline || req.QueueTTL <= 0 {
 			if ctx.Err() != nil {
+				// The node may have run it: the log says the caller left.
+				d.audit(req.DeviceID, inv, failure(CodeCanceled, "the caller gave up waiting"))
 				return nil, ctx.Err()
 			}
 			d.done(n.transport, resp.Result, now)
@@ -498,19 +501,39 @@ func (d *Dispatcher) queue(ctx context.Context, req Request, inv *nodev1.Invoke,
 // answered is delivered again on the next attach.
 func (d *Dispatcher) drain(id identity.DeviceID) {
 	d.mu.Lock()
-	if n := d.nodes[id]; d.draining[id] || n == nil || n.carrier == nil {
-		d.mu.Unlock()
+	defer d.mu.Unlock()
+	if st, running := d.draining[id]; running {
+		// The running drain may be past the point of seeing what prompted
+		// this call (a new session, a new queued call): make it look again.
+		st.again = true
 		return
 	}
-	d.draining[id] = true
-	d.mu.Unlock()
+	if n := d.nodes[id]; n == nil || n.carrier == nil {
+		return
+	}
+	st := &drainState{}
+	d.draining[id] = st
 	go func() {
-		for d.drainOnce(id) {
+		for {
+			more := d.drainOnce(id)
+			d.mu.Lock()
+			n := d.nodes[id]
+			if (!more && !st.again) || n == nil || n.carrier == nil {
+				// Offline: the next Attach drains again.
+				delete(d.draining, id)
+				d.mu.Unlock()
+				return
+			}
+			st.again = false
+			d.mu.Unlock()
 		}
-		d.mu.Lock()
-		delete(d.draining, id)
-		d.mu.Unlock()
 	}()
+}
+
+// drainState is a running drain of one device's queue.
+type drainState struct {
+	// again asks the drain to look at the queue once more before it ends.
+	again bool
 }
 
 // drainOnce delivers what is pending now; it reports whether to look again
@@ -531,8 +554,14 @@ func (d *Dispatcher) drainOnce(id identity.DeviceID) bool {
 			return false
 		}
 		if _, err := d.cfg.Store.MarkDelivered(ctx, q.RequestID, d.cfg.Now()); err != nil {
-			d.log.Info("queued call not delivered", "request_id", q.RequestID, "err", err)
-			continue
+			if errors.Is(err, store.ErrIllegalTransition) {
+				// It expired, or a result came meanwhile.
+				continue
+			}
+			// The store is failing: try again on the next attach rather
+			// than spin.
+			d.log.Error("marking a queued call delivered", "request_id", q.RequestID, "err", err)
+			return false
 		}
 		inv := &nodev1.Invoke{RequestId: q.RequestID, Capability: q.Capability, ArgsJson: q.Args, Caller: q.Caller}
 		res := d.send(ctx, id, n, inv, q.Timeout)

@@ -309,3 +309,50 @@ func TestQueuedCallExpires(t *testing.T) {
 		t.Fatalf("expired call: %+v", resp)
 	}
 }
+
+// TestReconnectDuringDelivery: a node that reconnects while a queued call
+// is in flight on its old session gets the call on the new one.
+func TestReconnectDuringDelivery(t *testing.T) {
+	f := newFixture(t)
+	got := make(chan *dispatch.Response, 1)
+	go func() {
+		resp, err := f.d.Invoke(context.Background(), dispatch.Request{DeviceID: f.id, Capability: "system.info", QueueTTL: time.Minute})
+		if err != nil {
+			resp = &dispatch.Response{Result: &nodev1.Result{ErrorMessage: err.Error()}}
+		}
+		got <- resp
+	}()
+	watch := f.hub.Watch(t.Context(), f.id)
+	deadline := time.After(10 * time.Second)
+	for queued := false; !queued; {
+		select {
+		case e := <-watch:
+			queued = e.Kind == events.KindInvocation
+		case <-deadline:
+			t.Fatal("never queued")
+		}
+	}
+	arrived, release := make(chan struct{}), make(chan struct{})
+	old := &carrier{answer: func(*nodev1.Invoke) (*nodev1.Result, error) {
+		close(arrived)
+		<-release
+		return nil, errGone
+	}}
+	f.d.Attach(f.id, "test", old, manifest)
+	select {
+	case <-arrived:
+	case <-deadline:
+		t.Fatal("queued call not sent to the first session")
+	}
+	fresh := &carrier{answer: ok}
+	f.d.Attach(f.id, "test", fresh, manifest)
+	close(release)
+	select {
+	case resp := <-got:
+		if !resp.Result.GetOk() || fresh.count() != 1 {
+			t.Fatalf("after reconnect: %+v; new session saw %d calls", resp, fresh.count())
+		}
+	case <-deadline:
+		t.Fatal("queued call stranded after the reconnect")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/palyra/palyra-go/identity"
 )
@@ -59,9 +60,18 @@ func New() *Hub {
 	return &Hub{recent: make(map[identity.DeviceID][]Event), watchers: make(map[*watcher]struct{})}
 }
 
+// Limits on what an event keeps of texts a node chose.
+const (
+	maxMessage    = 1024
+	maxCapability = 128
+)
+
 // Publish records e and hands it to every watcher interested. It never
-// blocks: a watcher whose buffer is full misses the event.
+// blocks: a watcher whose buffer is full misses the event. Texts are cut
+// to a sensible length: a node must not make the gateway hold megabytes.
 func (h *Hub) Publish(e Event) {
+	e.Message, e.Capability = clip(e.Message, maxMessage), clip(e.Capability, maxCapability)
+	e.RequestID = clip(e.RequestID, maxCapability)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	r := append(h.recent[e.DeviceID], e)
@@ -124,4 +134,16 @@ func (h *Hub) Watch(ctx context.Context, device identity.DeviceID) <-chan Event 
 		}
 	}()
 	return out
+}
+
+// clip cuts s to at most n bytes, on a rune boundary, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s + "…"
 }

@@ -3,8 +3,10 @@ package events
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/palyra/palyra-go/identity"
 )
@@ -81,5 +83,23 @@ func TestSlowWatcherDoesNotBlock(t *testing.T) {
 	_ = h.Watch(t.Context(), identity.DeviceID{}) // never read
 	for i := range 10 * watchBuffer {
 		h.Publish(Event{DeviceID: device(1), Message: fmt.Sprint(i)})
+	}
+}
+
+// TestPublishClipsNodeTexts: a node cannot make the gateway keep (or send
+// to every watcher) megabytes per event.
+func TestPublishClipsNodeTexts(t *testing.T) {
+	h := New()
+	big := strings.Repeat("é", 1<<20)
+	h.Publish(Event{DeviceID: device(1), Message: big, Capability: big, RequestID: big})
+	e := h.Recent(device(1))[0]
+	if len(e.Message) > maxMessage+len("…") || len(e.Capability) > maxCapability+len("…") || len(e.RequestID) > maxCapability+len("…") {
+		t.Fatalf("kept %d, %d and %d bytes", len(e.Message), len(e.Capability), len(e.RequestID))
+	}
+	if !utf8.ValidString(e.Message) || !strings.HasSuffix(e.Message, "…") {
+		t.Fatalf("clipped message is not valid text ending in an ellipsis: %q", e.Message[len(e.Message)-8:])
+	}
+	if h.Publish(Event{DeviceID: device(2), Message: "short"}); h.Recent(device(2))[0].Message != "short" {
+		t.Fatal("a short message was changed")
 	}
 }

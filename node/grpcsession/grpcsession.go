@@ -298,7 +298,7 @@ func (c *Conn) Serve(ctx context.Context) error {
 			return errors.New("grpcsession: Serve called twice")
 		}
 	}
-	callsCtx, stopCalls := context.WithCancel(ctx)
+	callsCtx, stopCalls := context.WithCancelCause(ctx)
 	var calls sync.WaitGroup
 	alive := make(chan struct{}, 1)
 	go func() {
@@ -306,7 +306,7 @@ func (c *Conn) Serve(ctx context.Context) error {
 		c.err = c.readLoop(callsCtx, &calls, alive)
 	}()
 	err := c.keepLease(ctx, alive)
-	stopCalls()
+	stopCalls(session.ErrSessionEnded)
 	if ctx.Err() != nil || errors.Is(err, errClosed) {
 		c.closeGracefully()
 	}

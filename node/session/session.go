@@ -61,6 +61,11 @@ var (
 	ErrRegistrationRefused = errors.New("gateway refused the registration")
 	// ErrProtocol: one side broke the node protocol.
 	ErrProtocol = errors.New("node protocol error")
+	// ErrSessionEnded is the cause of a running call's context when its
+	// session ends under it (not when the gateway cancels the call): the
+	// gateway will deliver it again on the next session, so the node may
+	// let it finish and keep its result.
+	ErrSessionEnded = errors.New("the session to the gateway ended")
 )
 
 // Config configures a session.
@@ -289,14 +294,14 @@ func (c *Conn) Serve(ctx context.Context) error {
 		defer close(readerDone)
 		c.readLoop()
 	}()
-	callsCtx, stopCalls := context.WithCancel(ctx)
+	callsCtx, stopCalls := context.WithCancelCause(ctx)
 	callsDone := make(chan struct{})
 	go func() {
 		defer close(callsDone)
 		c.acceptCalls(callsCtx)
 	}()
 	defer func() {
-		stopCalls()
+		stopCalls(ErrSessionEnded)
 		<-callsDone
 	}()
 	err := c.renewLoop(ctx)

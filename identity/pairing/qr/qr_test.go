@@ -2,10 +2,13 @@ package qr
 
 import (
 	"bytes"
+	"encoding/base64"
+	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
 	"image/png"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -168,4 +171,34 @@ func FuzzDecodeReader(f *testing.F) {
 			t.Fatal("decoded an empty code without error")
 		}
 	})
+}
+
+// TestPNGRoundTripManyLinks: every link the gateway could mint reads back
+// from its own PNG, including one the detector alone misreads.
+func TestPNGRoundTripManyLinks(t *testing.T) {
+	t.Parallel()
+	links := []string{"palyra://pair?v=1&gw=127.0.0.1:45469&ca=2mZDT9kkMEqmd_kBq83S4S5E2tE-op8rryfoTZToNks&id=74&k=gb76RqV575sMYhDwQmfjmQ&exp=1795435211&n=Test+local+gateway"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 150 {
+		ca, k := make([]byte, 32), make([]byte, 16)
+		for i := range ca {
+			ca[i] = byte(rng.Uint32())
+		}
+		for i := range k {
+			k[i] = byte(rng.Uint32())
+		}
+		links = append(links, fmt.Sprintf("palyra://pair?v=1&gw=127.0.0.1:%d&ca=%s&id=%02d&k=%s&exp=%d&n=Test+gateway",
+			1024+rng.IntN(60000), base64.RawURLEncoding.EncodeToString(ca), rng.IntN(100),
+			base64.RawURLEncoding.EncodeToString(k), 1795435211+rng.IntN(1e6)))
+	}
+	for _, link := range links {
+		png, err := PNG(link, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := DecodeReader(bytes.NewReader(png))
+		if err != nil || got != link {
+			t.Fatalf("%s: decoded %q, %v", link, got, err)
+		}
+	}
 }

@@ -6,10 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -203,8 +203,11 @@ func shellEnv() []string {
 	return env
 }
 
-// resolveCommand finds the program a command names and resolves symlinks,
-// so that the allow-list compares real files.
+// resolveCommand finds the program a command names: an absolute path, or a
+// name looked up in PATH. It does not follow a symlink in the last element:
+// the program runs under the name it was allowed by (a multi-call binary
+// such as busybox behaves by that name), so the allow-list compares names,
+// not the files they lead to.
 func resolveCommand(command string) (string, error) {
 	path := command
 	if !filepath.IsAbs(command) {
@@ -218,30 +221,53 @@ func resolveCommand(command string) (string, error) {
 		}
 		path = found
 	}
-	resolved, err := filepath.EvalSymlinks(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	path = filepath.Clean(path)
+	if fi, err := os.Stat(path); err != nil || fi.IsDir() {
 		return "", capability.NewError(capability.CodeFailed, "no program at %s", path)
 	}
-	if err != nil {
-		return "", fmt.Errorf("resolving %s: %w", path, err)
+	if isBatchFile(path) {
+		// cmd.exe runs batch files and re-parses their arguments, which
+		// os/exec does not escape for it: an argument could run commands.
+		return "", capability.NewError(capability.CodeNotAllowed, "%s is a batch file; shell.exec does not run batch files, whose arguments cmd.exe would interpret", path)
 	}
-	return filepath.Abs(resolved)
+	return path, nil
 }
 
-// allowListed reports whether path (resolved) is the same file as one of
-// the allow-list's entries, resolved now so that the list follows symlink
-// changes; entries that do not resolve allow nothing.
+// isBatchFile reports whether Windows would run path through cmd.exe.
+func isBatchFile(path string) bool {
+	ext := strings.ToLower(filepath.Ext(path))
+	return runtime.GOOS == "windows" && (ext == ".bat" || ext == ".cmd")
+}
+
+// allowListed reports whether path is one of the allow-list's entries: the
+// same name in the same directory, with symlinks followed in the
+// directories only (so /bin/ls and /usr/bin/ls match where /bin links to
+// /usr/bin, but /bin/sh never matches an allowed /bin/ls, even when both
+// lead to the same multi-call binary).
 func allowListed(path string, allow []string) bool {
+	want, err := canonicalName(path)
+	if err != nil {
+		return false
+	}
 	for _, entry := range allow {
 		if !filepath.IsAbs(entry) {
 			continue
 		}
-		resolved, err := filepath.EvalSymlinks(entry)
-		if err == nil && resolved == path {
+		if got, err := canonicalName(entry); err == nil && got == want {
 			return true
 		}
 	}
 	return false
+}
+
+// canonicalName resolves symlinks in path's directory, keeping its last
+// element.
+func canonicalName(path string) (string, error) {
+	dir, err := filepath.EvalSymlinks(filepath.Dir(filepath.Clean(path)))
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, filepath.Base(path)), nil
 }
 
 // quoteIfNeeded quotes what would read ambiguously in a command line.
