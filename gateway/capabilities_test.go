@@ -156,7 +156,8 @@ func TestInvokeCapabilities(t *testing.T) {
 	}()
 	var queuedID string
 	select {
-	case queuedID = <-queuedEvent:
+	case e := <-queuedEvent:
+		queuedID = e.RequestId
 	case <-time.After(20 * time.Second):
 		t.Fatal("call never queued")
 	}
@@ -189,11 +190,11 @@ func TestInvokeCapabilities(t *testing.T) {
 	}
 }
 
-// watchQueued returns a channel that gets the request ID of the next call
-// the gateway queues for the device, seen through the admin event stream.
-func watchQueued(t *testing.T, rg *runningGateway, id string) <-chan string {
+// watchEvent returns a channel that gets the first event of the device the
+// admin event stream shows from now on that match accepts.
+func watchEvent(t *testing.T, rg *runningGateway, id string, match func(*adminv1.Event) bool) <-chan *adminv1.Event {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Second)
 	stream, err := rg.admin.WatchEvents(ctx, &adminv1.WatchEventsRequest{DeviceId: id})
 	if err != nil {
 		t.Fatal(err)
@@ -202,7 +203,7 @@ func watchQueued(t *testing.T, rg *runningGateway, id string) <-chan string {
 	if _, err := stream.Header(); err != nil {
 		t.Fatal(err)
 	}
-	out := make(chan string, 1)
+	out := make(chan *adminv1.Event, 1)
 	go func() {
 		defer cancel()
 		for {
@@ -210,13 +211,21 @@ func watchQueued(t *testing.T, rg *runningGateway, id string) <-chan string {
 			if err != nil {
 				return
 			}
-			if e.Kind == "invocation" && strings.HasPrefix(e.Message, "queued") {
-				out <- e.RequestId
+			if match(e) {
+				out <- e
 				return
 			}
 		}
 	}()
 	return out
+}
+
+// watchQueued returns a channel that gets the next call the gateway queues
+// for the device.
+func watchQueued(t *testing.T, rg *runningGateway, id string) <-chan *adminv1.Event {
+	return watchEvent(t, rg, id, func(e *adminv1.Event) bool {
+		return e.Kind == "invocation" && strings.HasPrefix(e.Message, "queued")
+	})
 }
 
 // TestMetrics: the metrics endpoint counts pairings and invocations by
@@ -406,7 +415,8 @@ func TestCallOutlivesSession(t *testing.T) {
 	}()
 	var requestID string
 	select {
-	case requestID = <-queuedEvent:
+	case e := <-queuedEvent:
+		requestID = e.RequestId
 	case <-time.After(20 * time.Second):
 		t.Fatal("call never queued")
 	}
@@ -431,9 +441,9 @@ func TestCallOutlivesSession(t *testing.T) {
 	}
 	w.Close()
 	select {
-	case msg := <-done:
-		if msg != "ok" {
-			t.Fatalf("redelivered call: %s", msg)
+	case e := <-done:
+		if e.Message != "ok" {
+			t.Fatalf("redelivered call: %s", e.Message)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the restarted gateway never got the call's result")
@@ -462,31 +472,10 @@ func waitForFile(t *testing.T, path, want string) {
 	t.Fatalf("%s never held %q", path, want)
 }
 
-// watchInvocation returns a channel that gets the message of the
-// invocation event for requestID (ok, or the error).
-func watchInvocation(t *testing.T, rg *runningGateway, id, requestID string) <-chan string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Second)
-	stream, err := rg.admin.WatchEvents(ctx, &adminv1.WatchEventsRequest{DeviceId: id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stream.Header(); err != nil {
-		t.Fatal(err)
-	}
-	out := make(chan string, 1)
-	go func() {
-		defer cancel()
-		for {
-			e, err := stream.Recv()
-			if err != nil {
-				return
-			}
-			if e.Kind == "invocation" && e.RequestId == requestID && !strings.HasPrefix(e.Message, "queued") {
-				out <- e.Message
-				return
-			}
-		}
-	}()
-	return out
+// watchInvocation returns a channel that gets the outcome event of the
+// call requestID (its message is "ok" or the error).
+func watchInvocation(t *testing.T, rg *runningGateway, id, requestID string) <-chan *adminv1.Event {
+	return watchEvent(t, rg, id, func(e *adminv1.Event) bool {
+		return e.Kind == "invocation" && e.RequestId == requestID && !strings.HasPrefix(e.Message, "queued")
+	})
 }

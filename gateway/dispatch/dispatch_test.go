@@ -251,26 +251,7 @@ func TestCallOutcomes(t *testing.T) {
 // nothing twice.
 func TestQueuedCallDeliveredOnce(t *testing.T) {
 	f := newFixture(t)
-	got := make(chan *dispatch.Response, 1)
-	go func() {
-		resp, err := f.d.Invoke(context.Background(), dispatch.Request{DeviceID: f.id, Capability: "system.info", QueueTTL: time.Minute})
-		if err != nil {
-			resp = &dispatch.Response{Result: &nodev1.Result{ErrorMessage: err.Error()}}
-		}
-		got <- resp
-	}()
-	watch := f.hub.Watch(t.Context(), f.id)
-	// Wait until queued (the event comes after the row is stored).
-	deadline := time.After(10 * time.Second)
-	queued := false
-	for !queued {
-		select {
-		case e := <-watch:
-			queued = e.Kind == events.KindInvocation
-		case <-deadline:
-			t.Fatal("never queued")
-		}
-	}
+	got := f.queueCall(t)
 	c := &carrier{answer: ok}
 	f.d.Attach(f.id, "test", c, manifest)
 	var resp *dispatch.Response
@@ -314,24 +295,8 @@ func TestQueuedCallExpires(t *testing.T) {
 // is in flight on its old session gets the call on the new one.
 func TestReconnectDuringDelivery(t *testing.T) {
 	f := newFixture(t)
-	got := make(chan *dispatch.Response, 1)
-	go func() {
-		resp, err := f.d.Invoke(context.Background(), dispatch.Request{DeviceID: f.id, Capability: "system.info", QueueTTL: time.Minute})
-		if err != nil {
-			resp = &dispatch.Response{Result: &nodev1.Result{ErrorMessage: err.Error()}}
-		}
-		got <- resp
-	}()
-	watch := f.hub.Watch(t.Context(), f.id)
+	got := f.queueCall(t)
 	deadline := time.After(10 * time.Second)
-	for queued := false; !queued; {
-		select {
-		case e := <-watch:
-			queued = e.Kind == events.KindInvocation
-		case <-deadline:
-			t.Fatal("never queued")
-		}
-	}
 	arrived, release := make(chan struct{}), make(chan struct{})
 	old := &carrier{answer: func(*nodev1.Invoke) (*nodev1.Result, error) {
 		close(arrived)
@@ -354,5 +319,32 @@ func TestReconnectDuringDelivery(t *testing.T) {
 		}
 	case <-deadline:
 		t.Fatal("queued call stranded after the reconnect")
+	}
+}
+
+// queueCall invokes system.info on the offline node with a queue TTL and
+// returns once the call is queued; the channel gets its response.
+func (f *fixture) queueCall(t *testing.T) <-chan *dispatch.Response {
+	t.Helper()
+	// Watch first: the event comes after the row is stored.
+	watch := f.hub.Watch(t.Context(), f.id)
+	got := make(chan *dispatch.Response, 1)
+	go func() {
+		resp, err := f.d.Invoke(context.Background(), dispatch.Request{DeviceID: f.id, Capability: "system.info", QueueTTL: time.Minute})
+		if err != nil {
+			resp = &dispatch.Response{Result: &nodev1.Result{ErrorMessage: err.Error()}}
+		}
+		got <- resp
+	}()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case e := <-watch:
+			if e.Kind == events.KindInvocation {
+				return got
+			}
+		case <-deadline:
+			t.Fatal("never queued")
+		}
 	}
 }
