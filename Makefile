@@ -8,10 +8,14 @@ BENCHTIME ?= 1s
 # System packages, by purpose (Debian names).
 TEST_PACKAGES  := dbus dbus-x11 gnome-keyring libsecret-tools xvfb xclip xsel x11-apps x11-xserver-utils
 PROTO_PACKAGES := protobuf-compiler
+# The desktop app (cgo, OpenGL) and its screenshot test under Xvfb.
+GUI_PACKAGES   := gcc pkg-config libgl1-mesa-dev xorg-dev xvfb xauth imagemagick xdotool
 
 # Pinned code generators, installed into the repo's own bin dir.
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+# The Fyne packaging tool (make package).
+FYNE_TOOL          := fyne.io/tools/cmd/fyne@v1.7.4
 TOOLS_BIN     := $(CURDIR)/.bin
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -37,7 +41,7 @@ define ensure_packages
 	fi
 endef
 
-.PHONY: all build test test-deps vet fuzz bench proto proto-deps clean help
+.PHONY: all build test test-deps vet fuzz bench proto proto-deps clean help gui-deps desktop run package
 
 all: build
 
@@ -47,13 +51,17 @@ help:
 	@echo "make fuzz    run every fuzz target for FUZZTIME (default $(FUZZTIME)) each"
 	@echo "make bench   run the Go benchmarks"
 	@echo "make proto   regenerate the protobuf code in proto/"
+	@echo "make run     build the desktop app and start it with its local gateway"
+	@echo "make package build the desktop app's platform package with the fyne tool"
 
+# Everything but the desktop app (the root package) builds without cgo.
 build:
-	CGO_ENABLED=0 $(GO) build ./...
+	CGO_ENABLED=0 $(GO) build $$($(GO) list ./... | grep -vx 'github.com/palyra/palyra-go')
 
 test-deps:
 	@command -v $(GO) >/dev/null 2>&1 || { echo "Go 1.26 or newer is needed: https://go.dev/dl/"; exit 1; }
 	$(call ensure_packages,$(TEST_PACKAGES))
+	$(call ensure_packages,$(GUI_PACKAGES))
 
 vet:
 	$(GO) vet ./...
@@ -82,6 +90,24 @@ proto-deps:
 proto: proto-deps
 	PATH="$(TOOLS_BIN):$$PATH" protoc -I . --go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative $$(find proto -name '*.proto' | sort)
+
+gui-deps:
+	@command -v $(GO) >/dev/null 2>&1 || { echo "Go 1.26 or newer is needed: https://go.dev/dl/"; exit 1; }
+	$(call ensure_packages,$(GUI_PACKAGES))
+
+# The desktop app needs cgo (Fyne's OpenGL driver); the first build takes a
+# few minutes.
+desktop: gui-deps
+	$(GO) build -o palyra-desktop .
+
+# Starts the tray app (or its window, where the desktop has no tray) with
+# the local gateway, on the current display; state in the usual per-user
+# directories, the device key in the OS keychain.
+run: desktop
+	./palyra-desktop --local-gateway
+
+package: gui-deps
+	$(GO) run $(FYNE_TOOL) package --release
 
 clean:
 	rm -rf $(TOOLS_BIN) artifacts

@@ -1,0 +1,394 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
+
+	"github.com/palyra/palyra-go/identity/pairing"
+	"github.com/palyra/palyra-go/identity/secretstore"
+	"github.com/palyra/palyra-go/node"
+	"github.com/palyra/palyra-go/node/capability"
+	"github.com/palyra/palyra-go/node/pairclient"
+)
+
+var now = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+
+func TestStatusLineAndTray(t *testing.T) {
+	for _, tc := range []struct {
+		st        node.Status
+		attention bool
+		line      string
+		tray      TrayState
+	}{
+		{node.Status{State: node.StateUnpaired, DeviceName: "laptop"}, false, "Not paired — laptop has no gateway yet", TrayNotPaired},
+		{node.Status{State: node.StatePairing}, false, "Pairing…", TrayConnecting},
+		{node.Status{State: node.StatePending, VerificationCode: "123 456"}, false, "Waiting for approval — code 123 456", TrayConnecting},
+		{node.Status{State: node.StateConnecting, GatewayName: "Home", DeviceName: "laptop"}, false, "Connecting to Home as laptop…", TrayConnecting},
+		{node.Status{State: node.StateConnected, GatewayName: "Home", DeviceName: "laptop", Transport: node.TransportQUIC}, false, "Connected to Home as laptop", TrayConnected},
+		{node.Status{State: node.StateConnected, GatewayName: "Home", DeviceName: "laptop", Transport: node.TransportGRPC}, true, "Connected to Home as laptop (over TCP)", TrayAttention},
+		{node.Status{State: node.StateOffline, GatewayName: "Home", RetryAt: now.Add(2300 * time.Millisecond)}, false, "Offline from Home — retrying in 3 s", TrayOffline},
+		{node.Status{State: node.StateOffline, GatewayName: "Home", RetryAt: now.Add(-time.Second)}, false, "Offline from Home — retrying in 1 s", TrayOffline},
+		{node.Status{State: node.StateOffline, DeviceName: "laptop"}, false, "Offline from the gateway (laptop)", TrayOffline},
+		{node.Status{State: node.StateRevoked, GatewayName: "Home"}, false, "Revoked by Home — pair again", TrayAttention},
+	} {
+		t.Run(string(tc.st.State), func(t *testing.T) {
+			if got := StatusLine(tc.st, now); got != tc.line {
+				t.Errorf("StatusLine = %q, want %q", got, tc.line)
+			}
+			if got := TrayStateOf(tc.st, tc.attention); got != tc.tray {
+				t.Errorf("TrayStateOf = %v, want %v", got, tc.tray)
+			}
+			if TrayStateOf(tc.st, tc.attention).Icon() == nil {
+				t.Error("no icon")
+			}
+		})
+	}
+	if got := DetailLine(node.Status{State: node.StateOffline, LastError: strings.Repeat("x", 200) + "\nmore"}); len([]rune(got)) != 90 || !strings.HasSuffix(got, "…") {
+		t.Errorf("DetailLine not shortened: %q", got)
+	}
+}
+
+func TestMenu(t *testing.T) {
+	caps := []capability.Info{
+		{Spec: capability.Spec{Name: "system.info"}, Enabled: true, Consent: capability.ConsentAllow},
+		{Spec: capability.Spec{Name: "shell.exec"}, Enabled: false, Consent: capability.ConsentAsk},
+	}
+	var calls []string
+	act := Actions{
+		Pair:          func() { calls = append(calls, "pair") },
+		SetCapability: func(n string, on bool) { calls = append(calls, fmt.Sprintf("%s=%v", n, on)) },
+		SetLocal:      func(on bool) { calls = append(calls, fmt.Sprintf("local=%v", on)) },
+		ShowCode:      func() { calls = append(calls, "code") },
+		Forget:        func() { calls = append(calls, "forget") },
+		Quit:          func() { calls = append(calls, "quit") },
+	}
+	labels := func(m *fyne.Menu) string {
+		var out []string
+		for _, it := range m.Items {
+			if it.IsSeparator {
+				out = append(out, "—")
+				continue
+			}
+			l := it.Label
+			if it.Checked {
+				l = "[x] " + l
+			}
+			if it.Disabled {
+				l += " (disabled)"
+			}
+			out = append(out, l)
+		}
+		return strings.Join(out, " | ")
+	}
+	st := node.Status{State: node.StateConnected, GatewayName: "Home", DeviceName: "laptop"}
+
+	m := BuildModel(st, caps, LocalState{Available: true, On: true}, false, now)
+	menu := m.Menu(act)
+	want := "Connected to Home as laptop (disabled) | — | Pair with gateway… | Shared capabilities | [x] Run local gateway | Show pairing code… | Forget gateway… | — | Quit"
+	if got := labels(menu); got != want {
+		t.Errorf("menu:\n got %s\nwant %s", got, want)
+	}
+	sub := menu.Items[3].ChildMenu
+	if got := labels(sub); got != "[x] system.info | shell.exec (asks)" {
+		t.Errorf("capabilities submenu: %s", got)
+	}
+	sub.Items[1].Action()
+	sub.Items[0].Action()
+	menu.Items[4].Action()
+	menu.Items[5].Action()
+	if got := strings.Join(calls, ","); got != "shell.exec=true,system.info=false,local=false,code" {
+		t.Errorf("actions: %s", got)
+	}
+
+	// Local gateway off: no pairing code; unpaired: nothing to forget;
+	// pairing: no second wizard.
+	m = BuildModel(node.Status{State: node.StatePending, VerificationCode: "111 222"}, caps, LocalState{Available: true}, false, now)
+	want = "Waiting for approval — code 111 222 (disabled) | — | Pair with gateway… (disabled) | Shared capabilities | Run local gateway | Forget gateway… (disabled) | — | Quit"
+	if got := labels(m.Menu(act)); got != want {
+		t.Errorf("menu while pairing:\n got %s\nwant %s", got, want)
+	}
+	// Built without a local gateway: no such item.
+	m = BuildModel(node.Status{State: node.StateOffline, LastError: "dial: refused"}, caps, LocalState{}, false, now)
+	want = "Offline from the gateway (this device) (disabled) | dial: refused (disabled) | — | Pair with gateway… | Shared capabilities | Forget gateway… | — | Quit"
+	if got := labels(m.Menu(act)); got != want {
+		t.Errorf("menu offline:\n got %s\nwant %s", got, want)
+	}
+	if !m.Menu(act).Items[len(m.Menu(act).Items)-1].IsQuit {
+		t.Error("Quit is not marked as the quit item")
+	}
+}
+
+func TestPINHint(t *testing.T) {
+	valid := validPIN(t)
+	for _, tc := range []struct {
+		in   string
+		ok   bool
+		want string
+	}{
+		{"", false, "Type the 9-digit PIN"},
+		{"123-4", false, "4 of 9 digits."},
+		{valid, true, "✓ " + valid + " — the check digit matches."},
+		{typo(valid), false, "The digits do not check out; please look for a typo."},
+		{"12a", false, "'a' is not a digit"},
+		{"1234567890", false, "It has 10 digits, a PIN has 9."},
+	} {
+		got, ok := PINHint(tc.in)
+		if ok != tc.ok || !strings.Contains(got, tc.want) {
+			t.Errorf("PINHint(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestOutcome(t *testing.T) {
+	st := node.Status{GatewayName: "Home", DeviceName: "laptop"}
+	for _, tc := range []struct {
+		err   error
+		title string
+		text  string
+	}{
+		{nil, "Paired", "paired with Home as laptop"},
+		{fmt.Errorf("pairing: %w", pairing.ErrRejected), "Rejected", "rejected this device"},
+		{fmt.Errorf("pairing: %w", pairing.ErrRequestExpired), "Expired", "Nobody approved the request in time"},
+		{fmt.Errorf("pairing: %w", pairing.ErrWrongCode), "Wrong code", "The code was wrong"},
+		{fmt.Errorf("pairing: %w", pairing.ErrConfirmationFailed), "Wrong code", "The code was wrong"},
+		{context.Canceled, "Cancelled", "Nothing was stored"},
+		{fmt.Errorf("dialing: %w", pairclient.ErrUnreachable), "Unreachable", "Could not reach the gateway"},
+		{errors.New("disk full"), "Pairing failed", "Disk full."},
+	} {
+		title, text := Outcome(st, tc.err)
+		if title != tc.title || !strings.Contains(text, tc.text) {
+			t.Errorf("Outcome(%v) = %q, %q; want %q, …%q…", tc.err, title, text, tc.title, tc.text)
+		}
+	}
+}
+
+// fakePairer pairs as a test says: it reports pending, then waits for the
+// test's verdict or for cancellation.
+type fakePairer struct {
+	got     chan node.PairOptions
+	verdict chan error
+}
+
+func (f *fakePairer) Pair(ctx context.Context, opts node.PairOptions) (node.Status, error) {
+	f.got <- opts
+	opts.OnPending(pairclient.Pending{RequestID: "r1", VerificationCode: "482 913"})
+	select {
+	case err := <-f.verdict:
+		return node.Status{GatewayName: "Home", DeviceName: "laptop"}, err
+	case <-ctx.Done():
+		return node.Status{}, ctx.Err()
+	}
+}
+
+func TestWizard(t *testing.T) {
+	test.NewTempApp(t)
+	valid := validPIN(t)
+	for _, tc := range []struct {
+		name    string
+		verdict error
+		cancel  bool
+		title   string
+	}{
+		{name: "approved", title: "Paired"},
+		{name: "rejected", verdict: pairing.ErrRejected, title: "Rejected"},
+		{name: "expired", verdict: pairing.ErrRequestExpired, title: "Expired"},
+		{name: "wrong code", verdict: pairing.ErrWrongCode, title: "Wrong code"},
+		{name: "cancelled", cancel: true, title: "Cancelled"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakePairer{got: make(chan node.PairOptions, 1), verdict: make(chan error, 1)}
+			done := make(chan error, 1)
+			z := NewWizard(fyne.CurrentApp(), f, func() time.Time { return now }, func(_ node.Status, err error) { done <- err })
+			z.steps = make(chan WizardStep, 4)
+			z.Show()
+			defer z.Window().Close()
+
+			if !z.PairPIN.Disabled() {
+				t.Fatal("Pair is enabled with nothing typed")
+			}
+			test.Type(z.Address, "127.0.0.1:7443")
+			test.Type(z.PIN, typo(valid))
+			if !z.PairPIN.Disabled() || !strings.Contains(z.pinHint.Text, "typo") {
+				t.Fatalf("a mistyped PIN: hint %q, Pair enabled %v", z.pinHint.Text, !z.PairPIN.Disabled())
+			}
+			z.PIN.SetText("")
+			test.Type(z.PIN, valid)
+			if z.PairPIN.Disabled() {
+				t.Fatalf("Pair disabled for a valid PIN: %q", z.pinHint.Text)
+			}
+			test.Tap(z.PairPIN)
+			opts := <-f.got
+			if opts.Gateway != "127.0.0.1:7443" || opts.PIN != valid {
+				t.Errorf("paired with %+v", opts)
+			}
+			for step := range z.steps {
+				if step == StepWaiting {
+					break
+				}
+			}
+			if z.Code.Text != "482 913" || z.Cancel.Hidden {
+				t.Errorf("waiting: code %q, cancel hidden %v", z.Code.Text, z.Cancel.Hidden)
+			}
+			if tc.cancel {
+				test.Tap(z.Cancel)
+			} else {
+				f.verdict <- tc.verdict
+			}
+			err := <-done
+			if step := <-z.steps; step != StepDone {
+				t.Errorf("step %v after the verdict", step)
+			}
+			if z.Step != StepDone || z.Title.Text != tc.title {
+				t.Errorf("outcome: step %v, title %q (err %v), want %q", z.Step, z.Title.Text, err, tc.title)
+			}
+			if (err == nil) == z.Again.Visible() {
+				t.Errorf("Try again visible %v after err %v", z.Again.Visible(), err)
+			}
+		})
+	}
+}
+
+// waitUntil polls cond on a ticker; fyne.Do in the test driver runs at
+// once, but the pairing runs on its own goroutine.
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal("condition not met in 10s")
+		}
+	}
+}
+
+// TestMainWindowWithAgent drives the window of a real, unpaired agent:
+// toggling a capability reaches the agent, and the status line says what
+// the agent says.
+func TestMainWindowWithAgent(t *testing.T) {
+	test.NewTempApp(t)
+	dir := t.TempDir()
+	secrets, err := secretstore.NewFile(dir + "/secrets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent, err := node.New(node.Config{ConfigDir: dir, Secrets: secrets, Name: "test-laptop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	do := func(f func()) { mu.Lock(); defer mu.Unlock(); f() }
+	u := New(fyne.CurrentApp(), Options{Agent: agent, Now: func() time.Time { return now }, Do: do})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	do(func() { u.Start(ctx) })
+	w := u.Window()
+	if w == nil {
+		t.Fatal("no main window without a tray")
+	}
+	mu.Lock()
+	if got := u.Model().Status; got != "Not paired — test-laptop has no gateway yet" {
+		t.Errorf("status %q", got)
+	}
+	if u.win.status.Text != u.Model().Status || !u.win.forget.Disabled() || u.win.pair.Disabled() || u.win.local.Visible() {
+		t.Errorf("window: status %q, forget disabled %v, pair disabled %v, local visible %v",
+			u.win.status.Text, u.win.forget.Disabled(), u.win.pair.Disabled(), u.win.local.Visible())
+	}
+	check := u.win.checks["clipboard.read"]
+	if check == nil || check.Checked {
+		t.Fatalf("clipboard.read check: %+v", check)
+	}
+	test.Tap(check)
+	mu.Unlock()
+	on := false
+	for _, c := range agent.Capabilities() {
+		if c.Name == "clipboard.read" {
+			on = c.Enabled
+		}
+	}
+	if !on {
+		t.Error("tapping clipboard.read did not turn it on in the agent")
+	}
+	waitUntil(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return u.Model().Capabilities[0].Enabled && u.win.checks["clipboard.read"].Checked
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	test.Tap(u.win.pair)
+	if u.Wizard() == nil {
+		t.Fatal("Pair with gateway… opened no wizard")
+	}
+}
+
+func TestPrompter(t *testing.T) {
+	test.NewTempApp(t)
+	p := NewPrompter(fyne.CurrentApp())
+	p.shown = make(chan *Prompt, 1)
+	q := capability.Question{Capability: "shell.exec", Summary: "run /usr/bin/uptime", Caller: "admin@Home"}
+	for _, tc := range []struct {
+		name string
+		tap  func(*Prompt)
+		want capability.Answer
+	}{
+		{"once", func(pr *Prompt) { test.Tap(pr.Once) }, capability.AnswerAllowOnce},
+		{"always", func(pr *Prompt) { test.Tap(pr.Always) }, capability.AnswerAlways},
+		{"deny", func(pr *Prompt) { test.Tap(pr.Deny) }, capability.AnswerDeny},
+		{"closed", func(pr *Prompt) { pr.W.Close() }, capability.AnswerDeny},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := make(chan capability.Answer, 1)
+			go func() {
+				a, _ := p.Ask(context.Background(), q)
+				res <- a
+			}()
+			pr := <-p.shown
+			if !strings.Contains(pr.Text.Text, "admin@Home asks to use shell.exec") || !strings.Contains(pr.Text.Text, "run /usr/bin/uptime") {
+				t.Errorf("prompt text %q", pr.Text.Text)
+			}
+			tc.tap(pr)
+			if got := <-res; got != tc.want {
+				t.Errorf("answer %v, want %v", got, tc.want)
+			}
+		})
+	}
+	// Unanswered: the deadline denies, and the window goes away.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	go func() { <-p.shown }()
+	a, err := p.Ask(ctx, q)
+	if a != capability.AnswerDeny || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("unanswered: %v, %v", a, err)
+	}
+}
+
+// validPIN finds a PIN whose check digit is right, by asking ParsePIN.
+func validPIN(t *testing.T) string {
+	t.Helper()
+	for d := '0'; d <= '9'; d++ {
+		s := "31-415926-" + string(d)
+		if pin, err := pairing.ParsePIN(s); err == nil {
+			return pin.Display()
+		}
+	}
+	t.Fatal("no check digit works")
+	return ""
+}
+
+// typo changes the PIN's first digit.
+func typo(pin string) string {
+	b := []byte(pin)
+	b[0] = '0' + (b[0]-'0'+1)%10
+	return string(b)
+}

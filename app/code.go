@@ -1,0 +1,159 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/palyra/palyra-go/node"
+)
+
+// ShowWizard opens the pairing wizard (or brings it forward).
+func (u *UI) ShowWizard() {
+	if u.wizard != nil {
+		u.wizard.Show()
+		return
+	}
+	z := NewWizard(u.fa, u.opts.Agent, u.opts.Now, func(st node.Status, err error) {
+		title, text := Outcome(st, err)
+		u.notify("Palyra: "+title, text)
+		if err == nil {
+			u.paired()
+		}
+		u.refresh()
+	})
+	z.w.SetOnClosed(func() {
+		z.cancelPairing()
+		u.wizard = nil
+	})
+	u.wizard = z
+	z.Show()
+}
+
+// Wizard is the open pairing wizard, or nil.
+func (u *UI) Wizard() *Wizard { return u.wizard }
+
+// codeWindow shows a pairing code of the local gateway.
+type codeWindow struct {
+	w       fyne.Window
+	PIN     *widget.Label
+	Link    *widget.Entry
+	QR      *canvas.Image
+	Expires *widget.Label
+	Address *widget.Label
+}
+
+// ShowCode mints a code on the local gateway and shows it: PIN, link, QR.
+func (u *UI) ShowCode() {
+	if u.local == nil {
+		return
+	}
+	if u.code != nil {
+		u.code.w.Show()
+		u.code.w.RequestFocus()
+		return
+	}
+	c := &codeWindow{w: u.fa.NewWindow("Pairing code")}
+	c.PIN = widget.NewLabelWithStyle("…", fyne.TextAlignCenter, fyne.TextStyle{Monospace: true})
+	c.PIN.SizeName = theme.SizeNameHeadingText
+	c.Link = widget.NewMultiLineEntry()
+	c.Link.Wrapping = fyne.TextWrapBreak
+	c.Link.SetMinRowsVisible(3)
+	c.QR = canvas.NewImageFromResource(nil)
+	c.QR.FillMode = canvas.ImageFillContain
+	c.QR.ScaleMode = canvas.ImageScalePixels
+	c.QR.SetMinSize(fyne.NewSize(240, 240))
+	c.Expires = widget.NewLabel("Making a code…")
+	c.Address = widget.NewLabel(fmt.Sprintf("Gateway address: %s", u.local.Address()))
+	gw := u.local
+	mint := func() {
+		c.Expires.SetText("Making a code…")
+		go func() {
+			ctx, cancel := context.WithTimeout(u.ctx, 30*time.Second)
+			defer cancel()
+			code, err := gw.MintCode(ctx, u.opts.CodeTTL)
+			u.opts.Do(func() {
+				if err != nil {
+					c.Expires.SetText("Could not make a code: " + err.Error())
+					return
+				}
+				c.PIN.SetText(code.PIN)
+				c.Link.SetText(code.Link)
+				c.QR.Resource = fyne.NewStaticResource("pairing-code.png", code.QRPNG)
+				c.QR.Refresh()
+				c.Expires.SetText(fmt.Sprintf("Valid until %s, once. Requests wait for your approval here.", code.ExpiresAt.Local().Format("15:04")))
+			})
+		}()
+	}
+	again := widget.NewButton("New code", mint)
+	closeBtn := widget.NewButton("Close", c.w.Close)
+	intro := widget.NewLabel("On the other device, run 'palyra node pair --gateway ADDRESS --pin -' and type this PIN, or scan the QR code, or use the link.")
+	intro.Wrapping = fyne.TextWrapWord
+	c.w.SetContent(container.NewPadded(container.NewVBox(
+		intro, c.Address, c.PIN, container.NewCenter(c.QR), c.Link, c.Expires,
+		container.NewHBox(again, closeBtn),
+	)))
+	c.w.SetOnClosed(func() { u.code = nil })
+	c.w.Resize(fyne.NewSize(520, 640))
+	u.code = c
+	c.w.Show()
+	mint()
+}
+
+// watchRequests shows each pending pairing request of the local gateway.
+func (u *UI) watchRequests(ctx context.Context, gw LocalGateway) {
+	for req := range gw.Requests(ctx) {
+		u.opts.Do(func() { u.showRequest(ctx, gw, req) })
+	}
+}
+
+// RequestText is what a pending request's window says.
+func RequestText(r PairingRequest) string {
+	return fmt.Sprintf("%s (%s) asks to pair with this computer's gateway.\n\nVerification code: %s\n\nApprove only if the other device shows the same code.",
+		nameOr(r.Name, "A device"), nameOr(r.Platform, "unknown platform"), r.VerificationCode)
+}
+
+// showRequest opens a window with Approve and Reject for one request.
+func (u *UI) showRequest(ctx context.Context, gw LocalGateway, r PairingRequest) {
+	u.notify("Pairing request from "+nameOr(r.Name, "a device"), "Verification code "+r.VerificationCode)
+	w := u.fa.NewWindow("Pairing request")
+	text := widget.NewLabel(RequestText(r))
+	text.Wrapping = fyne.TextWrapWord
+	answered := false
+	decide := func(approve bool) func() {
+		return func() {
+			answered = true
+			w.Close()
+			go func() {
+				var err error
+				if approve {
+					err = gw.Approve(ctx, r.ID)
+				} else {
+					err = gw.Reject(ctx, r.ID)
+				}
+				if err != nil {
+					u.opts.Do(func() { u.showError("answering the pairing request", err) })
+				}
+			}()
+		}
+	}
+	approve := widget.NewButton("Approve", decide(true))
+	approve.Importance = widget.HighImportance
+	reject := widget.NewButton("Reject", decide(false))
+	w.SetContent(container.NewPadded(container.NewBorder(nil, container.NewGridWithColumns(2, reject, approve), nil, nil, text)))
+	u.attention++
+	w.SetOnClosed(func() {
+		u.attention--
+		_ = answered // closing without an answer leaves the request pending; it expires
+		u.refresh()
+	})
+	w.Resize(fyne.NewSize(460, 240))
+	w.Show()
+	u.refresh()
+}

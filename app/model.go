@@ -1,0 +1,135 @@
+package app
+
+import (
+	"time"
+
+	"fyne.io/fyne/v2"
+
+	"github.com/palyra/palyra-go/node"
+	"github.com/palyra/palyra-go/node/capability"
+)
+
+// Model is everything the tray menu and the main window show, computed
+// from the agent and the local gateway; views are pure functions of it.
+type Model struct {
+	Status string
+	Detail string
+	Tray   TrayState
+	// CanPair is false while a pairing runs.
+	CanPair   bool
+	CanForget bool
+	// Capabilities are the check items under "Shared capabilities".
+	Capabilities []CapabilityItem
+	// LocalGateway* describe the "Run local gateway" item; it is absent
+	// when the app was built without one.
+	LocalGatewayAvailable bool
+	LocalGatewayOn        bool
+	// LocalGatewayBusy is set while it starts or stops.
+	LocalGatewayBusy bool
+	// ShowCode offers "Show pairing code…" (only while the local gateway
+	// runs).
+	ShowCode bool
+}
+
+// CapabilityItem is one shared capability.
+type CapabilityItem struct {
+	Name        string
+	Description string
+	Enabled     bool
+	// Asks is set when the capability asks before each use.
+	Asks bool
+}
+
+// LocalState is the local gateway's state as the model needs it.
+type LocalState struct {
+	Available, On, Busy bool
+}
+
+// BuildModel computes the model.
+func BuildModel(st node.Status, caps []capability.Info, local LocalState, attention bool, now time.Time) Model {
+	m := Model{
+		Status:                StatusLine(st, now),
+		Detail:                DetailLine(st),
+		Tray:                  TrayStateOf(st, attention),
+		CanPair:               st.State != node.StatePairing && st.State != node.StatePending,
+		CanForget:             st.State != node.StateUnpaired && st.State != node.StatePairing && st.State != node.StatePending,
+		LocalGatewayAvailable: local.Available,
+		LocalGatewayOn:        local.On,
+		LocalGatewayBusy:      local.Busy,
+		ShowCode:              local.On && !local.Busy,
+	}
+	for _, c := range caps {
+		m.Capabilities = append(m.Capabilities, CapabilityItem{
+			Name: c.Name, Description: c.Description, Enabled: c.Enabled, Asks: c.Consent == capability.ConsentAsk,
+		})
+	}
+	return m
+}
+
+// Actions are what the menu and the window's controls do.
+type Actions struct {
+	Pair          func()
+	SetCapability func(name string, on bool)
+	SetLocal      func(on bool)
+	ShowCode      func()
+	Forget        func()
+	Quit          func()
+}
+
+// Menu labels, shared by the tray menu and the main window.
+const (
+	LabelPair         = "Pair with gateway…"
+	LabelCapabilities = "Shared capabilities"
+	LabelLocal        = "Run local gateway"
+	LabelShowCode     = "Show pairing code…"
+	LabelForget       = "Forget gateway…"
+	LabelQuit         = "Quit"
+)
+
+// Menu is the tray menu for m.
+func (m Model) Menu(act Actions) *fyne.Menu {
+	status := fyne.NewMenuItem(m.Status, nil)
+	status.Disabled = true
+	items := []*fyne.MenuItem{status}
+	if m.Detail != "" {
+		d := fyne.NewMenuItem(m.Detail, nil)
+		d.Disabled = true
+		items = append(items, d)
+	}
+	items = append(items, fyne.NewMenuItemSeparator())
+
+	pair := fyne.NewMenuItem(LabelPair, act.Pair)
+	pair.Disabled = !m.CanPair
+	items = append(items, pair)
+
+	var capItems []*fyne.MenuItem
+	for _, c := range m.Capabilities {
+		label := c.Name
+		if c.Asks {
+			label += " (asks)"
+		}
+		it := fyne.NewMenuItem(label, func() { act.SetCapability(c.Name, !c.Enabled) })
+		it.Checked = c.Enabled
+		capItems = append(capItems, it)
+	}
+	caps := fyne.NewMenuItem(LabelCapabilities, nil)
+	caps.ChildMenu = fyne.NewMenu(LabelCapabilities, capItems...)
+	items = append(items, caps)
+
+	if m.LocalGatewayAvailable {
+		local := fyne.NewMenuItem(LabelLocal, func() { act.SetLocal(!m.LocalGatewayOn) })
+		local.Checked = m.LocalGatewayOn
+		local.Disabled = m.LocalGatewayBusy
+		items = append(items, local)
+		if m.ShowCode {
+			items = append(items, fyne.NewMenuItem(LabelShowCode, act.ShowCode))
+		}
+	}
+	forget := fyne.NewMenuItem(LabelForget, act.Forget)
+	forget.Disabled = !m.CanForget
+	items = append(items, forget, fyne.NewMenuItemSeparator())
+	quit := fyne.NewMenuItem(LabelQuit, act.Quit)
+	quit.IsQuit = true
+	items = append(items, quit)
+	return fyne.NewMenu("Palyra", items...)
+}

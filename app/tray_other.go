@@ -1,0 +1,7 @@
+//go:build !linux
+
+package app
+
+// TrayAvailable reports whether the desktop shows tray icons; macOS and
+// Windows always do.
+func TrayAvailable() (bool, error) { return true, nil }

@@ -1,0 +1,388 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/driver/desktop"
+
+	"github.com/palyra/palyra-go/node"
+)
+
+// ErrPairedElsewhere is what LocalGateway.PairAgent returns (wrapped) when
+// the device is paired with another gateway; the app then leaves the
+// pairing alone.
+var ErrPairedElsewhere = errors.New("this device is paired with another gateway")
+
+// Options configure the UI.
+type Options struct {
+	Agent *node.Agent
+	// StartLocalGateway starts the embedded gateway; nil hides "Run local
+	// gateway".
+	StartLocalGateway StartLocalGateway
+	// LocalGateway starts the local gateway at launch.
+	LocalGateway bool
+	// Tray puts the menu in the system tray; otherwise the main window
+	// holds the status and the actions (see TrayAvailable).
+	Tray bool
+	// Prompter shows consent prompts; it is the agent's Asker.
+	Prompter *Prompter
+	Logger   *slog.Logger
+	Now      func() time.Time
+	// CodeTTL is how long a code from "Show pairing code…" lasts.
+	CodeTTL time.Duration
+	// Do runs a function on the UI goroutine; default fyne.Do. Tests give
+	// one that serialises with their own taps (Fyne's test driver runs
+	// fyne.Do on the calling goroutine).
+	Do func(func())
+}
+
+// DefaultCodeTTL is how long a pairing code shown by the app lasts.
+const DefaultCodeTTL = 10 * time.Minute
+
+// UI is the running user interface. Its fields are touched only on the Fyne
+// goroutine (through fyne.Do from elsewhere), so it needs no lock.
+type UI struct {
+	fa   fyne.App
+	opts Options
+	log  *slog.Logger
+	ctx  context.Context
+
+	status       node.Status
+	wasConnected bool
+	run          *runState
+	local        LocalGateway
+	localBusy    bool
+	stopRequests context.CancelFunc
+	attention    int
+	model        Model
+	lastMenu     *fyne.Menu
+
+	win    *mainWindow
+	wizard *Wizard
+	code   *codeWindow
+}
+
+// runState is one agent.Run in the background.
+type runState struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New makes the UI; Start shows it.
+func New(fa fyne.App, opts Options) *UI {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Do == nil {
+		opts.Do = fyne.Do
+	}
+	if opts.CodeTTL == 0 {
+		opts.CodeTTL = DefaultCodeTTL
+	}
+	u := &UI{fa: fa, opts: opts, log: opts.Logger, status: opts.Agent.Status()}
+	if opts.Prompter != nil {
+		opts.Prompter.onAttention = u.addAttention
+	}
+	return u
+}
+
+// Start shows the tray menu or the main window, follows the agent until ctx
+// ends, runs it when paired and starts the local gateway if asked. Call it
+// on the Fyne goroutine (before app.Run, or inside fyne.Do).
+func (u *UI) Start(ctx context.Context) {
+	u.ctx = ctx
+	if !u.opts.Tray {
+		u.win = newMainWindow(u)
+		u.win.w.Show()
+	}
+	u.refresh()
+	go u.follow(ctx)
+	if u.opts.LocalGateway && u.opts.StartLocalGateway != nil {
+		u.setLocal(true)
+	} else {
+		u.startAgent()
+	}
+}
+
+// Model is the current model (for tests and the main window).
+func (u *UI) Model() Model { return u.model }
+
+// Window is the main window, or nil when the app lives in the tray.
+func (u *UI) Window() fyne.Window {
+	if u.win == nil {
+		return nil
+	}
+	return u.win.w
+}
+
+// follow applies the agent's status changes, and ticks once a second so
+// "retrying in N s" counts down.
+func (u *UI) follow(ctx context.Context) {
+	ch := u.opts.Agent.Watch(ctx)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case st, ok := <-ch:
+			if !ok {
+				return
+			}
+			u.opts.Do(func() { u.apply(st) })
+		case <-tick.C:
+			u.opts.Do(func() {
+				if u.status.State == node.StateOffline && !u.status.RetryAt.IsZero() {
+					u.refresh()
+				}
+			})
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// apply takes a new status: notifications for what changed, then the views.
+func (u *UI) apply(st node.Status) {
+	prev := u.status
+	u.status = st
+	switch {
+	case st.State == node.StateConnected:
+		u.wasConnected = true
+	case st.State == node.StateOffline && !st.RetryAt.IsZero() && prev.State == node.StateConnected && u.wasConnected:
+		u.notify("Palyra is offline", fmt.Sprintf("Lost the connection to %s; retrying.", nameOr(st.GatewayName, "the gateway")))
+	case st.State == node.StateRevoked && prev.State != node.StateRevoked:
+		u.notify("This device was revoked", fmt.Sprintf("%s no longer accepts this device. Pair again to use it.", nameOr(st.GatewayName, "The gateway")))
+	}
+	u.refresh()
+}
+
+// refresh recomputes the model and updates the tray and the window.
+func (u *UI) refresh() {
+	local := LocalState{Available: u.opts.StartLocalGateway != nil, On: u.local != nil, Busy: u.localBusy}
+	u.model = BuildModel(u.status, u.opts.Agent.Capabilities(), local, u.attention > 0, u.opts.Now())
+	act := u.actions()
+	if u.opts.Tray {
+		if d, ok := u.fa.(desktop.App); ok {
+			u.lastMenu = u.model.Menu(act)
+			d.SetSystemTrayMenu(u.lastMenu)
+			d.SetSystemTrayIcon(u.model.Tray.Icon())
+		}
+	}
+	if u.win != nil {
+		u.win.show(u.model, act)
+	}
+}
+
+// TrayMenu is the menu last given to the tray (nil without a tray).
+func (u *UI) TrayMenu() *fyne.Menu { return u.lastMenu }
+
+func (u *UI) actions() Actions {
+	return Actions{
+		Pair:          u.ShowWizard,
+		SetCapability: u.setCapability,
+		SetLocal:      u.setLocal,
+		ShowCode:      u.ShowCode,
+		Forget:        u.confirmForget,
+		Quit:          u.fa.Quit,
+	}
+}
+
+func (u *UI) addAttention(delta int) {
+	u.opts.Do(func() {
+		u.attention += delta
+		u.refresh()
+	})
+}
+
+func (u *UI) notify(title, body string) {
+	u.log.Info("notification", "title", title, "body", body)
+	u.fa.SendNotification(fyne.NewNotification(title, body))
+}
+
+func (u *UI) showError(what string, err error) {
+	u.log.Warn(what, "err", err)
+	if u.win != nil {
+		dialog.ShowError(fmt.Errorf("%s: %w", what, err), u.win.w)
+		return
+	}
+	u.notify("Palyra: "+what, err.Error())
+}
+
+// setCapability turns a capability on or off; a connected gateway hears at
+// once.
+func (u *UI) setCapability(name string, on bool) {
+	if err := u.opts.Agent.SetCapabilityEnabled(name, on); err != nil {
+		u.showError("changing "+name, err)
+	}
+	u.refresh()
+}
+
+// startAgent runs the agent in the background if it is paired and not
+// running already.
+func (u *UI) startAgent() {
+	if u.run != nil || !u.opts.Agent.Paired() {
+		return
+	}
+	ctx, cancel := context.WithCancel(u.ctx)
+	r := &runState{cancel: cancel, done: make(chan struct{})}
+	u.run = r
+	go func() {
+		defer close(r.done)
+		err := u.opts.Agent.Run(ctx)
+		if err != nil {
+			u.log.Warn("node agent stopped", "err", err)
+		}
+		u.opts.Do(func() {
+			if u.run == r {
+				u.run = nil
+			}
+		})
+	}()
+}
+
+// stopAgent stops a running agent and calls then (on the Fyne goroutine)
+// once it has stopped.
+func (u *UI) stopAgent(then func()) {
+	r := u.run
+	u.run = nil
+	if r == nil {
+		then()
+		return
+	}
+	r.cancel()
+	go func() {
+		<-r.done
+		u.opts.Do(then)
+	}()
+}
+
+// paired is called when a pairing succeeded: the agent runs with its new
+// identity.
+func (u *UI) paired() {
+	u.stopAgent(u.startAgent)
+}
+
+// confirmForget asks, then forgets the gateway.
+func (u *UI) confirmForget() {
+	gw := nameOr(u.status.GatewayName, "the gateway")
+	msg := fmt.Sprintf("Forget %s? This device disconnects and must be paired again to reconnect.\nIts device ID stays the same.", gw)
+	if u.win == nil {
+		// With only a tray, ask in a small window of its own.
+		w := u.fa.NewWindow("Forget gateway")
+		d := dialog.NewConfirm("Forget gateway", msg, func(ok bool) {
+			w.Close()
+			if ok {
+				u.Forget()
+			}
+		}, w)
+		w.Resize(fyne.NewSize(460, 200))
+		w.Show()
+		d.Show()
+		return
+	}
+	dialog.ShowConfirm("Forget gateway", msg, func(ok bool) {
+		if ok {
+			u.Forget()
+		}
+	}, u.win.w)
+}
+
+// Forget stops the agent and removes its pairing.
+func (u *UI) Forget() {
+	u.stopAgent(func() {
+		if err := u.opts.Agent.Forget(); err != nil {
+			u.showError("forgetting the gateway", err)
+		}
+		u.wasConnected = false
+		u.refresh()
+	})
+}
+
+// setLocal starts or stops the local gateway.
+func (u *UI) setLocal(on bool) {
+	if u.localBusy || (on == (u.local != nil)) || u.opts.StartLocalGateway == nil {
+		u.refresh()
+		return
+	}
+	u.localBusy = true
+	u.refresh()
+	if !on {
+		gw := u.local
+		u.local = nil
+		if u.stopRequests != nil {
+			u.stopRequests()
+			u.stopRequests = nil
+		}
+		if u.code != nil {
+			u.code.w.Close()
+		}
+		go func() {
+			gw.Stop()
+			u.opts.Do(func() {
+				u.localBusy = false
+				u.refresh()
+			})
+		}()
+		return
+	}
+	go func() {
+		gw, err := u.opts.StartLocalGateway(u.ctx)
+		if err != nil {
+			u.opts.Do(func() {
+				u.localBusy = false
+				u.showError("starting the local gateway", err)
+				u.startAgent()
+				u.refresh()
+			})
+			return
+		}
+		u.log.Info("local gateway running", "address", gw.Address())
+		pairErr := gw.PairAgent(u.ctx, u.opts.Agent)
+		u.opts.Do(func() {
+			u.local = gw
+			u.localBusy = false
+			reqCtx, stop := context.WithCancel(u.ctx)
+			u.stopRequests = stop
+			go u.watchRequests(reqCtx, gw)
+			switch {
+			case pairErr == nil:
+				u.startAgent()
+			case errors.Is(pairErr, ErrPairedElsewhere):
+				u.log.Info("not pairing with the local gateway", "err", pairErr)
+				u.notify("Local gateway running", fmt.Sprintf("This device stays paired with %s; other devices can pair with the local gateway at %s.",
+					nameOr(u.status.GatewayName, "another gateway"), gw.Address()))
+				u.startAgent()
+			default:
+				u.showError("pairing with the local gateway", pairErr)
+				u.startAgent()
+			}
+			u.refresh()
+		})
+	}()
+}
+
+// StopLocal stops the local gateway (if it runs) and waits; for quitting.
+func (u *UI) StopLocal() {
+	if u.stopRequests != nil {
+		u.stopRequests()
+	}
+	if u.local != nil {
+		u.local.Stop()
+		u.local = nil
+	}
+}
+
+func nameOr(s, alt string) string {
+	if s == "" {
+		return alt
+	}
+	return s
+}

@@ -1,0 +1,499 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/palyra/palyra-go/node"
+	"github.com/palyra/palyra-go/node/localapi"
+	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
+)
+
+// artifactDir is where the screenshots go (git-ignored), for a person to
+// look at.
+const artifactDir = "artifacts/desktop-app"
+
+// Deadlines of the end-to-end test.
+const (
+	startDeadline   = 90 * time.Second // app start, pairing and connection
+	stepDeadline    = 30 * time.Second
+	pollInterval    = 100 * time.Millisecond
+	keyringPassword = "test"
+)
+
+// desktopEnv is one throwaway desktop: an X server, a session bus with an
+// unlocked gnome-keyring, and private HOME and XDG directories.
+type desktopEnv struct {
+	t       *testing.T
+	dir     string
+	env     []string
+	display string
+	bus     string
+	bin     string
+}
+
+func TestParseFlags(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		wantErr string
+		check   func(t *testing.T, c config)
+	}{
+		{name: "defaults", env: map[string]string{"XDG_CONFIG_HOME": "/x"}, check: func(t *testing.T, c config) {
+			if c.secretStore != "keychain" || c.profile != "default" || c.localGateway || c.configDir != "/x/palyra/node" || c.configDirGiven {
+				t.Errorf("%+v", c)
+			}
+		}},
+		{name: "file store from env", env: map[string]string{"PALYRA_SECRET_STORE": "file", "PALYRA_CONFIG_DIR": "/c"}, check: func(t *testing.T, c config) {
+			if c.secretStore != "file" || c.configDir != "/c" || !c.configDirGiven {
+				t.Errorf("%+v", c)
+			}
+		}},
+		{name: "local gateway", args: []string{"--local-gateway", "--config-dir", "/d"}, check: func(t *testing.T, c config) {
+			if !c.localGateway || c.configDir != "/d" {
+				t.Errorf("%+v", c)
+			}
+			if got := nodeSocket(c, env(nil)); got != "/d/node.sock" {
+				t.Errorf("socket %s", got)
+			}
+		}},
+		{name: "bad store", args: []string{"--secret-store", "vault"}, wantErr: `--secret-store must be keychain or file, not "vault"`},
+		{name: "both gateways", args: []string{"--local-gateway", "--headless-gateway"}, wantErr: "leave out --local-gateway"},
+		{name: "stray argument", args: []string{"now"}, wantErr: `unexpected argument "now"`},
+		{name: "unknown flag", args: []string{"--tray"}, wantErr: "flag provided but not defined: -tray"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr strings.Builder
+			c, err := parseFlags(tc.args, env(tc.env), &stderr)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, c)
+		})
+	}
+	var help strings.Builder
+	if _, err := parseFlags([]string{"--help"}, env(nil), &help); err == nil || !strings.Contains(help.String(), "--headless-gateway") || !strings.Contains(help.String(), "-secret-store") {
+		t.Errorf("help: %v\n%s", err, help.String())
+	}
+}
+
+// TestDesktopUnderXvfb runs the real binary on a throwaway X server with a
+// real session bus and gnome-keyring: it starts with the local gateway,
+// pairs itself, connects, shows its window, and after a restart
+// reconnects without pairing again. Screenshots go to artifacts/desktop-app.
+func TestDesktopUnderXvfb(t *testing.T) {
+	d := newDesktop(t)
+	gwDir := filepath.Join(d.dir, "gw")
+	cfgDir := filepath.Join(d.dir, "home", "config", "palyra", "node")
+	args := []string{"--local-gateway", "--config-dir", cfgDir, "--gateway-dir", gwDir}
+	socket := filepath.Join(cfgDir, "node.sock")
+
+	app := d.start("first", args...)
+	st := waitState(t, socket, node.StateConnected, startDeadline, app)
+	if st.DeviceID == "" || !strings.HasPrefix(st.GatewayName, "Palyra local gateway on ") || st.Transport != node.TransportQUIC {
+		t.Fatalf("status after start: %+v", st)
+	}
+	admin := adminClient(t, filepath.Join(gwDir, "admin.sock"))
+	nodes := listNodes(t, admin)
+	if len(nodes) != 1 || nodes[0].GetDeviceId() != st.DeviceID || !nodes[0].GetOnline() {
+		t.Fatalf("gateway's nodes: %v (device %s)", nodes, st.DeviceID)
+	}
+	if !strings.Contains(app.log(), "no system tray here; showing the main window instead") {
+		t.Errorf("no log line about the missing tray:\n%s", app.log())
+	}
+	win := d.window("Palyra")
+	d.screenshot("main-window-connected")
+
+	// Toggle clipboard.read from the window with the keyboard: Tab moves
+	// through Pair, Forget, Run local gateway, Show pairing code, then the
+	// capabilities in order (clipboard.read first); space toggles.
+	if capEnabled(t, admin, st.DeviceID, "clipboard.read") {
+		t.Fatal("clipboard.read is on before the test turned it on")
+	}
+	d.xdotool("windowfocus", "--sync", win)
+	d.xdotool("key", "--window", win, "Tab", "Tab", "Tab", "Tab", "Tab", "space")
+	waitFor(t, stepDeadline, "the gateway to see clipboard.read on", func() bool { return capEnabled(t, admin, st.DeviceID, "clipboard.read") })
+	d.screenshot("main-window-capability-on")
+
+	// The pairing wizard, from the first button (four back from
+	// clipboard.read).
+	d.xdotool("key", "--window", win, "shift+Tab", "shift+Tab", "shift+Tab", "shift+Tab", "space")
+	wiz := d.window("Pair with a gateway")
+	// There is no window manager to place it: move it off the main window.
+	d.xdotool("windowmove", "--sync", wiz, "620", "0")
+	d.screenshot("pairing-wizard")
+
+	app.stop()
+	if strings.Count(app.log(), "paired this device with the local gateway") != 1 {
+		t.Fatalf("first run did not pair exactly once:\n%s", app.log())
+	}
+
+	// Restart: the same device reconnects from the keychain, no pairing.
+	app2 := d.start("second", args...)
+	st2 := waitState(t, socket, node.StateConnected, startDeadline, app2)
+	if st2.DeviceID != st.DeviceID {
+		t.Fatalf("device after restart %s, want %s", st2.DeviceID, st.DeviceID)
+	}
+	if strings.Contains(app2.log(), "pairing code minted") || strings.Contains(app2.log(), "paired this device") {
+		t.Errorf("the restarted app paired again:\n%s", app2.log())
+	}
+	admin2 := adminClient(t, filepath.Join(gwDir, "admin.sock"))
+	devs, err := admin2.ListDevices(t.Context(), &adminv1.ListDevicesRequest{})
+	if err != nil || len(devs.GetDevices()) != 1 {
+		t.Fatalf("devices after restart: %v, %v", devs, err)
+	}
+	if !capEnabled(t, admin2, st.DeviceID, "clipboard.read") {
+		t.Error("clipboard.read is off after the restart; the choice was not kept")
+	}
+	d.window("Palyra")
+	d.screenshot("main-window-reconnected")
+	app2.stop()
+}
+
+func newDesktop(t *testing.T) *desktopEnv {
+	t.Helper()
+	for _, tool := range []string{"Xvfb", "dbus-daemon", "gnome-keyring-daemon", "import", "xdotool"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not found: the desktop test needs xvfb, dbus, gnome-keyring, imagemagick and xdotool (make test installs them)", tool)
+		}
+	}
+	dir, err := os.MkdirTemp("", "pdesk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	d := &desktopEnv{t: t, dir: dir}
+	home := filepath.Join(dir, "home")
+	for _, sub := range []string{"", "data", "config", "cache", "run"} {
+		if err := os.MkdirAll(filepath.Join(home, sub), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.env = []string{
+		"HOME=" + home, "XDG_DATA_HOME=" + filepath.Join(home, "data"), "XDG_CONFIG_HOME=" + filepath.Join(home, "config"),
+		"XDG_CACHE_HOME=" + filepath.Join(home, "cache"), "XDG_RUNTIME_DIR=" + filepath.Join(home, "run"),
+		"PATH=" + os.Getenv("PATH"), "LANG=C.UTF-8", "QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING=true",
+	}
+	d.display = d.startXvfb()
+	d.bus = d.startBus()
+	d.env = append(d.env, "DISPLAY="+d.display, "DBUS_SESSION_BUS_ADDRESS="+d.bus)
+	d.startKeyring()
+	d.bin = buildDesktop(t, dir)
+	if err := os.MkdirAll(artifactDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// buildDesktop builds palyra-desktop with cgo.
+func buildDesktop(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "palyra-desktop")
+	cmd := exec.CommandContext(t.Context(), filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building palyra-desktop: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// background starts a helper process that lives until the test ends.
+func (d *desktopEnv) background(cmd *exec.Cmd) {
+	d.t.Helper()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		d.t.Fatalf("starting %s: %v", cmd.Path, err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	d.t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	})
+}
+
+// startXvfb starts an X server and returns its display (-displayfd: the
+// server picks a free display and says which once it is ready).
+func (d *desktopEnv) startXvfb() string {
+	r, w, err := os.Pipe()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "1280x800x24", "-nolisten", "tcp")
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.Env = d.env
+	d.background(cmd)
+	w.Close()
+	return ":" + readLine(d.t, r, "Xvfb's display number")
+}
+
+// startBus starts a private session bus and returns its address.
+func (d *desktopEnv) startBus() string {
+	cmd := exec.Command("dbus-daemon", "--session", "--nofork", "--print-address=1")
+	cmd.Env = d.env
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.background(cmd)
+	return readLine(d.t, out, "the session bus address")
+}
+
+// startKeyring starts gnome-keyring on the bus, unlocked, and waits until
+// it owns the Secret Service name.
+func (d *desktopEnv) startKeyring() {
+	cmd := exec.Command("gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets")
+	cmd.Env = d.env
+	cmd.Stdin = strings.NewReader(keyringPassword)
+	d.background(cmd)
+	conn, err := dbus.Connect(d.bus)
+	if err != nil {
+		d.t.Fatalf("connecting to the test bus: %v", err)
+	}
+	defer conn.Close()
+	waitFor(d.t, stepDeadline, "gnome-keyring on the bus", func() bool {
+		var has bool
+		err := conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, "org.freedesktop.secrets").Store(&has)
+		return err == nil && has
+	})
+}
+
+func readLine(t *testing.T, r interface{ Read([]byte) (int, error) }, what string) string {
+	t.Helper()
+	line := make(chan string, 1)
+	go func() {
+		s, _ := bufio.NewReader(r).ReadString('\n')
+		line <- strings.TrimSpace(s)
+	}()
+	select {
+	case s := <-line:
+		if s == "" {
+			t.Fatalf("no %s", what)
+		}
+		return s
+	case <-time.After(stepDeadline):
+		t.Fatalf("no %s within %s", what, stepDeadline)
+	}
+	return ""
+}
+
+// appProcess is one run of palyra-desktop.
+type appProcess struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{}
+	err     error
+}
+
+func (d *desktopEnv) start(name string, args ...string) *appProcess {
+	d.t.Helper()
+	logPath := filepath.Join(d.dir, name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	cmd := exec.Command(d.bin, args...)
+	cmd.Env = d.env
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		d.t.Fatal(err)
+	}
+	f.Close()
+	p := &appProcess{t: d.t, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	d.t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+		d.t.Logf("%s run of palyra-desktop:\n%s", name, p.log())
+	})
+	return p
+}
+
+func (p *appProcess) log() string {
+	b, _ := os.ReadFile(p.logPath)
+	return string(b)
+}
+
+// stop asks the app to quit (SIGTERM) and expects a clean exit.
+func (p *appProcess) stop() {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		p.t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+		if p.err != nil {
+			p.t.Fatalf("palyra-desktop exited with %v:\n%s", p.err, p.log())
+		}
+	case <-time.After(stepDeadline):
+		p.t.Fatalf("palyra-desktop did not quit within %s of SIGTERM", stepDeadline)
+	}
+}
+
+// waitState polls the agent's local API until it reports want.
+func waitState(t *testing.T, socket string, want node.State, deadline time.Duration, p *appProcess) node.Status {
+	t.Helper()
+	var last node.Status
+	var lastErr error
+	ok := poll(deadline, func() bool {
+		select {
+		case <-p.done:
+			t.Fatalf("palyra-desktop exited (%v):\n%s", p.err, p.log())
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		last, lastErr = localapi.Status(ctx, socket)
+		return lastErr == nil && last.State == want
+	})
+	if !ok {
+		t.Fatalf("the app's node is not %s after %s: %+v, %v\n%s", want, deadline, last, lastErr, p.log())
+	}
+	return last
+}
+
+func poll(deadline time.Duration, cond func() bool) bool {
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	end := time.After(deadline)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-end:
+			return cond()
+		}
+	}
+	return true
+}
+
+func waitFor(t *testing.T, deadline time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !poll(deadline, cond) {
+		t.Fatalf("timed out after %s waiting for %s", deadline, what)
+	}
+}
+
+// window waits for a window with the exact title and returns its ID.
+func (d *desktopEnv) window(title string) string {
+	d.t.Helper()
+	var id string
+	waitFor(d.t, stepDeadline, "window "+strconv.Quote(title), func() bool {
+		out, err := d.xdotoolOutput("search", "--onlyvisible", "--name", "^"+title+"$")
+		if err != nil {
+			return false
+		}
+		fields := strings.Fields(out)
+		if len(fields) == 0 {
+			return false
+		}
+		id = fields[len(fields)-1]
+		return true
+	})
+	return id
+}
+
+func (d *desktopEnv) xdotoolOutput(args ...string) (string, error) {
+	cmd := exec.Command("xdotool", args...)
+	cmd.Env = d.env
+	out, err := cmd.Output()
+	return string(out), err
+}
+
+func (d *desktopEnv) xdotool(args ...string) {
+	d.t.Helper()
+	cmd := exec.Command("xdotool", args...)
+	cmd.Env = d.env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		d.t.Fatalf("xdotool %v: %v\n%s", args, err, out)
+	}
+}
+
+// screenshot saves the whole screen as artifacts/desktop-app/name.png once
+// the screen has settled (two captures in a row alike).
+func (d *desktopEnv) screenshot(name string) {
+	d.t.Helper()
+	path := filepath.Join(artifactDir, name+".png")
+	var prev []byte
+	waitFor(d.t, stepDeadline, "the screen to settle for "+name, func() bool {
+		cmd := exec.Command("import", "-window", "root", "png:"+path)
+		cmd.Env = d.env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			d.t.Fatalf("taking a screenshot: %v\n%s", err, out)
+		}
+		cur, err := os.ReadFile(path)
+		if err != nil {
+			d.t.Fatal(err)
+		}
+		same := prev != nil && string(prev) == string(cur)
+		prev = cur
+		return same
+	})
+	d.t.Logf("screenshot %s", path)
+}
+
+func adminClient(t *testing.T, socket string) adminv1.AdminClient {
+	t.Helper()
+	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return adminv1.NewAdminClient(conn)
+}
+
+func listNodes(t *testing.T, admin adminv1.AdminClient) []*adminv1.Node {
+	t.Helper()
+	resp, err := admin.ListNodes(t.Context(), &adminv1.ListNodesRequest{})
+	if err != nil {
+		t.Fatalf("listing nodes: %v", err)
+	}
+	return resp.GetNodes()
+}
+
+// capEnabled is whether the gateway sees capability name on for device.
+func capEnabled(t *testing.T, admin adminv1.AdminClient, device, name string) bool {
+	t.Helper()
+	resp, err := admin.DescribeNode(t.Context(), &adminv1.DeviceRequest{DeviceId: device})
+	if err != nil {
+		t.Fatalf("describing node %s: %v", device, err)
+	}
+	for _, c := range resp.GetCapabilities() {
+		if c.GetName() == name {
+			return c.GetEnabled()
+		}
+	}
+	t.Fatalf("the gateway lists no %s for %s: %v", name, device, resp.GetCapabilities())
+	return false
+}
