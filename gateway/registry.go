@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/palyra/palyra-go/gateway/dispatch"
@@ -25,6 +26,9 @@ type registry struct {
 	g         *Gateway
 	transport string
 	carrier   func() dispatch.Carrier
+	// events holds each device's budget of events, so a node cannot flood
+	// the event log and its watchers.
+	events eventBudgets
 }
 
 var _ nodeconn.Registry = (*registry)(nil)
@@ -64,9 +68,52 @@ func (r *registry) CapabilitiesChanged(id identity.DeviceID, caps []*nodev1.Capa
 	r.g.dispatch.SetCapabilities(id, caps)
 }
 
+// A node may report eventBurst events at once and eventRate a second on
+// average; beyond that its events are dropped (its calls' results are not
+// events and are never dropped).
+const (
+	eventRate  = 5.0
+	eventBurst = 50.0
+)
+
+// eventBudgets is a token bucket per device.
+type eventBudgets struct {
+	mu      sync.Mutex
+	buckets map[identity.DeviceID]*eventBucket
+}
+
+type eventBucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// allow takes a token from the device's bucket, if it has one.
+func (b *eventBudgets) allow(id identity.DeviceID, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.buckets == nil {
+		b.buckets = make(map[identity.DeviceID]*eventBucket)
+	}
+	k := b.buckets[id]
+	if k == nil {
+		k = &eventBucket{tokens: eventBurst, last: now}
+		b.buckets[id] = k
+	}
+	k.tokens = min(eventBurst, k.tokens+now.Sub(k.last).Seconds()*eventRate)
+	k.last = now
+	if k.tokens < 1 {
+		return false
+	}
+	k.tokens--
+	return true
+}
+
 // NodeEvent publishes what a node reports. Its time is the gateway's: a
 // node's clock may be off.
 func (r *registry) NodeEvent(id identity.DeviceID, ev *nodev1.NodeEvent) {
+	if !r.events.allow(id, r.g.cfg.Now()) {
+		return
+	}
 	kind := events.KindError
 	switch ev.GetKind() {
 	case nodev1.NodeEvent_KIND_CAPABILITY_CHANGED:
