@@ -2,7 +2,10 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"image"
+	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +20,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/palyra/palyra-go/identity/pairing/qr"
+	"github.com/palyra/palyra-go/identity/secretstore"
 	"github.com/palyra/palyra-go/node"
 	"github.com/palyra/palyra-go/node/localapi"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
@@ -136,9 +141,46 @@ func TestDesktopUnderXvfb(t *testing.T) {
 	waitFor(t, stepDeadline, "the gateway to see clipboard.read on", func() bool { return capEnabled(t, admin, st.DeviceID, "clipboard.read") })
 	d.screenshot("main-window-capability-on")
 
-	// The pairing wizard, from the first button (four back from
-	// clipboard.read).
-	d.xdotool("key", "--window", win, "shift+Tab", "shift+Tab", "shift+Tab", "shift+Tab", "space")
+	// A second, headless node joins through "Show pairing code…" (one back
+	// from clipboard.read), with the QR code read off the screen.
+	other := pairSecondNode(t, d, win, admin)
+
+	// Stopping the local gateway keeps the pairing: the app shows itself
+	// offline and retrying, and connects again when it runs again. "Run
+	// local gateway" is one back from "Show pairing code…".
+	d.xdotool("windowfocus", "--sync", win)
+	d.xdotool("key", "--window", win, "shift+Tab", "space")
+	waitFor(t, stepDeadline, "the local gateway to stop", func() bool { return strings.Contains(app.log(), "local gateway stopped") })
+	// Between attempts: the agent is offline, waiting to retry, before and
+	// after the capture (it spends a while connecting in each attempt).
+	offline := func() (time.Time, bool) {
+		s, err := localapi.Status(t.Context(), socket)
+		return s.RetryAt, err == nil && s.State == node.StateOffline && !s.RetryAt.IsZero()
+	}
+	waitFor(t, stepDeadline, "a capture of the app offline and retrying", func() bool {
+		before, ok := offline()
+		if !ok {
+			return false
+		}
+		d.screenshot("main-window-offline")
+		after, ok := offline()
+		return ok && after.Equal(before)
+	})
+	d.xdotool("key", "--window", win, "space")
+	waitState(t, socket, node.StateConnected, stepDeadline, app)
+	waitFor(t, stepDeadline, "both nodes online again", func() bool {
+		online := 0
+		for _, n := range listNodes(t, admin) {
+			if n.GetOnline() && (n.GetDeviceId() == st.DeviceID || n.GetDeviceId() == other) {
+				online++
+			}
+		}
+		return online == 2
+	})
+
+	// The pairing wizard, from the first button (two back from "Run local
+	// gateway").
+	d.xdotool("key", "--window", win, "shift+Tab", "shift+Tab", "space")
 	wiz := d.window("Pair with a gateway")
 	// There is no window manager to place it: move it off the main window.
 	d.xdotool("windowmove", "--sync", wiz, "620", "0")
@@ -160,8 +202,8 @@ func TestDesktopUnderXvfb(t *testing.T) {
 	}
 	admin2 := adminClient(t, filepath.Join(gwDir, "admin.sock"))
 	devs, err := admin2.ListDevices(t.Context(), &adminv1.ListDevicesRequest{})
-	if err != nil || len(devs.GetDevices()) != 1 {
-		t.Fatalf("devices after restart: %v, %v", devs, err)
+	if err != nil || len(devs.GetDevices()) != 2 {
+		t.Fatalf("devices after restart (this one and the headless node): %v, %v", devs, err)
 	}
 	if !capEnabled(t, admin2, st.DeviceID, "clipboard.read") {
 		t.Error("clipboard.read is off after the restart; the choice was not kept")
@@ -169,6 +211,114 @@ func TestDesktopUnderXvfb(t *testing.T) {
 	d.window("Palyra")
 	d.screenshot("main-window-reconnected")
 	app2.stop()
+}
+
+// headlessNodeName is the second node's name, as the app's request window
+// and the gateway show it.
+const headlessNodeName = "headless-test-node"
+
+// pairSecondNode opens "Show pairing code…" in the main window (focus on
+// clipboard.read), reads the QR code from a screenshot, pairs an in-process
+// headless node with it, approves the request in the app's window, runs
+// the node and waits until the gateway lists it online. It returns the
+// node's device ID; the node runs until the test ends.
+func pairSecondNode(t *testing.T, d *desktopEnv, win string, admin adminv1.AdminClient) string {
+	t.Helper()
+	d.xdotool("windowfocus", "--sync", win)
+	d.xdotool("key", "--window", win, "shift+Tab", "space")
+	codeWin := d.window("Pairing code")
+	d.xdotool("windowmove", "--sync", codeWin, "620", "0")
+	// The code is made in the background: look until the screen shows one.
+	var link string
+	waitFor(t, stepDeadline, "a QR code on the screen", func() bool {
+		img := d.screenshot("pairing-code")
+		var err error
+		link, err = qr.Decode(img)
+		return err == nil
+	})
+	if !strings.HasPrefix(link, "palyra://") {
+		t.Fatalf("the QR code on the screen is not a pairing link (%d bytes)", len(link))
+	}
+	// Close it from the keyboard: Copy link, New code, Close.
+	d.xdotool("windowfocus", "--sync", codeWin)
+	d.xdotool("key", "--window", codeWin, "Tab", "Tab", "Tab", "space")
+	d.windowGone("Pairing code")
+
+	secretDir := filepath.Join(t.TempDir(), "secrets")
+	if err := os.Mkdir(secretDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	secrets, err := secretstore.NewFile(secretDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := node.New(node.Config{ConfigDir: t.TempDir(), Secrets: secrets, Name: headlessNodeName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	type result struct {
+		st  node.Status
+		err error
+	}
+	paired := make(chan result, 1)
+	go func() {
+		st, err := other.Pair(ctx, node.PairOptions{Link: link})
+		paired <- result{st, err}
+	}()
+	t.Cleanup(func() { cancel(); <-paired })
+
+	// The request comes up in the app with the code the node shows.
+	req := d.window("Pairing request")
+	d.xdotool("windowmove", "--sync", req, "620", "0")
+	waitFor(t, stepDeadline, "the headless node to wait for approval", func() bool {
+		return other.Status().State == node.StatePending
+	})
+	code := other.Status().VerificationCode
+	reqs, err := admin.ListPairingRequests(t.Context(), &adminv1.ListPairingRequestsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range reqs.GetRequests() {
+		found = found || r.GetState() == adminv1.PairingRequest_STATE_PENDING && r.GetName() == headlessNodeName && r.GetVerificationCode() == code
+	}
+	if code == "" || !found {
+		t.Fatalf("no pending request from %s with the node's verification code: %v", headlessNodeName, reqs.GetRequests())
+	}
+	d.screenshot("pairing-request")
+
+	// Approve from the keyboard: Reject, Approve.
+	d.xdotool("windowfocus", "--sync", req)
+	d.xdotool("key", "--window", req, "Tab", "Tab", "space")
+	var res result
+	select {
+	case res = <-paired:
+		paired <- res // for the cleanup
+	case <-time.After(stepDeadline):
+		t.Fatalf("the headless node's pairing did not end within %s of Approve", stepDeadline)
+	}
+	if res.err != nil || res.st.DeviceID == "" {
+		t.Fatalf("pairing the headless node: %+v, %v", res.st, res.err)
+	}
+	d.windowGone("Pairing request")
+	devs, err := admin.ListDevices(t.Context(), &adminv1.ListDevicesRequest{})
+	if err != nil || len(devs.GetDevices()) != 2 {
+		t.Fatalf("devices after approving the headless node: %v, %v", devs, err)
+	}
+
+	ran := make(chan error, 1)
+	go func() { ran <- other.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-ran })
+	waitFor(t, stepDeadline, "the headless node online", func() bool {
+		for _, n := range listNodes(t, admin) {
+			if n.GetDeviceId() == res.st.DeviceID {
+				return n.GetOnline() && n.GetName() == headlessNodeName
+			}
+		}
+		return false
+	})
+	return res.st.DeviceID
 }
 
 func newDesktop(t *testing.T) *desktopEnv {
@@ -424,6 +574,16 @@ func (d *desktopEnv) window(title string) string {
 	return id
 }
 
+// windowGone waits until no visible window has the exact title.
+func (d *desktopEnv) windowGone(title string) {
+	d.t.Helper()
+	waitFor(d.t, stepDeadline, "window "+strconv.Quote(title)+" to close", func() bool {
+		out, err := d.xdotoolOutput("search", "--onlyvisible", "--name", "^"+title+"$")
+		// xdotool search exits 1 when it finds nothing.
+		return err != nil && strings.TrimSpace(out) == ""
+	})
+}
+
 func (d *desktopEnv) xdotoolOutput(args ...string) (string, error) {
 	cmd := exec.Command("xdotool", args...)
 	cmd.Env = d.env
@@ -441,8 +601,8 @@ func (d *desktopEnv) xdotool(args ...string) {
 }
 
 // screenshot saves the whole screen as artifacts/desktop-app/name.png once
-// the screen has settled (two captures in a row alike).
-func (d *desktopEnv) screenshot(name string) {
+// the screen has settled (two captures in a row alike), and returns it.
+func (d *desktopEnv) screenshot(name string) image.Image {
 	d.t.Helper()
 	path := filepath.Join(artifactDir, name+".png")
 	var prev []byte
@@ -461,6 +621,11 @@ func (d *desktopEnv) screenshot(name string) {
 		return same
 	})
 	d.t.Logf("screenshot %s", path)
+	img, err := png.Decode(bytes.NewReader(prev))
+	if err != nil {
+		d.t.Fatalf("reading screenshot %s: %v", path, err)
+	}
+	return img
 }
 
 func adminClient(t *testing.T, socket string) adminv1.AdminClient {

@@ -121,6 +121,17 @@ func TestMenu(t *testing.T) {
 	if got := labels(m.Menu(act)); got != want {
 		t.Errorf("menu offline:\n got %s\nwant %s", got, want)
 	}
+	// Paired with the local gateway, which is turned off: say so, not the
+	// transport's error.
+	m = BuildModel(node.Status{State: node.StateOffline, LastError: "reading frame header: Application error 0x100"}, caps, LocalState{Available: true, Paired: true}, false, now)
+	if m.Detail != LocalStoppedDetail || m.ShowCode {
+		t.Errorf("local gateway stopped: detail %q, show code %v", m.Detail, m.ShowCode)
+	}
+	m = BuildModel(node.Status{State: node.StateOffline, LastError: "dial: refused"}, caps, LocalState{Available: true, On: true, Paired: true}, false, now)
+	if m.Detail != "dial: refused" {
+		t.Errorf("local gateway on, offline: detail %q", m.Detail)
+	}
+	m = BuildModel(node.Status{State: node.StateOffline, LastError: "dial: refused"}, caps, LocalState{}, false, now)
 	if !m.Menu(act).Items[len(m.Menu(act).Items)-1].IsQuit {
 		t.Error("Quit is not marked as the quit item")
 	}

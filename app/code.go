@@ -8,6 +8,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
@@ -43,7 +44,7 @@ func (u *UI) Wizard() *Wizard { return u.wizard }
 type codeWindow struct {
 	w       fyne.Window
 	PIN     *widget.Label
-	Link    *widget.Entry
+	Link    *widget.Label
 	QR      *canvas.Image
 	Expires *widget.Label
 	Address *widget.Label
@@ -62,9 +63,11 @@ func (u *UI) ShowCode() {
 	c := &codeWindow{w: u.fa.NewWindow("Pairing code")}
 	c.PIN = widget.NewLabelWithStyle("…", fyne.TextAlignCenter, fyne.TextStyle{Monospace: true})
 	c.PIN.SizeName = theme.SizeNameHeadingText
-	c.Link = widget.NewMultiLineEntry()
+	// The link is shown, not edited: a label (so Tab moves on to the
+	// buttons) and "Copy link" beside "New code".
+	c.Link = widget.NewLabel("")
 	c.Link.Wrapping = fyne.TextWrapBreak
-	c.Link.SetMinRowsVisible(3)
+	c.Link.SizeName = theme.SizeNameCaptionText
 	c.QR = canvas.NewImageFromResource(nil)
 	c.QR.FillMode = canvas.ImageFillContain
 	c.QR.ScaleMode = canvas.ImageScalePixels
@@ -91,16 +94,22 @@ func (u *UI) ShowCode() {
 			})
 		}()
 	}
+	copyLink := widget.NewButton("Copy link", func() {
+		if c.Link.Text != "" {
+			u.fa.Clipboard().SetContent(c.Link.Text)
+		}
+	})
 	again := widget.NewButton("New code", mint)
 	closeBtn := widget.NewButton("Close", c.w.Close)
 	intro := widget.NewLabel("On the other device, run 'palyra node pair --gateway ADDRESS --pin -' and type this PIN, or scan the QR code, or use the link.")
 	intro.Wrapping = fyne.TextWrapWord
 	c.w.SetContent(container.NewPadded(container.NewVBox(
 		intro, c.Address, c.PIN, container.NewCenter(c.QR), c.Link, c.Expires,
-		container.NewHBox(again, closeBtn),
+		// Focus order: Copy link, New code, Close.
+		container.NewHBox(copyLink, again, layout.NewSpacer(), closeBtn),
 	)))
 	c.w.SetOnClosed(func() { u.code = nil })
-	c.w.Resize(fyne.NewSize(520, 640))
+	c.w.Resize(fyne.NewSize(520, 560))
 	u.code = c
 	c.w.Show()
 	mint()

@@ -43,7 +43,13 @@ type CapabilityItem struct {
 // LocalState is the local gateway's state as the model needs it.
 type LocalState struct {
 	Available, On, Busy bool
+	// Paired is set when this device is paired with the local gateway.
+	Paired bool
 }
+
+// LocalStoppedDetail is the detail line while this device, paired with the
+// local gateway, cannot reach it because it is turned off.
+const LocalStoppedDetail = "The local gateway is stopped; turn on \u201c" + LabelLocal + "\u201d to connect again."
 
 // BuildModel computes the model.
 func BuildModel(st node.Status, caps []capability.Info, local LocalState, attention bool, now time.Time) Model {
@@ -57,6 +63,11 @@ func BuildModel(st node.Status, caps []capability.Info, local LocalState, attent
 		LocalGatewayOn:        local.On,
 		LocalGatewayBusy:      local.Busy,
 		ShowCode:              local.On && !local.Busy,
+	}
+	if local.Available && local.Paired && !local.On && !local.Busy &&
+		(st.State == node.StateOffline || st.State == node.StateConnecting) {
+		// Say why in plain words, not the transport error of the moment.
+		m.Detail = LocalStoppedDetail
 	}
 	for _, c := range caps {
 		m.Capabilities = append(m.Capabilities, CapabilityItem{

@@ -58,6 +58,9 @@ type UI struct {
 	run          *runState
 	local        LocalGateway
 	localBusy    bool
+	// localPaired is set while this device is paired with the local
+	// gateway (as far as this run of the app knows).
+	localPaired  bool
 	stopRequests context.CancelFunc
 	attention    int
 	model        Model
@@ -166,7 +169,7 @@ func (u *UI) apply(st node.Status) {
 
 // refresh recomputes the model and updates the tray and the window.
 func (u *UI) refresh() {
-	local := LocalState{Available: u.opts.StartLocalGateway != nil, On: u.local != nil, Busy: u.localBusy}
+	local := LocalState{Available: u.opts.StartLocalGateway != nil, On: u.local != nil, Busy: u.localBusy, Paired: u.localPaired}
 	u.model = BuildModel(u.status, u.opts.Agent.Capabilities(), local, u.attention > 0, u.opts.Now())
 	act := u.actions()
 	if u.opts.Tray {
@@ -267,6 +270,7 @@ func (u *UI) stopAgent(then func()) {
 // paired is called when a pairing succeeded: the agent runs with its new
 // identity.
 func (u *UI) paired() {
+	u.localPaired = false
 	u.stopAgent(u.startAgent)
 }
 
@@ -302,6 +306,7 @@ func (u *UI) Forget() {
 			u.showError("forgetting the gateway", err)
 		}
 		u.wasConnected = false
+		u.localPaired = false
 		u.refresh()
 	})
 }
@@ -324,10 +329,13 @@ func (u *UI) setLocal(on bool) {
 		if u.code != nil {
 			u.code.w.Close()
 		}
+		// The device keeps its pairing: the agent goes offline and
+		// retries until the gateway runs again.
 		go func() {
 			gw.Stop()
 			u.opts.Do(func() {
 				u.localBusy = false
+				u.log.Info("local gateway stopped")
 				u.refresh()
 			})
 		}()
@@ -354,8 +362,14 @@ func (u *UI) setLocal(on bool) {
 			go u.watchRequests(reqCtx, gw)
 			switch {
 			case pairErr == nil:
-				u.startAgent()
+				u.localPaired = true
+				// Restart a running agent: it may be waiting out a long
+				// backoff since the gateway stopped, and it dials the
+				// addresses it read when it started (pairing again may
+				// have changed them).
+				u.stopAgent(u.startAgent)
 			case errors.Is(pairErr, ErrPairedElsewhere):
+				u.localPaired = false
 				u.log.Info("not pairing with the local gateway", "err", pairErr)
 				u.notify("Local gateway running", fmt.Sprintf("This device stays paired with %s; other devices can pair with the local gateway at %s.",
 					nameOr(u.status.GatewayName, "another gateway"), gw.Address()))

@@ -32,8 +32,9 @@ type mainWindow struct {
 }
 
 // Main window size: wide enough for the status line and the capability
-// descriptions without wrapping most of them.
-var mainWindowSize = fyne.NewSize(600, 640)
+// descriptions without wrapping most of them, and tall enough for all the
+// built-in capabilities below a detail line.
+var mainWindowSize = fyne.NewSize(600, 700)
 
 func newMainWindow(u *UI) *mainWindow {
 	m := &mainWindow{w: u.fa.NewWindow("Palyra"), checks: map[string]*widget.Check{}}
