@@ -100,23 +100,7 @@ type Conn struct {
 // next one. Errors wrap node/session's errors, identity's errors when the
 // gateway's certificate does not verify, or a gRPC status.
 func Dial(ctx context.Context, cfg session.Config) (*Conn, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	var errs []error
-	for _, addr := range cfg.Addresses {
-		c, err := dial(ctx, cfg, addr)
-		if err == nil {
-			return c, nil
-		}
-		err = fmt.Errorf("dialing gateway over gRPC at %s: %w", addr, err)
-		if ctx.Err() != nil || session.IsVerdict(err) {
-			return nil, err
-		}
-		cfg.Logger.Info("gateway address failed", "address", addr, "transport", "grpc", "err", err)
-		errs = append(errs, err)
-	}
-	return nil, errors.Join(errs...)
+	return session.DialEach(ctx, cfg, "gRPC", dial)
 }
 
 func dial(ctx context.Context, cfg session.Config, addr string) (*Conn, error) {

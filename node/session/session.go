@@ -161,8 +161,18 @@ type Conn struct {
 // Welcome. A refusal of this device (revoked, bad certificate) is final and
 // stops at that address; other failures try the next one.
 func Dial(ctx context.Context, cfg Config) (*Conn, error) {
+	return DialEach(ctx, cfg, "QUIC", dial)
+}
+
+// DialEach validates cfg and calls dial for its addresses in order until
+// one connects. The gateway's verdict on this device (see IsVerdict) stops
+// at the address that gave it; other failures try the next address, and
+// are all returned if none connects. carrier names the transport in
+// messages.
+func DialEach[C any](ctx context.Context, cfg Config, carrier string, dial func(context.Context, Config, string) (C, error)) (C, error) {
+	var none C
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return none, err
 	}
 	var errs []error
 	for _, addr := range cfg.Addresses {
@@ -170,14 +180,14 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		if err == nil {
 			return c, nil
 		}
-		err = fmt.Errorf("dialing gateway at %s: %w", addr, err)
+		err = fmt.Errorf("dialing gateway over %s at %s: %w", carrier, addr, err)
 		if ctx.Err() != nil || IsVerdict(err) {
-			return nil, err
+			return none, err
 		}
-		cfg.Logger.Info("gateway address failed", "address", addr, "err", err)
+		cfg.Logger.Info("gateway address failed", "address", addr, "transport", carrier, "err", err)
 		errs = append(errs, err)
 	}
-	return nil, errors.Join(errs...)
+	return none, errors.Join(errs...)
 }
 
 // IsVerdict reports whether err is the gateway's verdict on this device
