@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"image"
 	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -210,7 +212,81 @@ func TestDesktopUnderXvfb(t *testing.T) {
 	}
 	d.window("Palyra")
 	d.screenshot("main-window-reconnected")
+
+	consentPrompts(t, d, socket, admin2, st.DeviceID)
 	app2.stop()
+}
+
+// consentPrompts shares shell.exec with /bin/echo allowed through the
+// app's local API (consent left at "ask"), invokes it from the gateway's
+// admin API and answers the app's consent prompt from the keyboard: Allow
+// once runs the command, Deny refuses it.
+func consentPrompts(t *testing.T, d *desktopEnv, socket string, admin adminv1.AdminClient, device string) {
+	t.Helper()
+	for _, c := range []node.SharingChange{
+		{Action: "enable", Name: "shell.exec"},
+		{Action: "allow-command", Value: "/bin/echo"},
+	} {
+		if _, err := localapi.ChangeSharing(t.Context(), socket, c); err != nil {
+			t.Fatalf("changing sharing (%s %s%s): %v", c.Action, c.Name, c.Value, err)
+		}
+	}
+	waitFor(t, stepDeadline, "the gateway to see shell.exec on", func() bool { return capEnabled(t, admin, device, "shell.exec") })
+
+	const title = "Allow shell.exec?"
+	// invoke starts a call and returns where its result arrives.
+	invoke := func() <-chan *adminv1.InvokeResponse {
+		res := make(chan *adminv1.InvokeResponse, 1)
+		go func() {
+			resp, err := admin.Invoke(t.Context(), &adminv1.InvokeRequest{
+				DeviceId: device, Capability: "shell.exec",
+				ArgsJson:  []byte(`{"command":"/bin/echo","args":["consented"]}`),
+				TimeoutMs: stepDeadline.Milliseconds(),
+			})
+			if err != nil {
+				resp = &adminv1.InvokeResponse{ErrorCode: "rpc", ErrorMessage: err.Error()}
+			}
+			res <- resp
+		}()
+		return res
+	}
+	result := func(res <-chan *adminv1.InvokeResponse) *adminv1.InvokeResponse {
+		t.Helper()
+		select {
+		case r := <-res:
+			return r
+		case <-time.After(stepDeadline):
+			t.Fatalf("no result of shell.exec within %s of answering the prompt", stepDeadline)
+		}
+		return nil
+	}
+
+	// Allow once: the buttons are Deny, Allow once, Always allow.
+	res := invoke()
+	prompt := d.window(title)
+	// There is no window manager to place it: move it off the main window.
+	d.xdotool("windowmove", "--sync", prompt, "620", "0")
+	d.screenshot("consent-prompt")
+	d.pressClosing(prompt, title, "Tab", "Tab", "space")
+	r := result(res)
+	var out struct {
+		ExitCode int    `json:"exit_code"`
+		Stdout   string `json:"stdout"`
+	}
+	if !r.GetOk() {
+		t.Fatalf("shell.exec after Allow once: %s: %s", r.GetErrorCode(), r.GetErrorMessage())
+	}
+	if err := json.Unmarshal(r.GetOutputJson(), &out); err != nil || out.ExitCode != 0 || out.Stdout != "consented\n" {
+		t.Fatalf("shell.exec after Allow once: %+v, %v (output %s)", out, err, r.GetOutputJson())
+	}
+
+	// Deny: the first button.
+	res = invoke()
+	prompt = d.window(title)
+	d.pressClosing(prompt, title, "Tab", "space")
+	if r := result(res); r.GetOk() || r.GetErrorCode() != "denied" {
+		t.Fatalf("shell.exec after Deny: ok=%v %s: %s", r.GetOk(), r.GetErrorCode(), r.GetErrorMessage())
+	}
 }
 
 // headlessNodeName is the second node's name, as the app's request window
@@ -240,9 +316,7 @@ func pairSecondNode(t *testing.T, d *desktopEnv, win string, admin adminv1.Admin
 		t.Fatalf("the QR code on the screen is not a pairing link (%d bytes)", len(link))
 	}
 	// Close it from the keyboard: Copy link, New code, Close.
-	d.xdotool("windowfocus", "--sync", codeWin)
-	d.xdotool("key", "--window", codeWin, "Tab", "Tab", "Tab", "space")
-	d.windowGone("Pairing code")
+	d.pressClosing(codeWin, "Pairing code", "Tab", "Tab", "Tab", "space")
 
 	secretDir := filepath.Join(t.TempDir(), "secrets")
 	if err := os.Mkdir(secretDir, 0o700); err != nil {
@@ -289,8 +363,7 @@ func pairSecondNode(t *testing.T, d *desktopEnv, win string, admin adminv1.Admin
 	d.screenshot("pairing-request")
 
 	// Approve from the keyboard: Reject, Approve.
-	d.xdotool("windowfocus", "--sync", req)
-	d.xdotool("key", "--window", req, "Tab", "Tab", "space")
+	d.pressClosing(req, "Pairing request", "Tab", "Tab", "space")
 	var res result
 	select {
 	case res = <-paired:
@@ -301,7 +374,6 @@ func pairSecondNode(t *testing.T, d *desktopEnv, win string, admin adminv1.Admin
 	if res.err != nil || res.st.DeviceID == "" {
 		t.Fatalf("pairing the headless node: %+v, %v", res.st, res.err)
 	}
-	d.windowGone("Pairing request")
 	devs, err := admin.ListDevices(t.Context(), &adminv1.ListDevicesRequest{})
 	if err != nil || len(devs.GetDevices()) != 2 {
 		t.Fatalf("devices after approving the headless node: %v, %v", devs, err)
@@ -560,7 +632,7 @@ func (d *desktopEnv) window(title string) string {
 	d.t.Helper()
 	var id string
 	waitFor(d.t, stepDeadline, "window "+strconv.Quote(title), func() bool {
-		out, err := d.xdotoolOutput("search", "--onlyvisible", "--name", "^"+title+"$")
+		out, err := d.xdotoolOutput("search", "--onlyvisible", "--name", "^"+regexp.QuoteMeta(title)+"$")
 		if err != nil {
 			return false
 		}
@@ -578,10 +650,24 @@ func (d *desktopEnv) window(title string) string {
 func (d *desktopEnv) windowGone(title string) {
 	d.t.Helper()
 	waitFor(d.t, stepDeadline, "window "+strconv.Quote(title)+" to close", func() bool {
-		out, err := d.xdotoolOutput("search", "--onlyvisible", "--name", "^"+title+"$")
+		out, err := d.xdotoolOutput("search", "--onlyvisible", "--name", "^"+regexp.QuoteMeta(title)+"$")
 		// xdotool search exits 1 when it finds nothing.
 		return err != nil && strings.TrimSpace(out) == ""
 	})
+}
+
+// pressClosing focuses window win, types keys whose last one closes it,
+// and waits until no window is titled title. The window may be gone before
+// xdotool sends the last key's release: that BadWindow is expected.
+func (d *desktopEnv) pressClosing(win, title string, keys ...string) {
+	d.t.Helper()
+	d.xdotool("windowfocus", "--sync", win)
+	cmd := exec.Command("xdotool", append([]string{"key", "--window", win}, keys...)...)
+	cmd.Env = d.env
+	if out, err := cmd.CombinedOutput(); err != nil && !strings.Contains(string(out), "BadWindow") {
+		d.t.Fatalf("xdotool key %v: %v\n%s", keys, err, out)
+	}
+	d.windowGone(title)
 }
 
 func (d *desktopEnv) xdotoolOutput(args ...string) (string, error) {

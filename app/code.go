@@ -69,9 +69,10 @@ func (u *UI) ShowCode() {
 	c.Link.Wrapping = fyne.TextWrapBreak
 	c.Link.SizeName = theme.SizeNameCaptionText
 	c.QR = canvas.NewImageFromResource(nil)
-	c.QR.FillMode = canvas.ImageFillContain
+	// Unscaled: whole pixels per module, so a camera or a screenshot
+	// reads it reliably.
+	c.QR.FillMode = canvas.ImageFillOriginal
 	c.QR.ScaleMode = canvas.ImageScalePixels
-	c.QR.SetMinSize(fyne.NewSize(240, 240))
 	c.Expires = widget.NewLabel("Making a code…")
 	c.Address = widget.NewLabel(fmt.Sprintf("Gateway address: %s", u.local.Address()))
 	gw := u.local
@@ -109,7 +110,7 @@ func (u *UI) ShowCode() {
 		container.NewHBox(copyLink, again, layout.NewSpacer(), closeBtn),
 	)))
 	c.w.SetOnClosed(func() { u.code = nil })
-	c.w.Resize(fyne.NewSize(520, 560))
+	c.w.Resize(fyne.NewSize(520, 600))
 	u.code = c
 	c.w.Show()
 	mint()

@@ -504,7 +504,8 @@ func (g *Gateway) MintCode(ctx context.Context, ttl time.Duration) (Code, error)
 	if err != nil {
 		return Code{}, adminError(ctx, "opening a pairing code", err)
 	}
-	png, err := qr.PNG(resp.Link, qr.DefaultPNGSize)
+	// Four pixels a module, for the app to show unscaled.
+	png, err := qr.PNGModules(resp.Link, 4)
 	if err != nil {
 		return Code{}, err
 	}

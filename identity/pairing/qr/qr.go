@@ -42,6 +42,21 @@ func PNG(content string, size int) ([]byte, error) {
 	return png, nil
 }
 
+// PNGModules renders content as a QR code image with moduleSize pixels per
+// module (and a quiet zone). Shown at its own size, every module is a whole
+// number of pixels, so a screenshot of it reads back reliably; scaled
+// images can come out too uneven for a reader.
+func PNGModules(content string, moduleSize int) ([]byte, error) {
+	if moduleSize < 1 {
+		return nil, fmt.Errorf("rendering QR code: %d pixels per module", moduleSize)
+	}
+	png, err := qrcode.Encode(content, qrcode.Medium, -moduleSize)
+	if err != nil {
+		return nil, fmt.Errorf("rendering QR code: %w", err)
+	}
+	return png, nil
+}
+
 // Terminal renders content as text for a terminal, two modules per character
 // cell: light modules are block characters and dark ones are left to the
 // background, which suits the usual dark terminal.

@@ -202,3 +202,21 @@ func TestPNGRoundTripManyLinks(t *testing.T) {
 		}
 	}
 }
+
+// TestPNGModulesRoundTrip: codes drawn at whole pixels per module read back,
+// and a module size below one is refused.
+func TestPNGModulesRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, size := range []int{3, 4, 6} {
+		png, err := PNGModules(sample, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := DecodeReader(bytes.NewReader(png)); err != nil || got != sample {
+			t.Fatalf("%d px a module: decoded %q, %v", size, got, err)
+		}
+	}
+	if _, err := PNGModules(sample, 0); err == nil {
+		t.Fatal("0 pixels a module accepted")
+	}
+}
