@@ -92,18 +92,19 @@ func TestMenu(t *testing.T) {
 
 	m := BuildModel(st, caps, LocalState{Available: true, On: true}, false, now)
 	menu := m.Menu(act)
-	want := "Connected to Home as laptop (disabled) | — | Pair with gateway… | Shared capabilities | [x] Run local gateway | Show pairing code… | Forget gateway… | — | Quit"
+	want := "Connected to Home as laptop (disabled) | — | Pair with gateway… | — | Shared capabilities (disabled) | [x] system.info | shell.exec (asks) | — | [x] Run local gateway | Show pairing code… | Forget gateway… | — | Quit"
 	if got := labels(menu); got != want {
 		t.Errorf("menu:\n got %s\nwant %s", got, want)
 	}
-	sub := menu.Items[3].ChildMenu
-	if got := labels(sub); got != "[x] system.info | shell.exec (asks)" {
-		t.Errorf("capabilities submenu: %s", got)
+	for _, it := range menu.Items {
+		if it.ChildMenu != nil {
+			t.Errorf("%q has a submenu; tray hosts on libdbusmenu-gtk can show it empty", it.Label)
+		}
 	}
-	sub.Items[1].Action()
-	sub.Items[0].Action()
-	menu.Items[4].Action()
+	menu.Items[6].Action()
 	menu.Items[5].Action()
+	menu.Items[8].Action()
+	menu.Items[9].Action()
 	if got := strings.Join(calls, ","); got != "shell.exec=true,system.info=false,local=false,code" {
 		t.Errorf("actions: %s", got)
 	}
@@ -111,13 +112,13 @@ func TestMenu(t *testing.T) {
 	// Local gateway off: no pairing code; unpaired: nothing to forget;
 	// pairing: no second wizard.
 	m = BuildModel(node.Status{State: node.StatePending, VerificationCode: "111 222"}, caps, LocalState{Available: true}, false, now)
-	want = "Waiting for approval — code 111 222 (disabled) | — | Pair with gateway… (disabled) | Shared capabilities | Run local gateway | Forget gateway… (disabled) | — | Quit"
+	want = "Waiting for approval — code 111 222 (disabled) | — | Pair with gateway… (disabled) | — | Shared capabilities (disabled) | [x] system.info | shell.exec (asks) | — | Run local gateway | Forget gateway… (disabled) | — | Quit"
 	if got := labels(m.Menu(act)); got != want {
 		t.Errorf("menu while pairing:\n got %s\nwant %s", got, want)
 	}
 	// Built without a local gateway: no such item.
 	m = BuildModel(node.Status{State: node.StateOffline, LastError: "dial: refused"}, caps, LocalState{}, false, now)
-	want = "Offline from the gateway (this device) (disabled) | dial: refused (disabled) | — | Pair with gateway… | Shared capabilities | Forget gateway… | — | Quit"
+	want = "Offline from the gateway (this device) (disabled) | dial: refused (disabled) | — | Pair with gateway… | — | Shared capabilities (disabled) | [x] system.info | shell.exec (asks) | — | Forget gateway… | — | Quit"
 	if got := labels(m.Menu(act)); got != want {
 		t.Errorf("menu offline:\n got %s\nwant %s", got, want)
 	}
@@ -130,6 +131,16 @@ func TestMenu(t *testing.T) {
 	m = BuildModel(node.Status{State: node.StateOffline, LastError: "dial: refused"}, caps, LocalState{Available: true, On: true, Paired: true}, false, now)
 	if m.Detail != "dial: refused" {
 		t.Errorf("local gateway on, offline: detail %q", m.Detail)
+	}
+	// Waiting to retry: the window counts down, the tray names the time
+	// (its menu would be rebuilt every second otherwise).
+	retry := node.Status{State: node.StateOffline, GatewayName: "Home", RetryAt: now.Add(30 * time.Second)}
+	m = BuildModel(retry, caps, LocalState{}, false, now)
+	later := BuildModel(retry, caps, LocalState{}, false, now.Add(5*time.Second))
+	wantTray := "Offline from Home — retrying at " + now.Add(30*time.Second).Local().Format("15:04:05")
+	if m.Status != "Offline from Home — retrying in 30 s" || later.Status != "Offline from Home — retrying in 25 s" ||
+		m.Menu(act).Items[0].Label != wantTray || menuSignature(later.Menu(act)) != menuSignature(m.Menu(act)) {
+		t.Errorf("retrying: window %q then %q; tray %q, want %q", m.Status, later.Status, m.Menu(act).Items[0].Label, wantTray)
 	}
 	m = BuildModel(node.Status{State: node.StateOffline, LastError: "dial: refused"}, caps, LocalState{}, false, now)
 	if !m.Menu(act).Items[len(m.Menu(act).Items)-1].IsQuit {
@@ -402,4 +413,78 @@ func typo(pin string) string {
 	b := []byte(pin)
 	b[0] = '0' + (b[0]-'0'+1)%10
 	return string(b)
+}
+
+// trayApp records what the UI gives the system tray.
+type trayApp struct {
+	fyne.App
+	menus []*fyne.Menu
+	icons []fyne.Resource
+}
+
+func (a *trayApp) SetSystemTrayMenu(m *fyne.Menu)    { a.menus = append(a.menus, m) }
+func (a *trayApp) SetSystemTrayIcon(r fyne.Resource) { a.icons = append(a.icons, r) }
+func (a *trayApp) SetSystemTrayWindow(w fyne.Window) {}
+
+// TestTrayUpdates checks the tray gets a new menu and icon only when what
+// they show changes: each new menu replaces every item in the desktop's
+// tray, under the pointer of someone about to click.
+func TestTrayUpdates(t *testing.T) {
+	ta := &trayApp{App: test.NewTempApp(t)}
+	dir := t.TempDir()
+	secrets, err := secretstore.NewFile(dir + "/secrets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent, err := node.New(node.Config{ConfigDir: dir, Secrets: secrets, Name: "test-laptop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	do := func(f func()) { mu.Lock(); defer mu.Unlock(); f() }
+	u := New(ta, Options{Agent: agent, Tray: true, Now: func() time.Time { return now }, Do: do})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	do(func() { u.Start(ctx) })
+	do(func() {
+		if u.Window() != nil {
+			t.Error("a main window as well as the tray")
+		}
+		if len(ta.menus) != 1 || len(ta.icons) != 1 || ta.menus[0] != u.TrayMenu() {
+			t.Fatalf("after start: %d menus, %d icons", len(ta.menus), len(ta.icons))
+		}
+		u.refresh()
+		u.refresh()
+		if len(ta.menus) != 1 || len(ta.icons) != 1 {
+			t.Errorf("refreshing an unchanged tray: %d menus, %d icons", len(ta.menus), len(ta.icons))
+		}
+	})
+	var toggle *fyne.MenuItem
+	do(func() {
+		for _, it := range u.TrayMenu().Items {
+			if it.Label == "clipboard.read" {
+				toggle = it
+			}
+		}
+	})
+	if toggle == nil || toggle.Checked {
+		t.Fatalf("clipboard.read in the tray menu: %+v", toggle)
+	}
+	do(toggle.Action)
+	do(func() {
+		if len(ta.menus) != 2 || len(ta.icons) != 1 {
+			t.Fatalf("after toggling: %d menus, %d icons", len(ta.menus), len(ta.icons))
+		}
+		for _, it := range u.TrayMenu().Items {
+			if it.Label == "clipboard.read" && !it.Checked {
+				t.Error("clipboard.read is not checked in the new menu")
+			}
+		}
+	})
+	u.addAttention(1)
+	do(func() {
+		if len(ta.icons) != 2 || ta.icons[1] != TrayAttention.Icon() {
+			t.Errorf("needing attention: icons %v", ta.icons)
+		}
+	})
 }

@@ -13,12 +13,15 @@ import (
 // from the agent and the local gateway; views are pure functions of it.
 type Model struct {
 	Status string
+	// TrayStatus is Status as the tray menu says it (see TrayStatusLine).
+	TrayStatus string
 	Detail string
 	Tray   TrayState
 	// CanPair is false while a pairing runs.
 	CanPair   bool
 	CanForget bool
-	// Capabilities are the check items under "Shared capabilities".
+	// Capabilities are the check items under the "Shared capabilities"
+	// heading.
 	Capabilities []CapabilityItem
 	// LocalGateway* describe the "Run local gateway" item; it is absent
 	// when the app was built without one.
@@ -55,6 +58,7 @@ const LocalStoppedDetail = "The local gateway is stopped; turn on \u201c" + Labe
 func BuildModel(st node.Status, caps []capability.Info, local LocalState, attention bool, now time.Time) Model {
 	m := Model{
 		Status:                StatusLine(st, now),
+		TrayStatus:            TrayStatusLine(st, now),
 		Detail:                DetailLine(st),
 		Tray:                  TrayStateOf(st, attention),
 		CanPair:               st.State != node.StatePairing && st.State != node.StatePending,
@@ -99,7 +103,7 @@ const (
 
 // Menu is the tray menu for m.
 func (m Model) Menu(act Actions) *fyne.Menu {
-	status := fyne.NewMenuItem(m.Status, nil)
+	status := fyne.NewMenuItem(m.TrayStatus, nil)
 	status.Disabled = true
 	items := []*fyne.MenuItem{status}
 	if m.Detail != "" {
@@ -113,7 +117,14 @@ func (m Model) Menu(act Actions) *fyne.Menu {
 	pair.Disabled = !m.CanPair
 	items = append(items, pair)
 
-	var capItems []*fyne.MenuItem
+	// The capabilities are check items under a heading in the menu itself,
+	// not in a submenu: hosts built on libdbusmenu-gtk (Xfce, MATE,
+	// Cinnamon, Budgie) can show a submenu empty when the menu is
+	// rebuilt while they read it, and the toolkit rebuilds the whole tray
+	// menu on every change.
+	heading := fyne.NewMenuItem(LabelCapabilities, nil)
+	heading.Disabled = true
+	items = append(items, fyne.NewMenuItemSeparator(), heading)
 	for _, c := range m.Capabilities {
 		label := c.Name
 		if c.Asks {
@@ -121,11 +132,9 @@ func (m Model) Menu(act Actions) *fyne.Menu {
 		}
 		it := fyne.NewMenuItem(label, func() { act.SetCapability(c.Name, !c.Enabled) })
 		it.Checked = c.Enabled
-		capItems = append(capItems, it)
+		items = append(items, it)
 	}
-	caps := fyne.NewMenuItem(LabelCapabilities, nil)
-	caps.ChildMenu = fyne.NewMenu(LabelCapabilities, capItems...)
-	items = append(items, caps)
+	items = append(items, fyne.NewMenuItemSeparator())
 
 	if m.LocalGatewayAvailable {
 		local := fyne.NewMenuItem(LabelLocal, func() { act.SetLocal(!m.LocalGatewayOn) })

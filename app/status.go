@@ -112,6 +112,18 @@ func StatusLine(st node.Status, now time.Time) string {
 	return string(st.State)
 }
 
+// TrayStatusLine is the status line of the tray menu. It names the time of
+// the next attempt instead of counting down to it: the toolkit replaces
+// every item of the tray menu when a label changes, which would reset the
+// keyboard selection in an open menu (and could swallow a click) every
+// second.
+func TrayStatusLine(st node.Status, now time.Time) string {
+	if st.State == node.StateOffline && !st.RetryAt.IsZero() {
+		return fmt.Sprintf("Offline from %s — retrying at %s", nameOr(st.GatewayName, "the gateway"), st.RetryAt.Local().Format("15:04:05"))
+	}
+	return StatusLine(st, now)
+}
+
 // retryIn says how long until a retry, in whole seconds, never less than 1.
 func retryIn(d time.Duration) string {
 	s := int(math.Ceil(d.Seconds()))

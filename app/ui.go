@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -65,6 +66,9 @@ type UI struct {
 	attention    int
 	model        Model
 	lastMenu     *fyne.Menu
+	lastMenuSig  string
+	lastTray     TrayState
+	trayIconSet  bool
 
 	win    *mainWindow
 	wizard *Wizard
@@ -174,14 +178,47 @@ func (u *UI) refresh() {
 	act := u.actions()
 	if u.opts.Tray {
 		if d, ok := u.fa.(desktop.App); ok {
-			u.lastMenu = u.model.Menu(act)
-			d.SetSystemTrayMenu(u.lastMenu)
-			d.SetSystemTrayIcon(u.model.Tray.Icon())
+			u.updateTray(d, act)
 		}
 	}
 	if u.win != nil {
 		u.win.show(u.model, act)
 	}
+}
+
+// updateTray gives the tray the current menu and icon, only when they
+// changed: the toolkit rebuilds the whole menu (new item IDs) each time, so
+// an open menu would flicker and a click could land on an item just
+// replaced.
+func (u *UI) updateTray(d desktop.App, act Actions) {
+	menu := u.model.Menu(act)
+	if sig := menuSignature(menu); sig != u.lastMenuSig {
+		u.lastMenu, u.lastMenuSig = menu, sig
+		d.SetSystemTrayMenu(menu)
+	}
+	if !u.trayIconSet || u.model.Tray != u.lastTray {
+		u.trayIconSet, u.lastTray = true, u.model.Tray
+		d.SetSystemTrayIcon(u.model.Tray.Icon())
+	}
+}
+
+// menuSignature is what a menu shows: labels, check marks, disabled items
+// and separators, depth first.
+func menuSignature(m *fyne.Menu) string {
+	var b strings.Builder
+	var walk func(*fyne.Menu)
+	walk = func(m *fyne.Menu) {
+		for _, it := range m.Items {
+			fmt.Fprintf(&b, "%q %t %t %t\n", it.Label, it.IsSeparator, it.Checked, it.Disabled)
+			if it.ChildMenu != nil {
+				b.WriteString("{\n")
+				walk(it.ChildMenu)
+				b.WriteString("}\n")
+			}
+		}
+	}
+	walk(m)
+	return b.String()
 }
 
 // TrayMenu is the menu last given to the tray (nil without a tray).
