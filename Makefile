@@ -8,8 +8,10 @@ BENCHTIME ?= 1s
 # System packages, by purpose (Debian names).
 TEST_PACKAGES  := dbus dbus-x11 gnome-keyring libsecret-tools xvfb xclip xsel x11-apps x11-xserver-utils
 PROTO_PACKAGES := protobuf-compiler
-# The desktop app (cgo, OpenGL) and its screenshot test under Xvfb.
-GUI_PACKAGES   := gcc pkg-config libgl1-mesa-dev xorg-dev xvfb xauth imagemagick xdotool
+# The desktop app (cgo, OpenGL) and its tests under Xvfb, with a real tray
+# host (gtk-sni-tray-standalone) and notification daemon (dunst).
+GUI_PACKAGES   := gcc pkg-config libgl1-mesa-dev xorg-dev xvfb xauth imagemagick xdotool \
+                  haskell-gtk-sni-tray-utils dunst
 
 # Pinned code generators, installed into the repo's own bin dir.
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12

@@ -37,7 +37,7 @@ func TestStatusLineAndTray(t *testing.T) {
 		{node.Status{State: node.StateOffline, GatewayName: "Home", RetryAt: now.Add(2300 * time.Millisecond)}, false, "Offline from Home — retrying in 3 s", TrayOffline},
 		{node.Status{State: node.StateOffline, GatewayName: "Home", RetryAt: now.Add(-time.Second)}, false, "Offline from Home — retrying in 1 s", TrayOffline},
 		{node.Status{State: node.StateOffline, DeviceName: "laptop"}, false, "Offline from the gateway (laptop)", TrayOffline},
-		{node.Status{State: node.StateRevoked, GatewayName: "Home"}, false, "Revoked by Home — pair again", TrayAttention},
+		{node.Status{State: node.StateRevoked, GatewayName: "Home"}, false, "Revoked by Home; it no longer accepts this device", TrayAttention},
 	} {
 		t.Run(string(tc.st.State), func(t *testing.T) {
 			if got := StatusLine(tc.st, now); got != tc.line {

@@ -15,8 +15,8 @@ type Model struct {
 	Status string
 	// TrayStatus is Status as the tray menu says it (see TrayStatusLine).
 	TrayStatus string
-	Detail string
-	Tray   TrayState
+	Detail     string
+	Tray       TrayState
 	// CanPair is false while a pairing runs.
 	CanPair   bool
 	CanForget bool

@@ -107,7 +107,7 @@ func StatusLine(st node.Status, now time.Time) string {
 		}
 		return fmt.Sprintf("Offline from %s (%s)", gw, dev)
 	case node.StateRevoked:
-		return fmt.Sprintf("Revoked by %s — pair again", gw)
+		return fmt.Sprintf("Revoked by %s; it no longer accepts this device", gw)
 	}
 	return string(st.State)
 }
@@ -136,7 +136,8 @@ func retryIn(d time.Duration) string {
 // DetailLine is a second line with what went wrong last, if anything, kept
 // short for a menu.
 func DetailLine(st node.Status) string {
-	if st.LastError == "" || st.State == node.StateConnected {
+	// A revoked device's error says what the status line says.
+	if st.LastError == "" || st.State == node.StateConnected || st.State == node.StateRevoked {
 		return ""
 	}
 	msg := st.LastError

@@ -166,7 +166,7 @@ func (u *UI) apply(st node.Status) {
 	case st.State == node.StateOffline && !st.RetryAt.IsZero() && prev.State == node.StateConnected && u.wasConnected:
 		u.notify("Palyra is offline", fmt.Sprintf("Lost the connection to %s; retrying.", nameOr(st.GatewayName, "the gateway")))
 	case st.State == node.StateRevoked && prev.State != node.StateRevoked:
-		u.notify("This device was revoked", fmt.Sprintf("%s no longer accepts this device. Pair again to use it.", nameOr(st.GatewayName, "The gateway")))
+		u.notify("This device was revoked", fmt.Sprintf("%s no longer accepts this device; it has stopped connecting.", nameOr(st.GatewayName, "The gateway")))
 	}
 	u.refresh()
 }

@@ -481,7 +481,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		if errors.Is(err, session.ErrRevoked) {
 			a.cfg.Logger.Info("gateway refused this device as revoked", "err", err)
-			err = fmt.Errorf("this device has been revoked by the gateway; ask its admin, then pair again: %w", session.ErrRevoked)
+			err = fmt.Errorf("this device has been revoked by the gateway, which will not accept it again: %w", session.ErrRevoked)
 			a.update(func(s *Status) { s.State, s.LastError, s.ConnectedSince = StateRevoked, err.Error(), time.Time{} })
 			return err
 		}

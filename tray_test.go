@@ -1,0 +1,599 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"github.com/palyra/palyra-go/app"
+	"github.com/palyra/palyra-go/node"
+	"github.com/palyra/palyra-go/node/localapi"
+)
+
+// trayBarHeight is the tray host's bar, along the top of the screen; the
+// app's icon is the only one in it, at its right end.
+const trayBarHeight = 32
+
+// TestDesktopTrayUnderXvfb runs the real binary beside a real tray host
+// and a real notification daemon on a throwaway X server:
+// gtk-sni-tray-standalone, a StatusNotifierItem host that draws the menu
+// with libdbusmenu-gtk as the Xfce and MATE panels do, and dunst. Through
+// the tray menu, with the keyboard as a person would, it toggles a
+// capability and sees `palyra nodes describe` change, stops and starts the
+// local gateway, and quits. It checks the icon of each state and the
+// notifications on losing the connection and on revocation, and saves
+// screenshots of the menu in each state to artifacts/desktop-app.
+func TestDesktopTrayUnderXvfb(t *testing.T) {
+	d := newDesktop(t)
+	for _, tool := range []string{"gtk-sni-tray-standalone", "dunst"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not found: the tray test needs haskell-gtk-sni-tray-utils and dunst (make test installs them)", tool)
+		}
+	}
+	notes := d.watchNotifications()
+	d.startNotificationDaemon()
+	tray := d.startTrayHost()
+	palyra := buildCLI(t, d.dir)
+
+	gwDir := filepath.Join(d.dir, "gw")
+	cfgDir := filepath.Join(d.dir, "home", "config", "palyra", "node")
+	socket := filepath.Join(cfgDir, "node.sock")
+	adminSocket := filepath.Join(gwDir, "admin.sock")
+	p := d.start("tray", "--local-gateway", "--config-dir", cfgDir, "--gateway-dir", gwDir)
+	st := waitState(t, socket, node.StateConnected, startDeadline, p)
+	if !strings.Contains(p.log(), "tray=true") || strings.Contains(p.log(), "no system tray here") {
+		t.Fatalf("the app did not use the tray:\n%s", p.log())
+	}
+	tray.waitItem()
+	tray.waitIcon(app.TrayConnected)
+
+	menu := tray.open()
+	wantStatus := "Connected to " + st.GatewayName + " as " + st.DeviceName
+	if menu[0].Label != wantStatus || menu[0].Enabled {
+		t.Errorf("status line %+v, want %q (disabled)", menu[0], wantStatus)
+	}
+	for label, want := range map[string]string{
+		app.LabelPair: "enabled", app.LabelCapabilities: "disabled", "system.info": "checked",
+		"clipboard.read": "enabled", "shell.exec (asks)": "enabled", app.LabelLocal: "checked",
+		app.LabelShowCode: "enabled", app.LabelForget: "enabled", app.LabelQuit: "enabled",
+	} {
+		if got := find(t, menu, label).state(); got != want {
+			t.Errorf("%q is %s, want %s", label, got, want)
+		}
+	}
+	d.screenshot("tray-menu-connected")
+	tray.close()
+
+	// A capability toggled from the tray reaches the gateway at once.
+	if describeEnabled(t, palyra, adminSocket, st.DeviceID, "clipboard.read") {
+		t.Fatal("the gateway sees clipboard.read on before the test turned it on")
+	}
+	tray.activate("clipboard.read")
+	waitFor(t, stepDeadline, "`palyra nodes describe` to show clipboard.read on", func() bool {
+		return describeEnabled(t, palyra, adminSocket, st.DeviceID, "clipboard.read")
+	})
+	if got := find(t, tray.open(), "clipboard.read").state(); got != "checked" {
+		t.Errorf("clipboard.read is %s in the menu after turning it on", got)
+	}
+	d.screenshot("tray-menu-capability-on")
+	tray.close()
+
+	// Stopping the local gateway: the connection that was up is lost, and
+	// a notification says so.
+	tray.activate(app.LabelLocal)
+	notes.wait(t, "Palyra is offline")
+	// The agent goes on trying, and the menu changes with each attempt
+	// (offline, connecting, offline): capture the menu while offline,
+	// between attempts, with the offline icon.
+	offlineColour := iconColour(t, app.TrayOffline)
+	waitFor(t, startDeadline, "a capture of the tray menu offline, between attempts", func() bool {
+		before, ok := offlineUntil(t, socket)
+		if !ok {
+			return false
+		}
+		menu := tray.open()
+		img := d.screenshot("tray-menu-offline")
+		after, ok := offlineUntil(t, socket)
+		tray.close()
+		if !ok || !after.Equal(before) {
+			return false
+		}
+		if !strings.HasPrefix(menu[0].Label, "Offline from "+st.GatewayName+" — retrying at ") {
+			t.Fatalf("status line while offline: %q", menu[0].Label)
+		}
+		if find(t, menu, app.LabelLocal).state() != "enabled" || has(menu, app.LabelShowCode) {
+			t.Fatalf("menu with the local gateway stopped: %+v", menu)
+		}
+		return near(trayIconColour(img), offlineColour)
+	})
+	// Turning it on again. A key sequence could straddle the next rebuild
+	// of the menu here, so this click goes the way the host sends one
+	// (com.canonical.dbusmenu Event "clicked"); it is idempotent, so it is
+	// sent again should a rebuild have retired the item first.
+	runs := func() int { return strings.Count(p.log(), "local gateway running") }
+	first := runs()
+	waitFor(t, stepDeadline, "the local gateway to run again", func() bool {
+		if runs() > first {
+			return true
+		}
+		tray.click(app.LabelLocal)
+		return poll(3*time.Second, func() bool { return runs() > first })
+	})
+	waitState(t, socket, node.StateConnected, stepDeadline, p)
+	tray.waitIcon(app.TrayConnected)
+
+	// Revoked at the gateway: a notification, the attention icon, and the
+	// menu says what to do.
+	if out, err := palyra.run("devices", "revoke", st.DeviceID, "--admin-socket", adminSocket); err != nil {
+		t.Fatalf("palyra devices revoke: %v\n%s", err, out)
+	}
+	notes.wait(t, "This device was revoked")
+	waitState(t, socket, node.StateRevoked, stepDeadline, p)
+	tray.waitIcon(app.TrayAttention)
+	revoked := tray.open()
+	if want := "Revoked by " + st.GatewayName + "; it no longer accepts this device"; revoked[0].Label != want || !revoked[1].Separator {
+		t.Errorf("menu after revocation: %+v, want the status line %q and no detail line", revoked[:2], want)
+	}
+	d.screenshot("tray-menu-revoked")
+	tray.close()
+
+	tray.activate(app.LabelQuit)
+	select {
+	case <-p.done:
+		if p.err != nil {
+			t.Fatalf("palyra-desktop exited with %v after Quit:\n%s", p.err, p.log())
+		}
+	case <-time.After(stepDeadline):
+		t.Fatalf("palyra-desktop still runs %s after Quit", stepDeadline)
+	}
+}
+
+// trayHost is gtk-sni-tray-standalone on the test's bus and screen.
+type trayHost struct {
+	d    *desktopEnv
+	conn *dbus.Conn
+	// item is the app's bus name, once it registered its icon.
+	item string
+}
+
+// startTrayHost starts the tray host, with its own StatusNotifierWatcher,
+// and waits until the watcher is on the bus (the app looks for it once,
+// at start).
+func (d *desktopEnv) startTrayHost() *trayHost {
+	d.t.Helper()
+	cmd := exec.Command("gtk-sni-tray-standalone", "--top", "--end", "--watcher",
+		"--size", fmt.Sprint(trayBarHeight), "--color", "#2b2b2b")
+	cmd.Env = d.env
+	d.background(cmd)
+	h := &trayHost{d: d, conn: d.busConn()}
+	waitFor(d.t, stepDeadline, "the tray host's StatusNotifierWatcher on the bus", func() bool {
+		var has bool
+		err := h.conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, "org.kde.StatusNotifierWatcher").Store(&has)
+		return err == nil && has
+	})
+	return h
+}
+
+// busConn is a connection to the test's bus, closed when the test ends.
+func (d *desktopEnv) busConn() *dbus.Conn {
+	d.t.Helper()
+	conn, err := dbus.Connect(d.bus)
+	if err != nil {
+		d.t.Fatalf("connecting to the test bus: %v", err)
+	}
+	d.t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// waitItem waits until the app's icon is registered with the watcher.
+func (h *trayHost) waitItem() {
+	h.d.t.Helper()
+	watcher := h.conn.Object("org.kde.StatusNotifierWatcher", "/StatusNotifierWatcher")
+	waitFor(h.d.t, stepDeadline, "the app's tray icon to register", func() bool {
+		v, err := watcher.GetProperty("org.kde.StatusNotifierWatcher.RegisteredStatusNotifierItems")
+		items, _ := v.Value().([]string)
+		if err != nil || len(items) != 1 {
+			return false
+		}
+		// An entry is a bus name, maybe followed by the item's path.
+		h.item, _, _ = strings.Cut(items[0], "/")
+		return true
+	})
+}
+
+// menuItem is one item of the menu the app exports over D-Bus
+// (com.canonical.dbusmenu), which is what the host draws.
+type menuItem struct {
+	ID                          int32
+	Label                       string
+	Separator, Enabled, Visible bool
+	Checkable, Checked          bool
+}
+
+// state is how the host draws the item: greyed out, with a check mark, or
+// plain.
+func (m menuItem) state() string {
+	switch {
+	case !m.Enabled:
+		return "disabled"
+	case m.Checked:
+		return "checked"
+	}
+	return "enabled"
+}
+
+// selectable is whether the keyboard can reach the item in the host's menu.
+func (m menuItem) selectable() bool { return !m.Separator && m.Enabled && m.Visible }
+
+// menuObject is the app's exported menu.
+func (h *trayHost) menuObject() dbus.BusObject {
+	h.d.t.Helper()
+	v, err := h.conn.Object(h.item, "/StatusNotifierItem").GetProperty("org.kde.StatusNotifierItem.Menu")
+	if err != nil {
+		h.d.t.Fatalf("reading the tray item's menu path: %v", err)
+	}
+	path, _ := v.Value().(dbus.ObjectPath)
+	return h.conn.Object(h.item, path)
+}
+
+// menu reads the app's top-level menu.
+func (h *trayHost) menu() []menuItem {
+	h.d.t.Helper()
+	var rev uint32
+	var root []any
+	if err := h.menuObject().Call("com.canonical.dbusmenu.GetLayout", 0, int32(0), int32(1), []string{}).Store(&rev, &root); err != nil {
+		h.d.t.Fatalf("reading the tray menu: %v", err)
+	}
+	if len(root) != 3 {
+		h.d.t.Fatalf("tray menu layout: %v", root)
+	}
+	var items []menuItem
+	for _, c := range root[2].([]dbus.Variant) {
+		fields, _ := c.Value().([]any)
+		if len(fields) != 3 {
+			h.d.t.Fatalf("tray menu item: %v", c)
+		}
+		props, _ := fields[1].(map[string]dbus.Variant)
+		prop := func(name string, def any) any {
+			if v, ok := props[name]; ok {
+				return v.Value()
+			}
+			return def
+		}
+		id, _ := fields[0].(int32)
+		items = append(items, menuItem{
+			ID:        id,
+			Label:     fmt.Sprint(prop("label", "")),
+			Separator: prop("type", "standard") == "separator",
+			Enabled:   prop("enabled", true) == true,
+			Visible:   prop("visible", true) == true,
+			Checkable: prop("toggle-type", "") == "checkmark",
+			Checked:   prop("toggle-type", "") == "checkmark" && prop("toggle-state", int32(0)) == int32(1),
+		})
+	}
+	if len(items) == 0 {
+		h.d.t.Fatal("the tray menu is empty")
+	}
+	return items
+}
+
+func find(t *testing.T, items []menuItem, label string) menuItem {
+	t.Helper()
+	for _, it := range items {
+		if it.Label == label {
+			return it
+		}
+	}
+	t.Fatalf("no %q in the tray menu: %+v", label, items)
+	return menuItem{}
+}
+
+func has(items []menuItem, label string) bool {
+	for _, it := range items {
+		if it.Label == label {
+			return true
+		}
+	}
+	return false
+}
+
+// open clicks the tray icon, waits for the menu on the screen and returns
+// the menu as exported.
+func (h *trayHost) open() []menuItem {
+	h.d.t.Helper()
+	items := h.menu()
+	w, _ := h.screenSize()
+	h.d.xdotool("mousemove", fmt.Sprint(w-trayBarHeight/2), fmt.Sprint(trayBarHeight/2), "click", "1")
+	waitFor(h.d.t, stepDeadline, "the tray menu on the screen", func() bool { return h.menuShown(h.capture()) })
+	return items
+}
+
+// offlineUntil is when the agent, offline, tries next; ok is false unless
+// it is offline and waiting.
+func offlineUntil(t *testing.T, socket string) (time.Time, bool) {
+	st, err := localapi.Status(t.Context(), socket)
+	return st.RetryAt, err == nil && st.State == node.StateOffline && !st.RetryAt.IsZero()
+}
+
+// click sends the item labelled label a click, as the host does.
+func (h *trayHost) click(label string) {
+	h.d.t.Helper()
+	obj, items := h.menuObject(), h.menu()
+	id := int32(-1)
+	for _, it := range items {
+		if it.Label == label {
+			id = it.ID
+		}
+	}
+	if id < 0 {
+		h.d.t.Fatalf("no %q in the tray menu: %+v", label, items)
+	}
+	if err := obj.Call("com.canonical.dbusmenu.Event", 0, id, "clicked", dbus.MakeVariant(""), uint32(0)).Err; err != nil {
+		h.d.t.Fatalf("clicking %q: %v", label, err)
+	}
+}
+
+// close dismisses the open menu.
+func (h *trayHost) close() {
+	h.d.t.Helper()
+	h.d.xdotool("key", "Escape")
+	h.waitClosed()
+}
+
+func (h *trayHost) waitClosed() {
+	h.d.t.Helper()
+	waitFor(h.d.t, stepDeadline, "the tray menu to close", func() bool { return !h.menuShown(h.capture()) })
+}
+
+// activate opens the menu and picks the item with the keyboard: Down to
+// it (the host skips separators and disabled items), then Return.
+func (h *trayHost) activate(label string) {
+	h.d.t.Helper()
+	items := h.open()
+	downs := 0
+	for _, it := range items {
+		if !it.selectable() {
+			continue
+		}
+		downs++
+		if it.Label == label {
+			keys := []string{"key", "--delay", "50"}
+			for range downs {
+				keys = append(keys, "Down")
+			}
+			h.d.xdotool(append(keys, "Return")...)
+			h.waitClosed()
+			return
+		}
+	}
+	h.d.t.Fatalf("no selectable %q in the tray menu: %+v", label, items)
+}
+
+// menuShown is whether the host's menu is open: its light background
+// below the icon, at the screen's right edge, where the screen is
+// otherwise black.
+func (h *trayHost) menuShown(img image.Image) bool {
+	b := img.Bounds()
+	r, g, bl, _ := img.At(b.Max.X-8, trayBarHeight+12).RGBA()
+	return r > 0xd000 && g > 0xd000 && bl > 0xd000
+}
+
+func (h *trayHost) screenSize() (int, int) {
+	b := h.capture().Bounds()
+	return b.Dx(), b.Dy()
+}
+
+// capture takes one screenshot, not saved.
+func (h *trayHost) capture() image.Image {
+	h.d.t.Helper()
+	cmd := exec.Command("import", "-window", "root", "png:-")
+	cmd.Env = h.d.env
+	out, err := cmd.Output()
+	if err != nil {
+		h.d.t.Fatalf("capturing the screen: %v", err)
+	}
+	img, err := png.Decode(bytes.NewReader(out))
+	if err != nil {
+		h.d.t.Fatalf("reading a screen capture: %v", err)
+	}
+	return img
+}
+
+// waitIcon waits until the tray shows the icon of state s.
+func (h *trayHost) waitIcon(s app.TrayState) {
+	h.d.t.Helper()
+	want := iconColour(h.d.t, s)
+	var got color.NRGBA
+	if !poll(stepDeadline, func() bool {
+		got = trayIconColour(h.capture())
+		return near(got, want)
+	}) {
+		h.d.t.Fatalf("the tray icon's colour is %v, not %v of the %s icon", got, want, s)
+	}
+}
+
+// iconColour is the main colour of state s's icon, and trayIconColour
+// that of the icon on the screen (the only one in the host's bar, at its
+// right end): the icons differ in it.
+func iconColour(t *testing.T, s app.TrayState) color.NRGBA {
+	t.Helper()
+	img, err := png.Decode(bytes.NewReader(s.Icon().Content()))
+	if err != nil {
+		t.Fatalf("decoding the %s icon: %v", s, err)
+	}
+	return dominant(img, img.Bounds())
+}
+
+func trayIconColour(screen image.Image) color.NRGBA {
+	b := screen.Bounds()
+	return dominant(screen, image.Rect(b.Max.X-trayBarHeight, 0, b.Max.X, trayBarHeight))
+}
+
+// dominant is the most common colour in r of img, leaving out what is
+// nearly transparent, grey-black (the bar) or white (the icon's mark).
+func dominant(img image.Image, r image.Rectangle) color.NRGBA {
+	counts := map[color.NRGBA]int{}
+	var best color.NRGBA
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			c := color.NRGBAModel.Convert(img.At(x, y)).(color.NRGBA)
+			if c.A < 0xc0 || (c.R < 0x40 && c.G < 0x40 && c.B < 0x40) || (c.R > 0xe0 && c.G > 0xe0 && c.B > 0xe0) {
+				continue
+			}
+			c = color.NRGBA{c.R &^ 0xf, c.G &^ 0xf, c.B &^ 0xf, 0xff}
+			counts[c]++
+			if counts[c] > counts[best] {
+				best = c
+			}
+		}
+	}
+	return best
+}
+
+func near(a, b color.NRGBA) bool {
+	close := func(x, y uint8) bool { return max(x, y)-min(x, y) <= 0x10 }
+	return close(a.R, b.R) && close(a.G, b.G) && close(a.B, b.B)
+}
+
+// notificationLog is every notification sent on the test's bus, read by
+// monitoring the bus (the daemon shows them on the screen too).
+type notificationLog struct {
+	mu      sync.Mutex
+	seen    []string
+	changed chan struct{}
+}
+
+// watchNotifications becomes a monitor of the bus for Notify calls.
+func (d *desktopEnv) watchNotifications() *notificationLog {
+	d.t.Helper()
+	conn := d.busConn()
+	rule := "type='method_call',interface='org.freedesktop.Notifications',member='Notify'"
+	if err := conn.BusObject().Call("org.freedesktop.DBus.Monitoring.BecomeMonitor", 0, []string{rule}, uint32(0)).Err; err != nil {
+		d.t.Fatalf("monitoring the test bus: %v", err)
+	}
+	msgs := make(chan *dbus.Message, 64)
+	conn.Eavesdrop(msgs)
+	n := &notificationLog{changed: make(chan struct{}, 1)}
+	go func() {
+		for m := range msgs {
+			if len(m.Body) < 5 {
+				continue
+			}
+			summary, _ := m.Body[3].(string)
+			body, _ := m.Body[4].(string)
+			n.mu.Lock()
+			n.seen = append(n.seen, summary+": "+body)
+			n.mu.Unlock()
+			select {
+			case n.changed <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return n
+}
+
+// wait waits for a notification titled summary.
+func (n *notificationLog) wait(t *testing.T, summary string) {
+	t.Helper()
+	deadline := time.After(stepDeadline)
+	for {
+		n.mu.Lock()
+		seen := append([]string(nil), n.seen...)
+		n.mu.Unlock()
+		for _, s := range seen {
+			if strings.HasPrefix(s, summary+": ") {
+				return
+			}
+		}
+		select {
+		case <-n.changed:
+		case <-deadline:
+			t.Fatalf("no notification %q within %s; seen: %q", summary, stepDeadline, seen)
+		}
+	}
+}
+
+// startNotificationDaemon starts dunst, showing notifications at the
+// bottom right, and waits until it is on the bus.
+func (d *desktopEnv) startNotificationDaemon() {
+	d.t.Helper()
+	conf := filepath.Join(d.dir, "dunstrc")
+	const dunstrc = "[global]\n    origin = bottom-right\n    offset = 16x16\n    width = 420\n    font = Sans 10\n    frame_width = 1\n"
+	if err := os.WriteFile(conf, []byte(dunstrc), 0o600); err != nil {
+		d.t.Fatal(err)
+	}
+	cmd := exec.Command("dunst", "-config", conf)
+	cmd.Env = d.env
+	d.background(cmd)
+	conn := d.busConn()
+	waitFor(d.t, stepDeadline, "dunst on the bus", func() bool {
+		var has bool
+		err := conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, "org.freedesktop.Notifications").Store(&has)
+		return err == nil && has
+	})
+}
+
+// cli is the palyra command, built for the test.
+type cli struct {
+	bin string
+	env []string
+}
+
+func buildCLI(t *testing.T, dir string) cli {
+	t.Helper()
+	bin := filepath.Join(dir, "palyra")
+	cmd := exec.CommandContext(t.Context(), filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, "./cmd/palyra")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building palyra: %v\n%s", err, out)
+	}
+	return cli{bin: bin}
+}
+
+func (c cli) run(args ...string) ([]byte, error) {
+	cmd := exec.Command(c.bin, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.Bytes(), err
+}
+
+// describeEnabled is whether `palyra nodes describe` shows capability
+// name on for device.
+func describeEnabled(t *testing.T, c cli, adminSocket, device, name string) bool {
+	t.Helper()
+	out, err := c.run("nodes", "describe", device, "--json", "--admin-socket", adminSocket)
+	if err != nil {
+		t.Fatalf("palyra nodes describe: %v\n%s", err, out)
+	}
+	var d struct {
+		Capabilities []struct {
+			Name    string `json:"name"`
+			Enabled bool   `json:"enabled"`
+		} `json:"capabilities"`
+	}
+	if err := json.Unmarshal(out, &d); err != nil {
+		t.Fatalf("palyra nodes describe --json: %v\n%s", err, out)
+	}
+	for _, cp := range d.Capabilities {
+		if cp.Name == name {
+			return cp.Enabled
+		}
+	}
+	t.Fatalf("palyra nodes describe lists no %s:\n%s", name, out)
+	return false
+}
