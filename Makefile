@@ -8,10 +8,10 @@ BENCHTIME ?= 1s
 # System packages, by purpose (Debian names).
 TEST_PACKAGES  := dbus dbus-x11 gnome-keyring libsecret-tools xvfb xclip xsel x11-apps x11-xserver-utils
 PROTO_PACKAGES := protobuf-compiler
-# The desktop app (cgo, OpenGL) and its tests under Xvfb, with a real tray
+# The desktop app (cgo, OpenGL), and its tests under Xvfb with a real tray
 # host (gtk-sni-tray-standalone) and notification daemon (dunst).
-GUI_PACKAGES   := gcc pkg-config libgl1-mesa-dev xorg-dev xvfb xauth imagemagick xdotool \
-                  haskell-gtk-sni-tray-utils dunst
+GUI_PACKAGES      := gcc pkg-config libgl1-mesa-dev xorg-dev
+GUI_TEST_PACKAGES := xvfb xauth imagemagick xdotool haskell-gtk-sni-tray-utils dunst
 
 # Pinned code generators, installed into the repo's own bin dir.
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
@@ -43,7 +43,7 @@ define ensure_packages
 	fi
 endef
 
-.PHONY: all build test test-deps vet fuzz bench proto proto-deps clean help gui-deps desktop run package
+.PHONY: all build test test-deps vet fuzz bench proto proto-deps clean help gui-deps desktop run package screenshots
 
 all: build
 
@@ -55,6 +55,7 @@ help:
 	@echo "make proto   regenerate the protobuf code in proto/"
 	@echo "make run     build the desktop app and start it with its local gateway"
 	@echo "make package build the desktop app's platform package with the fyne tool"
+	@echo "make screenshots  copy the desktop tests' screenshots into docs/screenshots"
 
 # Everything but the desktop app (the root package) builds without cgo.
 build:
@@ -63,7 +64,7 @@ build:
 test-deps:
 	@command -v $(GO) >/dev/null 2>&1 || { echo "Go 1.26 or newer is needed: https://go.dev/dl/"; exit 1; }
 	$(call ensure_packages,$(TEST_PACKAGES))
-	$(call ensure_packages,$(GUI_PACKAGES))
+	$(call ensure_packages,$(GUI_PACKAGES) $(GUI_TEST_PACKAGES))
 
 vet:
 	$(GO) vet ./...
@@ -113,3 +114,17 @@ package: gui-deps
 
 clean:
 	rm -rf $(TOOLS_BIN) artifacts
+
+# The README's screenshots, from the last run of the desktop tests (make
+# test); the tray's are cropped to the top right, where the menu opens.
+SCREENSHOTS      := main-window-connected pairing-wizard pairing-code pairing-request main-window-offline consent-prompt
+TRAY_SCREENSHOTS := tray-menu-not-paired tray-menu-connected tray-menu-revoked
+screenshots:
+	@for s in $(SCREENSHOTS) $(TRAY_SCREENSHOTS) tray-menu-offline; do \
+		[ -f artifacts/desktop-app/$$s.png ] || { echo "no artifacts/desktop-app/$$s.png: run make test first"; exit 1; }; \
+	done
+	for s in $(SCREENSHOTS); do cp artifacts/desktop-app/$$s.png docs/screenshots/; done
+	for s in $(TRAY_SCREENSHOTS); do \
+		convert artifacts/desktop-app/$$s.png -gravity NorthEast -crop 760x420+0+0 +repage docs/screenshots/$$s.png; \
+	done
+	convert artifacts/desktop-app/tray-menu-offline.png -gravity NorthEast -crop 760x800+0+0 +repage docs/screenshots/tray-menu-offline.png

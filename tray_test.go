@@ -30,11 +30,12 @@ const trayBarHeight = 32
 // TestDesktopTrayUnderXvfb runs the real binary beside a real tray host
 // and a real notification daemon on a throwaway X server:
 // gtk-sni-tray-standalone, a StatusNotifierItem host that draws the menu
-// with libdbusmenu-gtk as the Xfce and MATE panels do, and dunst. Through
-// the tray menu, with the keyboard as a person would, it toggles a
-// capability and sees `palyra nodes describe` change, stops and starts the
-// local gateway, and quits. It checks the icon of each state and the
-// notifications on losing the connection and on revocation, and saves
+// with libdbusmenu-gtk as the Xfce and MATE panels do, and dunst. The app
+// starts unpaired; through the tray menu, with the keyboard as a person
+// would, it turns on the local gateway (which pairs the app with it),
+// toggles a capability and sees `palyra nodes describe` change, stops and
+// starts the gateway again, and quits. It checks the icon of each state and
+// the notifications on losing the connection and on revocation, and saves
 // screenshots of the menu in each state to artifacts/desktop-app.
 func TestDesktopTrayUnderXvfb(t *testing.T) {
 	d := newDesktop(t)
@@ -52,12 +53,25 @@ func TestDesktopTrayUnderXvfb(t *testing.T) {
 	cfgDir := filepath.Join(d.dir, "home", "config", "palyra", "node")
 	socket := filepath.Join(cfgDir, "node.sock")
 	adminSocket := filepath.Join(gwDir, "admin.sock")
-	p := d.start("tray", "--local-gateway", "--config-dir", cfgDir, "--gateway-dir", gwDir)
-	st := waitState(t, socket, node.StateConnected, startDeadline, p)
+	p := d.start("tray", "--config-dir", cfgDir, "--gateway-dir", gwDir)
+	waitState(t, socket, node.StateUnpaired, startDeadline, p)
+	waitFor(t, stepDeadline, "the app to say it runs", func() bool { return strings.Contains(p.log(), "palyra-desktop running") })
 	if !strings.Contains(p.log(), "tray=true") || strings.Contains(p.log(), "no system tray here") {
 		t.Fatalf("the app did not use the tray:\n%s", p.log())
 	}
 	tray.waitItem()
+	tray.waitIcon(app.TrayNotPaired)
+	unpaired := tray.open()
+	if !strings.HasPrefix(unpaired[0].Label, "Not paired — ") || find(t, unpaired, app.LabelForget).state() != "disabled" ||
+		find(t, unpaired, app.LabelLocal).state() != "enabled" || has(unpaired, app.LabelShowCode) {
+		t.Errorf("menu before pairing: %+v", unpaired)
+	}
+	d.screenshot("tray-menu-not-paired")
+	tray.close()
+
+	// "Run local gateway" starts the gateway and pairs with it, no typing.
+	tray.activate(app.LabelLocal)
+	st := waitState(t, socket, node.StateConnected, startDeadline, p)
 	tray.waitIcon(app.TrayConnected)
 
 	menu := tray.open()
