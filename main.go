@@ -159,6 +159,20 @@ func main() {
 	}
 }
 
+// checkDisplay refuses to start the UI where there is no graphical session
+// to show it in (the toolkit would panic): an X11 or Wayland display on the
+// Unix desktops.
+func checkDisplay(goos string, getenv func(string) string) error {
+	if goos == "darwin" || goos == "windows" || goos == "android" || goos == "ios" {
+		return nil
+	}
+	if getenv("DISPLAY") != "" || getenv("WAYLAND_DISPLAY") != "" {
+		return nil
+	}
+	return errors.New("no graphical session here (neither DISPLAY nor WAYLAND_DISPLAY is set); " +
+		"run it from your desktop, or use 'palyra-desktop --headless-gateway' for only the gateway and 'palyra node run' for a node without a window")
+}
+
 func (c config) localOptions(log *slog.Logger) localgw.Options {
 	return localgw.Options{DataDir: c.gatewayDir, Listen: c.gatewayListen, Logger: log.With("component", "local-gateway")}
 }
@@ -170,6 +184,9 @@ func run(c config, log *slog.Logger) error {
 		return localgw.RunHeadless(ctx, c.localOptions(log), os.Stdout)
 	}
 
+	if err := checkDisplay(runtime.GOOS, os.Getenv); err != nil {
+		return err
+	}
 	secrets, err := secretstore.Open(c.secretStore, c.profile, filepath.Join(c.configDir, "secrets"))
 	if err != nil {
 		return fmt.Errorf("opening the secret store: %w", err)

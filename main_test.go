@@ -748,3 +748,26 @@ func capEnabled(t *testing.T, admin adminv1.AdminClient, device, name string) bo
 	t.Fatalf("the gateway lists no %s for %s: %v", name, device, resp.GetCapabilities())
 	return false
 }
+
+func TestCheckDisplay(t *testing.T) {
+	for _, tc := range []struct {
+		goos string
+		env  map[string]string
+		ok   bool
+	}{
+		{"linux", nil, false},
+		{"linux", map[string]string{"DISPLAY": ":0"}, true},
+		{"linux", map[string]string{"WAYLAND_DISPLAY": "wayland-0"}, true},
+		{"freebsd", nil, false},
+		{"darwin", nil, true},
+		{"windows", nil, true},
+	} {
+		err := checkDisplay(tc.goos, func(k string) string { return tc.env[k] })
+		if (err == nil) != tc.ok {
+			t.Errorf("%s %v: %v", tc.goos, tc.env, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "--headless-gateway") {
+			t.Errorf("the error does not say what to run instead: %v", err)
+		}
+	}
+}
