@@ -149,6 +149,49 @@ func TestDesktopTrayUnderXvfb(t *testing.T) {
 	waitState(t, socket, node.StateConnected, stepDeadline, p)
 	tray.waitIcon(app.TrayConnected)
 
+	// Pairing again from the tray, in the wizard, with a PIN from `palyra
+	// pairing code`: the request comes up in the app (the local gateway's
+	// requests do) and is approved there; a notification says how the
+	// pairing ended.
+	var code struct {
+		PIN string `json:"pin"`
+	}
+	if out, err := palyra.run("pairing", "code", "--json", "--admin-socket", adminSocket); err != nil || json.Unmarshal(out, &code) != nil {
+		t.Fatalf("palyra pairing code: %v\n%s", err, out)
+	}
+	tray.activate(app.LabelPair)
+	wiz := d.window("Pair with a gateway")
+	d.xdotool("windowfocus", "--sync", wiz)
+	d.xdotool("type", "--window", wiz, "--delay", "20", st.Gateways[0])
+	d.xdotool("key", "--window", wiz, "Tab")
+	d.xdotool("type", "--window", wiz, "--delay", "20", code.PIN)
+	d.xdotool("key", "--window", wiz, "Tab", "space")
+	req := d.window("Pairing request")
+	pending := waitState(t, socket, node.StatePending, stepDeadline, p)
+	notes.wait(t, "Pairing request from "+st.DeviceName)
+	waitFor(t, stepDeadline, "the request in `palyra pairing list`", func() bool {
+		out, err := palyra.run("pairing", "list", "--json", "--admin-socket", adminSocket)
+		var reqs []struct {
+			State string `json:"state"`
+			Code  string `json:"verification_code"`
+		}
+		if err != nil || json.Unmarshal(out, &reqs) != nil {
+			t.Fatalf("palyra pairing list: %v\n%s", err, out)
+		}
+		return len(reqs) == 1 && reqs[0].State == "pending" && reqs[0].Code == pending.VerificationCode
+	})
+	d.xdotool("windowmove", "--sync", req, "0", "420")
+	d.screenshot("tray-pairing-request")
+	// Approve from the keyboard: Reject, Approve.
+	d.pressClosing(req, "Pairing request", "Tab", "Tab", "space")
+	notes.wait(t, "Palyra: Paired")
+	if again := waitState(t, socket, node.StateConnected, stepDeadline, p); again.DeviceID != st.DeviceID {
+		t.Fatalf("paired again as %s, was %s", again.DeviceID, st.DeviceID)
+	}
+	d.screenshot("tray-pairing-wizard-paired")
+	// Close the wizard from the keyboard: its one button now.
+	d.pressClosing(wiz, "Pair with a gateway", "Tab", "space")
+
 	// Revoked at the gateway: a notification, the attention icon, and the
 	// menu says what to do.
 	if out, err := palyra.run("devices", "revoke", st.DeviceID, "--admin-socket", adminSocket); err != nil {

@@ -232,6 +232,9 @@ func TestWizard(t *testing.T) {
 			z.steps = make(chan WizardStep, 4)
 			z.Show()
 			defer z.Window().Close()
+			if z.Window().Canvas().Focused() != z.Address {
+				t.Error("the gateway address does not have the cursor when the wizard opens")
+			}
 
 			if !z.PairPIN.Disabled() {
 				t.Fatal("Pair is enabled with nothing typed")

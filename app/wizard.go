@@ -230,8 +230,15 @@ func NewWizard(fa fyne.App, pairer Pairer, now func() time.Time, onDone func(nod
 // Window is the wizard's window.
 func (z *Wizard) Window() fyne.Window { return z.w }
 
-// Show shows the window.
-func (z *Wizard) Show() { z.w.Show(); z.w.RequestFocus() }
+// Show shows the window, with the cursor in the gateway address when it
+// waits for one, so the owner can type at once.
+func (z *Wizard) Show() {
+	z.w.Show()
+	z.w.RequestFocus()
+	if z.Step == StepInput && z.tabs.SelectedIndex() == 0 && z.Address.Text == "" {
+		z.w.Canvas().Focus(z.Address)
+	}
+}
 
 // SelectQR shows the QR tab.
 func (z *Wizard) SelectQR() { z.tabs.SelectIndex(1) }
