@@ -430,12 +430,16 @@ func newDesktop(t *testing.T) *desktopEnv {
 
 // buildDesktop builds palyra-desktop with cgo.
 func buildDesktop(t *testing.T, dir string) string {
+	return goBuild(t, filepath.Join(dir, "palyra-desktop"), ".", true)
+}
+
+// goBuild builds the package pkg of this module into bin.
+func goBuild(t *testing.T, bin, pkg string, cgo bool) string {
 	t.Helper()
-	bin := filepath.Join(dir, "palyra-desktop")
-	cmd := exec.CommandContext(t.Context(), filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	cmd := exec.CommandContext(t.Context(), filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED="+map[bool]string{true: "1", false: "0"}[cgo])
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building palyra-desktop: %v\n%s", err, out)
+		t.Fatalf("building %s: %v\n%s", pkg, err, out)
 	}
 	return bin
 }
@@ -495,14 +499,21 @@ func (d *desktopEnv) startKeyring() {
 	cmd.Env = d.env
 	cmd.Stdin = strings.NewReader(keyringPassword)
 	d.background(cmd)
+	d.waitBusName("org.freedesktop.secrets", "gnome-keyring")
+}
+
+// waitBusName waits until name is owned on the test's bus; what owns it
+// says who should.
+func (d *desktopEnv) waitBusName(name, what string) {
+	d.t.Helper()
 	conn, err := dbus.Connect(d.bus)
 	if err != nil {
 		d.t.Fatalf("connecting to the test bus: %v", err)
 	}
 	defer conn.Close()
-	waitFor(d.t, stepDeadline, "gnome-keyring on the bus", func() bool {
+	waitFor(d.t, stepDeadline, what+" on the bus ("+name+")", func() bool {
 		var has bool
-		err := conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, "org.freedesktop.secrets").Store(&has)
+		err := conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, name).Store(&has)
 		return err == nil && has
 	})
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -235,13 +234,8 @@ func (d *desktopEnv) startTrayHost() *trayHost {
 		"--size", fmt.Sprint(trayBarHeight), "--color", "#2b2b2b")
 	cmd.Env = d.env
 	d.background(cmd)
-	h := &trayHost{d: d, conn: d.busConn()}
-	waitFor(d.t, stepDeadline, "the tray host's StatusNotifierWatcher on the bus", func() bool {
-		var has bool
-		err := h.conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, "org.kde.StatusNotifierWatcher").Store(&has)
-		return err == nil && has
-	})
-	return h
+	d.waitBusName("org.kde.StatusNotifierWatcher", "the tray host's watcher")
+	return &trayHost{d: d, conn: d.busConn()}
 }
 
 // busConn is a connection to the test's bus, closed when the test ends.
@@ -596,29 +590,14 @@ func (d *desktopEnv) startNotificationDaemon() {
 	cmd := exec.Command("dunst", "-config", conf)
 	cmd.Env = d.env
 	d.background(cmd)
-	conn := d.busConn()
-	waitFor(d.t, stepDeadline, "dunst on the bus", func() bool {
-		var has bool
-		err := conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, "org.freedesktop.Notifications").Store(&has)
-		return err == nil && has
-	})
+	d.waitBusName("org.freedesktop.Notifications", "dunst")
 }
 
 // cli is the palyra command, built for the test.
-type cli struct {
-	bin string
-	env []string
-}
+type cli struct{ bin string }
 
 func buildCLI(t *testing.T, dir string) cli {
-	t.Helper()
-	bin := filepath.Join(dir, "palyra")
-	cmd := exec.CommandContext(t.Context(), filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, "./cmd/palyra")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building palyra: %v\n%s", err, out)
-	}
-	return cli{bin: bin}
+	return cli{bin: goBuild(t, filepath.Join(dir, "palyra"), "./cmd/palyra", false)}
 }
 
 func (c cli) run(args ...string) ([]byte, error) {

@@ -297,11 +297,10 @@ func waitUntil(t *testing.T, cond func() bool) {
 	}
 }
 
-// TestMainWindowWithAgent drives the window of a real, unpaired agent:
-// toggling a capability reaches the agent, and the status line says what
-// the agent says.
-func TestMainWindowWithAgent(t *testing.T) {
-	test.NewTempApp(t)
+// newTestAgent is a real, unpaired agent named test-laptop, its secrets in
+// files.
+func newTestAgent(t *testing.T) *node.Agent {
+	t.Helper()
 	dir := t.TempDir()
 	secrets, err := secretstore.NewFile(dir + "/secrets")
 	if err != nil {
@@ -311,6 +310,15 @@ func TestMainWindowWithAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return agent
+}
+
+// TestMainWindowWithAgent drives the window of a real, unpaired agent:
+// toggling a capability reaches the agent, and the status line says what
+// the agent says.
+func TestMainWindowWithAgent(t *testing.T) {
+	test.NewTempApp(t)
+	agent := newTestAgent(t)
 	var mu sync.Mutex
 	do := func(f func()) { mu.Lock(); defer mu.Unlock(); f() }
 	u := New(fyne.CurrentApp(), Options{Agent: agent, Now: func() time.Time { return now }, Do: do})
@@ -434,15 +442,7 @@ func (a *trayApp) SetSystemTrayWindow(w fyne.Window) {}
 // tray, under the pointer of someone about to click.
 func TestTrayUpdates(t *testing.T) {
 	ta := &trayApp{App: test.NewTempApp(t)}
-	dir := t.TempDir()
-	secrets, err := secretstore.NewFile(dir + "/secrets")
-	if err != nil {
-		t.Fatal(err)
-	}
-	agent, err := node.New(node.Config{ConfigDir: dir, Secrets: secrets, Name: "test-laptop"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	agent := newTestAgent(t)
 	var mu sync.Mutex
 	do := func(f func()) { mu.Lock(); defer mu.Unlock(); f() }
 	u := New(ta, Options{Agent: agent, Tray: true, Now: func() time.Time { return now }, Do: do})
