@@ -109,8 +109,16 @@ desktop: gui-deps
 run: desktop
 	./palyra-desktop --local-gateway
 
+# On Linux and the BSDs: Palyra.tar.xz, with the palyra-desktop binary, its
+# .desktop entry and icon (`make install` inside installs them). Elsewhere
+# the fyne tool builds and packages for the platform it runs on.
 package: gui-deps
+ifeq ($(filter Linux %BSD,$(shell uname -s)),)
 	$(GO) run $(FYNE_TOOL) package --release
+else
+	$(GO) build -tags release -ldflags "-s -w" -o palyra-desktop .
+	$(GO) run $(FYNE_TOOL) package --release --exe palyra-desktop
+endif
 
 clean:
 	rm -rf $(TOOLS_BIN) artifacts
