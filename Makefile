@@ -113,7 +113,7 @@ run: desktop
 # .desktop entry and icon (`make install` inside installs them). Elsewhere
 # the fyne tool builds and packages for the platform it runs on.
 package: gui-deps
-ifeq ($(filter Linux %BSD,$(shell uname -s)),)
+ifeq ($(filter Linux %BSD DragonFly,$(shell uname -s)),)
 	$(GO) run $(FYNE_TOOL) package --release
 else
 	$(GO) build -tags release -ldflags "-s -w" -o palyra-desktop .

@@ -160,16 +160,17 @@ func main() {
 }
 
 // checkDisplay refuses to start the UI where there is no graphical session
-// to show it in (the toolkit would panic): an X11 or Wayland display on the
-// Unix desktops.
+// to show it in (the toolkit would panic): on the Unix desktops an X11
+// display, which Wayland desktops provide through XWayland (the app is not
+// built with the toolkit's native Wayland driver).
 func checkDisplay(goos string, getenv func(string) string) error {
 	if goos == "darwin" || goos == "windows" || goos == "android" || goos == "ios" {
 		return nil
 	}
-	if getenv("DISPLAY") != "" || getenv("WAYLAND_DISPLAY") != "" {
+	if getenv("DISPLAY") != "" {
 		return nil
 	}
-	return errors.New("no graphical session here (neither DISPLAY nor WAYLAND_DISPLAY is set); " +
+	return errors.New("no X11 display here (DISPLAY is not set; on a Wayland desktop, XWayland provides one); " +
 		"run it from your desktop, or use 'palyra-desktop --headless-gateway' for only the gateway and 'palyra node run' for a node without a window")
 }
 

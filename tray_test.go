@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -132,17 +133,17 @@ func TestDesktopTrayUnderXvfb(t *testing.T) {
 		}
 		return near(trayIconColour(img), offlineColour)
 	})
-	// Turning it on again. A key sequence could straddle the next rebuild
-	// of the menu here, so this click goes the way the host sends one
-	// (com.canonical.dbusmenu Event "clicked"); it is idempotent, so it is
-	// sent again should a rebuild have retired the item first.
+	// Turning it on again. The menu is rebuilt at each connection attempt
+	// here, so this click goes the way the host sends one
+	// (com.canonical.dbusmenu Event "clicked"), to the item read just
+	// before, and again should a rebuild have retired that item first.
 	runs := func() int { return strings.Count(p.log(), "local gateway running") }
 	first := runs()
 	waitFor(t, stepDeadline, "the local gateway to run again", func() bool {
 		if runs() > first {
 			return true
 		}
-		tray.click(app.LabelLocal)
+		tray.clickUnchecked(app.LabelLocal)
 		return poll(3*time.Second, func() bool { return runs() > first })
 	})
 	waitState(t, socket, node.StateConnected, stepDeadline, p)
@@ -188,11 +189,11 @@ func TestDesktopTrayUnderXvfb(t *testing.T) {
 		t.Fatalf("paired again as %s, was %s", again.DeviceID, st.DeviceID)
 	}
 	d.screenshot("tray-pairing-wizard-paired")
-	// Close the wizard from the keyboard: its one button now.
-	d.pressClosing(wiz, "Pair with a gateway", "Tab", "space")
+	// Close the wizard from the keyboard: Close has it now.
+	d.pressClosing(wiz, "Pair with a gateway", "space")
 
 	// Revoked at the gateway: a notification, the attention icon, and the
-	// menu says what to do.
+	// menu says the gateway no longer accepts this device.
 	if out, err := palyra.run("devices", "revoke", st.DeviceID, "--admin-socket", adminSocket); err != nil {
 		t.Fatalf("palyra devices revoke: %v\n%s", err, out)
 	}
@@ -223,6 +224,15 @@ type trayHost struct {
 	conn *dbus.Conn
 	// item is the app's bus name, once it registered its icon.
 	item string
+	// revision is the menu's layout revision when menu last read it.
+	revision uint32
+}
+
+// call calls method on obj, giving up after a few seconds.
+func (h *trayHost) call(obj dbus.BusObject, method string, args ...any) *dbus.Call {
+	ctx, cancel := context.WithTimeout(h.d.t.Context(), 5*time.Second)
+	defer cancel()
+	return obj.CallWithContext(ctx, method, 0, args...)
 }
 
 // startTrayHost starts the tray host, with its own StatusNotifierWatcher,
@@ -271,7 +281,7 @@ type menuItem struct {
 	ID                          int32
 	Label                       string
 	Separator, Enabled, Visible bool
-	Checkable, Checked          bool
+	Checked                     bool
 }
 
 // state is how the host draws the item: greyed out, with a check mark, or
@@ -292,7 +302,8 @@ func (m menuItem) selectable() bool { return !m.Separator && m.Enabled && m.Visi
 // menuObject is the app's exported menu.
 func (h *trayHost) menuObject() dbus.BusObject {
 	h.d.t.Helper()
-	v, err := h.conn.Object(h.item, "/StatusNotifierItem").GetProperty("org.kde.StatusNotifierItem.Menu")
+	var v dbus.Variant
+	err := h.call(h.conn.Object(h.item, "/StatusNotifierItem"), "org.freedesktop.DBus.Properties.Get", "org.kde.StatusNotifierItem", "Menu").Store(&v)
 	if err != nil {
 		h.d.t.Fatalf("reading the tray item's menu path: %v", err)
 	}
@@ -305,12 +316,13 @@ func (h *trayHost) menu() []menuItem {
 	h.d.t.Helper()
 	var rev uint32
 	var root []any
-	if err := h.menuObject().Call("com.canonical.dbusmenu.GetLayout", 0, int32(0), int32(1), []string{}).Store(&rev, &root); err != nil {
+	if err := h.call(h.menuObject(), "com.canonical.dbusmenu.GetLayout", int32(0), int32(1), []string{}).Store(&rev, &root); err != nil {
 		h.d.t.Fatalf("reading the tray menu: %v", err)
 	}
 	if len(root) != 3 {
 		h.d.t.Fatalf("tray menu layout: %v", root)
 	}
+	h.revision = rev
 	var items []menuItem
 	for _, c := range root[2].([]dbus.Variant) {
 		fields, _ := c.Value().([]any)
@@ -331,7 +343,6 @@ func (h *trayHost) menu() []menuItem {
 			Separator: prop("type", "standard") == "separator",
 			Enabled:   prop("enabled", true) == true,
 			Visible:   prop("visible", true) == true,
-			Checkable: prop("toggle-type", "") == "checkmark",
 			Checked:   prop("toggle-type", "") == "checkmark" && prop("toggle-state", int32(0)) == int32(1),
 		})
 	}
@@ -375,24 +386,21 @@ func (h *trayHost) open() []menuItem {
 // offlineUntil is when the agent, offline, tries next; ok is false unless
 // it is offline and waiting.
 func offlineUntil(t *testing.T, socket string) (time.Time, bool) {
-	st, err := localapi.Status(t.Context(), socket)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	st, err := localapi.Status(ctx, socket)
 	return st.RetryAt, err == nil && st.State == node.StateOffline && !st.RetryAt.IsZero()
 }
 
-// click sends the item labelled label a click, as the host does.
-func (h *trayHost) click(label string) {
+// clickUnchecked sends the check item labelled label a click, as the host
+// does, if it is enabled and not checked.
+func (h *trayHost) clickUnchecked(label string) {
 	h.d.t.Helper()
-	obj, items := h.menuObject(), h.menu()
-	id := int32(-1)
-	for _, it := range items {
-		if it.Label == label {
-			id = it.ID
-		}
+	it := find(h.d.t, h.menu(), label)
+	if it.Checked || !it.Enabled {
+		return
 	}
-	if id < 0 {
-		h.d.t.Fatalf("no %q in the tray menu: %+v", label, items)
-	}
-	if err := obj.Call("com.canonical.dbusmenu.Event", 0, id, "clicked", dbus.MakeVariant(""), uint32(0)).Err; err != nil {
+	if err := h.call(h.menuObject(), "com.canonical.dbusmenu.Event", it.ID, "clicked", dbus.MakeVariant(""), uint32(0)).Err; err != nil {
 		h.d.t.Fatalf("clicking %q: %v", label, err)
 	}
 }
@@ -410,27 +418,40 @@ func (h *trayHost) waitClosed() {
 }
 
 // activate opens the menu and picks the item with the keyboard: Down to
-// it (the host skips separators and disabled items), then Return.
+// it (the host skips separators and disabled items), then Return. Should
+// the menu have been rebuilt meanwhile (the selection would not be the
+// item counted to), it closes the menu instead and tries again.
 func (h *trayHost) activate(label string) {
 	h.d.t.Helper()
-	items := h.open()
-	downs := 0
-	for _, it := range items {
-		if !it.selectable() {
+	for range 3 {
+		items := h.open()
+		rev := h.revision
+		downs, found := 0, false
+		for _, it := range items {
+			if it.selectable() {
+				downs++
+				if found = it.Label == label; found {
+					break
+				}
+			}
+		}
+		if !found {
+			h.d.t.Fatalf("no selectable %q in the tray menu: %+v", label, items)
+		}
+		keys := []string{"key", "--delay", "50"}
+		for range downs {
+			keys = append(keys, "Down")
+		}
+		h.d.xdotool(keys...)
+		if h.menu(); h.revision != rev {
+			h.close()
 			continue
 		}
-		downs++
-		if it.Label == label {
-			keys := []string{"key", "--delay", "50"}
-			for range downs {
-				keys = append(keys, "Down")
-			}
-			h.d.xdotool(append(keys, "Return")...)
-			h.waitClosed()
-			return
-		}
+		h.d.xdotool("key", "Return")
+		h.waitClosed()
+		return
 	}
-	h.d.t.Fatalf("no selectable %q in the tray menu: %+v", label, items)
+	h.d.t.Fatalf("the tray menu kept changing while picking %q", label)
 }
 
 // menuShown is whether the host's menu is open: its light background
@@ -450,7 +471,9 @@ func (h *trayHost) screenSize() (int, int) {
 // capture takes one screenshot, not saved.
 func (h *trayHost) capture() image.Image {
 	h.d.t.Helper()
-	cmd := exec.Command("import", "-window", "root", "png:-")
+	ctx, cancel := context.WithTimeout(h.d.t.Context(), stepDeadline)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "import", "-window", "root", "png:-")
 	cmd.Env = h.d.env
 	out, err := cmd.Output()
 	if err != nil {
@@ -601,7 +624,9 @@ func buildCLI(t *testing.T, dir string) cli {
 }
 
 func (c cli) run(args ...string) ([]byte, error) {
-	cmd := exec.Command(c.bin, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), stepDeadline)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.bin, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()

@@ -274,6 +274,9 @@ func TestWizard(t *testing.T) {
 			if z.Step != StepDone || z.Title.Text != tc.title {
 				t.Errorf("outcome: step %v, title %q (err %v), want %q", z.Step, z.Title.Text, err, tc.title)
 			}
+			if want := map[bool]fyne.Focusable{true: z.Close, false: z.Again}[err == nil]; z.Window().Canvas().Focused() != want {
+				t.Errorf("after err %v the keyboard is on %v", err, z.Window().Canvas().Focused())
+			}
 			if (err == nil) == z.Again.Visible() {
 				t.Errorf("Try again visible %v after err %v", z.Again.Visible(), err)
 			}

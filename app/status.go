@@ -72,8 +72,9 @@ func TrayStateOf(st node.Status, attention bool) TrayState {
 	return TrayNotPaired
 }
 
-// StatusLine is the one line the tray menu and the main window show: the
-// state, the gateway, the device, and when the next attempt is due.
+// StatusLine is the one line the main window shows (and the tray menu,
+// but for the next attempt; see TrayStatusLine): the state, the gateway,
+// the device, and how long until the next attempt.
 func StatusLine(st node.Status, now time.Time) string {
 	gw := st.GatewayName
 	if gw == "" {

@@ -308,6 +308,7 @@ func (z *Wizard) setStep(step WizardStep, title, msg, code string) {
 		z.Cancel.Show()
 		z.Again.Hide()
 		z.Close.Hide()
+		z.w.Canvas().Focus(z.Cancel)
 	} else {
 		z.activity.Stop()
 		z.activity.Hide()
@@ -323,9 +324,14 @@ func (z *Wizard) finish(st node.Status, err error) {
 	z.cancel = nil
 	title, text := Outcome(st, err)
 	z.setStep(StepDone, title, text, "")
+	// The next step has the keyboard: Try again after a failure, Close
+	// after success.
+	next := z.Close
 	if err != nil {
 		z.Again.Show()
+		next = z.Again
 	}
+	z.w.Canvas().Focus(next)
 	if z.onDone != nil {
 		z.onDone(st, err)
 	}
