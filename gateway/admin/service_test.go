@@ -20,6 +20,7 @@ import (
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
+	"github.com/palyra/palyra-go/internal/testclock"
 	"github.com/palyra/palyra-go/internal/unixsock"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
 )
@@ -27,24 +28,6 @@ import (
 var advertised = []string{"127.0.0.1:7443", "gateway.example:7443"}
 
 const gatewayName = "Test Gateway"
-
-// clock is the admin API's time; it moves only when a test moves it.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // sessions stands in for the QUIC server's live sessions: it records every
 // Disconnect. The store behind the admin API is real.
@@ -109,7 +92,7 @@ func (d *decisions) recorded() []string {
 type harness struct {
 	store     *store.Store
 	ca        *identity.CA
-	clock     *clock
+	clock     *testclock.Clock
 	sessions  *sessions
 	decisions *decisions
 	admin     adminv1.AdminClient
@@ -120,7 +103,7 @@ type harness struct {
 // socket, with a real store.
 func start(t *testing.T) *harness {
 	t.Helper()
-	clk := &clock{now: time.Now().Truncate(time.Millisecond)}
+	clk := testclock.New()
 	dir := t.TempDir()
 	st, err := store.Open(t.Context(), filepath.Join(dir, "gateway.db"), store.Options{Now: clk.Now})
 	if err != nil {

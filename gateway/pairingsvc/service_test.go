@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +27,7 @@ import (
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
+	"github.com/palyra/palyra-go/internal/testclock"
 	pairingv1 "github.com/palyra/palyra-go/proto/pairing/v1"
 )
 
@@ -36,40 +36,20 @@ var advertised = []string{"127.0.0.1:7443", "[::1]:7443"}
 
 const gatewayName = "Test Gateway"
 
-// clock is the gateway's time; it moves only when a test moves it.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Now().Truncate(time.Millisecond)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // gateway is a pairing service served the way the gateway serves it: gRPC
 // over server-auth TLS on loopback, with a real store and CA.
 type gateway struct {
 	store  *store.Store
 	ca     *identity.CA
 	svc    *pairingsvc.Service
-	clock  *clock
+	clock  *testclock.Clock
 	leaf   []byte // the TLS leaf the listener presents (DER)
 	client pairingv1.PairingClient
 }
 
 func startGateway(t *testing.T, configure ...func(*pairingsvc.Config)) *gateway {
 	t.Helper()
-	clk := newClock()
+	clk := testclock.New()
 	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "gateway.db"), store.Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)

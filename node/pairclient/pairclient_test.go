@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,29 +22,12 @@ import (
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
+	"github.com/palyra/palyra-go/internal/testclock"
 	"github.com/palyra/palyra-go/node/pairclient"
 	pairingv1 "github.com/palyra/palyra-go/proto/pairing/v1"
 )
 
 const gatewayName = "Test Gateway"
-
-// clock is the time of both sides; it moves only when a test moves it.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // gateway is a real pairing service on loopback TLS with a real store and
 // CA.
@@ -54,7 +36,7 @@ type gateway struct {
 	store *store.Store
 	ca    *identity.CA
 	svc   *pairingsvc.Service
-	clock *clock
+	clock *testclock.Clock
 }
 
 // startGateway serves the Pairing service. With presentCA, the listener's
@@ -62,7 +44,7 @@ type gateway struct {
 // from its own CA).
 func startGateway(t *testing.T, presentCA *identity.CA) *gateway {
 	t.Helper()
-	clk := &clock{now: time.Now().Truncate(time.Millisecond)}
+	clk := testclock.New()
 	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "gateway.db"), store.Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
