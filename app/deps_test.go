@@ -1,12 +1,11 @@
 package app
 
 import (
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/palyra/palyra-go/internal/golist"
 )
 
 // appAllowed are the only packages of this module that the UI's packages
@@ -40,19 +39,10 @@ var appForbidden = []string{
 // appAllowed — no gateway/, no identity/cpace, no key handling.
 func TestImports(t *testing.T) {
 	t.Parallel()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	cmd := exec.Command(goTool, "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, "./...")
-	cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
+	out := golist.Run(t, "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, "./...")
 	const module = "github.com/palyra/palyra-go/"
 	checked := 0
-	for line := range strings.Lines(string(out)) {
+	for line := range strings.Lines(out) {
 		f := strings.Fields(line)
 		if len(f) == 0 || f[0] == module+"app/localgw" {
 			continue

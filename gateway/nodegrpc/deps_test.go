@@ -1,28 +1,17 @@
 package nodegrpc_test
 
 import (
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/palyra/palyra-go/internal/golist"
 )
 
 // The gateway's carrier must not import the node, the store or the GUI,
 // and must build without cgo. (Its tests use the node's client.)
 func TestImports(t *testing.T) {
 	t.Parallel()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	cmd := exec.Command(goTool, "list", "-deps", "-f", "{{.ImportPath}}", ".")
-	cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
-	for _, dep := range strings.Fields(string(out)) {
+	for _, dep := range golist.Deps(t) {
 		if strings.HasPrefix(dep, "github.com/palyra/palyra-go/node") ||
 			strings.HasPrefix(dep, "github.com/palyra/palyra-go/gateway/store") ||
 			strings.HasPrefix(dep, "github.com/palyra/palyra-go/app") ||

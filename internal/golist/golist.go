@@ -1,0 +1,35 @@
+// Package golist runs `go list` for tests that fence a package's imports
+// (what it may depend on, and that it builds without cgo).
+package golist
+
+import (
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// Run runs `go list args...` with cgo off in the test's package directory
+// and returns its output; it fails the test if go list fails.
+func Run(t *testing.T, args ...string) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	cmd := exec.Command(goTool, append([]string{"list"}, args...)...)
+	cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list %s: %v", strings.Join(args, " "), err)
+	}
+	return string(out)
+}
+
+// Deps is every package the test's package depends on (itself included),
+// built without cgo.
+func Deps(t *testing.T) []string {
+	t.Helper()
+	return strings.Fields(Run(t, "-deps", "-f", "{{.ImportPath}}", "."))
+}
