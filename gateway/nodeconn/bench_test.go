@@ -8,6 +8,7 @@ import (
 
 	"github.com/palyra/palyra-go/gateway/nodeconn"
 	"github.com/palyra/palyra-go/internal/quicecho"
+	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node/session"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
@@ -26,7 +27,7 @@ func renewalFrame(b *testing.B) []byte {
 // session: framing, decoding, the Registry call and the answer.
 func BenchmarkControlRoundTrip(b *testing.B) {
 	f := newFixture(b, time.Minute)
-	_, str := f.rawClient(b, newDevice(b, f.ca))
+	_, str := f.rawClient(b, testpki.NewDevice(b, f.ca))
 	register(b, str)
 	_ = str.SetDeadline(time.Time{})
 	frame := renewalFrame(b)
@@ -49,13 +50,13 @@ func BenchmarkControlRoundTrip(b *testing.B) {
 // bytes echoed on an open quic-go stream with the same mTLS certificates,
 // in the same process.
 func BenchmarkRawQUICEcho(b *testing.B) {
-	ca := newCA(b, "bench")
-	srv, err := quicecho.Listen(*serverCert(b, ca), nodeconn.ALPN)
+	ca := testpki.NewCA(b, "bench")
+	srv, err := quicecho.Listen(*testpki.ServerCert(b, ca), nodeconn.ALPN)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer srv.Close()
-	client, err := quicecho.Dial(b.Context(), srv.Addr(), *newDevice(b, ca).cert, nodeconn.ALPN)
+	client, err := quicecho.Dial(b.Context(), srv.Addr(), *testpki.NewDevice(b, ca).Cert, nodeconn.ALPN)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func BenchmarkRawQUICEcho(b *testing.B) {
 // is its floor.
 func BenchmarkInvokeRoundTrip(b *testing.B) {
 	f := newFixture(b, time.Minute)
-	d := newDevice(b, f.ca)
+	d := testpki.NewDevice(b, f.ca)
 	cfg := f.sessionConfig(d)
 	cfg.Invoke = func(_ context.Context, inv *nodev1.Invoke, _ func(string)) *nodev1.Result {
 		return &nodev1.Result{Ok: true, OutputJson: inv.GetArgsJson()}
@@ -106,13 +107,13 @@ func BenchmarkInvokeRoundTrip(b *testing.B) {
 	// Registration and readiness are reported in order; wait for the node
 	// to be reachable.
 	for range 1000 {
-		if _, err := f.srv.Invoke(b.Context(), d.id(), inv, nil); err == nil {
+		if _, err := f.srv.Invoke(b.Context(), d.ID(), inv, nil); err == nil {
 			break
 		}
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		res, err := f.srv.Invoke(b.Context(), d.id(), inv, nil)
+		res, err := f.srv.Invoke(b.Context(), d.ID(), inv, nil)
 		if err != nil || !res.GetOk() {
 			b.Fatal(err, res)
 		}
@@ -122,13 +123,13 @@ func BenchmarkInvokeRoundTrip(b *testing.B) {
 // BenchmarkRawQUICNewStream is the floor for BenchmarkInvokeRoundTrip: a new
 // quic-go stream per round trip, with the same number of bytes each way.
 func BenchmarkRawQUICNewStream(b *testing.B) {
-	ca := newCA(b, "bench")
-	srv, err := quicecho.Listen(*serverCert(b, ca), nodeconn.ALPN)
+	ca := testpki.NewCA(b, "bench")
+	srv, err := quicecho.Listen(*testpki.ServerCert(b, ca), nodeconn.ALPN)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer srv.Close()
-	client, err := quicecho.Dial(b.Context(), srv.Addr(), *newDevice(b, ca).cert, nodeconn.ALPN)
+	client, err := quicecho.Dial(b.Context(), srv.Addr(), *testpki.NewDevice(b, ca).Cert, nodeconn.ALPN)
 	if err != nil {
 		b.Fatal(err)
 	}

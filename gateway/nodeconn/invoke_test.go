@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/palyra/palyra-go/gateway/nodeconn"
+	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node/session"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
@@ -14,7 +15,7 @@ import (
 
 // dialNode connects a session.Conn for d with handler and serves it in the
 // background until the test ends; it waits until the gateway can reach it.
-func (f *fixture) dialNode(t *testing.T, d *device, handler session.InvokeHandler, caps ...*nodev1.Capability) *session.Conn {
+func (f *fixture) dialNode(t *testing.T, d *testpki.Device, handler session.InvokeHandler, caps ...*nodev1.Capability) *session.Conn {
 	t.Helper()
 	cfg := f.sessionConfig(d)
 	cfg.Invoke = handler
@@ -38,11 +39,11 @@ func (f *fixture) dialNode(t *testing.T, d *device, handler session.InvokeHandle
 	return c
 }
 
-func invoke(ctx context.Context, f *fixture, d *device, id string, progress func(*nodev1.Progress)) (*nodev1.Result, error) {
+func invoke(ctx context.Context, f *fixture, d *testpki.Device, id string, progress func(*nodev1.Progress)) (*nodev1.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, waitTimeout)
 	defer cancel()
 	dl, _ := ctx.Deadline()
-	return f.srv.Invoke(ctx, d.id(), &nodev1.Invoke{
+	return f.srv.Invoke(ctx, d.ID(), &nodev1.Invoke{
 		RequestId:      id,
 		Capability:     "test.echo",
 		ArgsJson:       []byte(`{"x":1}`),
@@ -52,7 +53,7 @@ func invoke(ctx context.Context, f *fixture, d *device, id string, progress func
 
 func TestInvokeRoundTrip(t *testing.T) {
 	f := newFixture(t, time.Minute)
-	d := newDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.ca)
 	manifest := &nodev1.Capability{Name: "test.echo", Enabled: true}
 	f.dialNode(t, d, func(ctx context.Context, inv *nodev1.Invoke, progress func(string)) *nodev1.Result {
 		if _, ok := ctx.Deadline(); !ok {
@@ -94,7 +95,7 @@ func TestInvokeRoundTrip(t *testing.T) {
 
 func TestInvokeOffline(t *testing.T) {
 	f := newFixture(t, time.Minute)
-	if _, err := invoke(t.Context(), f, newDevice(t, f.ca), "X", nil); !errors.Is(err, nodeconn.ErrNodeOffline) {
+	if _, err := invoke(t.Context(), f, testpki.NewDevice(t, f.ca), "X", nil); !errors.Is(err, nodeconn.ErrNodeOffline) {
 		t.Fatalf("got %v, want ErrNodeOffline", err)
 	}
 }
@@ -103,7 +104,7 @@ func TestInvokeOffline(t *testing.T) {
 // sees its context end.
 func TestInvokeCancel(t *testing.T) {
 	f := newFixture(t, time.Minute)
-	d := newDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.ca)
 	started := make(chan struct{})
 	ended := make(chan error, 1)
 	f.dialNode(t, d, func(ctx context.Context, inv *nodev1.Invoke, _ func(string)) *nodev1.Result {
@@ -136,7 +137,7 @@ func TestInvokeCancel(t *testing.T) {
 // ErrNodeGone.
 func TestInvokeNodeGone(t *testing.T) {
 	f := newFixture(t, time.Minute)
-	d := newDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.ca)
 	started := make(chan struct{})
 	release := make(chan struct{})
 	c := f.dialNode(t, d, func(ctx context.Context, inv *nodev1.Invoke, _ func(string)) *nodev1.Result {
@@ -160,7 +161,7 @@ func TestInvokeNodeGone(t *testing.T) {
 // TestInvokeBadAnswer: a result for another request is refused.
 func TestInvokeBadAnswer(t *testing.T) {
 	f := newFixture(t, time.Minute)
-	d := newDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.ca)
 	conn, str := f.rawClient(t, d)
 	register(t, str)
 	recv(t, f.reg.ready, "ready")
@@ -182,7 +183,7 @@ func TestInvokeBadAnswer(t *testing.T) {
 
 func TestCapabilitiesAndEvents(t *testing.T) {
 	f := newFixture(t, time.Minute)
-	d := newDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.ca)
 	cfg := f.sessionConfig(d)
 	cfg.Register.Capabilities = []*nodev1.Capability{{Name: "system.info", Enabled: true}}
 	c, err := session.Dial(t.Context(), cfg)

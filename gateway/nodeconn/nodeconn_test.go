@@ -21,6 +21,7 @@ import (
 	"github.com/palyra/palyra-go/gateway/nodeconn"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/leakcheck"
+	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node/session"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
@@ -104,57 +105,10 @@ func (r *fakeRegistry) RenewCertificate(_ context.Context, id identity.DeviceID,
 	return cert.Raw, nil
 }
 
-func newCA(t testing.TB, name string) *identity.CA {
-	t.Helper()
-	ca, err := identity.NewCA(rand.Reader, name, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca
-}
-
-func serverCert(t testing.TB, ca *identity.CA) *tls.Certificate {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.IssueServerCertificate(pub, "test", []string{"127.0.0.1"}, identity.IssueOptions{Now: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: priv, Leaf: cert}
-}
-
-// device is a device key with a certificate.
-type device struct {
-	key  *identity.DeviceKey
-	cert *tls.Certificate
-}
-
-func newDevice(t testing.TB, ca *identity.CA) *device {
-	t.Helper()
-	key, err := identity.GenerateDeviceKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	csr, err := key.CreateCSR(rand.Reader, "node")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.IssueDeviceCertificate(csr, identity.IssueOptions{Now: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &device{key: key, cert: &tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key.Signer(), Leaf: cert}}
-}
-
-func (d *device) id() identity.DeviceID { return d.key.ID() }
-
 // newFixture starts a gateway with lease ttl; it stops with the test.
 func newFixture(t testing.TB, ttl time.Duration) *fixture {
 	t.Helper()
-	f := &fixture{t: t, ca: newCA(t, "test gateway")}
+	f := &fixture{t: t, ca: testpki.NewCA(t, "test gateway")}
 	f.reg = &fakeRegistry{
 		ca:         f.ca,
 		registered: make(chan nodeconn.SessionInfo, 16),
@@ -164,7 +118,7 @@ func newFixture(t testing.TB, ttl time.Duration) *fixture {
 		caps:       make(chan []*nodev1.Capability, 16),
 		events:     make(chan *nodev1.NodeEvent, 16),
 	}
-	cert := serverCert(t, f.ca)
+	cert := testpki.ServerCert(t, f.ca)
 	srv, err := nodeconn.NewServer(nodeconn.Config{
 		TLSCertificate: func() (*tls.Certificate, error) { return cert, nil },
 		Authenticate:   f.authenticate,
@@ -214,10 +168,10 @@ func (f *fixture) authenticate(raw [][]byte) (identity.DeviceID, error) {
 	return id, nil
 }
 
-func (f *fixture) sessionConfig(d *device) session.Config {
+func (f *fixture) sessionConfig(d *testpki.Device) session.Config {
 	return session.Config{
 		Addresses:         []string{f.addr},
-		ClientCertificate: func() (*tls.Certificate, error) { return d.cert, nil },
+		ClientCertificate: func() (*tls.Certificate, error) { return d.Cert, nil },
 		CACertificate:     f.ca.Certificate(),
 		Register:          &nodev1.RegisterNode{Name: "test node", Platform: "linux/amd64", Version: "0.0.1"},
 	}
@@ -269,35 +223,35 @@ func none[T any](t *testing.T, c <-chan T, what string) {
 func TestRegisterRenewGone(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 300*time.Millisecond)
-	d := newDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.ca)
 	stop, up, done := f.runNode(t, f.sessionConfig(d))
 
 	w := recv(t, up, "welcome")
-	if w.GetDeviceId() != d.id().String() {
-		t.Errorf("welcome names device %q, want %s", w.GetDeviceId(), d.id())
+	if w.GetDeviceId() != d.ID().String() {
+		t.Errorf("welcome names device %q, want %s", w.GetDeviceId(), d.ID())
 	}
 	if w.GetLeaseTtlMs() != 300 || w.GetGatewayName() != "test gateway" {
 		t.Errorf("welcome = %v", w)
 	}
-	if got := time.UnixMilli(w.GetCertificateNotAfterUnixMs()); !got.Equal(d.cert.Leaf.NotAfter.Truncate(time.Millisecond)) {
-		t.Errorf("welcome certificate_not_after = %v, want %v", got, d.cert.Leaf.NotAfter)
+	if got := time.UnixMilli(w.GetCertificateNotAfterUnixMs()); !got.Equal(d.Cert.Leaf.NotAfter.Truncate(time.Millisecond)) {
+		t.Errorf("welcome certificate_not_after = %v, want %v", got, d.Cert.Leaf.NotAfter)
 	}
 	info := recv(t, f.reg.registered, "NodeRegistered")
-	if info.DeviceID != d.id() || info.Name != "test node" || info.Platform != "linux/amd64" || info.Version != "0.0.1" {
+	if info.DeviceID != d.ID() || info.Name != "test node" || info.Platform != "linux/amd64" || info.Version != "0.0.1" {
 		t.Errorf("NodeRegistered(%+v)", info)
 	}
 	for i := range 2 {
-		if id := recv(t, f.reg.renewed, fmt.Sprintf("renewal %d", i)); id != d.id() {
+		if id := recv(t, f.reg.renewed, fmt.Sprintf("renewal %d", i)); id != d.ID() {
 			t.Errorf("renewal for %s", id)
 		}
 	}
-	if s := f.srv.Sessions(); len(s) != 1 || s[0].DeviceID != d.id() {
+	if s := f.srv.Sessions(); len(s) != 1 || s[0].DeviceID != d.ID() {
 		t.Errorf("Sessions() = %+v", s)
 	}
 
 	stop()
 	g := recv(t, f.reg.gone, "NodeGone")
-	if g.id != d.id() || g.reason != "node disconnected" {
+	if g.id != d.ID() || g.reason != "node disconnected" {
 		t.Errorf("NodeGone(%s, %q)", g.id, g.reason)
 	}
 	if err := recv(t, done, "Run to return"); !errors.Is(err, context.Canceled) {
@@ -309,14 +263,14 @@ func TestRegisterRenewGone(t *testing.T) {
 }
 
 // rawClient dials the gateway as d without the session package.
-func (f *fixture) rawClient(t testing.TB, d *device) (*quic.Conn, *quic.Stream) {
+func (f *fixture) rawClient(t testing.TB, d *testpki.Device) (*quic.Conn, *quic.Stream) {
 	t.Helper()
 	conn, err := quic.DialAddr(t.Context(), f.addr, &tls.Config{
 		MinVersion:         tls.VersionTLS13,
 		NextProtos:         []string{nodeconn.ALPN},
 		InsecureSkipVerify: true, // a test client: the server is ours
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			return d.cert, nil
+			return d.Cert, nil
 		},
 	}, &quic.Config{})
 	if err != nil {
@@ -365,13 +319,13 @@ func closeCode(t *testing.T, conn *quic.Conn) quic.ApplicationErrorCode {
 func TestLeaseLapses(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 300*time.Millisecond)
-	d := newDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.ca)
 	conn, str := f.rawClient(t, d)
 	register(t, str)
 	recv(t, f.reg.registered, "NodeRegistered")
 	// Silent from here on: the lease lapses.
 	g := recv(t, f.reg.gone, "NodeGone")
-	if g.id != d.id() || g.reason != "lease expired" {
+	if g.id != d.ID() || g.reason != "lease expired" {
 		t.Errorf("NodeGone(%s, %q)", g.id, g.reason)
 	}
 	if code := closeCode(t, conn); code != nodeconn.CodeLeaseExpired {
@@ -382,11 +336,11 @@ func TestLeaseLapses(t *testing.T) {
 func TestNoControlStream(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 300*time.Millisecond)
-	d := newDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.ca)
 	conn, err := quic.DialAddr(t.Context(), f.addr, &tls.Config{
 		NextProtos:           []string{nodeconn.ALPN},
 		InsecureSkipVerify:   true,
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return d.cert, nil },
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return d.Cert, nil },
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -400,13 +354,13 @@ func TestNoControlStream(t *testing.T) {
 func TestDisconnectRevokes(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	d := newDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.ca)
 	_, up, done := f.runNode(t, f.sessionConfig(d))
 	recv(t, up, "welcome")
 	recv(t, f.reg.registered, "NodeRegistered")
 
-	f.revoked.Store(d.id(), true)
-	if n := f.srv.Disconnect(d.id(), "revoked by test"); n != 1 {
+	f.revoked.Store(d.ID(), true)
+	if n := f.srv.Disconnect(d.ID(), "revoked by test"); n != 1 {
 		t.Errorf("Disconnect closed %d sessions, want 1", n)
 	}
 	err := recv(t, done, "Run to return")
@@ -414,10 +368,10 @@ func TestDisconnectRevokes(t *testing.T) {
 		t.Errorf("Run = %v, want ErrRevoked", err)
 	}
 	g := recv(t, f.reg.gone, "NodeGone")
-	if g.id != d.id() || g.reason != "revoked by test" {
+	if g.id != d.ID() || g.reason != "revoked by test" {
 		t.Errorf("NodeGone(%s, %q)", g.id, g.reason)
 	}
-	if n := f.srv.Disconnect(d.id(), ""); n != 0 {
+	if n := f.srv.Disconnect(d.ID(), ""); n != 0 {
 		t.Errorf("second Disconnect closed %d", n)
 	}
 
@@ -435,12 +389,12 @@ func TestDisconnectRevokes(t *testing.T) {
 func TestHandshakeRefusals(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	other := newCA(t, "other gateway")
+	other := testpki.NewCA(t, "other gateway")
 	tests := []struct {
 		name string
 		cert *tls.Certificate
 	}{
-		{"certificate from another CA", newDevice(t, other).cert},
+		{"certificate from another CA", testpki.NewDevice(t, other).Cert},
 		{"no certificate", &tls.Certificate{}},
 	}
 	for _, tt := range tests {
@@ -463,8 +417,8 @@ func TestHandshakeRefusals(t *testing.T) {
 func TestGatewayFromAnotherCA(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	cfg := f.sessionConfig(newDevice(t, f.ca))
-	cfg.CACertificate = newCA(t, "impostor").Certificate()
+	cfg := f.sessionConfig(testpki.NewDevice(t, f.ca))
+	cfg.CACertificate = testpki.NewCA(t, "impostor").Certificate()
 	err := session.Run(t.Context(), cfg, nil)
 	if !errors.Is(err, identity.ErrUntrusted) {
 		t.Errorf("Run = %v, want identity.ErrUntrusted", err)
@@ -490,7 +444,7 @@ func TestBadFrames(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := newDevice(t, f.ca)
+			d := testpki.NewDevice(t, f.ca)
 			conn, str := f.rawClient(t, d)
 			if tt.register {
 				register(t, str)
@@ -503,16 +457,16 @@ func TestBadFrames(t *testing.T) {
 				t.Errorf("closed with %#x, want CodeProtocol", code)
 			}
 			if tt.register {
-				if g := recv(t, f.reg.gone, "NodeGone"); g.id != d.id() {
+				if g := recv(t, f.reg.gone, "NodeGone"); g.id != d.ID() {
 					t.Errorf("NodeGone(%s)", g.id)
 				}
 			}
 		})
 	}
 	// The server still serves.
-	d := newDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.ca)
 	_, up, _ := f.runNode(t, f.sessionConfig(d))
-	if w := recv(t, up, "welcome"); w.GetDeviceId() != d.id().String() {
+	if w := recv(t, up, "welcome"); w.GetDeviceId() != d.ID().String() {
 		t.Errorf("welcome for %s", w.GetDeviceId())
 	}
 }
@@ -528,7 +482,7 @@ func mustFrame(t *testing.T, m *nodev1.Frame) []byte {
 func TestSecondSessionReplacesFirst(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	d := newDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.ca)
 	_, up1, done1 := f.runNode(t, f.sessionConfig(d))
 	recv(t, up1, "first welcome")
 	first := recv(t, f.reg.registered, "first NodeRegistered")
@@ -558,7 +512,7 @@ func TestRegistryRefuses(t *testing.T) {
 	f := newFixture(t, time.Second)
 	refusal := errors.New("unknown device")
 	f.reg.refuse.Store(&refusal)
-	err := session.Run(t.Context(), f.sessionConfig(newDevice(t, f.ca)), nil)
+	err := session.Run(t.Context(), f.sessionConfig(testpki.NewDevice(t, f.ca)), nil)
 	if !errors.Is(err, session.ErrRegistrationRefused) {
 		t.Errorf("Run = %v, want ErrRegistrationRefused", err)
 	}
@@ -568,7 +522,7 @@ func TestRegistryRefuses(t *testing.T) {
 func TestRenewCertificate(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	d := newDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.ca)
 	c, err := session.Dial(t.Context(), f.sessionConfig(d))
 	if err != nil {
 		t.Fatal(err)
@@ -581,7 +535,7 @@ func TestRenewCertificate(t *testing.T) {
 		recv(t, served, "Serve to return")
 	}()
 
-	csr, err := d.key.CreateCSR(rand.Reader, "node")
+	csr, err := d.Key.CreateCSR(rand.Reader, "node")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -589,11 +543,11 @@ func TestRenewCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id, err := identity.VerifyDeviceCertificate(f.ca.Certificate(), [][]byte{der}, time.Now()); err != nil || id != d.id() {
+	if id, err := identity.VerifyDeviceCertificate(f.ca.Certificate(), [][]byte{der}, time.Now()); err != nil || id != d.ID() {
 		t.Errorf("renewed certificate: %s, %v", id, err)
 	}
 	// Another device's CSR is refused; the session stays up.
-	csr, err = newDevice(t, f.ca).key.CreateCSR(rand.Reader, "other")
+	csr, err = testpki.NewDevice(t, f.ca).Key.CreateCSR(rand.Reader, "other")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -620,7 +574,7 @@ func TestShutdownClosesSessions(t *testing.T) {
 	defer pc.Close()
 	// A second server of the same config on its own socket, stopped here.
 	srv, err := nodeconn.NewServer(nodeconn.Config{
-		TLSCertificate: func() (*tls.Certificate, error) { return serverCert(t, f.ca), nil },
+		TLSCertificate: func() (*tls.Certificate, error) { return testpki.ServerCert(t, f.ca), nil },
 		Authenticate:   f.authenticate,
 		Registry:       f.reg,
 	})
@@ -630,7 +584,7 @@ func TestShutdownClosesSessions(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ctx, pc) }()
-	cfg := f.sessionConfig(newDevice(t, f.ca))
+	cfg := f.sessionConfig(testpki.NewDevice(t, f.ca))
 	cfg.Addresses = []string{pc.LocalAddr().String()}
 	_, up, done := f.runNode(t, cfg)
 	recv(t, up, "welcome")
@@ -649,9 +603,9 @@ func TestShutdownClosesSessions(t *testing.T) {
 // Sanity: certificates in the fixture are what identity expects.
 func TestFixture(t *testing.T) {
 	t.Parallel()
-	ca := newCA(t, "x")
-	d := newDevice(t, ca)
-	if _, err := x509.ParseCertificate(d.cert.Certificate[0]); err != nil {
+	ca := testpki.NewCA(t, "x")
+	d := testpki.NewDevice(t, ca)
+	if _, err := x509.ParseCertificate(d.Cert.Certificate[0]); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/node/grpcsession"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
@@ -19,7 +20,7 @@ import (
 // SubmitCapabilityResult. BenchmarkRawGRPCUnary is its floor.
 func BenchmarkInvokeRoundTripGRPC(b *testing.B) {
 	f := newFixture(b, time.Minute)
-	d := newDevice(b, f.ca)
+	d := testpki.NewDevice(b, f.ca)
 	cfg := f.sessionConfig(d)
 	cfg.Invoke = func(_ context.Context, inv *nodev1.Invoke, _ func(string)) *nodev1.Result {
 		return &nodev1.Result{Ok: true, OutputJson: inv.GetArgsJson()}
@@ -41,7 +42,7 @@ func BenchmarkInvokeRoundTripGRPC(b *testing.B) {
 	inv := &nodev1.Invoke{RequestId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Capability: "bench.echo", ArgsJson: []byte(`{"n":1}`)}
 	b.ReportAllocs()
 	for b.Loop() {
-		res, err := f.srv.Invoke(b.Context(), d.id(), inv, nil)
+		res, err := f.srv.Invoke(b.Context(), d.ID(), inv, nil)
 		if err != nil || !res.GetOk() {
 			b.Fatal(err, res)
 		}
@@ -53,12 +54,12 @@ func BenchmarkInvokeRoundTripGRPC(b *testing.B) {
 // certificate.
 func BenchmarkRawGRPCUnary(b *testing.B) {
 	f := newFixture(b, time.Minute)
-	d := newDevice(b, f.ca)
+	d := testpki.NewDevice(b, f.ca)
 	cc, err := grpc.NewClient("passthrough:///"+f.addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
 		MinVersion:         tls.VersionTLS13,
 		InsecureSkipVerify: true, // a benchmark client: the server is ours
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			return d.cert, nil
+			return d.Cert, nil
 		},
 	})))
 	if err != nil {

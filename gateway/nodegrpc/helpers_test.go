@@ -2,8 +2,6 @@ package nodegrpc_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -24,6 +22,7 @@ import (
 	"github.com/palyra/palyra-go/gateway/nodegrpc"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/leakcheck"
+	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node/grpcsession"
 	"github.com/palyra/palyra-go/node/session"
@@ -97,55 +96,6 @@ func (r *fakeRegistry) CapabilitiesChanged(_ identity.DeviceID, caps []*nodev1.C
 
 func (r *fakeRegistry) NodeEvent(_ identity.DeviceID, ev *nodev1.NodeEvent) { r.events <- ev }
 
-func newCA(t testing.TB, name string) *identity.CA {
-	t.Helper()
-	ca, err := identity.NewCA(rand.Reader, name, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ca
-}
-
-// serverCert is the gateway's certificate for 127.0.0.1, served with the CA
-// certificate after it as the gateway does.
-func serverCert(t testing.TB, ca *identity.CA) *tls.Certificate {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.IssueServerCertificate(pub, "test", []string{"127.0.0.1"}, identity.IssueOptions{Now: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Certificate{Certificate: [][]byte{cert.Raw, ca.Certificate().Raw}, PrivateKey: priv, Leaf: cert}
-}
-
-// device is a device key with a certificate.
-type device struct {
-	key  *identity.DeviceKey
-	cert *tls.Certificate
-}
-
-func newDevice(t testing.TB, ca *identity.CA) *device {
-	t.Helper()
-	key, err := identity.GenerateDeviceKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	csr, err := key.CreateCSR(rand.Reader, "node")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.IssueDeviceCertificate(csr, identity.IssueOptions{Now: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &device{key: key, cert: &tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key.Signer(), Leaf: cert}}
-}
-
-func (d *device) id() identity.DeviceID { return d.key.ID() }
-
 // fixture is a CA with a gateway's gRPC server on loopback, configured as
 // the gateway configures it: TLS 1.3 that only requests a client
 // certificate (the Pairing service shares the listener), and the frame
@@ -169,7 +119,7 @@ func newFixture(t testing.TB, ttl time.Duration) *fixture {
 
 func newFixtureWith(t testing.TB, o options) *fixture {
 	t.Helper()
-	f := &fixture{ca: newCA(t, "test gateway"), reg: newRegistry()}
+	f := &fixture{ca: testpki.NewCA(t, "test gateway"), reg: newRegistry()}
 	srv, err := nodegrpc.NewServer(nodegrpc.Config{
 		Authenticate: f.authenticate,
 		Registry:     f.reg,
@@ -181,7 +131,7 @@ func newFixtureWith(t testing.TB, o options) *fixture {
 		t.Fatal(err)
 	}
 	f.srv = srv
-	cert := serverCert(t, f.ca)
+	cert := testpki.ServerCert(t, f.ca)
 	gs := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(&tls.Config{
 			MinVersion: tls.VersionTLS13,
@@ -235,10 +185,10 @@ func (f *fixture) authenticate(raw [][]byte) (identity.DeviceID, error) {
 	return id, nil
 }
 
-func (f *fixture) sessionConfig(d *device) session.Config {
+func (f *fixture) sessionConfig(d *testpki.Device) session.Config {
 	return session.Config{
 		Addresses:         []string{f.addr},
-		ClientCertificate: func() (*tls.Certificate, error) { return d.cert, nil },
+		ClientCertificate: func() (*tls.Certificate, error) { return d.Cert, nil },
 		CACertificate:     f.ca.Certificate(),
 		Register: &nodev1.RegisterNode{Name: "test node", Platform: "linux/amd64", Version: "0.0.1", Capabilities: []*nodev1.Capability{
 			{Name: "test.echo", Enabled: true},

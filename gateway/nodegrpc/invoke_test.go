@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/palyra/palyra-go/gateway/nodeconn"
+	"github.com/palyra/palyra-go/internal/testpki"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -22,7 +23,7 @@ import (
 func TestInvokeRoundTrip(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	d := newDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.ca)
 	const concurrent = 16
 	var (
 		progressSeen = make(chan struct{})
@@ -63,7 +64,7 @@ func TestInvokeRoundTrip(t *testing.T) {
 
 	t.Run("progress", func(t *testing.T) {
 		var got []string
-		res, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{RequestId: "p1", Capability: "test.progress"}, func(p *nodev1.Progress) {
+		res, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "p1", Capability: "test.progress"}, func(p *nodev1.Progress) {
 			if p.GetRequestId() != "p1" {
 				t.Errorf("progress for %q", p.GetRequestId())
 			}
@@ -75,7 +76,7 @@ func TestInvokeRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !res.GetOk() || string(res.GetOutputJson()) != `"done"` || res.GetRequestId() != "p1" || res.GetDeviceId() != d.id().String() {
+		if !res.GetOk() || string(res.GetOutputJson()) != `"done"` || res.GetRequestId() != "p1" || res.GetDeviceId() != d.ID().String() {
 			t.Errorf("result %v", res)
 		}
 		if len(got) != 1 || got[0] != "half way" {
@@ -89,7 +90,7 @@ func TestInvokeRoundTrip(t *testing.T) {
 		for i := range concurrent {
 			wg.Go(func() {
 				args := fmt.Sprintf(`{"n":%d}`, i)
-				res, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{
+				res, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{
 					RequestId: fmt.Sprintf("c%02d", i), Capability: "test.echo", ArgsJson: []byte(args),
 				}, nil)
 				switch {
@@ -115,7 +116,7 @@ func TestInvokeDeadlineAcrossClockSkew(t *testing.T) {
 	const skew = time.Hour // the gateway's clock is an hour ahead
 	gatewayNow := func() time.Time { return time.Now().Add(skew) }
 	f := newFixtureWith(t, options{ttl: time.Second, now: gatewayNow})
-	d := newDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.ca)
 	cfg := f.sessionConfig(d)
 	cfg.Invoke = func(ctx context.Context, _ *nodev1.Invoke, _ func(string)) *nodev1.Result {
 		dl, ok := ctx.Deadline()
@@ -128,7 +129,7 @@ func TestInvokeDeadlineAcrossClockSkew(t *testing.T) {
 	f.runNode(t, cfg)
 	const budget = 3 * time.Second
 	want := time.Now().Add(budget)
-	res, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{
+	res, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{
 		RequestId: "dl", DeadlineUnixMs: gatewayNow().Add(budget).UnixMilli(),
 	}, nil)
 	if err != nil || !res.GetOk() {
@@ -164,7 +165,7 @@ func TestInvokeCancel(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, time.Second)
-			d := newDevice(t, f.ca)
+			d := testpki.NewDevice(t, f.ca)
 			started := make(chan string, 1)
 			causes := make(chan error, 1)
 			cfg := f.sessionConfig(d)
@@ -183,7 +184,7 @@ func TestInvokeCancel(t *testing.T) {
 			defer cancel()
 			calls := make(chan error, 1)
 			go func() {
-				_, err := f.srv.Invoke(ctx, d.id(), &nodev1.Invoke{RequestId: "slow", Capability: "test.slow"}, nil)
+				_, err := f.srv.Invoke(ctx, d.ID(), &nodev1.Invoke{RequestId: "slow", Capability: "test.slow"}, nil)
 				calls <- err
 			}()
 			if id := recv(t, started, "the call to start"); id != "slow" {
@@ -213,7 +214,7 @@ func TestInvokeCancel(t *testing.T) {
 func TestInvokeNodeGoneMidCall(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	d := newDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.ca)
 	started := make(chan struct{})
 	handlerDone := make(chan struct{})
 	cfg := f.sessionConfig(d)
@@ -226,7 +227,7 @@ func TestInvokeNodeGoneMidCall(t *testing.T) {
 	n := f.runNode(t, cfg)
 	calls := make(chan error, 1)
 	go func() {
-		_, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{RequestId: "mid"}, nil)
+		_, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "mid"}, nil)
 		calls <- err
 	}()
 	recv(t, started, "the call to start")
@@ -241,7 +242,7 @@ func TestInvokeNodeGoneMidCall(t *testing.T) {
 	recv(t, handlerDone, "the node's handler to end")
 	recv(t, n.done, "Serve to return")
 
-	if _, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{RequestId: "after"}, nil); !errors.Is(err, nodeconn.ErrNodeOffline) {
+	if _, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "after"}, nil); !errors.Is(err, nodeconn.ErrNodeOffline) {
 		t.Errorf("Invoke after the node left = %v, want ErrNodeOffline", err)
 	}
 }
@@ -249,18 +250,18 @@ func TestInvokeNodeGoneMidCall(t *testing.T) {
 func TestInvokeOffline(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	d := newDevice(t, f.ca)
-	if _, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{RequestId: "x"}, nil); !errors.Is(err, nodeconn.ErrNodeOffline) {
+	d := testpki.NewDevice(t, f.ca)
+	if _, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "x"}, nil); !errors.Is(err, nodeconn.ErrNodeOffline) {
 		t.Errorf("Invoke = %v, want ErrNodeOffline", err)
 	}
 	// Registered but without a session is offline too.
-	if _, err := f.rawClient(t, d.cert).RegisterNode(t.Context(), &nodev1.RegisterNode{}); err != nil {
+	if _, err := f.rawClient(t, d.Cert).RegisterNode(t.Context(), &nodev1.RegisterNode{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{RequestId: "x"}, nil); !errors.Is(err, nodeconn.ErrNodeOffline) {
+	if _, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "x"}, nil); !errors.Is(err, nodeconn.ErrNodeOffline) {
 		t.Errorf("Invoke = %v, want ErrNodeOffline", err)
 	}
-	if _, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{}, nil); err == nil {
+	if _, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{}, nil); err == nil {
 		t.Error("Invoke without a request ID succeeded")
 	}
 }
@@ -270,8 +271,8 @@ func TestInvokeOffline(t *testing.T) {
 func TestSubmitResultOwnership(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	a, b := newDevice(t, f.ca), newDevice(t, f.ca)
-	clientA, clientB := f.rawClient(t, a.cert), f.rawClient(t, b.cert)
+	a, b := testpki.NewDevice(t, f.ca), testpki.NewDevice(t, f.ca)
+	clientA, clientB := f.rawClient(t, a.Cert), f.rawClient(t, b.Cert)
 	strA, _ := rawSession(t, clientA)
 	strB, _ := rawSession(t, clientB)
 
@@ -282,7 +283,7 @@ func TestSubmitResultOwnership(t *testing.T) {
 	progress := make(chan string, 8)
 	answers := make(chan answer, 1)
 	go func() {
-		res, err := f.srv.Invoke(t.Context(), a.id(), &nodev1.Invoke{RequestId: "REQ-A", Capability: "test.echo"}, func(p *nodev1.Progress) {
+		res, err := f.srv.Invoke(t.Context(), a.ID(), &nodev1.Invoke{RequestId: "REQ-A", Capability: "test.echo"}, func(p *nodev1.Progress) {
 			progress <- p.GetMessage()
 		})
 		answers <- answer{res, err}
@@ -314,9 +315,9 @@ func TestSubmitResultOwnership(t *testing.T) {
 		code    codes.Code
 		message string
 	}{
-		{"A names B", clientA, &nodev1.Result{RequestId: "REQ-A", Ok: true, DeviceId: b.id().String()}, codes.PermissionDenied,
-			fmt.Sprintf("the result names device %s but the certificate is device %s", b.id(), a.id())},
-		{"B names A", clientB, &nodev1.Result{RequestId: "REQ-A", Ok: true, DeviceId: a.id().String()}, codes.PermissionDenied, "the result names device"},
+		{"A names B", clientA, &nodev1.Result{RequestId: "REQ-A", Ok: true, DeviceId: b.ID().String()}, codes.PermissionDenied,
+			fmt.Sprintf("the result names device %s but the certificate is device %s", b.ID(), a.ID())},
+		{"B names A", clientB, &nodev1.Result{RequestId: "REQ-A", Ok: true, DeviceId: a.ID().String()}, codes.PermissionDenied, "the result names device"},
 		{"A names garbage", clientA, &nodev1.Result{RequestId: "REQ-A", Ok: true, DeviceId: "not-a-device"}, codes.PermissionDenied, "the result names device"},
 		{"unknown request", clientA, &nodev1.Result{RequestId: "NEVER-SENT", Ok: true}, codes.NotFound,
 			"no call NEVER-SENT is waiting for a result from this device"},
@@ -334,7 +335,7 @@ func TestSubmitResultOwnership(t *testing.T) {
 
 	// A's own result, with its own ID (spelled as a person might) or none,
 	// reaches the caller.
-	own := &nodev1.Result{RequestId: "REQ-A", Ok: true, OutputJson: []byte(`"real"`), DeviceId: strings.ToLower(a.id().String())}
+	own := &nodev1.Result{RequestId: "REQ-A", Ok: true, OutputJson: []byte(`"real"`), DeviceId: strings.ToLower(a.ID().String())}
 	if _, err := clientA.SubmitCapabilityResult(t.Context(), own); err != nil {
 		t.Fatalf("A's result refused: %v", err)
 	}
@@ -359,17 +360,17 @@ func sendFrame(t *testing.T, str rawStream, f *nodev1.Frame) {
 func TestInvokeDuplicateRequestID(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	d := newDevice(t, f.ca)
-	str, _ := rawSession(t, f.rawClient(t, d.cert))
+	d := testpki.NewDevice(t, f.ca)
+	str, _ := rawSession(t, f.rawClient(t, d.Cert))
 	first := make(chan error, 1)
 	go func() {
-		_, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{RequestId: "dup"}, nil)
+		_, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "dup"}, nil)
 		first <- err
 	}()
 	if fr, err := str.Recv(); err != nil || fr.GetInvoke() == nil {
 		t.Fatalf("got %v, %v; want the Invoke", fr, err)
 	}
-	if _, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{RequestId: "dup"}, nil); err == nil || errors.Is(err, nodeconn.ErrNodeGone) {
+	if _, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "dup"}, nil); err == nil || errors.Is(err, nodeconn.ErrNodeGone) {
 		t.Errorf("second Invoke with the same ID = %v, want a refusal", err)
 	}
 	none(t, first, "the first call's end")
@@ -380,7 +381,7 @@ func TestInvokeDuplicateRequestID(t *testing.T) {
 // would starve the short leases of other tests.
 func TestInvokeBurst(t *testing.T) {
 	f := newFixture(t, time.Second)
-	d := newDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.ca)
 	cfg := f.sessionConfig(d)
 	cfg.Invoke = func(_ context.Context, inv *nodev1.Invoke, progress func(string)) *nodev1.Result {
 		progress("running")
@@ -393,7 +394,7 @@ func TestInvokeBurst(t *testing.T) {
 	for i := range calls {
 		wg.Go(func() {
 			id := fmt.Sprintf("b%03d", i)
-			res, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{RequestId: id}, func(*nodev1.Progress) {})
+			res, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: id}, func(*nodev1.Progress) {})
 			switch {
 			case err != nil:
 				errs <- fmt.Errorf("call %s: %w", id, err)
@@ -423,15 +424,15 @@ func TestInvokeBurst(t *testing.T) {
 func TestNodeNotReading(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Minute)
-	d := newDevice(t, f.ca)
-	str, _ := rawSession(t, f.rawClient(t, d.cert))
+	d := testpki.NewDevice(t, f.ca)
+	str, _ := rawSession(t, f.rawClient(t, d.Cert))
 	recv(t, f.reg.ready, "NodeReady")
 	const calls = 200 // 32 KiB each: far more than the HTTP/2 window and the send queue
 	args := []byte(`"` + strings.Repeat("x", 32<<10) + `"`)
 	errs := make(chan error, calls)
 	for i := range calls {
 		go func() {
-			_, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{RequestId: fmt.Sprintf("n%03d", i), ArgsJson: args}, nil)
+			_, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: fmt.Sprintf("n%03d", i), ArgsJson: args}, nil)
 			errs <- err
 		}()
 	}
@@ -439,7 +440,7 @@ func TestNodeNotReading(t *testing.T) {
 	if fr, err := str.Recv(); err != nil || fr.GetInvoke() == nil {
 		t.Fatalf("got %v, %v; want an Invoke", fr, err)
 	}
-	if got := f.srv.Disconnect(d.id(), "revoked by test"); got != 1 {
+	if got := f.srv.Disconnect(d.ID(), "revoked by test"); got != 1 {
 		t.Errorf("Disconnect ended %d sessions, want 1", got)
 	}
 	gone := 0

@@ -18,6 +18,7 @@ import (
 	"github.com/palyra/palyra-go/gateway/nodeconn"
 	"github.com/palyra/palyra-go/gateway/nodegrpc"
 	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/node/grpcsession"
 	"github.com/palyra/palyra-go/node/session"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
@@ -49,46 +50,46 @@ func TestNewServerChecksConfig(t *testing.T) {
 func TestRegisterReadyRenewGone(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 300*time.Millisecond)
-	d := newDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.ca)
 	before := time.Now()
 	n := f.runNode(t, f.sessionConfig(d))
 	after := time.Now()
 
 	w := n.conn.Welcome()
-	if w.GetDeviceId() != d.id().String() || w.GetGatewayName() != "test gateway" || w.GetLeaseTtlMs() != 300 {
+	if w.GetDeviceId() != d.ID().String() || w.GetGatewayName() != "test gateway" || w.GetLeaseTtlMs() != 300 {
 		t.Errorf("Welcome = %v", w)
 	}
 	if st := time.UnixMilli(w.GetServerTimeUnixMs()); st.Before(before.Truncate(time.Millisecond)) || st.After(after) {
 		t.Errorf("Welcome server time %v, want between %v and %v", st, before, after)
 	}
-	if got := time.UnixMilli(w.GetCertificateNotAfterUnixMs()); !got.Equal(d.cert.Leaf.NotAfter.Truncate(time.Millisecond)) {
-		t.Errorf("Welcome certificate_not_after = %v, want %v", got, d.cert.Leaf.NotAfter)
+	if got := time.UnixMilli(w.GetCertificateNotAfterUnixMs()); !got.Equal(d.Cert.Leaf.NotAfter.Truncate(time.Millisecond)) {
+		t.Errorf("Welcome certificate_not_after = %v, want %v", got, d.Cert.Leaf.NotAfter)
 	}
 
 	info := recv(t, f.reg.registered, "NodeRegistered")
-	if info.DeviceID != d.id() || info.Name != "test node" || info.Platform != "linux/amd64" || info.Version != "0.0.1" ||
+	if info.DeviceID != d.ID() || info.Name != "test node" || info.Platform != "linux/amd64" || info.Version != "0.0.1" ||
 		info.Transport != "grpc" || len(info.Capabilities) != 1 || info.Capabilities[0].GetName() != "test.echo" ||
 		!strings.HasPrefix(info.RemoteAddr, "127.0.0.1:") {
 		t.Errorf("NodeRegistered(%+v)", info)
 	}
-	if !info.CertNotAfter.Equal(d.cert.Leaf.NotAfter) {
-		t.Errorf("CertNotAfter %v, want %v", info.CertNotAfter, d.cert.Leaf.NotAfter)
+	if !info.CertNotAfter.Equal(d.Cert.Leaf.NotAfter) {
+		t.Errorf("CertNotAfter %v, want %v", info.CertNotAfter, d.Cert.Leaf.NotAfter)
 	}
 	// Dial returns once the gateway has attached the session.
 	select {
 	case ready := <-f.reg.ready:
-		if ready.DeviceID != d.id() || ready.Transport != "grpc" {
+		if ready.DeviceID != d.ID() || ready.Transport != "grpc" {
 			t.Errorf("NodeReady(%+v)", ready)
 		}
 	default:
 		t.Error("Dial returned before NodeReady")
 	}
-	if s := f.srv.Sessions(); len(s) != 1 || s[0].DeviceID != d.id() || s[0].Transport != "grpc" {
+	if s := f.srv.Sessions(); len(s) != 1 || s[0].DeviceID != d.ID() || s[0].Transport != "grpc" {
 		t.Errorf("Sessions() = %+v", s)
 	}
 	// Renewals every ttl/3 keep it beyond a lease.
 	for i := range 4 {
-		if id := recv(t, f.reg.renewed, fmt.Sprintf("renewal %d", i)); id != d.id() {
+		if id := recv(t, f.reg.renewed, fmt.Sprintf("renewal %d", i)); id != d.ID() {
 			t.Errorf("renewal for %s", id)
 		}
 	}
@@ -103,7 +104,7 @@ func TestRegisterReadyRenewGone(t *testing.T) {
 		t.Errorf("Serve = %v, want context.Canceled", err)
 	}
 	g := recv(t, f.reg.gone, "NodeGone")
-	if g.id != d.id() || g.reason != "node disconnected" {
+	if g.id != d.ID() || g.reason != "node disconnected" {
 		t.Errorf("NodeGone(%s, %q)", g.id, g.reason)
 	}
 	if s := f.srv.Sessions(); len(s) != 0 {
@@ -115,7 +116,7 @@ func TestRegisterReadyRenewGone(t *testing.T) {
 func TestCloseConn(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	d := newDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.ca)
 	n := f.runNode(t, f.sessionConfig(d))
 	if err := n.conn.Close(); err != nil {
 		t.Errorf("Close: %v", err)
@@ -134,7 +135,7 @@ func TestCloseConn(t *testing.T) {
 func TestCloseWithoutServe(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	c, err := grpcsession.Dial(t.Context(), f.sessionConfig(newDevice(t, f.ca)))
+	c, err := grpcsession.Dial(t.Context(), f.sessionConfig(testpki.NewDevice(t, f.ca)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +156,7 @@ func TestCloseWithoutServe(t *testing.T) {
 func TestCapabilitiesAndEventsReachRegistry(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	d := newDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.ca)
 	n := f.runNode(t, f.sessionConfig(d))
 
 	caps := []*nodev1.Capability{
@@ -185,15 +186,15 @@ func TestCapabilitiesAndEventsReachRegistry(t *testing.T) {
 func TestNoClientCertificate(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	other := newCA(t, "other gateway")
+	other := testpki.NewCA(t, "other gateway")
 	tests := []struct {
 		name    string
 		cert    *tls.Certificate
 		message string
 	}{
 		{"no certificate", nil, "a device certificate is required"},
-		{"certificate from another CA", newDevice(t, other).cert, "device certificate refused"},
-		{"gateway's own server certificate", serverCert(t, f.ca), "device certificate refused"},
+		{"certificate from another CA", testpki.NewDevice(t, other).Cert, "device certificate refused"},
+		{"gateway's own server certificate", testpki.ServerCert(t, f.ca), "device certificate refused"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -235,9 +236,9 @@ func TestRevoked(t *testing.T) {
 	t.Run("refused at every RPC", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, time.Second)
-		d := newDevice(t, f.ca)
-		f.revoked.Store(d.id(), true)
-		client := f.rawClient(t, d.cert)
+		d := testpki.NewDevice(t, f.ca)
+		f.revoked.Store(d.ID(), true)
+		client := f.rawClient(t, d.Cert)
 		_, err := client.RegisterNode(t.Context(), &nodev1.RegisterNode{})
 		if st := status.Convert(err); st.Code() != codes.PermissionDenied || st.Message() != "device revoked" {
 			t.Errorf("RegisterNode = %v, want PermissionDenied \"device revoked\"", err)
@@ -253,7 +254,7 @@ func TestRevoked(t *testing.T) {
 	t.Run("Disconnect ends a live session", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, time.Second)
-		d := newDevice(t, f.ca)
+		d := testpki.NewDevice(t, f.ca)
 		cfg := f.sessionConfig(d)
 		started := make(chan struct{})
 		cfg.Invoke = func(ctx context.Context, _ *nodev1.Invoke, _ func(string)) *nodev1.Result {
@@ -264,13 +265,13 @@ func TestRevoked(t *testing.T) {
 		n := f.runNode(t, cfg)
 		calls := make(chan error, 1)
 		go func() {
-			_, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{RequestId: "live"}, nil)
+			_, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "live"}, nil)
 			calls <- err
 		}()
 		recv(t, started, "the call to start")
 
-		f.revoked.Store(d.id(), true)
-		if got := f.srv.Disconnect(d.id(), "revoked by test"); got != 1 {
+		f.revoked.Store(d.ID(), true)
+		if got := f.srv.Disconnect(d.ID(), "revoked by test"); got != 1 {
 			t.Errorf("Disconnect ended %d sessions, want 1", got)
 		}
 		err := recv(t, n.done, "Serve to return")
@@ -280,10 +281,10 @@ func TestRevoked(t *testing.T) {
 		if err := recv(t, calls, "Invoke to fail"); !errors.Is(err, nodeconn.ErrNodeGone) {
 			t.Errorf("Invoke = %v, want ErrNodeGone", err)
 		}
-		if g := recv(t, f.reg.gone, "NodeGone"); g.id != d.id() || g.reason != "revoked by test" {
+		if g := recv(t, f.reg.gone, "NodeGone"); g.id != d.ID() || g.reason != "revoked by test" {
 			t.Errorf("NodeGone(%s, %q)", g.id, g.reason)
 		}
-		if got := f.srv.Disconnect(d.id(), ""); got != 0 {
+		if got := f.srv.Disconnect(d.ID(), ""); got != 0 {
 			t.Errorf("second Disconnect ended %d", got)
 		}
 		if _, err := grpcsession.Dial(t.Context(), f.sessionConfig(d)); !errors.Is(err, session.ErrRevoked) {
@@ -294,13 +295,13 @@ func TestRevoked(t *testing.T) {
 	t.Run("Disconnect forgets a pending registration", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, time.Second)
-		d := newDevice(t, f.ca)
-		client := f.rawClient(t, d.cert)
+		d := testpki.NewDevice(t, f.ca)
+		client := f.rawClient(t, d.Cert)
 		if _, err := client.RegisterNode(t.Context(), &nodev1.RegisterNode{}); err != nil {
 			t.Fatal(err)
 		}
 		recv(t, f.reg.registered, "NodeRegistered")
-		if got := f.srv.Disconnect(d.id(), "removed"); got != 0 {
+		if got := f.srv.Disconnect(d.ID(), "removed"); got != 0 {
 			t.Errorf("Disconnect ended %d sessions, want 0", got)
 		}
 		st := recvStatus(t, openStream(t, client))
@@ -326,8 +327,8 @@ func TestRegistryRefuses(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, time.Second)
 			f.reg.refuse.Store(&tt.refusal)
-			d := newDevice(t, f.ca)
-			_, err := f.rawClient(t, d.cert).RegisterNode(t.Context(), &nodev1.RegisterNode{})
+			d := testpki.NewDevice(t, f.ca)
+			_, err := f.rawClient(t, d.Cert).RegisterNode(t.Context(), &nodev1.RegisterNode{})
 			wantCode(t, err, tt.code)
 			if _, err := grpcsession.Dial(t.Context(), f.sessionConfig(d)); !errors.Is(err, tt.want) {
 				t.Errorf("Dial = %v, want %v", err, tt.want)
@@ -341,8 +342,8 @@ func TestRegistryRefuses(t *testing.T) {
 func TestLeaseLapses(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 300*time.Millisecond)
-	d := newDevice(t, f.ca)
-	str, _ := rawSession(t, f.rawClient(t, d.cert))
+	d := testpki.NewDevice(t, f.ca)
+	str, _ := rawSession(t, f.rawClient(t, d.Cert))
 	recv(t, f.reg.ready, "NodeReady")
 
 	// A renewal is granted with its sequence number.
@@ -356,7 +357,7 @@ func TestLeaseLapses(t *testing.T) {
 	if g := fr.GetLeaseGranted(); g == nil || g.GetSequence() != 7 || g.GetLeaseTtlMs() != 300 {
 		t.Errorf("answer to renewal 7: %v", fr)
 	}
-	if id := recv(t, f.reg.renewed, "NodeRenewed"); id != d.id() {
+	if id := recv(t, f.reg.renewed, "NodeRenewed"); id != d.ID() {
 		t.Errorf("NodeRenewed(%s)", id)
 	}
 
@@ -369,7 +370,7 @@ func TestLeaseLapses(t *testing.T) {
 	if waited := time.Since(start); waited < 250*time.Millisecond {
 		t.Errorf("the lease lapsed after %v, before its 300ms", waited)
 	}
-	if g := recv(t, f.reg.gone, "NodeGone"); g.id != d.id() || g.reason != "lease expired" {
+	if g := recv(t, f.reg.gone, "NodeGone"); g.id != d.ID() || g.reason != "lease expired" {
 		t.Errorf("NodeGone(%s, %q)", g.id, g.reason)
 	}
 	if s := f.srv.Sessions(); len(s) != 0 {
@@ -383,23 +384,23 @@ func TestStreamNeedsRegistration(t *testing.T) {
 
 	t.Run("never registered", func(t *testing.T) {
 		t.Parallel()
-		st := recvStatus(t, openStream(t, f.rawClient(t, newDevice(t, f.ca).cert)))
+		st := recvStatus(t, openStream(t, f.rawClient(t, testpki.NewDevice(t, f.ca).Cert)))
 		if st.Code() != codes.FailedPrecondition || st.Message() != "call RegisterNode first" {
 			t.Errorf("StreamEvents = %v, want FailedPrecondition", st)
 		}
 	})
 	t.Run("another device registered", func(t *testing.T) {
 		t.Parallel()
-		registered := newDevice(t, f.ca)
-		if _, err := f.rawClient(t, registered.cert).RegisterNode(t.Context(), &nodev1.RegisterNode{}); err != nil {
+		registered := testpki.NewDevice(t, f.ca)
+		if _, err := f.rawClient(t, registered.Cert).RegisterNode(t.Context(), &nodev1.RegisterNode{}); err != nil {
 			t.Fatal(err)
 		}
-		st := recvStatus(t, openStream(t, f.rawClient(t, newDevice(t, f.ca).cert)))
+		st := recvStatus(t, openStream(t, f.rawClient(t, testpki.NewDevice(t, f.ca).Cert)))
 		wantCode(t, st.Err(), codes.FailedPrecondition)
 	})
 	t.Run("one registration opens one session", func(t *testing.T) {
 		t.Parallel()
-		client := f.rawClient(t, newDevice(t, f.ca).cert)
+		client := f.rawClient(t, testpki.NewDevice(t, f.ca).Cert)
 		rawSession(t, client)
 		st := recvStatus(t, openStream(t, client))
 		wantCode(t, st.Err(), codes.FailedPrecondition)
@@ -412,7 +413,7 @@ func TestRegistrationExpires(t *testing.T) {
 	// StreamEvents.
 	var offset atomic.Int64
 	f := newFixtureWith(t, options{ttl: time.Second, now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }})
-	client := f.rawClient(t, newDevice(t, f.ca).cert)
+	client := f.rawClient(t, testpki.NewDevice(t, f.ca).Cert)
 	if _, err := client.RegisterNode(t.Context(), &nodev1.RegisterNode{}); err != nil {
 		t.Fatal(err)
 	}
@@ -424,7 +425,7 @@ func TestRegistrationExpires(t *testing.T) {
 func TestSecondSessionReplacesFirst(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	d := newDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.ca)
 	handler := func(name string) session.InvokeHandler {
 		return func(context.Context, *nodev1.Invoke, func(string)) *nodev1.Result {
 			return &nodev1.Result{Ok: true, OutputJson: []byte(`"` + name + `"`)}
@@ -445,14 +446,14 @@ func TestSecondSessionReplacesFirst(t *testing.T) {
 	if s := f.srv.Sessions(); len(s) != 1 {
 		t.Errorf("Sessions() = %+v, want one", s)
 	}
-	res, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{RequestId: "which"}, nil)
+	res, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "which"}, nil)
 	if err != nil || string(res.GetOutputJson()) != `"second"` {
 		t.Errorf("Invoke = %v, %v; want the second session's answer", res, err)
 	}
 
 	second.cancel()
 	recv(t, second.done, "second Serve to return")
-	if g := recv(t, f.reg.gone, "NodeGone"); g.id != d.id() {
+	if g := recv(t, f.reg.gone, "NodeGone"); g.id != d.ID() {
 		t.Errorf("NodeGone(%s)", g.id)
 	}
 	none(t, f.reg.gone, "second NodeGone")
@@ -477,14 +478,14 @@ func TestProtocolViolations(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, time.Second)
-			d := newDevice(t, f.ca)
-			str, _ := rawSession(t, f.rawClient(t, d.cert))
+			d := testpki.NewDevice(t, f.ca)
+			str, _ := rawSession(t, f.rawClient(t, d.Cert))
 			if err := str.Send(tt.frame); err != nil {
 				t.Fatal(err)
 			}
 			st := recvStatus(t, str)
 			wantCode(t, st.Err(), tt.code)
-			if g := recv(t, f.reg.gone, "NodeGone"); g.id != d.id() {
+			if g := recv(t, f.reg.gone, "NodeGone"); g.id != d.ID() {
 				t.Errorf("NodeGone(%s)", g.id)
 			}
 			if s := f.srv.Sessions(); len(s) != 0 {
@@ -497,7 +498,7 @@ func TestProtocolViolations(t *testing.T) {
 func TestShutdown(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	d := newDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.ca)
 	cfg := f.sessionConfig(d)
 	started := make(chan struct{})
 	cfg.Invoke = func(ctx context.Context, _ *nodev1.Invoke, _ func(string)) *nodev1.Result {
@@ -508,7 +509,7 @@ func TestShutdown(t *testing.T) {
 	n := f.runNode(t, cfg)
 	calls := make(chan error, 1)
 	go func() {
-		_, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{RequestId: "in-flight"}, nil)
+		_, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "in-flight"}, nil)
 		calls <- err
 	}()
 	recv(t, started, "the call to start")
@@ -523,7 +524,7 @@ func TestShutdown(t *testing.T) {
 	if err := recv(t, calls, "Invoke to fail"); !errors.Is(err, nodeconn.ErrNodeGone) {
 		t.Errorf("Invoke = %v, want ErrNodeGone", err)
 	}
-	_, err := f.rawClient(t, d.cert).RegisterNode(t.Context(), &nodev1.RegisterNode{})
+	_, err := f.rawClient(t, d.Cert).RegisterNode(t.Context(), &nodev1.RegisterNode{})
 	wantCode(t, err, codes.Unavailable)
 	if _, err := grpcsession.Dial(t.Context(), f.sessionConfig(d)); !errors.Is(err, session.ErrGatewayShutdown) {
 		t.Errorf("Dial after Close = %v, want ErrGatewayShutdown", err)
@@ -543,7 +544,7 @@ func TestDial(t *testing.T) {
 		}
 		dead := ln.Addr().String()
 		ln.Close()
-		cfg := f.sessionConfig(newDevice(t, f.ca))
+		cfg := f.sessionConfig(testpki.NewDevice(t, f.ca))
 		cfg.Addresses = []string{dead, f.addr}
 		c, err := grpcsession.Dial(t.Context(), cfg)
 		if err != nil {
@@ -559,8 +560,8 @@ func TestDial(t *testing.T) {
 	})
 	t.Run("gateway from another CA", func(t *testing.T) {
 		t.Parallel()
-		cfg := f.sessionConfig(newDevice(t, f.ca))
-		cfg.CACertificate = newCA(t, "impostor").Certificate()
+		cfg := f.sessionConfig(testpki.NewDevice(t, f.ca))
+		cfg.CACertificate = testpki.NewCA(t, "impostor").Certificate()
 		_, err := grpcsession.Dial(t.Context(), cfg)
 		if !errors.Is(err, identity.ErrUntrusted) {
 			t.Errorf("Dial = %v, want identity.ErrUntrusted", err)
@@ -568,7 +569,7 @@ func TestDial(t *testing.T) {
 	})
 	t.Run("gateway certificate for another host", func(t *testing.T) {
 		t.Parallel()
-		cfg := f.sessionConfig(newDevice(t, f.ca))
+		cfg := f.sessionConfig(testpki.NewDevice(t, f.ca))
 		_, port, _ := net.SplitHostPort(f.addr)
 		cfg.Addresses = []string{net.JoinHostPort("localhost", port)}
 		_, err := grpcsession.Dial(t.Context(), cfg)
@@ -587,7 +588,7 @@ func TestDial(t *testing.T) {
 func TestRenewCertificateUnsupported(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	n := f.runNode(t, f.sessionConfig(newDevice(t, f.ca)))
+	n := f.runNode(t, f.sessionConfig(testpki.NewDevice(t, f.ca)))
 	_, err := n.conn.RenewCertificate(t.Context(), []byte("csr"))
 	if !errors.Is(err, errors.ErrUnsupported) {
 		t.Errorf("RenewCertificate = %v, want errors.ErrUnsupported", err)
@@ -603,14 +604,14 @@ func TestRenewCertificateUnsupported(t *testing.T) {
 func TestCallWithoutHandler(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	d := newDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.ca)
 	n := f.runNode(t, f.sessionConfig(d))
-	res, err := f.srv.Invoke(t.Context(), d.id(), &nodev1.Invoke{RequestId: "no-handler", Capability: "x"}, nil)
+	res, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "no-handler", Capability: "x"}, nil)
 	if err != nil || res.GetOk() || res.GetErrorCode() != "unknown_capability" {
 		t.Errorf("Invoke without a handler = %v, %v", res, err)
 	}
-	if res.GetDeviceId() != d.id().String() {
-		t.Errorf("result names device %q, want %s", res.GetDeviceId(), d.id())
+	if res.GetDeviceId() != d.ID().String() {
+		t.Errorf("result names device %q, want %s", res.GetDeviceId(), d.ID())
 	}
 	select {
 	case err := <-n.done:
