@@ -20,6 +20,7 @@ import (
 	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/identity/pairing/qr"
 	"github.com/palyra/palyra-go/identity/secretstore"
+	"github.com/palyra/palyra-go/internal/syncbuf"
 	"github.com/palyra/palyra-go/node"
 	"github.com/palyra/palyra-go/node/pairclient"
 	"github.com/palyra/palyra-go/node/session"
@@ -702,29 +703,6 @@ func TestPollRequests(t *testing.T) {
 	}
 }
 
-// syncBuffer collects RunHeadless's output and says when it grew.
-type syncBuffer struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	wrote chan struct{}
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	select {
-	case b.wrote <- struct{}{}:
-	default:
-	}
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestRunHeadless: the headless gateway says where it listens and where its
 // admin socket is; the admin CLI's calls work on that socket, a device
 // pairs with a code minted there, and the gateway stops with its context.
@@ -732,17 +710,17 @@ func TestRunHeadless(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := &syncBuffer{wrote: make(chan struct{}, 1)}
+	var out syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
-		done <- RunHeadless(ctx, Options{DataDir: dir, Name: "Headless", Logger: testLogger(t, "gateway")}, out)
+		done <- RunHeadless(ctx, Options{DataDir: dir, Name: "Headless", Logger: testLogger(t, "gateway")}, &out)
 	}()
 
 	timer := time.NewTimer(waitFor)
 	defer timer.Stop()
 	for !strings.Contains(out.String(), "palyra pairing code") {
 		select {
-		case <-out.wrote:
+		case <-out.Wrote():
 		case err := <-done:
 			t.Fatalf("RunHeadless returned %v; output %q", err, out.String())
 		case <-timer.C:

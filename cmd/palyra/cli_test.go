@@ -1,39 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/palyra/palyra-go/internal/syncbuf"
 )
 
 func TestMain(m *testing.M) {
 	os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
 	os.Exit(m.Run())
-}
-
-// syncBuffer is a bytes.Buffer safe for a command writing while the test
-// reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // cli runs palyra in-process with its own environment.
@@ -52,7 +33,7 @@ func newCLI(t *testing.T) *cli {
 	}}
 }
 
-func (c *cli) environment(stdin string, stdout, stderr *syncBuffer, extra map[string]string) *environment {
+func (c *cli) environment(stdin string, stdout, stderr *syncbuf.Buffer, extra map[string]string) *environment {
 	return &environment{
 		stdin: strings.NewReader(stdin), stdout: stdout, stderr: stderr,
 		getenv: func(k string) string {
@@ -66,7 +47,7 @@ func (c *cli) environment(stdin string, stdout, stderr *syncBuffer, extra map[st
 
 // run runs a command to completion and returns its exit code and output.
 func (c *cli) run(extra map[string]string, stdin string, args ...string) (int, string, string) {
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	code := run(c.t.Context(), c.environment(stdin, &out, &errOut, extra), args)
 	return code, out.String(), errOut.String()
 }
@@ -188,10 +169,10 @@ func (c *cli) startGateway() string {
 // background runs a command until the test ends, waits for a line of its
 // standard error containing ready and returns the word after ready and the
 // command's standard output.
-func (c *cli) background(extra map[string]string, ready string, args ...string) (string, *syncBuffer) {
+func (c *cli) background(extra map[string]string, ready string, args ...string) (string, *syncbuf.Buffer) {
 	c.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, c.environment("", &out, &errOut, extra), args)
@@ -206,19 +187,20 @@ func (c *cli) background(extra map[string]string, ready string, args ...string) 
 }
 
 // waitForLine waits until the buffer holds a line containing s.
-func waitForLine(t *testing.T, b *syncBuffer, s string) string {
+func waitForLine(t *testing.T, b *syncbuf.Buffer, s string) string {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for time.Now().Before(deadline) {
+	timer := time.NewTimer(20 * time.Second)
+	defer timer.Stop()
+	for {
 		for _, line := range strings.Split(b.String(), "\n") {
 			if strings.Contains(line, s) {
 				return line
 			}
 		}
-		<-tick.C
+		select {
+		case <-b.Wrote():
+		case <-timer.C:
+			t.Fatalf("no line with %q in:\n%s", s, b.String())
+		}
 	}
-	t.Fatalf("no line with %q in:\n%s", s, b.String())
-	return ""
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/secretstore"
+	"github.com/palyra/palyra-go/internal/syncbuf"
 	"github.com/palyra/palyra-go/node"
 )
 
@@ -26,7 +27,7 @@ import (
 // the command table lists doctor.
 func (c *cli) doctor(extra map[string]string, args ...string) (int, string, string) {
 	c.t.Helper()
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	err := cmdDoctor(c.t.Context(), c.environment("", &out, &errOut, extra), args)
 	code := 0
 	switch {
@@ -328,10 +329,10 @@ func mkdir(t *testing.T, dir string, mode os.FileMode) {
 func (c *cli) startStoppableGateway() (string, func()) {
 	c.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var errOut syncBuffer
+	var errOut syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, c.environment("", &syncBuffer{}, &errOut, nil), []string{"gateway", "run", "--listen", "127.0.0.1:0"})
+		done <- run(ctx, c.environment("", &syncbuf.Buffer{}, &errOut, nil), []string{"gateway", "run", "--listen", "127.0.0.1:0"})
 	}()
 	var once bool
 	stop := func() {
