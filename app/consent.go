@@ -15,7 +15,8 @@ import (
 // Always allow, or Deny. It is the agent's capability.Asker; a question
 // nobody answers before the registry's deadline is denied.
 type Prompter struct {
-	fa fyne.App
+	fa    fyne.App
+	notes *notifier
 	// onAttention, set by the UI, is told when a prompt opens (+1) and
 	// closes (-1), so the tray can show that something waits.
 	onAttention func(delta int)
@@ -24,7 +25,9 @@ type Prompter struct {
 }
 
 // NewPrompter makes a Prompter that opens its windows in fa.
-func NewPrompter(fa fyne.App) *Prompter { return &Prompter{fa: fa} }
+func NewPrompter(fa fyne.App) *Prompter {
+	return &Prompter{fa: fa, notes: newNotifier(fa.SendNotification, nil)}
+}
 
 var _ capability.Asker = (*Prompter)(nil)
 
@@ -88,7 +91,7 @@ func (p *Prompter) Ask(ctx context.Context, q capability.Question) (capability.A
 			p.shown <- pr
 		}
 	})
-	p.fa.SendNotification(fyne.NewNotification("Palyra: allow "+q.Capability+"?", PromptText(q)))
+	p.notes.notify("Palyra: allow "+q.Capability+"?", PromptText(q))
 	select {
 	case a := <-pr.answer:
 		return a, nil

@@ -49,10 +49,11 @@ const DefaultCodeTTL = 10 * time.Minute
 // UI is the running user interface. Its fields are touched only on the Fyne
 // goroutine (through fyne.Do from elsewhere), so it needs no lock.
 type UI struct {
-	fa   fyne.App
-	opts Options
-	log  *slog.Logger
-	ctx  context.Context
+	fa    fyne.App
+	opts  Options
+	log   *slog.Logger
+	ctx   context.Context
+	notes *notifier
 
 	status       node.Status
 	wasConnected bool
@@ -95,9 +96,11 @@ func New(fa fyne.App, opts Options) *UI {
 	if opts.CodeTTL == 0 {
 		opts.CodeTTL = DefaultCodeTTL
 	}
-	u := &UI{fa: fa, opts: opts, log: opts.Logger, status: opts.Agent.Status()}
+	u := &UI{fa: fa, opts: opts, log: opts.Logger, status: opts.Agent.Status(),
+		notes: newNotifier(fa.SendNotification, opts.Logger)}
 	if opts.Prompter != nil {
 		opts.Prompter.onAttention = u.addAttention
+		opts.Prompter.notes = u.notes
 	}
 	return u
 }
@@ -244,7 +247,7 @@ func (u *UI) addAttention(delta int) {
 
 func (u *UI) notify(title, body string) {
 	u.log.Info("notification", "title", title, "body", body)
-	u.fa.SendNotification(fyne.NewNotification(title, body))
+	u.notes.notify(title, body)
 }
 
 func (u *UI) showError(what string, err error) {
