@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"image"
 	"image/png"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,6 +53,10 @@ type desktopEnv struct {
 	display string
 	bus     string
 	bin     string
+	// closed holds the windows of the running app that pressClosing saw
+	// close, so that a new window with the same title is never taken for
+	// an old one that X has not destroyed yet.
+	closed map[string]bool
 }
 
 func TestParseFlags(t *testing.T) {
@@ -138,8 +145,7 @@ func TestDesktopUnderXvfb(t *testing.T) {
 	if capEnabled(t, admin, st.DeviceID, "clipboard.read") {
 		t.Fatal("clipboard.read is on before the test turned it on")
 	}
-	d.xdotool("windowfocus", "--sync", win)
-	d.xdotool("key", "--window", win, "Tab", "Tab", "Tab", "Tab", "Tab", "space")
+	d.press(win, "Tab", "Tab", "Tab", "Tab", "Tab", "space")
 	waitFor(t, stepDeadline, "the gateway to see clipboard.read on", func() bool { return capEnabled(t, admin, st.DeviceID, "clipboard.read") })
 	d.screenshot("main-window-capability-on")
 
@@ -150,8 +156,7 @@ func TestDesktopUnderXvfb(t *testing.T) {
 	// Stopping the local gateway keeps the pairing: the app shows itself
 	// offline and retrying, and connects again when it runs again. "Run
 	// local gateway" is one back from "Show pairing code…".
-	d.xdotool("windowfocus", "--sync", win)
-	d.xdotool("key", "--window", win, "shift+Tab", "space")
+	d.press(win, "shift+Tab", "space")
 	waitFor(t, stepDeadline, "the local gateway to stop", func() bool { return strings.Contains(app.log(), "local gateway stopped") })
 	// Between attempts: the agent is offline, waiting to retry, before and
 	// after the capture (it spends a while connecting in each attempt).
@@ -168,7 +173,7 @@ func TestDesktopUnderXvfb(t *testing.T) {
 		after, ok := offline()
 		return ok && after.Equal(before)
 	})
-	d.xdotool("key", "--window", win, "space")
+	d.press(win, "space")
 	waitState(t, socket, node.StateConnected, stepDeadline, app)
 	waitFor(t, stepDeadline, "both nodes online again", func() bool {
 		online := 0
@@ -182,7 +187,7 @@ func TestDesktopUnderXvfb(t *testing.T) {
 
 	// The pairing wizard, from the first button (two back from "Run local
 	// gateway").
-	d.xdotool("key", "--window", win, "shift+Tab", "shift+Tab", "space")
+	d.press(win, "shift+Tab", "shift+Tab", "space")
 	wiz := d.window("Pair with a gateway")
 	// There is no window manager to place it: move it off the main window.
 	d.xdotool("windowmove", "--sync", wiz, "620", "0")
@@ -300,8 +305,7 @@ const headlessNodeName = "headless-test-node"
 // node's device ID; the node runs until the test ends.
 func pairSecondNode(t *testing.T, d *desktopEnv, win string, admin adminv1.AdminClient) string {
 	t.Helper()
-	d.xdotool("windowfocus", "--sync", win)
-	d.xdotool("key", "--window", win, "shift+Tab", "space")
+	d.press(win, "shift+Tab", "space")
 	codeWin := d.window("Pairing code")
 	d.xdotool("windowmove", "--sync", codeWin, "620", "0")
 	// The code is made in the background: look until the screen shows one.
@@ -405,7 +409,7 @@ func newDesktop(t *testing.T) *desktopEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	d := &desktopEnv{t: t, dir: dir}
+	d := &desktopEnv{t: t, dir: dir, closed: map[string]bool{}}
 	home := filepath.Join(dir, "home")
 	for _, sub := range []string{"", "data", "config", "cache", "run"} {
 		if err := os.MkdirAll(filepath.Join(home, sub), 0o700); err != nil {
@@ -554,6 +558,9 @@ func (d *desktopEnv) start(name string, args ...string) *appProcess {
 	if err != nil {
 		d.t.Fatal(err)
 	}
+	// A new client may get the window IDs of one that quit: X hands out
+	// the same ID range again.
+	clear(d.closed)
 	cmd := exec.Command(d.bin, args...)
 	cmd.Env = d.env
 	cmd.Stdout, cmd.Stderr = f, f
@@ -639,54 +646,72 @@ func waitFor(t *testing.T, deadline time.Duration, what string, cond func() bool
 	}
 }
 
-// window waits for a window with the exact title and returns its ID.
+// window waits for a window with the exact title, other than those that
+// closed before, and returns its ID.
 func (d *desktopEnv) window(title string) string {
 	d.t.Helper()
 	var id string
 	waitFor(d.t, stepDeadline, "window "+strconv.Quote(title), func() bool {
-		out, err := d.xdotoolOutput("search", "--onlyvisible", "--name", "^"+regexp.QuoteMeta(title)+"$")
+		ids, err := d.windows(title)
 		if err != nil {
+			d.t.Log(err)
 			return false
 		}
-		fields := strings.Fields(out)
-		if len(fields) == 0 {
-			return false
+		for _, w := range ids {
+			if !d.closed[w] {
+				id = w
+			}
 		}
-		id = fields[len(fields)-1]
-		return true
+		return id != ""
 	})
 	return id
 }
 
-// windowGone waits until no visible window has the exact title.
-func (d *desktopEnv) windowGone(title string) {
-	d.t.Helper()
-	waitFor(d.t, stepDeadline, "window "+strconv.Quote(title)+" to close", func() bool {
-		out, err := d.xdotoolOutput("search", "--onlyvisible", "--name", "^"+regexp.QuoteMeta(title)+"$")
-		// xdotool search exits 1 when it finds nothing.
-		return err != nil && strings.TrimSpace(out) == ""
-	})
+// windows lists the visible windows with the exact title.
+func (d *desktopEnv) windows(title string) ([]string, error) {
+	cmd := exec.Command("xdotool", "search", "--onlyvisible", "--name", "^"+regexp.QuoteMeta(title)+"$")
+	cmd.Env = d.env
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	// xdotool search exits 1, saying nothing, when it finds nothing; an
+	// X error on the way (a window destroyed while it looked) is a
+	// failure, not an empty answer.
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && exit.ExitCode() == 1 && len(out) == 0 && stderr.Len() == 0 {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("xdotool search for %q: %v: %s", title, err, stderr.String())
+	}
+	return strings.Fields(string(out)), nil
 }
 
-// pressClosing focuses window win, types keys whose last one closes it,
-// and waits until no window is titled title. The window may be gone before
-// xdotool sends the last key's release: that BadWindow is expected.
-func (d *desktopEnv) pressClosing(win, title string, keys ...string) {
+// press focuses window win and types keys into it. The keys go to
+// whichever window has the focus, as a person's would: with --window,
+// xdotool sends a key to a window that has lost the focus as a synthetic
+// event, and for a key that closes its window that is the release, which
+// then never reaches the X server, leaving the key held down there.
+func (d *desktopEnv) press(win string, keys ...string) {
 	d.t.Helper()
 	d.xdotool("windowfocus", "--sync", win)
-	cmd := exec.Command("xdotool", append([]string{"key", "--window", win}, keys...)...)
-	cmd.Env = d.env
-	if out, err := cmd.CombinedOutput(); err != nil && !strings.Contains(string(out), "BadWindow") {
-		d.t.Fatalf("xdotool key %v: %v\n%s", keys, err, out)
-	}
-	d.windowGone(title)
+	d.xdotool(append([]string{"key"}, keys...)...)
 }
 
-func (d *desktopEnv) xdotoolOutput(args ...string) (string, error) {
-	cmd := exec.Command("xdotool", args...)
-	cmd.Env = d.env
-	out, err := cmd.Output()
-	return string(out), err
+// pressClosing types keys into window win, the last of which closes it,
+// and waits until that window is gone.
+func (d *desktopEnv) pressClosing(win, title string, keys ...string) {
+	d.t.Helper()
+	d.press(win, keys...)
+	waitFor(d.t, stepDeadline, fmt.Sprintf("window %s (%q) to close after %v", win, title, keys), func() bool {
+		ids, err := d.windows(title)
+		if err != nil {
+			d.t.Log(err)
+			return false
+		}
+		return !slices.Contains(ids, win)
+	})
+	d.closed[win] = true
 }
 
 func (d *desktopEnv) xdotool(args ...string) {
