@@ -35,18 +35,65 @@ func adminClient(env *environment, flagValue string) (adminv1.AdminClient, func(
 	return adminv1.NewAdminClient(conn), func() { conn.Close() }, nil
 }
 
-// adminSetup parses an admin command's flags and connects to the gateway
-// at the socket flag's value (read once the flags are parsed).
-func adminSetup(env *environment, fs *flag.FlagSet, socket *string, args []string, want int) ([]string, adminv1.AdminClient, func(), error) {
-	pos, err := parse(fs, args, want)
+// adminFlags is an admin command's flag set, with the --admin-socket flag
+// every admin command has.
+type adminFlags struct {
+	*flag.FlagSet
+	socket *string
+}
+
+func newAdminFlags(env *environment, name, synopsis string) adminFlags {
+	fs := newFlags(env, name, synopsis)
+	return adminFlags{fs, fs.String("admin-socket", "", "gateway admin socket")}
+}
+
+// connect parses args, which must hold want positional arguments, and
+// connects to the gateway at the admin socket the flags name.
+func (f adminFlags) connect(env *environment, args []string, want int) ([]string, adminv1.AdminClient, func(), error) {
+	pos, err := parse(f.FlagSet, args, want)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	client, done, err := adminClient(env, *socket)
+	client, done, err := adminClient(env, *f.socket)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	return pos, client, done, nil
+}
+
+// listFormat says how a list command prints its items: for people, a
+// table (or the line none when there are none); for scripts, a JSON array.
+type listFormat[T any] struct {
+	none   string
+	header string // the columns, tab-separated
+	row    func(T) []any
+	json   func(T) map[string]any
+}
+
+func (f listFormat[T]) print(w io.Writer, items []T, asJSON bool) error {
+	if asJSON {
+		out := make([]map[string]any, 0, len(items))
+		for _, it := range items {
+			out = append(out, f.json(it))
+		}
+		return writeJSON(w, out)
+	}
+	if len(items) == 0 {
+		fmt.Fprintln(w, f.none)
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, f.header)
+	for _, it := range items {
+		for i, cell := range f.row(it) {
+			if i > 0 {
+				fmt.Fprint(tw, "\t")
+			}
+			fmt.Fprint(tw, cell)
+		}
+		fmt.Fprintln(tw)
+	}
+	return tw.Flush()
 }
 
 // printable replaces control characters (escape sequences a device could
@@ -82,14 +129,13 @@ func unixMs(ms int64) string {
 }
 
 func cmdPairingCode(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "pairing code", "[flags]")
-	socket := fs.String("admin-socket", "", "gateway admin socket")
+	fs := newAdminFlags(env, "pairing code", "[flags]")
 	ttl := fs.Duration("ttl", 10*time.Minute, "how long the code stays valid (30s to 24h)")
 	auto := fs.Bool("auto-approve", false, "issue the certificate without waiting for approval")
 	name := fs.String("name", "", "a name for the code, shown with the request it produces")
 	png := fs.String("qr-png", "", "also write the QR code to this PNG file")
 	asJSON := fs.Bool("json", false, "print JSON (keys pin, link, expires_at)")
-	_, client, done, err := adminSetup(env, fs, socket, args, 0)
+	_, client, done, err := fs.connect(env, args, 0)
 	if err != nil {
 		return err
 	}
@@ -136,12 +182,20 @@ func requestJSON(r *adminv1.PairingRequest) map[string]any {
 	}
 }
 
+var pairingRequestList = listFormat[*adminv1.PairingRequest]{
+	none:   "no pairing requests",
+	header: "REQUEST\tNAME\tPLATFORM\tVERIFICATION\tSTATE",
+	row: func(r *adminv1.PairingRequest) []any {
+		return []any{r.RequestId, printable(r.Name), printable(r.Platform), r.VerificationCode, requestStates[r.State]}
+	},
+	json: requestJSON,
+}
+
 func cmdPairingList(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "pairing list", "[flags]")
-	socket := fs.String("admin-socket", "", "gateway admin socket")
+	fs := newAdminFlags(env, "pairing list", "[flags]")
 	all := fs.Bool("all", false, "include decided and expired requests")
 	asJSON := fs.Bool("json", false, "print JSON")
-	_, client, done, err := adminSetup(env, fs, socket, args, 0)
+	_, client, done, err := fs.connect(env, args, 0)
 	if err != nil {
 		return err
 	}
@@ -150,23 +204,7 @@ func cmdPairingList(ctx context.Context, env *environment, args []string) error 
 	if err != nil {
 		return rpcError(err)
 	}
-	if *asJSON {
-		out := []map[string]any{}
-		for _, r := range resp.Requests {
-			out = append(out, requestJSON(r))
-		}
-		return writeJSON(env.stdout, out)
-	}
-	if len(resp.Requests) == 0 {
-		fmt.Fprintln(env.stdout, "no pairing requests")
-		return nil
-	}
-	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "REQUEST\tNAME\tPLATFORM\tVERIFICATION\tSTATE")
-	for _, r := range resp.Requests {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.RequestId, printable(r.Name), printable(r.Platform), r.VerificationCode, requestStates[r.State])
-	}
-	return tw.Flush()
+	return pairingRequestList.print(env.stdout, resp.Requests, *asJSON)
 }
 
 func cmdPairingDecide(approve bool) func(context.Context, *environment, []string) error {
@@ -175,10 +213,9 @@ func cmdPairingDecide(approve bool) func(context.Context, *environment, []string
 		verb = "approve"
 	}
 	return func(ctx context.Context, env *environment, args []string) error {
-		fs := newFlags(env, "pairing "+verb, "REQUEST_ID [flags]")
-		socket := fs.String("admin-socket", "", "gateway admin socket")
+		fs := newAdminFlags(env, "pairing "+verb, "REQUEST_ID [flags]")
 		asJSON := fs.Bool("json", false, "print JSON")
-		pos, client, done, err := adminSetup(env, fs, socket, args, 1)
+		pos, client, done, err := fs.connect(env, args, 1)
 		if err != nil {
 			return err
 		}
@@ -201,11 +238,24 @@ func cmdPairingDecide(approve bool) func(context.Context, *environment, []string
 	}
 }
 
+var nodeList = listFormat[*adminv1.Node]{
+	none:   "no nodes",
+	header: "DEVICE\tNAME\tPLATFORM\tONLINE\tLAST SEEN",
+	row: func(n *adminv1.Node) []any {
+		return []any{n.DeviceId, printable(n.Name), printable(n.Platform), n.Online, unixMs(n.LastSeenUnixMs)}
+	},
+	json: func(n *adminv1.Node) map[string]any {
+		return map[string]any{
+			"device_id": n.DeviceId, "name": n.Name, "platform": n.Platform, "online": n.Online,
+			"last_seen": unixMs(n.LastSeenUnixMs), "version": n.Version,
+		}
+	},
+}
+
 func cmdNodesList(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "nodes list", "[flags]")
-	socket := fs.String("admin-socket", "", "gateway admin socket")
+	fs := newAdminFlags(env, "nodes list", "[flags]")
 	asJSON := fs.Bool("json", false, "print JSON")
-	_, client, done, err := adminSetup(env, fs, socket, args, 0)
+	_, client, done, err := fs.connect(env, args, 0)
 	if err != nil {
 		return err
 	}
@@ -214,26 +264,7 @@ func cmdNodesList(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return rpcError(err)
 	}
-	if *asJSON {
-		out := []map[string]any{}
-		for _, n := range resp.Nodes {
-			out = append(out, map[string]any{
-				"device_id": n.DeviceId, "name": n.Name, "platform": n.Platform, "online": n.Online,
-				"last_seen": unixMs(n.LastSeenUnixMs), "version": n.Version,
-			})
-		}
-		return writeJSON(env.stdout, out)
-	}
-	if len(resp.Nodes) == 0 {
-		fmt.Fprintln(env.stdout, "no nodes")
-		return nil
-	}
-	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DEVICE\tNAME\tPLATFORM\tONLINE\tLAST SEEN")
-	for _, n := range resp.Nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", n.DeviceId, printable(n.Name), printable(n.Platform), n.Online, unixMs(n.LastSeenUnixMs))
-	}
-	return tw.Flush()
+	return nodeList.print(env.stdout, resp.Nodes, *asJSON)
 }
 
 func deviceJSON(d *adminv1.Device) map[string]any {
@@ -243,11 +274,19 @@ func deviceJSON(d *adminv1.Device) map[string]any {
 	}
 }
 
+var deviceList = listFormat[*adminv1.Device]{
+	none:   "no devices",
+	header: "DEVICE\tNAME\tPLATFORM\tREVOKED\tPAIRED",
+	row: func(d *adminv1.Device) []any {
+		return []any{d.DeviceId, printable(d.Name), printable(d.Platform), d.Revoked, unixMs(d.PairedAtUnixMs)}
+	},
+	json: deviceJSON,
+}
+
 func cmdDevicesList(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "devices list", "[flags]")
-	socket := fs.String("admin-socket", "", "gateway admin socket")
+	fs := newAdminFlags(env, "devices list", "[flags]")
 	asJSON := fs.Bool("json", false, "print JSON")
-	_, client, done, err := adminSetup(env, fs, socket, args, 0)
+	_, client, done, err := fs.connect(env, args, 0)
 	if err != nil {
 		return err
 	}
@@ -256,30 +295,13 @@ func cmdDevicesList(ctx context.Context, env *environment, args []string) error 
 	if err != nil {
 		return rpcError(err)
 	}
-	if *asJSON {
-		out := []map[string]any{}
-		for _, d := range resp.Devices {
-			out = append(out, deviceJSON(d))
-		}
-		return writeJSON(env.stdout, out)
-	}
-	if len(resp.Devices) == 0 {
-		fmt.Fprintln(env.stdout, "no devices")
-		return nil
-	}
-	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DEVICE\tNAME\tPLATFORM\tREVOKED\tPAIRED")
-	for _, d := range resp.Devices {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", d.DeviceId, printable(d.Name), printable(d.Platform), d.Revoked, unixMs(d.PairedAtUnixMs))
-	}
-	return tw.Flush()
+	return deviceList.print(env.stdout, resp.Devices, *asJSON)
 }
 
 func cmdDevicesRevoke(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "devices revoke", "DEVICE_ID [flags]")
-	socket := fs.String("admin-socket", "", "gateway admin socket")
+	fs := newAdminFlags(env, "devices revoke", "DEVICE_ID [flags]")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, client, done, err := adminSetup(env, fs, socket, args, 1)
+	pos, client, done, err := fs.connect(env, args, 1)
 	if err != nil {
 		return err
 	}
@@ -296,9 +318,8 @@ func cmdDevicesRevoke(ctx context.Context, env *environment, args []string) erro
 }
 
 func cmdDevicesRemove(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "devices remove", "DEVICE_ID [flags]")
-	socket := fs.String("admin-socket", "", "gateway admin socket")
-	pos, client, done, err := adminSetup(env, fs, socket, args, 1)
+	fs := newAdminFlags(env, "devices remove", "DEVICE_ID [flags]")
+	pos, client, done, err := fs.connect(env, args, 1)
 	if err != nil {
 		return err
 	}

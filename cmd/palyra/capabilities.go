@@ -17,10 +17,9 @@ import (
 )
 
 func cmdNodesDescribe(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "nodes describe", "DEVICE_ID [flags]")
-	socket := fs.String("admin-socket", "", "gateway admin socket")
+	fs := newAdminFlags(env, "nodes describe", "DEVICE_ID [flags]")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, client, done, err := adminSetup(env, fs, socket, args, 1)
+	pos, client, done, err := fs.connect(env, args, 1)
 	if err != nil {
 		return err
 	}
@@ -90,13 +89,12 @@ func privacyName(p nodev1.Capability_Privacy) string {
 }
 
 func cmdNodesInvoke(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "nodes invoke", "DEVICE_ID CAPABILITY [flags]")
-	socket := fs.String("admin-socket", "", "gateway admin socket")
+	fs := newAdminFlags(env, "nodes invoke", "DEVICE_ID CAPABILITY [flags]")
 	asJSON := fs.Bool("json", false, "print JSON: request_id, ok, output, error")
 	argsJSON := fs.String("args", "{}", "the capability's arguments as a JSON object")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the node's answer")
 	queueTTL := fs.Duration("queue-ttl", 0, "if the node is offline, keep the call this long and deliver it when it reconnects (0: fail at once)")
-	pos, client, done, err := adminSetup(env, fs, socket, args, 2)
+	pos, client, done, err := fs.connect(env, args, 2)
 	if err != nil {
 		return err
 	}
@@ -229,14 +227,13 @@ func sharingChange(pos []string) (node.SharingChange, error) {
 }
 
 func cmdNodesWatch(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "nodes watch", "[DEVICE_ID] [flags]\n\nPrints node events as they happen (capability changes, consent decisions,\nerrors, invocations, online and offline) until interrupted.")
-	socket := fs.String("admin-socket", "", "gateway admin socket")
+	fs := newAdminFlags(env, "nodes watch", "[DEVICE_ID] [flags]\n\nPrints node events as they happen (capability changes, consent decisions,\nerrors, invocations, online and offline) until interrupted.")
 	asJSON := fs.Bool("json", false, "print one JSON object per line")
-	pos, err := parseRange(fs, args, 0, 1)
+	pos, err := parseRange(fs.FlagSet, args, 0, 1)
 	if err != nil {
 		return err
 	}
-	client, done, err := adminClient(env, *socket)
+	client, done, err := adminClient(env, *fs.socket)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -134,6 +136,28 @@ func TestCLIPairApproveStatus(t *testing.T) {
 		t.Fatalf("node status: %v %s", err, out)
 	}
 
+	// The admin lists, as tables for people and as JSON, and revoking and
+	// removing the device.
+	id := st["device_id"].(string)
+	c.wantLines("pairing list --all",
+		"REQUEST  NAME  PLATFORM  VERIFICATION  STATE",
+		reqs[0]["request_id"].(string)+"  cli-laptop  "+reqs[0]["platform"].(string)+"  "+reqs[0]["verification_code"].(string)+"  approved")
+	c.wantLines("pairing list", "no pairing requests")
+	c.wantLines("nodes list", "no nodes") // the node has never connected
+	c.wantLines("devices list", "DEVICE  NAME  PLATFORM  REVOKED  PAIRED", id+"  cli-laptop  "+reqs[0]["platform"].(string)+"  false  ")
+	var devs []map[string]any
+	c.mustJSON(&devs, "devices", "list", "--json")
+	if len(devs) != 1 || devs[0]["device_id"] != id || devs[0]["revoked"] != false || devs[0]["certificate_not_after"] == "" {
+		t.Fatalf("devices list --json: %v", devs)
+	}
+	c.wantLines("devices revoke "+id, "revoked "+id+" (cli-laptop); its sessions are closed")
+	c.mustJSON(&devs, "devices", "list", "--json")
+	if len(devs) != 1 || devs[0]["revoked"] != true {
+		t.Fatalf("devices list --json after revoke: %v", devs)
+	}
+	c.wantLines("devices remove "+id, "removed "+id+"; it stays refused")
+	c.wantLines("devices list", "no devices")
+
 	// Bad input: a malformed PIN is refused locally with a clear message.
 	rc, _, errOut := c.run(nodeEnv, "", "node", "pair", "--gateway", addr, "--pin", "123-456-78")
 	if rc == 0 || !strings.Contains(errOut, "already paired") {
@@ -155,6 +179,26 @@ func TestCLIPairApproveStatus(t *testing.T) {
 	rc, _, errOut = c.run(map[string]string{"PALYRA_ADMIN_SOCKET": filepath.Join(t.TempDir(), "none.sock")}, "", "nodes", "list")
 	if rc != 1 || !strings.Contains(errOut, "is the gateway running?") {
 		t.Fatalf("no gateway: exit %d: %s", rc, errOut)
+	}
+}
+
+// wantLines runs palyra with the words of command and checks that its
+// output has a line starting with each of want, in order. Runs of spaces
+// (the tables' padding) are read as two.
+func (c *cli) wantLines(command string, want ...string) {
+	c.t.Helper()
+	args := strings.Fields(command)
+	rc, out, errOut := c.run(nil, "", args...)
+	if rc != 0 {
+		c.t.Fatalf("palyra %s: exit %d: %s", command, rc, errOut)
+	}
+	lines := strings.Split(regexp.MustCompile(`  +`).ReplaceAllString(out, "  "), "\n")
+	for _, w := range want {
+		i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, w) })
+		if i < 0 {
+			c.t.Fatalf("palyra %s: no line starting %q in:\n%s", command, w, out)
+		}
+		lines = lines[i+1:]
 	}
 }
 
