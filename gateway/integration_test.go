@@ -3,7 +3,6 @@ package gateway_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/palyra/palyra-go/gateway"
 	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/identity/secretstore"
+	"github.com/palyra/palyra-go/internal/testlog"
 	"github.com/palyra/palyra-go/node"
 	"github.com/palyra/palyra-go/node/pairclient"
 	"github.com/palyra/palyra-go/node/session"
@@ -45,7 +45,7 @@ func startGateway(t testing.TB, dataDir, listen string, now func() time.Time, op
 		Listen:      listen,
 		AdminSocket: socket,
 		LeaseTTL:    3 * time.Second,
-		Logger:      testLogger(t, "gateway"),
+		Logger:      testlog.New(t, "who", "gateway"),
 		Now:         now,
 	}
 	for _, o := range options {
@@ -77,17 +77,6 @@ func (rg *runningGateway) stop() {
 	<-rg.done
 }
 
-func testLogger(t testing.TB, who string) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("who", who)
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(string(b[:len(b)-1]))
-	return len(b), nil
-}
-
 func newAgent(t *testing.T, name string) *node.Agent {
 	t.Helper()
 	dir := t.TempDir()
@@ -95,7 +84,7 @@ func newAgent(t *testing.T, name string) *node.Agent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := node.New(node.Config{ConfigDir: dir, Secrets: secrets, Name: name, Logger: testLogger(t, name)})
+	a, err := node.New(node.Config{ConfigDir: dir, Secrets: secrets, Name: name, Logger: testlog.New(t, "who", name)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/identity/secretstore"
+	"github.com/palyra/palyra-go/internal/testlog"
 	"github.com/palyra/palyra-go/node"
 	"github.com/palyra/palyra-go/node/pairclient"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
@@ -203,7 +204,7 @@ func TestRenewExpiredCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := node.New(node.Config{ConfigDir: dir, Secrets: secrets, Name: "sleeper", Now: clk.Now, Logger: testLogger(t, "sleeper")})
+	a, err := node.New(node.Config{ConfigDir: dir, Secrets: secrets, Name: "sleeper", Now: clk.Now, Logger: testlog.New(t, "who", "sleeper")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +261,7 @@ func TestRenewCertificateWhileConnected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := node.New(node.Config{ConfigDir: dir, Secrets: secrets, Name: "renewer", Logger: testLogger(t, "renewer")})
+	a, err := node.New(node.Config{ConfigDir: dir, Secrets: secrets, Name: "renewer", Logger: testlog.New(t, "who", "renewer")})
 	if err != nil {
 		t.Fatal(err)
 	}

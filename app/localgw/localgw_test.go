@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 	"github.com/palyra/palyra-go/identity/pairing/qr"
 	"github.com/palyra/palyra-go/identity/secretstore"
 	"github.com/palyra/palyra-go/internal/syncbuf"
+	"github.com/palyra/palyra-go/internal/testlog"
 	"github.com/palyra/palyra-go/node"
 	"github.com/palyra/palyra-go/node/pairclient"
 	"github.com/palyra/palyra-go/node/session"
@@ -35,21 +35,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func testLogger(t testing.TB, who string) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("who", who)
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(string(b[:len(b)-1]))
-	return len(b), nil
-}
-
 // start starts a local gateway in dir, stopped when the test ends.
 func start(t *testing.T, dir string) *Gateway {
 	t.Helper()
-	g, err := Start(context.Background(), Options{DataDir: dir, Name: "Test local gateway", Logger: testLogger(t, "gateway")})
+	g, err := Start(context.Background(), Options{DataDir: dir, Name: "Test local gateway", Logger: testlog.New(t, "who", "gateway")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +59,7 @@ func newAgent(t *testing.T, name string) *node.Agent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := node.New(node.Config{ConfigDir: dir, Secrets: secrets, Name: name, Logger: testLogger(t, name)})
+	a, err := node.New(node.Config{ConfigDir: dir, Secrets: secrets, Name: name, Logger: testlog.New(t, "who", name)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +215,7 @@ func TestPairAgentConnects(t *testing.T) {
 // finds it without pairing again.
 func TestRestartKeepsAddress(t *testing.T) {
 	dir := t.TempDir()
-	g, err := Start(context.Background(), Options{DataDir: dir, Logger: testLogger(t, "gateway")})
+	g, err := Start(context.Background(), Options{DataDir: dir, Logger: testlog.New(t, "who", "gateway")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +268,7 @@ func TestRestartKeepsAddress(t *testing.T) {
 // pairing it again, as the same device.
 func TestPortChangedPairsAgain(t *testing.T) {
 	dir := t.TempDir()
-	g, err := Start(context.Background(), Options{DataDir: dir, Logger: testLogger(t, "gateway")})
+	g, err := Start(context.Background(), Options{DataDir: dir, Logger: testlog.New(t, "who", "gateway")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +314,7 @@ func TestRememberedPortTaken(t *testing.T) {
 	for _, network := range []string{"tcp", "udp"} {
 		t.Run(network, func(t *testing.T) {
 			dir := t.TempDir()
-			g, err := Start(context.Background(), Options{DataDir: dir, Logger: testLogger(t, "gateway")})
+			g, err := Start(context.Background(), Options{DataDir: dir, Logger: testlog.New(t, "who", "gateway")})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -344,7 +333,7 @@ func TestRememberedPortTaken(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			g2, err := Start(context.Background(), Options{DataDir: dir, Logger: testLogger(t, "gateway")})
+			g2, err := Start(context.Background(), Options{DataDir: dir, Logger: testlog.New(t, "who", "gateway")})
 			if err == nil {
 				g2.Stop()
 				squatter.Close()
@@ -572,7 +561,7 @@ func TestMintCodeApproveReject(t *testing.T) {
 // TestRequestsCloseWhenGatewayStops: a watcher does not outlive the
 // gateway.
 func TestRequestsCloseWhenGatewayStops(t *testing.T) {
-	g, err := Start(context.Background(), Options{DataDir: t.TempDir(), Logger: testLogger(t, "gateway")})
+	g, err := Start(context.Background(), Options{DataDir: t.TempDir(), Logger: testlog.New(t, "who", "gateway")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -595,7 +584,7 @@ func TestRequestsCloseWhenGatewayStops(t *testing.T) {
 // TestStartContextStops: the gateway stops when Start's context ends.
 func TestStartContextStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	g, err := Start(ctx, Options{DataDir: t.TempDir(), Logger: testLogger(t, "gateway")})
+	g, err := Start(ctx, Options{DataDir: t.TempDir(), Logger: testlog.New(t, "who", "gateway")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -638,7 +627,7 @@ func TestPollRequests(t *testing.T) {
 				return nil, ctx.Err()
 			}
 		}
-		pollRequests(ctx, list, tick, out, testLogger(t, "poll"))
+		pollRequests(ctx, list, tick, out, testlog.New(t, "who", "poll"))
 	}()
 	timer := time.NewTimer(waitFor)
 	defer timer.Stop()
@@ -713,7 +702,7 @@ func TestRunHeadless(t *testing.T) {
 	var out syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
-		done <- RunHeadless(ctx, Options{DataDir: dir, Name: "Headless", Logger: testLogger(t, "gateway")}, &out)
+		done <- RunHeadless(ctx, Options{DataDir: dir, Name: "Headless", Logger: testlog.New(t, "who", "gateway")}, &out)
 	}()
 
 	timer := time.NewTimer(waitFor)

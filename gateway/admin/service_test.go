@@ -3,7 +3,6 @@ package admin_test
 import (
 	"crypto/rand"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/internal/testclock"
+	"github.com/palyra/palyra-go/internal/testlog"
 	"github.com/palyra/palyra-go/internal/unixsock"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
 )
@@ -124,7 +124,7 @@ func start(t *testing.T) *harness {
 		GatewayName: gatewayName,
 		Rand:        rand.Reader,
 		Now:         clk.Now,
-		Logger:      testLogger(t),
+		Logger:      testlog.New(t),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -149,17 +149,6 @@ func start(t *testing.T) *harness {
 	t.Cleanup(func() { conn.Close() })
 	h.admin = adminv1.NewAdminClient(conn)
 	return h
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(b), "\n"))
-	return len(b), nil
 }
 
 func wantCode(t *testing.T, err error, code codes.Code) {

@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"log/slog"
 	"net"
 	"path/filepath"
 	"slices"
@@ -23,6 +22,7 @@ import (
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/internal/testclock"
+	"github.com/palyra/palyra-go/internal/testlog"
 	"github.com/palyra/palyra-go/node/pairclient"
 	pairingv1 "github.com/palyra/palyra-go/proto/pairing/v1"
 )
@@ -79,7 +79,7 @@ func startGateway(t *testing.T, presentCA *identity.CA) *gateway {
 		GatewayName:       gatewayName,
 		Rand:              rand.Reader,
 		Now:               clk.Now,
-		Logger:            testLogger(t),
+		Logger:            testlog.New(t),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -96,17 +96,6 @@ func startGateway(t *testing.T, presentCA *identity.CA) *gateway {
 		<-served
 	})
 	return &gateway{addr: addr, store: st, ca: ca, svc: svc, clock: clk}
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(b), "\n"))
-	return len(b), nil
 }
 
 // mint opens a code in the gateway's store, as its admin API does.
