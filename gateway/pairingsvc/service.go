@@ -366,8 +366,16 @@ func (s *Service) deliver(stream pairingv1.Pairing_PairServer, rec store.Request
 	return stream.Send(&pairingv1.PairResponse{Message: &pairingv1.PairResponse_ServerFinish{ServerFinish: finish}})
 }
 
+// auditTimeout bounds writing one audit event.
+const auditTimeout = 10 * time.Second
+
+// audit records e. The write outlives the call's context: a device that
+// hangs up mid-exchange is what many of these events are about, and its
+// leaving cancels the stream's context.
 func (s *Service) audit(ctx context.Context, e store.AuditEvent) {
 	e.At = s.cfg.Now()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
+	defer cancel()
 	if err := s.cfg.Store.Audit(ctx, e); err != nil {
 		s.cfg.Logger.Error("writing audit log", "kind", e.Kind, "err", err)
 	}

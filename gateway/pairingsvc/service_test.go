@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"path/filepath"
 	"slices"
@@ -28,6 +27,7 @@ import (
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/internal/testclock"
+	"github.com/palyra/palyra-go/internal/testlog"
 	pairingv1 "github.com/palyra/palyra-go/proto/pairing/v1"
 )
 
@@ -75,7 +75,7 @@ func startGateway(t *testing.T, configure ...func(*pairingsvc.Config)) *gateway 
 		GatewayName:       gatewayName,
 		Rand:              rand.Reader,
 		Now:               clk.Now,
-		Logger:            testLogger(t),
+		Logger:            testlog.New(t),
 	}
 	for _, f := range configure {
 		f(&cfg)
@@ -112,17 +112,6 @@ func startGateway(t *testing.T, configure ...func(*pairingsvc.Config)) *gateway 
 	}
 	t.Cleanup(func() { conn.Close() })
 	return &gateway{store: st, ca: ca, svc: svc, clock: clk, leaf: leaf.Raw, client: pairingv1.NewPairingClient(conn)}
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(b), "\n"))
-	return len(b), nil
 }
 
 // mint opens a code in the store as the admin API does.
@@ -703,6 +692,57 @@ func TestPairRefusesMalformedStreams(t *testing.T) {
 		t.Fatalf("pairing after malformed streams: %v", err)
 	}
 	g.checkPaired(t, res, key)
+}
+
+// auditSignal passes audit events on to the store and says, once each is
+// written, what the write returned.
+type auditSignal struct {
+	pairingsvc.Store
+	written chan error
+}
+
+func (a auditSignal) Audit(ctx context.Context, e store.AuditEvent) error {
+	err := a.Store.Audit(ctx, e)
+	a.written <- err
+	return err
+}
+
+// A device that hangs up mid-exchange is still in the audit log, though
+// its leaving cancels the stream the gateway was serving it on.
+func TestDeviceLeavingIsAudited(t *testing.T) {
+	t.Parallel()
+	written := make(chan error, 1)
+	g := startGateway(t, func(c *pairingsvc.Config) { c.Store = auditSignal{c.Store, written} })
+	g.mint(t, "52", true, 10*time.Minute)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	stream, err := g.client.Pair(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := exchange(stream, &pairingv1.PairRequest{Message: &pairingv1.PairRequest_ClientHello{ClientHello: hello(t, "52", func(*pairingv1.ClientHello) {})}})
+	if err != nil || resp.GetServerHello() == nil {
+		t.Fatalf("valid hello: %v, %v", resp, err)
+	}
+	cancel()
+
+	select {
+	case err := <-written:
+		if err != nil {
+			t.Fatalf("auditing the device that left: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the device's leaving was not audited")
+	}
+	events, err := g.store.ListAudit(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(events, func(e store.AuditEvent) bool {
+		return e.Kind == "pairing.failed" && e.Detail == "device left before confirming"
+	}) {
+		t.Fatalf("audit log: %+v", events)
+	}
 }
 
 func TestSilentDeviceTimesOut(t *testing.T) {
