@@ -102,7 +102,7 @@ func BenchmarkInvokeRoundTrip(b *testing.B) {
 		cancel()
 		<-served
 	}()
-	<-f.reg.registered
+	<-f.reg.Registered
 	inv := &nodev1.Invoke{RequestId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Capability: "bench.echo", ArgsJson: []byte(`{"n":1}`)}
 	// Registration and readiness are reported in order; wait for the node
 	// to be reachable.

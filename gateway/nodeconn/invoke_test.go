@@ -34,8 +34,8 @@ func (f *fixture) dialNode(t *testing.T, d *testpki.Device, handler session.Invo
 		cancel()
 		<-served
 	})
-	recv(t, f.reg.registered, "registration")
-	recv(t, f.reg.ready, "ready")
+	recv(t, f.reg.Registered, "registration")
+	recv(t, f.reg.Ready, "ready")
 	return c
 }
 
@@ -164,7 +164,7 @@ func TestInvokeBadAnswer(t *testing.T) {
 	d := testpki.NewDevice(t, f.ca)
 	conn, str := f.rawClient(t, d)
 	register(t, str)
-	recv(t, f.reg.ready, "ready")
+	recv(t, f.reg.Ready, "ready")
 	go func() {
 		s, err := conn.AcceptStream(t.Context())
 		if err != nil {
@@ -193,13 +193,13 @@ func TestCapabilitiesAndEvents(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go c.Serve(ctx)
-	if info := recv(t, f.reg.registered, "registration"); len(info.Capabilities) != 1 || info.Capabilities[0].GetName() != "system.info" {
+	if info := recv(t, f.reg.Registered, "registration"); len(info.Capabilities) != 1 || info.Capabilities[0].GetName() != "system.info" {
 		t.Fatalf("registered manifest %v", info.Capabilities)
 	}
 	if err := c.SendCapabilities([]*nodev1.Capability{{Name: "system.info", Enabled: false}}); err != nil {
 		t.Fatal(err)
 	}
-	if caps := recv(t, f.reg.caps, "capabilities"); len(caps) != 1 || caps[0].GetEnabled() {
+	if caps := recv(t, f.reg.Caps, "capabilities"); len(caps) != 1 || caps[0].GetEnabled() {
 		t.Fatalf("changed manifest %v", caps)
 	}
 	if s := f.srv.Sessions(); len(s) != 1 || s[0].Capabilities[0].GetEnabled() {
@@ -208,7 +208,7 @@ func TestCapabilitiesAndEvents(t *testing.T) {
 	if err := c.SendEvent(&nodev1.NodeEvent{Kind: nodev1.NodeEvent_KIND_CONSENT, Message: "denied"}); err != nil {
 		t.Fatal(err)
 	}
-	if ev := recv(t, f.reg.events, "event"); ev.GetMessage() != "denied" {
+	if ev := recv(t, f.reg.Events, "event"); ev.GetMessage() != "denied" {
 		t.Fatalf("event %v", ev)
 	}
 }

@@ -2,7 +2,6 @@ package nodeconn_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/leakcheck"
 	"github.com/palyra/palyra-go/internal/testpki"
+	"github.com/palyra/palyra-go/internal/testregistry"
 	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node/session"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
@@ -40,84 +39,16 @@ type fixture struct {
 	t       testing.TB
 	ca      *identity.CA
 	srv     *nodeconn.Server
-	reg     *fakeRegistry
+	reg     *testregistry.Registry
 	addr    string
 	revoked sync.Map // identity.DeviceID -> bool
-}
-
-type goneEvent struct {
-	id     identity.DeviceID
-	reason string
-}
-
-// fakeRegistry records Registry calls on channels.
-type fakeRegistry struct {
-	ca         *identity.CA
-	refuse     atomic.Pointer[error] // NodeRegistered fails with it when set
-	registered chan nodeconn.SessionInfo
-	renewed    chan identity.DeviceID
-	gone       chan goneEvent
-	ready      chan nodeconn.SessionInfo
-	caps       chan []*nodev1.Capability
-	events     chan *nodev1.NodeEvent
-}
-
-func (r *fakeRegistry) NodeReady(s nodeconn.SessionInfo) {
-	select {
-	case r.ready <- s:
-	default: // only some tests wait for it
-	}
-}
-
-func (r *fakeRegistry) CapabilitiesChanged(_ identity.DeviceID, caps []*nodev1.Capability) {
-	r.caps <- caps
-}
-
-func (r *fakeRegistry) NodeEvent(_ identity.DeviceID, ev *nodev1.NodeEvent) { r.events <- ev }
-
-func (r *fakeRegistry) NodeRegistered(_ context.Context, s nodeconn.SessionInfo) error {
-	if err := r.refuse.Load(); err != nil {
-		return *err
-	}
-	r.registered <- s
-	return nil
-}
-
-func (r *fakeRegistry) NodeRenewed(id identity.DeviceID, _ time.Time) {
-	select {
-	case r.renewed <- id:
-	default: // tests wait for a few; never block the session
-	}
-}
-
-func (r *fakeRegistry) NodeGone(id identity.DeviceID, _ time.Time, reason string) {
-	r.gone <- goneEvent{id, reason}
-}
-
-func (r *fakeRegistry) RenewCertificate(_ context.Context, id identity.DeviceID, csr []byte) ([]byte, error) {
-	cert, err := r.ca.IssueDeviceCertificate(csr, identity.IssueOptions{Now: time.Now()})
-	if err != nil {
-		return nil, err
-	}
-	if identity.DeviceIDFromPublicKey(cert.PublicKey.(ed25519.PublicKey)) != id {
-		return nil, errors.New("another device's key")
-	}
-	return cert.Raw, nil
 }
 
 // newFixture starts a gateway with lease ttl; it stops with the test.
 func newFixture(t testing.TB, ttl time.Duration) *fixture {
 	t.Helper()
 	f := &fixture{t: t, ca: testpki.NewCA(t, "test gateway")}
-	f.reg = &fakeRegistry{
-		ca:         f.ca,
-		registered: make(chan nodeconn.SessionInfo, 16),
-		renewed:    make(chan identity.DeviceID, 16),
-		gone:       make(chan goneEvent, 16),
-		ready:      make(chan nodeconn.SessionInfo, 16),
-		caps:       make(chan []*nodev1.Capability, 16),
-		events:     make(chan *nodev1.NodeEvent, 16),
-	}
+	f.reg = testregistry.New(f.ca)
 	cert := testpki.ServerCert(t, f.ca)
 	srv, err := nodeconn.NewServer(nodeconn.Config{
 		TLSCertificate: func() (*tls.Certificate, error) { return cert, nil },
@@ -236,12 +167,12 @@ func TestRegisterRenewGone(t *testing.T) {
 	if got := time.UnixMilli(w.GetCertificateNotAfterUnixMs()); !got.Equal(d.Cert.Leaf.NotAfter.Truncate(time.Millisecond)) {
 		t.Errorf("welcome certificate_not_after = %v, want %v", got, d.Cert.Leaf.NotAfter)
 	}
-	info := recv(t, f.reg.registered, "NodeRegistered")
+	info := recv(t, f.reg.Registered, "NodeRegistered")
 	if info.DeviceID != d.ID() || info.Name != "test node" || info.Platform != "linux/amd64" || info.Version != "0.0.1" {
 		t.Errorf("NodeRegistered(%+v)", info)
 	}
 	for i := range 2 {
-		if id := recv(t, f.reg.renewed, fmt.Sprintf("renewal %d", i)); id != d.ID() {
+		if id := recv(t, f.reg.Renewed, fmt.Sprintf("renewal %d", i)); id != d.ID() {
 			t.Errorf("renewal for %s", id)
 		}
 	}
@@ -250,9 +181,9 @@ func TestRegisterRenewGone(t *testing.T) {
 	}
 
 	stop()
-	g := recv(t, f.reg.gone, "NodeGone")
-	if g.id != d.ID() || g.reason != "node disconnected" {
-		t.Errorf("NodeGone(%s, %q)", g.id, g.reason)
+	g := recv(t, f.reg.Gone, "NodeGone")
+	if g.ID != d.ID() || g.Reason != "node disconnected" {
+		t.Errorf("NodeGone(%s, %q)", g.ID, g.Reason)
 	}
 	if err := recv(t, done, "Run to return"); !errors.Is(err, context.Canceled) {
 		t.Errorf("Run = %v, want context.Canceled", err)
@@ -322,11 +253,11 @@ func TestLeaseLapses(t *testing.T) {
 	d := testpki.NewDevice(t, f.ca)
 	conn, str := f.rawClient(t, d)
 	register(t, str)
-	recv(t, f.reg.registered, "NodeRegistered")
+	recv(t, f.reg.Registered, "NodeRegistered")
 	// Silent from here on: the lease lapses.
-	g := recv(t, f.reg.gone, "NodeGone")
-	if g.id != d.ID() || g.reason != "lease expired" {
-		t.Errorf("NodeGone(%s, %q)", g.id, g.reason)
+	g := recv(t, f.reg.Gone, "NodeGone")
+	if g.ID != d.ID() || g.Reason != "lease expired" {
+		t.Errorf("NodeGone(%s, %q)", g.ID, g.Reason)
 	}
 	if code := closeCode(t, conn); code != nodeconn.CodeLeaseExpired {
 		t.Errorf("closed with %#x, want CodeLeaseExpired", code)
@@ -357,7 +288,7 @@ func TestDisconnectRevokes(t *testing.T) {
 	d := testpki.NewDevice(t, f.ca)
 	_, up, done := f.runNode(t, f.sessionConfig(d))
 	recv(t, up, "welcome")
-	recv(t, f.reg.registered, "NodeRegistered")
+	recv(t, f.reg.Registered, "NodeRegistered")
 
 	f.revoked.Store(d.ID(), true)
 	if n := f.srv.Disconnect(d.ID(), "revoked by test"); n != 1 {
@@ -367,9 +298,9 @@ func TestDisconnectRevokes(t *testing.T) {
 	if !errors.Is(err, session.ErrRevoked) || !errors.Is(err, identity.ErrRevoked) {
 		t.Errorf("Run = %v, want ErrRevoked", err)
 	}
-	g := recv(t, f.reg.gone, "NodeGone")
-	if g.id != d.ID() || g.reason != "revoked by test" {
-		t.Errorf("NodeGone(%s, %q)", g.id, g.reason)
+	g := recv(t, f.reg.Gone, "NodeGone")
+	if g.ID != d.ID() || g.Reason != "revoked by test" {
+		t.Errorf("NodeGone(%s, %q)", g.ID, g.Reason)
 	}
 	if n := f.srv.Disconnect(d.ID(), ""); n != 0 {
 		t.Errorf("second Disconnect closed %d", n)
@@ -382,7 +313,7 @@ func TestDisconnectRevokes(t *testing.T) {
 		t.Errorf("Run after revocation = %v, want ErrRevoked", err)
 	}
 	none(t, up, "welcome")
-	none(t, f.reg.registered, "NodeRegistered")
+	none(t, f.reg.Registered, "NodeRegistered")
 	t.Logf("revoked at the handshake: %v", err)
 }
 
@@ -411,7 +342,7 @@ func TestHandshakeRefusals(t *testing.T) {
 			t.Logf("%v", err)
 		})
 	}
-	none(t, f.reg.registered, "NodeRegistered")
+	none(t, f.reg.Registered, "NodeRegistered")
 }
 
 func TestGatewayFromAnotherCA(t *testing.T) {
@@ -448,7 +379,7 @@ func TestBadFrames(t *testing.T) {
 			conn, str := f.rawClient(t, d)
 			if tt.register {
 				register(t, str)
-				recv(t, f.reg.registered, "NodeRegistered")
+				recv(t, f.reg.Registered, "NodeRegistered")
 			}
 			if _, err := str.Write(tt.send); err != nil {
 				t.Fatal(err)
@@ -457,8 +388,8 @@ func TestBadFrames(t *testing.T) {
 				t.Errorf("closed with %#x, want CodeProtocol", code)
 			}
 			if tt.register {
-				if g := recv(t, f.reg.gone, "NodeGone"); g.id != d.ID() {
-					t.Errorf("NodeGone(%s)", g.id)
+				if g := recv(t, f.reg.Gone, "NodeGone"); g.ID != d.ID() {
+					t.Errorf("NodeGone(%s)", g.ID)
 				}
 			}
 		})
@@ -485,18 +416,18 @@ func TestSecondSessionReplacesFirst(t *testing.T) {
 	d := testpki.NewDevice(t, f.ca)
 	_, up1, done1 := f.runNode(t, f.sessionConfig(d))
 	recv(t, up1, "first welcome")
-	first := recv(t, f.reg.registered, "first NodeRegistered")
+	first := recv(t, f.reg.Registered, "first NodeRegistered")
 
 	_, up2, done2 := f.runNode(t, f.sessionConfig(d))
 	recv(t, up2, "second welcome")
-	second := recv(t, f.reg.registered, "second NodeRegistered")
+	second := recv(t, f.reg.Registered, "second NodeRegistered")
 	if err := recv(t, done1, "first Run to return"); !errors.Is(err, session.ErrReplaced) {
 		t.Errorf("first Run = %v, want ErrReplaced", err)
 	}
 	if first.RemoteAddr == second.RemoteAddr {
 		t.Errorf("both sessions from %s", first.RemoteAddr)
 	}
-	none(t, f.reg.gone, "NodeGone for the replaced session")
+	none(t, f.reg.Gone, "NodeGone for the replaced session")
 	if s := f.srv.Sessions(); len(s) != 1 || s[0].RemoteAddr != second.RemoteAddr {
 		t.Errorf("Sessions() = %+v, want only the second", s)
 	}
@@ -511,12 +442,12 @@ func TestRegistryRefuses(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
 	refusal := errors.New("unknown device")
-	f.reg.refuse.Store(&refusal)
+	f.reg.Refuse.Store(&refusal)
 	err := session.Run(t.Context(), f.sessionConfig(testpki.NewDevice(t, f.ca)), nil)
 	if !errors.Is(err, session.ErrRegistrationRefused) {
 		t.Errorf("Run = %v, want ErrRegistrationRefused", err)
 	}
-	none(t, f.reg.gone, "NodeGone")
+	none(t, f.reg.Gone, "NodeGone")
 }
 
 func TestRenewCertificate(t *testing.T) {
@@ -595,8 +526,8 @@ func TestShutdownClosesSessions(t *testing.T) {
 	if err := recv(t, done, "Run to return"); !errors.Is(err, session.ErrGatewayShutdown) {
 		t.Errorf("Run = %v, want ErrGatewayShutdown", err)
 	}
-	if g := recv(t, f.reg.gone, "NodeGone"); !strings.Contains(g.reason, "shutting down") {
-		t.Errorf("NodeGone reason %q", g.reason)
+	if g := recv(t, f.reg.Gone, "NodeGone"); !strings.Contains(g.Reason, "shutting down") {
+		t.Errorf("NodeGone reason %q", g.Reason)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,11 +17,11 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/palyra/palyra-go/gateway/nodeconn"
 	"github.com/palyra/palyra-go/gateway/nodegrpc"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/leakcheck"
 	"github.com/palyra/palyra-go/internal/testpki"
+	"github.com/palyra/palyra-go/internal/testregistry"
 	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node/grpcsession"
 	"github.com/palyra/palyra-go/node/session"
@@ -36,66 +35,6 @@ func TestMain(m *testing.M) {
 // waitTimeout bounds every wait in these tests.
 const waitTimeout = 5 * time.Second
 
-type goneEvent struct {
-	id     identity.DeviceID
-	reason string
-}
-
-// fakeRegistry records Registry calls on channels.
-type fakeRegistry struct {
-	refuse     atomic.Pointer[error] // NodeRegistered fails with it when set
-	registered chan nodeconn.SessionInfo
-	ready      chan nodeconn.SessionInfo
-	renewed    chan identity.DeviceID
-	gone       chan goneEvent
-	caps       chan []*nodev1.Capability
-	events     chan *nodev1.NodeEvent
-}
-
-func newRegistry() *fakeRegistry {
-	return &fakeRegistry{
-		registered: make(chan nodeconn.SessionInfo, 64),
-		ready:      make(chan nodeconn.SessionInfo, 64),
-		renewed:    make(chan identity.DeviceID, 64),
-		gone:       make(chan goneEvent, 64),
-		caps:       make(chan []*nodev1.Capability, 64),
-		events:     make(chan *nodev1.NodeEvent, 64),
-	}
-}
-
-var _ nodeconn.Registry = (*fakeRegistry)(nil)
-
-func (r *fakeRegistry) NodeRegistered(_ context.Context, s nodeconn.SessionInfo) error {
-	if err := r.refuse.Load(); err != nil {
-		return *err
-	}
-	r.registered <- s
-	return nil
-}
-
-func (r *fakeRegistry) NodeReady(s nodeconn.SessionInfo) { r.ready <- s }
-
-func (r *fakeRegistry) NodeRenewed(id identity.DeviceID, _ time.Time) {
-	select {
-	case r.renewed <- id:
-	default: // tests wait for a few; never block the session
-	}
-}
-
-func (r *fakeRegistry) NodeGone(id identity.DeviceID, _ time.Time, reason string) {
-	r.gone <- goneEvent{id, reason}
-}
-
-func (r *fakeRegistry) RenewCertificate(context.Context, identity.DeviceID, []byte) ([]byte, error) {
-	return nil, errors.New("not over gRPC")
-}
-
-func (r *fakeRegistry) CapabilitiesChanged(_ identity.DeviceID, caps []*nodev1.Capability) {
-	r.caps <- caps
-}
-
-func (r *fakeRegistry) NodeEvent(_ identity.DeviceID, ev *nodev1.NodeEvent) { r.events <- ev }
-
 // fixture is a CA with a gateway's gRPC server on loopback, configured as
 // the gateway configures it: TLS 1.3 that only requests a client
 // certificate (the Pairing service shares the listener), and the frame
@@ -103,7 +42,7 @@ func (r *fakeRegistry) NodeEvent(_ identity.DeviceID, ev *nodev1.NodeEvent) { r.
 type fixture struct {
 	ca      *identity.CA
 	srv     *nodegrpc.Server
-	reg     *fakeRegistry
+	reg     *testregistry.Registry
 	addr    string
 	revoked sync.Map // identity.DeviceID -> bool
 }
@@ -119,7 +58,7 @@ func newFixture(t testing.TB, ttl time.Duration) *fixture {
 
 func newFixtureWith(t testing.TB, o options) *fixture {
 	t.Helper()
-	f := &fixture{ca: testpki.NewCA(t, "test gateway"), reg: newRegistry()}
+	f := &fixture{ca: testpki.NewCA(t, "test gateway"), reg: testregistry.New(nil)}
 	srv, err := nodegrpc.NewServer(nodegrpc.Config{
 		Authenticate: f.authenticate,
 		Registry:     f.reg,

@@ -236,8 +236,8 @@ func TestInvokeNodeGoneMidCall(t *testing.T) {
 	if !errors.Is(err, nodeconn.ErrNodeGone) {
 		t.Errorf("Invoke = %v, want ErrNodeGone", err)
 	}
-	if g := recv(t, f.reg.gone, "NodeGone"); g.reason != "node disconnected" {
-		t.Errorf("NodeGone reason %q", g.reason)
+	if g := recv(t, f.reg.Gone, "NodeGone"); g.Reason != "node disconnected" {
+		t.Errorf("NodeGone reason %q", g.Reason)
 	}
 	recv(t, handlerDone, "the node's handler to end")
 	recv(t, n.done, "Serve to return")
@@ -410,7 +410,7 @@ func TestInvokeBurst(t *testing.T) {
 	}
 	// The session lives on.
 	for i := range 2 {
-		recv(t, f.reg.renewed, fmt.Sprintf("renewal %d", i))
+		recv(t, f.reg.Renewed, fmt.Sprintf("renewal %d", i))
 	}
 	select {
 	case err := <-n.done:
@@ -426,7 +426,7 @@ func TestNodeNotReading(t *testing.T) {
 	f := newFixture(t, time.Minute)
 	d := testpki.NewDevice(t, f.ca)
 	str, _ := rawSession(t, f.rawClient(t, d.Cert))
-	recv(t, f.reg.ready, "NodeReady")
+	recv(t, f.reg.Ready, "NodeReady")
 	const calls = 200 // 32 KiB each: far more than the HTTP/2 window and the send queue
 	args := []byte(`"` + strings.Repeat("x", 32<<10) + `"`)
 	errs := make(chan error, calls)
@@ -457,7 +457,7 @@ func TestNodeNotReading(t *testing.T) {
 	if gone == 0 {
 		t.Error("no call was waiting on the session")
 	}
-	if g := recv(t, f.reg.gone, "NodeGone"); g.reason != "revoked by test" {
-		t.Errorf("NodeGone reason %q", g.reason)
+	if g := recv(t, f.reg.Gone, "NodeGone"); g.Reason != "revoked by test" {
+		t.Errorf("NodeGone reason %q", g.Reason)
 	}
 }

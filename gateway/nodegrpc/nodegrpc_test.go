@@ -19,6 +19,7 @@ import (
 	"github.com/palyra/palyra-go/gateway/nodegrpc"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/testpki"
+	"github.com/palyra/palyra-go/internal/testregistry"
 	"github.com/palyra/palyra-go/node/grpcsession"
 	"github.com/palyra/palyra-go/node/session"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
@@ -31,9 +32,9 @@ func TestNewServerChecksConfig(t *testing.T) {
 		name string
 		cfg  nodegrpc.Config
 	}{
-		{"no Authenticate", nodegrpc.Config{Registry: newRegistry()}},
+		{"no Authenticate", nodegrpc.Config{Registry: testregistry.New(nil)}},
 		{"no Registry", nodegrpc.Config{Authenticate: auth}},
-		{"negative lease", nodegrpc.Config{Authenticate: auth, Registry: newRegistry(), LeaseTTL: -time.Second}},
+		{"negative lease", nodegrpc.Config{Authenticate: auth, Registry: testregistry.New(nil), LeaseTTL: -time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,7 +67,7 @@ func TestRegisterReadyRenewGone(t *testing.T) {
 		t.Errorf("Welcome certificate_not_after = %v, want %v", got, d.Cert.Leaf.NotAfter)
 	}
 
-	info := recv(t, f.reg.registered, "NodeRegistered")
+	info := recv(t, f.reg.Registered, "NodeRegistered")
 	if info.DeviceID != d.ID() || info.Name != "test node" || info.Platform != "linux/amd64" || info.Version != "0.0.1" ||
 		info.Transport != "grpc" || len(info.Capabilities) != 1 || info.Capabilities[0].GetName() != "test.echo" ||
 		!strings.HasPrefix(info.RemoteAddr, "127.0.0.1:") {
@@ -77,7 +78,7 @@ func TestRegisterReadyRenewGone(t *testing.T) {
 	}
 	// Dial returns once the gateway has attached the session.
 	select {
-	case ready := <-f.reg.ready:
+	case ready := <-f.reg.Ready:
 		if ready.DeviceID != d.ID() || ready.Transport != "grpc" {
 			t.Errorf("NodeReady(%+v)", ready)
 		}
@@ -89,7 +90,7 @@ func TestRegisterReadyRenewGone(t *testing.T) {
 	}
 	// Renewals every ttl/3 keep it beyond a lease.
 	for i := range 4 {
-		if id := recv(t, f.reg.renewed, fmt.Sprintf("renewal %d", i)); id != d.ID() {
+		if id := recv(t, f.reg.Renewed, fmt.Sprintf("renewal %d", i)); id != d.ID() {
 			t.Errorf("renewal for %s", id)
 		}
 	}
@@ -103,14 +104,14 @@ func TestRegisterReadyRenewGone(t *testing.T) {
 	if err := recv(t, n.done, "Serve to return"); !errors.Is(err, context.Canceled) {
 		t.Errorf("Serve = %v, want context.Canceled", err)
 	}
-	g := recv(t, f.reg.gone, "NodeGone")
-	if g.id != d.ID() || g.reason != "node disconnected" {
-		t.Errorf("NodeGone(%s, %q)", g.id, g.reason)
+	g := recv(t, f.reg.Gone, "NodeGone")
+	if g.ID != d.ID() || g.Reason != "node disconnected" {
+		t.Errorf("NodeGone(%s, %q)", g.ID, g.Reason)
 	}
 	if s := f.srv.Sessions(); len(s) != 0 {
 		t.Errorf("Sessions() after gone = %+v", s)
 	}
-	none(t, f.reg.gone, "second NodeGone")
+	none(t, f.reg.Gone, "second NodeGone")
 }
 
 func TestCloseConn(t *testing.T) {
@@ -124,8 +125,8 @@ func TestCloseConn(t *testing.T) {
 	if err := recv(t, n.done, "Serve to return"); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Serve = %v, want net.ErrClosed", err)
 	}
-	if g := recv(t, f.reg.gone, "NodeGone"); g.reason != "node disconnected" {
-		t.Errorf("NodeGone reason %q", g.reason)
+	if g := recv(t, f.reg.Gone, "NodeGone"); g.Reason != "node disconnected" {
+		t.Errorf("NodeGone reason %q", g.Reason)
 	}
 	if err := n.conn.SendEvent(&nodev1.NodeEvent{}); err == nil {
 		t.Error("SendEvent after Close succeeded")
@@ -142,8 +143,8 @@ func TestCloseWithoutServe(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	if g := recv(t, f.reg.gone, "NodeGone"); g.reason != "node disconnected" {
-		t.Errorf("NodeGone reason %q", g.reason)
+	if g := recv(t, f.reg.Gone, "NodeGone"); g.Reason != "node disconnected" {
+		t.Errorf("NodeGone reason %q", g.Reason)
 	}
 	if err := c.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
@@ -166,7 +167,7 @@ func TestCapabilitiesAndEventsReachRegistry(t *testing.T) {
 	if err := n.conn.SendCapabilities(caps); err != nil {
 		t.Fatal(err)
 	}
-	got := recv(t, f.reg.caps, "CapabilitiesChanged")
+	got := recv(t, f.reg.Caps, "CapabilitiesChanged")
 	if len(got) != 2 || !proto.Equal(got[0], caps[0]) || !proto.Equal(got[1], caps[1]) {
 		t.Errorf("CapabilitiesChanged(%v)", got)
 	}
@@ -178,7 +179,7 @@ func TestCapabilitiesAndEventsReachRegistry(t *testing.T) {
 	if err := n.conn.SendEvent(ev); err != nil {
 		t.Fatal(err)
 	}
-	if got := recv(t, f.reg.events, "NodeEvent"); !proto.Equal(got, ev) {
+	if got := recv(t, f.reg.Events, "NodeEvent"); !proto.Equal(got, ev) {
 		t.Errorf("NodeEvent(%v), want %v", got, ev)
 	}
 }
@@ -281,8 +282,8 @@ func TestRevoked(t *testing.T) {
 		if err := recv(t, calls, "Invoke to fail"); !errors.Is(err, nodeconn.ErrNodeGone) {
 			t.Errorf("Invoke = %v, want ErrNodeGone", err)
 		}
-		if g := recv(t, f.reg.gone, "NodeGone"); g.id != d.ID() || g.reason != "revoked by test" {
-			t.Errorf("NodeGone(%s, %q)", g.id, g.reason)
+		if g := recv(t, f.reg.Gone, "NodeGone"); g.ID != d.ID() || g.Reason != "revoked by test" {
+			t.Errorf("NodeGone(%s, %q)", g.ID, g.Reason)
 		}
 		if got := f.srv.Disconnect(d.ID(), ""); got != 0 {
 			t.Errorf("second Disconnect ended %d", got)
@@ -300,7 +301,7 @@ func TestRevoked(t *testing.T) {
 		if _, err := client.RegisterNode(t.Context(), &nodev1.RegisterNode{}); err != nil {
 			t.Fatal(err)
 		}
-		recv(t, f.reg.registered, "NodeRegistered")
+		recv(t, f.reg.Registered, "NodeRegistered")
 		if got := f.srv.Disconnect(d.ID(), "removed"); got != 0 {
 			t.Errorf("Disconnect ended %d sessions, want 0", got)
 		}
@@ -326,15 +327,15 @@ func TestRegistryRefuses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, time.Second)
-			f.reg.refuse.Store(&tt.refusal)
+			f.reg.Refuse.Store(&tt.refusal)
 			d := testpki.NewDevice(t, f.ca)
 			_, err := f.rawClient(t, d.Cert).RegisterNode(t.Context(), &nodev1.RegisterNode{})
 			wantCode(t, err, tt.code)
 			if _, err := grpcsession.Dial(t.Context(), f.sessionConfig(d)); !errors.Is(err, tt.want) {
 				t.Errorf("Dial = %v, want %v", err, tt.want)
 			}
-			none(t, f.reg.ready, "NodeReady")
-			none(t, f.reg.gone, "NodeGone")
+			none(t, f.reg.Ready, "NodeReady")
+			none(t, f.reg.Gone, "NodeGone")
 		})
 	}
 }
@@ -344,7 +345,7 @@ func TestLeaseLapses(t *testing.T) {
 	f := newFixture(t, 300*time.Millisecond)
 	d := testpki.NewDevice(t, f.ca)
 	str, _ := rawSession(t, f.rawClient(t, d.Cert))
-	recv(t, f.reg.ready, "NodeReady")
+	recv(t, f.reg.Ready, "NodeReady")
 
 	// A renewal is granted with its sequence number.
 	if err := str.Send(&nodev1.Frame{Body: &nodev1.Frame_LeaseRenewal{LeaseRenewal: &nodev1.LeaseRenewal{Sequence: 7}}}); err != nil {
@@ -357,7 +358,7 @@ func TestLeaseLapses(t *testing.T) {
 	if g := fr.GetLeaseGranted(); g == nil || g.GetSequence() != 7 || g.GetLeaseTtlMs() != 300 {
 		t.Errorf("answer to renewal 7: %v", fr)
 	}
-	if id := recv(t, f.reg.renewed, "NodeRenewed"); id != d.ID() {
+	if id := recv(t, f.reg.Renewed, "NodeRenewed"); id != d.ID() {
 		t.Errorf("NodeRenewed(%s)", id)
 	}
 
@@ -370,8 +371,8 @@ func TestLeaseLapses(t *testing.T) {
 	if waited := time.Since(start); waited < 250*time.Millisecond {
 		t.Errorf("the lease lapsed after %v, before its 300ms", waited)
 	}
-	if g := recv(t, f.reg.gone, "NodeGone"); g.id != d.ID() || g.reason != "lease expired" {
-		t.Errorf("NodeGone(%s, %q)", g.id, g.reason)
+	if g := recv(t, f.reg.Gone, "NodeGone"); g.ID != d.ID() || g.Reason != "lease expired" {
+		t.Errorf("NodeGone(%s, %q)", g.ID, g.Reason)
 	}
 	if s := f.srv.Sessions(); len(s) != 0 {
 		t.Errorf("Sessions() = %+v", s)
@@ -434,15 +435,15 @@ func TestSecondSessionReplacesFirst(t *testing.T) {
 	cfg := f.sessionConfig(d)
 	cfg.Invoke = handler("first")
 	first := f.runNode(t, cfg)
-	recv(t, f.reg.ready, "first NodeReady")
+	recv(t, f.reg.Ready, "first NodeReady")
 
 	cfg.Invoke = handler("second")
 	second := f.runNode(t, cfg)
-	recv(t, f.reg.ready, "second NodeReady")
+	recv(t, f.reg.Ready, "second NodeReady")
 	if err := recv(t, first.done, "first Serve to return"); !errors.Is(err, session.ErrReplaced) {
 		t.Errorf("first Serve = %v, want ErrReplaced", err)
 	}
-	none(t, f.reg.gone, "NodeGone for the replaced session")
+	none(t, f.reg.Gone, "NodeGone for the replaced session")
 	if s := f.srv.Sessions(); len(s) != 1 {
 		t.Errorf("Sessions() = %+v, want one", s)
 	}
@@ -453,10 +454,10 @@ func TestSecondSessionReplacesFirst(t *testing.T) {
 
 	second.cancel()
 	recv(t, second.done, "second Serve to return")
-	if g := recv(t, f.reg.gone, "NodeGone"); g.id != d.ID() {
-		t.Errorf("NodeGone(%s)", g.id)
+	if g := recv(t, f.reg.Gone, "NodeGone"); g.ID != d.ID() {
+		t.Errorf("NodeGone(%s)", g.ID)
 	}
-	none(t, f.reg.gone, "second NodeGone")
+	none(t, f.reg.Gone, "second NodeGone")
 }
 
 func TestProtocolViolations(t *testing.T) {
@@ -485,8 +486,8 @@ func TestProtocolViolations(t *testing.T) {
 			}
 			st := recvStatus(t, str)
 			wantCode(t, st.Err(), tt.code)
-			if g := recv(t, f.reg.gone, "NodeGone"); g.id != d.ID() {
-				t.Errorf("NodeGone(%s)", g.id)
+			if g := recv(t, f.reg.Gone, "NodeGone"); g.ID != d.ID() {
+				t.Errorf("NodeGone(%s)", g.ID)
 			}
 			if s := f.srv.Sessions(); len(s) != 0 {
 				t.Errorf("Sessions() = %+v", s)
@@ -515,8 +516,8 @@ func TestShutdown(t *testing.T) {
 	recv(t, started, "the call to start")
 
 	f.srv.Close() // returns once the handlers have
-	if g := recv(t, f.reg.gone, "NodeGone"); g.reason != "gateway shutting down" {
-		t.Errorf("NodeGone reason %q", g.reason)
+	if g := recv(t, f.reg.Gone, "NodeGone"); g.Reason != "gateway shutting down" {
+		t.Errorf("NodeGone reason %q", g.Reason)
 	}
 	if err := recv(t, n.done, "Serve to return"); !errors.Is(err, session.ErrGatewayShutdown) {
 		t.Errorf("Serve = %v, want ErrGatewayShutdown", err)
@@ -551,7 +552,7 @@ func TestDial(t *testing.T) {
 			t.Fatalf("Dial = %v", err)
 		}
 		defer c.Close()
-		recv(t, f.reg.ready, "NodeReady")
+		recv(t, f.reg.Ready, "NodeReady")
 
 		cfg.Addresses = []string{dead}
 		if _, err := grpcsession.Dial(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), dead) {
