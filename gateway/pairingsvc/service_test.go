@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -26,115 +24,43 @@ import (
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
-	"github.com/palyra/palyra-go/internal/testclock"
-	"github.com/palyra/palyra-go/internal/testlog"
+	"github.com/palyra/palyra-go/internal/testpairing"
 	pairingv1 "github.com/palyra/palyra-go/proto/pairing/v1"
 )
 
 // advertised is what the test gateway tells devices in the grant.
 var advertised = []string{"127.0.0.1:7443", "[::1]:7443"}
 
-const gatewayName = "Test Gateway"
+const gatewayName = testpairing.GatewayName
 
-// gateway is a pairing service served the way the gateway serves it: gRPC
-// over server-auth TLS on loopback, with a real store and CA.
+// gateway is the Pairing service as the gateway serves it, with a client
+// that trusts its CA (pairclient's own checks are tested in its package).
 type gateway struct {
-	store  *store.Store
-	ca     *identity.CA
-	svc    *pairingsvc.Service
-	clock  *testclock.Clock
-	leaf   []byte // the TLS leaf the listener presents (DER)
+	*testpairing.Gateway
 	client pairingv1.PairingClient
 }
 
 func startGateway(t *testing.T, configure ...func(*pairingsvc.Config)) *gateway {
 	t.Helper()
-	clk := testclock.New()
-	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "gateway.db"), store.Options{Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	ca, err := identity.NewCA(rand.Reader, gatewayName, clk.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.IssueServerCertificate(pub, gatewayName, []string{"127.0.0.1"}, identity.IssueOptions{Now: clk.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := pairingsvc.Config{
-		Store:             st,
-		CA:                ca,
-		ServerCertificate: func() []byte { return leaf.Raw },
-		Addresses:         func() []string { return advertised },
-		GatewayName:       gatewayName,
-		Rand:              rand.Reader,
-		Now:               clk.Now,
-		Logger:            testlog.New(t),
-	}
-	for _, f := range configure {
-		f(&cfg)
-	}
-	svc, err := pairingsvc.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer(grpc.WaitForHandlers(true), grpc.Creds(credentials.NewTLS(&tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{{Certificate: [][]byte{leaf.Raw, ca.Certificate().Raw}, PrivateKey: priv, Leaf: leaf}},
-	})))
-	pairingv1.RegisterPairingServer(srv, svc)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		srv.Stop()
-		<-served
-	})
-
-	// The device side trusts the CA here; pairclient's own checks are
-	// tested in its package.
-	conn, err := grpc.NewClient("passthrough:///"+ln.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+	g := testpairing.Start(t, testpairing.Options{Addresses: advertised, Configure: func(c *pairingsvc.Config) {
+		for _, f := range configure {
+			f(c)
+		}
+	}})
+	conn, err := grpc.NewClient("passthrough:///"+g.Addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
 		MinVersion: tls.VersionTLS13,
-		RootCAs:    ca.Pool(),
+		RootCAs:    g.CA.Pool(),
 	})))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &gateway{store: st, ca: ca, svc: svc, clock: clk, leaf: leaf.Raw, client: pairingv1.NewPairingClient(conn)}
-}
-
-// mint opens a code in the store as the admin API does.
-func (g *gateway) mint(t *testing.T, selector string, autoApprove bool, ttl time.Duration) (*pairing.Code, store.Code) {
-	t.Helper()
-	code, err := pairing.NewCode(rand.Reader, selector)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := g.clock.Now()
-	rec, err := g.store.CreateCode(t.Context(), store.Code{
-		Selector: selector, PINSecret: code.PINSecret, LinkSecret: code.LinkSecret,
-		AutoApprove: autoApprove, CreatedAt: now, ExpiresAt: now.Add(ttl),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return code, rec
+	return &gateway{Gateway: g, client: pairingv1.NewPairingClient(conn)}
 }
 
 func (g *gateway) code(t *testing.T, id int64) store.Code {
 	t.Helper()
-	c, err := g.store.GetCode(t.Context(), id)
+	c, err := g.Store.GetCode(t.Context(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +111,7 @@ func (g *gateway) pair(ctx context.Context, key *identity.DeviceKey, cred pairin
 		return nil, err
 	}
 	dev, hello, err := pairing.StartDevice(pairing.DeviceConfig{
-		Rand: rand.Reader, Key: key, Name: "laptop", Platform: "linux/amd64", ServerChain: [][]byte{g.leaf},
+		Rand: rand.Reader, Key: key, Name: "laptop", Platform: "linux/amd64", ServerChain: [][]byte{g.Leaf.Raw},
 	}, cred)
 	if err != nil {
 		return nil, err
@@ -214,7 +140,7 @@ func (g *gateway) pair(ctx context.Context, key *identity.DeviceKey, cred pairin
 	if sf == nil {
 		return nil, fmt.Errorf("unexpected answer %v", resp)
 	}
-	return dev.HandleServerFinish(sf, g.clock.Now())
+	return dev.HandleServerFinish(sf, g.Clock.Now())
 }
 
 // exchange sends one message and reads the answer; if the gateway already
@@ -242,20 +168,20 @@ func (g *gateway) checkPaired(t *testing.T, res *pairing.Result, key *identity.D
 	if res.DeviceID != key.ID() {
 		t.Fatalf("result for device %s, want %s", res.DeviceID, key.ID())
 	}
-	id, err := identity.VerifyDeviceCertificate(g.ca.Certificate(), [][]byte{res.DeviceCertificate.Raw}, g.clock.Now())
+	id, err := identity.VerifyDeviceCertificate(g.CA.Certificate(), [][]byte{res.DeviceCertificate.Raw}, g.Clock.Now())
 	if err != nil || id != key.ID() {
 		t.Fatalf("device certificate does not verify for %s: %v, %v", key.ID(), id, err)
 	}
 	if pub, ok := res.DeviceCertificate.PublicKey.(ed25519.PublicKey); !ok || !pub.Equal(key.Public()) {
 		t.Fatal("the certificate is not for the device's key")
 	}
-	if !res.CACertificate.Equal(g.ca.Certificate()) {
+	if !res.CACertificate.Equal(g.CA.Certificate()) {
 		t.Fatal("the grant carries another CA")
 	}
 	if !slices.Equal(res.Addresses, advertised) || res.GatewayName != gatewayName {
 		t.Fatalf("grant addresses %v name %q, want %v %q", res.Addresses, res.GatewayName, advertised, gatewayName)
 	}
-	dev, err := g.store.GetDevice(t.Context(), key.ID())
+	dev, err := g.Store.GetDevice(t.Context(), key.ID())
 	if err != nil {
 		t.Fatalf("the store does not know the paired device: %v", err)
 	}
@@ -313,7 +239,7 @@ func TestNewRequiresDependencies(t *testing.T) {
 func TestPairByPINAutoApproved(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t, func(c *pairingsvc.Config) { c.DeviceCertLifetime = 2 * time.Hour })
-	code, rec := g.mint(t, "42", true, 10*time.Minute)
+	code, rec := g.Mint(t, "42", true, 10*time.Minute)
 	key := newKey(t)
 
 	res, err := g.pair(t.Context(), key, code.PIN(), nil)
@@ -327,7 +253,7 @@ func TestPairByPINAutoApproved(t *testing.T) {
 	if c := g.code(t, rec.ID); c.State != store.CodeUsed || c.FailedAttempts != 0 {
 		t.Fatalf("code after pairing: state %s, %d failed attempts; want used, 0", c.State, c.FailedAttempts)
 	}
-	reqs, err := g.store.ListRequests(t.Context(), true, g.clock.Now())
+	reqs, err := g.Store.ListRequests(t.Context(), true, g.Clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,8 +270,8 @@ func TestPairByPINAutoApproved(t *testing.T) {
 func TestPairByLinkAutoApproved(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t)
-	code, _ := g.mint(t, "07", true, 10*time.Minute)
-	link := pairing.NewLink(code, advertised, g.ca.Fingerprint(), g.clock.Now().Add(10*time.Minute), gatewayName)
+	code, _ := g.Mint(t, "07", true, 10*time.Minute)
+	link := pairing.NewLink(code, advertised, g.CA.Fingerprint(), g.Clock.Now().Add(10*time.Minute), gatewayName)
 	key := newKey(t)
 	res, err := g.pair(t.Context(), key, link, nil)
 	if err != nil {
@@ -357,37 +283,37 @@ func TestPairByLinkAutoApproved(t *testing.T) {
 func TestPairWaitsForApproval(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t, func(c *pairingsvc.Config) { c.RequestTTL = 5 * time.Minute })
-	code, _ := g.mint(t, "13", false, 10*time.Minute)
+	code, _ := g.Mint(t, "13", false, 10*time.Minute)
 	key := newKey(t)
 
 	w, done := g.pairInBackground(t, key, code.PIN())
 	if w.msg.VerificationCode != w.deviceCode || w.deviceCode == "" {
 		t.Fatalf("gateway shows verification code %q, device computed %q", w.msg.VerificationCode, w.deviceCode)
 	}
-	if want := g.clock.Now().Add(5 * time.Minute).UnixMilli(); w.msg.ExpiresAtUnixMs != want {
+	if want := g.Clock.Now().Add(5 * time.Minute).UnixMilli(); w.msg.ExpiresAtUnixMs != want {
 		t.Fatalf("pending request expires at %d, want now + RequestTTL = %d", w.msg.ExpiresAtUnixMs, want)
 	}
-	req, err := g.store.GetRequest(t.Context(), w.msg.RequestId)
+	req, err := g.Store.GetRequest(t.Context(), w.msg.RequestId)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if req.State != store.RequestPending || req.DeviceID != key.ID() || req.VerificationCode != w.deviceCode {
 		t.Fatalf("stored request %+v", req)
 	}
-	if _, err := g.store.GetDevice(t.Context(), key.ID()); !errors.Is(err, store.ErrNotFound) {
+	if _, err := g.Store.GetDevice(t.Context(), key.ID()); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("device exists before approval: %v", err)
 	}
 
-	if _, err := g.store.ApproveRequest(t.Context(), w.msg.RequestId, g.clock.Now()); err != nil {
+	if _, err := g.Store.ApproveRequest(t.Context(), w.msg.RequestId, g.Clock.Now()); err != nil {
 		t.Fatal(err)
 	}
-	g.svc.Decided(w.msg.RequestId)
+	g.Service.Decided(w.msg.RequestId)
 	o := await(t, done, "the certificate after approval")
 	if o.err != nil {
 		t.Fatalf("pairing after approval: %v", o.err)
 	}
 	g.checkPaired(t, o.res, key)
-	if req, err := g.store.GetRequest(t.Context(), w.msg.RequestId); err != nil || req.State != store.RequestIssued {
+	if req, err := g.Store.GetRequest(t.Context(), w.msg.RequestId); err != nil || req.State != store.RequestIssued {
 		t.Fatalf("request after delivery: %+v, %v", req, err)
 	}
 }
@@ -395,17 +321,17 @@ func TestPairWaitsForApproval(t *testing.T) {
 func TestPairRejected(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t)
-	code, _ := g.mint(t, "21", false, 10*time.Minute)
+	code, _ := g.Mint(t, "21", false, 10*time.Minute)
 	key := newKey(t)
 
 	w, done := g.pairInBackground(t, key, code.PIN())
-	if _, err := g.store.RejectRequest(t.Context(), w.msg.RequestId, g.clock.Now()); err != nil {
+	if _, err := g.Store.RejectRequest(t.Context(), w.msg.RequestId, g.Clock.Now()); err != nil {
 		t.Fatal(err)
 	}
-	g.svc.Decided(w.msg.RequestId)
+	g.Service.Decided(w.msg.RequestId)
 	o := await(t, done, "the rejection")
 	wantStatus(t, o.err, codes.PermissionDenied, pairing.ErrRejected.Error())
-	if _, err := g.store.GetDevice(t.Context(), key.ID()); !errors.Is(err, store.ErrNotFound) {
+	if _, err := g.Store.GetDevice(t.Context(), key.ID()); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("a rejected device was stored: %v", err)
 	}
 }
@@ -418,22 +344,22 @@ func TestPairRequestExpiresWhileWaiting(t *testing.T) {
 	g := startGateway(t, func(c *pairingsvc.Config) { c.RequestTTL = time.Minute })
 
 	t.Run("late decision", func(t *testing.T) {
-		code, _ := g.mint(t, "55", false, 10*time.Minute)
+		code, _ := g.Mint(t, "55", false, 10*time.Minute)
 		w, done := g.pairInBackground(t, newKey(t), code.PIN())
-		g.clock.Advance(2 * time.Minute)
-		if _, err := g.store.ApproveRequest(t.Context(), w.msg.RequestId, g.clock.Now()); !errors.Is(err, store.ErrRequestExpired) {
+		g.Clock.Advance(2 * time.Minute)
+		if _, err := g.Store.ApproveRequest(t.Context(), w.msg.RequestId, g.Clock.Now()); !errors.Is(err, store.ErrRequestExpired) {
 			t.Fatalf("approving after the request's TTL: %v", err)
 		}
-		g.svc.Decided(w.msg.RequestId)
+		g.Service.Decided(w.msg.RequestId)
 		o := await(t, done, "the expiry")
 		wantStatus(t, o.err, codes.DeadlineExceeded, pairing.ErrRequestExpired.Error())
 	})
 
 	t.Run("no decision", func(t *testing.T) {
-		code, _ := g.mint(t, "56", false, 10*time.Minute)
+		code, _ := g.Mint(t, "56", false, 10*time.Minute)
 		w, done := g.pairInBackground(t, newKey(t), code.PIN())
-		g.clock.Advance(2 * time.Minute)
-		g.svc.Decided(w.msg.RequestId) // wakes the wait; the store still says pending
+		g.Clock.Advance(2 * time.Minute)
+		g.Service.Decided(w.msg.RequestId) // wakes the wait; the store still says pending
 		o := await(t, done, "the expiry")
 		wantStatus(t, o.err, codes.DeadlineExceeded, pairing.ErrRequestExpired.Error())
 	})
@@ -448,7 +374,7 @@ func (g *gateway) wrongFinish(t *testing.T, cred pairing.Credential) error {
 		t.Fatal(err)
 	}
 	dev, hello, err := pairing.StartDevice(pairing.DeviceConfig{
-		Rand: rand.Reader, Key: newKey(t), Name: "guesser", ServerChain: [][]byte{g.leaf},
+		Rand: rand.Reader, Key: newKey(t), Name: "guesser", ServerChain: [][]byte{g.Leaf.Raw},
 	}, cred)
 	if err != nil {
 		t.Fatal(err)
@@ -475,7 +401,7 @@ func (g *gateway) wrongFinish(t *testing.T, cred pairing.Credential) error {
 func TestWrongPIN(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t)
-	code, rec := g.mint(t, "64", true, 10*time.Minute)
+	code, rec := g.Mint(t, "64", true, 10*time.Minute)
 	bad := wrongPIN(t, code)
 
 	// The gateway answers a failed confirmation with the same words as for
@@ -518,7 +444,7 @@ func TestCodeClosesAfterMaxFailures(t *testing.T) {
 	g := startGateway(t)
 
 	t.Run("closed after 10", func(t *testing.T) {
-		code, rec := g.mint(t, "30", true, 10*time.Minute)
+		code, rec := g.Mint(t, "30", true, 10*time.Minute)
 		bad := wrongPIN(t, code)
 		for i := range store.MaxFailedAttempts {
 			if _, err := g.pair(t.Context(), newKey(t), bad, nil); !errors.Is(err, pairing.ErrConfirmationFailed) {
@@ -534,7 +460,7 @@ func TestCodeClosesAfterMaxFailures(t *testing.T) {
 
 	// The run that reaches the limit has had its guess and may succeed.
 	t.Run("the 10th run may succeed", func(t *testing.T) {
-		code, rec := g.mint(t, "31", true, 10*time.Minute)
+		code, rec := g.Mint(t, "31", true, 10*time.Minute)
 		bad := wrongPIN(t, code)
 		for i := range store.MaxFailedAttempts - 1 {
 			if _, err := g.pair(t.Context(), newKey(t), bad, nil); !errors.Is(err, pairing.ErrConfirmationFailed) {
@@ -556,12 +482,12 @@ func TestCodeClosesAfterMaxFailures(t *testing.T) {
 func TestExpiredCodeRefused(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t)
-	code, rec := g.mint(t, "88", true, time.Minute)
-	g.clock.Advance(time.Minute)
+	code, rec := g.Mint(t, "88", true, time.Minute)
+	g.Clock.Advance(time.Minute)
 
 	_, err := g.pair(t.Context(), newKey(t), code.PIN(), nil)
 	wantStatus(t, err, codes.PermissionDenied, pairing.ErrWrongCode.Error())
-	link := pairing.NewLink(code, advertised, g.ca.Fingerprint(), rec.ExpiresAt, gatewayName)
+	link := pairing.NewLink(code, advertised, g.CA.Fingerprint(), rec.ExpiresAt, gatewayName)
 	_, err = g.pair(t.Context(), newKey(t), link, nil)
 	wantStatus(t, err, codes.PermissionDenied, pairing.ErrWrongCode.Error())
 	if c := g.code(t, rec.ID); c.State != store.CodeExpired || c.PINSecret != "" {
@@ -573,14 +499,14 @@ func TestRevokedDeviceCannotPairAgain(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t)
 	key := newKey(t)
-	first, _ := g.mint(t, "11", true, 10*time.Minute)
+	first, _ := g.Mint(t, "11", true, 10*time.Minute)
 	if _, err := g.pair(t.Context(), key, first.PIN(), nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := g.store.RevokeDevice(t.Context(), key.ID(), g.clock.Now()); err != nil {
+	if _, err := g.Store.RevokeDevice(t.Context(), key.ID(), g.Clock.Now()); err != nil {
 		t.Fatal(err)
 	}
-	second, _ := g.mint(t, "12", true, 10*time.Minute)
+	second, _ := g.Mint(t, "12", true, 10*time.Minute)
 	_, err := g.pair(t.Context(), key, second.PIN(), nil)
 	wantStatus(t, err, codes.PermissionDenied, pairing.ErrDeviceRevoked.Error())
 }
@@ -614,7 +540,7 @@ func hello(t *testing.T, selector string, edit func(*pairingv1.ClientHello)) []b
 func TestPairRefusesMalformedStreams(t *testing.T) {
 	t.Parallel()
 	g := startGateway(t)
-	code, rec := g.mint(t, "50", true, 10*time.Minute)
+	code, rec := g.Mint(t, "50", true, 10*time.Minute)
 
 	helloMsg := func(b []byte) *pairingv1.PairRequest {
 		return &pairingv1.PairRequest{Message: &pairingv1.PairRequest_ClientHello{ClientHello: b}}
@@ -713,7 +639,7 @@ func TestDeviceLeavingIsAudited(t *testing.T) {
 	t.Parallel()
 	written := make(chan error, 1)
 	g := startGateway(t, func(c *pairingsvc.Config) { c.Store = auditSignal{c.Store, written} })
-	g.mint(t, "52", true, 10*time.Minute)
+	g.Mint(t, "52", true, 10*time.Minute)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	stream, err := g.client.Pair(ctx)
@@ -734,7 +660,7 @@ func TestDeviceLeavingIsAudited(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the device's leaving was not audited")
 	}
-	events, err := g.store.ListAudit(t.Context(), 0)
+	events, err := g.Store.ListAudit(t.Context(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -823,7 +749,7 @@ func (g *gateway) renew(ctx context.Context, r renewal) ([]byte, error) {
 // paired pairs a new device through an auto-approve code.
 func (g *gateway) paired(t *testing.T, selector string) (*identity.DeviceKey, *x509.Certificate) {
 	t.Helper()
-	code, _ := g.mint(t, selector, true, 10*time.Minute)
+	code, _ := g.Mint(t, selector, true, 10*time.Minute)
 	key := newKey(t)
 	res, err := g.pair(t.Context(), key, code.PIN(), nil)
 	if err != nil {
@@ -838,15 +764,15 @@ func TestRenewExpired(t *testing.T) {
 
 	t.Run("expired certificate of a known device is renewed", func(t *testing.T) {
 		key, old := g.paired(t, "01")
-		g.clock.Advance(identity.DefaultDeviceCertLifetime + time.Hour)
-		if _, err := identity.VerifyDeviceCertificate(g.ca.Certificate(), [][]byte{old.Raw}, g.clock.Now()); !errors.Is(err, identity.ErrExpired) {
+		g.Clock.Advance(identity.DefaultDeviceCertLifetime + time.Hour)
+		if _, err := identity.VerifyDeviceCertificate(g.CA.Certificate(), [][]byte{old.Raw}, g.Clock.Now()); !errors.Is(err, identity.ErrExpired) {
 			t.Fatalf("the old certificate should have run out: %v", err)
 		}
-		der, err := g.renew(t.Context(), honestRenewal(t, key, g.leaf))
+		der, err := g.renew(t.Context(), honestRenewal(t, key, g.Leaf.Raw))
 		if err != nil {
 			t.Fatalf("renewing: %v", err)
 		}
-		id, err := identity.VerifyDeviceCertificate(g.ca.Certificate(), [][]byte{der}, g.clock.Now())
+		id, err := identity.VerifyDeviceCertificate(g.CA.Certificate(), [][]byte{der}, g.Clock.Now())
 		if err != nil || id != key.ID() {
 			t.Fatalf("renewed certificate: %s, %v", id, err)
 		}
@@ -854,7 +780,7 @@ func TestRenewExpired(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dev, err := g.store.GetDevice(t.Context(), key.ID())
+		dev, err := g.Store.GetDevice(t.Context(), key.ID())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -865,23 +791,23 @@ func TestRenewExpired(t *testing.T) {
 
 	t.Run("revoked device", func(t *testing.T) {
 		key, _ := g.paired(t, "03")
-		if _, err := g.store.RevokeDevice(t.Context(), key.ID(), g.clock.Now()); err != nil {
+		if _, err := g.Store.RevokeDevice(t.Context(), key.ID(), g.Clock.Now()); err != nil {
 			t.Fatal(err)
 		}
-		_, err := g.renew(t.Context(), honestRenewal(t, key, g.leaf))
+		_, err := g.renew(t.Context(), honestRenewal(t, key, g.Leaf.Raw))
 		wantStatus(t, err, codes.PermissionDenied, pairing.ErrDeviceRevoked.Error())
 	})
 
 	t.Run("challenge signed by another key", func(t *testing.T) {
 		key, old := g.paired(t, "04")
-		r := honestRenewal(t, key, g.leaf)
-		r.sign = signer(t, newKey(t), g.leaf, r.csr)
+		r := honestRenewal(t, key, g.Leaf.Raw)
+		r.sign = signer(t, newKey(t), g.Leaf.Raw, r.csr)
 		_, err := g.renew(t.Context(), r)
 		wantStatus(t, err, codes.PermissionDenied, "")
-		if dev, err := g.store.GetDevice(t.Context(), key.ID()); err != nil || !dev.CertificateNotAfter.Equal(old.NotAfter) {
+		if dev, err := g.Store.GetDevice(t.Context(), key.ID()); err != nil || !dev.CertificateNotAfter.Equal(old.NotAfter) {
 			t.Fatalf("a refused renewal changed the device: %+v, %v", dev, err)
 		}
-		events, err := g.store.ListAudit(t.Context(), 0)
+		events, err := g.Store.ListAudit(t.Context(), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -894,7 +820,7 @@ func TestRenewExpired(t *testing.T) {
 
 	t.Run("signature bound to another TLS certificate", func(t *testing.T) {
 		key, _ := g.paired(t, "05")
-		r := honestRenewal(t, key, g.leaf)
+		r := honestRenewal(t, key, g.Leaf.Raw)
 		r.sign = signer(t, key, []byte("a certificate some interceptor presented"), r.csr)
 		_, err := g.renew(t.Context(), r)
 		wantStatus(t, err, codes.PermissionDenied, "")
@@ -904,19 +830,19 @@ func TestRenewExpired(t *testing.T) {
 		key, _ := g.paired(t, "06")
 		// Signed by the device, but asking for a certificate for a key
 		// it does not hold.
-		otherCSR := honestRenewal(t, newKey(t), g.leaf).csr
-		_, err := g.renew(t.Context(), renewal{deviceID: key.ID().String(), csr: otherCSR, sign: signer(t, key, g.leaf, otherCSR)})
+		otherCSR := honestRenewal(t, newKey(t), g.Leaf.Raw).csr
+		_, err := g.renew(t.Context(), renewal{deviceID: key.ID().String(), csr: otherCSR, sign: signer(t, key, g.Leaf.Raw, otherCSR)})
 		wantStatus(t, err, codes.PermissionDenied, "")
 	})
 
 	t.Run("unknown device", func(t *testing.T) {
-		_, err := g.renew(t.Context(), honestRenewal(t, newKey(t), g.leaf))
+		_, err := g.renew(t.Context(), honestRenewal(t, newKey(t), g.Leaf.Raw))
 		wantStatus(t, err, codes.PermissionDenied, "")
 	})
 
 	t.Run("malformed start", func(t *testing.T) {
 		key, _ := g.paired(t, "08")
-		good := honestRenewal(t, key, g.leaf)
+		good := honestRenewal(t, key, g.Leaf.Raw)
 		for name, r := range map[string]renewal{
 			"bad device ID": {deviceID: "not-a-device", csr: good.csr, sign: good.sign},
 			"garbage CSR":   {deviceID: good.deviceID, csr: []byte("not a CSR"), sign: good.sign},
@@ -940,8 +866,8 @@ func TestRenewExpired(t *testing.T) {
 	// Last: it moves the clock past the TLS certificate's life too.
 	t.Run("past the grace period", func(t *testing.T) {
 		key, _ := g.paired(t, "02")
-		g.clock.Advance(identity.DefaultDeviceCertLifetime + pairingsvc.DefaultRenewalGrace + time.Hour)
-		_, err := g.renew(t.Context(), honestRenewal(t, key, g.leaf))
+		g.Clock.Advance(identity.DefaultDeviceCertLifetime + pairingsvc.DefaultRenewalGrace + time.Hour)
+		_, err := g.renew(t.Context(), honestRenewal(t, key, g.Leaf.Raw))
 		wantStatus(t, err, codes.PermissionDenied, "")
 		if !strings.Contains(status.Convert(err).Message(), "pair it again") {
 			t.Fatalf("refusal %q does not say to pair again", status.Convert(err).Message())

@@ -2,129 +2,49 @@ package pairclient_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"net"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-
-	"github.com/palyra/palyra-go/gateway/pairingsvc"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
-	"github.com/palyra/palyra-go/internal/testclock"
-	"github.com/palyra/palyra-go/internal/testlog"
+	"github.com/palyra/palyra-go/internal/testpairing"
 	"github.com/palyra/palyra-go/node/pairclient"
-	pairingv1 "github.com/palyra/palyra-go/proto/pairing/v1"
 )
 
-const gatewayName = "Test Gateway"
+const gatewayName = testpairing.GatewayName
 
 // gateway is a real pairing service on loopback TLS with a real store and
 // CA.
-type gateway struct {
-	addr  string
-	store *store.Store
-	ca    *identity.CA
-	svc   *pairingsvc.Service
-	clock *testclock.Clock
-}
+type gateway struct{ *testpairing.Gateway }
 
 // startGateway serves the Pairing service. With presentCA, the listener's
 // chain carries that CA's certificate instead of its own (the leaf stays
 // from its own CA).
 func startGateway(t *testing.T, presentCA *identity.CA) *gateway {
-	t.Helper()
-	clk := testclock.New()
-	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "gateway.db"), store.Options{Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	ca, err := identity.NewCA(rand.Reader, gatewayName, clk.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.IssueServerCertificate(pub, gatewayName, []string{"127.0.0.1"}, identity.IssueOptions{Now: clk.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	chainCA := ca
-	if presentCA != nil {
-		chainCA = presentCA
-	}
-	svc, err := pairingsvc.New(pairingsvc.Config{
-		Store:             st,
-		CA:                ca,
-		ServerCertificate: func() []byte { return leaf.Raw },
-		Addresses:         func() []string { return []string{addr} },
-		GatewayName:       gatewayName,
-		Rand:              rand.Reader,
-		Now:               clk.Now,
-		Logger:            testlog.New(t),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer(grpc.WaitForHandlers(true), grpc.Creds(credentials.NewTLS(&tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{{Certificate: [][]byte{leaf.Raw, chainCA.Certificate().Raw}, PrivateKey: priv, Leaf: leaf}},
-	})))
-	pairingv1.RegisterPairingServer(srv, svc)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		srv.Stop()
-		<-served
-	})
-	return &gateway{addr: addr, store: st, ca: ca, svc: svc, clock: clk}
+	return &gateway{testpairing.Start(t, testpairing.Options{PresentCA: presentCA})}
 }
 
-// mint opens a code in the gateway's store, as its admin API does.
+// mint opens a code lasting ten minutes, as the admin API does.
 func (g *gateway) mint(t *testing.T, selector string, autoApprove bool) (*pairing.Code, store.Code) {
-	t.Helper()
-	code, err := pairing.NewCode(rand.Reader, selector)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := g.clock.Now()
-	rec, err := g.store.CreateCode(t.Context(), store.Code{
-		Selector: selector, PINSecret: code.PINSecret, LinkSecret: code.LinkSecret,
-		AutoApprove: autoApprove, CreatedAt: now, ExpiresAt: now.Add(10 * time.Minute),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return code, rec
+	return g.Mint(t, selector, autoApprove, 10*time.Minute)
 }
 
 // link is the pairing link the admin API would hand out for code, as a
 // device reads it.
 func (g *gateway) link(t *testing.T, code *pairing.Code, rec store.Code) *pairing.Link {
 	t.Helper()
-	s, err := pairing.NewLink(code, []string{g.addr}, g.ca.Fingerprint(), rec.ExpiresAt, gatewayName).Encode()
+	s, err := pairing.NewLink(code, []string{g.Addr}, g.CA.Fingerprint(), rec.ExpiresAt, gatewayName).Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := pairing.ParseLink(s, g.clock.Now())
+	l, err := pairing.ParseLink(s, g.Clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,24 +62,24 @@ func newKey(t *testing.T) *identity.DeviceKey {
 
 func (g *gateway) options(key *identity.DeviceKey, cred pairing.Credential) pairclient.Options {
 	return pairclient.Options{
-		Address: g.addr, Credential: cred, Key: key, Name: "laptop", Platform: "linux/amd64",
-		Rand: rand.Reader, Now: g.clock.Now,
+		Address: g.Addr, Credential: cred, Key: key, Name: "laptop", Platform: "linux/amd64",
+		Rand: rand.Reader, Now: g.Clock.Now,
 	}
 }
 
 // checkResult verifies a pairing result against the gateway.
 func (g *gateway) checkResult(t *testing.T, res *pairing.Result, key *identity.DeviceKey) {
 	t.Helper()
-	if res.DeviceID != key.ID() || !res.CACertificate.Equal(g.ca.Certificate()) {
-		t.Fatalf("result for %s from CA %s, want %s from %s", res.DeviceID, res.CACertificate.Subject, key.ID(), g.ca.Certificate().Subject)
+	if res.DeviceID != key.ID() || !res.CACertificate.Equal(g.CA.Certificate()) {
+		t.Fatalf("result for %s from CA %s, want %s from %s", res.DeviceID, res.CACertificate.Subject, key.ID(), g.CA.Certificate().Subject)
 	}
-	if id, err := identity.VerifyDeviceCertificate(g.ca.Certificate(), [][]byte{res.DeviceCertificate.Raw}, g.clock.Now()); err != nil || id != key.ID() {
+	if id, err := identity.VerifyDeviceCertificate(g.CA.Certificate(), [][]byte{res.DeviceCertificate.Raw}, g.Clock.Now()); err != nil || id != key.ID() {
 		t.Fatalf("device certificate: %s, %v", id, err)
 	}
-	if !slices.Equal(res.Addresses, []string{g.addr}) || res.GatewayName != gatewayName {
+	if !slices.Equal(res.Addresses, []string{g.Addr}) || res.GatewayName != gatewayName {
 		t.Fatalf("grant: addresses %v, name %q", res.Addresses, res.GatewayName)
 	}
-	if dev, err := g.store.GetDevice(t.Context(), key.ID()); err != nil || !dev.CertificateNotAfter.Equal(res.DeviceCertificate.NotAfter) {
+	if dev, err := g.Store.GetDevice(t.Context(), key.ID()); err != nil || !dev.CertificateNotAfter.Equal(res.DeviceCertificate.NotAfter) {
 		t.Fatalf("the gateway's record of the device: %+v, %v", dev, err)
 	}
 }
@@ -215,7 +135,7 @@ func TestPairByPIN(t *testing.T) {
 	if pendings != 0 {
 		t.Fatalf("OnPending called %d times for an auto-approved code", pendings)
 	}
-	if c, err := g.store.GetCode(t.Context(), rec.ID); err != nil || c.State != store.CodeUsed {
+	if c, err := g.Store.GetCode(t.Context(), rec.ID); err != nil || c.State != store.CodeUsed {
 		t.Fatalf("code after pairing: %s, %v", c.State, err)
 	}
 }
@@ -242,7 +162,7 @@ func TestPairByLinkWithApproval(t *testing.T) {
 	case <-t.Context().Done():
 		t.Fatal("test ended")
 	}
-	req, err := g.store.GetRequest(t.Context(), p.RequestID)
+	req, err := g.Store.GetRequest(t.Context(), p.RequestID)
 	if err != nil {
 		t.Fatalf("pending request %q: %v", p.RequestID, err)
 	}
@@ -250,10 +170,10 @@ func TestPairByLinkWithApproval(t *testing.T) {
 		p.VerificationCode == "" || !p.ExpiresAt.Equal(req.ExpiresAt) {
 		t.Fatalf("device told %+v, gateway keeps %+v", p, req)
 	}
-	if _, err := g.store.ApproveRequest(t.Context(), p.RequestID, g.clock.Now()); err != nil {
+	if _, err := g.Store.ApproveRequest(t.Context(), p.RequestID, g.Clock.Now()); err != nil {
 		t.Fatal(err)
 	}
-	g.svc.Decided(p.RequestID)
+	g.Service.Decided(p.RequestID)
 
 	o := await(t, done, "pairing after approval")
 	if o.err != nil {
@@ -274,7 +194,7 @@ func TestPairUnreachable(t *testing.T) {
 	if _, err := pairclient.Pair(t.Context(), opts); !errors.Is(err, pairclient.ErrUnreachable) {
 		t.Fatalf("pairing with nothing listening: %v, want ErrUnreachable", err)
 	}
-	if c, err := g.store.GetCode(t.Context(), rec.ID); err != nil || c.FailedAttempts != 0 {
+	if c, err := g.Store.GetCode(t.Context(), rec.ID); err != nil || c.FailedAttempts != 0 {
 		t.Fatalf("code touched: %+v, %v", c, err)
 	}
 }
@@ -282,7 +202,7 @@ func TestPairUnreachable(t *testing.T) {
 // attempts counts the pairing runs a gateway saw begin.
 func (g *gateway) attempts(t *testing.T) int {
 	t.Helper()
-	events, err := g.store.ListAudit(t.Context(), 0)
+	events, err := g.Store.ListAudit(t.Context(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +237,7 @@ func TestPairRefusesGatewayOfAnotherCA(t *testing.T) {
 	// The pinned CA in the chain is not enough: it must have issued the
 	// leaf.
 	t.Run("pinned CA in the chain, leaf from another", func(t *testing.T) {
-		impostor := startGateway(t, right.ca)
+		impostor := startGateway(t, right.CA)
 		impostor.mint(t, "31", true)
 		opts := impostor.options(newKey(t), link)
 		_, err := pairclient.Pair(t.Context(), opts)
@@ -369,7 +289,7 @@ func TestPairWrongCode(t *testing.T) {
 	if _, err := pairclient.Pair(t.Context(), g.options(newKey(t), wrong)); !errors.Is(err, pairing.ErrConfirmationFailed) {
 		t.Fatalf("wrong secret digits: %v, want ErrConfirmationFailed", err)
 	}
-	if c, err := g.store.GetCode(t.Context(), rec.ID); err != nil || c.FailedAttempts != 1 {
+	if c, err := g.Store.GetCode(t.Context(), rec.ID); err != nil || c.FailedAttempts != 1 {
 		t.Fatalf("code after a wrong PIN: %+v, %v; want 1 failed attempt", c, err)
 	}
 
@@ -388,10 +308,10 @@ func TestPairRejected(t *testing.T) {
 	code, _ := g.mint(t, "71", false)
 	opts := g.options(newKey(t), code.PIN())
 	opts.OnPending = func(p pairclient.Pending) {
-		if _, err := g.store.RejectRequest(t.Context(), p.RequestID, g.clock.Now()); err != nil {
+		if _, err := g.Store.RejectRequest(t.Context(), p.RequestID, g.Clock.Now()); err != nil {
 			t.Error(err)
 		}
-		g.svc.Decided(p.RequestID)
+		g.Service.Decided(p.RequestID)
 	}
 	if _, err := pairclient.Pair(t.Context(), opts); !errors.Is(err, pairing.ErrRejected) {
 		t.Fatalf("rejected request: %v, want ErrRejected", err)
@@ -419,7 +339,7 @@ func TestPairCanceledWhileWaiting(t *testing.T) {
 		t.Fatalf("canceled while waiting: %v, want context.Canceled", err)
 	}
 	// Nobody decided: the request still waits for an admin.
-	if req, err := g.store.GetRequest(t.Context(), p.RequestID); err != nil || req.State != store.RequestPending {
+	if req, err := g.Store.GetRequest(t.Context(), p.RequestID); err != nil || req.State != store.RequestPending {
 		t.Fatalf("request after the device gave up: %s, %v", req.State, err)
 	}
 }
@@ -437,7 +357,7 @@ func (g *gateway) paired(t *testing.T, selector string) (*identity.DeviceKey, *x
 }
 
 func (g *gateway) renewOptions(key *identity.DeviceKey, ca *x509.Certificate) pairclient.RenewOptions {
-	return pairclient.RenewOptions{Address: g.addr, Key: key, CA: ca, Name: "laptop", Rand: rand.Reader, Now: g.clock.Now}
+	return pairclient.RenewOptions{Address: g.Addr, Key: key, CA: ca, Name: "laptop", Rand: rand.Reader, Now: g.Clock.Now}
 }
 
 func TestRenewExpired(t *testing.T) {
@@ -446,7 +366,7 @@ func TestRenewExpired(t *testing.T) {
 
 	t.Run("renewed", func(t *testing.T) {
 		key, ca, res := g.paired(t, "01")
-		g.clock.Advance(identity.DefaultDeviceCertLifetime + time.Minute)
+		g.Clock.Advance(identity.DefaultDeviceCertLifetime + time.Minute)
 		der, err := pairclient.RenewExpired(t.Context(), g.renewOptions(key, ca))
 		if err != nil {
 			t.Fatalf("renewing an expired certificate: %v", err)
@@ -455,7 +375,7 @@ func TestRenewExpired(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if id, err := identity.VerifyDeviceCertificate(g.ca.Certificate(), [][]byte{der}, g.clock.Now()); err != nil || id != key.ID() {
+		if id, err := identity.VerifyDeviceCertificate(g.CA.Certificate(), [][]byte{der}, g.Clock.Now()); err != nil || id != key.ID() {
 			t.Fatalf("renewed certificate: %s, %v", id, err)
 		}
 		if !cert.NotAfter.After(res.DeviceCertificate.NotAfter) {
@@ -465,7 +385,7 @@ func TestRenewExpired(t *testing.T) {
 
 	t.Run("revoked", func(t *testing.T) {
 		key, ca, _ := g.paired(t, "02")
-		if _, err := g.store.RevokeDevice(t.Context(), key.ID(), g.clock.Now()); err != nil {
+		if _, err := g.Store.RevokeDevice(t.Context(), key.ID(), g.Clock.Now()); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := pairclient.RenewExpired(t.Context(), g.renewOptions(key, ca)); !errors.Is(err, pairing.ErrDeviceRevoked) {
