@@ -383,43 +383,9 @@ func TestCallOutlivesSession(t *testing.T) {
 	rg := startGateway(t, dataDir, "127.0.0.1:0", nil)
 	addr := rg.g.Addresses()[0]
 	a := newAgent(t, "steady")
-	if _, err := a.Pair(t.Context(), node.PairOptions{Gateway: addr, PIN: mint(t, rg, true).Pin}); err != nil {
-		t.Fatal(err)
-	}
-	id := a.Status().DeviceID
-	for _, c := range []node.SharingChange{
-		{Action: "enable", Name: "shell.exec"},
-		{Action: "consent", Name: "shell.exec", Value: "allow"},
-		{Action: "allow-command", Value: "/bin/sh"},
-	} {
-		if err := a.ChangeSharing(c); err != nil {
-			t.Fatal(err)
-		}
-	}
-	marks := filepath.Join(t.TempDir(), "marks")
 	// The call starts, then waits for the test to let it finish.
-	gate := filepath.Join(t.TempDir(), "gate")
-	if err := syscall.Mkfifo(gate, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	script := `echo start >> "$1"; read line < "$2"; echo run >> "$1"`
-	queuedEvent := watchQueued(t, rg, id)
-	go func() {
-		_, _ = rg.admin.Invoke(context.Background(), &adminv1.InvokeRequest{
-			DeviceId:   id,
-			Capability: "shell.exec",
-			ArgsJson:   []byte(fmt.Sprintf(`{"command":"/bin/sh","args":["-c",%q,"sh",%q,%q],"timeout_ms":60000}`, script, marks, gate)),
-			TimeoutMs:  60_000,
-			QueueTtlMs: 120_000,
-		})
-	}()
-	var requestID string
-	select {
-	case e := <-queuedEvent:
-		requestID = e.RequestId
-	case <-time.After(20 * time.Second):
-		t.Fatal("call never queued")
-	}
+	call := queueGatedCall(t, rg, a, `echo start >> "$1"; read line < "$2"; echo run >> "$1"`)
+	id, requestID, marks, gate := call.device, call.requestID, call.marks, call.gate
 	stop := runAgent(a)
 	defer stop()
 	waitForFile(t, marks, "start\n")
@@ -455,6 +421,93 @@ func TestCallOutlivesSession(t *testing.T) {
 	if string(b) != "start\nrun\n" {
 		t.Fatalf("the command ran as %q, want once", b)
 	}
+}
+
+// TestCallNotRunAgainAfterNodeRestart: a call the node started, then quit
+// (or crashed) without answering, is refused when the gateway delivers it
+// to the node's next process, rather than run a second time.
+func TestCallNotRunAgainAfterNodeRestart(t *testing.T) {
+	t.Parallel()
+	dataDir, nodeDir := t.TempDir(), t.TempDir()
+	rg := startGateway(t, dataDir, "127.0.0.1:0", nil)
+	addr := rg.g.Addresses()[0]
+	a := agentIn(t, nodeDir, "restarting")
+	// The command marks its start and then waits on a pipe nobody writes.
+	call := queueGatedCall(t, rg, a, `echo start >> "$1"; read line < "$2"`)
+	id, requestID, marks := call.device, call.requestID, call.marks
+	stop := runAgent(a)
+	waitForFile(t, marks, "start\n")
+
+	// The gateway goes away, then the node process ends with the call
+	// unanswered: the gateway still has it as delivered.
+	rg.stop()
+	waitState(t, a, node.StateOffline)
+	if err := stop(); err != nil {
+		t.Fatalf("stopping the first node process: %v", err)
+	}
+	rg = startGateway(t, dataDir, addr, nil)
+	done := watchInvocation(t, rg, id, requestID)
+	again := agentIn(t, nodeDir, "restarting")
+	stopAgain := runAgent(again)
+	defer stopAgain()
+	select {
+	case e := <-done:
+		if !strings.Contains(e.Message, "interrupted") {
+			t.Fatalf("redelivered call after the node restarted: %s", e.Message)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the redelivered call got no answer")
+	}
+	if b, err := os.ReadFile(marks); err != nil || string(b) != "start\n" {
+		t.Fatalf("the command ran as %q (%v), want once", b, err)
+	}
+}
+
+// gatedCall is a queued shell.exec call of a script that is given a file
+// to mark its progress in ($1) and a named pipe to wait on ($2).
+type gatedCall struct {
+	device, requestID string
+	marks, gate       string
+}
+
+// queueGatedCall pairs a with rg, shares /bin/sh from it with consent
+// "allow", and queues the call of script for it; the call reaches the node
+// once it runs.
+func queueGatedCall(t *testing.T, rg *runningGateway, a *node.Agent, script string) gatedCall {
+	t.Helper()
+	if _, err := a.Pair(t.Context(), node.PairOptions{Gateway: rg.g.Addresses()[0], PIN: mint(t, rg, true).Pin}); err != nil {
+		t.Fatal(err)
+	}
+	call := gatedCall{device: a.Status().DeviceID, marks: filepath.Join(t.TempDir(), "marks"), gate: filepath.Join(t.TempDir(), "gate")}
+	for _, c := range []node.SharingChange{
+		{Action: "enable", Name: "shell.exec"},
+		{Action: "consent", Name: "shell.exec", Value: "allow"},
+		{Action: "allow-command", Value: "/bin/sh"},
+	} {
+		if err := a.ChangeSharing(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.Mkfifo(call.gate, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	queuedEvent := watchQueued(t, rg, call.device)
+	go func() {
+		_, _ = rg.admin.Invoke(context.Background(), &adminv1.InvokeRequest{
+			DeviceId:   call.device,
+			Capability: "shell.exec",
+			ArgsJson:   []byte(fmt.Sprintf(`{"command":"/bin/sh","args":["-c",%q,"sh",%q,%q],"timeout_ms":60000}`, script, call.marks, call.gate)),
+			TimeoutMs:  60_000,
+			QueueTtlMs: 120_000,
+		})
+	}()
+	select {
+	case e := <-queuedEvent:
+		call.requestID = e.RequestId
+	case <-time.After(20 * time.Second):
+		t.Fatal("call never queued")
+	}
+	return call
 }
 
 // waitForFile polls until path holds want, bounded by a deadline.

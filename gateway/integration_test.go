@@ -79,7 +79,13 @@ func (rg *runningGateway) stop() {
 
 func newAgent(t *testing.T, name string) *node.Agent {
 	t.Helper()
-	dir := t.TempDir()
+	return agentIn(t, t.TempDir(), name)
+}
+
+// agentIn opens the agent whose configuration and secrets are in dir, as
+// a node process starting there does.
+func agentIn(t *testing.T, dir, name string) *node.Agent {
+	t.Helper()
 	secrets, err := secretstore.NewFile(filepath.Join(dir, "secrets"))
 	if err != nil {
 		t.Fatal(err)

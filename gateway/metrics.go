@@ -29,7 +29,7 @@ var invocationOutcomes = []string{
 	outcomeOK,
 	dispatch.CodeOffline, dispatch.CodeUnknownCapability, dispatch.CodeDisabled, dispatch.CodeTimeout,
 	dispatch.CodeNodeGone, dispatch.CodeExpired, dispatch.CodeBadAnswer,
-	"invalid_arguments", "denied", "unsupported", "not_allowed", "output_too_large", "canceled", "failed",
+	"invalid_arguments", "denied", "unsupported", "not_allowed", "output_too_large", "canceled", "failed", "interrupted",
 	outcomeOther,
 }
 

@@ -125,8 +125,9 @@ type Agent struct {
 	// conn is the registered session, while there is one.
 	conn nodeConn
 
-	caps  *capability.Registry
-	calls calls
+	caps    *capability.Registry
+	calls   calls
+	journal *callJournal
 	// capsVersion counts manifest changes, so a session learns of one made
 	// while it was being set up.
 	capsVersion int
@@ -155,7 +156,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	a := &Agent{cfg: cfg, nameGiven: explicitName, watchers: map[chan Status]struct{}{}}
+	a := &Agent{cfg: cfg, nameGiven: explicitName, watchers: map[chan Status]struct{}{}, journal: newCallJournal(cfg.ConfigDir)}
 	if err := a.load(); err != nil {
 		return nil, err
 	}

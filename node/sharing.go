@@ -248,6 +248,10 @@ func (a *Agent) handleInvoke(ctx context.Context, inv *nodev1.Invoke, progress f
 			return &nodev1.Result{ErrorCode: string(capability.CodeOf(ctx.Err())), ErrorMessage: "still running from an earlier delivery"}
 		}
 	}
+	if res := a.startOnce(inv); res != nil {
+		cl.end(res)
+		return res
+	}
 	// The call runs on its own context: it ends at its deadline, when the
 	// gateway cancels it, or when the agent stops - not when the session
 	// drops, since the gateway then delivers it again and gets the result
@@ -289,6 +293,26 @@ func (a *Agent) handleInvoke(ctx context.Context, inv *nodev1.Invoke, progress f
 		a.cfg.Logger.Info("session ended during a call; it goes on, and its result is kept for the next delivery", "request_id", inv.GetRequestId())
 		return &nodev1.Result{RequestId: inv.GetRequestId(), ErrorCode: string(capability.CodeCanceled), ErrorMessage: "the session ended; the call goes on"}
 	}
+}
+
+// startOnce records in the journal that inv starts. It returns the result
+// to answer instead of running it: when an earlier process of this node
+// started it already, or when the journal cannot say so for next time.
+func (a *Agent) startOnce(inv *nodev1.Invoke) *nodev1.Result {
+	before, err := a.journal.start(inv.GetRequestId())
+	switch {
+	case err != nil:
+		a.cfg.Logger.Error("not running a call it cannot record", "request_id", inv.GetRequestId(), "err", err)
+		return &nodev1.Result{RequestId: inv.GetRequestId(), ErrorCode: string(capability.CodeFailed),
+			ErrorMessage: "the node could not record the call, so it did not run it: " + err.Error()}
+	case before:
+		a.cfg.Logger.Warn("call delivered again after this node restarted; not running it again", "request_id", inv.GetRequestId())
+		a.report(&nodev1.NodeEvent{Kind: nodev1.NodeEvent_KIND_ERROR, Capability: inv.GetCapability(), RequestId: inv.GetRequestId(),
+			Message: "interrupted by a restart of the node; not run again"})
+		return &nodev1.Result{RequestId: inv.GetRequestId(), ErrorCode: string(capability.CodeInterrupted),
+			ErrorMessage: "interrupted: the node stopped (quit, crashed or restarted) while running this call, and does not run a call twice"}
+	}
+	return nil
 }
 
 // runCall runs inv through the registry and reports refusals as events.

@@ -141,6 +141,9 @@ const (
 	CodeTimeout        Code = "timeout"
 	CodeCanceled       Code = "canceled"
 	CodeFailed         Code = "failed"
+	// CodeInterrupted: the node's process ended while the call ran, and
+	// the call is not run again when the gateway delivers it once more.
+	CodeInterrupted Code = "interrupted"
 )
 
 // Error is an invocation error with a code and a message meant for people.

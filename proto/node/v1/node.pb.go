@@ -928,7 +928,7 @@ type Result struct {
 	OutputJson []byte `protobuf:"bytes,3,opt,name=output_json,json=outputJson,proto3" json:"output_json,omitempty"`
 	// When not ok: a code (unknown_capability, disabled, invalid_arguments,
 	// denied, unsupported, not_allowed, output_too_large, timeout, canceled,
-	// failed) and a message for people.
+	// failed, interrupted) and a message for people.
 	ErrorCode    string `protobuf:"bytes,4,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
 	ErrorMessage string `protobuf:"bytes,5,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
 	// Over gRPC, the device the result is from; if set it must be the

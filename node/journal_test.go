@@ -1,0 +1,109 @@
+package node
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// A journal opened by a later process knows the calls earlier ones started;
+// the process that starts a call does not refuse it.
+func TestCallJournalAcrossProcesses(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "node") // made on first use
+	first := newCallJournal(dir)
+	for _, id := range []string{"01M84DQ28HB4S9TYS0GNBPXZ0P", "01M84DQ31HPC0QJ4Z6C7WX7E4M"} {
+		if before, err := first.start(id); err != nil || before {
+			t.Fatalf("first process starting %s: before=%v, %v", id, before, err)
+		}
+	}
+	// A write torn by a crash, and a line a person added by hand.
+	f, err := os.OpenFile(filepath.Join(dir, journalFile), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(f, "not an ID!\n01M84DQ4")
+	f.Close()
+
+	second := newCallJournal(dir)
+	for id, want := range map[string]bool{
+		"01M84DQ28HB4S9TYS0GNBPXZ0P": true,
+		"01M84DQ31HPC0QJ4Z6C7WX7E4M": true,
+		"01M84DQ5ZZZZZZZZZZZZZZZZZZ": false,
+	} {
+		if before, err := second.start(id); err != nil || before != want {
+			t.Errorf("second process starting %s: before=%v (want %v), %v", id, before, want, err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(dir, journalFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("journal file: %v, %v", fi, err)
+	}
+}
+
+// The journal stays bounded: past twice the remembered number of lines it
+// is rewritten with the newest, and a later process still knows those.
+func TestCallJournalCompacts(t *testing.T) {
+	dir := t.TempDir()
+	j := newCallJournal(dir)
+	n := 2*maxRememberedCalls + 10
+	for i := range n {
+		if _, err := j.start(fmt.Sprintf("call-%05d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, journalFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(string(b), "\n"); lines > 2*maxRememberedCalls || lines < maxRememberedCalls {
+		t.Fatalf("journal has %d lines after %d calls", lines, n)
+	}
+	later := newCallJournal(dir)
+	if before, _ := later.start(fmt.Sprintf("call-%05d", n-1)); !before {
+		t.Error("the newest call is forgotten")
+	}
+	if before, _ := later.start(fmt.Sprintf("call-%05d", n-maxRememberedCalls)); !before {
+		t.Error("a call within the remembered number is forgotten")
+	}
+	if before, _ := later.start("call-00000"); before {
+		t.Error("the oldest call is still remembered past the bound")
+	}
+}
+
+// A journal that cannot be written refuses to let the call run.
+func TestCallJournalUnwritable(t *testing.T) {
+	dir := t.TempDir()
+	// The journal's place is taken by a directory.
+	if err := os.Mkdir(filepath.Join(dir, journalFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, err := newCallJournal(dir).start("01M84DQ28HB4S9TYS0GNBPXZ0P")
+	if err == nil || !strings.Contains(err.Error(), "journal") && !strings.Contains(err.Error(), "recording the call") {
+		t.Fatalf("start with an unwritable journal: %v", err)
+	}
+	if _, err := newCallJournal(t.TempDir()).start("has spaces\nand a newline"); err == nil {
+		t.Fatal("an ID that would break the journal's lines was accepted")
+	}
+}
+
+func FuzzParseJournal(f *testing.F) {
+	f.Add([]byte("01M84DQ28HB4S9TYS0GNBPXZ0P\n01M84DQ31HPC0QJ4Z6C7WX7E4M\n"), 4)
+	f.Add([]byte("\n\n  x \r\n\xff\xfe\n01M84DQ4"), 1)
+	f.Fuzz(func(t *testing.T, data []byte, max int) {
+		if max < 1 || max > 1000 {
+			return
+		}
+		ids := parseJournal(data, max)
+		if len(ids) > max {
+			t.Fatalf("%d IDs, bound %d", len(ids), max)
+		}
+		lines := strings.Split(string(data), "\n")
+		for _, id := range ids {
+			if !plausibleRequestID(id) || !slices.ContainsFunc(lines, func(l string) bool { return strings.TrimSpace(l) == id }) {
+				t.Fatalf("ID %q is not a line of the input", id)
+			}
+		}
+	})
+}
