@@ -437,6 +437,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.running = ctx
 	a.mu.Unlock()
+	defer a.journal.close()
 	backoff := session.NewBackoff(nil)
 	for {
 		a.update(func(s *Status) { s.State, s.RetryAt = StateConnecting, time.Time{} })

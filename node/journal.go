@@ -38,6 +38,9 @@ type callJournal struct {
 	// bound.
 	recent []string
 	lines  int
+	// f is the journal open for appending, from the first call a Run
+	// starts until the Run ends.
+	f *os.File
 }
 
 func newCallJournal(configDir string) *callJournal {
@@ -130,11 +133,9 @@ func (j *callJournal) start(id string) (startedBefore bool, err error) {
 	if !plausibleRequestID(id) {
 		return false, fmt.Errorf("request ID %q is not one this node can remember", id)
 	}
-	if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
-		return false, fmt.Errorf("recording the call: %w", err)
-	}
 	j.recent = append(j.recent, id)
 	if j.lines >= 2*maxRememberedCalls {
+		j.closeLocked()
 		j.recent = j.recent[len(j.recent)-maxRememberedCalls:]
 		if err := atomicfile.Write(j.path, []byte(strings.Join(j.recent, "\n")+"\n"), 0o600); err != nil {
 			return false, fmt.Errorf("recording the call: %w", err)
@@ -142,17 +143,32 @@ func (j *callJournal) start(id string) (startedBefore bool, err error) {
 		j.lines = len(j.recent)
 		return false, nil
 	}
-	f, err := os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
+	if j.f == nil {
+		if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
+			return false, fmt.Errorf("recording the call: %w", err)
+		}
+		if j.f, err = os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err != nil {
+			j.f = nil
+			return false, fmt.Errorf("recording the call: %w", err)
+		}
+	}
+	if _, err := j.f.Write([]byte(id + "\n")); err != nil {
 		return false, fmt.Errorf("recording the call: %w", err)
-	}
-	_, werr := f.Write([]byte(id + "\n"))
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		return false, fmt.Errorf("recording the call: %w", werr)
 	}
 	j.lines++
 	return false, nil
+}
+
+// close closes the journal's file; the next start opens it again.
+func (j *callJournal) close() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.closeLocked()
+}
+
+func (j *callJournal) closeLocked() {
+	if j.f != nil {
+		j.f.Close()
+		j.f = nil
+	}
 }

@@ -14,6 +14,7 @@ import (
 func TestCallJournalAcrossProcesses(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "node") // made on first use
 	first := newCallJournal(dir)
+	defer first.close()
 	for _, id := range []string{"01M84DQ28HB4S9TYS0GNBPXZ0P", "01M84DQ31HPC0QJ4Z6C7WX7E4M"} {
 		if before, err := first.start(id); err != nil || before {
 			t.Fatalf("first process starting %s: before=%v, %v", id, before, err)
@@ -28,6 +29,7 @@ func TestCallJournalAcrossProcesses(t *testing.T) {
 	f.Close()
 
 	second := newCallJournal(dir)
+	defer second.close()
 	for id, want := range map[string]bool{
 		"01M84DQ28HB4S9TYS0GNBPXZ0P": true,
 		"01M84DQ31HPC0QJ4Z6C7WX7E4M": true,
@@ -47,6 +49,7 @@ func TestCallJournalAcrossProcesses(t *testing.T) {
 func TestCallJournalCompacts(t *testing.T) {
 	dir := t.TempDir()
 	j := newCallJournal(dir)
+	defer j.close()
 	n := 2*maxRememberedCalls + 10
 	for i := range n {
 		if _, err := j.start(fmt.Sprintf("call-%05d", i)); err != nil {
@@ -61,6 +64,7 @@ func TestCallJournalCompacts(t *testing.T) {
 		t.Fatalf("journal has %d lines after %d calls", lines, n)
 	}
 	later := newCallJournal(dir)
+	defer later.close()
 	if before, _ := later.start(fmt.Sprintf("call-%05d", n-1)); !before {
 		t.Error("the newest call is forgotten")
 	}
