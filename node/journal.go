@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -17,11 +18,11 @@ import (
 // started to run, one per line.
 const journalFile = "calls.log"
 
-// callJournal remembers across the node's processes which calls it
-// started, so that a call the gateway delivers again after the node quit,
-// crashed or was updated in the middle of it is refused instead of run a
-// second time. Within one process, calls (in sharing.go) also keeps the
-// results; the journal only needs to know that a call began.
+// callJournal remembers which calls this node started, across its
+// processes: a call the gateway delivers again after the node quit, crashed
+// or was updated in the middle of it is refused instead of run a second
+// time, and so is one delivered again so much later that calls (in
+// sharing.go), which keeps the results in memory, has forgotten it.
 //
 // An ID is written before its call runs. The write is not synced: the
 // journal survives the process, which is what ends mid-call in practice,
@@ -31,13 +32,17 @@ type callJournal struct {
 
 	mu     sync.Mutex
 	loaded bool
-	// before holds the IDs started by earlier processes.
-	before map[string]bool
-	// recent is the newest IDs, previous processes' first, oldest first;
-	// the file is rewritten with them when it grows past twice their
-	// bound.
+	// started holds the IDs in recent.
+	started map[string]bool
+	// recent is the newest IDs started, oldest first; the file is
+	// rewritten with the newest maxRememberedCalls of them when it grows
+	// past twice that many lines.
 	recent []string
-	lines  int
+	// lines is how many lines the file has.
+	lines int
+	// rewrite is set when the file must be rewritten before the next
+	// append: it is too long, or a write to it failed part way.
+	rewrite bool
 	// f is the journal open for appending, from the first call a Run
 	// starts until the Run ends.
 	f *os.File
@@ -88,14 +93,22 @@ func (j *callJournal) load() error {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("reading the journal of started calls: %w", err)
 	}
-	j.recent = parseJournal(data, maxRememberedCalls)
-	j.before = make(map[string]bool, len(j.recent))
-	for _, id := range j.recent {
-		j.before[id] = true
-	}
-	j.lines = len(j.recent)
+	j.setRecent(parseJournal(data, maxRememberedCalls))
+	j.lines = bytes.Count(data, []byte("\n"))
+	// A file longer than what was read, or ending in a torn line that the
+	// next ID would be glued to, is rewritten first.
+	j.rewrite = len(data) >= maxJournalRead || len(data) > 0 && data[len(data)-1] != '\n'
 	j.loaded = true
 	return nil
+}
+
+// setRecent makes ids the remembered IDs.
+func (j *callJournal) setRecent(ids []string) {
+	j.recent = ids
+	j.started = make(map[string]bool, len(ids))
+	for _, id := range ids {
+		j.started[id] = true
+	}
 }
 
 // readTail reads the last n bytes of the file at path.
@@ -117,46 +130,71 @@ func readTail(path string, n int64) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, n))
 }
 
-// start records that the call id begins now. It reports whether an earlier
-// process of this node started it already (the call must not run again),
-// or an error when the journal cannot be written (nor may it run then:
-// nothing would stop a second run).
+// start records that the call id begins now. It reports whether the call
+// was started before, by this process or an earlier one (it must not run
+// again), or an error when the journal cannot be written (nor may the call
+// run then: nothing would stop a second run).
 func (j *callJournal) start(id string) (startedBefore bool, err error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if err := j.load(); err != nil {
 		return false, err
 	}
-	if j.before[id] {
+	if j.started[id] {
 		return true, nil
 	}
 	if !plausibleRequestID(id) {
 		return false, fmt.Errorf("request ID %q is not one this node can remember", id)
 	}
-	j.recent = append(j.recent, id)
-	if j.lines >= 2*maxRememberedCalls {
-		j.closeLocked()
-		j.recent = j.recent[len(j.recent)-maxRememberedCalls:]
-		if err := atomicfile.Write(j.path, []byte(strings.Join(j.recent, "\n")+"\n"), 0o600); err != nil {
+	if j.rewrite || j.lines >= 2*maxRememberedCalls {
+		if err := j.rewriteWith(id); err != nil {
 			return false, fmt.Errorf("recording the call: %w", err)
 		}
-		j.lines = len(j.recent)
 		return false, nil
 	}
-	if j.f == nil {
-		if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
-			return false, fmt.Errorf("recording the call: %w", err)
-		}
-		if j.f, err = os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err != nil {
-			j.f = nil
-			return false, fmt.Errorf("recording the call: %w", err)
-		}
-	}
-	if _, err := j.f.Write([]byte(id + "\n")); err != nil {
+	if err := j.append(id); err != nil {
+		// What reached the file may be a torn line: start afresh next time.
+		j.closeLocked()
+		j.rewrite = true
 		return false, fmt.Errorf("recording the call: %w", err)
 	}
+	j.recent = append(j.recent, id)
+	j.started[id] = true
 	j.lines++
 	return false, nil
+}
+
+// append writes id as a line at the end of the file, opening it first if
+// need be.
+func (j *callJournal) append(id string) error {
+	if j.f == nil {
+		if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return err
+		}
+		j.f = f
+	}
+	_, err := j.f.Write([]byte(id + "\n"))
+	return err
+}
+
+// rewriteWith replaces the file with the newest remembered IDs and id.
+func (j *callJournal) rewriteWith(id string) error {
+	j.closeLocked()
+	ids := append(slices.Clone(j.recent[max(0, len(j.recent)-maxRememberedCalls+1):]), id)
+	if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
+		return err
+	}
+	if err := atomicfile.Write(j.path, []byte(strings.Join(ids, "\n")+"\n"), 0o600); err != nil {
+		return err
+	}
+	j.setRecent(ids)
+	j.lines = len(ids)
+	j.rewrite = false
+	return nil
 }
 
 // close closes the journal's file; the next start opens it again.

@@ -44,6 +44,83 @@ func TestCallJournalAcrossProcesses(t *testing.T) {
 	}
 }
 
+// A call delivered again within the same process, after the results kept
+// in memory forgot it, is refused too.
+func TestCallJournalSameProcess(t *testing.T) {
+	j := newCallJournal(t.TempDir())
+	defer j.close()
+	for i, want := range []bool{false, true} {
+		if before, err := j.start("01M84DQ28HB4S9TYS0GNBPXZ0P"); err != nil || before != want {
+			t.Fatalf("start %d: before=%v (want %v), %v", i, before, want, err)
+		}
+	}
+}
+
+// A torn last line (a crash, a full disk) does not swallow the next ID,
+// and a failed write leaves the journal able to record the next call.
+func TestCallJournalTornLines(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, journalFile)
+	if err := os.WriteFile(path, []byte("01M84DQ28HB4S9TYS0GNBPXZ0P\n01M84DQ2"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j := newCallJournal(dir)
+	if _, err := j.start("01M84DQ31HPC0QJ4Z6C7WX7E4M"); err != nil {
+		t.Fatal(err)
+	}
+	// A write that fails: the file handle cannot write.
+	ro, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.f = ro
+	if _, err := j.start("01M84DQ5ZZZZZZZZZZZZZZZZZZ"); err == nil {
+		t.Fatal("a failed write was not reported")
+	}
+	if _, err := j.start("01M84DQ6ZZZZZZZZZZZZZZZZZZ"); err != nil {
+		t.Fatalf("the write after a failed one: %v", err)
+	}
+	j.close()
+
+	later := newCallJournal(dir)
+	defer later.close()
+	for id, want := range map[string]bool{
+		"01M84DQ28HB4S9TYS0GNBPXZ0P": true,
+		"01M84DQ31HPC0QJ4Z6C7WX7E4M": true,
+		"01M84DQ5ZZZZZZZZZZZZZZZZZZ": false, // its call was not run
+		"01M84DQ6ZZZZZZZZZZZZZZZZZZ": true,
+	} {
+		if before, err := later.start(id); err != nil || before != want {
+			t.Errorf("after a restart, %s: before=%v (want %v), %v", id, before, want, err)
+		}
+	}
+}
+
+// A journal that grew long over many short runs is rewritten by the next
+// one, not only after one run starts thousands of calls.
+func TestCallJournalCompactsAcrossProcesses(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	for i := range 2*maxRememberedCalls + 5 {
+		fmt.Fprintf(&b, "old-%05d\n", i)
+	}
+	if err := os.WriteFile(filepath.Join(dir, journalFile), []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j := newCallJournal(dir)
+	defer j.close()
+	if _, err := j.start("new-call"); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, journalFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(string(data), "\n"); lines != maxRememberedCalls || !strings.HasSuffix(string(data), "new-call\n") {
+		t.Fatalf("journal of %d lines ending %q after the rewrite", lines, data[max(0, len(data)-20):])
+	}
+}
+
 // The journal stays bounded: past twice the remembered number of lines it
 // is rewritten with the newest, and a later process still knows those.
 func TestCallJournalCompacts(t *testing.T) {

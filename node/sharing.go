@@ -306,11 +306,11 @@ func (a *Agent) startOnce(inv *nodev1.Invoke) *nodev1.Result {
 		return &nodev1.Result{RequestId: inv.GetRequestId(), ErrorCode: string(capability.CodeFailed),
 			ErrorMessage: "the node could not record the call, so it did not run it: " + err.Error()}
 	case before:
-		a.cfg.Logger.Warn("call delivered again after this node restarted; not running it again", "request_id", inv.GetRequestId())
+		a.cfg.Logger.Warn("call delivered again, and its result is gone; not running it again", "request_id", inv.GetRequestId())
 		a.report(&nodev1.NodeEvent{Kind: nodev1.NodeEvent_KIND_ERROR, Capability: inv.GetCapability(), RequestId: inv.GetRequestId(),
-			Message: "interrupted by a restart of the node; not run again"})
+			Message: "delivered again after its result was lost; not run again"})
 		return &nodev1.Result{RequestId: inv.GetRequestId(), ErrorCode: string(capability.CodeInterrupted),
-			ErrorMessage: "interrupted: the node stopped (quit, crashed or restarted) while running this call, and does not run a call twice"}
+			ErrorMessage: "interrupted: this node started the call before (it may have run, or been waiting for consent) and no longer has its result, most likely because the node stopped or restarted since; a call is never run twice"}
 	}
 	return nil
 }

@@ -141,8 +141,9 @@ const (
 	CodeTimeout        Code = "timeout"
 	CodeCanceled       Code = "canceled"
 	CodeFailed         Code = "failed"
-	// CodeInterrupted: the node's process ended while the call ran, and
-	// the call is not run again when the gateway delivers it once more.
+	// CodeInterrupted: the node started the call before and no longer has
+	// its result (its process ended meanwhile, most often), so the call is
+	// not run again when the gateway delivers it once more.
 	CodeInterrupted Code = "interrupted"
 )
 
