@@ -3,6 +3,7 @@ package app
 import (
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"fyne.io/fyne/v2"
 )
@@ -20,6 +21,10 @@ type notifier struct {
 	log   *slog.Logger
 	queue chan *fyne.Notification
 	start sync.Once
+	// dropped counts the notifications dropped since the daemon last
+	// took one; the first is logged when it happens, the rest as a count
+	// once the daemon answers again.
+	dropped atomic.Int64
 }
 
 func newNotifier(send func(*fyne.Notification), log *slog.Logger) *notifier {
@@ -37,12 +42,17 @@ func (n *notifier) notify(title, body string) {
 	select {
 	case n.queue <- fyne.NewNotification(title, body):
 	default:
-		n.log.Warn("notification dropped: the notification daemon is not answering", "title", title)
+		if n.dropped.Add(1) == 1 {
+			n.log.Warn("notification dropped: the notification daemon is not answering", "title", title)
+		}
 	}
 }
 
 func (n *notifier) deliver() {
 	for note := range n.queue {
 		n.send(note)
+		if d := n.dropped.Swap(0); d > 0 {
+			n.log.Warn("notifications were dropped while the notification daemon did not answer", "dropped", d)
+		}
 	}
 }
