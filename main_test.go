@@ -57,6 +57,8 @@ type desktopEnv struct {
 	// close, so that a new window with the same title is never taken for
 	// an old one that X has not destroyed yet.
 	closed map[string]bool
+	// lastSearchErr is the last error windows logged.
+	lastSearchErr string
 }
 
 func TestParseFlags(t *testing.T) {
@@ -654,7 +656,6 @@ func (d *desktopEnv) window(title string) string {
 	waitFor(d.t, stepDeadline, "window "+strconv.Quote(title), func() bool {
 		ids, err := d.windows(title)
 		if err != nil {
-			d.t.Log(err)
 			return false
 		}
 		for _, w := range ids {
@@ -667,7 +668,9 @@ func (d *desktopEnv) window(title string) string {
 	return id
 }
 
-// windows lists the visible windows with the exact title.
+// windows lists the visible windows with the exact title. An error is
+// logged when it differs from the last one, so that a failure shows what
+// the searches ran into without one line per poll.
 func (d *desktopEnv) windows(title string) ([]string, error) {
 	cmd := exec.Command("xdotool", "search", "--onlyvisible", "--name", "^"+regexp.QuoteMeta(title)+"$")
 	cmd.Env = d.env
@@ -682,7 +685,12 @@ func (d *desktopEnv) windows(title string) ([]string, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("xdotool search for %q: %v: %s", title, err, stderr.String())
+		err = fmt.Errorf("xdotool search for %q: %v: %s", title, err, stderr.String())
+		if err.Error() != d.lastSearchErr {
+			d.lastSearchErr = err.Error()
+			d.t.Log(err)
+		}
+		return nil, err
 	}
 	return strings.Fields(string(out)), nil
 }
@@ -706,7 +714,6 @@ func (d *desktopEnv) pressClosing(win, title string, keys ...string) {
 	waitFor(d.t, stepDeadline, fmt.Sprintf("window %s (%q) to close after %v", win, title, keys), func() bool {
 		ids, err := d.windows(title)
 		if err != nil {
-			d.t.Log(err)
 			return false
 		}
 		return !slices.Contains(ids, win)
