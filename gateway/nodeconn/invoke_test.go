@@ -8,6 +8,7 @@ import (
 
 	"github.com/palyra/palyra-go/gateway/nodeconn"
 	"github.com/palyra/palyra-go/internal/testpki"
+	"github.com/palyra/palyra-go/internal/testwait"
 	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node/session"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
@@ -34,8 +35,8 @@ func (f *fixture) dialNode(t *testing.T, d *testpki.Device, handler session.Invo
 		cancel()
 		<-served
 	})
-	recv(t, f.reg.Registered, "registration")
-	recv(t, f.reg.Ready, "ready")
+	testwait.Recv(t, f.reg.Registered, waitTimeout, "registration")
+	testwait.Recv(t, f.reg.Ready, waitTimeout, "ready")
 	return c
 }
 
@@ -87,7 +88,7 @@ func TestInvokeRoundTrip(t *testing.T) {
 		}()
 	}
 	for range 8 {
-		if err := recv(t, errs, "concurrent result"); err != nil {
+		if err := testwait.Recv(t, errs, waitTimeout, "concurrent result"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -123,12 +124,12 @@ func TestInvokeCancel(t *testing.T) {
 		_, err := invoke(ctx, f, d, "C", nil)
 		errc <- err
 	}()
-	recv(t, started, "call start")
+	testwait.Recv(t, started, waitTimeout, "call start")
 	cancel()
-	if err := recv(t, errc, "invoke"); !errors.Is(err, context.Canceled) {
+	if err := testwait.Recv(t, errc, waitTimeout, "invoke"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("invoke: %v, want context.Canceled", err)
 	}
-	if err := recv(t, ended, "handler end"); !errors.Is(err, context.Canceled) {
+	if err := testwait.Recv(t, ended, waitTimeout, "handler end"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("handler ended with %v", err)
 	}
 }
@@ -151,9 +152,9 @@ func TestInvokeNodeGone(t *testing.T) {
 		_, err := invoke(t.Context(), f, d, "G", nil)
 		errc <- err
 	}()
-	recv(t, started, "call start")
+	testwait.Recv(t, started, waitTimeout, "call start")
 	c.Close()
-	if err := recv(t, errc, "invoke"); !errors.Is(err, nodeconn.ErrNodeGone) {
+	if err := testwait.Recv(t, errc, waitTimeout, "invoke"); !errors.Is(err, nodeconn.ErrNodeGone) {
 		t.Fatalf("invoke: %v, want ErrNodeGone", err)
 	}
 }
@@ -164,7 +165,7 @@ func TestInvokeBadAnswer(t *testing.T) {
 	d := testpki.NewDevice(t, f.ca)
 	conn, str := f.rawClient(t, d)
 	register(t, str)
-	recv(t, f.reg.Ready, "ready")
+	testwait.Recv(t, f.reg.Ready, waitTimeout, "ready")
 	go func() {
 		s, err := conn.AcceptStream(t.Context())
 		if err != nil {
@@ -193,13 +194,13 @@ func TestCapabilitiesAndEvents(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go c.Serve(ctx)
-	if info := recv(t, f.reg.Registered, "registration"); len(info.Capabilities) != 1 || info.Capabilities[0].GetName() != "system.info" {
+	if info := testwait.Recv(t, f.reg.Registered, waitTimeout, "registration"); len(info.Capabilities) != 1 || info.Capabilities[0].GetName() != "system.info" {
 		t.Fatalf("registered manifest %v", info.Capabilities)
 	}
 	if err := c.SendCapabilities([]*nodev1.Capability{{Name: "system.info", Enabled: false}}); err != nil {
 		t.Fatal(err)
 	}
-	if caps := recv(t, f.reg.Caps, "capabilities"); len(caps) != 1 || caps[0].GetEnabled() {
+	if caps := testwait.Recv(t, f.reg.Caps, waitTimeout, "capabilities"); len(caps) != 1 || caps[0].GetEnabled() {
 		t.Fatalf("changed manifest %v", caps)
 	}
 	if s := f.srv.Sessions(); len(s) != 1 || s[0].Capabilities[0].GetEnabled() {
@@ -208,7 +209,7 @@ func TestCapabilitiesAndEvents(t *testing.T) {
 	if err := c.SendEvent(&nodev1.NodeEvent{Kind: nodev1.NodeEvent_KIND_CONSENT, Message: "denied"}); err != nil {
 		t.Fatal(err)
 	}
-	if ev := recv(t, f.reg.Events, "event"); ev.GetMessage() != "denied" {
+	if ev := testwait.Recv(t, f.reg.Events, waitTimeout, "event"); ev.GetMessage() != "denied" {
 		t.Fatalf("event %v", ev)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/palyra/palyra-go/internal/leakcheck"
 	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/testregistry"
+	"github.com/palyra/palyra-go/internal/testwait"
 	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node/session"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
@@ -130,34 +131,13 @@ func (f *fixture) runNode(t *testing.T, cfg session.Config) (context.CancelFunc,
 	return cancel, up, done
 }
 
-func recv[T any](t *testing.T, c <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-c:
-		return v
-	case <-time.After(waitTimeout):
-		t.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
-	}
-}
-
-// none checks that nothing arrives on c right now.
-func none[T any](t *testing.T, c <-chan T, what string) {
-	t.Helper()
-	select {
-	case v := <-c:
-		t.Errorf("unexpected %s: %v", what, v)
-	default:
-	}
-}
-
 func TestRegisterRenewGone(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 300*time.Millisecond)
 	d := testpki.NewDevice(t, f.ca)
 	stop, up, done := f.runNode(t, f.sessionConfig(d))
 
-	w := recv(t, up, "welcome")
+	w := testwait.Recv(t, up, waitTimeout, "welcome")
 	if w.GetDeviceId() != d.ID().String() {
 		t.Errorf("welcome names device %q, want %s", w.GetDeviceId(), d.ID())
 	}
@@ -167,12 +147,12 @@ func TestRegisterRenewGone(t *testing.T) {
 	if got := time.UnixMilli(w.GetCertificateNotAfterUnixMs()); !got.Equal(d.Cert.Leaf.NotAfter.Truncate(time.Millisecond)) {
 		t.Errorf("welcome certificate_not_after = %v, want %v", got, d.Cert.Leaf.NotAfter)
 	}
-	info := recv(t, f.reg.Registered, "NodeRegistered")
+	info := testwait.Recv(t, f.reg.Registered, waitTimeout, "NodeRegistered")
 	if info.DeviceID != d.ID() || info.Name != "test node" || info.Platform != "linux/amd64" || info.Version != "0.0.1" {
 		t.Errorf("NodeRegistered(%+v)", info)
 	}
 	for i := range 2 {
-		if id := recv(t, f.reg.Renewed, fmt.Sprintf("renewal %d", i)); id != d.ID() {
+		if id := testwait.Recv(t, f.reg.Renewed, waitTimeout, fmt.Sprintf("renewal %d", i)); id != d.ID() {
 			t.Errorf("renewal for %s", id)
 		}
 	}
@@ -181,11 +161,11 @@ func TestRegisterRenewGone(t *testing.T) {
 	}
 
 	stop()
-	g := recv(t, f.reg.Gone, "NodeGone")
+	g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone")
 	if g.ID != d.ID() || g.Reason != "node disconnected" {
 		t.Errorf("NodeGone(%s, %q)", g.ID, g.Reason)
 	}
-	if err := recv(t, done, "Run to return"); !errors.Is(err, context.Canceled) {
+	if err := testwait.Recv(t, done, waitTimeout, "Run to return"); !errors.Is(err, context.Canceled) {
 		t.Errorf("Run = %v, want context.Canceled", err)
 	}
 	if s := f.srv.Sessions(); len(s) != 0 {
@@ -253,9 +233,9 @@ func TestLeaseLapses(t *testing.T) {
 	d := testpki.NewDevice(t, f.ca)
 	conn, str := f.rawClient(t, d)
 	register(t, str)
-	recv(t, f.reg.Registered, "NodeRegistered")
+	testwait.Recv(t, f.reg.Registered, waitTimeout, "NodeRegistered")
 	// Silent from here on: the lease lapses.
-	g := recv(t, f.reg.Gone, "NodeGone")
+	g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone")
 	if g.ID != d.ID() || g.Reason != "lease expired" {
 		t.Errorf("NodeGone(%s, %q)", g.ID, g.Reason)
 	}
@@ -287,18 +267,18 @@ func TestDisconnectRevokes(t *testing.T) {
 	f := newFixture(t, time.Second)
 	d := testpki.NewDevice(t, f.ca)
 	_, up, done := f.runNode(t, f.sessionConfig(d))
-	recv(t, up, "welcome")
-	recv(t, f.reg.Registered, "NodeRegistered")
+	testwait.Recv(t, up, waitTimeout, "welcome")
+	testwait.Recv(t, f.reg.Registered, waitTimeout, "NodeRegistered")
 
 	f.revoked.Store(d.ID(), true)
 	if n := f.srv.Disconnect(d.ID(), "revoked by test"); n != 1 {
 		t.Errorf("Disconnect closed %d sessions, want 1", n)
 	}
-	err := recv(t, done, "Run to return")
+	err := testwait.Recv(t, done, waitTimeout, "Run to return")
 	if !errors.Is(err, session.ErrRevoked) || !errors.Is(err, identity.ErrRevoked) {
 		t.Errorf("Run = %v, want ErrRevoked", err)
 	}
-	g := recv(t, f.reg.Gone, "NodeGone")
+	g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone")
 	if g.ID != d.ID() || g.Reason != "revoked by test" {
 		t.Errorf("NodeGone(%s, %q)", g.ID, g.Reason)
 	}
@@ -308,12 +288,12 @@ func TestDisconnectRevokes(t *testing.T) {
 
 	// Now the handshake itself refuses the device.
 	_, up, done = f.runNode(t, f.sessionConfig(d))
-	err = recv(t, done, "Run to return")
+	err = testwait.Recv(t, done, waitTimeout, "Run to return")
 	if !errors.Is(err, session.ErrRevoked) {
 		t.Errorf("Run after revocation = %v, want ErrRevoked", err)
 	}
-	none(t, up, "welcome")
-	none(t, f.reg.Registered, "NodeRegistered")
+	testwait.None(t, up, "welcome")
+	testwait.None(t, f.reg.Registered, "NodeRegistered")
 	t.Logf("revoked at the handshake: %v", err)
 }
 
@@ -342,7 +322,7 @@ func TestHandshakeRefusals(t *testing.T) {
 			t.Logf("%v", err)
 		})
 	}
-	none(t, f.reg.Registered, "NodeRegistered")
+	testwait.None(t, f.reg.Registered, "NodeRegistered")
 }
 
 func TestGatewayFromAnotherCA(t *testing.T) {
@@ -379,7 +359,7 @@ func TestBadFrames(t *testing.T) {
 			conn, str := f.rawClient(t, d)
 			if tt.register {
 				register(t, str)
-				recv(t, f.reg.Registered, "NodeRegistered")
+				testwait.Recv(t, f.reg.Registered, waitTimeout, "NodeRegistered")
 			}
 			if _, err := str.Write(tt.send); err != nil {
 				t.Fatal(err)
@@ -388,7 +368,7 @@ func TestBadFrames(t *testing.T) {
 				t.Errorf("closed with %#x, want CodeProtocol", code)
 			}
 			if tt.register {
-				if g := recv(t, f.reg.Gone, "NodeGone"); g.ID != d.ID() {
+				if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.ID != d.ID() {
 					t.Errorf("NodeGone(%s)", g.ID)
 				}
 			}
@@ -397,7 +377,7 @@ func TestBadFrames(t *testing.T) {
 	// The server still serves.
 	d := testpki.NewDevice(t, f.ca)
 	_, up, _ := f.runNode(t, f.sessionConfig(d))
-	if w := recv(t, up, "welcome"); w.GetDeviceId() != d.ID().String() {
+	if w := testwait.Recv(t, up, waitTimeout, "welcome"); w.GetDeviceId() != d.ID().String() {
 		t.Errorf("welcome for %s", w.GetDeviceId())
 	}
 }
@@ -415,19 +395,19 @@ func TestSecondSessionReplacesFirst(t *testing.T) {
 	f := newFixture(t, time.Second)
 	d := testpki.NewDevice(t, f.ca)
 	_, up1, done1 := f.runNode(t, f.sessionConfig(d))
-	recv(t, up1, "first welcome")
-	first := recv(t, f.reg.Registered, "first NodeRegistered")
+	testwait.Recv(t, up1, waitTimeout, "first welcome")
+	first := testwait.Recv(t, f.reg.Registered, waitTimeout, "first NodeRegistered")
 
 	_, up2, done2 := f.runNode(t, f.sessionConfig(d))
-	recv(t, up2, "second welcome")
-	second := recv(t, f.reg.Registered, "second NodeRegistered")
-	if err := recv(t, done1, "first Run to return"); !errors.Is(err, session.ErrReplaced) {
+	testwait.Recv(t, up2, waitTimeout, "second welcome")
+	second := testwait.Recv(t, f.reg.Registered, waitTimeout, "second NodeRegistered")
+	if err := testwait.Recv(t, done1, waitTimeout, "first Run to return"); !errors.Is(err, session.ErrReplaced) {
 		t.Errorf("first Run = %v, want ErrReplaced", err)
 	}
 	if first.RemoteAddr == second.RemoteAddr {
 		t.Errorf("both sessions from %s", first.RemoteAddr)
 	}
-	none(t, f.reg.Gone, "NodeGone for the replaced session")
+	testwait.None(t, f.reg.Gone, "NodeGone for the replaced session")
 	if s := f.srv.Sessions(); len(s) != 1 || s[0].RemoteAddr != second.RemoteAddr {
 		t.Errorf("Sessions() = %+v, want only the second", s)
 	}
@@ -447,7 +427,7 @@ func TestRegistryRefuses(t *testing.T) {
 	if !errors.Is(err, session.ErrRegistrationRefused) {
 		t.Errorf("Run = %v, want ErrRegistrationRefused", err)
 	}
-	none(t, f.reg.Gone, "NodeGone")
+	testwait.None(t, f.reg.Gone, "NodeGone")
 }
 
 func TestRenewCertificate(t *testing.T) {
@@ -463,7 +443,7 @@ func TestRenewCertificate(t *testing.T) {
 	go func() { served <- c.Serve(ctx) }()
 	defer func() {
 		cancel()
-		recv(t, served, "Serve to return")
+		testwait.Recv(t, served, waitTimeout, "Serve to return")
 	}()
 
 	csr, err := d.Key.CreateCSR(rand.Reader, "node")
@@ -518,15 +498,15 @@ func TestShutdownClosesSessions(t *testing.T) {
 	cfg := f.sessionConfig(testpki.NewDevice(t, f.ca))
 	cfg.Addresses = []string{pc.LocalAddr().String()}
 	_, up, done := f.runNode(t, cfg)
-	recv(t, up, "welcome")
+	testwait.Recv(t, up, waitTimeout, "welcome")
 	cancel()
-	if err := recv(t, errc, "Serve to return"); err != nil {
+	if err := testwait.Recv(t, errc, waitTimeout, "Serve to return"); err != nil {
 		t.Errorf("Serve = %v", err)
 	}
-	if err := recv(t, done, "Run to return"); !errors.Is(err, session.ErrGatewayShutdown) {
+	if err := testwait.Recv(t, done, waitTimeout, "Run to return"); !errors.Is(err, session.ErrGatewayShutdown) {
 		t.Errorf("Run = %v, want ErrGatewayShutdown", err)
 	}
-	if g := recv(t, f.reg.Gone, "NodeGone"); !strings.Contains(g.Reason, "shutting down") {
+	if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); !strings.Contains(g.Reason, "shutting down") {
 		t.Errorf("NodeGone reason %q", g.Reason)
 	}
 }

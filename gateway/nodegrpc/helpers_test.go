@@ -22,6 +22,7 @@ import (
 	"github.com/palyra/palyra-go/internal/leakcheck"
 	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/testregistry"
+	"github.com/palyra/palyra-go/internal/testwait"
 	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node/grpcsession"
 	"github.com/palyra/palyra-go/node/session"
@@ -237,33 +238,12 @@ func recvStatus(t *testing.T, str rawStream) *status.Status {
 		}
 		c <- errors.New("the stream did not end within 100 frames")
 	}()
-	return status.Convert(recv(t, c, "the stream to end"))
+	return status.Convert(testwait.Recv(t, c, waitTimeout, "the stream to end"))
 }
 
 func wantCode(t *testing.T, err error, code codes.Code) {
 	t.Helper()
 	if got := status.Code(err); got != code {
 		t.Errorf("got %v (%v), want %v", got, err, code)
-	}
-}
-
-func recv[T any](t *testing.T, c <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-c:
-		return v
-	case <-time.After(waitTimeout):
-		t.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
-	}
-}
-
-// none checks that nothing arrives on c right now.
-func none[T any](t *testing.T, c <-chan T, what string) {
-	t.Helper()
-	select {
-	case v := <-c:
-		t.Errorf("unexpected %s: %v", what, v)
-	default:
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/palyra/palyra-go/gateway/nodeconn"
 	"github.com/palyra/palyra-go/internal/testpki"
+	"github.com/palyra/palyra-go/internal/testwait"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -187,14 +188,14 @@ func TestInvokeCancel(t *testing.T) {
 				_, err := f.srv.Invoke(ctx, d.ID(), &nodev1.Invoke{RequestId: "slow", Capability: "test.slow"}, nil)
 				calls <- err
 			}()
-			if id := recv(t, started, "the call to start"); id != "slow" {
+			if id := testwait.Recv(t, started, waitTimeout, "the call to start"); id != "slow" {
 				t.Errorf("node runs %q", id)
 			}
 			giveUp()
-			if err := recv(t, calls, "Invoke to return"); !errors.Is(err, tt.want) {
+			if err := testwait.Recv(t, calls, waitTimeout, "Invoke to return"); !errors.Is(err, tt.want) {
 				t.Errorf("Invoke = %v, want %v", err, tt.want)
 			}
-			cause := recv(t, causes, "the handler's context to end")
+			cause := testwait.Recv(t, causes, waitTimeout, "the handler's context to end")
 			if !errors.Is(cause, context.Canceled) || !strings.Contains(cause.Error(), "gateway canceled") {
 				t.Errorf("handler's context ended with %v, want the gateway's Cancel", cause)
 			}
@@ -230,17 +231,17 @@ func TestInvokeNodeGoneMidCall(t *testing.T) {
 		_, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "mid"}, nil)
 		calls <- err
 	}()
-	recv(t, started, "the call to start")
+	testwait.Recv(t, started, waitTimeout, "the call to start")
 	n.conn.Close() // the laptop drops off
-	err := recv(t, calls, "Invoke to fail")
+	err := testwait.Recv(t, calls, waitTimeout, "Invoke to fail")
 	if !errors.Is(err, nodeconn.ErrNodeGone) {
 		t.Errorf("Invoke = %v, want ErrNodeGone", err)
 	}
-	if g := recv(t, f.reg.Gone, "NodeGone"); g.Reason != "node disconnected" {
+	if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.Reason != "node disconnected" {
 		t.Errorf("NodeGone reason %q", g.Reason)
 	}
-	recv(t, handlerDone, "the node's handler to end")
-	recv(t, n.done, "Serve to return")
+	testwait.Recv(t, handlerDone, waitTimeout, "the node's handler to end")
+	testwait.Recv(t, n.done, waitTimeout, "Serve to return")
 
 	if _, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "after"}, nil); !errors.Is(err, nodeconn.ErrNodeOffline) {
 		t.Errorf("Invoke after the node left = %v, want ErrNodeOffline", err)
@@ -304,7 +305,7 @@ func TestSubmitResultOwnership(t *testing.T) {
 		t.Fatalf("B's renewal: %v, %v", fr, err)
 	}
 	sendFrame(t, strA, &nodev1.Frame{Body: &nodev1.Frame_Progress{Progress: &nodev1.Progress{RequestId: "REQ-A", Message: "from A"}}})
-	if got := recv(t, progress, "A's progress"); got != "from A" {
+	if got := testwait.Recv(t, progress, waitTimeout, "A's progress"); got != "from A" {
 		t.Errorf("caller saw progress %q, want only A's", got)
 	}
 
@@ -331,7 +332,7 @@ func TestSubmitResultOwnership(t *testing.T) {
 			}
 		})
 	}
-	none(t, answers, "an answer before A's")
+	testwait.None(t, answers, "an answer before A's")
 
 	// A's own result, with its own ID (spelled as a person might) or none,
 	// reaches the caller.
@@ -339,14 +340,14 @@ func TestSubmitResultOwnership(t *testing.T) {
 	if _, err := clientA.SubmitCapabilityResult(t.Context(), own); err != nil {
 		t.Fatalf("A's result refused: %v", err)
 	}
-	ans := recv(t, answers, "the answer")
+	ans := testwait.Recv(t, answers, waitTimeout, "the answer")
 	if ans.err != nil || string(ans.res.GetOutputJson()) != `"real"` {
 		t.Errorf("Invoke = %v, %v; want A's real result", ans.res, ans.err)
 	}
 	// A second result for the same call has nobody to go to.
 	_, err = clientA.SubmitCapabilityResult(t.Context(), own)
 	wantCode(t, err, codes.NotFound)
-	none(t, progress, "more progress")
+	testwait.None(t, progress, "more progress")
 }
 
 func sendFrame(t *testing.T, str rawStream, f *nodev1.Frame) {
@@ -373,7 +374,7 @@ func TestInvokeDuplicateRequestID(t *testing.T) {
 	if _, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "dup"}, nil); err == nil || errors.Is(err, nodeconn.ErrNodeGone) {
 		t.Errorf("second Invoke with the same ID = %v, want a refusal", err)
 	}
-	none(t, first, "the first call's end")
+	testwait.None(t, first, "the first call's end")
 }
 
 // A burst of calls larger than the session's send queue neither fails nor
@@ -410,7 +411,7 @@ func TestInvokeBurst(t *testing.T) {
 	}
 	// The session lives on.
 	for i := range 2 {
-		recv(t, f.reg.Renewed, fmt.Sprintf("renewal %d", i))
+		testwait.Recv(t, f.reg.Renewed, waitTimeout, fmt.Sprintf("renewal %d", i))
 	}
 	select {
 	case err := <-n.done:
@@ -426,7 +427,7 @@ func TestNodeNotReading(t *testing.T) {
 	f := newFixture(t, time.Minute)
 	d := testpki.NewDevice(t, f.ca)
 	str, _ := rawSession(t, f.rawClient(t, d.Cert))
-	recv(t, f.reg.Ready, "NodeReady")
+	testwait.Recv(t, f.reg.Ready, waitTimeout, "NodeReady")
 	const calls = 200 // 32 KiB each: far more than the HTTP/2 window and the send queue
 	args := []byte(`"` + strings.Repeat("x", 32<<10) + `"`)
 	errs := make(chan error, calls)
@@ -445,7 +446,7 @@ func TestNodeNotReading(t *testing.T) {
 	}
 	gone := 0
 	for i := range calls {
-		err := recv(t, errs, fmt.Sprintf("call %d to fail", i))
+		err := testwait.Recv(t, errs, waitTimeout, fmt.Sprintf("call %d to fail", i))
 		switch {
 		case errors.Is(err, nodeconn.ErrNodeGone):
 			gone++
@@ -457,7 +458,7 @@ func TestNodeNotReading(t *testing.T) {
 	if gone == 0 {
 		t.Error("no call was waiting on the session")
 	}
-	if g := recv(t, f.reg.Gone, "NodeGone"); g.Reason != "revoked by test" {
+	if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.Reason != "revoked by test" {
 		t.Errorf("NodeGone reason %q", g.Reason)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/testregistry"
+	"github.com/palyra/palyra-go/internal/testwait"
 	"github.com/palyra/palyra-go/node/grpcsession"
 	"github.com/palyra/palyra-go/node/session"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
@@ -67,7 +68,7 @@ func TestRegisterReadyRenewGone(t *testing.T) {
 		t.Errorf("Welcome certificate_not_after = %v, want %v", got, d.Cert.Leaf.NotAfter)
 	}
 
-	info := recv(t, f.reg.Registered, "NodeRegistered")
+	info := testwait.Recv(t, f.reg.Registered, waitTimeout, "NodeRegistered")
 	if info.DeviceID != d.ID() || info.Name != "test node" || info.Platform != "linux/amd64" || info.Version != "0.0.1" ||
 		info.Transport != "grpc" || len(info.Capabilities) != 1 || info.Capabilities[0].GetName() != "test.echo" ||
 		!strings.HasPrefix(info.RemoteAddr, "127.0.0.1:") {
@@ -90,7 +91,7 @@ func TestRegisterReadyRenewGone(t *testing.T) {
 	}
 	// Renewals every ttl/3 keep it beyond a lease.
 	for i := range 4 {
-		if id := recv(t, f.reg.Renewed, fmt.Sprintf("renewal %d", i)); id != d.ID() {
+		if id := testwait.Recv(t, f.reg.Renewed, waitTimeout, fmt.Sprintf("renewal %d", i)); id != d.ID() {
 			t.Errorf("renewal for %s", id)
 		}
 	}
@@ -101,17 +102,17 @@ func TestRegisterReadyRenewGone(t *testing.T) {
 	}
 
 	n.cancel()
-	if err := recv(t, n.done, "Serve to return"); !errors.Is(err, context.Canceled) {
+	if err := testwait.Recv(t, n.done, waitTimeout, "Serve to return"); !errors.Is(err, context.Canceled) {
 		t.Errorf("Serve = %v, want context.Canceled", err)
 	}
-	g := recv(t, f.reg.Gone, "NodeGone")
+	g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone")
 	if g.ID != d.ID() || g.Reason != "node disconnected" {
 		t.Errorf("NodeGone(%s, %q)", g.ID, g.Reason)
 	}
 	if s := f.srv.Sessions(); len(s) != 0 {
 		t.Errorf("Sessions() after gone = %+v", s)
 	}
-	none(t, f.reg.Gone, "second NodeGone")
+	testwait.None(t, f.reg.Gone, "second NodeGone")
 }
 
 func TestCloseConn(t *testing.T) {
@@ -122,10 +123,10 @@ func TestCloseConn(t *testing.T) {
 	if err := n.conn.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	if err := recv(t, n.done, "Serve to return"); !errors.Is(err, net.ErrClosed) {
+	if err := testwait.Recv(t, n.done, waitTimeout, "Serve to return"); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Serve = %v, want net.ErrClosed", err)
 	}
-	if g := recv(t, f.reg.Gone, "NodeGone"); g.Reason != "node disconnected" {
+	if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.Reason != "node disconnected" {
 		t.Errorf("NodeGone reason %q", g.Reason)
 	}
 	if err := n.conn.SendEvent(&nodev1.NodeEvent{}); err == nil {
@@ -143,7 +144,7 @@ func TestCloseWithoutServe(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	if g := recv(t, f.reg.Gone, "NodeGone"); g.Reason != "node disconnected" {
+	if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.Reason != "node disconnected" {
 		t.Errorf("NodeGone reason %q", g.Reason)
 	}
 	if err := c.Close(); err != nil {
@@ -167,7 +168,7 @@ func TestCapabilitiesAndEventsReachRegistry(t *testing.T) {
 	if err := n.conn.SendCapabilities(caps); err != nil {
 		t.Fatal(err)
 	}
-	got := recv(t, f.reg.Caps, "CapabilitiesChanged")
+	got := testwait.Recv(t, f.reg.Caps, waitTimeout, "CapabilitiesChanged")
 	if len(got) != 2 || !proto.Equal(got[0], caps[0]) || !proto.Equal(got[1], caps[1]) {
 		t.Errorf("CapabilitiesChanged(%v)", got)
 	}
@@ -179,7 +180,7 @@ func TestCapabilitiesAndEventsReachRegistry(t *testing.T) {
 	if err := n.conn.SendEvent(ev); err != nil {
 		t.Fatal(err)
 	}
-	if got := recv(t, f.reg.Events, "NodeEvent"); !proto.Equal(got, ev) {
+	if got := testwait.Recv(t, f.reg.Events, waitTimeout, "NodeEvent"); !proto.Equal(got, ev) {
 		t.Errorf("NodeEvent(%v), want %v", got, ev)
 	}
 }
@@ -269,20 +270,20 @@ func TestRevoked(t *testing.T) {
 			_, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "live"}, nil)
 			calls <- err
 		}()
-		recv(t, started, "the call to start")
+		testwait.Recv(t, started, waitTimeout, "the call to start")
 
 		f.revoked.Store(d.ID(), true)
 		if got := f.srv.Disconnect(d.ID(), "revoked by test"); got != 1 {
 			t.Errorf("Disconnect ended %d sessions, want 1", got)
 		}
-		err := recv(t, n.done, "Serve to return")
+		err := testwait.Recv(t, n.done, waitTimeout, "Serve to return")
 		if !errors.Is(err, session.ErrRevoked) || !strings.Contains(err.Error(), "device revoked: revoked by test") {
 			t.Errorf("Serve = %v, want ErrRevoked", err)
 		}
-		if err := recv(t, calls, "Invoke to fail"); !errors.Is(err, nodeconn.ErrNodeGone) {
+		if err := testwait.Recv(t, calls, waitTimeout, "Invoke to fail"); !errors.Is(err, nodeconn.ErrNodeGone) {
 			t.Errorf("Invoke = %v, want ErrNodeGone", err)
 		}
-		if g := recv(t, f.reg.Gone, "NodeGone"); g.ID != d.ID() || g.Reason != "revoked by test" {
+		if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.ID != d.ID() || g.Reason != "revoked by test" {
 			t.Errorf("NodeGone(%s, %q)", g.ID, g.Reason)
 		}
 		if got := f.srv.Disconnect(d.ID(), ""); got != 0 {
@@ -301,7 +302,7 @@ func TestRevoked(t *testing.T) {
 		if _, err := client.RegisterNode(t.Context(), &nodev1.RegisterNode{}); err != nil {
 			t.Fatal(err)
 		}
-		recv(t, f.reg.Registered, "NodeRegistered")
+		testwait.Recv(t, f.reg.Registered, waitTimeout, "NodeRegistered")
 		if got := f.srv.Disconnect(d.ID(), "removed"); got != 0 {
 			t.Errorf("Disconnect ended %d sessions, want 0", got)
 		}
@@ -334,8 +335,8 @@ func TestRegistryRefuses(t *testing.T) {
 			if _, err := grpcsession.Dial(t.Context(), f.sessionConfig(d)); !errors.Is(err, tt.want) {
 				t.Errorf("Dial = %v, want %v", err, tt.want)
 			}
-			none(t, f.reg.Ready, "NodeReady")
-			none(t, f.reg.Gone, "NodeGone")
+			testwait.None(t, f.reg.Ready, "NodeReady")
+			testwait.None(t, f.reg.Gone, "NodeGone")
 		})
 	}
 }
@@ -345,7 +346,7 @@ func TestLeaseLapses(t *testing.T) {
 	f := newFixture(t, 300*time.Millisecond)
 	d := testpki.NewDevice(t, f.ca)
 	str, _ := rawSession(t, f.rawClient(t, d.Cert))
-	recv(t, f.reg.Ready, "NodeReady")
+	testwait.Recv(t, f.reg.Ready, waitTimeout, "NodeReady")
 
 	// A renewal is granted with its sequence number.
 	if err := str.Send(&nodev1.Frame{Body: &nodev1.Frame_LeaseRenewal{LeaseRenewal: &nodev1.LeaseRenewal{Sequence: 7}}}); err != nil {
@@ -358,7 +359,7 @@ func TestLeaseLapses(t *testing.T) {
 	if g := fr.GetLeaseGranted(); g == nil || g.GetSequence() != 7 || g.GetLeaseTtlMs() != 300 {
 		t.Errorf("answer to renewal 7: %v", fr)
 	}
-	if id := recv(t, f.reg.Renewed, "NodeRenewed"); id != d.ID() {
+	if id := testwait.Recv(t, f.reg.Renewed, waitTimeout, "NodeRenewed"); id != d.ID() {
 		t.Errorf("NodeRenewed(%s)", id)
 	}
 
@@ -371,7 +372,7 @@ func TestLeaseLapses(t *testing.T) {
 	if waited := time.Since(start); waited < 250*time.Millisecond {
 		t.Errorf("the lease lapsed after %v, before its 300ms", waited)
 	}
-	if g := recv(t, f.reg.Gone, "NodeGone"); g.ID != d.ID() || g.Reason != "lease expired" {
+	if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.ID != d.ID() || g.Reason != "lease expired" {
 		t.Errorf("NodeGone(%s, %q)", g.ID, g.Reason)
 	}
 	if s := f.srv.Sessions(); len(s) != 0 {
@@ -435,15 +436,15 @@ func TestSecondSessionReplacesFirst(t *testing.T) {
 	cfg := f.sessionConfig(d)
 	cfg.Invoke = handler("first")
 	first := f.runNode(t, cfg)
-	recv(t, f.reg.Ready, "first NodeReady")
+	testwait.Recv(t, f.reg.Ready, waitTimeout, "first NodeReady")
 
 	cfg.Invoke = handler("second")
 	second := f.runNode(t, cfg)
-	recv(t, f.reg.Ready, "second NodeReady")
-	if err := recv(t, first.done, "first Serve to return"); !errors.Is(err, session.ErrReplaced) {
+	testwait.Recv(t, f.reg.Ready, waitTimeout, "second NodeReady")
+	if err := testwait.Recv(t, first.done, waitTimeout, "first Serve to return"); !errors.Is(err, session.ErrReplaced) {
 		t.Errorf("first Serve = %v, want ErrReplaced", err)
 	}
-	none(t, f.reg.Gone, "NodeGone for the replaced session")
+	testwait.None(t, f.reg.Gone, "NodeGone for the replaced session")
 	if s := f.srv.Sessions(); len(s) != 1 {
 		t.Errorf("Sessions() = %+v, want one", s)
 	}
@@ -453,11 +454,11 @@ func TestSecondSessionReplacesFirst(t *testing.T) {
 	}
 
 	second.cancel()
-	recv(t, second.done, "second Serve to return")
-	if g := recv(t, f.reg.Gone, "NodeGone"); g.ID != d.ID() {
+	testwait.Recv(t, second.done, waitTimeout, "second Serve to return")
+	if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.ID != d.ID() {
 		t.Errorf("NodeGone(%s)", g.ID)
 	}
-	none(t, f.reg.Gone, "second NodeGone")
+	testwait.None(t, f.reg.Gone, "second NodeGone")
 }
 
 func TestProtocolViolations(t *testing.T) {
@@ -486,7 +487,7 @@ func TestProtocolViolations(t *testing.T) {
 			}
 			st := recvStatus(t, str)
 			wantCode(t, st.Err(), tt.code)
-			if g := recv(t, f.reg.Gone, "NodeGone"); g.ID != d.ID() {
+			if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.ID != d.ID() {
 				t.Errorf("NodeGone(%s)", g.ID)
 			}
 			if s := f.srv.Sessions(); len(s) != 0 {
@@ -513,16 +514,16 @@ func TestShutdown(t *testing.T) {
 		_, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "in-flight"}, nil)
 		calls <- err
 	}()
-	recv(t, started, "the call to start")
+	testwait.Recv(t, started, waitTimeout, "the call to start")
 
 	f.srv.Close() // returns once the handlers have
-	if g := recv(t, f.reg.Gone, "NodeGone"); g.Reason != "gateway shutting down" {
+	if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.Reason != "gateway shutting down" {
 		t.Errorf("NodeGone reason %q", g.Reason)
 	}
-	if err := recv(t, n.done, "Serve to return"); !errors.Is(err, session.ErrGatewayShutdown) {
+	if err := testwait.Recv(t, n.done, waitTimeout, "Serve to return"); !errors.Is(err, session.ErrGatewayShutdown) {
 		t.Errorf("Serve = %v, want ErrGatewayShutdown", err)
 	}
-	if err := recv(t, calls, "Invoke to fail"); !errors.Is(err, nodeconn.ErrNodeGone) {
+	if err := testwait.Recv(t, calls, waitTimeout, "Invoke to fail"); !errors.Is(err, nodeconn.ErrNodeGone) {
 		t.Errorf("Invoke = %v, want ErrNodeGone", err)
 	}
 	_, err := f.rawClient(t, d.Cert).RegisterNode(t.Context(), &nodev1.RegisterNode{})
@@ -552,7 +553,7 @@ func TestDial(t *testing.T) {
 			t.Fatalf("Dial = %v", err)
 		}
 		defer c.Close()
-		recv(t, f.reg.Ready, "NodeReady")
+		testwait.Recv(t, f.reg.Ready, waitTimeout, "NodeReady")
 
 		cfg.Addresses = []string{dead}
 		if _, err := grpcsession.Dial(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), dead) {
