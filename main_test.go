@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/godbus/dbus/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -162,17 +161,13 @@ func TestDesktopUnderXvfb(t *testing.T) {
 	waitFor(t, stepDeadline, "the local gateway to stop", func() bool { return strings.Contains(app.log(), "local gateway stopped") })
 	// Between attempts: the agent is offline, waiting to retry, before and
 	// after the capture (it spends a while connecting in each attempt).
-	offline := func() (time.Time, bool) {
-		s, err := localapi.Status(t.Context(), socket)
-		return s.RetryAt, err == nil && s.State == node.StateOffline && !s.RetryAt.IsZero()
-	}
 	waitFor(t, stepDeadline, "a capture of the app offline and retrying", func() bool {
-		before, ok := offline()
+		before, ok := offlineUntil(t, socket)
 		if !ok {
 			return false
 		}
 		d.screenshot("main-window-offline")
-		after, ok := offline()
+		after, ok := offlineUntil(t, socket)
 		return ok && after.Equal(before)
 	})
 	d.press(win, "space")
@@ -513,11 +508,7 @@ func (d *desktopEnv) startKeyring() {
 // says who should.
 func (d *desktopEnv) waitBusName(name, what string) {
 	d.t.Helper()
-	conn, err := dbus.Connect(d.bus)
-	if err != nil {
-		d.t.Fatalf("connecting to the test bus: %v", err)
-	}
-	defer conn.Close()
+	conn := d.busConn()
 	waitFor(d.t, stepDeadline, what+" on the bus ("+name+")", func() bool {
 		var has bool
 		err := conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, name).Store(&has)

@@ -296,8 +296,9 @@ func (a *Agent) handleInvoke(ctx context.Context, inv *nodev1.Invoke, progress f
 }
 
 // startOnce records in the journal that inv starts. It returns the result
-// to answer instead of running it: when an earlier process of this node
-// started it already, or when the journal cannot say so for next time.
+// to answer instead of running it: when this node started it already (in
+// an earlier process, or in this one before its result was forgotten), or
+// when the journal cannot say so for next time.
 func (a *Agent) startOnce(inv *nodev1.Invoke) *nodev1.Result {
 	before, err := a.journal.start(inv.GetRequestId())
 	switch {
