@@ -19,9 +19,8 @@ import (
 	"github.com/gtank/ristretto255"
 )
 
-// vectorFile is the draft-21 vector set for CPACE-RISTR255-SHA512. It lives in
-// the shared/ directory next to the repository checkout (/work/shared next to
-// /work/main), three levels up from this package's directory.
+// vectorFile is the draft-21 vector set for CPACE-RISTR255-SHA512, kept in
+// this package's testdata (its README says where the values come from).
 const vectorFile = "cpace-ristretto255-sha512.json"
 
 // ignoredVectorKeys are the top-level keys TestVectors does not compare with
@@ -32,11 +31,7 @@ var ignoredVectorKeys = []string{"source"}
 
 func vectorPath(tb testing.TB) string {
 	tb.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		tb.Fatalf("finding the test's working directory: %v", err)
-	}
-	return filepath.Join(wd, "..", "..", "..", "shared", "vectors", vectorFile)
+	return filepath.Join("testdata", vectorFile)
 }
 
 // vectors is the parsed vector file. It records every key a test reads, so
@@ -52,7 +47,7 @@ func loadVectors(tb testing.TB) *vectors {
 	path := vectorPath(tb)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		tb.Fatalf("CPace test vectors not found: expected %s, i.e. shared/vectors/%s in the directory that holds the repository checkout (../../../shared/vectors from identity/cpace)", path, vectorFile)
+		tb.Fatalf("CPace test vectors not found: expected %s in identity/cpace", path)
 	}
 	if err != nil {
 		tb.Fatalf("reading CPace test vectors: %v", err)
