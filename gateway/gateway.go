@@ -4,7 +4,7 @@
 // on a Unix socket) until its context ends. `palyra gateway run`, the
 // desktop app's local gateway and the tests all embed it.
 //
-// The pieces live in sub-packages (store, pairingsvc, nodeconn, admin); this
+// The pieces live in sub-packages (store, pairingsvc, quiccarrier, admin); this
 // package only wires them together and owns their goroutines.
 package gateway
 
@@ -31,9 +31,9 @@ import (
 	"github.com/palyra/palyra-go/gateway/admin"
 	"github.com/palyra/palyra-go/gateway/dispatch"
 	"github.com/palyra/palyra-go/gateway/events"
-	"github.com/palyra/palyra-go/gateway/nodeconn"
-	"github.com/palyra/palyra-go/gateway/nodegrpc"
+	"github.com/palyra/palyra-go/gateway/grpccarrier"
 	"github.com/palyra/palyra-go/gateway/pairingsvc"
+	"github.com/palyra/palyra-go/gateway/quiccarrier"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/metrics"
@@ -86,17 +86,17 @@ type Config struct {
 
 // Gateway is a configured gateway, ready to Run.
 type Gateway struct {
-	cfg      Config
-	store    *store.Store
-	ca       *identity.CA
-	pairing  *pairingsvc.Service
-	admin    *admin.Service
-	nodes    *nodeconn.Server
-	nodegrpc *nodegrpc.Server
-	registry *registry
-	dispatch *dispatch.Dispatcher
-	events   *events.Hub
-	metrics  *gatewayMetrics
+	cfg       Config
+	store     *store.Store
+	ca        *identity.CA
+	pairing   *pairingsvc.Service
+	admin     *admin.Service
+	nodes     *quiccarrier.Server
+	grpcNodes *grpccarrier.Server
+	registry  *registry
+	dispatch  *dispatch.Dispatcher
+	events    *events.Hub
+	metrics   *gatewayMetrics
 
 	// metricsAddr is where metrics are served, once Run serves them.
 	metricsMu   sync.Mutex
@@ -159,13 +159,13 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	g.registry = &registry{g: g, transport: "quic", carrier: func() dispatch.Carrier { return g.nodes }}
 	g.events = events.New()
 	if cfg.MetricsListen != "" {
-		g.metrics = newGatewayMetrics(func() float64 { return float64(len(g.nodes.Sessions()) + len(g.nodegrpc.Sessions())) })
+		g.metrics = newGatewayMetrics(func() float64 { return float64(len(g.nodes.Sessions()) + len(g.grpcNodes.Sessions())) })
 	}
 	if g.dispatch, err = dispatch.New(dispatch.Config{
 		Store:   g.store,
 		Events:  g.events,
-		Offline: func(err error) bool { return errors.Is(err, nodeconn.ErrNodeOffline) },
-		Gone:    func(err error) bool { return errors.Is(err, nodeconn.ErrNodeGone) },
+		Offline: func(err error) bool { return errors.Is(err, quiccarrier.ErrNodeOffline) },
+		Gone:    func(err error) bool { return errors.Is(err, quiccarrier.ErrNodeGone) },
 		Now:     cfg.Now,
 		Rand:    cfg.Rand,
 		Logger:  cfg.Logger.With("component", "dispatch"),
@@ -173,7 +173,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if g.nodes, err = nodeconn.NewServer(nodeconn.Config{
+	if g.nodes, err = quiccarrier.NewServer(quiccarrier.Config{
 		TLSCertificate: g.serverCertificate,
 		Authenticate:   g.authenticate,
 		Registry:       g.registry,
@@ -184,9 +184,9 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if g.nodegrpc, err = nodegrpc.NewServer(nodegrpc.Config{
+	if g.grpcNodes, err = grpccarrier.NewServer(grpccarrier.Config{
 		Authenticate: g.authenticate,
-		Registry:     &registry{g: g, transport: nodegrpc.Transport, carrier: func() dispatch.Carrier { return g.nodegrpc }},
+		Registry:     &registry{g: g, transport: grpccarrier.Transport, carrier: func() dispatch.Carrier { return g.grpcNodes }},
 		LeaseTTL:     cfg.LeaseTTL,
 		Now:          cfg.Now,
 		Logger:       cfg.Logger.With("component", "nodes-grpc"),
@@ -400,13 +400,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 		},
 	})), grpc.MaxRecvMsgSize(wire.MaxFrameSize))
 	pairingv1.RegisterPairingServer(pairingServer, g.pairing)
-	g.nodegrpc.Register(pairingServer)
+	g.grpcNodes.Register(pairingServer)
 	adminServer := grpc.NewServer()
 	adminv1.RegisterAdminServer(adminServer, g.admin)
 
 	g.cfg.Logger.Info("gateway running", "name", g.cfg.Name, "addresses", g.Addresses(), "admin_socket", g.admLn.Addr().String(),
 		"ca_fingerprint", g.ca.Fingerprint().String())
-	eg.Go(func() error { return serveGRPC(ctx, pairingServer, g.tcp, g.nodegrpc.Close) })
+	eg.Go(func() error { return serveGRPC(ctx, pairingServer, g.tcp, g.grpcNodes.Close) })
 	eg.Go(func() error { return serveGRPC(ctx, adminServer, g.admLn, nil) })
 	eg.Go(func() error { return g.nodes.Serve(ctx, g.udp) })
 	eg.Go(func() error { return g.sweep(ctx) })

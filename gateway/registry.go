@@ -11,8 +11,8 @@ import (
 
 	"github.com/palyra/palyra-go/gateway/dispatch"
 	"github.com/palyra/palyra-go/gateway/events"
-	"github.com/palyra/palyra-go/gateway/nodeconn"
 	"github.com/palyra/palyra-go/gateway/pairingsvc"
+	"github.com/palyra/palyra-go/gateway/quiccarrier"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
@@ -78,9 +78,9 @@ func (p *presenceWrites) forget(id identity.DeviceID) {
 	delete(p.written, id)
 }
 
-var _ nodeconn.Registry = (*registry)(nil)
+var _ quiccarrier.Registry = (*registry)(nil)
 
-func (r *registry) NodeRegistered(ctx context.Context, s nodeconn.SessionInfo) error {
+func (r *registry) NodeRegistered(ctx context.Context, s quiccarrier.SessionInfo) error {
 	err := r.g.store.UpsertNode(ctx, store.Node{
 		DeviceID: s.DeviceID,
 		Name:     s.Name,
@@ -115,7 +115,7 @@ func (r *registry) writeLastSeen(id identity.DeviceID, at time.Time) {
 	}
 }
 
-func (r *registry) NodeReady(s nodeconn.SessionInfo) {
+func (r *registry) NodeReady(s quiccarrier.SessionInfo) {
 	r.g.dispatch.Attach(s.DeviceID, r.transport, r.carrier(), s.Capabilities)
 }
 
@@ -215,5 +215,5 @@ func (r *registry) Online(id identity.DeviceID) bool {
 
 // Disconnect closes the device's live sessions on every carrier.
 func (r *registry) Disconnect(id identity.DeviceID, reason string) int {
-	return r.g.nodes.Disconnect(id, reason) + r.g.nodegrpc.Disconnect(id, reason)
+	return r.g.nodes.Disconnect(id, reason) + r.g.grpcNodes.Disconnect(id, reason)
 }

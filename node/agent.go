@@ -31,7 +31,7 @@ import (
 	"github.com/palyra/palyra-go/node/capability"
 	"github.com/palyra/palyra-go/node/capability/builtin"
 	"github.com/palyra/palyra-go/node/pairclient"
-	"github.com/palyra/palyra-go/node/session"
+	"github.com/palyra/palyra-go/node/quiccarrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -438,7 +438,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.running = ctx
 	a.mu.Unlock()
 	defer a.journal.close()
-	backoff := session.NewBackoff(nil)
+	backoff := quiccarrier.NewBackoff(nil)
 	for {
 		a.update(func(s *Status) { s.State, s.RetryAt = StateConnecting, time.Time{} })
 		var upAt time.Time
@@ -451,7 +451,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		capsVersion := a.capsVersion
 		a.mu.Unlock()
 		if err == nil {
-			conn, transport, fallback, err = a.dial(ctx, session.Config{
+			conn, transport, fallback, err = a.dial(ctx, quiccarrier.Config{
 				Addresses:         conf.Gateways,
 				ClientCertificate: a.clientCertificate,
 				CACertificate:     ca,
@@ -481,9 +481,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.update(func(s *Status) { s.State, s.ConnectedSince = StateOffline, time.Time{} })
 			return nil
 		}
-		if errors.Is(err, session.ErrRevoked) {
+		if errors.Is(err, quiccarrier.ErrRevoked) {
 			a.cfg.Logger.Info("gateway refused this device as revoked", "err", err)
-			err = fmt.Errorf("this device has been revoked by the gateway, which will not accept it again: %w", session.ErrRevoked)
+			err = fmt.Errorf("this device has been revoked by the gateway, which will not accept it again: %w", quiccarrier.ErrRevoked)
 			a.update(func(s *Status) { s.State, s.LastError, s.ConnectedSince = StateRevoked, err.Error(), time.Time{} })
 			return err
 		}
@@ -653,7 +653,7 @@ func (a *Agent) renewByChallenge(ctx context.Context) error {
 			return a.storeCertificate(der)
 		}
 		if errors.Is(err, pairing.ErrDeviceRevoked) {
-			return fmt.Errorf("%w: %w", session.ErrRevoked, err)
+			return fmt.Errorf("%w: %w", quiccarrier.ErrRevoked, err)
 		}
 	}
 	return fmt.Errorf("renewing the expired device certificate: %w", err)

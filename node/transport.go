@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/palyra/palyra-go/node/grpcsession"
-	"github.com/palyra/palyra-go/node/session"
+	"github.com/palyra/palyra-go/node/grpccarrier"
+	"github.com/palyra/palyra-go/node/quiccarrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
 // nodeConn is a registered session on either carrier: QUIC
-// (session.Conn) or gRPC over TCP (grpcsession.Conn).
+// (quiccarrier.Conn) or gRPC over TCP (grpccarrier.Conn).
 type nodeConn interface {
 	Welcome() *nodev1.Welcome
 	Serve(ctx context.Context) error
@@ -21,8 +21,8 @@ type nodeConn interface {
 }
 
 var (
-	_ nodeConn = (*session.Conn)(nil)
-	_ nodeConn = (*grpcsession.Conn)(nil)
+	_ nodeConn = (*quiccarrier.Conn)(nil)
+	_ nodeConn = (*grpccarrier.Conn)(nil)
 )
 
 // Transports, as Status.Transport names them.
@@ -35,18 +35,18 @@ const (
 // gateway's verdict on this device (UDP blocked, say), over gRPC on the
 // same addresses. It returns the session, its transport and, after a
 // fallback, why QUIC failed.
-func (a *Agent) dial(ctx context.Context, cfg session.Config) (nodeConn, string, string, error) {
-	c, err := session.Dial(ctx, cfg)
+func (a *Agent) dial(ctx context.Context, cfg quiccarrier.Config) (nodeConn, string, string, error) {
+	c, err := quiccarrier.Dial(ctx, cfg)
 	if err == nil {
 		return c, TransportQUIC, "", nil
 	}
-	if ctx.Err() != nil || session.IsVerdict(err) {
+	if ctx.Err() != nil || quiccarrier.IsVerdict(err) {
 		return nil, "", "", err
 	}
 	a.cfg.Logger.Info("QUIC failed; trying gRPC over TCP", "err", err)
-	g, gerr := grpcsession.Dial(ctx, cfg)
+	g, gerr := grpccarrier.Dial(ctx, cfg)
 	if gerr != nil {
-		if session.IsVerdict(gerr) {
+		if quiccarrier.IsVerdict(gerr) {
 			return nil, "", "", gerr
 		}
 		return nil, "", "", fmt.Errorf("%w; gRPC fallback: %w", err, gerr)

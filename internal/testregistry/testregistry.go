@@ -1,6 +1,6 @@
 // Package testregistry is the gateway's side of a node session, as the
-// carriers' tests (nodeconn over QUIC, nodegrpc over gRPC) need it: a
-// nodeconn.Registry that puts each call on a channel for the test to read.
+// carriers' tests (quiccarrier over QUIC, grpccarrier over gRPC) need it: a
+// quiccarrier.Registry that puts each call on a channel for the test to read.
 package testregistry
 
 import (
@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/palyra/palyra-go/gateway/nodeconn"
+	"github.com/palyra/palyra-go/gateway/quiccarrier"
 	"github.com/palyra/palyra-go/identity"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
@@ -34,22 +34,22 @@ type Registry struct {
 	// Refuse, when set, is the error NodeRegistered fails with.
 	Refuse atomic.Pointer[error]
 
-	Registered chan nodeconn.SessionInfo
-	Ready      chan nodeconn.SessionInfo
+	Registered chan quiccarrier.SessionInfo
+	Ready      chan quiccarrier.SessionInfo
 	Renewed    chan identity.DeviceID
 	Gone       chan Gone
 	Caps       chan []*nodev1.Capability
 	Events     chan *nodev1.NodeEvent
 }
 
-var _ nodeconn.Registry = (*Registry)(nil)
+var _ quiccarrier.Registry = (*Registry)(nil)
 
 // New makes a Registry that renews certificates from ca (nil refuses).
 func New(ca *identity.CA) *Registry {
 	return &Registry{
 		CA:         ca,
-		Registered: make(chan nodeconn.SessionInfo, depth),
-		Ready:      make(chan nodeconn.SessionInfo, depth),
+		Registered: make(chan quiccarrier.SessionInfo, depth),
+		Ready:      make(chan quiccarrier.SessionInfo, depth),
 		Renewed:    make(chan identity.DeviceID, depth),
 		Gone:       make(chan Gone, depth),
 		Caps:       make(chan []*nodev1.Capability, depth),
@@ -57,7 +57,7 @@ func New(ca *identity.CA) *Registry {
 	}
 }
 
-func (r *Registry) NodeRegistered(_ context.Context, s nodeconn.SessionInfo) error {
+func (r *Registry) NodeRegistered(_ context.Context, s quiccarrier.SessionInfo) error {
 	if err := r.Refuse.Load(); err != nil {
 		return *err
 	}
@@ -65,7 +65,7 @@ func (r *Registry) NodeRegistered(_ context.Context, s nodeconn.SessionInfo) err
 	return nil
 }
 
-func (r *Registry) NodeReady(s nodeconn.SessionInfo) {
+func (r *Registry) NodeReady(s quiccarrier.SessionInfo) {
 	select {
 	case r.Ready <- s:
 	default: // only some tests wait for it

@@ -94,7 +94,7 @@ func ReadFrame(r io.Reader, m proto.Message) error {
 
 // QUIC application error codes of the node protocol: the code a connection is
 // closed with says why, so the node can tell "revoked" from "network down".
-// The gateway re-exports them with quic-go's type (gateway/nodeconn).
+// The gateway re-exports them with quic-go's type (gateway/quiccarrier).
 const (
 	// CodeNoError: a normal close (the node is going away).
 	CodeNoError = 0x0

@@ -1,4 +1,4 @@
-package nodegrpc_test
+package grpccarrier_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/palyra/palyra-go/internal/testpki"
-	"github.com/palyra/palyra-go/node/grpcsession"
+	nodegrpc "github.com/palyra/palyra-go/node/grpccarrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -25,7 +25,7 @@ func BenchmarkInvokeRoundTripGRPC(b *testing.B) {
 	cfg.Invoke = func(_ context.Context, inv *nodev1.Invoke, _ func(string)) *nodev1.Result {
 		return &nodev1.Result{Ok: true, OutputJson: inv.GetArgsJson()}
 	}
-	c, err := grpcsession.Dial(b.Context(), cfg)
+	c, err := nodegrpc.Dial(b.Context(), cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-// Package nodeconn is the gateway's end of the node protocol over QUIC: it
+// Package quiccarrier is the gateway's end of the node protocol over QUIC: it
 // accepts mutually authenticated connections from paired nodes, runs each
 // node's control stream (registration, lease renewals, certificate renewal)
 // and tells a Registry when nodes come and go.
@@ -10,7 +10,7 @@
 //
 // It owns the QUIC carrier only; it must not import the gateway's store, the
 // node, or anything from the GUI.
-package nodeconn
+package quiccarrier
 
 import (
 	"context"
@@ -44,7 +44,7 @@ const (
 )
 
 // QUIC application error codes a connection is closed with. The node maps
-// them back to errors (node/session).
+// them back to errors (node/quiccarrier).
 const (
 	CodeNoError      quic.ApplicationErrorCode = wire.CodeNoError
 	CodeShutdown     quic.ApplicationErrorCode = wire.CodeShutdown
@@ -160,13 +160,13 @@ type Server struct {
 func NewServer(cfg Config) (*Server, error) {
 	switch {
 	case cfg.TLSCertificate == nil:
-		return nil, errors.New("nodeconn: Config.TLSCertificate is required")
+		return nil, errors.New("quiccarrier: Config.TLSCertificate is required")
 	case cfg.Authenticate == nil:
-		return nil, errors.New("nodeconn: Config.Authenticate is required")
+		return nil, errors.New("quiccarrier: Config.Authenticate is required")
 	case cfg.Registry == nil:
-		return nil, errors.New("nodeconn: Config.Registry is required")
+		return nil, errors.New("quiccarrier: Config.Registry is required")
 	case cfg.LeaseTTL < 0:
-		return nil, fmt.Errorf("nodeconn: Config.LeaseTTL is negative (%v)", cfg.LeaseTTL)
+		return nil, fmt.Errorf("quiccarrier: Config.LeaseTTL is negative (%v)", cfg.LeaseTTL)
 	}
 	if cfg.LeaseTTL == 0 {
 		cfg.LeaseTTL = DefaultLeaseTTL
@@ -237,7 +237,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	s.mu.Lock()
 	if s.serving || s.closing {
 		s.mu.Unlock()
-		return errors.New("nodeconn: Serve called twice")
+		return errors.New("quiccarrier: Serve called twice")
 	}
 	s.serving = true
 	s.mu.Unlock()

@@ -1,5 +1,5 @@
-// Package grpcsession is the node's end of the node protocol over gRPC on
-// TCP/TLS, for networks that block UDP. It offers what node/session offers
+// Package grpccarrier is the node's end of the node protocol over gRPC on
+// TCP/TLS, for networks that block UDP. It offers what node/quiccarrier offers
 // over QUIC, with the same Config and the same errors: Dial verifies the
 // gateway against the pinned CA, presents the device certificate, calls
 // RegisterNode and opens StreamEvents; Serve keeps the lease renewed, runs
@@ -9,16 +9,16 @@
 // The gateway opens the session by granting the lease (LeaseGranted,
 // sequence 0), so Dial returns only once the gateway will route calls here.
 // The gateway ends a session with a status code, which this package maps
-// to node/session's errors (PermissionDenied: session.ErrRevoked; Aborted:
-// session.ErrReplaced; DeadlineExceeded: session.ErrLeaseExpired;
-// Unavailable "gateway shutting down": session.ErrGatewayShutdown;
-// FailedPrecondition at registration: session.ErrRegistrationRefused;
-// Unauthenticated: session.ErrCertificateRefused; InvalidArgument:
-// session.ErrProtocol). Certificates do not renew over this carrier.
+// to node/quiccarrier's errors (PermissionDenied: quiccarrier.ErrRevoked; Aborted:
+// quiccarrier.ErrReplaced; DeadlineExceeded: quiccarrier.ErrLeaseExpired;
+// Unavailable "gateway shutting down": quiccarrier.ErrGatewayShutdown;
+// FailedPrecondition at registration: quiccarrier.ErrRegistrationRefused;
+// Unauthenticated: quiccarrier.ErrCertificateRefused; InvalidArgument:
+// quiccarrier.ErrProtocol). Certificates do not renew over this carrier.
 //
 // It owns the node's gRPC carrier only; it must not import the gateway or
 // anything from the GUI.
-package grpcsession
+package grpccarrier
 
 import (
 	"context"
@@ -38,7 +38,7 @@ import (
 
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/wire"
-	"github.com/palyra/palyra-go/node/session"
+	"github.com/palyra/palyra-go/node/quiccarrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -56,7 +56,7 @@ const (
 
 // Conn is a registered session over gRPC.
 type Conn struct {
-	cfg     session.Config
+	cfg     quiccarrier.Config
 	log     *slog.Logger
 	cc      *grpc.ClientConn
 	client  nodev1.NodeClient
@@ -97,13 +97,13 @@ type Conn struct {
 // Dial connects to the first address that answers, registers and opens the
 // session. A refusal of this device (revoked, bad certificate, refused
 // registration) is final and stops at that address; other failures try the
-// next one. Errors wrap node/session's errors, identity's errors when the
+// next one. Errors wrap node/quiccarrier's errors, identity's errors when the
 // gateway's certificate does not verify, or a gRPC status.
-func Dial(ctx context.Context, cfg session.Config) (*Conn, error) {
-	return session.DialEach(ctx, cfg, "gRPC", dial)
+func Dial(ctx context.Context, cfg quiccarrier.Config) (*Conn, error) {
+	return quiccarrier.DialEach(ctx, cfg, "gRPC", dial)
 }
 
-func dial(ctx context.Context, cfg session.Config, addr string) (*Conn, error) {
+func dial(ctx context.Context, cfg quiccarrier.Config, addr string) (*Conn, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
@@ -153,7 +153,7 @@ func dial(ctx context.Context, cfg session.Config, addr string) (*Conn, error) {
 }
 
 // open registers and opens the session on cc.
-func open(ctx context.Context, cfg session.Config, cc *grpc.ClientConn) (*Conn, error) {
+func open(ctx context.Context, cfg quiccarrier.Config, cc *grpc.ClientConn) (*Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, registerTimeout)
 	defer cancel()
 	client := nodev1.NewNodeClient(cc)
@@ -180,7 +180,7 @@ func open(ctx context.Context, cfg session.Config, cc *grpc.ClientConn) (*Conn, 
 	}
 	if f.GetLeaseGranted() == nil {
 		cancelStream()
-		return nil, fmt.Errorf("%w: expected LeaseGranted, got %T", session.ErrProtocol, f.Body)
+		return nil, fmt.Errorf("%w: expected LeaseGranted, got %T", quiccarrier.ErrProtocol, f.Body)
 	}
 	ttl := time.Duration(w.GetLeaseTtlMs()) * time.Millisecond
 	if ttl <= 0 {
@@ -279,7 +279,7 @@ func (c *Conn) Serve(ctx context.Context) error {
 		case <-c.closed:
 			return errClosed
 		default:
-			return errors.New("grpcsession: Serve called twice")
+			return errors.New("grpccarrier: Serve called twice")
 		}
 	}
 	callsCtx, stopCalls := context.WithCancelCause(ctx)
@@ -290,7 +290,7 @@ func (c *Conn) Serve(ctx context.Context) error {
 		c.err = c.readLoop(callsCtx, &calls, alive)
 	}()
 	err := c.keepLease(ctx, alive)
-	stopCalls(session.ErrSessionEnded)
+	stopCalls(quiccarrier.ErrSessionEnded)
 	if ctx.Err() != nil || errors.Is(err, errClosed) {
 		c.closeGracefully()
 	}
@@ -319,7 +319,7 @@ func (c *Conn) keepLease(ctx context.Context, alive <-chan struct{}) error {
 		case <-alive:
 			lease.Reset(c.ttl)
 		case <-lease.C:
-			return fmt.Errorf("%w: no answer from the gateway for %v", session.ErrLeaseExpired, c.ttl)
+			return fmt.Errorf("%w: no answer from the gateway for %v", quiccarrier.ErrLeaseExpired, c.ttl)
 		case <-ticker.C:
 			seq++
 			f := &nodev1.Frame{Body: &nodev1.Frame_LeaseRenewal{LeaseRenewal: &nodev1.LeaseRenewal{Sequence: seq}}}
@@ -361,7 +361,7 @@ func (c *Conn) readLoop(callsCtx context.Context, calls *sync.WaitGroup, alive c
 		case *nodev1.Frame_Error:
 			return errorFrameErr(body.Error)
 		default:
-			return fmt.Errorf("%w: unexpected frame %T", session.ErrProtocol, f.Body)
+			return fmt.Errorf("%w: unexpected frame %T", quiccarrier.ErrProtocol, f.Body)
 		}
 	}
 }

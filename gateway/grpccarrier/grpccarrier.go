@@ -1,12 +1,12 @@
-// Package nodegrpc is the gateway's end of the node protocol over gRPC on
+// Package grpccarrier is the gateway's end of the node protocol over gRPC on
 // TCP/TLS, the carrier for networks that block UDP. It implements the
 // nodev1.Node service: RegisterNode records the node's registration and
 // answers Welcome; StreamEvents is then the device's session (lease
 // renewals, capability changes, events and call progress from the node;
 // LeaseGranted, Invoke and Cancel from the gateway); results come back
-// through SubmitCapabilityResult. It tells the same nodeconn.Registry as the
+// through SubmitCapabilityResult. It tells the same quiccarrier.Registry as the
 // QUIC carrier about nodes coming and going (SessionInfo.Transport "grpc"),
-// and its Invoke keeps nodeconn.Server.Invoke's contract.
+// and its Invoke keeps quiccarrier.Server.Invoke's contract.
 //
 // The service shares its TCP listener and grpc.Server with the Pairing
 // service, whose TLS config only requests a client certificate
@@ -16,7 +16,7 @@
 // another device is refused (the cert-bound device). A session ends at once
 // when the device is disconnected (revocation), when its lease lapses, when
 // a newer session of the same device replaces it, or when the gateway shuts
-// down; each end has its own status code, which node/grpcsession maps back
+// down; each end has its own status code, which node/grpccarrier maps back
 // to its errors:
 //
 //	PermissionDenied    "device revoked" (Disconnect adds its reason)
@@ -35,7 +35,7 @@
 //
 // It owns the gRPC carrier only; it must not import the gateway's store, the
 // node, or anything from the GUI.
-package nodegrpc
+package grpccarrier
 
 import (
 	"context"
@@ -51,7 +51,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
-	"github.com/palyra/palyra-go/gateway/nodeconn"
+	"github.com/palyra/palyra-go/gateway/quiccarrier"
 	"github.com/palyra/palyra-go/identity"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
@@ -59,7 +59,7 @@ import (
 // Transport is SessionInfo.Transport for sessions of this carrier.
 const Transport = "grpc"
 
-// Status messages a session can end with; node/grpcsession matches
+// Status messages a session can end with; node/grpccarrier matches
 // shutdownMessage to tell a shutdown from a network failure.
 const (
 	revokedMessage  = "device revoked"
@@ -93,10 +93,10 @@ type Config struct {
 	// Registry is told about sessions coming and going, as by the QUIC
 	// server (RenewCertificate is not used: certificates renew over QUIC
 	// or by challenge). Required.
-	Registry nodeconn.Registry
+	Registry quiccarrier.Registry
 	// LeaseTTL is how long a session lives without a frame from the node,
 	// and how long a registration waits for its StreamEvents; nodes renew
-	// every LeaseTTL/3. Zero means nodeconn.DefaultLeaseTTL.
+	// every LeaseTTL/3. Zero means quiccarrier.DefaultLeaseTTL.
 	LeaseTTL time.Duration
 	// Now is the clock for timestamps; nil means time.Now.
 	Now func() time.Time
@@ -141,21 +141,21 @@ type registration struct {
 	at   time.Time
 }
 
-// SessionInfo is nodeconn's, so one Registry serves both carriers.
-type SessionInfo = nodeconn.SessionInfo
+// SessionInfo is quiccarrier's, so one Registry serves both carriers.
+type SessionInfo = quiccarrier.SessionInfo
 
 // NewServer checks cfg and returns a Server; Register serves it.
 func NewServer(cfg Config) (*Server, error) {
 	switch {
 	case cfg.Authenticate == nil:
-		return nil, errors.New("nodegrpc: Config.Authenticate is required")
+		return nil, errors.New("grpccarrier: Config.Authenticate is required")
 	case cfg.Registry == nil:
-		return nil, errors.New("nodegrpc: Config.Registry is required")
+		return nil, errors.New("grpccarrier: Config.Registry is required")
 	case cfg.LeaseTTL < 0:
-		return nil, fmt.Errorf("nodegrpc: Config.LeaseTTL is negative (%v)", cfg.LeaseTTL)
+		return nil, fmt.Errorf("grpccarrier: Config.LeaseTTL is negative (%v)", cfg.LeaseTTL)
 	}
 	if cfg.LeaseTTL == 0 {
-		cfg.LeaseTTL = nodeconn.DefaultLeaseTTL
+		cfg.LeaseTTL = quiccarrier.DefaultLeaseTTL
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -1,4 +1,4 @@
-package nodegrpc_test
+package grpccarrier_test
 
 import (
 	"context"
@@ -17,15 +17,15 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/palyra/palyra-go/gateway/nodegrpc"
+	"github.com/palyra/palyra-go/gateway/grpccarrier"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/leakcheck"
 	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/testregistry"
 	"github.com/palyra/palyra-go/internal/testwait"
 	"github.com/palyra/palyra-go/internal/wire"
-	"github.com/palyra/palyra-go/node/grpcsession"
-	"github.com/palyra/palyra-go/node/session"
+	nodegrpc "github.com/palyra/palyra-go/node/grpccarrier"
+	nodequic "github.com/palyra/palyra-go/node/quiccarrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -42,7 +42,7 @@ const waitTimeout = 5 * time.Second
 // limit on received messages.
 type fixture struct {
 	ca      *identity.CA
-	srv     *nodegrpc.Server
+	srv     *grpccarrier.Server
 	reg     *testregistry.Registry
 	addr    string
 	revoked sync.Map // identity.DeviceID -> bool
@@ -60,7 +60,7 @@ func newFixture(t testing.TB, ttl time.Duration) *fixture {
 func newFixtureWith(t testing.TB, o options) *fixture {
 	t.Helper()
 	f := &fixture{ca: testpki.NewCA(t, "test gateway"), reg: testregistry.New(nil)}
-	srv, err := nodegrpc.NewServer(nodegrpc.Config{
+	srv, err := grpccarrier.NewServer(grpccarrier.Config{
 		Authenticate: f.authenticate,
 		Registry:     f.reg,
 		LeaseTTL:     o.ttl,
@@ -125,8 +125,8 @@ func (f *fixture) authenticate(raw [][]byte) (identity.DeviceID, error) {
 	return id, nil
 }
 
-func (f *fixture) sessionConfig(d *testpki.Device) session.Config {
-	return session.Config{
+func (f *fixture) sessionConfig(d *testpki.Device) nodequic.Config {
+	return nodequic.Config{
 		Addresses:         []string{f.addr},
 		ClientCertificate: func() (*tls.Certificate, error) { return d.Cert, nil },
 		CACertificate:     f.ca.Certificate(),
@@ -136,17 +136,17 @@ func (f *fixture) sessionConfig(d *testpki.Device) session.Config {
 	}
 }
 
-// node is a grpcsession.Conn whose Serve runs in the background.
+// node is a nodegrpc.Conn whose Serve runs in the background.
 type node struct {
-	conn   *grpcsession.Conn
+	conn   *nodegrpc.Conn
 	cancel context.CancelFunc
 	done   <-chan error
 }
 
 // runNode dials and serves cfg until the test ends.
-func (f *fixture) runNode(t *testing.T, cfg session.Config) *node {
+func (f *fixture) runNode(t *testing.T, cfg nodequic.Config) *node {
 	t.Helper()
-	c, err := grpcsession.Dial(t.Context(), cfg)
+	c, err := nodegrpc.Dial(t.Context(), cfg)
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}

@@ -1,4 +1,4 @@
-package grpcsession
+package grpccarrier
 
 import (
 	"context"

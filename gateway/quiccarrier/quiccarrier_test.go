@@ -1,4 +1,4 @@
-package nodeconn_test
+package quiccarrier_test
 
 import (
 	"context"
@@ -16,14 +16,14 @@ import (
 
 	"github.com/quic-go/quic-go"
 
-	"github.com/palyra/palyra-go/gateway/nodeconn"
+	"github.com/palyra/palyra-go/gateway/quiccarrier"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/leakcheck"
 	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/testregistry"
 	"github.com/palyra/palyra-go/internal/testwait"
 	"github.com/palyra/palyra-go/internal/wire"
-	"github.com/palyra/palyra-go/node/session"
+	nodequic "github.com/palyra/palyra-go/node/quiccarrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -39,7 +39,7 @@ const waitTimeout = 5 * time.Second
 type fixture struct {
 	t       testing.TB
 	ca      *identity.CA
-	srv     *nodeconn.Server
+	srv     *quiccarrier.Server
 	reg     *testregistry.Registry
 	addr    string
 	revoked sync.Map // identity.DeviceID -> bool
@@ -51,7 +51,7 @@ func newFixture(t testing.TB, ttl time.Duration) *fixture {
 	f := &fixture{t: t, ca: testpki.NewCA(t, "test gateway")}
 	f.reg = testregistry.New(f.ca)
 	cert := testpki.ServerCert(t, f.ca)
-	srv, err := nodeconn.NewServer(nodeconn.Config{
+	srv, err := quiccarrier.NewServer(quiccarrier.Config{
 		TLSCertificate: func() (*tls.Certificate, error) { return cert, nil },
 		Authenticate:   f.authenticate,
 		Registry:       f.reg,
@@ -100,8 +100,8 @@ func (f *fixture) authenticate(raw [][]byte) (identity.DeviceID, error) {
 	return id, nil
 }
 
-func (f *fixture) sessionConfig(d *testpki.Device) session.Config {
-	return session.Config{
+func (f *fixture) sessionConfig(d *testpki.Device) nodequic.Config {
+	return nodequic.Config{
 		Addresses:         []string{f.addr},
 		ClientCertificate: func() (*tls.Certificate, error) { return d.Cert, nil },
 		CACertificate:     f.ca.Certificate(),
@@ -109,16 +109,16 @@ func (f *fixture) sessionConfig(d *testpki.Device) session.Config {
 	}
 }
 
-// runNode runs session.Run in the background; it returns the welcome
+// runNode runs nodequic.Run in the background; it returns the welcome
 // channel and the result channel, and stops with the test.
-func (f *fixture) runNode(t *testing.T, cfg session.Config) (context.CancelFunc, <-chan *nodev1.Welcome, <-chan error) {
+func (f *fixture) runNode(t *testing.T, cfg nodequic.Config) (context.CancelFunc, <-chan *nodev1.Welcome, <-chan error) {
 	ctx, cancel := context.WithCancel(t.Context())
 	up := make(chan *nodev1.Welcome, 1)
 	done := make(chan error, 1)
 	exited := make(chan struct{})
 	go func() {
 		defer close(exited)
-		done <- session.Run(ctx, cfg, func(w *nodev1.Welcome) { up <- w })
+		done <- nodequic.Run(ctx, cfg, func(w *nodev1.Welcome) { up <- w })
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -178,7 +178,7 @@ func (f *fixture) rawClient(t testing.TB, d *testpki.Device) (*quic.Conn, *quic.
 	t.Helper()
 	conn, err := quic.DialAddr(t.Context(), f.addr, &tls.Config{
 		MinVersion:         tls.VersionTLS13,
-		NextProtos:         []string{nodeconn.ALPN},
+		NextProtos:         []string{quiccarrier.ALPN},
 		InsecureSkipVerify: true, // a test client: the server is ours
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			return d.Cert, nil
@@ -239,7 +239,7 @@ func TestLeaseLapses(t *testing.T) {
 	if g.ID != d.ID() || g.Reason != "lease expired" {
 		t.Errorf("NodeGone(%s, %q)", g.ID, g.Reason)
 	}
-	if code := closeCode(t, conn); code != nodeconn.CodeLeaseExpired {
+	if code := closeCode(t, conn); code != quiccarrier.CodeLeaseExpired {
 		t.Errorf("closed with %#x, want CodeLeaseExpired", code)
 	}
 }
@@ -249,7 +249,7 @@ func TestNoControlStream(t *testing.T) {
 	f := newFixture(t, 300*time.Millisecond)
 	d := testpki.NewDevice(t, f.ca)
 	conn, err := quic.DialAddr(t.Context(), f.addr, &tls.Config{
-		NextProtos:           []string{nodeconn.ALPN},
+		NextProtos:           []string{quiccarrier.ALPN},
 		InsecureSkipVerify:   true,
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return d.Cert, nil },
 	}, nil)
@@ -257,7 +257,7 @@ func TestNoControlStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.CloseWithError(0, "")
-	if code := closeCode(t, conn); code != nodeconn.CodeProtocol {
+	if code := closeCode(t, conn); code != quiccarrier.CodeProtocol {
 		t.Errorf("closed with %#x, want CodeProtocol", code)
 	}
 }
@@ -275,7 +275,7 @@ func TestDisconnectRevokes(t *testing.T) {
 		t.Errorf("Disconnect closed %d sessions, want 1", n)
 	}
 	err := testwait.Recv(t, done, waitTimeout, "Run to return")
-	if !errors.Is(err, session.ErrRevoked) || !errors.Is(err, identity.ErrRevoked) {
+	if !errors.Is(err, nodequic.ErrRevoked) || !errors.Is(err, identity.ErrRevoked) {
 		t.Errorf("Run = %v, want ErrRevoked", err)
 	}
 	g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone")
@@ -289,7 +289,7 @@ func TestDisconnectRevokes(t *testing.T) {
 	// Now the handshake itself refuses the device.
 	_, up, done = f.runNode(t, f.sessionConfig(d))
 	err = testwait.Recv(t, done, waitTimeout, "Run to return")
-	if !errors.Is(err, session.ErrRevoked) {
+	if !errors.Is(err, nodequic.ErrRevoked) {
 		t.Errorf("Run after revocation = %v, want ErrRevoked", err)
 	}
 	testwait.None(t, up, "welcome")
@@ -312,11 +312,11 @@ func TestHandshakeRefusals(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := f.sessionConfig(nil)
 			cfg.ClientCertificate = func() (*tls.Certificate, error) { return tt.cert, nil }
-			err := session.Run(t.Context(), cfg, func(*nodev1.Welcome) { t.Error("came up") })
-			if !errors.Is(err, session.ErrCertificateRefused) {
+			err := nodequic.Run(t.Context(), cfg, func(*nodev1.Welcome) { t.Error("came up") })
+			if !errors.Is(err, nodequic.ErrCertificateRefused) {
 				t.Errorf("Run = %v, want ErrCertificateRefused", err)
 			}
-			if errors.Is(err, session.ErrRevoked) {
+			if errors.Is(err, nodequic.ErrRevoked) {
 				t.Errorf("Run = %v, must not be ErrRevoked", err)
 			}
 			t.Logf("%v", err)
@@ -330,7 +330,7 @@ func TestGatewayFromAnotherCA(t *testing.T) {
 	f := newFixture(t, time.Second)
 	cfg := f.sessionConfig(testpki.NewDevice(t, f.ca))
 	cfg.CACertificate = testpki.NewCA(t, "impostor").Certificate()
-	err := session.Run(t.Context(), cfg, nil)
+	err := nodequic.Run(t.Context(), cfg, nil)
 	if !errors.Is(err, identity.ErrUntrusted) {
 		t.Errorf("Run = %v, want identity.ErrUntrusted", err)
 	}
@@ -364,7 +364,7 @@ func TestBadFrames(t *testing.T) {
 			if _, err := str.Write(tt.send); err != nil {
 				t.Fatal(err)
 			}
-			if code := closeCode(t, conn); code != nodeconn.CodeProtocol {
+			if code := closeCode(t, conn); code != quiccarrier.CodeProtocol {
 				t.Errorf("closed with %#x, want CodeProtocol", code)
 			}
 			if tt.register {
@@ -401,7 +401,7 @@ func TestSecondSessionReplacesFirst(t *testing.T) {
 	_, up2, done2 := f.runNode(t, f.sessionConfig(d))
 	testwait.Recv(t, up2, waitTimeout, "second welcome")
 	second := testwait.Recv(t, f.reg.Registered, waitTimeout, "second NodeRegistered")
-	if err := testwait.Recv(t, done1, waitTimeout, "first Run to return"); !errors.Is(err, session.ErrReplaced) {
+	if err := testwait.Recv(t, done1, waitTimeout, "first Run to return"); !errors.Is(err, nodequic.ErrReplaced) {
 		t.Errorf("first Run = %v, want ErrReplaced", err)
 	}
 	if first.RemoteAddr == second.RemoteAddr {
@@ -423,8 +423,8 @@ func TestRegistryRefuses(t *testing.T) {
 	f := newFixture(t, time.Second)
 	refusal := errors.New("unknown device")
 	f.reg.Refuse.Store(&refusal)
-	err := session.Run(t.Context(), f.sessionConfig(testpki.NewDevice(t, f.ca)), nil)
-	if !errors.Is(err, session.ErrRegistrationRefused) {
+	err := nodequic.Run(t.Context(), f.sessionConfig(testpki.NewDevice(t, f.ca)), nil)
+	if !errors.Is(err, nodequic.ErrRegistrationRefused) {
 		t.Errorf("Run = %v, want ErrRegistrationRefused", err)
 	}
 	testwait.None(t, f.reg.Gone, "NodeGone")
@@ -434,7 +434,7 @@ func TestRenewCertificate(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
 	d := testpki.NewDevice(t, f.ca)
-	c, err := session.Dial(t.Context(), f.sessionConfig(d))
+	c, err := nodequic.Dial(t.Context(), f.sessionConfig(d))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -484,7 +484,7 @@ func TestShutdownClosesSessions(t *testing.T) {
 	}
 	defer pc.Close()
 	// A second server of the same config on its own socket, stopped here.
-	srv, err := nodeconn.NewServer(nodeconn.Config{
+	srv, err := quiccarrier.NewServer(quiccarrier.Config{
 		TLSCertificate: func() (*tls.Certificate, error) { return testpki.ServerCert(t, f.ca), nil },
 		Authenticate:   f.authenticate,
 		Registry:       f.reg,
@@ -503,7 +503,7 @@ func TestShutdownClosesSessions(t *testing.T) {
 	if err := testwait.Recv(t, errc, waitTimeout, "Serve to return"); err != nil {
 		t.Errorf("Serve = %v", err)
 	}
-	if err := testwait.Recv(t, done, waitTimeout, "Run to return"); !errors.Is(err, session.ErrGatewayShutdown) {
+	if err := testwait.Recv(t, done, waitTimeout, "Run to return"); !errors.Is(err, nodequic.ErrGatewayShutdown) {
 		t.Errorf("Run = %v, want ErrGatewayShutdown", err)
 	}
 	if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); !strings.Contains(g.Reason, "shutting down") {

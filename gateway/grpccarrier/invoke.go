@@ -1,4 +1,4 @@
-package nodegrpc
+package grpccarrier
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/palyra/palyra-go/gateway/nodeconn"
+	"github.com/palyra/palyra-go/gateway/quiccarrier"
 	"github.com/palyra/palyra-go/identity"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
@@ -30,15 +30,15 @@ type waiter struct {
 // result, which the node submits with SubmitCapabilityResult; progress (if
 // not nil) is called, on Invoke's goroutine, for each Progress the node
 // reports. When ctx ends first the node is sent Cancel and Invoke returns
-// ctx's error. Errors wrap nodeconn.ErrNodeOffline (no session) or
-// nodeconn.ErrNodeGone (the session ended before the result).
+// ctx's error. Errors wrap quiccarrier.ErrNodeOffline (no session) or
+// quiccarrier.ErrNodeGone (the session ended before the result).
 //
 // Progress travels on the session's stream and the result on its own RPC,
 // so a report sent just before the result may arrive after it and be
 // dropped.
 func (s *Server) Invoke(ctx context.Context, id identity.DeviceID, inv *nodev1.Invoke, progress func(*nodev1.Progress)) (*nodev1.Result, error) {
 	if inv.GetRequestId() == "" {
-		return nil, errors.New("nodegrpc: Invoke needs a request ID")
+		return nil, errors.New("grpccarrier: Invoke needs a request ID")
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -52,11 +52,11 @@ func (s *Server) Invoke(ctx context.Context, id identity.DeviceID, inv *nodev1.I
 	ss := s.current[id]
 	if ss == nil {
 		s.mu.Unlock()
-		return nil, nodeconn.ErrNodeOffline
+		return nil, quiccarrier.ErrNodeOffline
 	}
 	if _, dup := s.waiters[key]; dup {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("nodegrpc: call %s to device %s is already waiting", inv.GetRequestId(), id)
+		return nil, fmt.Errorf("grpccarrier: call %s to device %s is already waiting", inv.GetRequestId(), id)
 	}
 	w.ss = ss
 	s.waiters[key] = w
@@ -66,7 +66,7 @@ func (s *Server) Invoke(ctx context.Context, id identity.DeviceID, inv *nodev1.I
 	select {
 	case ss.out <- &nodev1.Frame{Body: &nodev1.Frame_Invoke{Invoke: inv}}:
 	case <-ss.ended:
-		return nil, fmt.Errorf("%w: %s", nodeconn.ErrNodeGone, ss.goneReason())
+		return nil, fmt.Errorf("%w: %s", quiccarrier.ErrNodeGone, ss.goneReason())
 	case <-ctx.Done():
 		return nil, ctx.Err() // never queued: the node does not know it
 	}
@@ -87,7 +87,7 @@ func (s *Server) Invoke(ctx context.Context, id identity.DeviceID, inv *nodev1.I
 				return r, nil
 			default:
 			}
-			return nil, fmt.Errorf("%w: %s", nodeconn.ErrNodeGone, ss.goneReason())
+			return nil, fmt.Errorf("%w: %s", quiccarrier.ErrNodeGone, ss.goneReason())
 		case <-ctx.Done():
 			if s.dropWaiter(key, w) {
 				s.sendCancel(ss, inv.GetRequestId(), context.Cause(ctx))

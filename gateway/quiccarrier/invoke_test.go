@@ -1,4 +1,4 @@
-package nodeconn_test
+package quiccarrier_test
 
 import (
 	"context"
@@ -6,22 +6,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/palyra/palyra-go/gateway/nodeconn"
+	"github.com/palyra/palyra-go/gateway/quiccarrier"
 	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/testwait"
 	"github.com/palyra/palyra-go/internal/wire"
-	"github.com/palyra/palyra-go/node/session"
+	nodequic "github.com/palyra/palyra-go/node/quiccarrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
-// dialNode connects a session.Conn for d with handler and serves it in the
+// dialNode connects a nodequic.Conn for d with handler and serves it in the
 // background until the test ends; it waits until the gateway can reach it.
-func (f *fixture) dialNode(t *testing.T, d *testpki.Device, handler session.InvokeHandler, caps ...*nodev1.Capability) *session.Conn {
+func (f *fixture) dialNode(t *testing.T, d *testpki.Device, handler nodequic.InvokeHandler, caps ...*nodev1.Capability) *nodequic.Conn {
 	t.Helper()
 	cfg := f.sessionConfig(d)
 	cfg.Invoke = handler
 	cfg.Register.Capabilities = caps
-	c, err := session.Dial(t.Context(), cfg)
+	c, err := nodequic.Dial(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestInvokeRoundTrip(t *testing.T) {
 
 func TestInvokeOffline(t *testing.T) {
 	f := newFixture(t, time.Minute)
-	if _, err := invoke(t.Context(), f, testpki.NewDevice(t, f.ca), "X", nil); !errors.Is(err, nodeconn.ErrNodeOffline) {
+	if _, err := invoke(t.Context(), f, testpki.NewDevice(t, f.ca), "X", nil); !errors.Is(err, quiccarrier.ErrNodeOffline) {
 		t.Fatalf("got %v, want ErrNodeOffline", err)
 	}
 }
@@ -154,7 +154,7 @@ func TestInvokeNodeGone(t *testing.T) {
 	}()
 	testwait.Recv(t, started, waitTimeout, "call start")
 	c.Close()
-	if err := testwait.Recv(t, errc, waitTimeout, "invoke"); !errors.Is(err, nodeconn.ErrNodeGone) {
+	if err := testwait.Recv(t, errc, waitTimeout, "invoke"); !errors.Is(err, quiccarrier.ErrNodeGone) {
 		t.Fatalf("invoke: %v, want ErrNodeGone", err)
 	}
 }
@@ -177,7 +177,7 @@ func TestInvokeBadAnswer(t *testing.T) {
 		}
 		_ = wire.WriteFrame(s, &nodev1.Frame{Body: &nodev1.Frame_Result{Result: &nodev1.Result{RequestId: "someone else's", Ok: true}}})
 	}()
-	if _, err := invoke(t.Context(), f, d, "B", nil); !errors.Is(err, nodeconn.ErrBadAnswer) {
+	if _, err := invoke(t.Context(), f, d, "B", nil); !errors.Is(err, quiccarrier.ErrBadAnswer) {
 		t.Fatalf("invoke: %v, want ErrBadAnswer", err)
 	}
 }
@@ -187,7 +187,7 @@ func TestCapabilitiesAndEvents(t *testing.T) {
 	d := testpki.NewDevice(t, f.ca)
 	cfg := f.sessionConfig(d)
 	cfg.Register.Capabilities = []*nodev1.Capability{{Name: "system.info", Enabled: true}}
-	c, err := session.Dial(t.Context(), cfg)
+	c, err := nodequic.Dial(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

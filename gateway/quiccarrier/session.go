@@ -1,4 +1,4 @@
-package nodeconn
+package quiccarrier
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package nodegrpc
+package grpccarrier
 
 import (
 	"errors"

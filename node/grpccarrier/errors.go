@@ -1,4 +1,4 @@
-package grpcsession
+package grpccarrier
 
 import (
 	"fmt"
@@ -6,12 +6,12 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/palyra/palyra-go/node/session"
+	"github.com/palyra/palyra-go/node/quiccarrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
 // shutdownMessage is the Unavailable status message the gateway ends
-// sessions with when it shuts down (gateway/nodegrpc); other Unavailable
+// sessions with when it shuts down (gateway/grpccarrier); other Unavailable
 // statuses are network failures.
 const shutdownMessage = "gateway shutting down"
 
@@ -23,7 +23,7 @@ const (
 	rpcStream
 )
 
-// classify maps a gRPC status from the gateway to node/session's errors,
+// classify maps a gRPC status from the gateway to node/quiccarrier's errors,
 // keeping err in the chain.
 func classify(err error, from rpc) error {
 	if err == nil {
@@ -36,28 +36,28 @@ func classify(err error, from rpc) error {
 	var sentinel error
 	switch st.Code() {
 	case codes.PermissionDenied:
-		sentinel = session.ErrRevoked
+		sentinel = quiccarrier.ErrRevoked
 	case codes.Unauthenticated:
-		sentinel = session.ErrCertificateRefused
+		sentinel = quiccarrier.ErrCertificateRefused
 	case codes.Unavailable:
 		if st.Message() == shutdownMessage {
-			sentinel = session.ErrGatewayShutdown
+			sentinel = quiccarrier.ErrGatewayShutdown
 		}
 	case codes.FailedPrecondition:
-		sentinel = session.ErrProtocol
+		sentinel = quiccarrier.ErrProtocol
 		if from == rpcRegister {
-			sentinel = session.ErrRegistrationRefused
+			sentinel = quiccarrier.ErrRegistrationRefused
 		}
 	case codes.InvalidArgument, codes.ResourceExhausted:
-		sentinel = session.ErrProtocol
+		sentinel = quiccarrier.ErrProtocol
 	case codes.Aborted:
 		if from == rpcStream {
-			sentinel = session.ErrReplaced
+			sentinel = quiccarrier.ErrReplaced
 		}
 	case codes.DeadlineExceeded:
 		// The stream has no deadline of ours: the gateway ended it.
 		if from == rpcStream {
-			sentinel = session.ErrLeaseExpired
+			sentinel = quiccarrier.ErrLeaseExpired
 		}
 	}
 	if sentinel == nil {
@@ -66,16 +66,16 @@ func classify(err error, from rpc) error {
 	return fmt.Errorf("%w: %w", sentinel, err)
 }
 
-// errorFrameErr maps an Error frame to node/session's errors.
+// errorFrameErr maps an Error frame to node/quiccarrier's errors.
 func errorFrameErr(e *nodev1.Error) error {
 	var sentinel error
 	switch e.GetCode() {
 	case nodev1.Error_CODE_REVOKED:
-		sentinel = session.ErrRevoked
+		sentinel = quiccarrier.ErrRevoked
 	case nodev1.Error_CODE_UNKNOWN_DEVICE:
-		sentinel = session.ErrRegistrationRefused
+		sentinel = quiccarrier.ErrRegistrationRefused
 	default:
-		sentinel = session.ErrProtocol
+		sentinel = quiccarrier.ErrProtocol
 	}
 	return fmt.Errorf("%w: the gateway says %q (%v)", sentinel, e.GetMessage(), e.GetCode())
 }

@@ -1,4 +1,4 @@
-package nodeconn_test
+package quiccarrier_test
 
 import (
 	"context"
@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/palyra/palyra-go/gateway/nodeconn"
+	"github.com/palyra/palyra-go/gateway/quiccarrier"
 	"github.com/palyra/palyra-go/internal/quicecho"
 	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/wire"
-	"github.com/palyra/palyra-go/node/session"
+	nodequic "github.com/palyra/palyra-go/node/quiccarrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -51,12 +51,12 @@ func BenchmarkControlRoundTrip(b *testing.B) {
 // in the same process.
 func BenchmarkRawQUICEcho(b *testing.B) {
 	ca := testpki.NewCA(b, "bench")
-	srv, err := quicecho.Listen(*testpki.ServerCert(b, ca), nodeconn.ALPN)
+	srv, err := quicecho.Listen(*testpki.ServerCert(b, ca), quiccarrier.ALPN)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer srv.Close()
-	client, err := quicecho.Dial(b.Context(), srv.Addr(), *testpki.NewDevice(b, ca).Cert, nodeconn.ALPN)
+	client, err := quicecho.Dial(b.Context(), srv.Addr(), *testpki.NewDevice(b, ca).Cert, quiccarrier.ALPN)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func BenchmarkInvokeRoundTrip(b *testing.B) {
 	cfg.Invoke = func(_ context.Context, inv *nodev1.Invoke, _ func(string)) *nodev1.Result {
 		return &nodev1.Result{Ok: true, OutputJson: inv.GetArgsJson()}
 	}
-	c, err := session.Dial(b.Context(), cfg)
+	c, err := nodequic.Dial(b.Context(), cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -124,12 +124,12 @@ func BenchmarkInvokeRoundTrip(b *testing.B) {
 // quic-go stream per round trip, with the same number of bytes each way.
 func BenchmarkRawQUICNewStream(b *testing.B) {
 	ca := testpki.NewCA(b, "bench")
-	srv, err := quicecho.Listen(*testpki.ServerCert(b, ca), nodeconn.ALPN)
+	srv, err := quicecho.Listen(*testpki.ServerCert(b, ca), quiccarrier.ALPN)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer srv.Close()
-	client, err := quicecho.Dial(b.Context(), srv.Addr(), *testpki.NewDevice(b, ca).Cert, nodeconn.ALPN)
+	client, err := quicecho.Dial(b.Context(), srv.Addr(), *testpki.NewDevice(b, ca).Cert, quiccarrier.ALPN)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -7,7 +7,7 @@
 //
 // It owns the node's QUIC carrier only; it must not import the gateway or
 // anything from the GUI.
-package session
+package quiccarrier
 
 import (
 	"context"

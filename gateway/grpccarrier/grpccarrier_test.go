@@ -1,4 +1,4 @@
-package nodegrpc_test
+package grpccarrier_test
 
 import (
 	"context"
@@ -15,14 +15,14 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/palyra/palyra-go/gateway/nodeconn"
-	"github.com/palyra/palyra-go/gateway/nodegrpc"
+	"github.com/palyra/palyra-go/gateway/grpccarrier"
+	"github.com/palyra/palyra-go/gateway/quiccarrier"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/testregistry"
 	"github.com/palyra/palyra-go/internal/testwait"
-	"github.com/palyra/palyra-go/node/grpcsession"
-	"github.com/palyra/palyra-go/node/session"
+	nodegrpc "github.com/palyra/palyra-go/node/grpccarrier"
+	nodequic "github.com/palyra/palyra-go/node/quiccarrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -31,16 +31,16 @@ func TestNewServerChecksConfig(t *testing.T) {
 	auth := func([][]byte) (identity.DeviceID, error) { return identity.DeviceID{}, nil }
 	tests := []struct {
 		name string
-		cfg  nodegrpc.Config
+		cfg  grpccarrier.Config
 	}{
-		{"no Authenticate", nodegrpc.Config{Registry: testregistry.New(nil)}},
-		{"no Registry", nodegrpc.Config{Authenticate: auth}},
-		{"negative lease", nodegrpc.Config{Authenticate: auth, Registry: testregistry.New(nil), LeaseTTL: -time.Second}},
+		{"no Authenticate", grpccarrier.Config{Registry: testregistry.New(nil)}},
+		{"no Registry", grpccarrier.Config{Authenticate: auth}},
+		{"negative lease", grpccarrier.Config{Authenticate: auth, Registry: testregistry.New(nil), LeaseTTL: -time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if _, err := nodegrpc.NewServer(tt.cfg); err == nil {
+			if _, err := grpccarrier.NewServer(tt.cfg); err == nil {
 				t.Error("NewServer accepted it")
 			}
 		})
@@ -137,7 +137,7 @@ func TestCloseConn(t *testing.T) {
 func TestCloseWithoutServe(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	c, err := grpcsession.Dial(t.Context(), f.sessionConfig(testpki.NewDevice(t, f.ca)))
+	c, err := nodegrpc.Dial(t.Context(), f.sessionConfig(testpki.NewDevice(t, f.ca)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,8 +225,8 @@ func TestNoClientCertificate(t *testing.T) {
 				}
 				return tt.cert, nil
 			}
-			_, err = grpcsession.Dial(t.Context(), cfg)
-			if !errors.Is(err, session.ErrCertificateRefused) || errors.Is(err, session.ErrRevoked) {
+			_, err = nodegrpc.Dial(t.Context(), cfg)
+			if !errors.Is(err, nodequic.ErrCertificateRefused) || errors.Is(err, nodequic.ErrRevoked) {
 				t.Errorf("Dial = %v, want ErrCertificateRefused", err)
 			}
 		})
@@ -247,8 +247,8 @@ func TestRevoked(t *testing.T) {
 		}
 		_, err = client.SubmitCapabilityResult(t.Context(), &nodev1.Result{RequestId: "r"})
 		wantCode(t, err, codes.PermissionDenied)
-		_, err = grpcsession.Dial(t.Context(), f.sessionConfig(d))
-		if !errors.Is(err, session.ErrRevoked) || !errors.Is(err, identity.ErrRevoked) {
+		_, err = nodegrpc.Dial(t.Context(), f.sessionConfig(d))
+		if !errors.Is(err, nodequic.ErrRevoked) || !errors.Is(err, identity.ErrRevoked) {
 			t.Errorf("Dial = %v, want ErrRevoked", err)
 		}
 	})
@@ -277,10 +277,10 @@ func TestRevoked(t *testing.T) {
 			t.Errorf("Disconnect ended %d sessions, want 1", got)
 		}
 		err := testwait.Recv(t, n.done, waitTimeout, "Serve to return")
-		if !errors.Is(err, session.ErrRevoked) || !strings.Contains(err.Error(), "device revoked: revoked by test") {
+		if !errors.Is(err, nodequic.ErrRevoked) || !strings.Contains(err.Error(), "device revoked: revoked by test") {
 			t.Errorf("Serve = %v, want ErrRevoked", err)
 		}
-		if err := testwait.Recv(t, calls, waitTimeout, "Invoke to fail"); !errors.Is(err, nodeconn.ErrNodeGone) {
+		if err := testwait.Recv(t, calls, waitTimeout, "Invoke to fail"); !errors.Is(err, quiccarrier.ErrNodeGone) {
 			t.Errorf("Invoke = %v, want ErrNodeGone", err)
 		}
 		if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.ID != d.ID() || g.Reason != "revoked by test" {
@@ -289,7 +289,7 @@ func TestRevoked(t *testing.T) {
 		if got := f.srv.Disconnect(d.ID(), ""); got != 0 {
 			t.Errorf("second Disconnect ended %d", got)
 		}
-		if _, err := grpcsession.Dial(t.Context(), f.sessionConfig(d)); !errors.Is(err, session.ErrRevoked) {
+		if _, err := nodegrpc.Dial(t.Context(), f.sessionConfig(d)); !errors.Is(err, nodequic.ErrRevoked) {
 			t.Errorf("Dial after revocation = %v, want ErrRevoked", err)
 		}
 	})
@@ -321,8 +321,8 @@ func TestRegistryRefuses(t *testing.T) {
 		code    codes.Code
 		want    error
 	}{
-		{"unknown device", errors.New("unknown device"), codes.FailedPrecondition, session.ErrRegistrationRefused},
-		{"revoked", fmt.Errorf("device x: %w", identity.ErrRevoked), codes.PermissionDenied, session.ErrRevoked},
+		{"unknown device", errors.New("unknown device"), codes.FailedPrecondition, nodequic.ErrRegistrationRefused},
+		{"revoked", fmt.Errorf("device x: %w", identity.ErrRevoked), codes.PermissionDenied, nodequic.ErrRevoked},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -332,7 +332,7 @@ func TestRegistryRefuses(t *testing.T) {
 			d := testpki.NewDevice(t, f.ca)
 			_, err := f.rawClient(t, d.Cert).RegisterNode(t.Context(), &nodev1.RegisterNode{})
 			wantCode(t, err, tt.code)
-			if _, err := grpcsession.Dial(t.Context(), f.sessionConfig(d)); !errors.Is(err, tt.want) {
+			if _, err := nodegrpc.Dial(t.Context(), f.sessionConfig(d)); !errors.Is(err, tt.want) {
 				t.Errorf("Dial = %v, want %v", err, tt.want)
 			}
 			testwait.None(t, f.reg.Ready, "NodeReady")
@@ -428,7 +428,7 @@ func TestSecondSessionReplacesFirst(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
 	d := testpki.NewDevice(t, f.ca)
-	handler := func(name string) session.InvokeHandler {
+	handler := func(name string) nodequic.InvokeHandler {
 		return func(context.Context, *nodev1.Invoke, func(string)) *nodev1.Result {
 			return &nodev1.Result{Ok: true, OutputJson: []byte(`"` + name + `"`)}
 		}
@@ -441,7 +441,7 @@ func TestSecondSessionReplacesFirst(t *testing.T) {
 	cfg.Invoke = handler("second")
 	second := f.runNode(t, cfg)
 	testwait.Recv(t, f.reg.Ready, waitTimeout, "second NodeReady")
-	if err := testwait.Recv(t, first.done, waitTimeout, "first Serve to return"); !errors.Is(err, session.ErrReplaced) {
+	if err := testwait.Recv(t, first.done, waitTimeout, "first Serve to return"); !errors.Is(err, nodequic.ErrReplaced) {
 		t.Errorf("first Serve = %v, want ErrReplaced", err)
 	}
 	testwait.None(t, f.reg.Gone, "NodeGone for the replaced session")
@@ -520,15 +520,15 @@ func TestShutdown(t *testing.T) {
 	if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.Reason != "gateway shutting down" {
 		t.Errorf("NodeGone reason %q", g.Reason)
 	}
-	if err := testwait.Recv(t, n.done, waitTimeout, "Serve to return"); !errors.Is(err, session.ErrGatewayShutdown) {
+	if err := testwait.Recv(t, n.done, waitTimeout, "Serve to return"); !errors.Is(err, nodequic.ErrGatewayShutdown) {
 		t.Errorf("Serve = %v, want ErrGatewayShutdown", err)
 	}
-	if err := testwait.Recv(t, calls, waitTimeout, "Invoke to fail"); !errors.Is(err, nodeconn.ErrNodeGone) {
+	if err := testwait.Recv(t, calls, waitTimeout, "Invoke to fail"); !errors.Is(err, quiccarrier.ErrNodeGone) {
 		t.Errorf("Invoke = %v, want ErrNodeGone", err)
 	}
 	_, err := f.rawClient(t, d.Cert).RegisterNode(t.Context(), &nodev1.RegisterNode{})
 	wantCode(t, err, codes.Unavailable)
-	if _, err := grpcsession.Dial(t.Context(), f.sessionConfig(d)); !errors.Is(err, session.ErrGatewayShutdown) {
+	if _, err := nodegrpc.Dial(t.Context(), f.sessionConfig(d)); !errors.Is(err, nodequic.ErrGatewayShutdown) {
 		t.Errorf("Dial after Close = %v, want ErrGatewayShutdown", err)
 	}
 }
@@ -548,7 +548,7 @@ func TestDial(t *testing.T) {
 		ln.Close()
 		cfg := f.sessionConfig(testpki.NewDevice(t, f.ca))
 		cfg.Addresses = []string{dead, f.addr}
-		c, err := grpcsession.Dial(t.Context(), cfg)
+		c, err := nodegrpc.Dial(t.Context(), cfg)
 		if err != nil {
 			t.Fatalf("Dial = %v", err)
 		}
@@ -556,7 +556,7 @@ func TestDial(t *testing.T) {
 		testwait.Recv(t, f.reg.Ready, waitTimeout, "NodeReady")
 
 		cfg.Addresses = []string{dead}
-		if _, err := grpcsession.Dial(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), dead) {
+		if _, err := nodegrpc.Dial(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), dead) {
 			t.Errorf("Dial to a dead address = %v", err)
 		}
 	})
@@ -564,7 +564,7 @@ func TestDial(t *testing.T) {
 		t.Parallel()
 		cfg := f.sessionConfig(testpki.NewDevice(t, f.ca))
 		cfg.CACertificate = testpki.NewCA(t, "impostor").Certificate()
-		_, err := grpcsession.Dial(t.Context(), cfg)
+		_, err := nodegrpc.Dial(t.Context(), cfg)
 		if !errors.Is(err, identity.ErrUntrusted) {
 			t.Errorf("Dial = %v, want identity.ErrUntrusted", err)
 		}
@@ -574,14 +574,14 @@ func TestDial(t *testing.T) {
 		cfg := f.sessionConfig(testpki.NewDevice(t, f.ca))
 		_, port, _ := net.SplitHostPort(f.addr)
 		cfg.Addresses = []string{net.JoinHostPort("localhost", port)}
-		_, err := grpcsession.Dial(t.Context(), cfg)
+		_, err := nodegrpc.Dial(t.Context(), cfg)
 		if !errors.Is(err, identity.ErrNotServerCertificate) {
 			t.Errorf("Dial = %v, want identity.ErrNotServerCertificate", err)
 		}
 	})
 	t.Run("config checked", func(t *testing.T) {
 		t.Parallel()
-		if _, err := grpcsession.Dial(t.Context(), session.Config{}); err == nil {
+		if _, err := nodegrpc.Dial(t.Context(), nodequic.Config{}); err == nil {
 			t.Error("Dial accepted an empty config")
 		}
 	})

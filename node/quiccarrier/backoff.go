@@ -1,4 +1,4 @@
-package session
+package quiccarrier
 
 import (
 	"math/rand/v2"

@@ -1,4 +1,4 @@
-package nodegrpc_test
+package grpccarrier_test
 
 import (
 	"strings"
@@ -16,7 +16,7 @@ func TestImports(t *testing.T) {
 			strings.HasPrefix(dep, "github.com/palyra/palyra-go/gateway/store") ||
 			strings.HasPrefix(dep, "github.com/palyra/palyra-go/app") ||
 			strings.HasPrefix(dep, "fyne.io/") {
-			t.Errorf("gateway/nodegrpc depends on %s", dep)
+			t.Errorf("gateway/grpccarrier depends on %s", dep)
 		}
 	}
 }

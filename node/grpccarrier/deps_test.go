@@ -1,4 +1,4 @@
-package grpcsession
+package grpccarrier
 
 import (
 	"strings"
@@ -15,7 +15,7 @@ func TestImports(t *testing.T) {
 		if strings.HasPrefix(dep, "github.com/palyra/palyra-go/gateway") ||
 			strings.HasPrefix(dep, "github.com/palyra/palyra-go/app") ||
 			strings.HasPrefix(dep, "fyne.io/") {
-			t.Errorf("node/grpcsession depends on %s", dep)
+			t.Errorf("node/grpccarrier depends on %s", dep)
 		}
 	}
 }
