@@ -10,15 +10,17 @@ import (
 
 // appAllowed are the only packages of this module that the UI's packages
 // may import: the agent's API, its capability and desktop types, the
-// pairing formats (PIN, link, QR image) it validates as they are typed and
-// the sentinel errors it explains, and the icons. app/localgw is the one
-// way to the gateway.
+// transport names its status gives (node/carrier), the pairing formats
+// (PIN, link, QR image) it validates as they are typed and the sentinel
+// errors it explains, and the icons. app/localgw is the one way to the
+// gateway.
 var appAllowed = []string{
 	"github.com/palyra/palyra-go/app/localgw",
 	"github.com/palyra/palyra-go/assets",
 	"github.com/palyra/palyra-go/identity/pairing",
 	"github.com/palyra/palyra-go/identity/pairing/qr",
 	"github.com/palyra/palyra-go/node",
+	"github.com/palyra/palyra-go/node/carrier",
 	"github.com/palyra/palyra-go/node/capability",
 	"github.com/palyra/palyra-go/node/desktop",
 	"github.com/palyra/palyra-go/node/pairclient",

@@ -16,6 +16,7 @@ import (
 
 	"github.com/palyra/palyra-go/gateway"
 	"github.com/palyra/palyra-go/node"
+	nodecarrier "github.com/palyra/palyra-go/node/carrier"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
 )
 
@@ -305,7 +306,7 @@ func TestGRPCFallback(t *testing.T) {
 	stop := runAgent(a)
 	defer stop()
 	st := waitState(t, a, node.StateConnected)
-	if st.Transport != node.TransportGRPC || st.FallbackReason == "" {
+	if st.Transport != nodecarrier.TransportGRPC || st.FallbackReason == "" {
 		t.Fatalf("status does not say it fell back: %+v", st)
 	}
 	waitCapability(t, rg, id, "system.info", true)
@@ -367,7 +368,7 @@ func TestGRPCRenewsByChallenge(t *testing.T) {
 		}
 		// A session that started after the renewal presents the new
 		// certificate.
-		if !renewedAt.IsZero() && st.State == node.StateConnected && st.Transport == node.TransportGRPC && st.ConnectedSince.After(renewedAt) {
+		if !renewedAt.IsZero() && st.State == node.StateConnected && st.Transport == nodecarrier.TransportGRPC && st.ConnectedSince.After(renewedAt) {
 			return
 		}
 	}

@@ -16,8 +16,8 @@ import (
 	"github.com/palyra/palyra-go/identity/secretstore"
 	"github.com/palyra/palyra-go/internal/testlog"
 	"github.com/palyra/palyra-go/node"
+	nodecarrier "github.com/palyra/palyra-go/node/carrier"
 	"github.com/palyra/palyra-go/node/pairclient"
-	"github.com/palyra/palyra-go/node/quiccarrier"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
 )
 
@@ -230,13 +230,13 @@ func TestPairConnectRestartRevoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := waitState(t, laptop, node.StateRevoked)
-	if err := stopLaptop(); !errors.Is(err, quiccarrier.ErrRevoked) {
+	if err := stopLaptop(); !errors.Is(err, nodecarrier.ErrRevoked) {
 		t.Fatalf("Run after revocation returned %v (status %+v)", err, st)
 	}
 	waitOnline(t, rg, laptopID, false)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	if err := laptop.Run(ctx); !errors.Is(err, quiccarrier.ErrRevoked) {
+	if err := laptop.Run(ctx); !errors.Is(err, nodecarrier.ErrRevoked) {
 		t.Fatalf("reconnecting a revoked device: %v", err)
 	}
 }

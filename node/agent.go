@@ -30,8 +30,8 @@ import (
 	"github.com/palyra/palyra-go/internal/atomicfile"
 	"github.com/palyra/palyra-go/node/capability"
 	"github.com/palyra/palyra-go/node/capability/builtin"
+	"github.com/palyra/palyra-go/node/carrier"
 	"github.com/palyra/palyra-go/node/pairclient"
-	"github.com/palyra/palyra-go/node/quiccarrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -123,7 +123,7 @@ type Agent struct {
 	watchers map[chan Status]struct{}
 	sharing  Sharing
 	// conn is the registered session, while there is one.
-	conn nodeConn
+	conn carrier.Conn
 
 	caps    *capability.Registry
 	calls   calls
@@ -438,20 +438,20 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.running = ctx
 	a.mu.Unlock()
 	defer a.journal.close()
-	backoff := quiccarrier.NewBackoff(nil)
+	backoff := carrier.NewBackoff(nil)
 	for {
 		a.update(func(s *Status) { s.State, s.RetryAt = StateConnecting, time.Time{} })
 		var upAt time.Time
 		err := a.renewIfExpired(ctx)
 		var (
-			conn                nodeConn
+			conn                carrier.Conn
 			transport, fallback string
 		)
 		a.mu.Lock()
 		capsVersion := a.capsVersion
 		a.mu.Unlock()
 		if err == nil {
-			conn, transport, fallback, err = a.dial(ctx, quiccarrier.Config{
+			conn, transport, fallback, err = a.dial(ctx, carrier.Config{
 				Addresses:         conf.Gateways,
 				ClientCertificate: a.clientCertificate,
 				CACertificate:     ca,
@@ -481,9 +481,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.update(func(s *Status) { s.State, s.ConnectedSince = StateOffline, time.Time{} })
 			return nil
 		}
-		if errors.Is(err, quiccarrier.ErrRevoked) {
+		if errors.Is(err, carrier.ErrRevoked) {
 			a.cfg.Logger.Info("gateway refused this device as revoked", "err", err)
-			err = fmt.Errorf("this device has been revoked by the gateway, which will not accept it again: %w", quiccarrier.ErrRevoked)
+			err = fmt.Errorf("this device has been revoked by the gateway, which will not accept it again: %w", carrier.ErrRevoked)
 			a.update(func(s *Status) { s.State, s.LastError, s.ConnectedSince = StateRevoked, err.Error(), time.Time{} })
 			return err
 		}
@@ -512,7 +512,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // serve runs a registered session until it ends, renewing the device
 // certificate over it when it is due.
-func (a *Agent) serve(ctx context.Context, conn nodeConn, registeredVersion int) error {
+func (a *Agent) serve(ctx context.Context, conn carrier.Conn, registeredVersion int) error {
 	a.mu.Lock()
 	a.conn = conn
 	changed := a.capsVersion != registeredVersion
@@ -555,7 +555,7 @@ const (
 // until ctx ends. A failed renewal is logged and retried; the session goes
 // on, and a certificate that runs out is renewed by challenge on the next
 // connection (renewIfExpired).
-func (a *Agent) renewWhileConnected(ctx context.Context, conn nodeConn) {
+func (a *Agent) renewWhileConnected(ctx context.Context, conn carrier.Conn) {
 	var last time.Time
 	retry := time.Duration(0)
 	for {
@@ -609,7 +609,7 @@ func (a *Agent) untilRenewal() time.Duration {
 }
 
 // renewOver asks the gateway for a fresh certificate over the session.
-func (a *Agent) renewOver(ctx context.Context, conn nodeConn) error {
+func (a *Agent) renewOver(ctx context.Context, conn carrier.Conn) error {
 	a.mu.Lock()
 	key, name := a.key, a.status.DeviceName
 	a.mu.Unlock()
@@ -653,7 +653,7 @@ func (a *Agent) renewByChallenge(ctx context.Context) error {
 			return a.storeCertificate(der)
 		}
 		if errors.Is(err, pairing.ErrDeviceRevoked) {
-			return fmt.Errorf("%w: %w", quiccarrier.ErrRevoked, err)
+			return fmt.Errorf("%w: %w", carrier.ErrRevoked, err)
 		}
 	}
 	return fmt.Errorf("renewing the expired device certificate: %w", err)

@@ -15,7 +15,7 @@ import (
 	"github.com/palyra/palyra-go/internal/atomicfile"
 	"github.com/palyra/palyra-go/node/capability"
 	"github.com/palyra/palyra-go/node/capability/builtin"
-	"github.com/palyra/palyra-go/node/quiccarrier"
+	"github.com/palyra/palyra-go/node/carrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -262,7 +262,7 @@ func (a *Agent) handleInvoke(ctx context.Context, inv *nodev1.Invoke, progress f
 		runCtx, stopDeadline = context.WithDeadline(runCtx, dl)
 	}
 	stopFollowing := context.AfterFunc(ctx, func() {
-		if !errors.Is(context.Cause(ctx), quiccarrier.ErrSessionEnded) {
+		if !errors.Is(context.Cause(ctx), carrier.ErrSessionEnded) {
 			cancel(context.Cause(ctx))
 		}
 	})
@@ -287,7 +287,7 @@ func (a *Agent) handleInvoke(ctx context.Context, inv *nodev1.Invoke, progress f
 	case res := <-done:
 		return res
 	case <-ctx.Done():
-		if !errors.Is(context.Cause(ctx), quiccarrier.ErrSessionEnded) {
+		if !errors.Is(context.Cause(ctx), carrier.ErrSessionEnded) {
 			return <-done // cancelled or past its deadline: it stops now
 		}
 		a.cfg.Logger.Info("session ended during a call; it goes on, and its result is kept for the next delivery", "request_id", inv.GetRequestId())

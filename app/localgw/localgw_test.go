@@ -22,8 +22,8 @@ import (
 	"github.com/palyra/palyra-go/internal/syncbuf"
 	"github.com/palyra/palyra-go/internal/testlog"
 	"github.com/palyra/palyra-go/node"
+	"github.com/palyra/palyra-go/node/carrier"
 	"github.com/palyra/palyra-go/node/pairclient"
-	"github.com/palyra/palyra-go/node/quiccarrier"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
 )
 
@@ -202,7 +202,7 @@ func TestPairAgentConnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, laptop, node.StateRevoked)
-	if err := stopLaptop(); !errors.Is(err, quiccarrier.ErrRevoked) {
+	if err := stopLaptop(); !errors.Is(err, carrier.ErrRevoked) {
 		t.Fatalf("the revoked agent's Run returned %v", err)
 	}
 	if err := g.PairAgent(t.Context(), laptop); !errors.Is(err, pairing.ErrDeviceRevoked) {

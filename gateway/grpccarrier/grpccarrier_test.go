@@ -21,8 +21,8 @@ import (
 	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/testregistry"
 	"github.com/palyra/palyra-go/internal/testwait"
+	nodecarrier "github.com/palyra/palyra-go/node/carrier"
 	nodegrpc "github.com/palyra/palyra-go/node/grpccarrier"
-	nodequic "github.com/palyra/palyra-go/node/quiccarrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -226,7 +226,7 @@ func TestNoClientCertificate(t *testing.T) {
 				return tt.cert, nil
 			}
 			_, err = nodegrpc.Dial(t.Context(), cfg)
-			if !errors.Is(err, nodequic.ErrCertificateRefused) || errors.Is(err, nodequic.ErrRevoked) {
+			if !errors.Is(err, nodecarrier.ErrCertificateRefused) || errors.Is(err, nodecarrier.ErrRevoked) {
 				t.Errorf("Dial = %v, want ErrCertificateRefused", err)
 			}
 		})
@@ -248,7 +248,7 @@ func TestRevoked(t *testing.T) {
 		_, err = client.SubmitCapabilityResult(t.Context(), &nodev1.Result{RequestId: "r"})
 		wantCode(t, err, codes.PermissionDenied)
 		_, err = nodegrpc.Dial(t.Context(), f.sessionConfig(d))
-		if !errors.Is(err, nodequic.ErrRevoked) || !errors.Is(err, identity.ErrRevoked) {
+		if !errors.Is(err, nodecarrier.ErrRevoked) || !errors.Is(err, identity.ErrRevoked) {
 			t.Errorf("Dial = %v, want ErrRevoked", err)
 		}
 	})
@@ -277,7 +277,7 @@ func TestRevoked(t *testing.T) {
 			t.Errorf("Disconnect ended %d sessions, want 1", got)
 		}
 		err := testwait.Recv(t, n.done, waitTimeout, "Serve to return")
-		if !errors.Is(err, nodequic.ErrRevoked) || !strings.Contains(err.Error(), "device revoked: revoked by test") {
+		if !errors.Is(err, nodecarrier.ErrRevoked) || !strings.Contains(err.Error(), "device revoked: revoked by test") {
 			t.Errorf("Serve = %v, want ErrRevoked", err)
 		}
 		if err := testwait.Recv(t, calls, waitTimeout, "Invoke to fail"); !errors.Is(err, quiccarrier.ErrNodeGone) {
@@ -289,7 +289,7 @@ func TestRevoked(t *testing.T) {
 		if got := f.srv.Disconnect(d.ID(), ""); got != 0 {
 			t.Errorf("second Disconnect ended %d", got)
 		}
-		if _, err := nodegrpc.Dial(t.Context(), f.sessionConfig(d)); !errors.Is(err, nodequic.ErrRevoked) {
+		if _, err := nodegrpc.Dial(t.Context(), f.sessionConfig(d)); !errors.Is(err, nodecarrier.ErrRevoked) {
 			t.Errorf("Dial after revocation = %v, want ErrRevoked", err)
 		}
 	})
@@ -321,8 +321,8 @@ func TestRegistryRefuses(t *testing.T) {
 		code    codes.Code
 		want    error
 	}{
-		{"unknown device", errors.New("unknown device"), codes.FailedPrecondition, nodequic.ErrRegistrationRefused},
-		{"revoked", fmt.Errorf("device x: %w", identity.ErrRevoked), codes.PermissionDenied, nodequic.ErrRevoked},
+		{"unknown device", errors.New("unknown device"), codes.FailedPrecondition, nodecarrier.ErrRegistrationRefused},
+		{"revoked", fmt.Errorf("device x: %w", identity.ErrRevoked), codes.PermissionDenied, nodecarrier.ErrRevoked},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -428,7 +428,7 @@ func TestSecondSessionReplacesFirst(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
 	d := testpki.NewDevice(t, f.ca)
-	handler := func(name string) nodequic.InvokeHandler {
+	handler := func(name string) nodecarrier.InvokeHandler {
 		return func(context.Context, *nodev1.Invoke, func(string)) *nodev1.Result {
 			return &nodev1.Result{Ok: true, OutputJson: []byte(`"` + name + `"`)}
 		}
@@ -441,7 +441,7 @@ func TestSecondSessionReplacesFirst(t *testing.T) {
 	cfg.Invoke = handler("second")
 	second := f.runNode(t, cfg)
 	testwait.Recv(t, f.reg.Ready, waitTimeout, "second NodeReady")
-	if err := testwait.Recv(t, first.done, waitTimeout, "first Serve to return"); !errors.Is(err, nodequic.ErrReplaced) {
+	if err := testwait.Recv(t, first.done, waitTimeout, "first Serve to return"); !errors.Is(err, nodecarrier.ErrReplaced) {
 		t.Errorf("first Serve = %v, want ErrReplaced", err)
 	}
 	testwait.None(t, f.reg.Gone, "NodeGone for the replaced session")
@@ -520,7 +520,7 @@ func TestShutdown(t *testing.T) {
 	if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.Reason != "gateway shutting down" {
 		t.Errorf("NodeGone reason %q", g.Reason)
 	}
-	if err := testwait.Recv(t, n.done, waitTimeout, "Serve to return"); !errors.Is(err, nodequic.ErrGatewayShutdown) {
+	if err := testwait.Recv(t, n.done, waitTimeout, "Serve to return"); !errors.Is(err, nodecarrier.ErrGatewayShutdown) {
 		t.Errorf("Serve = %v, want ErrGatewayShutdown", err)
 	}
 	if err := testwait.Recv(t, calls, waitTimeout, "Invoke to fail"); !errors.Is(err, quiccarrier.ErrNodeGone) {
@@ -528,7 +528,7 @@ func TestShutdown(t *testing.T) {
 	}
 	_, err := f.rawClient(t, d.Cert).RegisterNode(t.Context(), &nodev1.RegisterNode{})
 	wantCode(t, err, codes.Unavailable)
-	if _, err := nodegrpc.Dial(t.Context(), f.sessionConfig(d)); !errors.Is(err, nodequic.ErrGatewayShutdown) {
+	if _, err := nodegrpc.Dial(t.Context(), f.sessionConfig(d)); !errors.Is(err, nodecarrier.ErrGatewayShutdown) {
 		t.Errorf("Dial after Close = %v, want ErrGatewayShutdown", err)
 	}
 }
@@ -581,7 +581,7 @@ func TestDial(t *testing.T) {
 	})
 	t.Run("config checked", func(t *testing.T) {
 		t.Parallel()
-		if _, err := nodegrpc.Dial(t.Context(), nodequic.Config{}); err == nil {
+		if _, err := nodegrpc.Dial(t.Context(), nodecarrier.Config{}); err == nil {
 			t.Error("Dial accepted an empty config")
 		}
 	})

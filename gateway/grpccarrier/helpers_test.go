@@ -24,8 +24,8 @@ import (
 	"github.com/palyra/palyra-go/internal/testregistry"
 	"github.com/palyra/palyra-go/internal/testwait"
 	"github.com/palyra/palyra-go/internal/wire"
+	nodecarrier "github.com/palyra/palyra-go/node/carrier"
 	nodegrpc "github.com/palyra/palyra-go/node/grpccarrier"
-	nodequic "github.com/palyra/palyra-go/node/quiccarrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -125,8 +125,8 @@ func (f *fixture) authenticate(raw [][]byte) (identity.DeviceID, error) {
 	return id, nil
 }
 
-func (f *fixture) sessionConfig(d *testpki.Device) nodequic.Config {
-	return nodequic.Config{
+func (f *fixture) sessionConfig(d *testpki.Device) nodecarrier.Config {
+	return nodecarrier.Config{
 		Addresses:         []string{f.addr},
 		ClientCertificate: func() (*tls.Certificate, error) { return d.Cert, nil },
 		CACertificate:     f.ca.Certificate(),
@@ -144,7 +144,7 @@ type node struct {
 }
 
 // runNode dials and serves cfg until the test ends.
-func (f *fixture) runNode(t *testing.T, cfg nodequic.Config) *node {
+func (f *fixture) runNode(t *testing.T, cfg nodecarrier.Config) *node {
 	t.Helper()
 	c, err := nodegrpc.Dial(t.Context(), cfg)
 	if err != nil {

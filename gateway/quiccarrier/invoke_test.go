@@ -10,13 +10,14 @@ import (
 	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/testwait"
 	"github.com/palyra/palyra-go/internal/wire"
+	nodecarrier "github.com/palyra/palyra-go/node/carrier"
 	nodequic "github.com/palyra/palyra-go/node/quiccarrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
 // dialNode connects a nodequic.Conn for d with handler and serves it in the
 // background until the test ends; it waits until the gateway can reach it.
-func (f *fixture) dialNode(t *testing.T, d *testpki.Device, handler nodequic.InvokeHandler, caps ...*nodev1.Capability) *nodequic.Conn {
+func (f *fixture) dialNode(t *testing.T, d *testpki.Device, handler nodecarrier.InvokeHandler, caps ...*nodev1.Capability) *nodequic.Conn {
 	t.Helper()
 	cfg := f.sessionConfig(d)
 	cfg.Invoke = handler

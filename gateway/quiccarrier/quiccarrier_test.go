@@ -23,6 +23,7 @@ import (
 	"github.com/palyra/palyra-go/internal/testregistry"
 	"github.com/palyra/palyra-go/internal/testwait"
 	"github.com/palyra/palyra-go/internal/wire"
+	nodecarrier "github.com/palyra/palyra-go/node/carrier"
 	nodequic "github.com/palyra/palyra-go/node/quiccarrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
@@ -100,8 +101,8 @@ func (f *fixture) authenticate(raw [][]byte) (identity.DeviceID, error) {
 	return id, nil
 }
 
-func (f *fixture) sessionConfig(d *testpki.Device) nodequic.Config {
-	return nodequic.Config{
+func (f *fixture) sessionConfig(d *testpki.Device) nodecarrier.Config {
+	return nodecarrier.Config{
 		Addresses:         []string{f.addr},
 		ClientCertificate: func() (*tls.Certificate, error) { return d.Cert, nil },
 		CACertificate:     f.ca.Certificate(),
@@ -111,7 +112,7 @@ func (f *fixture) sessionConfig(d *testpki.Device) nodequic.Config {
 
 // runNode runs nodequic.Run in the background; it returns the welcome
 // channel and the result channel, and stops with the test.
-func (f *fixture) runNode(t *testing.T, cfg nodequic.Config) (context.CancelFunc, <-chan *nodev1.Welcome, <-chan error) {
+func (f *fixture) runNode(t *testing.T, cfg nodecarrier.Config) (context.CancelFunc, <-chan *nodev1.Welcome, <-chan error) {
 	ctx, cancel := context.WithCancel(t.Context())
 	up := make(chan *nodev1.Welcome, 1)
 	done := make(chan error, 1)
@@ -275,7 +276,7 @@ func TestDisconnectRevokes(t *testing.T) {
 		t.Errorf("Disconnect closed %d sessions, want 1", n)
 	}
 	err := testwait.Recv(t, done, waitTimeout, "Run to return")
-	if !errors.Is(err, nodequic.ErrRevoked) || !errors.Is(err, identity.ErrRevoked) {
+	if !errors.Is(err, nodecarrier.ErrRevoked) || !errors.Is(err, identity.ErrRevoked) {
 		t.Errorf("Run = %v, want ErrRevoked", err)
 	}
 	g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone")
@@ -289,7 +290,7 @@ func TestDisconnectRevokes(t *testing.T) {
 	// Now the handshake itself refuses the device.
 	_, up, done = f.runNode(t, f.sessionConfig(d))
 	err = testwait.Recv(t, done, waitTimeout, "Run to return")
-	if !errors.Is(err, nodequic.ErrRevoked) {
+	if !errors.Is(err, nodecarrier.ErrRevoked) {
 		t.Errorf("Run after revocation = %v, want ErrRevoked", err)
 	}
 	testwait.None(t, up, "welcome")
@@ -313,10 +314,10 @@ func TestHandshakeRefusals(t *testing.T) {
 			cfg := f.sessionConfig(nil)
 			cfg.ClientCertificate = func() (*tls.Certificate, error) { return tt.cert, nil }
 			err := nodequic.Run(t.Context(), cfg, func(*nodev1.Welcome) { t.Error("came up") })
-			if !errors.Is(err, nodequic.ErrCertificateRefused) {
+			if !errors.Is(err, nodecarrier.ErrCertificateRefused) {
 				t.Errorf("Run = %v, want ErrCertificateRefused", err)
 			}
-			if errors.Is(err, nodequic.ErrRevoked) {
+			if errors.Is(err, nodecarrier.ErrRevoked) {
 				t.Errorf("Run = %v, must not be ErrRevoked", err)
 			}
 			t.Logf("%v", err)
@@ -401,7 +402,7 @@ func TestSecondSessionReplacesFirst(t *testing.T) {
 	_, up2, done2 := f.runNode(t, f.sessionConfig(d))
 	testwait.Recv(t, up2, waitTimeout, "second welcome")
 	second := testwait.Recv(t, f.reg.Registered, waitTimeout, "second NodeRegistered")
-	if err := testwait.Recv(t, done1, waitTimeout, "first Run to return"); !errors.Is(err, nodequic.ErrReplaced) {
+	if err := testwait.Recv(t, done1, waitTimeout, "first Run to return"); !errors.Is(err, nodecarrier.ErrReplaced) {
 		t.Errorf("first Run = %v, want ErrReplaced", err)
 	}
 	if first.RemoteAddr == second.RemoteAddr {
@@ -424,7 +425,7 @@ func TestRegistryRefuses(t *testing.T) {
 	refusal := errors.New("unknown device")
 	f.reg.Refuse.Store(&refusal)
 	err := nodequic.Run(t.Context(), f.sessionConfig(testpki.NewDevice(t, f.ca)), nil)
-	if !errors.Is(err, nodequic.ErrRegistrationRefused) {
+	if !errors.Is(err, nodecarrier.ErrRegistrationRefused) {
 		t.Errorf("Run = %v, want ErrRegistrationRefused", err)
 	}
 	testwait.None(t, f.reg.Gone, "NodeGone")
@@ -503,7 +504,7 @@ func TestShutdownClosesSessions(t *testing.T) {
 	if err := testwait.Recv(t, errc, waitTimeout, "Serve to return"); err != nil {
 		t.Errorf("Serve = %v", err)
 	}
-	if err := testwait.Recv(t, done, waitTimeout, "Run to return"); !errors.Is(err, nodequic.ErrGatewayShutdown) {
+	if err := testwait.Recv(t, done, waitTimeout, "Run to return"); !errors.Is(err, nodecarrier.ErrGatewayShutdown) {
 		t.Errorf("Run = %v, want ErrGatewayShutdown", err)
 	}
 	if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); !strings.Contains(g.Reason, "shutting down") {

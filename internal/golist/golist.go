@@ -33,3 +33,17 @@ func Deps(t *testing.T) []string {
 	t.Helper()
 	return strings.Fields(Run(t, "-deps", "-f", "{{.ImportPath}}", "."))
 }
+
+// Forbid fails t for each package the test's package depends on (built
+// without cgo) whose import path starts with one of prefixes.
+func Forbid(t *testing.T, prefixes ...string) {
+	t.Helper()
+	self := strings.TrimSpace(Run(t, "-f", "{{.ImportPath}}", "."))
+	for _, dep := range Deps(t) {
+		for _, p := range prefixes {
+			if strings.HasPrefix(dep, p) {
+				t.Errorf("%s depends on %s", self, dep)
+			}
+		}
+	}
+}

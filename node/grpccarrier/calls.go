@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -32,7 +31,7 @@ func (c *Conn) startCall(ctx context.Context, calls *sync.WaitGroup, inv *nodev1
 	cl := &call{cancel: cancel}
 	c.callsMu.Lock()
 	if _, dup := c.calls[id]; dup {
-		c.log.Info("the gateway sent a call that is still running", "request_id", id)
+		c.s.Log().Info("the gateway sent a call that is still running", "request_id", id)
 	}
 	c.calls[id] = cl
 	c.callsMu.Unlock()
@@ -63,30 +62,15 @@ func (c *Conn) cancelCall(cn *nodev1.Cancel) {
 // it any more. (finished comes first: once the gateway has the result it
 // may send the same request ID again.)
 func (c *Conn) runCall(callCtx context.Context, inv *nodev1.Invoke, finished func()) {
-	ctx := callCtx
-	if d := inv.GetDeadlineUnixMs(); d > 0 {
-		var stop context.CancelFunc
-		ctx, stop = context.WithDeadline(ctx, time.UnixMilli(d).Add(-c.skew))
-		defer stop()
-	}
 	progress := func(msg string) {
 		p := &nodev1.Frame{Body: &nodev1.Frame_Progress{Progress: &nodev1.Progress{RequestId: inv.GetRequestId(), Message: msg}}}
 		if err := c.send(p); err != nil {
-			c.log.Debug("could not send progress", "request_id", inv.GetRequestId(), "err", err)
+			c.s.Log().Debug("could not send progress", "request_id", inv.GetRequestId(), "err", err)
 		}
 	}
-	var res *nodev1.Result
-	if c.cfg.Invoke == nil {
-		res = &nodev1.Result{ErrorCode: "unknown_capability", ErrorMessage: "this node shares no capabilities"}
-	} else {
-		res = c.cfg.Invoke(ctx, inv, progress)
-	}
+	res, _ := c.s.RunCall(callCtx, inv, progress)
 	finished()
-	if res == nil {
-		res = &nodev1.Result{ErrorCode: "failed", ErrorMessage: "the capability returned no result"}
-	}
-	res.RequestId = inv.GetRequestId()
-	res.DeviceId = c.welcome.GetDeviceId()
+	res.DeviceId = c.s.Welcome().GetDeviceId()
 	if callCtx.Err() != nil {
 		// The gateway canceled the call or the session is ending: nobody
 		// waits for the result.
@@ -95,7 +79,7 @@ func (c *Conn) runCall(callCtx context.Context, inv *nodev1.Invoke, finished fun
 	if proto.Size(res) > wire.MaxFrameSize {
 		res = &nodev1.Result{
 			RequestId:    inv.GetRequestId(),
-			DeviceId:     c.welcome.GetDeviceId(),
+			DeviceId:     c.s.Welcome().GetDeviceId(),
 			ErrorCode:    "output_too_large",
 			ErrorMessage: fmt.Sprintf("the result is larger than %d bytes", wire.MaxFrameSize),
 		}
@@ -103,6 +87,6 @@ func (c *Conn) runCall(callCtx context.Context, inv *nodev1.Invoke, finished fun
 	sctx, cancel := context.WithTimeout(callCtx, submitTimeout)
 	defer cancel()
 	if _, err := c.client.SubmitCapabilityResult(sctx, res); err != nil {
-		c.log.Info("could not submit a call's result", "request_id", inv.GetRequestId(), "err", err)
+		c.s.Log().Info("could not submit a call's result", "request_id", inv.GetRequestId(), "err", err)
 	}
 }

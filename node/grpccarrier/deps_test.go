@@ -1,21 +1,16 @@
 package grpccarrier
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/palyra/palyra-go/internal/golist"
 )
 
-// The node's carrier must not import the gateway or the GUI, and must
-// build without cgo.
+// The node's gRPC carrier must not import the gateway or the GUI, must
+// build without cgo, and must work where QUIC does not: no quic-go, and
+// not the QUIC carrier.
 func TestImports(t *testing.T) {
 	t.Parallel()
-	for _, dep := range golist.Deps(t) {
-		if strings.HasPrefix(dep, "github.com/palyra/palyra-go/gateway") ||
-			strings.HasPrefix(dep, "github.com/palyra/palyra-go/app") ||
-			strings.HasPrefix(dep, "fyne.io/") {
-			t.Errorf("node/grpccarrier depends on %s", dep)
-		}
-	}
+	golist.Forbid(t, "github.com/palyra/palyra-go/gateway", "github.com/palyra/palyra-go/app", "fyne.io/",
+		"github.com/quic-go/", "github.com/palyra/palyra-go/node/quiccarrier")
 }

@@ -6,8 +6,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/palyra/palyra-go/node/quiccarrier"
-	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
+	"github.com/palyra/palyra-go/node/carrier"
 )
 
 // shutdownMessage is the Unavailable status message the gateway ends
@@ -23,7 +22,7 @@ const (
 	rpcStream
 )
 
-// classify maps a gRPC status from the gateway to node/quiccarrier's errors,
+// classify maps a gRPC status from the gateway to node/carrier's errors,
 // keeping err in the chain.
 func classify(err error, from rpc) error {
 	if err == nil {
@@ -36,46 +35,32 @@ func classify(err error, from rpc) error {
 	var sentinel error
 	switch st.Code() {
 	case codes.PermissionDenied:
-		sentinel = quiccarrier.ErrRevoked
+		sentinel = carrier.ErrRevoked
 	case codes.Unauthenticated:
-		sentinel = quiccarrier.ErrCertificateRefused
+		sentinel = carrier.ErrCertificateRefused
 	case codes.Unavailable:
 		if st.Message() == shutdownMessage {
-			sentinel = quiccarrier.ErrGatewayShutdown
+			sentinel = carrier.ErrGatewayShutdown
 		}
 	case codes.FailedPrecondition:
-		sentinel = quiccarrier.ErrProtocol
+		sentinel = carrier.ErrProtocol
 		if from == rpcRegister {
-			sentinel = quiccarrier.ErrRegistrationRefused
+			sentinel = carrier.ErrRegistrationRefused
 		}
 	case codes.InvalidArgument, codes.ResourceExhausted:
-		sentinel = quiccarrier.ErrProtocol
+		sentinel = carrier.ErrProtocol
 	case codes.Aborted:
 		if from == rpcStream {
-			sentinel = quiccarrier.ErrReplaced
+			sentinel = carrier.ErrReplaced
 		}
 	case codes.DeadlineExceeded:
 		// The stream has no deadline of ours: the gateway ended it.
 		if from == rpcStream {
-			sentinel = quiccarrier.ErrLeaseExpired
+			sentinel = carrier.ErrLeaseExpired
 		}
 	}
 	if sentinel == nil {
 		return err
 	}
 	return fmt.Errorf("%w: %w", sentinel, err)
-}
-
-// errorFrameErr maps an Error frame to node/quiccarrier's errors.
-func errorFrameErr(e *nodev1.Error) error {
-	var sentinel error
-	switch e.GetCode() {
-	case nodev1.Error_CODE_REVOKED:
-		sentinel = quiccarrier.ErrRevoked
-	case nodev1.Error_CODE_UNKNOWN_DEVICE:
-		sentinel = quiccarrier.ErrRegistrationRefused
-	default:
-		sentinel = quiccarrier.ErrProtocol
-	}
-	return fmt.Errorf("%w: the gateway says %q (%v)", sentinel, e.GetMessage(), e.GetCode())
 }

@@ -8,8 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/palyra/palyra-go/node/quiccarrier"
-	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
+	"github.com/palyra/palyra-go/node/carrier"
 )
 
 func TestClassify(t *testing.T) {
@@ -20,22 +19,22 @@ func TestClassify(t *testing.T) {
 		from rpc
 		want error // nil: no sentinel
 	}{
-		{"revoked at registration", status.Error(codes.PermissionDenied, "device revoked"), rpcRegister, quiccarrier.ErrRevoked},
-		{"revoked on the stream", status.Error(codes.PermissionDenied, "removed by admin"), rpcStream, quiccarrier.ErrRevoked},
-		{"no certificate", status.Error(codes.Unauthenticated, "a device certificate is required"), rpcRegister, quiccarrier.ErrCertificateRefused},
-		{"registration refused", status.Error(codes.FailedPrecondition, "registration refused"), rpcRegister, quiccarrier.ErrRegistrationRefused},
-		{"stream before registration", status.Error(codes.FailedPrecondition, "call RegisterNode first"), rpcStream, quiccarrier.ErrProtocol},
-		{"replaced", status.Error(codes.Aborted, "replaced by a newer session"), rpcStream, quiccarrier.ErrReplaced},
-		{"lease expired", status.Error(codes.DeadlineExceeded, "lease expired"), rpcStream, quiccarrier.ErrLeaseExpired},
+		{"revoked at registration", status.Error(codes.PermissionDenied, "device revoked"), rpcRegister, carrier.ErrRevoked},
+		{"revoked on the stream", status.Error(codes.PermissionDenied, "removed by admin"), rpcStream, carrier.ErrRevoked},
+		{"no certificate", status.Error(codes.Unauthenticated, "a device certificate is required"), rpcRegister, carrier.ErrCertificateRefused},
+		{"registration refused", status.Error(codes.FailedPrecondition, "registration refused"), rpcRegister, carrier.ErrRegistrationRefused},
+		{"stream before registration", status.Error(codes.FailedPrecondition, "call RegisterNode first"), rpcStream, carrier.ErrProtocol},
+		{"replaced", status.Error(codes.Aborted, "replaced by a newer session"), rpcStream, carrier.ErrReplaced},
+		{"lease expired", status.Error(codes.DeadlineExceeded, "lease expired"), rpcStream, carrier.ErrLeaseExpired},
 		{"our own registration timeout", status.Error(codes.DeadlineExceeded, "context deadline exceeded"), rpcRegister, nil},
-		{"shutdown", status.Error(codes.Unavailable, "gateway shutting down"), rpcStream, quiccarrier.ErrGatewayShutdown},
+		{"shutdown", status.Error(codes.Unavailable, "gateway shutting down"), rpcStream, carrier.ErrGatewayShutdown},
 		{"network", status.Error(codes.Unavailable, "connection refused"), rpcStream, nil},
-		{"protocol", status.Error(codes.InvalidArgument, "empty frame"), rpcStream, quiccarrier.ErrProtocol},
-		{"too large", status.Error(codes.ResourceExhausted, "message larger than max"), rpcStream, quiccarrier.ErrProtocol},
+		{"protocol", status.Error(codes.InvalidArgument, "empty frame"), rpcStream, carrier.ErrProtocol},
+		{"too large", status.Error(codes.ResourceExhausted, "message larger than max"), rpcStream, carrier.ErrProtocol},
 		{"not a status", io.EOF, rpcStream, nil},
 	}
-	sentinels := []error{quiccarrier.ErrRevoked, quiccarrier.ErrCertificateRefused, quiccarrier.ErrRegistrationRefused,
-		quiccarrier.ErrProtocol, quiccarrier.ErrReplaced, quiccarrier.ErrLeaseExpired, quiccarrier.ErrGatewayShutdown}
+	sentinels := []error{carrier.ErrRevoked, carrier.ErrCertificateRefused, carrier.ErrRegistrationRefused,
+		carrier.ErrProtocol, carrier.ErrReplaced, carrier.ErrLeaseExpired, carrier.ErrGatewayShutdown}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -52,23 +51,5 @@ func TestClassify(t *testing.T) {
 	}
 	if classify(nil, rpcStream) != nil {
 		t.Error("classify(nil) != nil")
-	}
-}
-
-func TestErrorFrameErr(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		code nodev1.Error_Code
-		want error
-	}{
-		{nodev1.Error_CODE_REVOKED, quiccarrier.ErrRevoked},
-		{nodev1.Error_CODE_UNKNOWN_DEVICE, quiccarrier.ErrRegistrationRefused},
-		{nodev1.Error_CODE_MALFORMED, quiccarrier.ErrProtocol},
-		{nodev1.Error_CODE_INTERNAL, quiccarrier.ErrProtocol},
-	}
-	for _, tt := range tests {
-		if err := errorFrameErr(&nodev1.Error{Code: tt.code, Message: "m"}); !errors.Is(err, tt.want) {
-			t.Errorf("errorFrameErr(%v) = %v, want %v", tt.code, err, tt.want)
-		}
 	}
 }

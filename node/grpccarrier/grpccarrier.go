@@ -1,6 +1,6 @@
 // Package grpccarrier is the node's end of the node protocol over gRPC on
-// TCP/TLS, for networks that block UDP. It offers what node/quiccarrier offers
-// over QUIC, with the same Config and the same errors: Dial verifies the
+// TCP/TLS, for networks that block UDP. It offers what node/quiccarrier
+// offers over QUIC, with node/carrier's Config and errors: Dial verifies the
 // gateway against the pinned CA, presents the device certificate, calls
 // RegisterNode and opens StreamEvents; Serve keeps the lease renewed, runs
 // the calls the gateway sends on the stream and submits their results with
@@ -9,14 +9,15 @@
 // The gateway opens the session by granting the lease (LeaseGranted,
 // sequence 0), so Dial returns only once the gateway will route calls here.
 // The gateway ends a session with a status code, which this package maps
-// to node/quiccarrier's errors (PermissionDenied: quiccarrier.ErrRevoked; Aborted:
-// quiccarrier.ErrReplaced; DeadlineExceeded: quiccarrier.ErrLeaseExpired;
-// Unavailable "gateway shutting down": quiccarrier.ErrGatewayShutdown;
-// FailedPrecondition at registration: quiccarrier.ErrRegistrationRefused;
-// Unauthenticated: quiccarrier.ErrCertificateRefused; InvalidArgument:
-// quiccarrier.ErrProtocol). Certificates do not renew over this carrier.
+// to node/carrier's errors (PermissionDenied: carrier.ErrRevoked; Aborted:
+// carrier.ErrReplaced; DeadlineExceeded: carrier.ErrLeaseExpired;
+// Unavailable "gateway shutting down": carrier.ErrGatewayShutdown;
+// FailedPrecondition at registration: carrier.ErrRegistrationRefused;
+// Unauthenticated: carrier.ErrCertificateRefused; InvalidArgument:
+// carrier.ErrProtocol). Certificates do not renew over this carrier.
 //
-// It owns the node's gRPC carrier only; it must not import the gateway or
+// It owns the node's gRPC carrier only; it must not import the QUIC carrier
+// or quic-go (the fallback works where QUIC does not), the gateway or
 // anything from the GUI.
 package grpccarrier
 
@@ -26,9 +27,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,9 +35,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
-	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/wire"
-	"github.com/palyra/palyra-go/node/quiccarrier"
+	"github.com/palyra/palyra-go/node/carrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -50,22 +48,14 @@ const (
 	// closeTimeout bounds waiting for the gateway to end the stream when
 	// the node leaves.
 	closeTimeout = time.Second
-	// defaultLeaseTTL is assumed when Welcome names none.
-	defaultLeaseTTL = 30 * time.Second
 )
 
 // Conn is a registered session over gRPC.
 type Conn struct {
-	cfg     quiccarrier.Config
-	log     *slog.Logger
-	cc      *grpc.ClientConn
-	client  nodev1.NodeClient
-	stream  grpc.BidiStreamingClient[nodev1.Frame, nodev1.Frame]
-	welcome *nodev1.Welcome
-	ttl     time.Duration
-	// skew is the gateway's clock minus ours, from Welcome, for reading
-	// call deadlines.
-	skew time.Duration
+	s      *carrier.Session
+	cc     *grpc.ClientConn
+	client nodev1.NodeClient
+	stream grpc.BidiStreamingClient[nodev1.Frame, nodev1.Frame]
 
 	// cancelStream ends the stream; teardown once closes everything and
 	// then closes torn, with teardownErr set.
@@ -77,9 +67,9 @@ type Conn struct {
 	// sendMu serializes Send on stream.
 	sendMu sync.Mutex
 
-	// closed is closed by Close.
-	closed    chan struct{}
-	closeOnce sync.Once
+	// closed ends when Close is called (closeNow).
+	closed   context.Context
+	closeNow context.CancelFunc
 	// served is set by whoever reads the stream: Serve, or Close when
 	// Serve never ran.
 	served atomic.Bool
@@ -94,42 +84,28 @@ type Conn struct {
 	calls map[string]*call
 }
 
+var _ carrier.Conn = (*Conn)(nil)
+
 // Dial connects to the first address that answers, registers and opens the
 // session. A refusal of this device (revoked, bad certificate, refused
 // registration) is final and stops at that address; other failures try the
-// next one. Errors wrap node/quiccarrier's errors, identity's errors when the
+// next one. Errors wrap node/carrier's errors, identity's errors when the
 // gateway's certificate does not verify, or a gRPC status.
-func Dial(ctx context.Context, cfg quiccarrier.Config) (*Conn, error) {
-	return quiccarrier.DialEach(ctx, cfg, "gRPC", dial)
+func Dial(ctx context.Context, cfg carrier.Config) (*Conn, error) {
+	return carrier.DialEach(ctx, cfg, "gRPC", dial)
 }
 
-func dial(ctx context.Context, cfg quiccarrier.Config, addr string) (*Conn, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, err
-	}
+func dial(ctx context.Context, cfg carrier.Config, addr string, tlsConf *tls.Config) (*Conn, error) {
 	// gRPC reports a failed handshake as a status with text only; keep
 	// identity's error to return it.
 	var verifyErr atomic.Pointer[error]
-	tlsConf := &tls.Config{
-		MinVersion: tls.VersionTLS13,
-		// Addresses may be IP literals the certificate names as IP SANs,
-		// and trust is the pinned CA, not the system roots: verification
-		// is VerifyPeerCertificate's, with identity's rules.
-		InsecureSkipVerify: true,
-		VerifyPeerCertificate: func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
-			err := identity.VerifyServerCertificate(cfg.CACertificate, rawCerts, host, cfg.Now())
-			if err != nil {
-				verifyErr.Store(&err)
-			}
-			return err
-		},
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			return cfg.ClientCertificate()
-		},
-	}
-	if _, err := netip.ParseAddr(host); err != nil {
-		tlsConf.ServerName = host
+	verify := tlsConf.VerifyPeerCertificate
+	tlsConf.VerifyPeerCertificate = func(rawCerts [][]byte, chains [][]*x509.Certificate) error {
+		err := verify(rawCerts, chains)
+		if err != nil {
+			verifyErr.Store(&err)
+		}
+		return err
 	}
 	cc, err := grpc.NewClient("passthrough:///"+addr,
 		grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)),
@@ -153,7 +129,7 @@ func dial(ctx context.Context, cfg quiccarrier.Config, addr string) (*Conn, erro
 }
 
 // open registers and opens the session on cc.
-func open(ctx context.Context, cfg quiccarrier.Config, cc *grpc.ClientConn) (*Conn, error) {
+func open(ctx context.Context, cfg carrier.Config, cc *grpc.ClientConn) (*Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, registerTimeout)
 	defer cancel()
 	client := nodev1.NewNodeClient(cc)
@@ -180,39 +156,32 @@ func open(ctx context.Context, cfg quiccarrier.Config, cc *grpc.ClientConn) (*Co
 	}
 	if f.GetLeaseGranted() == nil {
 		cancelStream()
-		return nil, fmt.Errorf("%w: expected LeaseGranted, got %T", quiccarrier.ErrProtocol, f.Body)
+		return nil, fmt.Errorf("%w: expected LeaseGranted, got %T", carrier.ErrProtocol, f.Body)
 	}
-	ttl := time.Duration(w.GetLeaseTtlMs()) * time.Millisecond
-	if ttl <= 0 {
-		ttl = defaultLeaseTTL
-	}
-	log := cfg.Logger.With("gateway", w.GetGatewayName(), "remote", cc.Target(), "transport", "grpc")
-	log.Info("registered with gateway", "lease_ttl", ttl)
-	return &Conn{
-		cfg:          cfg,
-		log:          log,
+	closed, closeNow := context.WithCancel(context.Background())
+	c := &Conn{
 		cc:           cc,
 		client:       client,
 		stream:       stream,
-		welcome:      w,
-		ttl:          ttl,
-		skew:         time.UnixMilli(w.GetServerTimeUnixMs()).Sub(cfg.Now()),
 		cancelStream: cancelStream,
-		closed:       make(chan struct{}),
+		closed:       closed,
+		closeNow:     closeNow,
 		torn:         make(chan struct{}),
 		done:         make(chan struct{}),
 		calls:        make(map[string]*call),
-	}, nil
+	}
+	c.s = carrier.NewSession(cfg, w, c.send, "remote", cc.Target(), "transport", carrier.TransportGRPC)
+	return c, nil
 }
 
 // Welcome is what the gateway answered the registration with.
-func (c *Conn) Welcome() *nodev1.Welcome { return c.welcome }
+func (c *Conn) Welcome() *nodev1.Welcome { return c.s.Welcome() }
 
 // Close ends the session (the gateway sees the node disconnect) and
 // returns once the connection is closed. A running Serve cancels its calls,
 // waits for them and returns.
 func (c *Conn) Close() error {
-	c.closeOnce.Do(func() { close(c.closed) })
+	c.closeNow()
 	if c.served.CompareAndSwap(false, true) {
 		// Serve never ran: read the stream's end here.
 		go func() {
@@ -275,22 +244,26 @@ var errClosed = fmt.Errorf("session closed: %w", net.ErrClosed)
 // for them, and closes the session before it returns. Call it once.
 func (c *Conn) Serve(ctx context.Context) error {
 	if !c.served.CompareAndSwap(false, true) {
-		select {
-		case <-c.closed:
+		if c.closed.Err() != nil {
 			return errClosed
-		default:
-			return errors.New("grpccarrier: Serve called twice")
 		}
+		return errors.New("grpccarrier: Serve called twice")
 	}
+	leaseCtx, endLease := context.WithCancelCause(ctx)
+	defer endLease(nil)
+	defer context.AfterFunc(c.closed, func() { endLease(errClosed) })()
 	callsCtx, stopCalls := context.WithCancelCause(ctx)
 	var calls sync.WaitGroup
-	alive := make(chan struct{}, 1)
 	go func() {
 		defer close(c.done)
-		c.err = c.readLoop(callsCtx, &calls, alive)
+		c.err = c.readLoop(callsCtx, &calls)
+		endLease(c.err)
 	}()
-	err := c.keepLease(ctx, alive)
-	stopCalls(quiccarrier.ErrSessionEnded)
+	err := c.s.KeepLease(leaseCtx)
+	if ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	stopCalls(carrier.ErrSessionEnded)
 	if ctx.Err() != nil || errors.Is(err, errClosed) {
 		c.closeGracefully()
 	}
@@ -300,58 +273,18 @@ func (c *Conn) Serve(ctx context.Context) error {
 	return err
 }
 
-// keepLease sends a renewal every ttl/3 and expects a frame from the
-// gateway within every lease; it returns why the session ends.
-func (c *Conn) keepLease(ctx context.Context, alive <-chan struct{}) error {
-	ticker := time.NewTicker(c.ttl / 3)
-	defer ticker.Stop()
-	lease := time.NewTimer(c.ttl)
-	defer lease.Stop()
-	var seq uint64
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-c.closed:
-			return errClosed
-		case <-c.done:
-			return c.err
-		case <-alive:
-			lease.Reset(c.ttl)
-		case <-lease.C:
-			return fmt.Errorf("%w: no answer from the gateway for %v", quiccarrier.ErrLeaseExpired, c.ttl)
-		case <-ticker.C:
-			seq++
-			f := &nodev1.Frame{Body: &nodev1.Frame_LeaseRenewal{LeaseRenewal: &nodev1.LeaseRenewal{Sequence: seq}}}
-			if err := c.send(f); err != nil {
-				select {
-				case <-c.done:
-					return c.err // the reader knows better why
-				default:
-					return fmt.Errorf("renewing lease: %w", err)
-				}
-			}
-		}
-	}
-}
-
 // readLoop reads frames until the stream ends and returns why. Every frame
-// is a sign of life for keepLease.
-func (c *Conn) readLoop(callsCtx context.Context, calls *sync.WaitGroup, alive chan<- struct{}) error {
+// is a sign of life for the lease.
+func (c *Conn) readLoop(callsCtx context.Context, calls *sync.WaitGroup) error {
 	for {
 		f, err := c.stream.Recv()
 		if err != nil {
-			select {
-			case <-c.closed:
+			if c.closed.Err() != nil {
 				return errClosed
-			default:
 			}
 			return fmt.Errorf("reading the session: %w", classify(err, rpcStream))
 		}
-		select {
-		case alive <- struct{}{}:
-		default:
-		}
+		c.s.Alive()
 		switch body := f.Body.(type) {
 		case *nodev1.Frame_LeaseGranted:
 		case *nodev1.Frame_Invoke:
@@ -359,9 +292,9 @@ func (c *Conn) readLoop(callsCtx context.Context, calls *sync.WaitGroup, alive c
 		case *nodev1.Frame_Cancel:
 			c.cancelCall(body.Cancel)
 		case *nodev1.Frame_Error:
-			return errorFrameErr(body.Error)
+			return carrier.ErrorFrame(body.Error)
 		default:
-			return fmt.Errorf("%w: unexpected frame %T", quiccarrier.ErrProtocol, f.Body)
+			return fmt.Errorf("%w: unexpected frame %T", carrier.ErrProtocol, f.Body)
 		}
 	}
 }
@@ -383,21 +316,10 @@ func (c *Conn) send(f *nodev1.Frame) error {
 }
 
 // SendCapabilities replaces the node's manifest at the gateway.
-func (c *Conn) SendCapabilities(caps []*nodev1.Capability) error {
-	f := &nodev1.Frame{Body: &nodev1.Frame_CapabilitiesChanged{CapabilitiesChanged: &nodev1.CapabilitiesChanged{Capabilities: caps}}}
-	if err := c.send(f); err != nil {
-		return fmt.Errorf("sending capabilities: %w", err)
-	}
-	return nil
-}
+func (c *Conn) SendCapabilities(caps []*nodev1.Capability) error { return c.s.SendCapabilities(caps) }
 
 // SendEvent reports an event to the gateway.
-func (c *Conn) SendEvent(ev *nodev1.NodeEvent) error {
-	if err := c.send(&nodev1.Frame{Body: &nodev1.Frame_Event{Event: ev}}); err != nil {
-		return fmt.Errorf("sending event: %w", err)
-	}
-	return nil
-}
+func (c *Conn) SendEvent(ev *nodev1.NodeEvent) error { return c.s.SendEvent(ev) }
 
 // RenewCertificate is not available over gRPC; the error wraps
 // errors.ErrUnsupported.

@@ -40,24 +40,19 @@ func (c *Conn) serveCall(ctx context.Context, str *quic.Stream) {
 	_ = str.SetReadDeadline(time.Now().Add(invokeReadTimeout))
 	var f nodev1.Frame
 	if err := wire.ReadFrame(str, &f); err != nil {
-		c.log.Info("unreadable call from the gateway", "err", err)
+		c.s.Log().Info("unreadable call from the gateway", "err", err)
 		str.CancelWrite(0)
 		return
 	}
 	inv := f.GetInvoke()
 	if inv == nil {
-		c.log.Info("call stream without an Invoke", "frame", fmt.Sprintf("%T", f.Body))
+		c.s.Log().Info("call stream without an Invoke", "frame", fmt.Sprintf("%T", f.Body))
 		str.CancelWrite(0)
 		return
 	}
 	_ = str.SetReadDeadline(time.Time{})
 	callCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	if d := inv.GetDeadlineUnixMs(); d > 0 {
-		var stop context.CancelFunc
-		callCtx, stop = context.WithDeadline(callCtx, time.UnixMilli(d).Add(-c.skew))
-		defer stop()
-	}
 	// A Cancel frame (or the stream's end) from the gateway ends the call.
 	go func() {
 		var g nodev1.Frame
@@ -79,20 +74,14 @@ func (c *Conn) serveCall(ctx context.Context, str *quic.Stream) {
 	progress := func(msg string) {
 		_ = send(&nodev1.Frame{Body: &nodev1.Frame_Progress{Progress: &nodev1.Progress{RequestId: inv.GetRequestId(), Message: msg}}})
 	}
-	var res *nodev1.Result
-	if c.cfg.Invoke == nil {
-		res = &nodev1.Result{ErrorCode: "unknown_capability", ErrorMessage: "this node shares no capabilities"}
-	} else {
-		res = c.cfg.Invoke(callCtx, inv, progress)
-	}
-	res.RequestId = inv.GetRequestId()
-	if callCtx.Err() != nil && ctx.Err() == nil && context.Cause(callCtx) != context.DeadlineExceeded {
+	res, cause := c.s.RunCall(callCtx, inv, progress)
+	if cause != nil && ctx.Err() == nil && cause != context.DeadlineExceeded {
 		// The gateway gave up; nobody reads the result.
 		str.CancelWrite(0)
 		return
 	}
 	if err := send(&nodev1.Frame{Body: &nodev1.Frame_Result{Result: res}}); err != nil {
-		c.log.Info("could not send a call's result", "request_id", inv.GetRequestId(), "err", err)
+		c.s.Log().Info("could not send a call's result", "request_id", inv.GetRequestId(), "err", err)
 		str.CancelWrite(0)
 		return
 	}

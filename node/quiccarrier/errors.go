@@ -5,12 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 
 	"github.com/quic-go/quic-go"
 
 	"github.com/palyra/palyra-go/internal/wire"
-	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
+	"github.com/palyra/palyra-go/node/carrier"
 )
 
 // TLS alerts the gateway refuses a device certificate with.
@@ -27,8 +26,19 @@ const (
 // cryptoErrorBase is where QUIC puts TLS alerts among transport error codes.
 const cryptoErrorBase = 0x100
 
+// closeCodes maps the application error codes the gateway closes a
+// connection with to node/carrier's errors.
+var closeCodes = map[quic.ApplicationErrorCode]error{
+	wire.CodeRevoked:      carrier.ErrRevoked,
+	wire.CodeReplaced:     carrier.ErrReplaced,
+	wire.CodeLeaseExpired: carrier.ErrLeaseExpired,
+	wire.CodeShutdown:     carrier.ErrGatewayShutdown,
+	wire.CodeRefused:      carrier.ErrRegistrationRefused,
+	wire.CodeProtocol:     carrier.ErrProtocol,
+}
+
 // classify maps the gateway's closing of the connection (an application
-// error code, or a TLS alert at the handshake) to this package's errors,
+// error code, or a TLS alert at the handshake) to node/carrier's errors,
 // keeping err in the chain.
 func classify(err error) error {
 	if err == nil {
@@ -36,22 +46,7 @@ func classify(err error) error {
 	}
 	var app *quic.ApplicationError
 	if errors.As(err, &app) && app.Remote {
-		var sentinel error
-		switch app.ErrorCode {
-		case wire.CodeRevoked:
-			sentinel = ErrRevoked
-		case wire.CodeReplaced:
-			sentinel = ErrReplaced
-		case wire.CodeLeaseExpired:
-			sentinel = ErrLeaseExpired
-		case wire.CodeShutdown:
-			sentinel = ErrGatewayShutdown
-		case wire.CodeRefused:
-			sentinel = ErrRegistrationRefused
-		case wire.CodeProtocol:
-			sentinel = ErrProtocol
-		}
-		if sentinel != nil {
+		if sentinel := closeCodes[app.ErrorCode]; sentinel != nil {
 			return fmt.Errorf("%w: %w", sentinel, err)
 		}
 		return err
@@ -60,10 +55,10 @@ func classify(err error) error {
 	if errors.As(err, &te) && te.Remote && te.ErrorCode >= cryptoErrorBase && te.ErrorCode < cryptoErrorBase+0x100 {
 		switch alert := tls.AlertError(te.ErrorCode - cryptoErrorBase); alert {
 		case alertCertificateRevoked:
-			return fmt.Errorf("%w: the gateway refused the handshake (%v): %w", ErrRevoked, alert, err)
+			return fmt.Errorf("%w: the gateway refused the handshake (%v): %w", carrier.ErrRevoked, alert, err)
 		case alertBadCertificate, alertUnsupportedCertificate, alertCertificateExpired,
 			alertCertificateUnknown, alertUnknownCA, alertCertificateRequired:
-			return fmt.Errorf("%w (%v): %w", ErrCertificateRefused, alert, err)
+			return fmt.Errorf("%w (%v): %w", carrier.ErrCertificateRefused, alert, err)
 		}
 	}
 	return err
@@ -85,26 +80,4 @@ func classifyRead(conn *quic.Conn, err error) error {
 		}
 	}
 	return classify(err)
-}
-
-// errorFrameErr maps an Error frame to this package's errors.
-func errorFrameErr(e *nodev1.Error) error {
-	var sentinel error
-	switch e.GetCode() {
-	case nodev1.Error_CODE_REVOKED:
-		sentinel = ErrRevoked
-	case nodev1.Error_CODE_UNKNOWN_DEVICE:
-		sentinel = ErrRegistrationRefused
-	default:
-		sentinel = ErrProtocol
-	}
-	return fmt.Errorf("%w: the gateway says %q (%v)", sentinel, e.GetMessage(), e.GetCode())
-}
-
-// isTimeout reports a deadline (not an idle timeout, which is a network
-// failure).
-func isTimeout(err error) bool {
-	var ne net.Error
-	var idle *quic.IdleTimeoutError
-	return errors.As(err, &ne) && ne.Timeout() && !errors.As(err, &idle)
 }

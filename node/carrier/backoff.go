@@ -1,4 +1,4 @@
-package quiccarrier
+package carrier
 
 import (
 	"math/rand/v2"

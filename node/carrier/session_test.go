@@ -1,0 +1,260 @@
+package carrier
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
+)
+
+// newTestSession is a session whose frames go to the returned channel
+// (send fails with sendErr when it is not nil), registered with a Welcome
+// of lease TTL ttl from a gateway whose clock is skew ahead of ours.
+func newTestSession(ttl, skew time.Duration, invoke InvokeHandler, sendErr error) (*Session, <-chan *nodev1.Frame) {
+	frames := make(chan *nodev1.Frame, 100)
+	cfg := Config{Now: time.Now, Logger: slog.New(slog.DiscardHandler), Invoke: invoke}
+	w := &nodev1.Welcome{LeaseTtlMs: ttl.Milliseconds(), ServerTimeUnixMs: time.Now().Add(skew).UnixMilli()}
+	s := NewSession(cfg, w, func(f *nodev1.Frame) error {
+		if sendErr != nil {
+			return sendErr
+		}
+		frames <- f
+		return nil
+	})
+	return s, frames
+}
+
+// keep runs s.KeepLease(ctx) and returns where its error will come.
+func keep(ctx context.Context, s *Session) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- s.KeepLease(ctx) }()
+	return done
+}
+
+func TestWelcome(t *testing.T) {
+	t.Parallel()
+	s, _ := newTestSession(9*time.Second, 0, nil, nil)
+	if s.TTL() != 9*time.Second || s.Welcome().GetLeaseTtlMs() != 9000 || s.Log() == nil {
+		t.Errorf("TTL %v, Welcome %v, Log %v", s.TTL(), s.Welcome(), s.Log())
+	}
+	if s, _ := newTestSession(0, 0, nil, nil); s.TTL() != defaultLeaseTTL {
+		t.Errorf("a Welcome without a lease TTL gives %v, want %v", s.TTL(), defaultLeaseTTL)
+	}
+}
+
+// The keeper renews every TTL/3 while the gateway answers, and ends the
+// session one TTL after the gateway's last frame.
+func TestKeepLease(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const ttl = 3 * time.Second
+		s, frames := newTestSession(ttl, 0, nil, nil)
+		start := time.Now()
+		done := keep(t.Context(), s)
+		// The gateway answers each renewal half a period later, for two
+		// leases' worth of renewals.
+		for seq := uint64(1); seq <= 6; seq++ {
+			renewAt := start.Add(time.Duration(seq) * ttl / 3)
+			time.Sleep(time.Until(renewAt.Add(-time.Millisecond)))
+			synctest.Wait()
+			if n := len(frames); n != 0 {
+				t.Fatalf("renewal %d early, at %v", seq, time.Since(start))
+			}
+			time.Sleep(time.Millisecond)
+			synctest.Wait()
+			select {
+			case f := <-frames:
+				if got := f.GetLeaseRenewal().GetSequence(); got != seq {
+					t.Fatalf("renewal %d has sequence %d (%v)", seq, got, f)
+				}
+			default:
+				t.Fatalf("no renewal %d at %v", seq, time.Since(start))
+			}
+			if n := len(frames); n != 0 {
+				t.Fatalf("%d more frames at %v", n, time.Since(start))
+			}
+			time.Sleep(time.Until(renewAt.Add(ttl / 6)))
+			s.Alive()
+			synctest.Wait()
+			select {
+			case err := <-done:
+				t.Fatalf("KeepLease returned while the gateway answered: %v", err)
+			default:
+			}
+		}
+		// Now the gateway is silent: renewals go on until, one TTL after
+		// the last answer, the lease is over.
+		lastAnswer := time.Now()
+		time.Sleep(ttl - time.Millisecond)
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("KeepLease returned %v before a whole TTL of silence", err)
+		default:
+		}
+		if n := len(frames); n != 3 {
+			t.Errorf("%d renewals in a silent TTL, want 3", n)
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrLeaseExpired) {
+				t.Errorf("KeepLease = %v, want ErrLeaseExpired", err)
+			}
+			if silent := time.Since(lastAnswer); silent != ttl {
+				t.Errorf("the lease ended after %v of silence, want %v", silent, ttl)
+			}
+		default:
+			t.Fatal("KeepLease still running a TTL after the gateway's last frame")
+		}
+	})
+}
+
+func TestKeepLeaseEnds(t *testing.T) {
+	t.Parallel()
+	readerGone := errors.New("the reader stopped")
+	t.Run("with the context's cause", func(t *testing.T) {
+		t.Parallel()
+		synctest.Test(t, func(t *testing.T) {
+			s, _ := newTestSession(3*time.Second, 0, nil, nil)
+			ctx, end := context.WithCancelCause(t.Context())
+			done := keep(ctx, s)
+			time.Sleep(time.Second / 2)
+			end(readerGone)
+			synctest.Wait()
+			select {
+			case err := <-done:
+				if err != readerGone {
+					t.Errorf("KeepLease = %v, want the context's cause", err)
+				}
+			default:
+				t.Fatal("KeepLease still running after its context ended")
+			}
+		})
+	})
+	t.Run("when a renewal fails", func(t *testing.T) {
+		t.Parallel()
+		synctest.Test(t, func(t *testing.T) {
+			writeFailed := errors.New("stream reset")
+			s, _ := newTestSession(3*time.Second, 0, nil, writeFailed)
+			done := keep(t.Context(), s)
+			time.Sleep(time.Second)
+			synctest.Wait()
+			select {
+			case err := <-done:
+				if !errors.Is(err, writeFailed) || errors.Is(err, ErrLeaseExpired) {
+					t.Errorf("KeepLease = %v, want the renewal's error", err)
+				}
+			default:
+				t.Fatal("KeepLease still running after a renewal failed")
+			}
+		})
+	})
+}
+
+func TestSendFrames(t *testing.T) {
+	t.Parallel()
+	s, frames := newTestSession(time.Second, 0, nil, nil)
+	caps := []*nodev1.Capability{{Name: "test.echo"}}
+	if err := s.SendCapabilities(caps); err != nil {
+		t.Fatal(err)
+	}
+	if f := <-frames; len(f.GetCapabilitiesChanged().GetCapabilities()) != 1 {
+		t.Errorf("sent %v, want CapabilitiesChanged", f)
+	}
+	if err := s.SendEvent(&nodev1.NodeEvent{}); err != nil {
+		t.Fatal(err)
+	}
+	if f := <-frames; f.GetEvent() == nil {
+		t.Errorf("sent %v, want an Event", f)
+	}
+	broken := errors.New("broken")
+	s, _ = newTestSession(time.Second, 0, nil, broken)
+	if err := s.SendCapabilities(caps); !errors.Is(err, broken) {
+		t.Errorf("SendCapabilities = %v", err)
+	}
+	if err := s.SendEvent(&nodev1.NodeEvent{}); !errors.Is(err, broken) {
+		t.Errorf("SendEvent = %v", err)
+	}
+}
+
+// A call's deadline is on the gateway's clock: the node reads it with the
+// skew Welcome showed.
+func TestRunCallDeadline(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const skew = time.Hour // the gateway's clock is an hour ahead
+		var deadline time.Time
+		var progressed []string
+		handler := func(ctx context.Context, inv *nodev1.Invoke, progress func(string)) *nodev1.Result {
+			deadline, _ = ctx.Deadline()
+			progress("working")
+			<-ctx.Done()
+			return &nodev1.Result{ErrorCode: "timeout"}
+		}
+		s, _ := newTestSession(time.Second, skew, handler, nil)
+		start := time.Now()
+		inv := &nodev1.Invoke{RequestId: "r1", DeadlineUnixMs: start.Add(skew + 10*time.Second).UnixMilli()}
+		res, cause := s.RunCall(t.Context(), inv, func(m string) { progressed = append(progressed, m) })
+		if want := start.Add(10 * time.Second); !deadline.Equal(want) {
+			t.Errorf("the call's deadline is %v, want %v (10 s on our clock)", deadline, want)
+		}
+		if took := time.Since(start); took != 10*time.Second {
+			t.Errorf("the call ran %v, want 10s", took)
+		}
+		if cause != context.DeadlineExceeded {
+			t.Errorf("cause %v, want context.DeadlineExceeded", cause)
+		}
+		if res.GetRequestId() != "r1" || res.GetErrorCode() != "timeout" || len(progressed) != 1 {
+			t.Errorf("result %v, progress %v", res, progressed)
+		}
+	})
+}
+
+func TestRunCall(t *testing.T) {
+	t.Parallel()
+	canceledByGateway := errors.New("canceled by the gateway")
+	tests := []struct {
+		name      string
+		handler   InvokeHandler
+		cancel    bool
+		wantCode  string
+		wantCause error
+	}{
+		{"no handler", nil, false, "unknown_capability", nil},
+		{"no result", func(context.Context, *nodev1.Invoke, func(string)) *nodev1.Result { return nil }, false, "failed", nil},
+		{"answered", func(context.Context, *nodev1.Invoke, func(string)) *nodev1.Result {
+			return &nodev1.Result{ErrorCode: "ok-ish"}
+		}, false, "ok-ish", nil},
+		{"canceled", func(ctx context.Context, _ *nodev1.Invoke, _ func(string)) *nodev1.Result {
+			<-ctx.Done()
+			return &nodev1.Result{ErrorCode: "canceled"}
+		}, true, "canceled", canceledByGateway},
+		{"no deadline", func(ctx context.Context, _ *nodev1.Invoke, _ func(string)) *nodev1.Result {
+			if _, ok := ctx.Deadline(); ok {
+				return &nodev1.Result{ErrorCode: "has a deadline"}
+			}
+			return &nodev1.Result{}
+		}, false, "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, _ := newTestSession(time.Second, 0, tt.handler, nil)
+			ctx, cancel := context.WithCancelCause(t.Context())
+			if tt.cancel {
+				cancel(canceledByGateway)
+			}
+			defer cancel(nil)
+			res, cause := s.RunCall(ctx, &nodev1.Invoke{RequestId: "r"}, func(string) {})
+			if res.GetRequestId() != "r" || res.GetErrorCode() != tt.wantCode || cause != tt.wantCause {
+				t.Errorf("RunCall = %v, %v; want code %q, cause %v", res, cause, tt.wantCode, tt.wantCause)
+			}
+		})
+	}
+}
