@@ -510,7 +510,7 @@ func TestDoctorWrongGateway(t *testing.T) {
 	nodeEnv := c.pairNode(c.startGateway())
 	other := newCLI(t).startGateway()
 	conf := filepath.Join(nodeEnv["PALYRA_CONFIG_DIR"], "node.json")
-	b, err := json.Marshal(nodeConfig{DeviceName: "doctor-laptop", GatewayName: "Palyra gateway", Gateways: []string{other}})
+	b, err := json.Marshal(node.StoredConfig{DeviceName: "doctor-laptop", GatewayName: "Palyra gateway", Gateways: []string{other}})
 	if err != nil {
 		t.Fatal(err)
 	}
