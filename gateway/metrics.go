@@ -4,8 +4,8 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/palyra/palyra-go/gateway/dispatch"
 	"github.com/palyra/palyra-go/gateway/pairingsvc"
+	"github.com/palyra/palyra-go/internal/callcode"
 	"github.com/palyra/palyra-go/internal/metrics"
 )
 
@@ -23,13 +23,14 @@ const (
 )
 
 // invocationOutcomes are the outcomes palyra_invocations_total counts by
-// name: success, the gateway's own error codes, and the codes the built-in
-// node capabilities use (node/capability; the gateway must not import it).
+// name: success, the gateway's own error codes, and the codes the nodes
+// answer with.
 var invocationOutcomes = []string{
 	outcomeOK,
-	dispatch.CodeOffline, dispatch.CodeUnknownCapability, dispatch.CodeDisabled, dispatch.CodeTimeout,
-	dispatch.CodeNodeGone, dispatch.CodeExpired, dispatch.CodeBadAnswer,
-	"invalid_arguments", "denied", "unsupported", "not_allowed", "output_too_large", "canceled", "failed", "interrupted",
+	callcode.Offline, callcode.UnknownCapability, callcode.Disabled, callcode.Timeout,
+	callcode.NodeGone, callcode.Expired, callcode.BadAnswer,
+	callcode.InvalidArguments, callcode.Denied, callcode.Unsupported, callcode.NotAllowed, callcode.OutputTooLarge,
+	callcode.Canceled, callcode.Failed, callcode.Interrupted,
 	outcomeOther,
 }
 
