@@ -28,15 +28,13 @@ import (
 	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/identity/secretstore"
 	"github.com/palyra/palyra-go/internal/atomicfile"
+	"github.com/palyra/palyra-go/internal/version"
 	"github.com/palyra/palyra-go/node/capability"
 	"github.com/palyra/palyra-go/node/capability/builtin"
 	"github.com/palyra/palyra-go/node/pairclient"
 	"github.com/palyra/palyra-go/node/quiccarrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
-
-// Version is reported to the gateway when registering.
-const Version = "0.1.0"
 
 // Names of the items in the secret store.
 const (
@@ -446,7 +444,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				Register: &nodev1.RegisterNode{
 					Name:         name,
 					Platform:     a.cfg.Platform,
-					Version:      Version,
+					Version:      version.Version,
 					Capabilities: manifest(a.caps.List()),
 				},
 				Now:    a.cfg.Now,

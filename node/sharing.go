@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/palyra/palyra-go/internal/atomicfile"
+	"github.com/palyra/palyra-go/internal/version"
 	"github.com/palyra/palyra-go/node/capability"
 	"github.com/palyra/palyra-go/node/capability/builtin"
 	"github.com/palyra/palyra-go/node/quiccarrier"
@@ -63,7 +64,7 @@ func (a *Agent) builtinConfig() builtin.Config {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return builtin.Config{
-		Version:      Version,
+		Version:      version.Version,
 		SharedFolder: a.sharing.SharedFolder,
 		ShellAllow:   slices.Clone(a.sharing.ShellAllow),
 	}

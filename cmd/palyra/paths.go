@@ -2,9 +2,6 @@ package main
 
 import "github.com/palyra/palyra-go/internal/userdirs"
 
-// version is the CLI's version, set at build time with -ldflags "-X main.version=…".
-var version = "0.1.0-dev"
-
 // dirs is the per-user directories' view of env.
 func dirs(env *environment) userdirs.Env { return userdirs.OS(env.getenv) }
 
