@@ -52,6 +52,11 @@ func TestImports(t *testing.T) {
 			if strings.HasPrefix(imp, module) && !slices.Contains(appAllowed, imp) {
 				t.Errorf("%s imports %s", f[0], imp)
 			}
+			// Named apart from appAllowed, so that a carrier is never
+			// allowed by adding it there.
+			if golist.IsCarrier(imp) {
+				t.Errorf("%s imports the carrier %s; the UI reaches the gateway through node.Agent", f[0], imp)
+			}
 			for _, bad := range appForbidden {
 				if imp == bad || strings.HasPrefix(imp, bad+"/") {
 					t.Errorf("%s imports %s", f[0], imp)
