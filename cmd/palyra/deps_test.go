@@ -11,17 +11,19 @@ import (
 )
 
 // nodeFileMarks are what a node file's name or format looks like in Go
-// source: the file names, and the JSON keys of node.StoredConfig and
-// node.Sharing.
+// source: the secret store's certificate items, the file names, and the
+// JSON keys of node.StoredConfig and node.Sharing.
 var nodeFileMarks = []string{
+	"device-cert", "gateway-ca",
 	"node.json", "sharing.json",
 	`json:"device_name"`, `json:"gateway_name"`, `json:"gateways"`, `json:"shared_folder"`, `json:"shell_allow"`,
 }
 
 // TestNodeFilesHaveOneOwner keeps the node's files node's: the command
-// reads them through node.ReadConfig and node.ReadSharing and probes the
-// gateway with node.PinnedTLSConfig, so no non-test source here names a
-// node file, declares its format or builds a TLS configuration of its own.
+// reads them through node.ReadConfig, node.ReadSharing and the Stored
+// certificates, and probes the gateway with node.PinnedTLSConfig, so no
+// non-test source here names a node file, declares its format or builds a
+// TLS configuration of its own.
 func TestNodeFilesHaveOneOwner(t *testing.T) {
 	t.Parallel()
 	fset := token.NewFileSet()

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -30,15 +29,10 @@ import (
 	"github.com/palyra/palyra-go/node/localapi"
 )
 
-// Items of the secret store doctor reads or writes. The device certificate
-// and the pinned CA are node/agent.go's itemCert and itemCA: the agent
-// exposes neither, and doctor needs both to verify the chain and the
-// gateway. The probe item is doctor's own and is deleted again at once.
-const (
-	storeItemCert  = "device-cert"
-	storeItemCA    = "gateway-ca"
-	storeItemProbe = "doctor-probe"
-)
+// storeItemProbe is the item of the secret store doctor writes to prove
+// it usable; it is deleted again at once. The certificates doctor checks
+// are node's (node.StoredDeviceCertificate, node.StoredPinnedCA).
+const storeItemProbe = "doctor-probe"
 
 // defaultExpiredGrace is how long after expiry a gateway accepts a device
 // certificate's renewal by challenge, unless configured otherwise (DESIGN:
@@ -335,12 +329,12 @@ func (d *doctor) checkIdentity(dir string, store secretstore.Store, storeCreated
 // nil if it cannot be read.
 func (d *doctor) checkCertificate(store secretstore.Store, st node.Status) *x509.Certificate {
 	const check = "certificate"
-	ca, err := storedCertificate(store, storeItemCA)
+	ca, err := node.StoredPinnedCA(store)
 	if err != nil {
 		d.add(check, statusFail, fmt.Sprintf("reading the pinned gateway CA: %v", err))
 		return nil
 	}
-	leaf, err := storedCertificate(store, storeItemCert)
+	leaf, err := node.StoredDeviceCertificate(store)
 	if err != nil {
 		d.add(check, statusFail, fmt.Sprintf("reading the device certificate: %v", err))
 		return ca
@@ -372,18 +366,6 @@ func (d *doctor) checkCertificate(store secretstore.Store, st node.Status) *x509
 		d.add(check, statusOK, fmt.Sprintf("valid until %s (%s left), issued by the pinned gateway CA %q", formatTime(leaf.NotAfter), roughly(left), ca.Subject.CommonName))
 	}
 	return ca
-}
-
-func storedCertificate(store secretstore.Store, item string) (*x509.Certificate, error) {
-	b, err := store.Get(item)
-	if err != nil {
-		return nil, err
-	}
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("%q in the secret store is not a PEM certificate", item)
-	}
-	return x509.ParseCertificate(block.Bytes)
 }
 
 // checkGateways probes every gateway address over TCP (TLS, as pairing and

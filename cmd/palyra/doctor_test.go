@@ -472,7 +472,7 @@ func TestDoctorCertificate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for item, c := range map[string]*x509.Certificate{storeItemCert: tc.cert, storeItemCA: tc.pinned.Certificate()} {
+			for item, c := range map[string]*x509.Certificate{node.SecretDeviceCert: tc.cert, node.SecretGatewayCA: tc.pinned.Certificate()} {
 				if err := store.Set(item, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})); err != nil {
 					t.Fatal(err)
 				}
