@@ -30,6 +30,7 @@ import (
 	"github.com/palyra/palyra-go/assets"
 	"github.com/palyra/palyra-go/identity/secretstore"
 	"github.com/palyra/palyra-go/internal/unixsock"
+	"github.com/palyra/palyra-go/internal/userdirs"
 	"github.com/palyra/palyra-go/node"
 	"github.com/palyra/palyra-go/node/localapi"
 )
@@ -107,40 +108,15 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
 	}
-	c.configDirGiven = c.configDir != "" || getenv("PALYRA_CONFIG_DIR") != ""
-	c.configDir = nodeConfigDir(c.configDir, getenv)
+	dirs := userdirs.OS(getenv)
+	c.configDirGiven = userdirs.NodeConfigDirGiven(dirs, c.configDir)
+	c.configDir = userdirs.NodeConfigDir(dirs, c.configDir)
 	return c, c.validate()
-}
-
-// nodeConfigDir is the node's configuration directory: the flag, then
-// PALYRA_CONFIG_DIR, then the OS's per-user config directory — the same
-// one `palyra node` uses, so both see one device.
-func nodeConfigDir(flagValue string, getenv func(string) string) string {
-	if flagValue != "" {
-		return flagValue
-	}
-	if v := getenv("PALYRA_CONFIG_DIR"); v != "" {
-		return v
-	}
-	if d := getenv("XDG_CONFIG_HOME"); d != "" && runtime.GOOS != "darwin" && runtime.GOOS != "windows" {
-		return filepath.Join(d, "palyra", "node")
-	}
-	d, err := os.UserConfigDir()
-	if err != nil {
-		d = "."
-	}
-	return filepath.Join(d, "palyra", "node")
 }
 
 // nodeSocket is the agent's local API socket, where `palyra node` looks.
 func nodeSocket(c config, getenv func(string) string) string {
-	if c.configDirGiven {
-		return filepath.Join(c.configDir, "node.sock")
-	}
-	if d := getenv("XDG_RUNTIME_DIR"); d != "" {
-		return filepath.Join(d, "palyra", "node.sock")
-	}
-	return filepath.Join(c.configDir, "node.sock")
+	return userdirs.NodeSocket(userdirs.OS(getenv), c.configDir, c.configDirGiven)
 }
 
 func main() {

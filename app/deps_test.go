@@ -10,9 +10,8 @@ import (
 
 // appAllowed are the only packages of this module that the UI's packages
 // may import: the agent's API, its capability and desktop types, the
-// transport names its status gives (node/carrier), the pairing formats
-// (PIN, link, QR image) it validates as they are typed and the sentinel
-// errors it explains, and the icons. app/localgw is the one way to the
+// pairing formats (PIN, link, QR image) it validates as they are typed and
+// the sentinel errors it explains, and the icons. app/localgw is the one way to the
 // gateway.
 var appAllowed = []string{
 	"github.com/palyra/palyra-go/app/localgw",
@@ -20,7 +19,6 @@ var appAllowed = []string{
 	"github.com/palyra/palyra-go/identity/pairing",
 	"github.com/palyra/palyra-go/identity/pairing/qr",
 	"github.com/palyra/palyra-go/node",
-	"github.com/palyra/palyra-go/node/carrier",
 	"github.com/palyra/palyra-go/node/capability",
 	"github.com/palyra/palyra-go/node/desktop",
 	"github.com/palyra/palyra-go/node/pairclient",
@@ -53,6 +51,11 @@ func TestImports(t *testing.T) {
 		for _, imp := range f[1:] {
 			if strings.HasPrefix(imp, module) && !slices.Contains(appAllowed, imp) {
 				t.Errorf("%s imports %s", f[0], imp)
+			}
+			// Named apart from appAllowed, so that a carrier is never
+			// allowed by adding it there.
+			if golist.IsCarrier(imp) {
+				t.Errorf("%s imports the carrier %s; the UI reaches the gateway through node.Agent", f[0], imp)
 			}
 			for _, bad := range appForbidden {
 				if imp == bad || strings.HasPrefix(imp, bad+"/") {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/palyra/palyra-go/assets"
 	"github.com/palyra/palyra-go/node"
-	"github.com/palyra/palyra-go/node/carrier"
 )
 
 // TrayState is what the tray icon shows.
@@ -99,7 +98,7 @@ func StatusLine(st node.Status, now time.Time) string {
 		return fmt.Sprintf("Connecting to %s as %s…", gw, dev)
 	case node.StateConnected:
 		line := fmt.Sprintf("Connected to %s as %s", gw, dev)
-		if st.Transport == carrier.TransportGRPC {
+		if st.OverTCP() {
 			line += " (over TCP)"
 		}
 		return line

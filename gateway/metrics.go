@@ -1,12 +1,12 @@
 package gateway
 
 import (
-	"runtime/debug"
 	"time"
 
-	"github.com/palyra/palyra-go/gateway/dispatch"
 	"github.com/palyra/palyra-go/gateway/pairingsvc"
+	"github.com/palyra/palyra-go/internal/callcode"
 	"github.com/palyra/palyra-go/internal/metrics"
+	"github.com/palyra/palyra-go/internal/version"
 )
 
 // Label values of the gateway's metrics. Every label takes its values from
@@ -23,13 +23,14 @@ const (
 )
 
 // invocationOutcomes are the outcomes palyra_invocations_total counts by
-// name: success, the gateway's own error codes, and the codes the built-in
-// node capabilities use (node/capability; the gateway must not import it).
+// name: success, the gateway's own error codes, and the codes the nodes
+// answer with.
 var invocationOutcomes = []string{
 	outcomeOK,
-	dispatch.CodeOffline, dispatch.CodeUnknownCapability, dispatch.CodeDisabled, dispatch.CodeTimeout,
-	dispatch.CodeNodeGone, dispatch.CodeExpired, dispatch.CodeBadAnswer,
-	"invalid_arguments", "denied", "unsupported", "not_allowed", "output_too_large", "canceled", "failed", "interrupted",
+	callcode.Offline, callcode.UnknownCapability, callcode.Disabled, callcode.Timeout,
+	callcode.NodeGone, callcode.Expired, callcode.BadAnswer,
+	callcode.InvalidArguments, callcode.Denied, callcode.Unsupported, callcode.NotAllowed, callcode.OutputTooLarge,
+	callcode.Canceled, callcode.Failed, callcode.Interrupted,
 	outcomeOther,
 }
 
@@ -80,7 +81,7 @@ func newGatewayMetrics(connectedNodes func() float64) *gatewayMetrics {
 	}
 	r.GaugeFunc("palyra_connected_nodes", "Nodes with a live session to this gateway.", connectedNodes)
 	r.Gauge("palyra_build_info", "Always 1; the version label names the gateway's build.", "version").
-		With(buildVersion()).Set(1)
+		With(version.Version).Set(1)
 	// Known series start at 0, so rates are right from the first event.
 	for _, o := range invocationOutcomes {
 		m.invocations.With(o)
@@ -121,29 +122,4 @@ func known(set []string, v string) string {
 		}
 	}
 	return outcomeOther
-}
-
-// modulePath is this module's path, to find its version in the build info.
-const modulePath = "github.com/palyra/palyra-go"
-
-// buildVersion is the version of this module the binary was built from, as
-// the Go toolchain recorded it (a tag, a pseudo-version from the VCS
-// checkout, or "(devel)"), or "unknown".
-func buildVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	if bi.Main.Path == modulePath && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	for _, dep := range bi.Deps {
-		if dep.Path == modulePath {
-			if dep.Replace != nil && dep.Replace.Version != "" {
-				return dep.Replace.Version
-			}
-			return dep.Version
-		}
-	}
-	return "unknown"
 }

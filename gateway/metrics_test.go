@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/palyra/palyra-go/gateway/pairingsvc"
+	"github.com/palyra/palyra-go/internal/version"
 )
 
 func TestGatewayMetrics(t *testing.T) {
@@ -45,7 +46,7 @@ func TestGatewayMetrics(t *testing.T) {
 		"palyra_pairing_attempts_total{outcome=\"expired\"} 0\n",
 		"palyra_pairing_attempts_total{outcome=\"other\"} 1\n",
 		"# TYPE palyra_connected_nodes gauge\npalyra_connected_nodes 3\n",
-		"palyra_build_info{version=\"" + buildVersion() + "\"} 1\n",
+		"palyra_build_info{version=\"" + version.Version + "\"} 1\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("metrics lack %q in:\n%s", want, out)

@@ -28,6 +28,7 @@ import (
 	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/identity/secretstore"
 	"github.com/palyra/palyra-go/internal/atomicfile"
+	"github.com/palyra/palyra-go/internal/version"
 	"github.com/palyra/palyra-go/node/capability"
 	"github.com/palyra/palyra-go/node/capability/builtin"
 	"github.com/palyra/palyra-go/node/carrier"
@@ -35,15 +36,11 @@ import (
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
-// Version is reported to the gateway when registering.
-const Version = "0.1.0"
-
-// Names of the items in the secret store, and of the config file.
+// Names of the items in the secret store.
 const (
-	itemKey    = "device-key"
-	itemCert   = "device-cert"
-	itemCA     = "gateway-ca"
-	configFile = "node.json"
+	itemKey  = "device-key"
+	itemCert = "device-cert"
+	itemCA   = "gateway-ca"
 )
 
 // State is where the agent stands with its gateway.
@@ -79,6 +76,9 @@ type Status struct {
 	FallbackReason string `json:"fallback_reason,omitempty"`
 }
 
+// OverTCP reports whether the session fell back to gRPC over TCP.
+func (s Status) OverTCP() bool { return s.Transport == carrier.TransportGRPC }
+
 // Config describes the agent.
 type Config struct {
 	// ConfigDir holds node.json (gateway addresses and names, nothing secret).
@@ -99,13 +99,6 @@ type Config struct {
 	Capabilities []capability.Capability
 }
 
-// config is what node.json holds.
-type config struct {
-	DeviceName  string   `json:"device_name"`
-	GatewayName string   `json:"gateway_name"`
-	Gateways    []string `json:"gateways"`
-}
-
 // Agent is one node.
 type Agent struct {
 	cfg Config
@@ -119,7 +112,7 @@ type Agent struct {
 	key      *identity.DeviceKey
 	cert     *tls.Certificate
 	ca       *x509.Certificate
-	conf     config
+	conf     StoredConfig
 	watchers map[chan Status]struct{}
 	sharing  Sharing
 	// conn is the registered session, while there is one.
@@ -214,12 +207,8 @@ func (a *Agent) load() error {
 		return fmt.Errorf("reading the gateway CA certificate: %w", err)
 	}
 	a.cert = &tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: a.key.Signer(), Leaf: cert}
-	b, err := os.ReadFile(filepath.Join(a.cfg.ConfigDir, configFile))
-	if err != nil {
-		return fmt.Errorf("reading node configuration: %w", err)
-	}
-	if err := json.Unmarshal(b, &a.conf); err != nil {
-		return fmt.Errorf("reading node configuration %s: %w", configFile, err)
+	if a.conf, err = ReadConfig(a.cfg.ConfigDir); err != nil {
+		return err
 	}
 	a.status.State = StateOffline
 	a.status.GatewayName = a.conf.GatewayName
@@ -387,7 +376,7 @@ func (a *Agent) save(res *pairing.Result) error {
 	if err := a.cfg.Secrets.Set(itemCA, certPEM(res.CACertificate)); err != nil {
 		return fmt.Errorf("storing the gateway CA certificate: %w", err)
 	}
-	conf := config{DeviceName: a.cfg.Name, GatewayName: res.GatewayName, Gateways: res.Addresses}
+	conf := StoredConfig{DeviceName: a.cfg.Name, GatewayName: res.GatewayName, Gateways: res.Addresses}
 	b, err := json.MarshalIndent(conf, "", "  ")
 	if err != nil {
 		return err
@@ -395,7 +384,7 @@ func (a *Agent) save(res *pairing.Result) error {
 	if err := os.MkdirAll(a.cfg.ConfigDir, 0o700); err != nil {
 		return fmt.Errorf("creating the config directory: %w", err)
 	}
-	if err := atomicfile.Write(filepath.Join(a.cfg.ConfigDir, configFile), b, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(a.cfg.ConfigDir, ConfigFile), b, 0o600); err != nil {
 		return fmt.Errorf("writing node configuration: %w", err)
 	}
 	a.mu.Lock()
@@ -413,11 +402,11 @@ func (a *Agent) Forget() error {
 			return fmt.Errorf("forgetting %s: %w", item, err)
 		}
 	}
-	if err := os.Remove(filepath.Join(a.cfg.ConfigDir, configFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Remove(filepath.Join(a.cfg.ConfigDir, ConfigFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("forgetting the gateway: %w", err)
 	}
 	a.mu.Lock()
-	a.cert, a.ca, a.conf = nil, nil, config{}
+	a.cert, a.ca, a.conf = nil, nil, StoredConfig{}
 	err := a.load()
 	a.mu.Unlock()
 	a.update(func(*Status) {})
@@ -458,7 +447,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				Register: &nodev1.RegisterNode{
 					Name:         name,
 					Platform:     a.cfg.Platform,
-					Version:      Version,
+					Version:      version.Version,
 					Capabilities: manifest(a.caps.List()),
 				},
 				Now:    a.cfg.Now,

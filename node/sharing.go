@@ -13,15 +13,12 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/palyra/palyra-go/internal/atomicfile"
+	"github.com/palyra/palyra-go/internal/version"
 	"github.com/palyra/palyra-go/node/capability"
 	"github.com/palyra/palyra-go/node/capability/builtin"
 	"github.com/palyra/palyra-go/node/carrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
-
-// sharingFile keeps what the owner shares. It outlives Forget: the choices
-// are about this machine, not about a gateway.
-const sharingFile = "sharing.json"
 
 // Sharing is what the owner shares: their capability choices and the
 // settings of the built-in capabilities.
@@ -34,16 +31,14 @@ type Sharing struct {
 }
 
 func (a *Agent) loadSharing() error {
-	b, err := os.ReadFile(filepath.Join(a.cfg.ConfigDir, sharingFile))
+	s, err := ReadSharing(a.cfg.ConfigDir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("reading sharing settings: %w", err)
+		return err
 	}
-	if err := json.Unmarshal(b, &a.sharing); err != nil {
-		return fmt.Errorf("reading sharing settings %s: %w", sharingFile, err)
-	}
+	a.sharing = s
 	return nil
 }
 
@@ -56,7 +51,7 @@ func (a *Agent) saveSharingLocked(s Sharing) error {
 	if err := os.MkdirAll(a.cfg.ConfigDir, 0o700); err != nil {
 		return fmt.Errorf("saving sharing settings: %w", err)
 	}
-	if err := atomicfile.Write(filepath.Join(a.cfg.ConfigDir, sharingFile), append(b, '\n'), 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(a.cfg.ConfigDir, SharingFile), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("saving sharing settings: %w", err)
 	}
 	a.sharing = s
@@ -69,7 +64,7 @@ func (a *Agent) builtinConfig() builtin.Config {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return builtin.Config{
-		Version:      Version,
+		Version:      version.Version,
 		SharedFolder: a.sharing.SharedFolder,
 		ShellAllow:   slices.Clone(a.sharing.ShellAllow),
 	}

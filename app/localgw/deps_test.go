@@ -20,3 +20,19 @@ func TestImports(t *testing.T) {
 		}
 	}
 }
+
+// The local gateway drives the gateway through its Go API: the carriers
+// that move node sessions are the gateway's business, and the desktop's
+// node reaches them only through node.Agent.
+func TestNoCarrierImports(t *testing.T) {
+	t.Parallel()
+	imports := golist.Imports(t)
+	if len(imports) == 0 {
+		t.Fatal("go list found no imports")
+	}
+	for _, imp := range imports {
+		if golist.IsCarrier(imp) {
+			t.Errorf("app/localgw imports %s", imp)
+		}
+	}
+}

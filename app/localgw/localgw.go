@@ -18,7 +18,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,6 +32,7 @@ import (
 	"github.com/palyra/palyra-go/identity/pairing/qr"
 	"github.com/palyra/palyra-go/internal/atomicfile"
 	"github.com/palyra/palyra-go/internal/unixsock"
+	"github.com/palyra/palyra-go/internal/userdirs"
 	"github.com/palyra/palyra-go/node"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
 )
@@ -98,30 +98,7 @@ type Options struct {
 // DefaultDataDir is the per-user directory for the local gateway's state,
 // beside the one `palyra gateway run` uses.
 func DefaultDataDir() (string, error) {
-	home, err := os.UserHomeDir()
-	switch runtime.GOOS {
-	case "darwin":
-		if err != nil {
-			return "", fmt.Errorf("finding the home directory: %w", err)
-		}
-		return filepath.Join(home, "Library", "Application Support", "Palyra", "local-gateway"), nil
-	case "windows":
-		if d := os.Getenv("LOCALAPPDATA"); d != "" {
-			return filepath.Join(d, "Palyra", "local-gateway"), nil
-		}
-		d, cerr := os.UserConfigDir()
-		if cerr != nil {
-			return "", fmt.Errorf("finding the data directory: %w", cerr)
-		}
-		return filepath.Join(d, "Palyra", "local-gateway"), nil
-	}
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
-		return filepath.Join(d, "palyra", "local-gateway"), nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("finding the home directory: %w", err)
-	}
-	return filepath.Join(home, ".local", "share", "palyra", "local-gateway"), nil
+	return userdirs.LocalGatewayDataDir(userdirs.OS(os.Getenv))
 }
 
 // withDefaults fills in the defaults and checks what was given.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/palyra/palyra-go/internal/syncbuf"
+	"github.com/palyra/palyra-go/internal/version"
 )
 
 func TestMain(m *testing.M) {
@@ -245,6 +246,16 @@ func waitForLine(t *testing.T, b *syncbuf.Buffer, s string) string {
 		case <-b.Wrote():
 		case <-timer.C:
 			t.Fatalf("no line with %q in:\n%s", s, b.String())
+		}
+	}
+}
+
+// TestVersion: `palyra version` and --version print internal/version's.
+func TestVersion(t *testing.T) {
+	c := newCLI(t)
+	for _, arg := range []string{"version", "--version"} {
+		if code, out, errOut := c.run(nil, "", arg); code != 0 || out != "palyra "+version.Version+"\n" {
+			t.Errorf("palyra %s: exit %d, %q %q", arg, code, out, errOut)
 		}
 	}
 }

@@ -6,12 +6,10 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -31,22 +29,10 @@ import (
 	"github.com/palyra/palyra-go/node/localapi"
 )
 
-// Items of the secret store doctor reads or writes. The device certificate
-// and the pinned CA are node/agent.go's itemCert and itemCA: the agent
-// exposes neither, and doctor needs both to verify the chain and the
-// gateway. The probe item is doctor's own and is deleted again at once.
-const (
-	storeItemCert  = "device-cert"
-	storeItemCA    = "gateway-ca"
-	storeItemProbe = "doctor-probe"
-)
-
-// Files in the node's config directory (node/agent.go's configFile and
-// node/sharing.go's sharingFile).
-const (
-	nodeConfigFile  = "node.json"
-	sharingFileName = "sharing.json"
-)
+// storeItemProbe is the item of the secret store doctor writes to prove
+// it usable; it is deleted again at once. The certificates doctor checks
+// are node's (node.StoredDeviceCertificate, node.StoredPinnedCA).
+const storeItemProbe = "doctor-probe"
 
 // defaultExpiredGrace is how long after expiry a gateway accepts a device
 // certificate's renewal by challenge, unless configured otherwise (DESIGN:
@@ -131,7 +117,7 @@ func cmdDoctor(ctx context.Context, env *environment, args []string) error {
 func (d *doctor) run(ctx context.Context) {
 	dir, socket := d.nf.paths(d.env)
 	store, storeCreated := d.checkSecretStore(dir)
-	var conf *nodeConfig
+	var conf *node.StoredConfig
 	if d.checkConfigDir(dir) {
 		conf = d.checkNodeConfig(dir)
 		d.checkSharing(dir)
@@ -250,28 +236,21 @@ func (d *doctor) checkConfigDir(dir string) bool {
 	return true
 }
 
-// nodeConfig is what node.json holds.
-type nodeConfig struct {
-	DeviceName  string   `json:"device_name"`
-	GatewayName string   `json:"gateway_name"`
-	Gateways    []string `json:"gateways"`
-}
-
-// checkNodeConfig reads node.json; nil means there is none to use.
-func (d *doctor) checkNodeConfig(dir string) *nodeConfig {
-	check := nodeConfigFile
-	b, err := os.ReadFile(filepath.Join(dir, nodeConfigFile))
-	if errors.Is(err, os.ErrNotExist) {
+// checkNodeConfig reads the node's configuration; nil means there is none
+// to use.
+func (d *doctor) checkNodeConfig(dir string) *node.StoredConfig {
+	check := node.ConfigFile
+	c, err := node.ReadConfig(dir)
+	var parseErr *node.ParseError
+	switch {
+	case errors.Is(err, os.ErrNotExist):
 		d.add(check, statusWarn, "not present: not paired; pair with 'palyra node pair'")
 		return nil
-	}
-	if err != nil {
-		d.add(check, statusFail, err.Error())
+	case errors.As(err, &parseErr):
+		d.add(check, statusFail, fmt.Sprintf("does not parse (%v); the node cannot start: run 'palyra node forget', then pair again", parseErr))
 		return nil
-	}
-	var c nodeConfig
-	if err := json.Unmarshal(b, &c); err != nil {
-		d.add(check, statusFail, fmt.Sprintf("does not parse (%v); the node cannot start: run 'palyra node forget', then pair again", err))
+	case err != nil:
+		d.add(check, statusFail, readFailure(err))
 		return nil
 	}
 	if len(c.Gateways) == 0 {
@@ -282,31 +261,37 @@ func (d *doctor) checkNodeConfig(dir string) *nodeConfig {
 	return &c
 }
 
-// checkSharing checks that sharing.json, if present, parses.
+// checkSharing checks that the sharing settings, if present, parse.
 func (d *doctor) checkSharing(dir string) {
-	check := sharingFileName
-	path := filepath.Join(dir, sharingFileName)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
+	check := node.SharingFile
+	_, err := node.ReadSharing(dir)
+	var parseErr *node.ParseError
+	switch {
+	case errors.Is(err, os.ErrNotExist):
 		d.add(check, statusOK, "not present: every capability has its default setting")
-		return
+	case errors.As(err, &parseErr):
+		d.add(check, statusFail, fmt.Sprintf("does not parse (%v); the node refuses to start until %s is fixed or removed", parseErr, parseErr.Path))
+	case err != nil:
+		d.add(check, statusFail, readFailure(err))
+	default:
+		d.add(check, statusOK, "parses")
 	}
-	if err != nil {
-		d.add(check, statusFail, err.Error())
-		return
+}
+
+// readFailure is what doctor says of a node file it could not read: the
+// system's words, which name the file, without node's prefix.
+func readFailure(err error) string {
+	var pathErr *fs.PathError
+	if errors.As(err, &pathErr) {
+		return pathErr.Error()
 	}
-	var s node.Sharing
-	if err := json.Unmarshal(b, &s); err != nil {
-		d.add(check, statusFail, fmt.Sprintf("does not parse (%v); the node refuses to start until %s is fixed or removed", err, path))
-		return
-	}
-	d.add(check, statusOK, "parses")
+	return err.Error()
 }
 
 // checkIdentity loads the node's identity and checks its certificate. It
 // returns the status, the pinned CA (nil if unreadable) and whether the
 // node is paired.
-func (d *doctor) checkIdentity(dir string, store secretstore.Store, storeCreated bool, conf *nodeConfig) (node.Status, *x509.Certificate, bool) {
+func (d *doctor) checkIdentity(dir string, store secretstore.Store, storeCreated bool, conf *node.StoredConfig) (node.Status, *x509.Certificate, bool) {
 	const check = "identity"
 	if store == nil {
 		if !storeCreated {
@@ -326,7 +311,7 @@ func (d *doctor) checkIdentity(dir string, store secretstore.Store, storeCreated
 		switch {
 		case conf != nil:
 			d.add(check, statusFail, fmt.Sprintf("%s names gateway %q, but the secret store (%s, profile %q) holds no device certificate: was this node paired with another --secret-store or --profile? If not, run 'palyra node forget' and pair again",
-				nodeConfigFile, conf.GatewayName, *d.nf.secretStore, *d.nf.profile))
+				node.ConfigFile, conf.GatewayName, *d.nf.secretStore, *d.nf.profile))
 		case st.DeviceID != "":
 			d.add(check, statusWarn, fmt.Sprintf("not paired; device key %s is kept, so pairing again keeps this device ID", st.DeviceID))
 		default:
@@ -344,12 +329,12 @@ func (d *doctor) checkIdentity(dir string, store secretstore.Store, storeCreated
 // nil if it cannot be read.
 func (d *doctor) checkCertificate(store secretstore.Store, st node.Status) *x509.Certificate {
 	const check = "certificate"
-	ca, err := storedCertificate(store, storeItemCA)
+	ca, err := node.StoredPinnedCA(store)
 	if err != nil {
 		d.add(check, statusFail, fmt.Sprintf("reading the pinned gateway CA: %v", err))
 		return nil
 	}
-	leaf, err := storedCertificate(store, storeItemCert)
+	leaf, err := node.StoredDeviceCertificate(store)
 	if err != nil {
 		d.add(check, statusFail, fmt.Sprintf("reading the device certificate: %v", err))
 		return ca
@@ -383,18 +368,6 @@ func (d *doctor) checkCertificate(store secretstore.Store, st node.Status) *x509
 	return ca
 }
 
-func storedCertificate(store secretstore.Store, item string) (*x509.Certificate, error) {
-	b, err := store.Get(item)
-	if err != nil {
-		return nil, err
-	}
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("%q in the secret store is not a PEM certificate", item)
-	}
-	return x509.ParseCertificate(block.Bytes)
-}
-
 // checkGateways probes every gateway address over TCP (TLS, as pairing and
 // the gRPC fallback use it) and UDP (QUIC, the node's session), all at once.
 func (d *doctor) checkGateways(ctx context.Context, addrs []string, ca *x509.Certificate) {
@@ -415,33 +388,6 @@ func (d *doctor) checkGateways(ctx context.Context, addrs []string, ca *x509.Cer
 	}
 }
 
-// peerTLS is the TLS configuration of a probe: trust is the pinned CA (as
-// the node does it), checked in VerifyPeerCertificate, which also keeps the
-// gateway's certificate for the report. Without a pinned CA any certificate
-// is accepted and only described.
-func peerTLS(host string, ca *x509.Certificate, alpn string, seen *atomic.Pointer[x509.Certificate]) *tls.Config {
-	conf := &tls.Config{
-		MinVersion:         tls.VersionTLS13,
-		NextProtos:         []string{alpn},
-		InsecureSkipVerify: true,
-		VerifyPeerCertificate: func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
-			if len(rawCerts) > 0 {
-				if leaf, err := x509.ParseCertificate(rawCerts[0]); err == nil {
-					seen.Store(leaf)
-				}
-			}
-			if ca == nil {
-				return nil
-			}
-			return identity.VerifyServerCertificate(ca, rawCerts, host, time.Now())
-		},
-	}
-	if _, err := netip.ParseAddr(host); err != nil {
-		conf.ServerName = host
-	}
-	return conf
-}
-
 // probeTCP completes a TLS handshake with the gateway's TCP port.
 func (d *doctor) probeTCP(ctx context.Context, addr string, ca *x509.Certificate) checkResult {
 	res := checkResult{Check: "gateway " + addr + " over TCP"}
@@ -454,7 +400,7 @@ func (d *doctor) probeTCP(ctx context.Context, addr string, ca *x509.Certificate
 	defer cancel()
 	var seen atomic.Pointer[x509.Certificate]
 	// The gRPC server behind the port negotiates h2.
-	dialer := &tls.Dialer{Config: peerTLS(host, ca, "h2", &seen)}
+	dialer := &tls.Dialer{Config: node.PinnedTLSConfig(host, ca, "h2", seen.Store)}
 	conn, err := dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		res.Status, res.Detail = statusFail, describeProbeError(err, "TCP", port, d.timeout)
@@ -496,7 +442,7 @@ func (d *doctor) probeUDP(ctx context.Context, addr string, ca *x509.Certificate
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	var seen atomic.Pointer[x509.Certificate]
-	conn, err := quic.DialAddr(ctx, addr, peerTLS(host, ca, wire.ALPN, &seen), &quic.Config{HandshakeIdleTimeout: d.timeout})
+	conn, err := quic.DialAddr(ctx, addr, node.PinnedTLSConfig(host, ca, wire.ALPN, seen.Store), &quic.Config{HandshakeIdleTimeout: d.timeout})
 	if err == nil {
 		// With TLS 1.3 the client finishes its handshake before the
 		// gateway has looked at the (missing) certificate; the refusal

@@ -472,7 +472,7 @@ func TestDoctorCertificate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for item, c := range map[string]*x509.Certificate{storeItemCert: tc.cert, storeItemCA: tc.pinned.Certificate()} {
+			for item, c := range map[string]*x509.Certificate{node.SecretDeviceCert: tc.cert, node.SecretGatewayCA: tc.pinned.Certificate()} {
 				if err := store.Set(item, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})); err != nil {
 					t.Fatal(err)
 				}
@@ -510,7 +510,7 @@ func TestDoctorWrongGateway(t *testing.T) {
 	nodeEnv := c.pairNode(c.startGateway())
 	other := newCLI(t).startGateway()
 	conf := filepath.Join(nodeEnv["PALYRA_CONFIG_DIR"], "node.json")
-	b, err := json.Marshal(nodeConfig{DeviceName: "doctor-laptop", GatewayName: "Palyra gateway", Gateways: []string{other}})
+	b, err := json.Marshal(node.StoredConfig{DeviceName: "doctor-laptop", GatewayName: "Palyra gateway", Gateways: []string{other}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/palyra/palyra-go/internal/version"
 )
 
 // command is one leaf of the command tree.
@@ -64,7 +66,7 @@ func run(ctx context.Context, env *environment, args []string) int {
 		return 0
 	}
 	if args[0] == "version" || args[0] == "--version" {
-		fmt.Fprintln(env.stdout, "palyra", version)
+		fmt.Fprintln(env.stdout, "palyra", version.Version)
 		return 0
 	}
 	cmd, ok := commands[args[0]]

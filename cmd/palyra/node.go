@@ -17,6 +17,7 @@ import (
 	"github.com/palyra/palyra-go/identity/pairing/qr"
 	"github.com/palyra/palyra-go/identity/secretstore"
 	"github.com/palyra/palyra-go/internal/unixsock"
+	"github.com/palyra/palyra-go/internal/userdirs"
 	"github.com/palyra/palyra-go/node"
 	"github.com/palyra/palyra-go/node/carrier"
 	"github.com/palyra/palyra-go/node/localapi"
@@ -46,9 +47,9 @@ func addNodeFlags(env *environment, fs interface {
 
 // paths returns the node's config directory and local API socket.
 func (f nodeFlags) paths(env *environment) (dir, socket string) {
-	dir = configDir(env, *f.configDir)
-	explicit := *f.configDir != "" || env.getenv("PALYRA_CONFIG_DIR") != ""
-	return dir, nodeSocket(env, dir, explicit)
+	e := dirs(env)
+	dir = userdirs.NodeConfigDir(e, *f.configDir)
+	return dir, userdirs.NodeSocket(e, dir, userdirs.NodeConfigDirGiven(e, *f.configDir))
 }
 
 // agent opens the node agent with the chosen secret store.

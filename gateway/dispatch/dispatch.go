@@ -22,6 +22,7 @@ import (
 	"github.com/palyra/palyra-go/gateway/events"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/internal/callcode"
 	"github.com/palyra/palyra-go/internal/ulid"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
@@ -33,17 +34,17 @@ type Carrier interface {
 	Invoke(ctx context.Context, id identity.DeviceID, inv *nodev1.Invoke, progress func(*nodev1.Progress)) (*nodev1.Result, error)
 }
 
-// Error codes of calls that fail at the gateway; the node's own codes
-// (unknown_capability, disabled, denied...) pass through.
+// Error codes of calls that fail at the gateway (internal/callcode's); the
+// node's own codes (unknown_capability, disabled, denied...) pass through.
 const (
-	CodeOffline           = "offline"
-	CodeUnknownCapability = "unknown_capability"
-	CodeDisabled          = "disabled"
-	CodeTimeout           = "timeout"
-	CodeNodeGone          = "node_gone"
-	CodeExpired           = "expired"
-	CodeBadAnswer         = "bad_answer"
-	CodeCanceled          = "canceled"
+	CodeOffline           = callcode.Offline
+	CodeUnknownCapability = callcode.UnknownCapability
+	CodeDisabled          = callcode.Disabled
+	CodeTimeout           = callcode.Timeout
+	CodeNodeGone          = callcode.NodeGone
+	CodeExpired           = callcode.Expired
+	CodeBadAnswer         = callcode.BadAnswer
+	CodeCanceled          = callcode.Canceled
 )
 
 // Errors for requests the dispatcher refuses outright.

@@ -47,3 +47,21 @@ func Forbid(t *testing.T, prefixes ...string) {
 		}
 	}
 }
+
+// Imports is what the test's package imports itself (its non-test
+// sources), without the packages those import.
+func Imports(t *testing.T) []string {
+	t.Helper()
+	return strings.Fields(Run(t, "-f", `{{join .Imports " "}}`, "."))
+}
+
+// module is this module's path.
+const module = "github.com/palyra/palyra-go/"
+
+// IsCarrier reports whether path is one of this module's carriers, the
+// packages that move node sessions over a transport (gateway/quiccarrier,
+// node/grpccarrier, the shared gateway/carrier and node/carrier, ...):
+// a package of the module whose name ends in "carrier".
+func IsCarrier(path string) bool {
+	return strings.HasPrefix(path, module) && strings.HasSuffix(path[strings.LastIndex(path, "/")+1:], "carrier")
+}

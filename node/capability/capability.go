@@ -15,6 +15,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/palyra/palyra-go/internal/callcode"
 )
 
 // Privacy classifies what a capability exposes, most private last.
@@ -127,24 +129,25 @@ type Info struct {
 	Consent Consent
 }
 
-// Code classifies invocation errors for the wire and for people.
+// Code classifies invocation errors for the wire and for people. The
+// values are internal/callcode's, which the gateway shares.
 type Code string
 
 const (
-	CodeUnknown        Code = "unknown_capability"
-	CodeDisabled       Code = "disabled"
-	CodeInvalidArgs    Code = "invalid_arguments"
-	CodeDenied         Code = "denied"
-	CodeUnsupported    Code = "unsupported"
-	CodeNotAllowed     Code = "not_allowed"
-	CodeOutputTooLarge Code = "output_too_large"
-	CodeTimeout        Code = "timeout"
-	CodeCanceled       Code = "canceled"
-	CodeFailed         Code = "failed"
+	CodeUnknown        Code = callcode.UnknownCapability
+	CodeDisabled       Code = callcode.Disabled
+	CodeInvalidArgs    Code = callcode.InvalidArguments
+	CodeDenied         Code = callcode.Denied
+	CodeUnsupported    Code = callcode.Unsupported
+	CodeNotAllowed     Code = callcode.NotAllowed
+	CodeOutputTooLarge Code = callcode.OutputTooLarge
+	CodeTimeout        Code = callcode.Timeout
+	CodeCanceled       Code = callcode.Canceled
+	CodeFailed         Code = callcode.Failed
 	// CodeInterrupted: the node started the call before and no longer has
 	// its result (its process ended meanwhile, most often), so the call is
 	// not run again when the gateway delivers it once more.
-	CodeInterrupted Code = "interrupted"
+	CodeInterrupted Code = callcode.Interrupted
 )
 
 // Error is an invocation error with a code and a message meant for people.
