@@ -1,4 +1,4 @@
-package admin_test
+package adminrpc_test
 
 import (
 	"crypto/rand"
@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/palyra/palyra-go/gateway/admin"
+	"github.com/palyra/palyra-go/gateway/adminrpc"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
@@ -99,8 +100,8 @@ type harness struct {
 	selectors int
 }
 
-// start serves the admin API as the gateway does: gRPC on a 0600 Unix
-// socket, with a real store.
+// start serves the admin API as the gateway does: the adapter over the Go
+// API, gRPC on a 0600 Unix socket, with a real store.
 func start(t *testing.T) *harness {
 	t.Helper()
 	clk := testclock.New()
@@ -135,7 +136,7 @@ func start(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer(grpc.WaitForHandlers(true))
-	adminv1.RegisterAdminServer(srv, svc)
+	adminv1.RegisterAdminServer(srv, adminrpc.New(svc))
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	t.Cleanup(func() {
