@@ -303,10 +303,6 @@ func (g *Gateway) MetricsAddr() net.Addr {
 // CA returns the gateway's certificate authority certificate.
 func (g *Gateway) CA() *x509.Certificate { return g.ca.Certificate() }
 
-// Admin returns the admin API implementation, for embedding (the desktop
-// app's local gateway calls it in-process).
-func (g *Gateway) Admin() adminv1.AdminServer { return adminrpc.New(g.admin) }
-
 // serverCertificate returns the TLS certificate for the pairing and node
 // listeners, re-issuing it before it runs out; the chain carries the CA so a
 // device paired by link can check its pin.

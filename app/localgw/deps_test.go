@@ -1,6 +1,7 @@
 package localgw
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -18,5 +19,43 @@ func TestImports(t *testing.T) {
 			strings.HasPrefix(dep, "fyne.io/") || strings.HasPrefix(dep, "github.com/go-gl/") {
 			t.Errorf("app/localgw depends on %s", dep)
 		}
+	}
+}
+
+// notImported are packages that app/ and app/localgw reach only through
+// package gateway's Go API: the admin protocol, gRPC statuses, and the
+// carriers of node sessions.
+var notImported = []string{
+	"google.golang.org/grpc/status",
+	"github.com/palyra/palyra-go/proto/admin/v1",
+	"github.com/palyra/palyra-go/gateway/carrier",
+	"github.com/palyra/palyra-go/gateway/quiccarrier",
+	"github.com/palyra/palyra-go/gateway/grpccarrier",
+	"github.com/palyra/palyra-go/node/carrier",
+	"github.com/palyra/palyra-go/node/quiccarrier",
+	"github.com/palyra/palyra-go/node/grpccarrier",
+}
+
+// TestGatewayThroughGoAPI: the desktop app administers its local gateway
+// with gateway.Gateway's methods and Go errors, not the admin socket's
+// protocol, and leaves node sessions to node.Agent and the gateway.
+func TestGatewayThroughGoAPI(t *testing.T) {
+	t.Parallel()
+	out := golist.Run(t, "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, "../...")
+	checked := 0
+	for line := range strings.Lines(out) {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		checked++
+		for _, imp := range f[1:] {
+			if slices.Contains(notImported, imp) {
+				t.Errorf("%s imports %s", f[0], imp)
+			}
+		}
+	}
+	if checked < 2 {
+		t.Fatalf("go list found no packages in app/ and app/localgw:\n%s", out)
 	}
 }
