@@ -24,6 +24,10 @@ type (
 	NodeDetail = admin.NodeDetail
 	// Capability is one entry of a node's manifest.
 	Capability = admin.Capability
+	// Privacy classifies what a capability exposes.
+	Privacy = admin.Privacy
+	// Consent says whether a capability's calls need the owner's answer.
+	Consent = admin.Consent
 	// Event is a node event.
 	Event = admin.Event
 	// Invocation is a call of a capability on a node.
@@ -47,6 +51,16 @@ const (
 	RequestApproved = admin.RequestApproved
 	RequestRejected = admin.RequestRejected
 	RequestExpired  = admin.RequestExpired
+)
+
+// The privacy classes and consent settings of capabilities.
+const (
+	PrivacyLow       = admin.PrivacyLow
+	PrivacyPersonal  = admin.PrivacyPersonal
+	PrivacySensitive = admin.PrivacySensitive
+	ConsentDeny      = admin.ConsentDeny
+	ConsentAsk       = admin.ConsentAsk
+	ConsentAllow     = admin.ConsentAllow
 )
 
 // The admin API's kinds of refusal, to test with errors.Is (see package
