@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/palyra/palyra-go/gateway"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/secretstore"
 	"github.com/palyra/palyra-go/internal/quicecho"
@@ -39,7 +40,7 @@ var echoCapability = capability.Capability{
 // round trip (the floor), in the same run:
 //
 //	raw-quic      a new quic-go stream, the Invoke's bytes there and back
-//	in-process    Admin.Invoke called in the gateway's process: dispatcher,
+//	in-process    Gateway.Invoke called in the gateway's process: dispatcher,
 //	              QUIC stream, node registry, result, audit row
 //	admin-grpc    the same through the admin socket, as `palyra nodes invoke`
 func BenchmarkInvoke(b *testing.B) {
@@ -85,10 +86,10 @@ func BenchmarkInvoke(b *testing.B) {
 
 	b.Run("raw-quic", func(b *testing.B) { benchRawNewStream(b, rg.g.CA()) })
 	b.Run("in-process", func(b *testing.B) {
-		admin := rg.g.Admin()
+		inv := gateway.Invocation{DeviceID: req.DeviceId, Capability: req.Capability, Args: req.ArgsJson}
 		b.ReportAllocs()
 		for b.Loop() {
-			if resp, err := admin.Invoke(b.Context(), req); err != nil || !resp.Ok {
+			if resp, err := rg.g.Invoke(b.Context(), inv); err != nil || !resp.OK {
 				b.Fatal(err, resp)
 			}
 		}

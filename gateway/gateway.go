@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/palyra/palyra-go/gateway/admin"
+	"github.com/palyra/palyra-go/gateway/adminrpc"
 	"github.com/palyra/palyra-go/gateway/dispatch"
 	"github.com/palyra/palyra-go/gateway/events"
 	"github.com/palyra/palyra-go/gateway/grpccarrier"
@@ -302,10 +303,6 @@ func (g *Gateway) MetricsAddr() net.Addr {
 // CA returns the gateway's certificate authority certificate.
 func (g *Gateway) CA() *x509.Certificate { return g.ca.Certificate() }
 
-// Admin returns the admin API implementation, for embedding (the desktop
-// app's local gateway calls it in-process).
-func (g *Gateway) Admin() adminv1.AdminServer { return g.admin }
-
 // serverCertificate returns the TLS certificate for the pairing and node
 // listeners, re-issuing it before it runs out; the chain carries the CA so a
 // device paired by link can check its pin.
@@ -402,7 +399,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	pairingv1.RegisterPairingServer(pairingServer, g.pairing)
 	g.grpcNodes.Register(pairingServer)
 	adminServer := grpc.NewServer()
-	adminv1.RegisterAdminServer(adminServer, g.admin)
+	adminv1.RegisterAdminServer(adminServer, adminrpc.New(g.admin))
 
 	g.cfg.Logger.Info("gateway running", "name", g.cfg.Name, "addresses", g.Addresses(), "admin_socket", g.admLn.Addr().String(),
 		"ca_fingerprint", g.ca.Fingerprint().String())

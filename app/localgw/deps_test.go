@@ -1,6 +1,7 @@
 package localgw
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -21,18 +22,34 @@ func TestImports(t *testing.T) {
 	}
 }
 
-// The local gateway drives the gateway through its Go API: the carriers
-// that move node sessions are the gateway's business, and the desktop's
-// node reaches them only through node.Agent.
-func TestNoCarrierImports(t *testing.T) {
+// notImported are packages that app/ and app/localgw reach only through
+// package gateway's Go API: the admin protocol and gRPC statuses. The
+// carriers of node sessions (golist.IsCarrier) are refused too.
+var notImported = []string{
+	"google.golang.org/grpc/status",
+	"github.com/palyra/palyra-go/proto/admin/v1",
+}
+
+// TestGatewayThroughGoAPI: the desktop app administers its local gateway
+// with gateway.Gateway's methods and Go errors, not the admin socket's
+// protocol, and leaves node sessions to node.Agent and the gateway.
+func TestGatewayThroughGoAPI(t *testing.T) {
 	t.Parallel()
-	imports := golist.Imports(t)
-	if len(imports) == 0 {
-		t.Fatal("go list found no imports")
-	}
-	for _, imp := range imports {
-		if golist.IsCarrier(imp) {
-			t.Errorf("app/localgw imports %s", imp)
+	out := golist.Run(t, "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, "../...")
+	checked := 0
+	for line := range strings.Lines(out) {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
 		}
+		checked++
+		for _, imp := range f[1:] {
+			if slices.Contains(notImported, imp) || golist.IsCarrier(imp) {
+				t.Errorf("%s imports %s", f[0], imp)
+			}
+		}
+	}
+	if checked < 2 {
+		t.Fatalf("go list found no packages in app/ and app/localgw:\n%s", out)
 	}
 }

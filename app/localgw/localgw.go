@@ -24,8 +24,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"google.golang.org/grpc/status"
-
 	"github.com/palyra/palyra-go/gateway"
 	"github.com/palyra/palyra-go/gateway/pairingsvc"
 	"github.com/palyra/palyra-go/identity/pairing"
@@ -34,7 +32,6 @@ import (
 	"github.com/palyra/palyra-go/internal/unixsock"
 	"github.com/palyra/palyra-go/internal/userdirs"
 	"github.com/palyra/palyra-go/node"
-	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
 )
 
 // Defaults and names of the files kept in the data directory.
@@ -379,21 +376,21 @@ func (g *Gateway) AdminSocket() string { return g.socket }
 // DataDir is where the gateway keeps its state.
 func (g *Gateway) DataDir() string { return g.dataDir }
 
-// admin returns the in-process admin API while the gateway runs.
-func (g *Gateway) admin() (adminv1.AdminServer, error) {
+// admin returns the gateway's admin API while the gateway runs.
+func (g *Gateway) admin() (*gateway.Gateway, error) {
 	if g.runCtx.Err() != nil {
 		return nil, ErrStopped
 	}
-	return g.gw.Admin(), nil
+	return g.gw, nil
 }
 
-// adminError makes an admin API error readable: the status message
-// without the RPC decoration, or the context's error.
+// adminError says what was being done when the admin API refused, or
+// that the context ended.
 func adminError(ctx context.Context, what string, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s: %w", what, ctx.Err())
 	}
-	return fmt.Errorf("%s: %s", what, status.Convert(err).Message())
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // PairAgent pairs the agent with this gateway by an auto-approved code,
@@ -427,8 +424,8 @@ func (g *Gateway) PairAgent(ctx context.Context, a *node.Agent) error {
 		// Paired with this gateway at another port (its port file was
 		// deleted): pairing again tells the device where it is now.
 	}
-	code, err := adm.MintNodePairingCode(ctx, &adminv1.MintNodePairingCodeRequest{
-		TtlMs:       selfCodeTTL.Milliseconds(),
+	code, err := adm.MintPairingCode(ctx, gateway.CodeOptions{
+		TTL:         selfCodeTTL,
 		AutoApprove: true,
 		Name:        selfCodeName,
 	})
@@ -444,13 +441,13 @@ func (g *Gateway) PairAgent(ctx context.Context, a *node.Agent) error {
 
 // checkDevice confirms that a device paired with this gateway may still
 // use it.
-func (g *Gateway) checkDevice(ctx context.Context, adm adminv1.AdminServer, id string) error {
-	resp, err := adm.ListDevices(ctx, &adminv1.ListDevicesRequest{})
+func (g *Gateway) checkDevice(ctx context.Context, adm *gateway.Gateway, id string) error {
+	devices, err := adm.Devices(ctx)
 	if err != nil {
 		return adminError(ctx, "listing devices", err)
 	}
-	for _, d := range resp.Devices {
-		if d.DeviceId == id && !d.Revoked {
+	for _, d := range devices {
+		if d.ID.String() == id && !d.Revoked() {
 			return nil
 		}
 	}
@@ -477,20 +474,20 @@ func (g *Gateway) MintCode(ctx context.Context, ttl time.Duration) (Code, error)
 	if err != nil {
 		return Code{}, err
 	}
-	resp, err := adm.MintNodePairingCode(ctx, &adminv1.MintNodePairingCodeRequest{TtlMs: ttl.Milliseconds(), Name: otherCodeName})
+	code, err := adm.MintPairingCode(ctx, gateway.CodeOptions{TTL: ttl, Name: otherCodeName})
 	if err != nil {
 		return Code{}, adminError(ctx, "opening a pairing code", err)
 	}
 	// Four pixels a module, for the app to show unscaled.
-	png, err := qr.PNGModules(resp.Link, 4)
+	png, err := qr.PNGModules(code.QRPayload(), 4)
 	if err != nil {
 		return Code{}, err
 	}
 	return Code{
-		PIN:       resp.Pin,
+		PIN:       code.PIN,
 		Address:   g.address,
-		Link:      resp.Link,
-		ExpiresAt: time.UnixMilli(resp.ExpiresAtUnixMs),
+		Link:      code.Link,
+		ExpiresAt: code.ExpiresAt,
 		QRPNG:     png,
 	}, nil
 }
@@ -530,22 +527,22 @@ func (g *Gateway) pending(ctx context.Context) ([]Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := adm.ListPairingRequests(ctx, &adminv1.ListPairingRequestsRequest{})
+	reqs, err := adm.PairingRequests(ctx, false)
 	if err != nil {
 		return nil, adminError(ctx, "listing pairing requests", err)
 	}
 	var out []Request
-	for _, r := range resp.Requests {
-		if r.State != adminv1.PairingRequest_STATE_PENDING {
+	for _, r := range reqs {
+		if r.State != gateway.RequestPending {
 			continue
 		}
 		out = append(out, Request{
-			ID:               r.RequestId,
-			DeviceID:         r.DeviceId,
+			ID:               r.ID,
+			DeviceID:         r.DeviceID.String(),
 			Name:             r.Name,
 			Platform:         r.Platform,
 			VerificationCode: r.VerificationCode,
-			ExpiresAt:        time.UnixMilli(r.CreatedAtUnixMs).Add(RequestTTL),
+			ExpiresAt:        r.ExpiresAt,
 		})
 	}
 	return out, nil
@@ -607,11 +604,10 @@ func (g *Gateway) decide(ctx context.Context, id string, approve bool) error {
 	if err != nil {
 		return err
 	}
-	req := &adminv1.DecidePairingRequest{RequestId: id}
 	if approve {
-		_, err = adm.ApprovePairingRequest(ctx, req)
+		_, err = adm.ApprovePairingRequest(ctx, id)
 	} else {
-		_, err = adm.RejectPairingRequest(ctx, req)
+		_, err = adm.RejectPairingRequest(ctx, id)
 	}
 	if err != nil {
 		verb := "rejecting"
@@ -640,19 +636,19 @@ func (g *Gateway) Nodes(ctx context.Context) ([]Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := adm.ListNodes(ctx, &adminv1.ListNodesRequest{})
+	nodes, err := adm.Nodes(ctx)
 	if err != nil {
 		return nil, adminError(ctx, "listing nodes", err)
 	}
-	out := make([]Node, 0, len(resp.Nodes))
-	for _, n := range resp.Nodes {
+	out := make([]Node, 0, len(nodes))
+	for _, n := range nodes {
 		out = append(out, Node{
-			DeviceID:  n.DeviceId,
+			DeviceID:  n.DeviceID.String(),
 			Name:      n.Name,
 			Platform:  n.Platform,
 			Version:   n.Version,
 			Online:    n.Online,
-			LastSeen:  time.UnixMilli(n.LastSeenUnixMs),
+			LastSeen:  n.LastSeen,
 			Transport: n.Transport,
 		})
 	}

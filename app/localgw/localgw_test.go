@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/palyra/palyra-go/gateway"
 	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/identity/pairing/qr"
 	"github.com/palyra/palyra-go/identity/secretstore"
@@ -137,13 +138,13 @@ func waitOnline(t *testing.T, g *Gateway, deviceID string) {
 	}
 }
 
-func devices(t *testing.T, g *Gateway) []*adminv1.Device {
+func devices(t *testing.T, g *Gateway) []gateway.Device {
 	t.Helper()
-	resp, err := g.gw.Admin().ListDevices(t.Context(), &adminv1.ListDevicesRequest{})
+	devices, err := g.gw.Devices(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.Devices
+	return devices
 }
 
 // TestPairAgentConnects: the local gateway pairs this device by itself
@@ -180,13 +181,13 @@ func TestPairAgentConnects(t *testing.T) {
 	waitOnline(t, g, laptop.Status().DeviceID)
 
 	before := devices(t, g)
-	if len(before) != 1 || before[0].DeviceId != laptop.Status().DeviceID {
+	if len(before) != 1 || before[0].ID.String() != laptop.Status().DeviceID {
 		t.Fatalf("devices after pairing: %v", before)
 	}
 	if err := g.PairAgent(t.Context(), laptop); err != nil {
 		t.Fatalf("pairing an agent that is already paired: %v", err)
 	}
-	if after := devices(t, g); len(after) != 1 || after[0].PairedAtUnixMs != before[0].PairedAtUnixMs {
+	if after := devices(t, g); len(after) != 1 || !after[0].PairedAt.Equal(before[0].PairedAt) {
 		t.Fatalf("pairing again changed the devices: %v, then %v", before, after)
 	}
 	if st := laptop.Status(); st.State != node.StateConnected {
@@ -198,7 +199,7 @@ func TestPairAgentConnects(t *testing.T) {
 	}
 
 	// A device the gateway revoked is told so, not paired again.
-	if _, err := g.gw.Admin().RevokeDevice(t.Context(), &adminv1.DeviceRequest{DeviceId: laptop.Status().DeviceID}); err != nil {
+	if _, err := g.gw.RevokeDevice(t.Context(), laptop.Status().DeviceID); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, laptop, node.StateRevoked)

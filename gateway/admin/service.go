@@ -1,27 +1,24 @@
-// Package admin serves the gateway's admin API (proto/admin/v1): minting
+// Package admin is the gateway's administration, as a Go API: minting
 // pairing codes, deciding pairing requests, listing nodes and devices,
-// revoking and removing devices. It is served on a local Unix socket whose
-// mode (0600) is the access control; it holds no transport code itself.
+// describing nodes and invoking their capabilities, revoking and removing
+// devices, watching node events. Its results are Go types and its errors
+// are typed (errors.go), so an embedder calls it in-process; the gRPC
+// service on the admin socket (gateway/adminrpc) is a thin adapter over it.
 package admin
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"sort"
 	"time"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/palyra/palyra-go/gateway/dispatch"
 	"github.com/palyra/palyra-go/gateway/events"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
-	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
 )
 
 // Bounds on a pairing code's lifetime.
@@ -80,9 +77,8 @@ type Config struct {
 	Logger      *slog.Logger
 }
 
-// Service implements adminv1.AdminServer.
+// Service is the admin API. Its methods are safe for concurrent use.
 type Service struct {
-	adminv1.UnimplementedAdminServer
 	cfg Config
 }
 
@@ -103,34 +99,62 @@ func New(cfg Config) (*Service, error) {
 	return &Service{cfg: cfg}, nil
 }
 
-// MintNodePairingCode opens a code and returns its PIN and link.
-func (s *Service) MintNodePairingCode(ctx context.Context, req *adminv1.MintNodePairingCodeRequest) (*adminv1.MintNodePairingCodeResponse, error) {
-	ttl := time.Duration(req.TtlMs) * time.Millisecond
+// CodeOptions describe a pairing code to mint.
+type CodeOptions struct {
+	// TTL is how long the code lives: 0 means DefaultCodeTTL, otherwise
+	// between MinCodeTTL and MaxCodeTTL.
+	TTL time.Duration
+	// AutoApprove approves the code's pairing request without asking.
+	AutoApprove bool
+	// Name is shown in the pairing request list; at most
+	// pairing.MaxNameLength bytes.
+	Name string
+}
+
+// Code is a minted pairing code, in its two forms: the PIN (typed with the
+// gateway's address) and the link (which the QR code holds).
+type Code struct {
+	// PIN is shown as 123-456-789.
+	PIN  string
+	Link string
+	// Selector is the PIN's two public digits, naming the code.
+	Selector    string
+	Name        string
+	AutoApprove bool
+	ExpiresAt   time.Time
+}
+
+// QRPayload is the text a QR code of this code holds: the link.
+func (c Code) QRPayload() string { return c.Link }
+
+// MintPairingCode opens a code and returns its PIN and link.
+func (s *Service) MintPairingCode(ctx context.Context, opts CodeOptions) (Code, error) {
+	ttl := opts.TTL
 	if ttl == 0 {
 		ttl = DefaultCodeTTL
 	}
 	if ttl < MinCodeTTL || ttl > MaxCodeTTL {
-		return nil, status.Errorf(codes.InvalidArgument, "a code must live between %s and %s, not %s", MinCodeTTL, MaxCodeTTL, ttl)
+		return Code{}, invalid("ttl", "a code must live between %s and %s, not %s", MinCodeTTL, MaxCodeTTL, ttl)
 	}
-	if len(req.Name) > pairing.MaxNameLength {
-		return nil, status.Errorf(codes.InvalidArgument, "the code's name is longer than %d bytes", pairing.MaxNameLength)
+	if len(opts.Name) > pairing.MaxNameLength {
+		return Code{}, invalid("name", "the code's name is longer than %d bytes", pairing.MaxNameLength)
 	}
 	now := s.cfg.Now()
 	for range selectorTries {
 		sel, err := pairing.RandomSelector(s.cfg.Rand)
 		if err != nil {
-			return nil, status.Error(codes.Internal, "drawing a code failed")
+			return Code{}, &InternalError{Msg: "drawing a code failed", Err: err}
 		}
 		code, err := pairing.NewCode(s.cfg.Rand, sel)
 		if err != nil {
-			return nil, status.Error(codes.Internal, "drawing a code failed")
+			return Code{}, &InternalError{Msg: "drawing a code failed", Err: err}
 		}
 		rec, err := s.cfg.Store.CreateCode(ctx, store.Code{
 			Selector:    sel,
-			Name:        req.Name,
+			Name:        opts.Name,
 			PINSecret:   code.PINSecret,
 			LinkSecret:  code.LinkSecret,
-			AutoApprove: req.AutoApprove,
+			AutoApprove: opts.AutoApprove,
 			CreatedAt:   now,
 			ExpiresAt:   now.Add(ttl),
 		})
@@ -139,56 +163,103 @@ func (s *Service) MintNodePairingCode(ctx context.Context, req *adminv1.MintNode
 		}
 		if err != nil {
 			s.cfg.Logger.Error("storing pairing code", "err", err)
-			return nil, status.Error(codes.Internal, "the gateway could not store the code")
+			return Code{}, &InternalError{Msg: "the gateway could not store the code", Err: err}
 		}
 		link, err := pairing.NewLink(code, s.cfg.Addresses(), s.cfg.CAPin, rec.ExpiresAt, s.cfg.GatewayName).Encode()
 		if err != nil {
-			return nil, status.Errorf(codes.FailedPrecondition, "building the pairing link: %v", err)
+			return Code{}, refuse(ErrCannotLink, err, "building the pairing link: %v", err)
 		}
-		s.cfg.Logger.Info("pairing code minted", "code", sel, "expires_at", rec.ExpiresAt, "auto_approve", req.AutoApprove)
-		return &adminv1.MintNodePairingCodeResponse{
-			Pin:             code.PIN().Display(),
-			Link:            link,
-			ExpiresAtUnixMs: rec.ExpiresAt.UnixMilli(),
-			Selector:        sel,
+		s.cfg.Logger.Info("pairing code minted", "code", sel, "expires_at", rec.ExpiresAt, "auto_approve", opts.AutoApprove)
+		return Code{
+			PIN:         code.PIN().Display(),
+			Link:        link,
+			Selector:    sel,
+			Name:        opts.Name,
+			AutoApprove: opts.AutoApprove,
+			ExpiresAt:   rec.ExpiresAt,
 		}, nil
 	}
-	return nil, status.Error(codes.ResourceExhausted, "too many open pairing codes; wait for some to be used or expire")
+	return Code{}, refuse(ErrTooManyCodes, nil, "too many open pairing codes; wait for some to be used or expire")
 }
 
-// ListPairingRequests lists pending requests, or all with req.All.
-func (s *Service) ListPairingRequests(ctx context.Context, req *adminv1.ListPairingRequestsRequest) (*adminv1.ListPairingRequestsResponse, error) {
-	list, err := s.cfg.Store.ListRequests(ctx, req.All, s.cfg.Now())
+// RequestState is where a pairing request stands.
+type RequestState int
+
+// The states of a pairing request. A request whose certificate was issued
+// reads as approved.
+const (
+	RequestUnknown RequestState = iota
+	RequestPending
+	RequestApproved
+	RequestRejected
+	RequestExpired
+)
+
+func (s RequestState) String() string {
+	switch s {
+	case RequestPending:
+		return "pending"
+	case RequestApproved:
+		return "approved"
+	case RequestRejected:
+		return "rejected"
+	case RequestExpired:
+		return "expired"
+	}
+	return "unknown"
+}
+
+// PairingRequest is a device's request to pair, as the person deciding it
+// sees it: VerificationCode is what the device shows.
+type PairingRequest struct {
+	ID               string
+	DeviceID         identity.DeviceID
+	Name             string
+	Platform         string
+	VerificationCode string
+	State            RequestState
+	CreatedAt        time.Time
+	ExpiresAt        time.Time
+	// CodeName is the name of the code the device paired with.
+	CodeName string
+}
+
+// PairingRequests lists the pending requests, oldest first, or every
+// request with all.
+func (s *Service) PairingRequests(ctx context.Context, all bool) ([]PairingRequest, error) {
+	list, err := s.cfg.Store.ListRequests(ctx, all, s.cfg.Now())
 	if err != nil {
 		return nil, s.internal("listing pairing requests", err)
 	}
-	out := &adminv1.ListPairingRequestsResponse{}
+	out := make([]PairingRequest, 0, len(list))
 	for _, r := range list {
-		out.Requests = append(out.Requests, requestProto(r))
+		out = append(out, request(r))
 	}
 	return out, nil
 }
 
-// ApprovePairingRequest approves a pending request.
-func (s *Service) ApprovePairingRequest(ctx context.Context, req *adminv1.DecidePairingRequest) (*adminv1.PairingRequest, error) {
-	return s.decide(ctx, req.RequestId, s.cfg.Store.ApproveRequest, "approved")
+// ApprovePairingRequest approves a pending request; the device waiting on
+// it gets its certificate at once.
+func (s *Service) ApprovePairingRequest(ctx context.Context, id string) (PairingRequest, error) {
+	return s.decide(ctx, id, s.cfg.Store.ApproveRequest, "approved")
 }
 
-// RejectPairingRequest rejects a pending request.
-func (s *Service) RejectPairingRequest(ctx context.Context, req *adminv1.DecidePairingRequest) (*adminv1.PairingRequest, error) {
-	return s.decide(ctx, req.RequestId, s.cfg.Store.RejectRequest, "rejected")
+// RejectPairingRequest rejects a pending request; the device waiting on it
+// is told at once.
+func (s *Service) RejectPairingRequest(ctx context.Context, id string) (PairingRequest, error) {
+	return s.decide(ctx, id, s.cfg.Store.RejectRequest, "rejected")
 }
 
-func (s *Service) decide(ctx context.Context, id string, change func(context.Context, string, time.Time) (store.Request, error), verb string) (*adminv1.PairingRequest, error) {
+func (s *Service) decide(ctx context.Context, id string, change func(context.Context, string, time.Time) (store.Request, error), verb string) (PairingRequest, error) {
 	r, err := change(ctx, id, s.cfg.Now())
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil, status.Errorf(codes.NotFound, "no pairing request %q", id)
+		return PairingRequest{}, &NotFoundError{What: "pairing request", ID: id}
 	case errors.Is(err, store.ErrRequestExpired):
 		s.cfg.Decided(id)
-		return nil, status.Errorf(codes.FailedPrecondition, "pairing request %s expired before it was %s", id, verb)
+		return PairingRequest{}, &DecisionError{RequestID: id, Decision: verb, Err: ErrRequestExpired}
 	case errors.Is(err, store.ErrIllegalTransition):
-		return nil, status.Errorf(codes.FailedPrecondition, "pairing request %s is no longer pending: it was decided already", id)
+		return PairingRequest{}, &DecisionError{RequestID: id, Decision: verb, Err: ErrAlreadyDecided}
 	case errors.Is(err, store.ErrDeviceRevoked):
 		// The device was revoked while it waited: turn it away now rather
 		// than leave it waiting for the request to expire.
@@ -196,127 +267,157 @@ func (s *Service) decide(ctx context.Context, id string, change func(context.Con
 			s.cfg.Logger.Error("rejecting the request of a revoked device", "request_id", id, "err", rerr)
 		}
 		s.cfg.Decided(id)
-		return nil, status.Errorf(codes.FailedPrecondition, "the device of pairing request %s is revoked; the request was rejected", id)
+		return PairingRequest{}, &DecisionError{RequestID: id, Decision: verb, Err: ErrRevoked}
 	case err != nil:
-		return nil, s.internal("deciding pairing request", err)
+		return PairingRequest{}, s.internal("deciding pairing request", err)
 	}
 	s.cfg.Decided(id)
 	s.cfg.Logger.Info("pairing request "+verb, "request_id", id, "device", r.DeviceID)
-	return requestProto(r), nil
+	return request(r), nil
 }
 
-// ListNodes lists the registered nodes with their presence.
-func (s *Service) ListNodes(ctx context.Context, _ *adminv1.ListNodesRequest) (*adminv1.ListNodesResponse, error) {
+// Node is a node the gateway knows (one that connected since pairing),
+// with its presence.
+type Node struct {
+	DeviceID identity.DeviceID
+	Name     string
+	Platform string
+	Version  string
+	Online   bool
+	LastSeen time.Time
+	// Transport is the carrier it is connected over ("quic" or "grpc"),
+	// or "".
+	Transport string
+}
+
+// Nodes lists the registered nodes by name, with their presence.
+func (s *Service) Nodes(ctx context.Context) ([]Node, error) {
 	nodes, err := s.cfg.Store.ListNodes(ctx)
 	if err != nil {
 		return nil, s.internal("listing nodes", err)
 	}
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
-	out := &adminv1.ListNodesResponse{}
+	out := make([]Node, 0, len(nodes))
 	for _, n := range nodes {
-		out.Nodes = append(out.Nodes, &adminv1.Node{
-			DeviceId:       n.DeviceID.String(),
-			Name:           n.Name,
-			Platform:       n.Platform,
-			Version:        n.Version,
-			Online:         s.cfg.Sessions.Online(n.DeviceID),
-			LastSeenUnixMs: n.LastSeen.UnixMilli(),
-			Transport:      s.transport(n.DeviceID),
-		})
+		out = append(out, s.node(n))
 	}
 	return out, nil
 }
 
-// ListDevices lists paired devices, revoked ones included.
-func (s *Service) ListDevices(ctx context.Context, _ *adminv1.ListDevicesRequest) (*adminv1.ListDevicesResponse, error) {
+// Device is a paired device, revoked or not.
+type Device struct {
+	ID       identity.DeviceID
+	Name     string
+	Platform string
+	PairedAt time.Time
+	// RevokedAt is when the device was revoked, or zero.
+	RevokedAt           time.Time
+	CertificateNotAfter time.Time
+}
+
+// Revoked says whether the device is refused.
+func (d Device) Revoked() bool { return !d.RevokedAt.IsZero() }
+
+// Devices lists paired devices in pairing order, revoked ones included.
+func (s *Service) Devices(ctx context.Context) ([]Device, error) {
 	devices, err := s.cfg.Store.ListDevices(ctx)
 	if err != nil {
 		return nil, s.internal("listing devices", err)
 	}
-	out := &adminv1.ListDevicesResponse{}
+	out := make([]Device, 0, len(devices))
 	for _, d := range devices {
-		out.Devices = append(out.Devices, deviceProto(d))
+		out = append(out, device(d))
 	}
 	return out, nil
 }
 
-// RevokeDevice revokes a device and closes its live sessions.
-func (s *Service) RevokeDevice(ctx context.Context, req *adminv1.DeviceRequest) (*adminv1.Device, error) {
-	id, err := identity.ParseDeviceID(req.DeviceId)
+// RevokeDevice revokes a device and closes its live sessions; revoking
+// again is harmless.
+func (s *Service) RevokeDevice(ctx context.Context, deviceID string) (Device, error) {
+	id, err := parseDeviceID(deviceID)
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return Device{}, err
 	}
 	d, err := s.cfg.Store.RevokeDevice(ctx, id, s.cfg.Now())
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, status.Errorf(codes.NotFound, "no device %s", id)
+		return Device{}, &NotFoundError{What: "device", ID: id.String()}
 	}
 	if err != nil {
-		return nil, s.internal("revoking device", err)
+		return Device{}, s.internal("revoking device", err)
 	}
 	n := s.cfg.Sessions.Disconnect(id, "revoked")
 	s.cfg.Logger.Info("device revoked", "device", id, "sessions_closed", n)
-	return deviceProto(d), nil
+	return device(d), nil
 }
 
 // RemoveDevice forgets a device; it stays refused.
-func (s *Service) RemoveDevice(ctx context.Context, req *adminv1.DeviceRequest) (*adminv1.RemoveDeviceResponse, error) {
-	id, err := identity.ParseDeviceID(req.DeviceId)
+func (s *Service) RemoveDevice(ctx context.Context, deviceID string) error {
+	id, err := parseDeviceID(deviceID)
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return err
 	}
 	if err := s.cfg.Store.RemoveDevice(ctx, id, s.cfg.Now()); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, status.Errorf(codes.NotFound, "no device %s", id)
+			return &NotFoundError{What: "device", ID: id.String()}
 		}
-		return nil, s.internal("removing device", err)
+		return s.internal("removing device", err)
 	}
 	n := s.cfg.Sessions.Disconnect(id, "removed")
 	if s.cfg.Nodes != nil {
 		s.cfg.Nodes.Forget(id)
 	}
 	s.cfg.Logger.Info("device removed", "device", id, "sessions_closed", n)
-	return &adminv1.RemoveDeviceResponse{}, nil
+	return nil
 }
 
 func (s *Service) internal(what string, err error) error {
 	s.cfg.Logger.Error(what, "err", err)
-	return status.Error(codes.Internal, fmt.Sprintf("%s failed; see the gateway's log", what))
+	return &InternalError{Msg: what + " failed; see the gateway's log", Err: err}
 }
 
-func requestProto(r store.Request) *adminv1.PairingRequest {
-	return &adminv1.PairingRequest{
-		RequestId:        r.ID,
-		DeviceId:         r.DeviceID.String(),
+func parseDeviceID(s string) (identity.DeviceID, error) {
+	id, err := identity.ParseDeviceID(s)
+	if err != nil {
+		return id, &InvalidArgumentError{Argument: "device_id", Err: err}
+	}
+	return id, nil
+}
+
+func request(r store.Request) PairingRequest {
+	return PairingRequest{
+		ID:               r.ID,
+		DeviceID:         r.DeviceID,
 		Name:             r.Name,
 		Platform:         r.Platform,
 		VerificationCode: r.VerificationCode,
 		State:            requestState(r.State),
-		CreatedAtUnixMs:  r.CreatedAt.UnixMilli(),
+		CreatedAt:        r.CreatedAt,
+		ExpiresAt:        r.ExpiresAt,
 		CodeName:         r.CodeName,
 	}
 }
 
-func requestState(s store.RequestState) adminv1.PairingRequest_State {
+func requestState(s store.RequestState) RequestState {
 	switch s {
 	case store.RequestPending:
-		return adminv1.PairingRequest_STATE_PENDING
+		return RequestPending
 	case store.RequestApproved, store.RequestIssued:
-		return adminv1.PairingRequest_STATE_APPROVED
+		return RequestApproved
 	case store.RequestRejected:
-		return adminv1.PairingRequest_STATE_REJECTED
+		return RequestRejected
 	case store.RequestExpired:
-		return adminv1.PairingRequest_STATE_EXPIRED
+		return RequestExpired
 	}
-	return adminv1.PairingRequest_STATE_UNSPECIFIED
+	return RequestUnknown
 }
 
-func deviceProto(d store.Device) *adminv1.Device {
-	return &adminv1.Device{
-		DeviceId:                  d.ID.String(),
-		Name:                      d.Name,
-		Platform:                  d.Platform,
-		Revoked:                   !d.RevokedAt.IsZero(),
-		PairedAtUnixMs:            d.PairedAt.UnixMilli(),
-		CertificateNotAfterUnixMs: d.CertificateNotAfter.UnixMilli(),
+func device(d store.Device) Device {
+	return Device{
+		ID:                  d.ID,
+		Name:                d.Name,
+		Platform:            d.Platform,
+		PairedAt:            d.PairedAt,
+		RevokedAt:           d.RevokedAt,
+		CertificateNotAfter: d.CertificateNotAfter,
 	}
 }

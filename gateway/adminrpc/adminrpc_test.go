@@ -1,7 +1,9 @@
-package admin_test
+package adminrpc_test
 
 import (
+	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -16,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/palyra/palyra-go/gateway/admin"
+	"github.com/palyra/palyra-go/gateway/adminrpc"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
@@ -99,8 +102,8 @@ type harness struct {
 	selectors int
 }
 
-// start serves the admin API as the gateway does: gRPC on a 0600 Unix
-// socket, with a real store.
+// start serves the admin API as the gateway does: the adapter over the Go
+// API, gRPC on a 0600 Unix socket, with a real store.
 func start(t *testing.T) *harness {
 	t.Helper()
 	clk := testclock.New()
@@ -135,7 +138,7 @@ func start(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer(grpc.WaitForHandlers(true))
-	adminv1.RegisterAdminServer(srv, svc)
+	adminv1.RegisterAdminServer(srv, adminrpc.New(svc))
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	t.Cleanup(func() {
@@ -652,5 +655,41 @@ func TestRemoveDevice(t *testing.T) {
 	wantCode(t, err, codes.InvalidArgument)
 	if got := h.sessions.recorded(); len(got) != 1 {
 		t.Fatalf("refused removals disconnected someone: %v", got)
+	}
+}
+
+// TestStatus: each kind of refusal of the Go API answers with its gRPC
+// code and the error's text, so the command line shows what it showed.
+func TestStatus(t *testing.T) {
+	t.Parallel()
+	cause := errors.New("disk on fire")
+	for name, tc := range map[string]struct {
+		err  error
+		code codes.Code
+		msg  string
+	}{
+		"not found":        {&admin.NotFoundError{What: "device", ID: "X"}, codes.NotFound, "no device X"},
+		"invalid argument": {&admin.InvalidArgumentError{Argument: "ttl", Err: errors.New("too short")}, codes.InvalidArgument, "too short"},
+		"decided":          {&admin.DecisionError{RequestID: "r1", Decision: "approved", Err: admin.ErrAlreadyDecided}, codes.FailedPrecondition, "pairing request r1 is no longer pending: it was decided already"},
+		"expired":          {&admin.DecisionError{RequestID: "r1", Decision: "rejected", Err: admin.ErrRequestExpired}, codes.FailedPrecondition, "pairing request r1 expired before it was rejected"},
+		"revoked request":  {&admin.DecisionError{RequestID: "r1", Decision: "approved", Err: admin.ErrRevoked}, codes.FailedPrecondition, "the device of pairing request r1 is revoked; the request was rejected"},
+		"revoked":          {fmt.Errorf("device X: %w", admin.ErrRevoked), codes.FailedPrecondition, "device X: device revoked"},
+		"no link":          {fmt.Errorf("link: %w", admin.ErrCannotLink), codes.FailedPrecondition, "link: cannot build a pairing link"},
+		"too many codes":   {fmt.Errorf("codes: %w", admin.ErrTooManyCodes), codes.ResourceExhausted, "codes: too many open pairing codes"},
+		"unavailable":      {fmt.Errorf("events: %w", admin.ErrUnavailable), codes.Unavailable, "events: not available on this gateway"},
+		"internal":         {&admin.InternalError{Msg: "listing nodes failed; see the gateway's log", Err: cause}, codes.Internal, "listing nodes failed; see the gateway's log"},
+		// An internal failure stays internal whatever its cause.
+		"internal, canceled": {&admin.InternalError{Msg: "listing nodes failed; see the gateway's log", Err: context.Canceled}, codes.Internal, "listing nodes failed; see the gateway's log"},
+		"canceled":           {context.Canceled, codes.Canceled, "context canceled"},
+		"deadline":           {context.DeadlineExceeded, codes.DeadlineExceeded, "context deadline exceeded"},
+		"other":              {cause, codes.Unknown, "disk on fire"},
+	} {
+		st := status.Convert(adminrpc.Status(tc.err))
+		if st.Code() != tc.code || st.Message() != tc.msg {
+			t.Errorf("%s: %s %q, want %s %q", name, st.Code(), st.Message(), tc.code, tc.msg)
+		}
+	}
+	if adminrpc.Status(nil) != nil {
+		t.Error("no error became a status")
 	}
 }

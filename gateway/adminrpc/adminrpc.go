@@ -1,0 +1,279 @@
+// Package adminrpc serves the gateway's admin API (gateway/admin) as the
+// gRPC service of proto/admin/v1, the protocol of the admin socket that the
+// palyra command line speaks. Each call decodes its request, calls the Go
+// API and encodes the result; the API's errors become gRPC statuses in one
+// place (Status).
+package adminrpc
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/palyra/palyra-go/gateway/admin"
+	"github.com/palyra/palyra-go/identity"
+	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
+	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
+)
+
+// Server implements adminv1.AdminServer over an admin.Service.
+type Server struct {
+	adminv1.UnimplementedAdminServer
+	api *admin.Service
+}
+
+// New serves api.
+func New(api *admin.Service) *Server { return &Server{api: api} }
+
+// Status turns an error of the admin API into the gRPC status the admin
+// socket answers with: the code says what kind of refusal it is, the
+// message is the error's text.
+func Status(err error) error {
+	var internal *admin.InternalError
+	code := codes.Unknown
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &internal):
+		// Before the rest: its cause may be anything.
+		code = codes.Internal
+	case errors.Is(err, admin.ErrNotFound):
+		code = codes.NotFound
+	case errors.Is(err, admin.ErrInvalidArgument):
+		code = codes.InvalidArgument
+	case errors.Is(err, admin.ErrAlreadyDecided), errors.Is(err, admin.ErrRequestExpired),
+		errors.Is(err, admin.ErrRevoked), errors.Is(err, admin.ErrCannotLink):
+		code = codes.FailedPrecondition
+	case errors.Is(err, admin.ErrTooManyCodes):
+		code = codes.ResourceExhausted
+	case errors.Is(err, admin.ErrUnavailable):
+		code = codes.Unavailable
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	}
+	return status.Error(code, err.Error())
+}
+
+// MintNodePairingCode opens a code and returns its PIN and link.
+func (s *Server) MintNodePairingCode(ctx context.Context, req *adminv1.MintNodePairingCodeRequest) (*adminv1.MintNodePairingCodeResponse, error) {
+	code, err := s.api.MintPairingCode(ctx, admin.CodeOptions{
+		TTL:         time.Duration(req.GetTtlMs()) * time.Millisecond,
+		AutoApprove: req.GetAutoApprove(),
+		Name:        req.GetName(),
+	})
+	if err != nil {
+		return nil, Status(err)
+	}
+	return &adminv1.MintNodePairingCodeResponse{
+		Pin:             code.PIN,
+		Link:            code.Link,
+		ExpiresAtUnixMs: code.ExpiresAt.UnixMilli(),
+		Selector:        code.Selector,
+	}, nil
+}
+
+// ListPairingRequests lists pending requests, or all with req.All.
+func (s *Server) ListPairingRequests(ctx context.Context, req *adminv1.ListPairingRequestsRequest) (*adminv1.ListPairingRequestsResponse, error) {
+	list, err := s.api.PairingRequests(ctx, req.GetAll())
+	if err != nil {
+		return nil, Status(err)
+	}
+	out := &adminv1.ListPairingRequestsResponse{}
+	for _, r := range list {
+		out.Requests = append(out.Requests, requestProto(r))
+	}
+	return out, nil
+}
+
+// ApprovePairingRequest approves a pending request.
+func (s *Server) ApprovePairingRequest(ctx context.Context, req *adminv1.DecidePairingRequest) (*adminv1.PairingRequest, error) {
+	r, err := s.api.ApprovePairingRequest(ctx, req.GetRequestId())
+	if err != nil {
+		return nil, Status(err)
+	}
+	return requestProto(r), nil
+}
+
+// RejectPairingRequest rejects a pending request.
+func (s *Server) RejectPairingRequest(ctx context.Context, req *adminv1.DecidePairingRequest) (*adminv1.PairingRequest, error) {
+	r, err := s.api.RejectPairingRequest(ctx, req.GetRequestId())
+	if err != nil {
+		return nil, Status(err)
+	}
+	return requestProto(r), nil
+}
+
+// ListNodes lists the registered nodes with their presence.
+func (s *Server) ListNodes(ctx context.Context, _ *adminv1.ListNodesRequest) (*adminv1.ListNodesResponse, error) {
+	nodes, err := s.api.Nodes(ctx)
+	if err != nil {
+		return nil, Status(err)
+	}
+	out := &adminv1.ListNodesResponse{}
+	for _, n := range nodes {
+		out.Nodes = append(out.Nodes, nodeProto(n))
+	}
+	return out, nil
+}
+
+// ListDevices lists paired devices, revoked ones included.
+func (s *Server) ListDevices(ctx context.Context, _ *adminv1.ListDevicesRequest) (*adminv1.ListDevicesResponse, error) {
+	devices, err := s.api.Devices(ctx)
+	if err != nil {
+		return nil, Status(err)
+	}
+	out := &adminv1.ListDevicesResponse{}
+	for _, d := range devices {
+		out.Devices = append(out.Devices, deviceProto(d))
+	}
+	return out, nil
+}
+
+// RevokeDevice revokes a device and closes its live sessions.
+func (s *Server) RevokeDevice(ctx context.Context, req *adminv1.DeviceRequest) (*adminv1.Device, error) {
+	d, err := s.api.RevokeDevice(ctx, req.GetDeviceId())
+	if err != nil {
+		return nil, Status(err)
+	}
+	return deviceProto(d), nil
+}
+
+// RemoveDevice forgets a device; it stays refused.
+func (s *Server) RemoveDevice(ctx context.Context, req *adminv1.DeviceRequest) (*adminv1.RemoveDeviceResponse, error) {
+	if err := s.api.RemoveDevice(ctx, req.GetDeviceId()); err != nil {
+		return nil, Status(err)
+	}
+	return &adminv1.RemoveDeviceResponse{}, nil
+}
+
+// DescribeNode returns a node with its capabilities and recent events.
+func (s *Server) DescribeNode(ctx context.Context, req *adminv1.DeviceRequest) (*adminv1.NodeDetail, error) {
+	d, err := s.api.DescribeNode(ctx, req.GetDeviceId())
+	if err != nil {
+		return nil, Status(err)
+	}
+	out := &adminv1.NodeDetail{Node: nodeProto(d.Node)}
+	for _, c := range d.Capabilities {
+		out.Capabilities = append(out.Capabilities, &nodev1.Capability{
+			Name:        c.Name,
+			Description: c.Description,
+			ArgsSchema:  c.ArgsSchema,
+			Privacy:     nodev1.Capability_Privacy(c.Privacy),
+			Enabled:     c.Enabled,
+			Consent:     nodev1.Capability_Consent(c.Consent),
+		})
+	}
+	for _, e := range d.RecentEvents {
+		out.RecentEvents = append(out.RecentEvents, eventProto(e))
+	}
+	return out, nil
+}
+
+// Invoke runs a capability on a node and waits for its result.
+func (s *Server) Invoke(ctx context.Context, req *adminv1.InvokeRequest) (*adminv1.InvokeResponse, error) {
+	r, err := s.api.Invoke(ctx, admin.Invocation{
+		DeviceID:   req.GetDeviceId(),
+		Capability: req.GetCapability(),
+		Args:       req.GetArgsJson(),
+		Timeout:    time.Duration(req.GetTimeoutMs()) * time.Millisecond,
+		QueueTTL:   time.Duration(req.GetQueueTtlMs()) * time.Millisecond,
+	})
+	if err != nil {
+		return nil, Status(err)
+	}
+	return &adminv1.InvokeResponse{
+		RequestId:    r.RequestID,
+		Ok:           r.OK,
+		OutputJson:   r.Output,
+		ErrorCode:    r.ErrorCode,
+		ErrorMessage: r.ErrorMessage,
+		Queued:       r.Queued,
+	}, nil
+}
+
+// WatchEvents streams node events until the client goes away.
+func (s *Server) WatchEvents(req *adminv1.WatchEventsRequest, stream adminv1.Admin_WatchEventsServer) error {
+	watch, err := s.api.WatchEvents(stream.Context(), req.GetDeviceId())
+	if err != nil {
+		return Status(err)
+	}
+	// Headers tell the client it is subscribed: nothing published from
+	// now on is missed.
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
+	for e := range watch {
+		if err := stream.Send(eventProto(e)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func requestProto(r admin.PairingRequest) *adminv1.PairingRequest {
+	return &adminv1.PairingRequest{
+		RequestId:        r.ID,
+		DeviceId:         r.DeviceID.String(),
+		Name:             r.Name,
+		Platform:         r.Platform,
+		VerificationCode: r.VerificationCode,
+		State:            requestState(r.State),
+		CreatedAtUnixMs:  r.CreatedAt.UnixMilli(),
+		CodeName:         r.CodeName,
+	}
+}
+
+func requestState(s admin.RequestState) adminv1.PairingRequest_State {
+	switch s {
+	case admin.RequestPending:
+		return adminv1.PairingRequest_STATE_PENDING
+	case admin.RequestApproved:
+		return adminv1.PairingRequest_STATE_APPROVED
+	case admin.RequestRejected:
+		return adminv1.PairingRequest_STATE_REJECTED
+	case admin.RequestExpired:
+		return adminv1.PairingRequest_STATE_EXPIRED
+	}
+	return adminv1.PairingRequest_STATE_UNSPECIFIED
+}
+
+func nodeProto(n admin.Node) *adminv1.Node {
+	return &adminv1.Node{
+		DeviceId:       n.DeviceID.String(),
+		Name:           n.Name,
+		Platform:       n.Platform,
+		Version:        n.Version,
+		Online:         n.Online,
+		LastSeenUnixMs: n.LastSeen.UnixMilli(),
+		Transport:      n.Transport,
+	}
+}
+
+func deviceProto(d admin.Device) *adminv1.Device {
+	return &adminv1.Device{
+		DeviceId:                  d.ID.String(),
+		Name:                      d.Name,
+		Platform:                  d.Platform,
+		Revoked:                   d.Revoked(),
+		PairedAtUnixMs:            d.PairedAt.UnixMilli(),
+		CertificateNotAfterUnixMs: d.CertificateNotAfter.UnixMilli(),
+	}
+}
+
+func eventProto(e admin.Event) *adminv1.Event {
+	ev := &adminv1.Event{
+		TimeUnixMs: e.Time.UnixMilli(),
+		Kind:       e.Kind,
+		Capability: e.Capability,
+		RequestId:  e.RequestID,
+		Message:    e.Message,
+	}
+	if e.DeviceID != (identity.DeviceID{}) {
+		ev.DeviceId = e.DeviceID.String()
+	}
+	return ev
+}
