@@ -48,13 +48,6 @@ func Forbid(t *testing.T, prefixes ...string) {
 	}
 }
 
-// Imports is what the test's package imports itself (its non-test
-// sources), without the packages those import.
-func Imports(t *testing.T) []string {
-	t.Helper()
-	return strings.Fields(Run(t, "-f", `{{join .Imports " "}}`, "."))
-}
-
 // module is this module's path.
 const module = "github.com/palyra/palyra-go/"
 
