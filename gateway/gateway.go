@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/palyra/palyra-go/gateway/admin"
+	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/gateway/dispatch"
 	"github.com/palyra/palyra-go/gateway/events"
 	"github.com/palyra/palyra-go/gateway/grpccarrier"
@@ -93,10 +94,12 @@ type Gateway struct {
 	admin     *admin.Service
 	nodes     *quiccarrier.Server
 	grpcNodes *grpccarrier.Server
-	registry  *registry
-	dispatch  *dispatch.Dispatcher
-	events    *events.Hub
-	metrics   *gatewayMetrics
+	// sessions is the one table of live node sessions, of both carriers.
+	sessions *carrier.Registry
+	runtime  *nodeRuntime
+	dispatch *dispatch.Dispatcher
+	events   *events.Hub
+	metrics  *gatewayMetrics
 
 	// metricsAddr is where metrics are served, once Run serves them.
 	metricsMu   sync.Mutex
@@ -156,16 +159,24 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if _, err := g.serverCertificate(); err != nil {
 		return nil, err
 	}
-	g.registry = &registry{g: g, transport: "quic", carrier: func() dispatch.Carrier { return g.nodes }}
+	g.runtime = &nodeRuntime{g: g}
+	if g.sessions, err = carrier.NewRegistry(carrier.Config{
+		Runtime:      g.runtime,
+		Authenticate: g.authenticate,
+		Now:          cfg.Now,
+		Logger:       cfg.Logger.With("component", "sessions"),
+	}); err != nil {
+		return nil, err
+	}
 	g.events = events.New()
 	if cfg.MetricsListen != "" {
-		g.metrics = newGatewayMetrics(func() float64 { return float64(len(g.nodes.Sessions()) + len(g.grpcNodes.Sessions())) })
+		g.metrics = newGatewayMetrics(func() float64 { return float64(g.sessions.Count()) })
 	}
 	if g.dispatch, err = dispatch.New(dispatch.Config{
 		Store:   g.store,
 		Events:  g.events,
-		Offline: func(err error) bool { return errors.Is(err, quiccarrier.ErrNodeOffline) },
-		Gone:    func(err error) bool { return errors.Is(err, quiccarrier.ErrNodeGone) },
+		Offline: func(err error) bool { return errors.Is(err, carrier.ErrNodeOffline) },
+		Gone:    func(err error) bool { return errors.Is(err, carrier.ErrNodeGone) },
 		Now:     cfg.Now,
 		Rand:    cfg.Rand,
 		Logger:  cfg.Logger.With("component", "dispatch"),
@@ -175,22 +186,18 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	}
 	if g.nodes, err = quiccarrier.NewServer(quiccarrier.Config{
 		TLSCertificate: g.serverCertificate,
-		Authenticate:   g.authenticate,
-		Registry:       g.registry,
+		Registry:       g.sessions,
 		LeaseTTL:       cfg.LeaseTTL,
-		Now:            cfg.Now,
 		Logger:         cfg.Logger.With("component", "nodes"),
 		GatewayName:    cfg.Name,
 	}); err != nil {
 		return nil, err
 	}
 	if g.grpcNodes, err = grpccarrier.NewServer(grpccarrier.Config{
-		Authenticate: g.authenticate,
-		Registry:     &registry{g: g, transport: grpccarrier.Transport, carrier: func() dispatch.Carrier { return g.grpcNodes }},
-		LeaseTTL:     cfg.LeaseTTL,
-		Now:          cfg.Now,
-		Logger:       cfg.Logger.With("component", "nodes-grpc"),
-		GatewayName:  cfg.Name,
+		Registry:    g.sessions,
+		LeaseTTL:    cfg.LeaseTTL,
+		Logger:      cfg.Logger.With("component", "nodes-grpc"),
+		GatewayName: cfg.Name,
 	}); err != nil {
 		return nil, err
 	}
@@ -211,7 +218,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	}
 	if g.admin, err = admin.New(admin.Config{
 		Store:       g.store,
-		Sessions:    g.registry,
+		Sessions:    g.runtime,
 		Nodes:       g.dispatch,
 		Events:      g.events,
 		Decided:     g.pairing.Decided,

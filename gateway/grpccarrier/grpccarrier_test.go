@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/gateway/grpccarrier"
-	"github.com/palyra/palyra-go/gateway/quiccarrier"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/testregistry"
@@ -28,14 +28,15 @@ import (
 
 func TestNewServerChecksConfig(t *testing.T) {
 	t.Parallel()
+	// A Registry without Authenticate is refused by carrier.NewRegistry
+	// (TestNewRegistryChecksConfig).
 	auth := func([][]byte) (identity.DeviceID, error) { return identity.DeviceID{}, nil }
 	tests := []struct {
 		name string
 		cfg  grpccarrier.Config
 	}{
-		{"no Authenticate", grpccarrier.Config{Registry: testregistry.New(nil)}},
-		{"no Registry", grpccarrier.Config{Authenticate: auth}},
-		{"negative lease", grpccarrier.Config{Authenticate: auth, Registry: testregistry.New(nil), LeaseTTL: -time.Second}},
+		{"no Registry", grpccarrier.Config{}},
+		{"negative lease", grpccarrier.Config{Registry: testregistry.Sessions(t, testregistry.New(nil), auth), LeaseTTL: -time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,7 +87,7 @@ func TestRegisterReadyRenewGone(t *testing.T) {
 	default:
 		t.Error("Dial returned before NodeReady")
 	}
-	if s := f.srv.Sessions(); len(s) != 1 || s[0].DeviceID != d.ID() || s[0].Transport != "grpc" {
+	if s := f.sessions.Sessions(); len(s) != 1 || s[0].DeviceID != d.ID() || s[0].Transport != "grpc" {
 		t.Errorf("Sessions() = %+v", s)
 	}
 	// Renewals every ttl/3 keep it beyond a lease.
@@ -109,7 +110,7 @@ func TestRegisterReadyRenewGone(t *testing.T) {
 	if g.ID != d.ID() || g.Reason != "node disconnected" {
 		t.Errorf("NodeGone(%s, %q)", g.ID, g.Reason)
 	}
-	if s := f.srv.Sessions(); len(s) != 0 {
+	if s := f.sessions.Sessions(); len(s) != 0 {
 		t.Errorf("Sessions() after gone = %+v", s)
 	}
 	testwait.None(t, f.reg.Gone, "second NodeGone")
@@ -172,7 +173,7 @@ func TestCapabilitiesAndEventsReachRegistry(t *testing.T) {
 	if len(got) != 2 || !proto.Equal(got[0], caps[0]) || !proto.Equal(got[1], caps[1]) {
 		t.Errorf("CapabilitiesChanged(%v)", got)
 	}
-	if s := f.srv.Sessions(); len(s) != 1 || len(s[0].Capabilities) != 2 || s[0].Capabilities[1].GetName() != "system.info" {
+	if s := f.sessions.Sessions(); len(s) != 1 || len(s[0].Capabilities) != 2 || s[0].Capabilities[1].GetName() != "system.info" {
 		t.Errorf("Sessions() after CapabilitiesChanged = %+v", s)
 	}
 
@@ -239,7 +240,7 @@ func TestRevoked(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, time.Second)
 		d := testpki.NewDevice(t, f.ca)
-		f.revoked.Store(d.ID(), true)
+		f.devs.Revoke(d.ID())
 		client := f.rawClient(t, d.Cert)
 		_, err := client.RegisterNode(t.Context(), &nodev1.RegisterNode{})
 		if st := status.Convert(err); st.Code() != codes.PermissionDenied || st.Message() != "device revoked" {
@@ -272,21 +273,21 @@ func TestRevoked(t *testing.T) {
 		}()
 		testwait.Recv(t, started, waitTimeout, "the call to start")
 
-		f.revoked.Store(d.ID(), true)
-		if got := f.srv.Disconnect(d.ID(), "revoked by test"); got != 1 {
+		f.devs.Revoke(d.ID())
+		if got := f.sessions.Disconnect(d.ID(), "revoked by test"); got != 1 {
 			t.Errorf("Disconnect ended %d sessions, want 1", got)
 		}
 		err := testwait.Recv(t, n.done, waitTimeout, "Serve to return")
 		if !errors.Is(err, nodequic.ErrRevoked) || !strings.Contains(err.Error(), "device revoked: revoked by test") {
 			t.Errorf("Serve = %v, want ErrRevoked", err)
 		}
-		if err := testwait.Recv(t, calls, waitTimeout, "Invoke to fail"); !errors.Is(err, quiccarrier.ErrNodeGone) {
+		if err := testwait.Recv(t, calls, waitTimeout, "Invoke to fail"); !errors.Is(err, carrier.ErrNodeGone) {
 			t.Errorf("Invoke = %v, want ErrNodeGone", err)
 		}
 		if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.ID != d.ID() || g.Reason != "revoked by test" {
 			t.Errorf("NodeGone(%s, %q)", g.ID, g.Reason)
 		}
-		if got := f.srv.Disconnect(d.ID(), ""); got != 0 {
+		if got := f.sessions.Disconnect(d.ID(), ""); got != 0 {
 			t.Errorf("second Disconnect ended %d", got)
 		}
 		if _, err := nodegrpc.Dial(t.Context(), f.sessionConfig(d)); !errors.Is(err, nodequic.ErrRevoked) {
@@ -303,7 +304,7 @@ func TestRevoked(t *testing.T) {
 			t.Fatal(err)
 		}
 		testwait.Recv(t, f.reg.Registered, waitTimeout, "NodeRegistered")
-		if got := f.srv.Disconnect(d.ID(), "removed"); got != 0 {
+		if got := f.sessions.Disconnect(d.ID(), "removed"); got != 0 {
 			t.Errorf("Disconnect ended %d sessions, want 0", got)
 		}
 		st := recvStatus(t, openStream(t, client))
@@ -375,7 +376,7 @@ func TestLeaseLapses(t *testing.T) {
 	if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.ID != d.ID() || g.Reason != "lease expired" {
 		t.Errorf("NodeGone(%s, %q)", g.ID, g.Reason)
 	}
-	if s := f.srv.Sessions(); len(s) != 0 {
+	if s := f.sessions.Sessions(); len(s) != 0 {
 		t.Errorf("Sessions() = %+v", s)
 	}
 }
@@ -445,7 +446,7 @@ func TestSecondSessionReplacesFirst(t *testing.T) {
 		t.Errorf("first Serve = %v, want ErrReplaced", err)
 	}
 	testwait.None(t, f.reg.Gone, "NodeGone for the replaced session")
-	if s := f.srv.Sessions(); len(s) != 1 {
+	if s := f.sessions.Sessions(); len(s) != 1 {
 		t.Errorf("Sessions() = %+v, want one", s)
 	}
 	res, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "which"}, nil)
@@ -490,7 +491,7 @@ func TestProtocolViolations(t *testing.T) {
 			if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.ID != d.ID() {
 				t.Errorf("NodeGone(%s)", g.ID)
 			}
-			if s := f.srv.Sessions(); len(s) != 0 {
+			if s := f.sessions.Sessions(); len(s) != 0 {
 				t.Errorf("Sessions() = %+v", s)
 			}
 		})
@@ -523,7 +524,7 @@ func TestShutdown(t *testing.T) {
 	if err := testwait.Recv(t, n.done, waitTimeout, "Serve to return"); !errors.Is(err, nodequic.ErrGatewayShutdown) {
 		t.Errorf("Serve = %v, want ErrGatewayShutdown", err)
 	}
-	if err := testwait.Recv(t, calls, waitTimeout, "Invoke to fail"); !errors.Is(err, quiccarrier.ErrNodeGone) {
+	if err := testwait.Recv(t, calls, waitTimeout, "Invoke to fail"); !errors.Is(err, carrier.ErrNodeGone) {
 		t.Errorf("Invoke = %v, want ErrNodeGone", err)
 	}
 	_, err := f.rawClient(t, d.Cert).RegisterNode(t.Context(), &nodev1.RegisterNode{})

@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/gateway/grpccarrier"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/leakcheck"
@@ -41,11 +40,12 @@ const waitTimeout = 5 * time.Second
 // certificate (the Pairing service shares the listener), and the frame
 // limit on received messages.
 type fixture struct {
-	ca      *identity.CA
-	srv     *grpccarrier.Server
-	reg     *testregistry.Registry
-	addr    string
-	revoked sync.Map // identity.DeviceID -> bool
+	ca       *identity.CA
+	srv      *grpccarrier.Server
+	reg      *testregistry.Registry
+	devs     *testregistry.Devices
+	sessions *carrier.Registry
+	addr     string
 }
 
 type options struct {
@@ -60,12 +60,16 @@ func newFixture(t testing.TB, ttl time.Duration) *fixture {
 func newFixtureWith(t testing.TB, o options) *fixture {
 	t.Helper()
 	f := &fixture{ca: testpki.NewCA(t, "test gateway"), reg: testregistry.New(nil)}
+	f.devs = &testregistry.Devices{CA: f.ca}
+	sessions, err := carrier.NewRegistry(carrier.Config{Runtime: f.reg, Authenticate: f.devs.Authenticate, Now: o.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.sessions = sessions
 	srv, err := grpccarrier.NewServer(grpccarrier.Config{
-		Authenticate: f.authenticate,
-		Registry:     f.reg,
-		LeaseTTL:     o.ttl,
-		Now:          o.now,
-		GatewayName:  "test gateway",
+		Registry:    sessions,
+		LeaseTTL:    o.ttl,
+		GatewayName: "test gateway",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -114,26 +118,8 @@ func newFixtureWith(t testing.TB, o options) *fixture {
 	return f
 }
 
-func (f *fixture) authenticate(raw [][]byte) (identity.DeviceID, error) {
-	id, err := identity.VerifyDeviceCertificate(f.ca.Certificate(), raw, time.Now())
-	if err != nil {
-		return id, err
-	}
-	if _, ok := f.revoked.Load(id); ok {
-		return id, fmt.Errorf("device %s: %w", id, identity.ErrRevoked)
-	}
-	return id, nil
-}
-
 func (f *fixture) sessionConfig(d *testpki.Device) nodequic.Config {
-	return nodequic.Config{
-		Addresses:         []string{f.addr},
-		ClientCertificate: func() (*tls.Certificate, error) { return d.Cert, nil },
-		CACertificate:     f.ca.Certificate(),
-		Register: &nodev1.RegisterNode{Name: "test node", Platform: "linux/amd64", Version: "0.0.1", Capabilities: []*nodev1.Capability{
-			{Name: "test.echo", Enabled: true},
-		}},
-	}
+	return testregistry.NodeConfig(f.addr, f.ca, d, &nodev1.Capability{Name: "test.echo", Enabled: true})
 }
 
 // node is a nodegrpc.Conn whose Serve runs in the background.

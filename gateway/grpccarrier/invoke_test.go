@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/palyra/palyra-go/gateway/quiccarrier"
+	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/testwait"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
@@ -205,7 +205,7 @@ func TestInvokeCancel(t *testing.T) {
 				t.Errorf("Serve returned %v", err)
 			default:
 			}
-			if s := f.srv.Sessions(); len(s) != 1 {
+			if s := f.sessions.Sessions(); len(s) != 1 {
 				t.Errorf("Sessions() = %+v", s)
 			}
 		})
@@ -234,7 +234,7 @@ func TestInvokeNodeGoneMidCall(t *testing.T) {
 	testwait.Recv(t, started, waitTimeout, "the call to start")
 	n.conn.Close() // the laptop drops off
 	err := testwait.Recv(t, calls, waitTimeout, "Invoke to fail")
-	if !errors.Is(err, quiccarrier.ErrNodeGone) {
+	if !errors.Is(err, carrier.ErrNodeGone) {
 		t.Errorf("Invoke = %v, want ErrNodeGone", err)
 	}
 	if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.Reason != "node disconnected" {
@@ -243,7 +243,7 @@ func TestInvokeNodeGoneMidCall(t *testing.T) {
 	testwait.Recv(t, handlerDone, waitTimeout, "the node's handler to end")
 	testwait.Recv(t, n.done, waitTimeout, "Serve to return")
 
-	if _, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "after"}, nil); !errors.Is(err, quiccarrier.ErrNodeOffline) {
+	if _, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "after"}, nil); !errors.Is(err, carrier.ErrNodeOffline) {
 		t.Errorf("Invoke after the node left = %v, want ErrNodeOffline", err)
 	}
 }
@@ -252,14 +252,14 @@ func TestInvokeOffline(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
 	d := testpki.NewDevice(t, f.ca)
-	if _, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "x"}, nil); !errors.Is(err, quiccarrier.ErrNodeOffline) {
+	if _, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "x"}, nil); !errors.Is(err, carrier.ErrNodeOffline) {
 		t.Errorf("Invoke = %v, want ErrNodeOffline", err)
 	}
 	// Registered but without a session is offline too.
 	if _, err := f.rawClient(t, d.Cert).RegisterNode(t.Context(), &nodev1.RegisterNode{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "x"}, nil); !errors.Is(err, quiccarrier.ErrNodeOffline) {
+	if _, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "x"}, nil); !errors.Is(err, carrier.ErrNodeOffline) {
 		t.Errorf("Invoke = %v, want ErrNodeOffline", err)
 	}
 	if _, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{}, nil); err == nil {
@@ -371,7 +371,7 @@ func TestInvokeDuplicateRequestID(t *testing.T) {
 	if fr, err := str.Recv(); err != nil || fr.GetInvoke() == nil {
 		t.Fatalf("got %v, %v; want the Invoke", fr, err)
 	}
-	if _, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "dup"}, nil); err == nil || errors.Is(err, quiccarrier.ErrNodeGone) {
+	if _, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "dup"}, nil); err == nil || errors.Is(err, carrier.ErrNodeGone) {
 		t.Errorf("second Invoke with the same ID = %v, want a refusal", err)
 	}
 	testwait.None(t, first, "the first call's end")
@@ -441,16 +441,16 @@ func TestNodeNotReading(t *testing.T) {
 	if fr, err := str.Recv(); err != nil || fr.GetInvoke() == nil {
 		t.Fatalf("got %v, %v; want an Invoke", fr, err)
 	}
-	if got := f.srv.Disconnect(d.ID(), "revoked by test"); got != 1 {
+	if got := f.sessions.Disconnect(d.ID(), "revoked by test"); got != 1 {
 		t.Errorf("Disconnect ended %d sessions, want 1", got)
 	}
 	gone := 0
 	for i := range calls {
 		err := testwait.Recv(t, errs, waitTimeout, fmt.Sprintf("call %d to fail", i))
 		switch {
-		case errors.Is(err, quiccarrier.ErrNodeGone):
+		case errors.Is(err, carrier.ErrNodeGone):
 			gone++
-		case errors.Is(err, quiccarrier.ErrNodeOffline): // started after the end
+		case errors.Is(err, carrier.ErrNodeOffline): // started after the end
 		default:
 			t.Errorf("Invoke = %v, want ErrNodeGone or ErrNodeOffline", err)
 		}

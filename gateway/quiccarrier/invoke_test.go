@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/palyra/palyra-go/gateway/quiccarrier"
+	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/testwait"
 	"github.com/palyra/palyra-go/internal/wire"
@@ -96,7 +96,7 @@ func TestInvokeRoundTrip(t *testing.T) {
 
 func TestInvokeOffline(t *testing.T) {
 	f := newFixture(t, time.Minute)
-	if _, err := invoke(t.Context(), f, testpki.NewDevice(t, f.ca), "X", nil); !errors.Is(err, quiccarrier.ErrNodeOffline) {
+	if _, err := invoke(t.Context(), f, testpki.NewDevice(t, f.ca), "X", nil); !errors.Is(err, carrier.ErrNodeOffline) {
 		t.Fatalf("got %v, want ErrNodeOffline", err)
 	}
 }
@@ -154,7 +154,7 @@ func TestInvokeNodeGone(t *testing.T) {
 	}()
 	testwait.Recv(t, started, waitTimeout, "call start")
 	c.Close()
-	if err := testwait.Recv(t, errc, waitTimeout, "invoke"); !errors.Is(err, quiccarrier.ErrNodeGone) {
+	if err := testwait.Recv(t, errc, waitTimeout, "invoke"); !errors.Is(err, carrier.ErrNodeGone) {
 		t.Fatalf("invoke: %v, want ErrNodeGone", err)
 	}
 }
@@ -177,7 +177,7 @@ func TestInvokeBadAnswer(t *testing.T) {
 		}
 		_ = wire.WriteFrame(s, &nodev1.Frame{Body: &nodev1.Frame_Result{Result: &nodev1.Result{RequestId: "someone else's", Ok: true}}})
 	}()
-	if _, err := invoke(t.Context(), f, d, "B", nil); !errors.Is(err, quiccarrier.ErrBadAnswer) {
+	if _, err := invoke(t.Context(), f, d, "B", nil); !errors.Is(err, carrier.ErrBadAnswer) {
 		t.Fatalf("invoke: %v, want ErrBadAnswer", err)
 	}
 }
@@ -203,7 +203,7 @@ func TestCapabilitiesAndEvents(t *testing.T) {
 	if caps := testwait.Recv(t, f.reg.Caps, waitTimeout, "capabilities"); len(caps) != 1 || caps[0].GetEnabled() {
 		t.Fatalf("changed manifest %v", caps)
 	}
-	if s := f.srv.Sessions(); len(s) != 1 || s[0].Capabilities[0].GetEnabled() {
+	if s := f.sessions.Sessions(); len(s) != 1 || s[0].Capabilities[0].GetEnabled() {
 		t.Fatalf("session manifest not updated: %v", s)
 	}
 	if err := c.SendEvent(&nodev1.NodeEvent{Kind: nodev1.NodeEvent_KIND_CONSENT, Message: "denied"}); err != nil {

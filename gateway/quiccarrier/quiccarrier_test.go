@@ -10,12 +10,12 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/gateway/quiccarrier"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/leakcheck"
@@ -37,12 +37,13 @@ const waitTimeout = 5 * time.Second
 
 // fixture is a CA with a gateway running on loopback.
 type fixture struct {
-	t       testing.TB
-	ca      *identity.CA
-	srv     *quiccarrier.Server
-	reg     *testregistry.Registry
-	addr    string
-	revoked sync.Map // identity.DeviceID -> bool
+	t        testing.TB
+	ca       *identity.CA
+	srv      *quiccarrier.Server
+	reg      *testregistry.Registry
+	devs     *testregistry.Devices
+	sessions *carrier.Registry
+	addr     string
 }
 
 // newFixture starts a gateway with lease ttl; it stops with the test.
@@ -50,11 +51,12 @@ func newFixture(t testing.TB, ttl time.Duration) *fixture {
 	t.Helper()
 	f := &fixture{t: t, ca: testpki.NewCA(t, "test gateway")}
 	f.reg = testregistry.New(f.ca)
+	f.devs = &testregistry.Devices{CA: f.ca}
+	f.sessions = testregistry.Sessions(t, f.reg, f.devs.Authenticate)
 	cert := testpki.ServerCert(t, f.ca)
 	srv, err := quiccarrier.NewServer(quiccarrier.Config{
 		TLSCertificate: func() (*tls.Certificate, error) { return cert, nil },
-		Authenticate:   f.authenticate,
-		Registry:       f.reg,
+		Registry:       f.sessions,
 		LeaseTTL:       ttl,
 		GatewayName:    "test gateway",
 	})
@@ -89,24 +91,8 @@ func (f *fixture) start(t testing.TB) {
 	})
 }
 
-func (f *fixture) authenticate(raw [][]byte) (identity.DeviceID, error) {
-	id, err := identity.VerifyDeviceCertificate(f.ca.Certificate(), raw, time.Now())
-	if err != nil {
-		return id, err
-	}
-	if _, ok := f.revoked.Load(id); ok {
-		return id, fmt.Errorf("device %s: %w", id, identity.ErrRevoked)
-	}
-	return id, nil
-}
-
 func (f *fixture) sessionConfig(d *testpki.Device) nodequic.Config {
-	return nodequic.Config{
-		Addresses:         []string{f.addr},
-		ClientCertificate: func() (*tls.Certificate, error) { return d.Cert, nil },
-		CACertificate:     f.ca.Certificate(),
-		Register:          &nodev1.RegisterNode{Name: "test node", Platform: "linux/amd64", Version: "0.0.1"},
-	}
+	return testregistry.NodeConfig(f.addr, f.ca, d)
 }
 
 // runNode runs nodequic.Run in the background; it returns the welcome
@@ -156,7 +142,7 @@ func TestRegisterRenewGone(t *testing.T) {
 			t.Errorf("renewal for %s", id)
 		}
 	}
-	if s := f.srv.Sessions(); len(s) != 1 || s[0].DeviceID != d.ID() {
+	if s := f.sessions.Sessions(); len(s) != 1 || s[0].DeviceID != d.ID() {
 		t.Errorf("Sessions() = %+v", s)
 	}
 
@@ -168,7 +154,7 @@ func TestRegisterRenewGone(t *testing.T) {
 	if err := testwait.Recv(t, done, waitTimeout, "Run to return"); !errors.Is(err, context.Canceled) {
 		t.Errorf("Run = %v, want context.Canceled", err)
 	}
-	if s := f.srv.Sessions(); len(s) != 0 {
+	if s := f.sessions.Sessions(); len(s) != 0 {
 		t.Errorf("Sessions() after gone = %+v", s)
 	}
 }
@@ -270,8 +256,8 @@ func TestDisconnectRevokes(t *testing.T) {
 	testwait.Recv(t, up, waitTimeout, "welcome")
 	testwait.Recv(t, f.reg.Registered, waitTimeout, "NodeRegistered")
 
-	f.revoked.Store(d.ID(), true)
-	if n := f.srv.Disconnect(d.ID(), "revoked by test"); n != 1 {
+	f.devs.Revoke(d.ID())
+	if n := f.sessions.Disconnect(d.ID(), "revoked by test"); n != 1 {
 		t.Errorf("Disconnect closed %d sessions, want 1", n)
 	}
 	err := testwait.Recv(t, done, waitTimeout, "Run to return")
@@ -282,7 +268,7 @@ func TestDisconnectRevokes(t *testing.T) {
 	if g.ID != d.ID() || g.Reason != "revoked by test" {
 		t.Errorf("NodeGone(%s, %q)", g.ID, g.Reason)
 	}
-	if n := f.srv.Disconnect(d.ID(), ""); n != 0 {
+	if n := f.sessions.Disconnect(d.ID(), ""); n != 0 {
 		t.Errorf("second Disconnect closed %d", n)
 	}
 
@@ -408,7 +394,7 @@ func TestSecondSessionReplacesFirst(t *testing.T) {
 		t.Errorf("both sessions from %s", first.RemoteAddr)
 	}
 	testwait.None(t, f.reg.Gone, "NodeGone for the replaced session")
-	if s := f.srv.Sessions(); len(s) != 1 || s[0].RemoteAddr != second.RemoteAddr {
+	if s := f.sessions.Sessions(); len(s) != 1 || s[0].RemoteAddr != second.RemoteAddr {
 		t.Errorf("Sessions() = %+v, want only the second", s)
 	}
 	select {
@@ -483,11 +469,11 @@ func TestShutdownClosesSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	// A second server of the same config on its own socket, stopped here.
+	// A second server of the same config on its own socket, with its own
+	// session table (a gateway has one QUIC server), stopped here.
 	srv, err := quiccarrier.NewServer(quiccarrier.Config{
 		TLSCertificate: func() (*tls.Certificate, error) { return testpki.ServerCert(t, f.ca), nil },
-		Authenticate:   f.authenticate,
-		Registry:       f.reg,
+		Registry:       testregistry.Sessions(t, f.reg, f.devs.Authenticate),
 	})
 	if err != nil {
 		t.Fatal(err)

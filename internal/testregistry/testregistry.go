@@ -1,17 +1,24 @@
 // Package testregistry is the gateway's side of a node session, as the
 // carriers' tests (quiccarrier over QUIC, grpccarrier over gRPC) need it: a
-// quiccarrier.Registry that puts each call on a channel for the test to read.
+// carrier.Runtime that puts each call on a channel for the test to read,
+// the devices of a test CA, and the session table of a test gateway.
 package testregistry
 
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"errors"
+	"fmt"
+	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
-	"github.com/palyra/palyra-go/gateway/quiccarrier"
+	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/internal/testpki"
+	nodequic "github.com/palyra/palyra-go/node/quiccarrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -34,22 +41,22 @@ type Registry struct {
 	// Refuse, when set, is the error NodeRegistered fails with.
 	Refuse atomic.Pointer[error]
 
-	Registered chan quiccarrier.SessionInfo
-	Ready      chan quiccarrier.SessionInfo
+	Registered chan carrier.SessionInfo
+	Ready      chan carrier.SessionInfo
 	Renewed    chan identity.DeviceID
 	Gone       chan Gone
 	Caps       chan []*nodev1.Capability
 	Events     chan *nodev1.NodeEvent
 }
 
-var _ quiccarrier.Registry = (*Registry)(nil)
+var _ carrier.Runtime = (*Registry)(nil)
 
 // New makes a Registry that renews certificates from ca (nil refuses).
 func New(ca *identity.CA) *Registry {
 	return &Registry{
 		CA:         ca,
-		Registered: make(chan quiccarrier.SessionInfo, depth),
-		Ready:      make(chan quiccarrier.SessionInfo, depth),
+		Registered: make(chan carrier.SessionInfo, depth),
+		Ready:      make(chan carrier.SessionInfo, depth),
 		Renewed:    make(chan identity.DeviceID, depth),
 		Gone:       make(chan Gone, depth),
 		Caps:       make(chan []*nodev1.Capability, depth),
@@ -57,7 +64,7 @@ func New(ca *identity.CA) *Registry {
 	}
 }
 
-func (r *Registry) NodeRegistered(_ context.Context, s quiccarrier.SessionInfo) error {
+func (r *Registry) NodeRegistered(_ context.Context, s carrier.SessionInfo) error {
 	if err := r.Refuse.Load(); err != nil {
 		return *err
 	}
@@ -65,7 +72,7 @@ func (r *Registry) NodeRegistered(_ context.Context, s quiccarrier.SessionInfo) 
 	return nil
 }
 
-func (r *Registry) NodeReady(s quiccarrier.SessionInfo) {
+func (r *Registry) NodeReady(s carrier.SessionInfo) {
 	select {
 	case r.Ready <- s:
 	default: // only some tests wait for it
@@ -79,8 +86,8 @@ func (r *Registry) NodeRenewed(id identity.DeviceID, _ time.Time) {
 	}
 }
 
-func (r *Registry) NodeGone(id identity.DeviceID, _ time.Time, reason string) {
-	r.Gone <- Gone{id, reason}
+func (r *Registry) NodeGone(s carrier.SessionInfo, _ time.Time, reason string) {
+	r.Gone <- Gone{s.DeviceID, reason}
 }
 
 func (r *Registry) CapabilitiesChanged(_ identity.DeviceID, caps []*nodev1.Capability) {
@@ -101,4 +108,47 @@ func (r *Registry) RenewCertificate(_ context.Context, id identity.DeviceID, csr
 		return nil, errors.New("another device's key")
 	}
 	return cert.Raw, nil
+}
+
+// Devices authenticates the devices of a test CA as a gateway does,
+// refusing those the test revoked.
+type Devices struct {
+	CA      *identity.CA
+	revoked sync.Map // identity.DeviceID -> bool
+}
+
+// Authenticate verifies a device's chain against the CA.
+func (d *Devices) Authenticate(raw [][]byte) (identity.DeviceID, error) {
+	id, err := identity.VerifyDeviceCertificate(d.CA.Certificate(), raw, time.Now())
+	if err != nil {
+		return id, err
+	}
+	if _, ok := d.revoked.Load(id); ok {
+		return id, fmt.Errorf("device %s: %w", id, identity.ErrRevoked)
+	}
+	return id, nil
+}
+
+// Revoke makes Authenticate refuse device id as revoked.
+func (d *Devices) Revoke(id identity.DeviceID) { d.revoked.Store(id, true) }
+
+// Sessions is a session table that tells rt and authenticates with auth.
+func Sessions(t testing.TB, rt carrier.Runtime, auth func([][]byte) (identity.DeviceID, error)) *carrier.Registry {
+	t.Helper()
+	reg, err := carrier.NewRegistry(carrier.Config{Runtime: rt, Authenticate: auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
+// NodeConfig is the session config of a test node, device d of ca, that
+// dials addr and registers with caps.
+func NodeConfig(addr string, ca *identity.CA, d *testpki.Device, caps ...*nodev1.Capability) nodequic.Config {
+	return nodequic.Config{
+		Addresses:         []string{addr},
+		ClientCertificate: func() (*tls.Certificate, error) { return d.Cert, nil },
+		CACertificate:     ca.Certificate(),
+		Register:          &nodev1.RegisterNode{Name: "test node", Platform: "linux/amd64", Version: "0.0.1", Capabilities: caps},
+	}
 }
