@@ -33,3 +33,22 @@ func Deps(t *testing.T) []string {
 	t.Helper()
 	return strings.Fields(Run(t, "-deps", "-f", "{{.ImportPath}}", "."))
 }
+
+// Imports is what the test's package imports directly.
+func Imports(t *testing.T) []string {
+	t.Helper()
+	return strings.Fields(Run(t, "-f", `{{join .Imports " "}}`, "."))
+}
+
+// Fence fails t for every package of pkgs (Deps or Imports) whose import
+// path starts with one of forbidden.
+func Fence(t *testing.T, pkgs []string, forbidden ...string) {
+	t.Helper()
+	for _, p := range pkgs {
+		for _, f := range forbidden {
+			if strings.HasPrefix(p, f) {
+				t.Errorf("depends on %s", p)
+			}
+		}
+	}
+}
