@@ -184,21 +184,16 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	}); err != nil {
 		return nil, err
 	}
+	carriers := func(component string) carrier.Common {
+		return carrier.Common{Registry: g.sessions, LeaseTTL: cfg.LeaseTTL, Logger: cfg.Logger.With("component", component), GatewayName: cfg.Name}
+	}
 	if g.nodes, err = quiccarrier.NewServer(quiccarrier.Config{
 		TLSCertificate: g.serverCertificate,
-		Registry:       g.sessions,
-		LeaseTTL:       cfg.LeaseTTL,
-		Logger:         cfg.Logger.With("component", "nodes"),
-		GatewayName:    cfg.Name,
+		Common:         carriers("nodes"),
 	}); err != nil {
 		return nil, err
 	}
-	if g.grpcNodes, err = grpccarrier.NewServer(grpccarrier.Config{
-		Registry:    g.sessions,
-		LeaseTTL:    cfg.LeaseTTL,
-		Logger:      cfg.Logger.With("component", "nodes-grpc"),
-		GatewayName: cfg.Name,
-	}); err != nil {
+	if g.grpcNodes, err = grpccarrier.NewServer(grpccarrier.Config{Common: carriers("nodes-grpc")}); err != nil {
 		return nil, err
 	}
 	if g.pairing, err = pairingsvc.New(pairingsvc.Config{

@@ -29,16 +29,14 @@ import (
 func TestGRPCSessionReplacesQUICSession(t *testing.T) {
 	t.Parallel()
 	const wait = 10 * time.Second
-	ca := testpki.NewCA(t, "test gateway")
-	cert := testpki.ServerCert(t, ca)
-	d := testpki.NewDevice(t, ca)
-	rt := testregistry.New(ca)
-	devs := &testregistry.Devices{CA: ca}
-	sessions := testregistry.Sessions(t, rt, devs.Authenticate)
+	gw := testregistry.NewGateway(t, nil)
+	cert := testpki.ServerCert(t, gw.CA)
+	d := testpki.NewDevice(t, gw.CA)
+	rt, sessions := gw.Runtime, gw.Sessions
 
 	qs, err := quiccarrier.NewServer(quiccarrier.Config{
 		TLSCertificate: func() (*tls.Certificate, error) { return cert, nil },
-		Registry:       sessions,
+		Common:         gw.Common(0),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +51,7 @@ func TestGRPCSessionReplacesQUICSession(t *testing.T) {
 	quicServed := make(chan error, 1)
 	go func() { quicServed <- qs.Serve(quicCtx, pc) }()
 
-	gs, err := grpccarrier.NewServer(grpccarrier.Config{Registry: sessions})
+	gs, err := grpccarrier.NewServer(grpccarrier.Config{Common: gw.Common(0)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +75,7 @@ func TestGRPCSessionReplacesQUICSession(t *testing.T) {
 	}()
 
 	// The node's QUIC session.
-	quicCfg := testregistry.NodeConfig(pc.LocalAddr().String(), ca, d)
+	quicCfg := gw.NodeConfig(pc.LocalAddr().String(), d)
 	ran := make(chan error, 1)
 	go func() { ran <- nodequic.Run(t.Context(), quicCfg, nil) }()
 	if r := testwait.Recv(t, rt.Ready, wait, "NodeReady over QUIC"); r.Transport != carrier.TransportQUIC {
@@ -86,7 +84,7 @@ func TestGRPCSessionReplacesQUICSession(t *testing.T) {
 	first := sessions.Sessions()
 
 	// The same device comes over gRPC.
-	grpcCfg := testregistry.NodeConfig(ln.Addr().String(), ca, d)
+	grpcCfg := gw.NodeConfig(ln.Addr().String(), d)
 	grpcCfg.Invoke = func(context.Context, *nodev1.Invoke, func(string)) *nodev1.Result {
 		return &nodev1.Result{Ok: true}
 	}

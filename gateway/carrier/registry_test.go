@@ -28,7 +28,11 @@ type table struct {
 
 func newTable(t *testing.T) *table {
 	tb := &table{t: t, rt: testregistry.New(nil)}
-	tb.reg = testregistry.Sessions(t, tb.rt, tb.authenticate)
+	reg, err := carrier.NewRegistry(carrier.Config{Runtime: tb.rt, Authenticate: tb.authenticate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.reg = reg
 	return tb
 }
 

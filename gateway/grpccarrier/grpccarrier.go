@@ -41,7 +41,6 @@ package grpccarrier
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -86,19 +85,12 @@ const (
 
 // Config configures a Server.
 type Config struct {
-	// Registry is the gateway's table of sessions: its Authenticate runs
-	// on every RPC, and its Runtime is told about sessions coming and
-	// going, as by the QUIC server (RenewCertificate is not used:
-	// certificates renew over QUIC or by challenge). Required.
-	Registry *carrier.Registry
-	// LeaseTTL is how long a session lives without a frame from the node,
-	// and how long a registration waits for its StreamEvents; nodes renew
-	// every LeaseTTL/3. Zero means carrier.DefaultLeaseTTL.
-	LeaseTTL time.Duration
-	// Logger; nil discards.
-	Logger *slog.Logger
-	// GatewayName is sent to nodes in Welcome.
-	GatewayName string
+	// Common holds the Registry (RenewCertificate of its Runtime is not
+	// used: certificates renew over QUIC or by challenge), the lease (how
+	// long a session lives without a frame from the node, and how long a
+	// registration waits for its StreamEvents) and the name sent in
+	// Welcome.
+	carrier.Common
 }
 
 // Server serves the Node service.
@@ -130,17 +122,8 @@ type registration struct {
 
 // NewServer checks cfg and returns a Server; Register serves it.
 func NewServer(cfg Config) (*Server, error) {
-	switch {
-	case cfg.Registry == nil:
-		return nil, errors.New("grpccarrier: Config.Registry is required")
-	case cfg.LeaseTTL < 0:
-		return nil, fmt.Errorf("grpccarrier: Config.LeaseTTL is negative (%v)", cfg.LeaseTTL)
-	}
-	if cfg.LeaseTTL == 0 {
-		cfg.LeaseTTL = carrier.DefaultLeaseTTL
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+	if err := cfg.Check("grpccarrier"); err != nil {
+		return nil, err
 	}
 	s := &Server{
 		cfg:     cfg,
@@ -279,13 +262,7 @@ func (s *Server) registerNode(ctx context.Context, reg *nodev1.RegisterNode) (*n
 		return nil, status.Error(codes.FailedPrecondition, "registration refused")
 	}
 	s.log.Info("node registered", "device", pd.id, "name", info.Name, "platform", info.Platform, "remote", pd.remote)
-	return &nodev1.Welcome{
-		DeviceId:                  pd.id.String(),
-		GatewayName:               s.cfg.GatewayName,
-		LeaseTtlMs:                s.cfg.LeaseTTL.Milliseconds(),
-		ServerTimeUnixMs:          now.UnixMilli(),
-		CertificateNotAfterUnixMs: pd.notAfter.UnixMilli(),
-	}, nil
+	return s.cfg.Welcome(pd.id, now, pd.notAfter), nil
 }
 
 // submitResult hands a result to the call waiting for it from the

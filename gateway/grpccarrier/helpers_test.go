@@ -15,9 +15,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/gateway/grpccarrier"
-	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/leakcheck"
 	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/testregistry"
@@ -40,12 +38,9 @@ const waitTimeout = 5 * time.Second
 // certificate (the Pairing service shares the listener), and the frame
 // limit on received messages.
 type fixture struct {
-	ca       *identity.CA
-	srv      *grpccarrier.Server
-	reg      *testregistry.Registry
-	devs     *testregistry.Devices
-	sessions *carrier.Registry
-	addr     string
+	*testregistry.Gateway
+	srv  *grpccarrier.Server
+	addr string
 }
 
 type options struct {
@@ -59,23 +54,13 @@ func newFixture(t testing.TB, ttl time.Duration) *fixture {
 
 func newFixtureWith(t testing.TB, o options) *fixture {
 	t.Helper()
-	f := &fixture{ca: testpki.NewCA(t, "test gateway"), reg: testregistry.New(nil)}
-	f.devs = &testregistry.Devices{CA: f.ca}
-	sessions, err := carrier.NewRegistry(carrier.Config{Runtime: f.reg, Authenticate: f.devs.Authenticate, Now: o.now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.sessions = sessions
-	srv, err := grpccarrier.NewServer(grpccarrier.Config{
-		Registry:    sessions,
-		LeaseTTL:    o.ttl,
-		GatewayName: "test gateway",
-	})
+	f := &fixture{Gateway: testregistry.NewGateway(t, o.now)}
+	srv, err := grpccarrier.NewServer(grpccarrier.Config{Common: f.Common(o.ttl)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.srv = srv
-	cert := testpki.ServerCert(t, f.ca)
+	cert := testpki.ServerCert(t, f.CA)
 	gs := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(&tls.Config{
 			MinVersion: tls.VersionTLS13,
@@ -119,7 +104,7 @@ func newFixtureWith(t testing.TB, o options) *fixture {
 }
 
 func (f *fixture) sessionConfig(d *testpki.Device) nodequic.Config {
-	return testregistry.NodeConfig(f.addr, f.ca, d, &nodev1.Capability{Name: "test.echo", Enabled: true})
+	return f.NodeConfig(f.addr, d, &nodev1.Capability{Name: "test.echo", Enabled: true})
 }
 
 // node is a nodegrpc.Conn whose Serve runs in the background.
@@ -130,28 +115,14 @@ type node struct {
 }
 
 // runNode dials and serves cfg until the test ends.
-func (f *fixture) runNode(t *testing.T, cfg nodequic.Config) *node {
+func (f *fixture) runNode(t testing.TB, cfg nodequic.Config) *node {
 	t.Helper()
 	c, err := nodegrpc.Dial(t.Context(), cfg)
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	exited := make(chan struct{})
-	go func() {
-		defer close(exited)
-		done <- c.Serve(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-exited:
-		case <-time.After(waitTimeout):
-			t.Errorf("Serve did not return")
-		}
-	})
-	return &node{conn: c, cancel: cancel, done: done}
+	stop, done := testregistry.Serve(t, c.Serve)
+	return &node{conn: c, cancel: stop, done: done}
 }
 
 // rawClient is a Node client with cert (none when nil), for what the

@@ -8,6 +8,7 @@ import (
 
 	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/internal/testpki"
+	"github.com/palyra/palyra-go/internal/testregistry"
 	"github.com/palyra/palyra-go/internal/testwait"
 	"github.com/palyra/palyra-go/internal/wire"
 	nodequic "github.com/palyra/palyra-go/node/quiccarrier"
@@ -16,7 +17,7 @@ import (
 
 // dialNode connects a nodequic.Conn for d with handler and serves it in the
 // background until the test ends; it waits until the gateway can reach it.
-func (f *fixture) dialNode(t *testing.T, d *testpki.Device, handler nodequic.InvokeHandler, caps ...*nodev1.Capability) *nodequic.Conn {
+func (f *fixture) dialNode(t testing.TB, d *testpki.Device, handler nodequic.InvokeHandler, caps ...*nodev1.Capability) *nodequic.Conn {
 	t.Helper()
 	cfg := f.sessionConfig(d)
 	cfg.Invoke = handler
@@ -25,18 +26,9 @@ func (f *fixture) dialNode(t *testing.T, d *testpki.Device, handler nodequic.Inv
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = c.Serve(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-served
-	})
-	testwait.Recv(t, f.reg.Registered, waitTimeout, "registration")
-	testwait.Recv(t, f.reg.Ready, waitTimeout, "ready")
+	testregistry.Serve(t, c.Serve)
+	testwait.Recv(t, f.Runtime.Registered, waitTimeout, "registration")
+	testwait.Recv(t, f.Runtime.Ready, waitTimeout, "ready")
 	return c
 }
 
@@ -54,7 +46,7 @@ func invoke(ctx context.Context, f *fixture, d *testpki.Device, id string, progr
 
 func TestInvokeRoundTrip(t *testing.T) {
 	f := newFixture(t, time.Minute)
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	manifest := &nodev1.Capability{Name: "test.echo", Enabled: true}
 	f.dialNode(t, d, func(ctx context.Context, inv *nodev1.Invoke, progress func(string)) *nodev1.Result {
 		if _, ok := ctx.Deadline(); !ok {
@@ -96,7 +88,7 @@ func TestInvokeRoundTrip(t *testing.T) {
 
 func TestInvokeOffline(t *testing.T) {
 	f := newFixture(t, time.Minute)
-	if _, err := invoke(t.Context(), f, testpki.NewDevice(t, f.ca), "X", nil); !errors.Is(err, carrier.ErrNodeOffline) {
+	if _, err := invoke(t.Context(), f, testpki.NewDevice(t, f.CA), "X", nil); !errors.Is(err, carrier.ErrNodeOffline) {
 		t.Fatalf("got %v, want ErrNodeOffline", err)
 	}
 }
@@ -105,19 +97,10 @@ func TestInvokeOffline(t *testing.T) {
 // sees its context end.
 func TestInvokeCancel(t *testing.T) {
 	f := newFixture(t, time.Minute)
-	d := testpki.NewDevice(t, f.ca)
-	started := make(chan struct{})
+	d := testpki.NewDevice(t, f.CA)
+	started := make(chan string, 1)
 	ended := make(chan error, 1)
-	f.dialNode(t, d, func(ctx context.Context, inv *nodev1.Invoke, _ func(string)) *nodev1.Result {
-		close(started)
-		select {
-		case <-ctx.Done():
-			ended <- context.Cause(ctx)
-		case <-time.After(waitTimeout):
-			ended <- errors.New("never cancelled")
-		}
-		return &nodev1.Result{ErrorCode: "canceled"}
-	})
+	f.dialNode(t, d, testregistry.UntilCanceled(started, ended))
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
 	go func() {
@@ -138,7 +121,7 @@ func TestInvokeCancel(t *testing.T) {
 // ErrNodeGone.
 func TestInvokeNodeGone(t *testing.T) {
 	f := newFixture(t, time.Minute)
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	started := make(chan struct{})
 	release := make(chan struct{})
 	c := f.dialNode(t, d, func(ctx context.Context, inv *nodev1.Invoke, _ func(string)) *nodev1.Result {
@@ -162,10 +145,10 @@ func TestInvokeNodeGone(t *testing.T) {
 // TestInvokeBadAnswer: a result for another request is refused.
 func TestInvokeBadAnswer(t *testing.T) {
 	f := newFixture(t, time.Minute)
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	conn, str := f.rawClient(t, d)
 	register(t, str)
-	testwait.Recv(t, f.reg.Ready, waitTimeout, "ready")
+	testwait.Recv(t, f.Runtime.Ready, waitTimeout, "ready")
 	go func() {
 		s, err := conn.AcceptStream(t.Context())
 		if err != nil {
@@ -184,7 +167,7 @@ func TestInvokeBadAnswer(t *testing.T) {
 
 func TestCapabilitiesAndEvents(t *testing.T) {
 	f := newFixture(t, time.Minute)
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	cfg := f.sessionConfig(d)
 	cfg.Register.Capabilities = []*nodev1.Capability{{Name: "system.info", Enabled: true}}
 	c, err := nodequic.Dial(t.Context(), cfg)
@@ -194,22 +177,22 @@ func TestCapabilitiesAndEvents(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go c.Serve(ctx)
-	if info := testwait.Recv(t, f.reg.Registered, waitTimeout, "registration"); len(info.Capabilities) != 1 || info.Capabilities[0].GetName() != "system.info" {
+	if info := testwait.Recv(t, f.Runtime.Registered, waitTimeout, "registration"); len(info.Capabilities) != 1 || info.Capabilities[0].GetName() != "system.info" {
 		t.Fatalf("registered manifest %v", info.Capabilities)
 	}
 	if err := c.SendCapabilities([]*nodev1.Capability{{Name: "system.info", Enabled: false}}); err != nil {
 		t.Fatal(err)
 	}
-	if caps := testwait.Recv(t, f.reg.Caps, waitTimeout, "capabilities"); len(caps) != 1 || caps[0].GetEnabled() {
+	if caps := testwait.Recv(t, f.Runtime.Caps, waitTimeout, "capabilities"); len(caps) != 1 || caps[0].GetEnabled() {
 		t.Fatalf("changed manifest %v", caps)
 	}
-	if s := f.sessions.Sessions(); len(s) != 1 || s[0].Capabilities[0].GetEnabled() {
+	if s := f.Sessions.Sessions(); len(s) != 1 || s[0].Capabilities[0].GetEnabled() {
 		t.Fatalf("session manifest not updated: %v", s)
 	}
 	if err := c.SendEvent(&nodev1.NodeEvent{Kind: nodev1.NodeEvent_KIND_CONSENT, Message: "denied"}); err != nil {
 		t.Fatal(err)
 	}
-	if ev := testwait.Recv(t, f.reg.Events, waitTimeout, "event"); ev.GetMessage() != "denied" {
+	if ev := testwait.Recv(t, f.Runtime.Events, waitTimeout, "event"); ev.GetMessage() != "denied" {
 		t.Fatalf("event %v", ev)
 	}
 }

@@ -85,29 +85,21 @@ type Config struct {
 	// for every handshake, so a rotated certificate takes effect at once.
 	// Required.
 	TLSCertificate func() (*tls.Certificate, error)
-	// Registry is the gateway's table of sessions: its Authenticate runs
-	// from tls.Config.VerifyPeerCertificate, so a refused device fails the
-	// handshake, and again when the node registers; its Runtime is told
-	// about sessions coming and going. Required.
-	Registry *carrier.Registry
-	// LeaseTTL is how long a node counts as present without a frame on its
-	// control stream; nodes renew every LeaseTTL/3. Zero means
-	// carrier.DefaultLeaseTTL.
-	LeaseTTL time.Duration
-	// Logger; nil discards.
-	Logger *slog.Logger
-	// GatewayName is sent to nodes in Welcome.
-	GatewayName string
+	// Common holds the Registry (whose Authenticate also runs from
+	// tls.Config.VerifyPeerCertificate, so a refused device fails the
+	// handshake), the lease (how long a node counts as present without a
+	// frame on its control stream) and the name sent in Welcome.
+	carrier.Common
 }
 
 // Server accepts node connections over QUIC.
 type Server struct {
-	cfg      Config
-	reg      *carrier.Registry
-	rt       carrier.Runtime
-	log      *slog.Logger
 	tlsConf  *tls.Config
 	quicConf *quic.Config
+	cfg      Config
+	log      *slog.Logger
+	reg      *carrier.Registry
+	rt       carrier.Runtime
 
 	mu sync.Mutex
 	// serving is set while Serve runs.
@@ -116,26 +108,13 @@ type Server struct {
 
 // NewServer checks cfg and returns a Server; Serve runs it.
 func NewServer(cfg Config) (*Server, error) {
-	switch {
-	case cfg.TLSCertificate == nil:
+	if cfg.TLSCertificate == nil {
 		return nil, errors.New("quiccarrier: Config.TLSCertificate is required")
-	case cfg.Registry == nil:
-		return nil, errors.New("quiccarrier: Config.Registry is required")
-	case cfg.LeaseTTL < 0:
-		return nil, fmt.Errorf("quiccarrier: Config.LeaseTTL is negative (%v)", cfg.LeaseTTL)
 	}
-	if cfg.LeaseTTL == 0 {
-		cfg.LeaseTTL = carrier.DefaultLeaseTTL
+	if err := cfg.Check("quiccarrier"); err != nil {
+		return nil, err
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	s := &Server{
-		cfg: cfg,
-		reg: cfg.Registry,
-		rt:  cfg.Registry.Runtime(),
-		log: cfg.Logger,
-	}
+	s := &Server{cfg: cfg, log: cfg.Logger, reg: cfg.Registry, rt: cfg.Registry.Runtime()}
 	s.tlsConf = &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		NextProtos: []string{ALPN},

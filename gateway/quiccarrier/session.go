@@ -145,13 +145,7 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 		return fmt.Errorf("registering node: %w", err)
 	}
 	s.log.Info("node registered", "device", ss.ID, "name", info.Name, "platform", info.Platform, "remote", ss.Remote)
-	err = c.write(&nodev1.Frame{Body: &nodev1.Frame_Welcome{Welcome: &nodev1.Welcome{
-		DeviceId:                  ss.ID.String(),
-		GatewayName:               s.cfg.GatewayName,
-		LeaseTtlMs:                ttl.Milliseconds(),
-		ServerTimeUnixMs:          info.ConnectedAt.UnixMilli(),
-		CertificateNotAfterUnixMs: ss.notAfter.UnixMilli(),
-	}}})
+	err = c.write(&nodev1.Frame{Body: &nodev1.Frame_Welcome{Welcome: s.cfg.Welcome(ss.ID, info.ConnectedAt, ss.notAfter)}})
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,13 @@ func Deps(t *testing.T) []string {
 	return strings.Fields(Run(t, "-deps", "-f", "{{.ImportPath}}", "."))
 }
 
+// DepsOf is every package pkg (an import path, or "." for the test's own)
+// depends on, itself included, built without cgo.
+func DepsOf(t *testing.T, pkg string) []string {
+	t.Helper()
+	return strings.Fields(Run(t, "-deps", "-f", "{{.ImportPath}}", pkg))
+}
+
 // Imports is what the test's package imports directly.
 func Imports(t *testing.T) []string {
 	t.Helper()

@@ -110,6 +110,103 @@ func (r *Registry) RenewCertificate(_ context.Context, id identity.DeviceID, csr
 	return cert.Raw, nil
 }
 
+// Gateway is what a carrier's tests hold of a test gateway: a CA, the
+// devices it authenticates, a recording Runtime and the session table.
+type Gateway struct {
+	CA       *identity.CA
+	Devices  *Devices
+	Runtime  *Registry
+	Sessions *carrier.Registry
+}
+
+// NewGateway makes a test gateway whose clock is now (nil: time.Now).
+func NewGateway(t testing.TB, now func() time.Time) *Gateway {
+	t.Helper()
+	ca := testpki.NewCA(t, "test gateway")
+	g := &Gateway{CA: ca, Devices: &Devices{CA: ca}, Runtime: New(ca)}
+	sessions, err := carrier.NewRegistry(carrier.Config{Runtime: g.Runtime, Authenticate: g.Devices.Authenticate, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Sessions = sessions
+	return g
+}
+
+// Common configures a carrier of g with lease ttl.
+func (g *Gateway) Common(ttl time.Duration) carrier.Common {
+	return carrier.Common{Registry: g.Sessions, LeaseTTL: ttl, GatewayName: "test gateway"}
+}
+
+// NodeConfig is the session config of a test node, device d, that dials
+// addr and registers with caps.
+func (g *Gateway) NodeConfig(addr string, d *testpki.Device, caps ...*nodev1.Capability) nodequic.Config {
+	return nodequic.Config{
+		Addresses:         []string{addr},
+		ClientCertificate: func() (*tls.Certificate, error) { return d.Cert, nil },
+		CACertificate:     g.CA.Certificate(),
+		Register:          &nodev1.RegisterNode{Name: "test node", Platform: "linux/amd64", Version: "0.0.1", Capabilities: caps},
+	}
+}
+
+// serveTimeout bounds waiting for a node's Serve to return once stopped.
+const serveTimeout = 5 * time.Second
+
+// Serve runs serve (a node's session) in the background until stop is
+// called or the test ends; done receives what it returned.
+func Serve(t testing.TB, serve func(context.Context) error) (stop context.CancelFunc, done <-chan error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	result := make(chan error, 1)
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		result <- serve(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-exited:
+		case <-time.After(serveTimeout):
+			t.Errorf("the node's session did not end within %v", serveTimeout)
+		}
+	})
+	return cancel, result
+}
+
+// Echo is a node's call handler that answers every call with its
+// arguments.
+func Echo(_ context.Context, inv *nodev1.Invoke, _ func(string)) *nodev1.Result {
+	return &nodev1.Result{Ok: true, OutputJson: inv.GetArgsJson()}
+}
+
+// UntilCanceled is a node's call handler that sends each call's request ID
+// on started, waits for the call's context to end (for a few seconds at
+// most) and sends why it ended on causes.
+func UntilCanceled(started chan<- string, causes chan<- error) nodequic.InvokeHandler {
+	return func(ctx context.Context, inv *nodev1.Invoke, _ func(string)) *nodev1.Result {
+		started <- inv.GetRequestId()
+		select {
+		case <-ctx.Done():
+			causes <- context.Cause(ctx)
+		case <-time.After(serveTimeout):
+			causes <- errors.New("the handler's context did not end")
+		}
+		return &nodev1.Result{ErrorCode: "canceled"}
+	}
+}
+
+// BenchInvoke measures invoke, a carrier's Invoke: one call to device id,
+// whose node answers with Echo, per iteration.
+func BenchInvoke(b *testing.B, invoke func(context.Context, identity.DeviceID, *nodev1.Invoke, func(*nodev1.Progress)) (*nodev1.Result, error), id identity.DeviceID) {
+	inv := &nodev1.Invoke{RequestId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Capability: "bench.echo", ArgsJson: []byte(`{"n":1}`)}
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := invoke(b.Context(), id, inv, nil)
+		if err != nil || !res.GetOk() {
+			b.Fatal(err, res)
+		}
+	}
+}
+
 // Devices authenticates the devices of a test CA as a gateway does,
 // refusing those the test revoked.
 type Devices struct {
@@ -131,24 +228,3 @@ func (d *Devices) Authenticate(raw [][]byte) (identity.DeviceID, error) {
 
 // Revoke makes Authenticate refuse device id as revoked.
 func (d *Devices) Revoke(id identity.DeviceID) { d.revoked.Store(id, true) }
-
-// Sessions is a session table that tells rt and authenticates with auth.
-func Sessions(t testing.TB, rt carrier.Runtime, auth func([][]byte) (identity.DeviceID, error)) *carrier.Registry {
-	t.Helper()
-	reg, err := carrier.NewRegistry(carrier.Config{Runtime: rt, Authenticate: auth})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return reg
-}
-
-// NodeConfig is the session config of a test node, device d of ca, that
-// dials addr and registers with caps.
-func NodeConfig(addr string, ca *identity.CA, d *testpki.Device, caps ...*nodev1.Capability) nodequic.Config {
-	return nodequic.Config{
-		Addresses:         []string{addr},
-		ClientCertificate: func() (*tls.Certificate, error) { return d.Cert, nil },
-		CACertificate:     ca.Certificate(),
-		Register:          &nodev1.RegisterNode{Name: "test node", Platform: "linux/amd64", Version: "0.0.1", Capabilities: caps},
-	}
-}
