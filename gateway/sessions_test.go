@@ -8,16 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-
 	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/gateway/grpccarrier"
 	"github.com/palyra/palyra-go/gateway/quiccarrier"
 	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/testregistry"
 	"github.com/palyra/palyra-go/internal/testwait"
-	"github.com/palyra/palyra-go/internal/wire"
 	nodegrpc "github.com/palyra/palyra-go/node/grpccarrier"
 	nodequic "github.com/palyra/palyra-go/node/quiccarrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
@@ -55,14 +51,7 @@ func TestGRPCSessionReplacesQUICSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	grpcServer := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(&tls.Config{
-			MinVersion:     tls.VersionTLS13,
-			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil },
-			ClientAuth:     tls.RequestClientCert,
-		})),
-		grpc.MaxRecvMsgSize(wire.MaxFrameSize),
-	)
+	grpcServer := gw.GRPCServer(t)
 	gs.Register(grpcServer)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

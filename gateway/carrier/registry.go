@@ -172,6 +172,13 @@ func (r *Registry) Register(ctx context.Context, info SessionInfo, keep func()) 
 // was ended first; if it ended while register ran and the device has no
 // current session, the runtime hears NodeGone for the registration.
 func (r *Registry) Attach(s *Session, register func() (SessionInfo, error)) error {
+	var replaced *Session
+	defer func() {
+		// Closing waits for the connection; the presence lock need not.
+		if replaced != nil {
+			replaced.Close(*replaced.end)
+		}
+	}()
 	r.presence.Lock()
 	defer r.presence.Unlock()
 	if _, err := r.cfg.Authenticate(s.RawCerts); err != nil {
@@ -200,11 +207,12 @@ func (r *Registry) Attach(s *Session, register func() (SessionInfo, error)) erro
 	s.info, s.epoch = info, r.epochs
 	old := r.current[s.ID]
 	r.current[s.ID] = s
-	replaced := old != nil && old.endLocked(End{Kind: EndReplaced, Message: ReplacedMessage, Reason: replacedReason})
+	if old != nil && old.endLocked(End{Kind: EndReplaced, Message: ReplacedMessage, Reason: replacedReason}) {
+		replaced = old
+	}
 	r.mu.Unlock()
-	if replaced {
+	if replaced != nil {
 		r.log.Info("node session replaced", "device", s.ID, "old", old.Remote, "old_transport", old.Transport, "new", s.Remote, "new_transport", s.Transport)
-		old.Close(*old.end)
 	}
 	return nil
 }

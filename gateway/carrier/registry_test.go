@@ -227,32 +227,34 @@ func TestReadyAfterDetach(t *testing.T) {
 
 func TestAttachChecks(t *testing.T) {
 	t.Parallel()
-	t.Run("revoked", func(t *testing.T) {
-		t.Parallel()
-		tb := newTable(t)
-		f := tb.track(device(1), carrier.TransportGRPC)
-		tb.revoked.Store(f.ID, true)
-		err := tb.reg.Attach(f.Session, func() (carrier.SessionInfo, error) {
-			t.Error("register ran for a revoked device")
-			return carrier.SessionInfo{}, nil
+	// Authentication comes first, then an end that came before; register
+	// runs after both.
+	revoke := func(tb *table, f *fake) { tb.revoked.Store(f.ID, true) }
+	end := func(tb *table, f *fake) { tb.reg.Disconnect(f.ID, "") }
+	for name, tt := range map[string]struct {
+		before []func(*table, *fake)
+		want   error
+	}{
+		"revoked":           {[]func(*table, *fake){revoke}, identity.ErrRevoked},
+		"already ended":     {[]func(*table, *fake){end}, carrier.ErrEnded},
+		"revoked and ended": {[]func(*table, *fake){end, revoke}, identity.ErrRevoked},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			tb := newTable(t)
+			f := tb.track(device(1), carrier.TransportGRPC)
+			for _, b := range tt.before {
+				b(tb, f)
+			}
+			err := tb.reg.Attach(f.Session, func() (carrier.SessionInfo, error) {
+				t.Error("register ran")
+				return carrier.SessionInfo{}, nil
+			})
+			if !errors.Is(err, tt.want) {
+				t.Errorf("Attach = %v, want %v", err, tt.want)
+			}
 		})
-		if !errors.Is(err, identity.ErrRevoked) {
-			t.Errorf("Attach = %v, want ErrRevoked", err)
-		}
-	})
-	t.Run("already ended", func(t *testing.T) {
-		t.Parallel()
-		tb := newTable(t)
-		f := tb.track(device(1), carrier.TransportGRPC)
-		tb.reg.Disconnect(f.ID, "")
-		err := tb.reg.Attach(f.Session, func() (carrier.SessionInfo, error) {
-			t.Error("register ran for an ended session")
-			return carrier.SessionInfo{}, nil
-		})
-		if !errors.Is(err, carrier.ErrEnded) {
-			t.Errorf("Attach = %v, want ErrEnded", err)
-		}
-	})
+	}
 	t.Run("ended while registering", func(t *testing.T) {
 		t.Parallel()
 		tb := newTable(t)

@@ -20,7 +20,6 @@ import (
 	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/testregistry"
 	"github.com/palyra/palyra-go/internal/testwait"
-	"github.com/palyra/palyra-go/internal/wire"
 	nodegrpc "github.com/palyra/palyra-go/node/grpccarrier"
 	nodequic "github.com/palyra/palyra-go/node/quiccarrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
@@ -60,17 +59,7 @@ func newFixtureWith(t testing.TB, o options) *fixture {
 		t.Fatal(err)
 	}
 	f.srv = srv
-	cert := testpki.ServerCert(t, f.CA)
-	gs := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(&tls.Config{
-			MinVersion: tls.VersionTLS13,
-			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-				return cert, nil
-			},
-			ClientAuth: tls.RequestClientCert,
-		})),
-		grpc.MaxRecvMsgSize(wire.MaxFrameSize),
-	)
+	gs := f.GRPCServer(t)
 	srv.Register(gs)
 	healthpb.RegisterHealthServer(gs, health.NewServer()) // the floor for benchmarks
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

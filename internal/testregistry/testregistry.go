@@ -1,7 +1,10 @@
 // Package testregistry is the gateway's side of a node session, as the
 // carriers' tests (quiccarrier over QUIC, grpccarrier over gRPC) need it: a
-// carrier.Runtime that puts each call on a channel for the test to read,
-// the devices of a test CA, and the session table of a test gateway.
+// carrier.Runtime that puts each call on a channel for the test to read, a
+// test Gateway (its CA, the devices it authenticates, its session table and
+// a gRPC server configured as the gateway's), and what both carriers' tests
+// do with a node (serve it in the background, echo or block its calls,
+// benchmark calls to it).
 package testregistry
 
 import (
@@ -15,9 +18,13 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
 	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/testpki"
+	"github.com/palyra/palyra-go/internal/wire"
 	nodequic "github.com/palyra/palyra-go/node/quiccarrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
@@ -146,6 +153,24 @@ func (g *Gateway) NodeConfig(addr string, d *testpki.Device, caps ...*nodev1.Cap
 		CACertificate:     g.CA.Certificate(),
 		Register:          &nodev1.RegisterNode{Name: "test node", Platform: "linux/amd64", Version: "0.0.1", Capabilities: caps},
 	}
+}
+
+// GRPCServer is a grpc.Server configured as the gateway configures its
+// own: TLS 1.3 with a server certificate from g's CA that only requests a
+// client certificate (the Pairing service shares the listener), and the
+// frame limit on received messages.
+func (g *Gateway) GRPCServer(t testing.TB) *grpc.Server {
+	cert := testpki.ServerCert(t, g.CA)
+	return grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(&tls.Config{
+			MinVersion: tls.VersionTLS13,
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+				return cert, nil
+			},
+			ClientAuth: tls.RequestClientCert,
+		})),
+		grpc.MaxRecvMsgSize(wire.MaxFrameSize),
+	)
 }
 
 // serveTimeout bounds waiting for a node's Serve to return once stopped.
