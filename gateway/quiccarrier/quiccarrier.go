@@ -102,7 +102,7 @@ type Server struct {
 	rt       carrier.Runtime
 
 	mu sync.Mutex
-	// serving is set while Serve runs.
+	// serving is set once Serve is called: a Server serves once.
 	serving bool
 }
 
