@@ -30,6 +30,7 @@ import (
 
 	"github.com/palyra/palyra-go/gateway/admin"
 	"github.com/palyra/palyra-go/gateway/adminrpc"
+	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/gateway/dispatch"
 	"github.com/palyra/palyra-go/gateway/events"
 	"github.com/palyra/palyra-go/gateway/grpccarrier"
@@ -94,10 +95,12 @@ type Gateway struct {
 	admin     *admin.Service
 	nodes     *quiccarrier.Server
 	grpcNodes *grpccarrier.Server
-	registry  *registry
-	dispatch  *dispatch.Dispatcher
-	events    *events.Hub
-	metrics   *gatewayMetrics
+	// sessions is the one table of live node sessions, of both carriers.
+	sessions *carrier.Registry
+	runtime  *nodeRuntime
+	dispatch *dispatch.Dispatcher
+	events   *events.Hub
+	metrics  *gatewayMetrics
 
 	// metricsAddr is where metrics are served, once Run serves them.
 	metricsMu   sync.Mutex
@@ -157,16 +160,24 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if _, err := g.serverCertificate(); err != nil {
 		return nil, err
 	}
-	g.registry = &registry{g: g, transport: "quic", carrier: func() dispatch.Carrier { return g.nodes }}
+	g.runtime = &nodeRuntime{g: g}
+	if g.sessions, err = carrier.NewRegistry(carrier.Config{
+		Runtime:      g.runtime,
+		Authenticate: g.authenticate,
+		Now:          cfg.Now,
+		Logger:       cfg.Logger.With("component", "sessions"),
+	}); err != nil {
+		return nil, err
+	}
 	g.events = events.New()
 	if cfg.MetricsListen != "" {
-		g.metrics = newGatewayMetrics(func() float64 { return float64(len(g.nodes.Sessions()) + len(g.grpcNodes.Sessions())) })
+		g.metrics = newGatewayMetrics(func() float64 { return float64(g.sessions.Count()) })
 	}
 	if g.dispatch, err = dispatch.New(dispatch.Config{
 		Store:   g.store,
 		Events:  g.events,
-		Offline: func(err error) bool { return errors.Is(err, quiccarrier.ErrNodeOffline) },
-		Gone:    func(err error) bool { return errors.Is(err, quiccarrier.ErrNodeGone) },
+		Offline: func(err error) bool { return errors.Is(err, carrier.ErrNodeOffline) },
+		Gone:    func(err error) bool { return errors.Is(err, carrier.ErrNodeGone) },
 		Now:     cfg.Now,
 		Rand:    cfg.Rand,
 		Logger:  cfg.Logger.With("component", "dispatch"),
@@ -174,25 +185,16 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	}); err != nil {
 		return nil, err
 	}
+	carriers := func(component string) carrier.Common {
+		return carrier.Common{Registry: g.sessions, LeaseTTL: cfg.LeaseTTL, Logger: cfg.Logger.With("component", component), GatewayName: cfg.Name}
+	}
 	if g.nodes, err = quiccarrier.NewServer(quiccarrier.Config{
 		TLSCertificate: g.serverCertificate,
-		Authenticate:   g.authenticate,
-		Registry:       g.registry,
-		LeaseTTL:       cfg.LeaseTTL,
-		Now:            cfg.Now,
-		Logger:         cfg.Logger.With("component", "nodes"),
-		GatewayName:    cfg.Name,
+		Common:         carriers("nodes"),
 	}); err != nil {
 		return nil, err
 	}
-	if g.grpcNodes, err = grpccarrier.NewServer(grpccarrier.Config{
-		Authenticate: g.authenticate,
-		Registry:     &registry{g: g, transport: grpccarrier.Transport, carrier: func() dispatch.Carrier { return g.grpcNodes }},
-		LeaseTTL:     cfg.LeaseTTL,
-		Now:          cfg.Now,
-		Logger:       cfg.Logger.With("component", "nodes-grpc"),
-		GatewayName:  cfg.Name,
-	}); err != nil {
+	if g.grpcNodes, err = grpccarrier.NewServer(grpccarrier.Config{Common: carriers("nodes-grpc")}); err != nil {
 		return nil, err
 	}
 	if g.pairing, err = pairingsvc.New(pairingsvc.Config{
@@ -212,7 +214,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	}
 	if g.admin, err = admin.New(admin.Config{
 		Store:       g.store,
-		Sessions:    g.registry,
+		Sessions:    g.runtime,
 		Nodes:       g.dispatch,
 		Events:      g.events,
 		Decided:     g.pairing.Decided,

@@ -9,23 +9,21 @@ import (
 	"sync"
 	"time"
 
+	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/gateway/dispatch"
 	"github.com/palyra/palyra-go/gateway/events"
 	"github.com/palyra/palyra-go/gateway/pairingsvc"
-	"github.com/palyra/palyra-go/gateway/quiccarrier"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
-// registry connects one carrier's sessions (QUIC or gRPC) to the store and
-// the dispatcher: it records what nodes say about themselves, makes them
-// reachable through that carrier, and renews certificates for
-// authenticated devices.
-type registry struct {
-	g         *Gateway
-	transport string
-	carrier   func() dispatch.Carrier
+// nodeRuntime connects the sessions of both carriers (QUIC and gRPC, kept
+// in the one carrier.Registry) to the store and the dispatcher: it records
+// what nodes say about themselves, makes them reachable through the carrier
+// they came over, and renews certificates for authenticated devices.
+type nodeRuntime struct {
+	g *Gateway
 	// events holds each device's budget of events, so a node cannot flood
 	// the event log and its watchers.
 	events eventBudgets
@@ -78,9 +76,9 @@ func (p *presenceWrites) forget(id identity.DeviceID) {
 	delete(p.written, id)
 }
 
-var _ quiccarrier.Registry = (*registry)(nil)
+var _ carrier.Runtime = (*nodeRuntime)(nil)
 
-func (r *registry) NodeRegistered(ctx context.Context, s quiccarrier.SessionInfo) error {
+func (r *nodeRuntime) NodeRegistered(ctx context.Context, s carrier.SessionInfo) error {
 	err := r.g.store.UpsertNode(ctx, store.Node{
 		DeviceID: s.DeviceID,
 		Name:     s.Name,
@@ -95,19 +93,27 @@ func (r *registry) NodeRegistered(ctx context.Context, s quiccarrier.SessionInfo
 	return nil
 }
 
-func (r *registry) NodeRenewed(id identity.DeviceID, at time.Time) {
+func (r *nodeRuntime) NodeRenewed(id identity.DeviceID, at time.Time) {
 	if r.presence.due(id, at) {
 		r.writeLastSeen(id, at)
 	}
 }
 
-func (r *registry) NodeGone(id identity.DeviceID, at time.Time, reason string) {
-	r.g.dispatch.Detach(id, r.carrier(), reason)
-	r.presence.forget(id)
-	r.writeLastSeen(id, at)
+func (r *nodeRuntime) NodeGone(s carrier.SessionInfo, at time.Time, reason string) {
+	r.g.dispatch.Detach(s.DeviceID, r.carrier(s.Transport), reason)
+	r.presence.forget(s.DeviceID)
+	r.writeLastSeen(s.DeviceID, at)
 }
 
-func (r *registry) writeLastSeen(id identity.DeviceID, at time.Time) {
+// carrier is the carrier that reaches sessions of transport.
+func (r *nodeRuntime) carrier(transport string) dispatch.Carrier {
+	if transport == carrier.TransportGRPC {
+		return r.g.grpcNodes
+	}
+	return r.g.nodes
+}
+
+func (r *nodeRuntime) writeLastSeen(id identity.DeviceID, at time.Time) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := r.g.store.TouchNode(ctx, id, at); err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -115,11 +121,11 @@ func (r *registry) writeLastSeen(id identity.DeviceID, at time.Time) {
 	}
 }
 
-func (r *registry) NodeReady(s quiccarrier.SessionInfo) {
-	r.g.dispatch.Attach(s.DeviceID, r.transport, r.carrier(), s.Capabilities)
+func (r *nodeRuntime) NodeReady(s carrier.SessionInfo) {
+	r.g.dispatch.Attach(s.DeviceID, s.Transport, r.carrier(s.Transport), s.Capabilities)
 }
 
-func (r *registry) CapabilitiesChanged(id identity.DeviceID, caps []*nodev1.Capability) {
+func (r *nodeRuntime) CapabilitiesChanged(id identity.DeviceID, caps []*nodev1.Capability) {
 	r.g.dispatch.SetCapabilities(id, caps)
 }
 
@@ -165,7 +171,7 @@ func (b *eventBudgets) allow(id identity.DeviceID, now time.Time) bool {
 
 // NodeEvent publishes what a node reports. Its time is the gateway's: a
 // node's clock may be off.
-func (r *registry) NodeEvent(id identity.DeviceID, ev *nodev1.NodeEvent) {
+func (r *nodeRuntime) NodeEvent(id identity.DeviceID, ev *nodev1.NodeEvent) {
 	if !r.events.allow(id, r.g.cfg.Now()) {
 		return
 	}
@@ -188,7 +194,7 @@ func (r *registry) NodeEvent(id identity.DeviceID, ev *nodev1.NodeEvent) {
 
 // RenewCertificate issues a fresh certificate over an authenticated session,
 // for the same key only.
-func (r *registry) RenewCertificate(ctx context.Context, id identity.DeviceID, csrDER []byte) ([]byte, error) {
+func (r *nodeRuntime) RenewCertificate(ctx context.Context, id identity.DeviceID, csrDER []byte) ([]byte, error) {
 	csr, err := x509.ParseCertificateRequest(csrDER)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", identity.ErrInvalidCSR, err)
@@ -209,11 +215,11 @@ func (r *registry) RenewCertificate(ctx context.Context, id identity.DeviceID, c
 }
 
 // Online reports whether the device has a live session.
-func (r *registry) Online(id identity.DeviceID) bool {
+func (r *nodeRuntime) Online(id identity.DeviceID) bool {
 	return r.g.dispatch.Node(id).Online
 }
 
 // Disconnect closes the device's live sessions on every carrier.
-func (r *registry) Disconnect(id identity.DeviceID, reason string) int {
-	return r.g.nodes.Disconnect(id, reason) + r.g.grpcNodes.Disconnect(id, reason)
+func (r *nodeRuntime) Disconnect(id identity.DeviceID, reason string) int {
+	return r.g.sessions.Disconnect(id, reason)
 }

@@ -4,9 +4,9 @@
 // answers Welcome; StreamEvents is then the device's session (lease
 // renewals, capability changes, events and call progress from the node;
 // LeaseGranted, Invoke and Cancel from the gateway); results come back
-// through SubmitCapabilityResult. It tells the same quiccarrier.Registry as the
-// QUIC carrier about nodes coming and going (SessionInfo.Transport "grpc"),
-// and its Invoke keeps quiccarrier.Server.Invoke's contract.
+// through SubmitCapabilityResult. Its sessions go in the gateway's
+// carrier.Registry, the same table as the QUIC carrier's (SessionInfo.Transport
+// "grpc"), and its Invoke keeps quiccarrier.Server.Invoke's contract.
 //
 // The service shares its TCP listener and grpc.Server with the Pairing
 // service, whose TLS config only requests a client certificate
@@ -15,15 +15,16 @@
 // through Config.Authenticate, never from a message, and a Result that names
 // another device is refused (the cert-bound device). A session ends at once
 // when the device is disconnected (revocation), when its lease lapses, when
-// a newer session of the same device replaces it, or when the gateway shuts
-// down; each end has its own status code, which node/grpccarrier maps back
-// to its errors:
+// a newer session of the same device, on either carrier, replaces it, or
+// when the gateway shuts down; each end (carrier.EndKind) has its own status
+// code, which node/grpccarrier maps back to its errors:
 //
-//	PermissionDenied    "device revoked" (Disconnect adds its reason)
+//	PermissionDenied    "device revoked" (carrier.Registry.Disconnect adds its reason)
 //	Aborted             "replaced by a newer session"
 //	DeadlineExceeded    "lease expired"
-//	Unavailable         "gateway shutting down"
+//	Unavailable         "gateway shutting down" (or "sending failed")
 //	InvalidArgument     the node broke the protocol
+//	ResourceExhausted   "the node is not reading its stream"
 //	Unauthenticated     no or a bad device certificate
 //	FailedPrecondition  registration refused, or StreamEvents before RegisterNode
 //
@@ -33,14 +34,13 @@
 // client keepalive enforcement stricter than the node's (the node sends no
 // HTTP/2 pings; its lease renewals keep the connection busy).
 //
-// It owns the gRPC carrier only; it must not import the gateway's store, the
-// node, or anything from the GUI.
+// It owns the gRPC wire handling only; it must not import the gateway's
+// store, the QUIC carrier, the node, or anything from the GUI.
 package grpccarrier
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -51,21 +51,20 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
-	"github.com/palyra/palyra-go/gateway/quiccarrier"
+	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/identity"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
 // Transport is SessionInfo.Transport for sessions of this carrier.
-const Transport = "grpc"
+const Transport = carrier.TransportGRPC
 
 // Status messages a session can end with; node/grpccarrier matches
 // shutdownMessage to tell a shutdown from a network failure.
 const (
-	revokedMessage  = "device revoked"
-	replacedMessage = "replaced by a newer session"
+	revokedMessage  = carrier.RevokedReason
 	leaseMessage    = "lease expired"
-	shutdownMessage = "gateway shutting down"
+	shutdownMessage = carrier.ShutdownMessage
 	noCertMessage   = "a device certificate is required"
 )
 
@@ -86,49 +85,29 @@ const (
 
 // Config configures a Server.
 type Config struct {
-	// Authenticate verifies a client's certificate chain (leaf first) and
-	// returns the device; it must refuse revoked devices with an error
-	// wrapping identity.ErrRevoked. It runs on every RPC. Required.
-	Authenticate func(rawCerts [][]byte) (identity.DeviceID, error)
-	// Registry is told about sessions coming and going, as by the QUIC
-	// server (RenewCertificate is not used: certificates renew over QUIC
-	// or by challenge). Required.
-	Registry quiccarrier.Registry
-	// LeaseTTL is how long a session lives without a frame from the node,
-	// and how long a registration waits for its StreamEvents; nodes renew
-	// every LeaseTTL/3. Zero means quiccarrier.DefaultLeaseTTL.
-	LeaseTTL time.Duration
-	// Now is the clock for timestamps; nil means time.Now.
-	Now func() time.Time
-	// Logger; nil discards.
-	Logger *slog.Logger
-	// GatewayName is sent to nodes in Welcome.
-	GatewayName string
+	// Common holds the Registry (RenewCertificate of its Runtime is not
+	// used: certificates renew over QUIC or by challenge), the lease (how
+	// long a session lives without a frame from the node, and how long a
+	// registration waits for its StreamEvents) and the name sent in
+	// Welcome.
+	carrier.Common
 }
 
 // Server serves the Node service.
 type Server struct {
 	cfg Config
+	reg *carrier.Registry
+	rt  carrier.Runtime
 	log *slog.Logger
 
-	// regMu serializes the Registry's presence calls (NodeRegistered,
-	// NodeReady, NodeGone) with the updates of current they go with, so
-	// that for one device they arrive in order. Taken before mu.
-	regMu sync.Mutex
-
-	// mu guards the fields below it, every session's info and end fields,
-	// and the waiters' maps.
+	// mu guards the fields below it and every session's gone.
 	mu sync.Mutex
 	// pending holds each device's latest registration until a StreamEvents
 	// takes it.
 	pending map[identity.DeviceID]*registration
-	// sessions holds every running StreamEvents, current or not.
-	sessions map[*session]struct{}
-	// current maps a device to its current session.
-	current map[identity.DeviceID]*session
 	// waiters holds the calls waiting for a result.
 	waiters map[waitKey]*waiter
-	// closing is set by Close.
+	// closing is set by Close, after the Registry's Shutdown.
 	closing bool
 
 	// handlers counts running StreamEvents handlers, for Close.
@@ -137,40 +116,30 @@ type Server struct {
 
 // registration is a RegisterNode waiting for its StreamEvents.
 type registration struct {
-	info SessionInfo
+	info carrier.SessionInfo
 	at   time.Time
 }
 
-// SessionInfo is quiccarrier's, so one Registry serves both carriers.
-type SessionInfo = quiccarrier.SessionInfo
-
 // NewServer checks cfg and returns a Server; Register serves it.
 func NewServer(cfg Config) (*Server, error) {
-	switch {
-	case cfg.Authenticate == nil:
-		return nil, errors.New("grpccarrier: Config.Authenticate is required")
-	case cfg.Registry == nil:
-		return nil, errors.New("grpccarrier: Config.Registry is required")
-	case cfg.LeaseTTL < 0:
-		return nil, fmt.Errorf("grpccarrier: Config.LeaseTTL is negative (%v)", cfg.LeaseTTL)
+	if err := cfg.Check("grpccarrier"); err != nil {
+		return nil, err
 	}
-	if cfg.LeaseTTL == 0 {
-		cfg.LeaseTTL = quiccarrier.DefaultLeaseTTL
+	s := &Server{
+		cfg:     cfg,
+		reg:     cfg.Registry,
+		rt:      cfg.Registry.Runtime(),
+		log:     cfg.Logger.With("transport", Transport),
+		pending: make(map[identity.DeviceID]*registration),
+		waiters: make(map[waitKey]*waiter),
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	return &Server{
-		cfg:      cfg,
-		log:      cfg.Logger.With("transport", Transport),
-		pending:  make(map[identity.DeviceID]*registration),
-		sessions: make(map[*session]struct{}),
-		current:  make(map[identity.DeviceID]*session),
-		waiters:  make(map[waitKey]*waiter),
-	}, nil
+	// A revoked or removed device's registration goes with its sessions.
+	cfg.Registry.OnDisconnect(func(id identity.DeviceID) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.pending, id)
+	})
+	return s, nil
 }
 
 // Register registers the Node service on gs.
@@ -197,58 +166,18 @@ func (v *service) SubmitCapabilityResult(ctx context.Context, res *nodev1.Result
 	return v.s.submitResult(ctx, res)
 }
 
-// Sessions returns the current sessions.
-func (s *Server) Sessions() []SessionInfo {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]SessionInfo, 0, len(s.current))
-	for _, ss := range s.current {
-		out = append(out, ss.info)
-	}
-	return out
-}
-
-// Disconnect ends every StreamEvents of device id at once with
-// PermissionDenied "device revoked: reason" (it is how revocation and
-// removal end live sessions),
-// forgets its pending registration, and returns how many sessions it ended.
-// The Registry hears NodeGone with reason.
-func (s *Server) Disconnect(id identity.DeviceID, reason string) int {
-	if reason == "" {
-		reason = revokedMessage
-	}
-	msg := revokedMessage
-	if reason != revokedMessage {
-		msg += ": " + reason
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.pending, id)
-	n := 0
-	for ss := range s.sessions {
-		if ss.id == id && ss.endLocked(codes.PermissionDenied, msg, reason) {
-			n++
-		}
-	}
-	return n
-}
-
-// Close ends every session with Unavailable "gateway shutting down" and
-// refuses new ones, then waits for the StreamEvents handlers to return (so
-// the Registry has heard NodeGone and grpc.Server.GracefulStop can finish).
-// It must not be called from a Registry callback.
+// Close ends every gRPC session with Unavailable "gateway shutting down"
+// and refuses new ones, then waits for the StreamEvents handlers to return
+// (so the runtime has heard NodeGone and grpc.Server.GracefulStop can
+// finish). It must not be called from a Runtime callback.
 func (s *Server) Close() {
+	s.reg.Shutdown(Transport)
 	s.mu.Lock()
 	s.closing = true
 	clear(s.pending)
-	for ss := range s.sessions {
-		ss.endLocked(codes.Unavailable, shutdownMessage, shutdownMessage)
-	}
 	s.mu.Unlock()
 	s.handlers.Wait()
 }
-
-func (s *Server) now() time.Time { return s.cfg.Now() }
 
 // peerDevice is the authenticated device behind an RPC.
 type peerDevice struct {
@@ -273,7 +202,7 @@ func (s *Server) authenticate(ctx context.Context) (peerDevice, error) {
 	for i, c := range ti.State.PeerCertificates {
 		raw[i] = c.Raw
 	}
-	id, err := s.cfg.Authenticate(raw)
+	id, err := s.reg.Authenticate(raw)
 	if err != nil {
 		s.log.Info("node RPC refused", "remote", p.Addr.String(), "err", err)
 		return peerDevice{}, authStatus(err)
@@ -300,8 +229,8 @@ func (s *Server) registerNode(ctx context.Context, reg *nodev1.RegisterNode) (*n
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
-	info := SessionInfo{
+	now := s.reg.Now()
+	info := carrier.SessionInfo{
 		DeviceID:     pd.id,
 		Name:         reg.GetName(),
 		Platform:     reg.GetPlatform(),
@@ -312,40 +241,28 @@ func (s *Server) registerNode(ctx context.Context, reg *nodev1.RegisterNode) (*n
 		CertNotAfter: pd.notAfter,
 		Transport:    Transport,
 	}
-	s.regMu.Lock()
-	defer s.regMu.Unlock()
-	if s.isClosing() {
+	err = s.reg.Register(ctx, info, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for id, r := range s.pending {
+			if now.Sub(r.at) > s.cfg.LeaseTTL {
+				delete(s.pending, id)
+			}
+		}
+		s.pending[pd.id] = &registration{info: info, at: now}
+	})
+	switch {
+	case errors.Is(err, carrier.ErrShuttingDown):
 		return nil, status.Error(codes.Unavailable, shutdownMessage)
-	}
-	if err := s.cfg.Registry.NodeRegistered(ctx, info); err != nil {
+	case err != nil:
 		s.log.Info("node registration refused", "device", pd.id, "err", err)
 		if errors.Is(err, identity.ErrRevoked) {
 			return nil, status.Error(codes.PermissionDenied, revokedMessage)
 		}
 		return nil, status.Error(codes.FailedPrecondition, "registration refused")
 	}
-	s.mu.Lock()
-	for id, r := range s.pending {
-		if now.Sub(r.at) > s.cfg.LeaseTTL {
-			delete(s.pending, id)
-		}
-	}
-	s.pending[pd.id] = &registration{info: info, at: now}
-	s.mu.Unlock()
 	s.log.Info("node registered", "device", pd.id, "name", info.Name, "platform", info.Platform, "remote", pd.remote)
-	return &nodev1.Welcome{
-		DeviceId:                  pd.id.String(),
-		GatewayName:               s.cfg.GatewayName,
-		LeaseTtlMs:                s.cfg.LeaseTTL.Milliseconds(),
-		ServerTimeUnixMs:          now.UnixMilli(),
-		CertificateNotAfterUnixMs: pd.notAfter.UnixMilli(),
-	}, nil
-}
-
-func (s *Server) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
+	return s.cfg.Welcome(pd.id, now, pd.notAfter), nil
 }
 
 // submitResult hands a result to the call waiting for it from the

@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/gateway/grpccarrier"
-	"github.com/palyra/palyra-go/gateway/quiccarrier"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/testregistry"
@@ -28,14 +28,14 @@ import (
 
 func TestNewServerChecksConfig(t *testing.T) {
 	t.Parallel()
-	auth := func([][]byte) (identity.DeviceID, error) { return identity.DeviceID{}, nil }
+	// A Registry without Authenticate is refused by carrier.NewRegistry
+	// (TestNewRegistryChecksConfig).
 	tests := []struct {
 		name string
 		cfg  grpccarrier.Config
 	}{
-		{"no Authenticate", grpccarrier.Config{Registry: testregistry.New(nil)}},
-		{"no Registry", grpccarrier.Config{Authenticate: auth}},
-		{"negative lease", grpccarrier.Config{Authenticate: auth, Registry: testregistry.New(nil), LeaseTTL: -time.Second}},
+		{"no Registry", grpccarrier.Config{}},
+		{"negative lease", grpccarrier.Config{Common: carrier.Common{Registry: testregistry.NewGateway(t, nil).Sessions, LeaseTTL: -time.Second}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -52,7 +52,7 @@ func TestNewServerChecksConfig(t *testing.T) {
 func TestRegisterReadyRenewGone(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 300*time.Millisecond)
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	before := time.Now()
 	n := f.runNode(t, f.sessionConfig(d))
 	after := time.Now()
@@ -68,7 +68,7 @@ func TestRegisterReadyRenewGone(t *testing.T) {
 		t.Errorf("Welcome certificate_not_after = %v, want %v", got, d.Cert.Leaf.NotAfter)
 	}
 
-	info := testwait.Recv(t, f.reg.Registered, waitTimeout, "NodeRegistered")
+	info := testwait.Recv(t, f.Runtime.Registered, waitTimeout, "NodeRegistered")
 	if info.DeviceID != d.ID() || info.Name != "test node" || info.Platform != "linux/amd64" || info.Version != "0.0.1" ||
 		info.Transport != "grpc" || len(info.Capabilities) != 1 || info.Capabilities[0].GetName() != "test.echo" ||
 		!strings.HasPrefix(info.RemoteAddr, "127.0.0.1:") {
@@ -79,19 +79,19 @@ func TestRegisterReadyRenewGone(t *testing.T) {
 	}
 	// Dial returns once the gateway has attached the session.
 	select {
-	case ready := <-f.reg.Ready:
+	case ready := <-f.Runtime.Ready:
 		if ready.DeviceID != d.ID() || ready.Transport != "grpc" {
 			t.Errorf("NodeReady(%+v)", ready)
 		}
 	default:
 		t.Error("Dial returned before NodeReady")
 	}
-	if s := f.srv.Sessions(); len(s) != 1 || s[0].DeviceID != d.ID() || s[0].Transport != "grpc" {
+	if s := f.Sessions.Sessions(); len(s) != 1 || s[0].DeviceID != d.ID() || s[0].Transport != "grpc" {
 		t.Errorf("Sessions() = %+v", s)
 	}
 	// Renewals every ttl/3 keep it beyond a lease.
 	for i := range 4 {
-		if id := testwait.Recv(t, f.reg.Renewed, waitTimeout, fmt.Sprintf("renewal %d", i)); id != d.ID() {
+		if id := testwait.Recv(t, f.Runtime.Renewed, waitTimeout, fmt.Sprintf("renewal %d", i)); id != d.ID() {
 			t.Errorf("renewal for %s", id)
 		}
 	}
@@ -105,20 +105,20 @@ func TestRegisterReadyRenewGone(t *testing.T) {
 	if err := testwait.Recv(t, n.done, waitTimeout, "Serve to return"); !errors.Is(err, context.Canceled) {
 		t.Errorf("Serve = %v, want context.Canceled", err)
 	}
-	g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone")
+	g := testwait.Recv(t, f.Runtime.Gone, waitTimeout, "NodeGone")
 	if g.ID != d.ID() || g.Reason != "node disconnected" {
 		t.Errorf("NodeGone(%s, %q)", g.ID, g.Reason)
 	}
-	if s := f.srv.Sessions(); len(s) != 0 {
+	testwait.None(t, f.Runtime.Gone, "second NodeGone")
+	if s := f.Sessions.Sessions(); len(s) != 0 {
 		t.Errorf("Sessions() after gone = %+v", s)
 	}
-	testwait.None(t, f.reg.Gone, "second NodeGone")
 }
 
 func TestCloseConn(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	n := f.runNode(t, f.sessionConfig(d))
 	if err := n.conn.Close(); err != nil {
 		t.Errorf("Close: %v", err)
@@ -126,7 +126,7 @@ func TestCloseConn(t *testing.T) {
 	if err := testwait.Recv(t, n.done, waitTimeout, "Serve to return"); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Serve = %v, want net.ErrClosed", err)
 	}
-	if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.Reason != "node disconnected" {
+	if g := testwait.Recv(t, f.Runtime.Gone, waitTimeout, "NodeGone"); g.Reason != "node disconnected" {
 		t.Errorf("NodeGone reason %q", g.Reason)
 	}
 	if err := n.conn.SendEvent(&nodev1.NodeEvent{}); err == nil {
@@ -137,14 +137,14 @@ func TestCloseConn(t *testing.T) {
 func TestCloseWithoutServe(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	c, err := nodegrpc.Dial(t.Context(), f.sessionConfig(testpki.NewDevice(t, f.ca)))
+	c, err := nodegrpc.Dial(t.Context(), f.sessionConfig(testpki.NewDevice(t, f.CA)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.Reason != "node disconnected" {
+	if g := testwait.Recv(t, f.Runtime.Gone, waitTimeout, "NodeGone"); g.Reason != "node disconnected" {
 		t.Errorf("NodeGone reason %q", g.Reason)
 	}
 	if err := c.Close(); err != nil {
@@ -158,7 +158,7 @@ func TestCloseWithoutServe(t *testing.T) {
 func TestCapabilitiesAndEventsReachRegistry(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	n := f.runNode(t, f.sessionConfig(d))
 
 	caps := []*nodev1.Capability{
@@ -168,11 +168,11 @@ func TestCapabilitiesAndEventsReachRegistry(t *testing.T) {
 	if err := n.conn.SendCapabilities(caps); err != nil {
 		t.Fatal(err)
 	}
-	got := testwait.Recv(t, f.reg.Caps, waitTimeout, "CapabilitiesChanged")
+	got := testwait.Recv(t, f.Runtime.Caps, waitTimeout, "CapabilitiesChanged")
 	if len(got) != 2 || !proto.Equal(got[0], caps[0]) || !proto.Equal(got[1], caps[1]) {
 		t.Errorf("CapabilitiesChanged(%v)", got)
 	}
-	if s := f.srv.Sessions(); len(s) != 1 || len(s[0].Capabilities) != 2 || s[0].Capabilities[1].GetName() != "system.info" {
+	if s := f.Sessions.Sessions(); len(s) != 1 || len(s[0].Capabilities) != 2 || s[0].Capabilities[1].GetName() != "system.info" {
 		t.Errorf("Sessions() after CapabilitiesChanged = %+v", s)
 	}
 
@@ -180,7 +180,7 @@ func TestCapabilitiesAndEventsReachRegistry(t *testing.T) {
 	if err := n.conn.SendEvent(ev); err != nil {
 		t.Fatal(err)
 	}
-	if got := testwait.Recv(t, f.reg.Events, waitTimeout, "NodeEvent"); !proto.Equal(got, ev) {
+	if got := testwait.Recv(t, f.Runtime.Events, waitTimeout, "NodeEvent"); !proto.Equal(got, ev) {
 		t.Errorf("NodeEvent(%v), want %v", got, ev)
 	}
 }
@@ -196,7 +196,7 @@ func TestNoClientCertificate(t *testing.T) {
 	}{
 		{"no certificate", nil, "a device certificate is required"},
 		{"certificate from another CA", testpki.NewDevice(t, other).Cert, "device certificate refused"},
-		{"gateway's own server certificate", testpki.ServerCert(t, f.ca), "device certificate refused"},
+		{"gateway's own server certificate", testpki.ServerCert(t, f.CA), "device certificate refused"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -238,8 +238,8 @@ func TestRevoked(t *testing.T) {
 	t.Run("refused at every RPC", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, time.Second)
-		d := testpki.NewDevice(t, f.ca)
-		f.revoked.Store(d.ID(), true)
+		d := testpki.NewDevice(t, f.CA)
+		f.Devices.Revoke(d.ID())
 		client := f.rawClient(t, d.Cert)
 		_, err := client.RegisterNode(t.Context(), &nodev1.RegisterNode{})
 		if st := status.Convert(err); st.Code() != codes.PermissionDenied || st.Message() != "device revoked" {
@@ -256,7 +256,7 @@ func TestRevoked(t *testing.T) {
 	t.Run("Disconnect ends a live session", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, time.Second)
-		d := testpki.NewDevice(t, f.ca)
+		d := testpki.NewDevice(t, f.CA)
 		cfg := f.sessionConfig(d)
 		started := make(chan struct{})
 		cfg.Invoke = func(ctx context.Context, _ *nodev1.Invoke, _ func(string)) *nodev1.Result {
@@ -272,21 +272,21 @@ func TestRevoked(t *testing.T) {
 		}()
 		testwait.Recv(t, started, waitTimeout, "the call to start")
 
-		f.revoked.Store(d.ID(), true)
-		if got := f.srv.Disconnect(d.ID(), "revoked by test"); got != 1 {
+		f.Devices.Revoke(d.ID())
+		if got := f.Sessions.Disconnect(d.ID(), "revoked by test"); got != 1 {
 			t.Errorf("Disconnect ended %d sessions, want 1", got)
 		}
 		err := testwait.Recv(t, n.done, waitTimeout, "Serve to return")
 		if !errors.Is(err, nodecarrier.ErrRevoked) || !strings.Contains(err.Error(), "device revoked: revoked by test") {
 			t.Errorf("Serve = %v, want ErrRevoked", err)
 		}
-		if err := testwait.Recv(t, calls, waitTimeout, "Invoke to fail"); !errors.Is(err, quiccarrier.ErrNodeGone) {
+		if err := testwait.Recv(t, calls, waitTimeout, "Invoke to fail"); !errors.Is(err, carrier.ErrNodeGone) {
 			t.Errorf("Invoke = %v, want ErrNodeGone", err)
 		}
-		if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.ID != d.ID() || g.Reason != "revoked by test" {
+		if g := testwait.Recv(t, f.Runtime.Gone, waitTimeout, "NodeGone"); g.ID != d.ID() || g.Reason != "revoked by test" {
 			t.Errorf("NodeGone(%s, %q)", g.ID, g.Reason)
 		}
-		if got := f.srv.Disconnect(d.ID(), ""); got != 0 {
+		if got := f.Sessions.Disconnect(d.ID(), ""); got != 0 {
 			t.Errorf("second Disconnect ended %d", got)
 		}
 		if _, err := nodegrpc.Dial(t.Context(), f.sessionConfig(d)); !errors.Is(err, nodecarrier.ErrRevoked) {
@@ -297,13 +297,13 @@ func TestRevoked(t *testing.T) {
 	t.Run("Disconnect forgets a pending registration", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, time.Second)
-		d := testpki.NewDevice(t, f.ca)
+		d := testpki.NewDevice(t, f.CA)
 		client := f.rawClient(t, d.Cert)
 		if _, err := client.RegisterNode(t.Context(), &nodev1.RegisterNode{}); err != nil {
 			t.Fatal(err)
 		}
-		testwait.Recv(t, f.reg.Registered, waitTimeout, "NodeRegistered")
-		if got := f.srv.Disconnect(d.ID(), "removed"); got != 0 {
+		testwait.Recv(t, f.Runtime.Registered, waitTimeout, "NodeRegistered")
+		if got := f.Sessions.Disconnect(d.ID(), "removed"); got != 0 {
 			t.Errorf("Disconnect ended %d sessions, want 0", got)
 		}
 		st := recvStatus(t, openStream(t, client))
@@ -328,15 +328,15 @@ func TestRegistryRefuses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, time.Second)
-			f.reg.Refuse.Store(&tt.refusal)
-			d := testpki.NewDevice(t, f.ca)
+			f.Runtime.Refuse.Store(&tt.refusal)
+			d := testpki.NewDevice(t, f.CA)
 			_, err := f.rawClient(t, d.Cert).RegisterNode(t.Context(), &nodev1.RegisterNode{})
 			wantCode(t, err, tt.code)
 			if _, err := nodegrpc.Dial(t.Context(), f.sessionConfig(d)); !errors.Is(err, tt.want) {
 				t.Errorf("Dial = %v, want %v", err, tt.want)
 			}
-			testwait.None(t, f.reg.Ready, "NodeReady")
-			testwait.None(t, f.reg.Gone, "NodeGone")
+			testwait.None(t, f.Runtime.Ready, "NodeReady")
+			testwait.None(t, f.Runtime.Gone, "NodeGone")
 		})
 	}
 }
@@ -344,9 +344,9 @@ func TestRegistryRefuses(t *testing.T) {
 func TestLeaseLapses(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 300*time.Millisecond)
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	str, _ := rawSession(t, f.rawClient(t, d.Cert))
-	testwait.Recv(t, f.reg.Ready, waitTimeout, "NodeReady")
+	testwait.Recv(t, f.Runtime.Ready, waitTimeout, "NodeReady")
 
 	// A renewal is granted with its sequence number.
 	if err := str.Send(&nodev1.Frame{Body: &nodev1.Frame_LeaseRenewal{LeaseRenewal: &nodev1.LeaseRenewal{Sequence: 7}}}); err != nil {
@@ -359,7 +359,7 @@ func TestLeaseLapses(t *testing.T) {
 	if g := fr.GetLeaseGranted(); g == nil || g.GetSequence() != 7 || g.GetLeaseTtlMs() != 300 {
 		t.Errorf("answer to renewal 7: %v", fr)
 	}
-	if id := testwait.Recv(t, f.reg.Renewed, waitTimeout, "NodeRenewed"); id != d.ID() {
+	if id := testwait.Recv(t, f.Runtime.Renewed, waitTimeout, "NodeRenewed"); id != d.ID() {
 		t.Errorf("NodeRenewed(%s)", id)
 	}
 
@@ -372,10 +372,10 @@ func TestLeaseLapses(t *testing.T) {
 	if waited := time.Since(start); waited < 250*time.Millisecond {
 		t.Errorf("the lease lapsed after %v, before its 300ms", waited)
 	}
-	if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.ID != d.ID() || g.Reason != "lease expired" {
+	if g := testwait.Recv(t, f.Runtime.Gone, waitTimeout, "NodeGone"); g.ID != d.ID() || g.Reason != "lease expired" {
 		t.Errorf("NodeGone(%s, %q)", g.ID, g.Reason)
 	}
-	if s := f.srv.Sessions(); len(s) != 0 {
+	if s := f.Sessions.Sessions(); len(s) != 0 {
 		t.Errorf("Sessions() = %+v", s)
 	}
 }
@@ -386,23 +386,23 @@ func TestStreamNeedsRegistration(t *testing.T) {
 
 	t.Run("never registered", func(t *testing.T) {
 		t.Parallel()
-		st := recvStatus(t, openStream(t, f.rawClient(t, testpki.NewDevice(t, f.ca).Cert)))
+		st := recvStatus(t, openStream(t, f.rawClient(t, testpki.NewDevice(t, f.CA).Cert)))
 		if st.Code() != codes.FailedPrecondition || st.Message() != "call RegisterNode first" {
 			t.Errorf("StreamEvents = %v, want FailedPrecondition", st)
 		}
 	})
 	t.Run("another device registered", func(t *testing.T) {
 		t.Parallel()
-		registered := testpki.NewDevice(t, f.ca)
+		registered := testpki.NewDevice(t, f.CA)
 		if _, err := f.rawClient(t, registered.Cert).RegisterNode(t.Context(), &nodev1.RegisterNode{}); err != nil {
 			t.Fatal(err)
 		}
-		st := recvStatus(t, openStream(t, f.rawClient(t, testpki.NewDevice(t, f.ca).Cert)))
+		st := recvStatus(t, openStream(t, f.rawClient(t, testpki.NewDevice(t, f.CA).Cert)))
 		wantCode(t, st.Err(), codes.FailedPrecondition)
 	})
 	t.Run("one registration opens one session", func(t *testing.T) {
 		t.Parallel()
-		client := f.rawClient(t, testpki.NewDevice(t, f.ca).Cert)
+		client := f.rawClient(t, testpki.NewDevice(t, f.CA).Cert)
 		rawSession(t, client)
 		st := recvStatus(t, openStream(t, client))
 		wantCode(t, st.Err(), codes.FailedPrecondition)
@@ -415,7 +415,7 @@ func TestRegistrationExpires(t *testing.T) {
 	// StreamEvents.
 	var offset atomic.Int64
 	f := newFixtureWith(t, options{ttl: time.Second, now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }})
-	client := f.rawClient(t, testpki.NewDevice(t, f.ca).Cert)
+	client := f.rawClient(t, testpki.NewDevice(t, f.CA).Cert)
 	if _, err := client.RegisterNode(t.Context(), &nodev1.RegisterNode{}); err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +427,7 @@ func TestRegistrationExpires(t *testing.T) {
 func TestSecondSessionReplacesFirst(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	handler := func(name string) nodecarrier.InvokeHandler {
 		return func(context.Context, *nodev1.Invoke, func(string)) *nodev1.Result {
 			return &nodev1.Result{Ok: true, OutputJson: []byte(`"` + name + `"`)}
@@ -436,16 +436,16 @@ func TestSecondSessionReplacesFirst(t *testing.T) {
 	cfg := f.sessionConfig(d)
 	cfg.Invoke = handler("first")
 	first := f.runNode(t, cfg)
-	testwait.Recv(t, f.reg.Ready, waitTimeout, "first NodeReady")
+	testwait.Recv(t, f.Runtime.Ready, waitTimeout, "first NodeReady")
 
 	cfg.Invoke = handler("second")
 	second := f.runNode(t, cfg)
-	testwait.Recv(t, f.reg.Ready, waitTimeout, "second NodeReady")
+	testwait.Recv(t, f.Runtime.Ready, waitTimeout, "second NodeReady")
 	if err := testwait.Recv(t, first.done, waitTimeout, "first Serve to return"); !errors.Is(err, nodecarrier.ErrReplaced) {
 		t.Errorf("first Serve = %v, want ErrReplaced", err)
 	}
-	testwait.None(t, f.reg.Gone, "NodeGone for the replaced session")
-	if s := f.srv.Sessions(); len(s) != 1 {
+	testwait.None(t, f.Runtime.Gone, "NodeGone for the replaced session")
+	if s := f.Sessions.Sessions(); len(s) != 1 {
 		t.Errorf("Sessions() = %+v, want one", s)
 	}
 	res, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "which"}, nil)
@@ -455,10 +455,10 @@ func TestSecondSessionReplacesFirst(t *testing.T) {
 
 	second.cancel()
 	testwait.Recv(t, second.done, waitTimeout, "second Serve to return")
-	if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.ID != d.ID() {
+	if g := testwait.Recv(t, f.Runtime.Gone, waitTimeout, "NodeGone"); g.ID != d.ID() {
 		t.Errorf("NodeGone(%s)", g.ID)
 	}
-	testwait.None(t, f.reg.Gone, "second NodeGone")
+	testwait.None(t, f.Runtime.Gone, "second NodeGone")
 }
 
 func TestProtocolViolations(t *testing.T) {
@@ -480,17 +480,17 @@ func TestProtocolViolations(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, time.Second)
-			d := testpki.NewDevice(t, f.ca)
+			d := testpki.NewDevice(t, f.CA)
 			str, _ := rawSession(t, f.rawClient(t, d.Cert))
 			if err := str.Send(tt.frame); err != nil {
 				t.Fatal(err)
 			}
 			st := recvStatus(t, str)
 			wantCode(t, st.Err(), tt.code)
-			if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.ID != d.ID() {
+			if g := testwait.Recv(t, f.Runtime.Gone, waitTimeout, "NodeGone"); g.ID != d.ID() {
 				t.Errorf("NodeGone(%s)", g.ID)
 			}
-			if s := f.srv.Sessions(); len(s) != 0 {
+			if s := f.Sessions.Sessions(); len(s) != 0 {
 				t.Errorf("Sessions() = %+v", s)
 			}
 		})
@@ -500,7 +500,7 @@ func TestProtocolViolations(t *testing.T) {
 func TestShutdown(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	cfg := f.sessionConfig(d)
 	started := make(chan struct{})
 	cfg.Invoke = func(ctx context.Context, _ *nodev1.Invoke, _ func(string)) *nodev1.Result {
@@ -517,13 +517,13 @@ func TestShutdown(t *testing.T) {
 	testwait.Recv(t, started, waitTimeout, "the call to start")
 
 	f.srv.Close() // returns once the handlers have
-	if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.Reason != "gateway shutting down" {
+	if g := testwait.Recv(t, f.Runtime.Gone, waitTimeout, "NodeGone"); g.Reason != "gateway shutting down" {
 		t.Errorf("NodeGone reason %q", g.Reason)
 	}
 	if err := testwait.Recv(t, n.done, waitTimeout, "Serve to return"); !errors.Is(err, nodecarrier.ErrGatewayShutdown) {
 		t.Errorf("Serve = %v, want ErrGatewayShutdown", err)
 	}
-	if err := testwait.Recv(t, calls, waitTimeout, "Invoke to fail"); !errors.Is(err, quiccarrier.ErrNodeGone) {
+	if err := testwait.Recv(t, calls, waitTimeout, "Invoke to fail"); !errors.Is(err, carrier.ErrNodeGone) {
 		t.Errorf("Invoke = %v, want ErrNodeGone", err)
 	}
 	_, err := f.rawClient(t, d.Cert).RegisterNode(t.Context(), &nodev1.RegisterNode{})
@@ -546,14 +546,14 @@ func TestDial(t *testing.T) {
 		}
 		dead := ln.Addr().String()
 		ln.Close()
-		cfg := f.sessionConfig(testpki.NewDevice(t, f.ca))
+		cfg := f.sessionConfig(testpki.NewDevice(t, f.CA))
 		cfg.Addresses = []string{dead, f.addr}
 		c, err := nodegrpc.Dial(t.Context(), cfg)
 		if err != nil {
 			t.Fatalf("Dial = %v", err)
 		}
 		defer c.Close()
-		testwait.Recv(t, f.reg.Ready, waitTimeout, "NodeReady")
+		testwait.Recv(t, f.Runtime.Ready, waitTimeout, "NodeReady")
 
 		cfg.Addresses = []string{dead}
 		if _, err := nodegrpc.Dial(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), dead) {
@@ -562,7 +562,7 @@ func TestDial(t *testing.T) {
 	})
 	t.Run("gateway from another CA", func(t *testing.T) {
 		t.Parallel()
-		cfg := f.sessionConfig(testpki.NewDevice(t, f.ca))
+		cfg := f.sessionConfig(testpki.NewDevice(t, f.CA))
 		cfg.CACertificate = testpki.NewCA(t, "impostor").Certificate()
 		_, err := nodegrpc.Dial(t.Context(), cfg)
 		if !errors.Is(err, identity.ErrUntrusted) {
@@ -571,7 +571,7 @@ func TestDial(t *testing.T) {
 	})
 	t.Run("gateway certificate for another host", func(t *testing.T) {
 		t.Parallel()
-		cfg := f.sessionConfig(testpki.NewDevice(t, f.ca))
+		cfg := f.sessionConfig(testpki.NewDevice(t, f.CA))
 		_, port, _ := net.SplitHostPort(f.addr)
 		cfg.Addresses = []string{net.JoinHostPort("localhost", port)}
 		_, err := nodegrpc.Dial(t.Context(), cfg)
@@ -590,7 +590,7 @@ func TestDial(t *testing.T) {
 func TestRenewCertificateUnsupported(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	n := f.runNode(t, f.sessionConfig(testpki.NewDevice(t, f.ca)))
+	n := f.runNode(t, f.sessionConfig(testpki.NewDevice(t, f.CA)))
 	_, err := n.conn.RenewCertificate(t.Context(), []byte("csr"))
 	if !errors.Is(err, errors.ErrUnsupported) {
 		t.Errorf("RenewCertificate = %v, want errors.ErrUnsupported", err)
@@ -606,7 +606,7 @@ func TestRenewCertificateUnsupported(t *testing.T) {
 func TestCallWithoutHandler(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	n := f.runNode(t, f.sessionConfig(d))
 	res, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "no-handler", Capability: "x"}, nil)
 	if err != nil || res.GetOk() || res.GetErrorCode() != "unknown_capability" {

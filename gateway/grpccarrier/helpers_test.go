@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,12 +16,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/palyra/palyra-go/gateway/grpccarrier"
-	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/leakcheck"
 	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/testregistry"
 	"github.com/palyra/palyra-go/internal/testwait"
-	"github.com/palyra/palyra-go/internal/wire"
 	nodecarrier "github.com/palyra/palyra-go/node/carrier"
 	nodegrpc "github.com/palyra/palyra-go/node/grpccarrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
@@ -41,11 +37,9 @@ const waitTimeout = 5 * time.Second
 // certificate (the Pairing service shares the listener), and the frame
 // limit on received messages.
 type fixture struct {
-	ca      *identity.CA
-	srv     *grpccarrier.Server
-	reg     *testregistry.Registry
-	addr    string
-	revoked sync.Map // identity.DeviceID -> bool
+	*testregistry.Gateway
+	srv  *grpccarrier.Server
+	addr string
 }
 
 type options struct {
@@ -59,29 +53,13 @@ func newFixture(t testing.TB, ttl time.Duration) *fixture {
 
 func newFixtureWith(t testing.TB, o options) *fixture {
 	t.Helper()
-	f := &fixture{ca: testpki.NewCA(t, "test gateway"), reg: testregistry.New(nil)}
-	srv, err := grpccarrier.NewServer(grpccarrier.Config{
-		Authenticate: f.authenticate,
-		Registry:     f.reg,
-		LeaseTTL:     o.ttl,
-		Now:          o.now,
-		GatewayName:  "test gateway",
-	})
+	f := &fixture{Gateway: testregistry.NewGateway(t, o.now)}
+	srv, err := grpccarrier.NewServer(grpccarrier.Config{Common: f.Common(o.ttl)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.srv = srv
-	cert := testpki.ServerCert(t, f.ca)
-	gs := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(&tls.Config{
-			MinVersion: tls.VersionTLS13,
-			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-				return cert, nil
-			},
-			ClientAuth: tls.RequestClientCert,
-		})),
-		grpc.MaxRecvMsgSize(wire.MaxFrameSize),
-	)
+	gs := f.GRPCServer(t)
 	srv.Register(gs)
 	healthpb.RegisterHealthServer(gs, health.NewServer()) // the floor for benchmarks
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -114,26 +92,8 @@ func newFixtureWith(t testing.TB, o options) *fixture {
 	return f
 }
 
-func (f *fixture) authenticate(raw [][]byte) (identity.DeviceID, error) {
-	id, err := identity.VerifyDeviceCertificate(f.ca.Certificate(), raw, time.Now())
-	if err != nil {
-		return id, err
-	}
-	if _, ok := f.revoked.Load(id); ok {
-		return id, fmt.Errorf("device %s: %w", id, identity.ErrRevoked)
-	}
-	return id, nil
-}
-
 func (f *fixture) sessionConfig(d *testpki.Device) nodecarrier.Config {
-	return nodecarrier.Config{
-		Addresses:         []string{f.addr},
-		ClientCertificate: func() (*tls.Certificate, error) { return d.Cert, nil },
-		CACertificate:     f.ca.Certificate(),
-		Register: &nodev1.RegisterNode{Name: "test node", Platform: "linux/amd64", Version: "0.0.1", Capabilities: []*nodev1.Capability{
-			{Name: "test.echo", Enabled: true},
-		}},
-	}
+	return f.NodeConfig(f.addr, d, &nodev1.Capability{Name: "test.echo", Enabled: true})
 }
 
 // node is a nodegrpc.Conn whose Serve runs in the background.
@@ -144,28 +104,14 @@ type node struct {
 }
 
 // runNode dials and serves cfg until the test ends.
-func (f *fixture) runNode(t *testing.T, cfg nodecarrier.Config) *node {
+func (f *fixture) runNode(t testing.TB, cfg nodecarrier.Config) *node {
 	t.Helper()
 	c, err := nodegrpc.Dial(t.Context(), cfg)
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	exited := make(chan struct{})
-	go func() {
-		defer close(exited)
-		done <- c.Serve(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-exited:
-		case <-time.After(waitTimeout):
-			t.Errorf("Serve did not return")
-		}
-	})
-	return &node{conn: c, cancel: cancel, done: done}
+	stop, done := testregistry.Serve(t, c.Serve)
+	return &node{conn: c, cancel: stop, done: done}
 }
 
 // rawClient is a Node client with cert (none when nil), for what the

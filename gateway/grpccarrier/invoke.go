@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/palyra/palyra-go/gateway/quiccarrier"
+	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/identity"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
@@ -30,8 +30,8 @@ type waiter struct {
 // result, which the node submits with SubmitCapabilityResult; progress (if
 // not nil) is called, on Invoke's goroutine, for each Progress the node
 // reports. When ctx ends first the node is sent Cancel and Invoke returns
-// ctx's error. Errors wrap quiccarrier.ErrNodeOffline (no session) or
-// quiccarrier.ErrNodeGone (the session ended before the result).
+// ctx's error. Errors wrap carrier.ErrNodeOffline (no session) or
+// carrier.ErrNodeGone (the session ended before the result).
 //
 // Progress travels on the session's stream and the result on its own RPC,
 // so a report sent just before the result may arrive after it and be
@@ -48,12 +48,11 @@ func (s *Server) Invoke(ctx context.Context, id identity.DeviceID, inv *nodev1.I
 		progress: make(chan *nodev1.Progress, progressQueue),
 		result:   make(chan *nodev1.Result, 1),
 	}
-	s.mu.Lock()
-	ss := s.current[id]
-	if ss == nil {
-		s.mu.Unlock()
-		return nil, quiccarrier.ErrNodeOffline
+	ss, ok := carrier.CurrentConn[*session](s.reg, id)
+	if !ok || ss.srv != s {
+		return nil, carrier.ErrNodeOffline
 	}
+	s.mu.Lock()
 	if _, dup := s.waiters[key]; dup {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("grpccarrier: call %s to device %s is already waiting", inv.GetRequestId(), id)
@@ -66,7 +65,7 @@ func (s *Server) Invoke(ctx context.Context, id identity.DeviceID, inv *nodev1.I
 	select {
 	case ss.out <- &nodev1.Frame{Body: &nodev1.Frame_Invoke{Invoke: inv}}:
 	case <-ss.ended:
-		return nil, fmt.Errorf("%w: %s", quiccarrier.ErrNodeGone, ss.goneReason())
+		return nil, fmt.Errorf("%w: %s", carrier.ErrNodeGone, ss.goneReason())
 	case <-ctx.Done():
 		return nil, ctx.Err() // never queued: the node does not know it
 	}
@@ -87,7 +86,7 @@ func (s *Server) Invoke(ctx context.Context, id identity.DeviceID, inv *nodev1.I
 				return r, nil
 			default:
 			}
-			return nil, fmt.Errorf("%w: %s", quiccarrier.ErrNodeGone, ss.goneReason())
+			return nil, fmt.Errorf("%w: %s", carrier.ErrNodeGone, ss.goneReason())
 		case <-ctx.Done():
 			if s.dropWaiter(key, w) {
 				s.sendCancel(ss, inv.GetRequestId(), context.Cause(ctx))
@@ -136,7 +135,7 @@ func (s *Server) sendCancel(ss *session, requestID string, cause error) {
 	case ss.out <- f:
 	case <-ss.ended:
 	case <-t.C:
-		s.log.Info("could not tell the node a call was canceled", "device", ss.id, "request_id", requestID)
+		s.log.Info("could not tell the node a call was canceled", "device", ss.ID, "request_id", requestID)
 	}
 }
 
@@ -144,15 +143,15 @@ func (s *Server) sendCancel(ss *session, requestID string, cause error) {
 // call was sent on ss.
 func (s *Server) deliverProgress(ss *session, p *nodev1.Progress) {
 	s.mu.Lock()
-	w := s.waiters[waitKey{id: ss.id, requestID: p.GetRequestId()}]
+	w := s.waiters[waitKey{id: ss.ID, requestID: p.GetRequestId()}]
 	s.mu.Unlock()
 	if w == nil || w.ss != ss {
-		s.log.Debug("progress for no waiting call", "device", ss.id, "request_id", clip(p.GetRequestId()))
+		s.log.Debug("progress for no waiting call", "device", ss.ID, "request_id", clip(p.GetRequestId()))
 		return
 	}
 	select {
 	case w.progress <- p:
 	default:
-		s.log.Debug("progress dropped: the caller is behind", "device", ss.id, "request_id", p.GetRequestId())
+		s.log.Debug("progress dropped: the caller is behind", "device", ss.ID, "request_id", p.GetRequestId())
 	}
 }

@@ -13,8 +13,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/palyra/palyra-go/gateway/quiccarrier"
+	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/internal/testpki"
+	"github.com/palyra/palyra-go/internal/testregistry"
 	"github.com/palyra/palyra-go/internal/testwait"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
@@ -24,7 +25,7 @@ import (
 func TestInvokeRoundTrip(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	const concurrent = 16
 	var (
 		progressSeen = make(chan struct{})
@@ -117,7 +118,7 @@ func TestInvokeDeadlineAcrossClockSkew(t *testing.T) {
 	const skew = time.Hour // the gateway's clock is an hour ahead
 	gatewayNow := func() time.Time { return time.Now().Add(skew) }
 	f := newFixtureWith(t, options{ttl: time.Second, now: gatewayNow})
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	cfg := f.sessionConfig(d)
 	cfg.Invoke = func(ctx context.Context, _ *nodev1.Invoke, _ func(string)) *nodev1.Result {
 		dl, ok := ctx.Deadline()
@@ -166,20 +167,11 @@ func TestInvokeCancel(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, time.Second)
-			d := testpki.NewDevice(t, f.ca)
+			d := testpki.NewDevice(t, f.CA)
 			started := make(chan string, 1)
 			causes := make(chan error, 1)
 			cfg := f.sessionConfig(d)
-			cfg.Invoke = func(ctx context.Context, inv *nodev1.Invoke, _ func(string)) *nodev1.Result {
-				started <- inv.GetRequestId()
-				select {
-				case <-ctx.Done():
-					causes <- context.Cause(ctx)
-				case <-time.After(waitTimeout):
-					causes <- errors.New("the handler's context did not end")
-				}
-				return &nodev1.Result{ErrorCode: "canceled"}
-			}
+			cfg.Invoke = testregistry.UntilCanceled(started, causes)
 			n := f.runNode(t, cfg)
 			ctx, cancel, giveUp := tt.giveUp(t.Context())
 			defer cancel()
@@ -205,7 +197,7 @@ func TestInvokeCancel(t *testing.T) {
 				t.Errorf("Serve returned %v", err)
 			default:
 			}
-			if s := f.srv.Sessions(); len(s) != 1 {
+			if s := f.Sessions.Sessions(); len(s) != 1 {
 				t.Errorf("Sessions() = %+v", s)
 			}
 		})
@@ -215,7 +207,7 @@ func TestInvokeCancel(t *testing.T) {
 func TestInvokeNodeGoneMidCall(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	started := make(chan struct{})
 	handlerDone := make(chan struct{})
 	cfg := f.sessionConfig(d)
@@ -234,16 +226,16 @@ func TestInvokeNodeGoneMidCall(t *testing.T) {
 	testwait.Recv(t, started, waitTimeout, "the call to start")
 	n.conn.Close() // the laptop drops off
 	err := testwait.Recv(t, calls, waitTimeout, "Invoke to fail")
-	if !errors.Is(err, quiccarrier.ErrNodeGone) {
+	if !errors.Is(err, carrier.ErrNodeGone) {
 		t.Errorf("Invoke = %v, want ErrNodeGone", err)
 	}
-	if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.Reason != "node disconnected" {
+	if g := testwait.Recv(t, f.Runtime.Gone, waitTimeout, "NodeGone"); g.Reason != "node disconnected" {
 		t.Errorf("NodeGone reason %q", g.Reason)
 	}
 	testwait.Recv(t, handlerDone, waitTimeout, "the node's handler to end")
 	testwait.Recv(t, n.done, waitTimeout, "Serve to return")
 
-	if _, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "after"}, nil); !errors.Is(err, quiccarrier.ErrNodeOffline) {
+	if _, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "after"}, nil); !errors.Is(err, carrier.ErrNodeOffline) {
 		t.Errorf("Invoke after the node left = %v, want ErrNodeOffline", err)
 	}
 }
@@ -251,15 +243,15 @@ func TestInvokeNodeGoneMidCall(t *testing.T) {
 func TestInvokeOffline(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	d := testpki.NewDevice(t, f.ca)
-	if _, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "x"}, nil); !errors.Is(err, quiccarrier.ErrNodeOffline) {
+	d := testpki.NewDevice(t, f.CA)
+	if _, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "x"}, nil); !errors.Is(err, carrier.ErrNodeOffline) {
 		t.Errorf("Invoke = %v, want ErrNodeOffline", err)
 	}
 	// Registered but without a session is offline too.
 	if _, err := f.rawClient(t, d.Cert).RegisterNode(t.Context(), &nodev1.RegisterNode{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "x"}, nil); !errors.Is(err, quiccarrier.ErrNodeOffline) {
+	if _, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "x"}, nil); !errors.Is(err, carrier.ErrNodeOffline) {
 		t.Errorf("Invoke = %v, want ErrNodeOffline", err)
 	}
 	if _, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{}, nil); err == nil {
@@ -272,7 +264,7 @@ func TestInvokeOffline(t *testing.T) {
 func TestSubmitResultOwnership(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	a, b := testpki.NewDevice(t, f.ca), testpki.NewDevice(t, f.ca)
+	a, b := testpki.NewDevice(t, f.CA), testpki.NewDevice(t, f.CA)
 	clientA, clientB := f.rawClient(t, a.Cert), f.rawClient(t, b.Cert)
 	strA, _ := rawSession(t, clientA)
 	strB, _ := rawSession(t, clientB)
@@ -361,7 +353,7 @@ func sendFrame(t *testing.T, str rawStream, f *nodev1.Frame) {
 func TestInvokeDuplicateRequestID(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	str, _ := rawSession(t, f.rawClient(t, d.Cert))
 	first := make(chan error, 1)
 	go func() {
@@ -371,7 +363,7 @@ func TestInvokeDuplicateRequestID(t *testing.T) {
 	if fr, err := str.Recv(); err != nil || fr.GetInvoke() == nil {
 		t.Fatalf("got %v, %v; want the Invoke", fr, err)
 	}
-	if _, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "dup"}, nil); err == nil || errors.Is(err, quiccarrier.ErrNodeGone) {
+	if _, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "dup"}, nil); err == nil || errors.Is(err, carrier.ErrNodeGone) {
 		t.Errorf("second Invoke with the same ID = %v, want a refusal", err)
 	}
 	testwait.None(t, first, "the first call's end")
@@ -382,7 +374,7 @@ func TestInvokeDuplicateRequestID(t *testing.T) {
 // would starve the short leases of other tests.
 func TestInvokeBurst(t *testing.T) {
 	f := newFixture(t, time.Second)
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	cfg := f.sessionConfig(d)
 	cfg.Invoke = func(_ context.Context, inv *nodev1.Invoke, progress func(string)) *nodev1.Result {
 		progress("running")
@@ -411,7 +403,7 @@ func TestInvokeBurst(t *testing.T) {
 	}
 	// The session lives on.
 	for i := range 2 {
-		testwait.Recv(t, f.reg.Renewed, waitTimeout, fmt.Sprintf("renewal %d", i))
+		testwait.Recv(t, f.Runtime.Renewed, waitTimeout, fmt.Sprintf("renewal %d", i))
 	}
 	select {
 	case err := <-n.done:
@@ -425,9 +417,9 @@ func TestInvokeBurst(t *testing.T) {
 func TestNodeNotReading(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Minute)
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	str, _ := rawSession(t, f.rawClient(t, d.Cert))
-	testwait.Recv(t, f.reg.Ready, waitTimeout, "NodeReady")
+	testwait.Recv(t, f.Runtime.Ready, waitTimeout, "NodeReady")
 	const calls = 200 // 32 KiB each: far more than the HTTP/2 window and the send queue
 	args := []byte(`"` + strings.Repeat("x", 32<<10) + `"`)
 	errs := make(chan error, calls)
@@ -441,16 +433,16 @@ func TestNodeNotReading(t *testing.T) {
 	if fr, err := str.Recv(); err != nil || fr.GetInvoke() == nil {
 		t.Fatalf("got %v, %v; want an Invoke", fr, err)
 	}
-	if got := f.srv.Disconnect(d.ID(), "revoked by test"); got != 1 {
+	if got := f.Sessions.Disconnect(d.ID(), "revoked by test"); got != 1 {
 		t.Errorf("Disconnect ended %d sessions, want 1", got)
 	}
 	gone := 0
 	for i := range calls {
 		err := testwait.Recv(t, errs, waitTimeout, fmt.Sprintf("call %d to fail", i))
 		switch {
-		case errors.Is(err, quiccarrier.ErrNodeGone):
+		case errors.Is(err, carrier.ErrNodeGone):
 			gone++
-		case errors.Is(err, quiccarrier.ErrNodeOffline): // started after the end
+		case errors.Is(err, carrier.ErrNodeOffline): // started after the end
 		default:
 			t.Errorf("Invoke = %v, want ErrNodeGone or ErrNodeOffline", err)
 		}
@@ -458,7 +450,7 @@ func TestNodeNotReading(t *testing.T) {
 	if gone == 0 {
 		t.Error("no call was waiting on the session")
 	}
-	if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.Reason != "revoked by test" {
+	if g := testwait.Recv(t, f.Runtime.Gone, waitTimeout, "NodeGone"); g.Reason != "revoked by test" {
 		t.Errorf("NodeGone reason %q", g.Reason)
 	}
 }

@@ -10,57 +10,65 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/gateway/carrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
-// session is one StreamEvents call: a device's session over gRPC.
+// session is one StreamEvents call: a device's session over gRPC, its
+// registry entry and its wire state.
 type session struct {
-	srv      *Server
-	id       identity.DeviceID
-	rawCerts [][]byte
-	remote   string
+	*carrier.Session
+	srv *Server
 
 	// ctrl and out hold the frames to send, each in order; the session's
 	// writer sends them, ctrl's (lease grants) first, so no caller blocks on
 	// a node that does not read and a burst of calls cannot hold up a
 	// grant.
 	ctrl, out chan *nodev1.Frame
-	// stop is closed when this side ends the session (endLocked).
+	// stop is closed when the gateway ends the session (Session.Close).
 	stop chan struct{}
 	// ended is closed when the session is over: waiting calls fail.
 	ended chan struct{}
 
-	// Guarded by srv.mu.
-	info      SessionInfo
-	endStatus error  // the status StreamEvents returns, set by endLocked
-	endReason string // the NodeGone reason that goes with it
-	gone      string // why the session ended, set before ended closes
+	// gone is why the session ended, set before ended closes; guarded by
+	// srv.mu.
+	gone string
 }
 
-// endLocked ends ss with code and msg (what the node sees) and reason (what
-// the Registry hears), unless it was ended already. srv.mu must be held.
-func (ss *session) endLocked(code codes.Code, msg, reason string) bool {
-	if ss.endStatus != nil {
-		return false
-	}
-	ss.endStatus = status.Error(code, msg)
-	ss.endReason = reason
-	close(ss.stop)
-	return true
-}
-
-func (ss *session) end(code codes.Code, msg, reason string) {
-	ss.srv.mu.Lock()
-	defer ss.srv.mu.Unlock()
-	ss.endLocked(code, msg, reason)
+// end ends ss with kind, msg (what the node sees) and reason (what the
+// runtime hears), unless it was ended already.
+func (ss *session) end(kind carrier.EndKind, msg, reason string) {
+	ss.srv.reg.End(ss.Session, carrier.End{Kind: kind, Message: msg, Reason: reason})
 }
 
 // status is the status StreamEvents returns once stop is closed.
 func (ss *session) status() error {
-	ss.srv.mu.Lock()
-	defer ss.srv.mu.Unlock()
-	return ss.endStatus
+	e, _ := ss.srv.reg.Ended(ss.Session)
+	return endStatus(e)
+}
+
+// endStatus is the status a session's end is signalled with.
+func endStatus(e carrier.End) error {
+	switch e.Kind {
+	case carrier.EndRevoked:
+		msg := revokedMessage
+		if e.Message != revokedMessage {
+			msg += ": " + e.Message
+		}
+		return status.Error(codes.PermissionDenied, msg)
+	case carrier.EndReplaced:
+		return status.Error(codes.Aborted, e.Message)
+	case carrier.EndLeaseExpired:
+		return status.Error(codes.DeadlineExceeded, e.Message)
+	case carrier.EndShutdown, carrier.EndLost:
+		return status.Error(codes.Unavailable, e.Message)
+	case carrier.EndProtocol:
+		return status.Error(codes.InvalidArgument, e.Message)
+	case carrier.EndNotReading:
+		return status.Error(codes.ResourceExhausted, e.Message)
+	default:
+		return status.Error(codes.Internal, e.Message)
+	}
 }
 
 // goneReason is why ss ended, once ended is closed.
@@ -83,27 +91,32 @@ func (s *Server) streamEvents(stream grpc.BidiStreamingServer[nodev1.Frame, node
 		return err
 	}
 	ss := &session{
-		srv:      s,
-		id:       pd.id,
-		rawCerts: pd.rawCerts,
-		remote:   pd.remote,
-		ctrl:     make(chan *nodev1.Frame, ctrlQueue),
-		out:      make(chan *nodev1.Frame, outQueue),
-		stop:     make(chan struct{}),
-		ended:    make(chan struct{}),
+		srv:   s,
+		ctrl:  make(chan *nodev1.Frame, ctrlQueue),
+		out:   make(chan *nodev1.Frame, outQueue),
+		stop:  make(chan struct{}),
+		ended: make(chan struct{}),
 	}
-	if !s.track(ss) {
+	ss.Session = &carrier.Session{
+		ID:        pd.id,
+		Transport: Transport,
+		RawCerts:  pd.rawCerts,
+		Remote:    pd.remote,
+		Conn:      ss,
+		Close:     func(carrier.End) { close(ss.stop) },
+	}
+	if !s.startHandler() {
 		return status.Error(codes.Unavailable, shutdownMessage)
 	}
-	defer s.untrack(ss)
+	defer s.handlers.Done()
+	if !s.reg.Track(ss.Session) {
+		return status.Error(codes.Unavailable, shutdownMessage)
+	}
 	if err := s.attach(ss); err != nil {
-		s.mu.Lock()
-		ss.gone = "session refused"
-		close(ss.ended)
-		s.mu.Unlock()
+		s.finish(ss, s.reg.Detach(ss.Session, "session refused"))
 		return err
 	}
-	log := s.log.With("device", ss.id, "remote", ss.remote)
+	log := s.log.With("device", ss.ID, "remote", ss.Remote)
 	log.Info("node session started")
 
 	// The writer sends the queued frames; a Send blocked by a node that
@@ -122,7 +135,7 @@ func (s *Server) streamEvents(stream grpc.BidiStreamingServer[nodev1.Frame, node
 				}
 			}
 			if err := stream.Send(f); err != nil {
-				ss.end(codes.Unavailable, "sending failed", fmt.Sprintf("connection lost: %v", err))
+				ss.end(carrier.EndLost, "sending failed", fmt.Sprintf("connection lost: %v", err))
 				return
 			}
 		}
@@ -145,19 +158,10 @@ func (s *Server) streamEvents(stream grpc.BidiStreamingServer[nodev1.Frame, node
 	}()
 
 	reason, err := s.serveSession(ss, in)
-	if r := ss.reasonIfEnded(); r != "" {
-		reason = r
-	}
+	reason = s.reg.Detach(ss.Session, reason)
 	log.Info("node session ended", "reason", reason)
 	s.finish(ss, reason)
 	return err
-}
-
-// reasonIfEnded is endReason, if this side ended ss.
-func (ss *session) reasonIfEnded() string {
-	ss.srv.mu.Lock()
-	defer ss.srv.mu.Unlock()
-	return ss.endReason
 }
 
 // serveSession reads frames until the session ends; it returns why the
@@ -171,7 +175,7 @@ func (s *Server) serveSession(ss *session, in <-chan received) (string, error) {
 		case <-ss.stop:
 			return "", ss.status()
 		case <-lease.C:
-			ss.end(codes.DeadlineExceeded, leaseMessage, leaseMessage)
+			ss.end(carrier.EndLeaseExpired, leaseMessage, leaseMessage)
 			return "", ss.status()
 		case r := <-in:
 			if r.err != nil {
@@ -199,19 +203,15 @@ func recvEnd(err error) (string, error) {
 func (s *Server) handleFrame(ss *session, f *nodev1.Frame) {
 	switch body := f.Body.(type) {
 	case *nodev1.Frame_LeaseRenewal:
-		s.cfg.Registry.NodeRenewed(ss.id, s.now())
+		s.rt.NodeRenewed(ss.ID, s.reg.Now())
 		ss.grant(&nodev1.Frame{Body: &nodev1.Frame_LeaseGranted{LeaseGranted: &nodev1.LeaseGranted{
 			Sequence:   body.LeaseRenewal.GetSequence(),
 			LeaseTtlMs: s.cfg.LeaseTTL.Milliseconds(),
 		}}})
 	case *nodev1.Frame_CapabilitiesChanged:
-		caps := body.CapabilitiesChanged.GetCapabilities()
-		s.mu.Lock()
-		ss.info.Capabilities = caps
-		s.mu.Unlock()
-		s.cfg.Registry.CapabilitiesChanged(ss.id, caps)
+		s.reg.SetCapabilities(ss.Session, body.CapabilitiesChanged.GetCapabilities())
 	case *nodev1.Frame_Event:
-		s.cfg.Registry.NodeEvent(ss.id, body.Event)
+		s.rt.NodeEvent(ss.ID, body.Event)
 	case *nodev1.Frame_Progress:
 		s.deliverProgress(ss, body.Progress)
 	case *nodev1.Frame_Result:
@@ -225,8 +225,8 @@ func (s *Server) handleFrame(ss *session, f *nodev1.Frame) {
 
 // protocolError ends ss because the node broke the protocol.
 func (ss *session) protocolError(msg string) {
-	ss.srv.log.Info("node broke the protocol", "device", ss.id, "err", msg)
-	ss.end(codes.InvalidArgument, msg, "protocol error: "+msg)
+	ss.srv.log.Info("node broke the protocol", "device", ss.ID, "err", msg)
+	ss.end(carrier.EndProtocol, msg, "protocol error: "+msg)
 }
 
 // grant queues a lease grant without waiting; a node that lets ctrlQueue
@@ -235,80 +235,65 @@ func (ss *session) grant(f *nodev1.Frame) {
 	select {
 	case ss.ctrl <- f:
 	default:
-		ss.end(codes.ResourceExhausted, "the node is not reading its stream", "node not reading")
+		ss.end(carrier.EndNotReading, "the node is not reading its stream", "node not reading")
 	}
 }
 
-// track adds ss to sessions unless the server is closing.
-func (s *Server) track(ss *session) bool {
+// startHandler counts a StreamEvents handler for Close, unless the server
+// is closing.
+func (s *Server) startHandler() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
 		return false
 	}
-	s.sessions[ss] = struct{}{}
 	s.handlers.Add(1)
 	return true
 }
 
-func (s *Server) untrack(ss *session) {
-	s.mu.Lock()
-	delete(s.sessions, ss)
-	s.mu.Unlock()
-	s.handlers.Done()
-}
-
-// attach makes ss its device's current session: it takes the device's
-// registration, replaces an older session and tells the Registry the node
-// is ready. The lease is granted (sequence 0) before any call can be
-// queued, so the node knows it is attached.
+// attach makes ss its device's current session (carrier.Registry.Attach):
+// it takes the device's registration and tells the runtime the node is
+// ready. The lease is granted (sequence 0) before ss becomes current, so
+// before any call can be queued, and the node knows it is attached. The
+// checks keep their order: authentication, then an end that came first
+// (Disconnect, Close), then the registration, so a revoked node sees
+// PermissionDenied rather than "call RegisterNode first".
 func (s *Server) attach(ss *session) error {
-	s.regMu.Lock()
-	defer s.regMu.Unlock()
-	// Authenticate again under regMu: the device may have been revoked
-	// since the RPC began, and Disconnect may have run before track.
-	if _, err := s.cfg.Authenticate(ss.rawCerts); err != nil {
+	err := s.reg.Attach(ss.Session, func() (carrier.SessionInfo, error) {
+		now := s.reg.Now()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		reg := s.pending[ss.ID]
+		delete(s.pending, ss.ID)
+		if reg == nil || now.Sub(reg.at) > s.cfg.LeaseTTL {
+			return carrier.SessionInfo{}, errNotRegistered
+		}
+		ss.ctrl <- &nodev1.Frame{Body: &nodev1.Frame_LeaseGranted{LeaseGranted: &nodev1.LeaseGranted{
+			LeaseTtlMs: s.cfg.LeaseTTL.Milliseconds(),
+		}}}
+		return reg.info, nil
+	})
+	switch {
+	case err == nil:
+		s.reg.Ready(ss.Session)
+		return nil
+	case errors.Is(err, carrier.ErrEnded):
+		return ss.status()
+	case errors.Is(err, errNotRegistered):
+		return status.Error(codes.FailedPrecondition, "call RegisterNode first")
+	default:
 		return authStatus(err)
 	}
-	now := s.now()
-	s.mu.Lock()
-	if ss.endStatus != nil { // Disconnect or Close came first
-		err := ss.endStatus
-		s.mu.Unlock()
-		return err
-	}
-	reg := s.pending[ss.id]
-	if reg == nil || now.Sub(reg.at) > s.cfg.LeaseTTL {
-		delete(s.pending, ss.id)
-		s.mu.Unlock()
-		return status.Error(codes.FailedPrecondition, "call RegisterNode first")
-	}
-	delete(s.pending, ss.id)
-	ss.info = reg.info
-	ss.ctrl <- &nodev1.Frame{Body: &nodev1.Frame_LeaseGranted{LeaseGranted: &nodev1.LeaseGranted{
-		LeaseTtlMs: s.cfg.LeaseTTL.Milliseconds(),
-	}}}
-	old := s.current[ss.id]
-	s.current[ss.id] = ss
-	if old != nil && old.endLocked(codes.Aborted, replacedMessage, "replaced") {
-		s.log.Info("node session replaced", "device", ss.id, "old", old.remote, "new", ss.remote)
-	}
-	info := ss.info
-	s.mu.Unlock()
-	s.cfg.Registry.NodeReady(info)
-	return nil
 }
 
-// finish ends ss: the calls waiting on it fail, and if it is still its
-// device's current session the Registry hears NodeGone.
+// errNotRegistered: StreamEvents came without a fresh RegisterNode.
+var errNotRegistered = errors.New("no pending registration")
+
+// finish ends ss once the Registry has detached it: the calls waiting on it
+// fail with reason.
 func (s *Server) finish(ss *session, reason string) {
-	s.regMu.Lock()
-	defer s.regMu.Unlock()
 	s.mu.Lock()
-	current := s.current[ss.id] == ss
-	if current {
-		delete(s.current, ss.id)
-	}
+	defer s.mu.Unlock()
 	for k, w := range s.waiters {
 		if w.ss == ss {
 			delete(s.waiters, k)
@@ -316,9 +301,4 @@ func (s *Server) finish(ss *session, reason string) {
 	}
 	ss.gone = reason
 	close(ss.ended)
-	s.mu.Unlock()
-	if current {
-		s.log.Info("node gone", "device", ss.id, "reason", reason)
-		s.cfg.Registry.NodeGone(ss.id, s.now(), reason)
-	}
 }

@@ -1,7 +1,6 @@
 package quiccarrier_test
 
 import (
-	"context"
 	"io"
 	"testing"
 	"time"
@@ -9,8 +8,8 @@ import (
 	"github.com/palyra/palyra-go/gateway/quiccarrier"
 	"github.com/palyra/palyra-go/internal/quicecho"
 	"github.com/palyra/palyra-go/internal/testpki"
+	"github.com/palyra/palyra-go/internal/testregistry"
 	"github.com/palyra/palyra-go/internal/wire"
-	nodequic "github.com/palyra/palyra-go/node/quiccarrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -27,7 +26,7 @@ func renewalFrame(b *testing.B) []byte {
 // session: framing, decoding, the Registry call and the answer.
 func BenchmarkControlRoundTrip(b *testing.B) {
 	f := newFixture(b, time.Minute)
-	_, str := f.rawClient(b, testpki.NewDevice(b, f.ca))
+	_, str := f.rawClient(b, testpki.NewDevice(b, f.CA))
 	register(b, str)
 	_ = str.SetDeadline(time.Time{})
 	frame := renewalFrame(b)
@@ -83,41 +82,9 @@ func BenchmarkRawQUICEcho(b *testing.B) {
 // is its floor.
 func BenchmarkInvokeRoundTrip(b *testing.B) {
 	f := newFixture(b, time.Minute)
-	d := testpki.NewDevice(b, f.ca)
-	cfg := f.sessionConfig(d)
-	cfg.Invoke = func(_ context.Context, inv *nodev1.Invoke, _ func(string)) *nodev1.Result {
-		return &nodev1.Result{Ok: true, OutputJson: inv.GetArgsJson()}
-	}
-	c, err := nodequic.Dial(b.Context(), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(b.Context())
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = c.Serve(ctx)
-	}()
-	defer func() {
-		cancel()
-		<-served
-	}()
-	<-f.reg.Registered
-	inv := &nodev1.Invoke{RequestId: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Capability: "bench.echo", ArgsJson: []byte(`{"n":1}`)}
-	// Registration and readiness are reported in order; wait for the node
-	// to be reachable.
-	for range 1000 {
-		if _, err := f.srv.Invoke(b.Context(), d.ID(), inv, nil); err == nil {
-			break
-		}
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		res, err := f.srv.Invoke(b.Context(), d.ID(), inv, nil)
-		if err != nil || !res.GetOk() {
-			b.Fatal(err, res)
-		}
-	}
+	d := testpki.NewDevice(b, f.CA)
+	f.dialNode(b, d, testregistry.Echo)
+	testregistry.BenchInvoke(b, f.srv.Invoke, d.ID())
 }
 
 // BenchmarkRawQUICNewStream is the floor for BenchmarkInvokeRoundTrip: a new

@@ -10,20 +10,10 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/wire"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
-)
-
-// Errors Invoke returns, to be tested with errors.Is.
-var (
-	// ErrNodeOffline: the device has no registered session.
-	ErrNodeOffline = errors.New("node offline")
-	// ErrNodeGone: the session ended before the node answered.
-	ErrNodeGone = errors.New("node disconnected during the call")
-	// ErrBadAnswer: the node answered with something other than progress
-	// and a result for this request.
-	ErrBadAnswer = errors.New("node answered the call incorrectly")
 )
 
 // cancelWriteTimeout bounds telling a node that its caller gave up.
@@ -32,13 +22,12 @@ const cancelWriteTimeout = time.Second
 // Invoke sends inv to device id on a new stream of its current session and
 // waits for the result, calling progress (if not nil) for each Progress
 // frame. When ctx ends first the node is sent Cancel and Invoke returns
-// ctx's error.
+// ctx's error. Errors wrap carrier.ErrNodeOffline (no QUIC session),
+// carrier.ErrNodeGone or carrier.ErrBadAnswer.
 func (s *Server) Invoke(ctx context.Context, id identity.DeviceID, inv *nodev1.Invoke, progress func(*nodev1.Progress)) (*nodev1.Result, error) {
-	s.mu.Lock()
-	ss := s.registered[id]
-	s.mu.Unlock()
-	if ss == nil {
-		return nil, ErrNodeOffline
+	ss, ok := carrier.CurrentConn[*session](s.reg, id)
+	if !ok || ss.srv != s {
+		return nil, carrier.ErrNodeOffline
 	}
 	return ss.invoke(ctx, inv, progress)
 }
@@ -49,7 +38,7 @@ func (ss *session) invoke(ctx context.Context, inv *nodev1.Invoke, progress func
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("%w: %w", ErrNodeGone, err)
+		return nil, fmt.Errorf("%w: %w", carrier.ErrNodeGone, err)
 	}
 	// The Invoke frame and a Cancel may race to be written.
 	var writeMu sync.Mutex
@@ -86,20 +75,20 @@ func (ss *session) invoke(ctx context.Context, inv *nodev1.Invoke, progress func
 		switch body := f.Body.(type) {
 		case *nodev1.Frame_Progress:
 			if body.Progress.GetRequestId() != inv.GetRequestId() {
-				return nil, fmt.Errorf("%w: progress for request %q", ErrBadAnswer, body.Progress.GetRequestId())
+				return nil, fmt.Errorf("%w: progress for request %q", carrier.ErrBadAnswer, body.Progress.GetRequestId())
 			}
 			if progress != nil {
 				progress(body.Progress)
 			}
 		case *nodev1.Frame_Result:
 			if body.Result.GetRequestId() != inv.GetRequestId() {
-				return nil, fmt.Errorf("%w: result for request %q", ErrBadAnswer, body.Result.GetRequestId())
+				return nil, fmt.Errorf("%w: result for request %q", carrier.ErrBadAnswer, body.Result.GetRequestId())
 			}
 			return body.Result, nil
 		case *nodev1.Frame_Error:
-			return nil, fmt.Errorf("%w: %s", ErrBadAnswer, body.Error.GetMessage())
+			return nil, fmt.Errorf("%w: %s", carrier.ErrBadAnswer, body.Error.GetMessage())
 		default:
-			return nil, fmt.Errorf("%w: unexpected frame %T", ErrBadAnswer, f.Body)
+			return nil, fmt.Errorf("%w: unexpected frame %T", carrier.ErrBadAnswer, f.Body)
 		}
 	}
 }
@@ -113,13 +102,13 @@ func (ss *session) invokeErr(ctx context.Context, doing string, err error) error
 	var app *quic.ApplicationError
 	var idle *quic.IdleTimeoutError
 	if ss.conn.Context().Err() != nil || errors.As(err, &app) || errors.As(err, &idle) {
-		return fmt.Errorf("%w (%s): %w", ErrNodeGone, doing, err)
+		return fmt.Errorf("%w (%s): %w", carrier.ErrNodeGone, doing, err)
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("%w: the node ended the call without a result", ErrBadAnswer)
+		return fmt.Errorf("%w: the node ended the call without a result", carrier.ErrBadAnswer)
 	}
 	if errors.Is(err, wire.ErrFrameTooLarge) || errors.Is(err, wire.ErrMalformedFrame) {
-		return fmt.Errorf("%w: %w", ErrBadAnswer, err)
+		return fmt.Errorf("%w: %w", carrier.ErrBadAnswer, err)
 	}
 	return fmt.Errorf("%s: %w", doing, err)
 }

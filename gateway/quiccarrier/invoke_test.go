@@ -6,8 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/palyra/palyra-go/gateway/quiccarrier"
+	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/internal/testpki"
+	"github.com/palyra/palyra-go/internal/testregistry"
 	"github.com/palyra/palyra-go/internal/testwait"
 	"github.com/palyra/palyra-go/internal/wire"
 	nodecarrier "github.com/palyra/palyra-go/node/carrier"
@@ -17,7 +18,7 @@ import (
 
 // dialNode connects a nodequic.Conn for d with handler and serves it in the
 // background until the test ends; it waits until the gateway can reach it.
-func (f *fixture) dialNode(t *testing.T, d *testpki.Device, handler nodecarrier.InvokeHandler, caps ...*nodev1.Capability) *nodequic.Conn {
+func (f *fixture) dialNode(t testing.TB, d *testpki.Device, handler nodecarrier.InvokeHandler, caps ...*nodev1.Capability) *nodequic.Conn {
 	t.Helper()
 	cfg := f.sessionConfig(d)
 	cfg.Invoke = handler
@@ -26,18 +27,9 @@ func (f *fixture) dialNode(t *testing.T, d *testpki.Device, handler nodecarrier.
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = c.Serve(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-served
-	})
-	testwait.Recv(t, f.reg.Registered, waitTimeout, "registration")
-	testwait.Recv(t, f.reg.Ready, waitTimeout, "ready")
+	testregistry.Serve(t, c.Serve)
+	testwait.Recv(t, f.Runtime.Registered, waitTimeout, "registration")
+	testwait.Recv(t, f.Runtime.Ready, waitTimeout, "ready")
 	return c
 }
 
@@ -55,7 +47,7 @@ func invoke(ctx context.Context, f *fixture, d *testpki.Device, id string, progr
 
 func TestInvokeRoundTrip(t *testing.T) {
 	f := newFixture(t, time.Minute)
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	manifest := &nodev1.Capability{Name: "test.echo", Enabled: true}
 	f.dialNode(t, d, func(ctx context.Context, inv *nodev1.Invoke, progress func(string)) *nodev1.Result {
 		if _, ok := ctx.Deadline(); !ok {
@@ -97,7 +89,7 @@ func TestInvokeRoundTrip(t *testing.T) {
 
 func TestInvokeOffline(t *testing.T) {
 	f := newFixture(t, time.Minute)
-	if _, err := invoke(t.Context(), f, testpki.NewDevice(t, f.ca), "X", nil); !errors.Is(err, quiccarrier.ErrNodeOffline) {
+	if _, err := invoke(t.Context(), f, testpki.NewDevice(t, f.CA), "X", nil); !errors.Is(err, carrier.ErrNodeOffline) {
 		t.Fatalf("got %v, want ErrNodeOffline", err)
 	}
 }
@@ -106,19 +98,10 @@ func TestInvokeOffline(t *testing.T) {
 // sees its context end.
 func TestInvokeCancel(t *testing.T) {
 	f := newFixture(t, time.Minute)
-	d := testpki.NewDevice(t, f.ca)
-	started := make(chan struct{})
+	d := testpki.NewDevice(t, f.CA)
+	started := make(chan string, 1)
 	ended := make(chan error, 1)
-	f.dialNode(t, d, func(ctx context.Context, inv *nodev1.Invoke, _ func(string)) *nodev1.Result {
-		close(started)
-		select {
-		case <-ctx.Done():
-			ended <- context.Cause(ctx)
-		case <-time.After(waitTimeout):
-			ended <- errors.New("never cancelled")
-		}
-		return &nodev1.Result{ErrorCode: "canceled"}
-	})
+	f.dialNode(t, d, testregistry.UntilCanceled(started, ended))
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
 	go func() {
@@ -139,7 +122,7 @@ func TestInvokeCancel(t *testing.T) {
 // ErrNodeGone.
 func TestInvokeNodeGone(t *testing.T) {
 	f := newFixture(t, time.Minute)
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	started := make(chan struct{})
 	release := make(chan struct{})
 	c := f.dialNode(t, d, func(ctx context.Context, inv *nodev1.Invoke, _ func(string)) *nodev1.Result {
@@ -155,7 +138,7 @@ func TestInvokeNodeGone(t *testing.T) {
 	}()
 	testwait.Recv(t, started, waitTimeout, "call start")
 	c.Close()
-	if err := testwait.Recv(t, errc, waitTimeout, "invoke"); !errors.Is(err, quiccarrier.ErrNodeGone) {
+	if err := testwait.Recv(t, errc, waitTimeout, "invoke"); !errors.Is(err, carrier.ErrNodeGone) {
 		t.Fatalf("invoke: %v, want ErrNodeGone", err)
 	}
 }
@@ -163,10 +146,10 @@ func TestInvokeNodeGone(t *testing.T) {
 // TestInvokeBadAnswer: a result for another request is refused.
 func TestInvokeBadAnswer(t *testing.T) {
 	f := newFixture(t, time.Minute)
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	conn, str := f.rawClient(t, d)
 	register(t, str)
-	testwait.Recv(t, f.reg.Ready, waitTimeout, "ready")
+	testwait.Recv(t, f.Runtime.Ready, waitTimeout, "ready")
 	go func() {
 		s, err := conn.AcceptStream(t.Context())
 		if err != nil {
@@ -178,14 +161,14 @@ func TestInvokeBadAnswer(t *testing.T) {
 		}
 		_ = wire.WriteFrame(s, &nodev1.Frame{Body: &nodev1.Frame_Result{Result: &nodev1.Result{RequestId: "someone else's", Ok: true}}})
 	}()
-	if _, err := invoke(t.Context(), f, d, "B", nil); !errors.Is(err, quiccarrier.ErrBadAnswer) {
+	if _, err := invoke(t.Context(), f, d, "B", nil); !errors.Is(err, carrier.ErrBadAnswer) {
 		t.Fatalf("invoke: %v, want ErrBadAnswer", err)
 	}
 }
 
 func TestCapabilitiesAndEvents(t *testing.T) {
 	f := newFixture(t, time.Minute)
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	cfg := f.sessionConfig(d)
 	cfg.Register.Capabilities = []*nodev1.Capability{{Name: "system.info", Enabled: true}}
 	c, err := nodequic.Dial(t.Context(), cfg)
@@ -195,22 +178,22 @@ func TestCapabilitiesAndEvents(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go c.Serve(ctx)
-	if info := testwait.Recv(t, f.reg.Registered, waitTimeout, "registration"); len(info.Capabilities) != 1 || info.Capabilities[0].GetName() != "system.info" {
+	if info := testwait.Recv(t, f.Runtime.Registered, waitTimeout, "registration"); len(info.Capabilities) != 1 || info.Capabilities[0].GetName() != "system.info" {
 		t.Fatalf("registered manifest %v", info.Capabilities)
 	}
 	if err := c.SendCapabilities([]*nodev1.Capability{{Name: "system.info", Enabled: false}}); err != nil {
 		t.Fatal(err)
 	}
-	if caps := testwait.Recv(t, f.reg.Caps, waitTimeout, "capabilities"); len(caps) != 1 || caps[0].GetEnabled() {
+	if caps := testwait.Recv(t, f.Runtime.Caps, waitTimeout, "capabilities"); len(caps) != 1 || caps[0].GetEnabled() {
 		t.Fatalf("changed manifest %v", caps)
 	}
-	if s := f.srv.Sessions(); len(s) != 1 || s[0].Capabilities[0].GetEnabled() {
+	if s := f.Sessions.Sessions(); len(s) != 1 || s[0].Capabilities[0].GetEnabled() {
 		t.Fatalf("session manifest not updated: %v", s)
 	}
 	if err := c.SendEvent(&nodev1.NodeEvent{Kind: nodev1.NodeEvent_KIND_CONSENT, Message: "denied"}); err != nil {
 		t.Fatal(err)
 	}
-	if ev := testwait.Recv(t, f.reg.Events, waitTimeout, "event"); ev.GetMessage() != "denied" {
+	if ev := testwait.Recv(t, f.Runtime.Events, waitTimeout, "event"); ev.GetMessage() != "denied" {
 		t.Fatalf("event %v", ev)
 	}
 }

@@ -10,12 +10,12 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/gateway/quiccarrier"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/leakcheck"
@@ -36,28 +36,21 @@ func TestMain(m *testing.M) {
 // waitTimeout bounds every wait in these tests.
 const waitTimeout = 5 * time.Second
 
-// fixture is a CA with a gateway running on loopback.
+// fixture is a test gateway with its QUIC server running on loopback.
 type fixture struct {
-	t       testing.TB
-	ca      *identity.CA
-	srv     *quiccarrier.Server
-	reg     *testregistry.Registry
-	addr    string
-	revoked sync.Map // identity.DeviceID -> bool
+	*testregistry.Gateway
+	srv  *quiccarrier.Server
+	addr string
 }
 
 // newFixture starts a gateway with lease ttl; it stops with the test.
 func newFixture(t testing.TB, ttl time.Duration) *fixture {
 	t.Helper()
-	f := &fixture{t: t, ca: testpki.NewCA(t, "test gateway")}
-	f.reg = testregistry.New(f.ca)
-	cert := testpki.ServerCert(t, f.ca)
+	f := &fixture{Gateway: testregistry.NewGateway(t, nil)}
+	cert := testpki.ServerCert(t, f.CA)
 	srv, err := quiccarrier.NewServer(quiccarrier.Config{
 		TLSCertificate: func() (*tls.Certificate, error) { return cert, nil },
-		Authenticate:   f.authenticate,
-		Registry:       f.reg,
-		LeaseTTL:       ttl,
-		GatewayName:    "test gateway",
+		Common:         f.Common(ttl),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -90,52 +83,24 @@ func (f *fixture) start(t testing.TB) {
 	})
 }
 
-func (f *fixture) authenticate(raw [][]byte) (identity.DeviceID, error) {
-	id, err := identity.VerifyDeviceCertificate(f.ca.Certificate(), raw, time.Now())
-	if err != nil {
-		return id, err
-	}
-	if _, ok := f.revoked.Load(id); ok {
-		return id, fmt.Errorf("device %s: %w", id, identity.ErrRevoked)
-	}
-	return id, nil
-}
-
 func (f *fixture) sessionConfig(d *testpki.Device) nodecarrier.Config {
-	return nodecarrier.Config{
-		Addresses:         []string{f.addr},
-		ClientCertificate: func() (*tls.Certificate, error) { return d.Cert, nil },
-		CACertificate:     f.ca.Certificate(),
-		Register:          &nodev1.RegisterNode{Name: "test node", Platform: "linux/amd64", Version: "0.0.1"},
-	}
+	return f.NodeConfig(f.addr, d)
 }
 
 // runNode runs nodequic.Run in the background; it returns the welcome
 // channel and the result channel, and stops with the test.
 func (f *fixture) runNode(t *testing.T, cfg nodecarrier.Config) (context.CancelFunc, <-chan *nodev1.Welcome, <-chan error) {
-	ctx, cancel := context.WithCancel(t.Context())
 	up := make(chan *nodev1.Welcome, 1)
-	done := make(chan error, 1)
-	exited := make(chan struct{})
-	go func() {
-		defer close(exited)
-		done <- nodequic.Run(ctx, cfg, func(w *nodev1.Welcome) { up <- w })
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-exited:
-		case <-time.After(waitTimeout):
-			t.Errorf("Run did not return")
-		}
+	stop, done := testregistry.Serve(t, func(ctx context.Context) error {
+		return nodequic.Run(ctx, cfg, func(w *nodev1.Welcome) { up <- w })
 	})
-	return cancel, up, done
+	return stop, up, done
 }
 
 func TestRegisterRenewGone(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 300*time.Millisecond)
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	stop, up, done := f.runNode(t, f.sessionConfig(d))
 
 	w := testwait.Recv(t, up, waitTimeout, "welcome")
@@ -148,28 +113,28 @@ func TestRegisterRenewGone(t *testing.T) {
 	if got := time.UnixMilli(w.GetCertificateNotAfterUnixMs()); !got.Equal(d.Cert.Leaf.NotAfter.Truncate(time.Millisecond)) {
 		t.Errorf("welcome certificate_not_after = %v, want %v", got, d.Cert.Leaf.NotAfter)
 	}
-	info := testwait.Recv(t, f.reg.Registered, waitTimeout, "NodeRegistered")
+	info := testwait.Recv(t, f.Runtime.Registered, waitTimeout, "NodeRegistered")
 	if info.DeviceID != d.ID() || info.Name != "test node" || info.Platform != "linux/amd64" || info.Version != "0.0.1" {
 		t.Errorf("NodeRegistered(%+v)", info)
 	}
 	for i := range 2 {
-		if id := testwait.Recv(t, f.reg.Renewed, waitTimeout, fmt.Sprintf("renewal %d", i)); id != d.ID() {
+		if id := testwait.Recv(t, f.Runtime.Renewed, waitTimeout, fmt.Sprintf("renewal %d", i)); id != d.ID() {
 			t.Errorf("renewal for %s", id)
 		}
 	}
-	if s := f.srv.Sessions(); len(s) != 1 || s[0].DeviceID != d.ID() {
+	if s := f.Sessions.Sessions(); len(s) != 1 || s[0].DeviceID != d.ID() {
 		t.Errorf("Sessions() = %+v", s)
 	}
 
 	stop()
-	g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone")
+	g := testwait.Recv(t, f.Runtime.Gone, waitTimeout, "NodeGone")
 	if g.ID != d.ID() || g.Reason != "node disconnected" {
 		t.Errorf("NodeGone(%s, %q)", g.ID, g.Reason)
 	}
 	if err := testwait.Recv(t, done, waitTimeout, "Run to return"); !errors.Is(err, context.Canceled) {
 		t.Errorf("Run = %v, want context.Canceled", err)
 	}
-	if s := f.srv.Sessions(); len(s) != 0 {
+	if s := f.Sessions.Sessions(); len(s) != 0 {
 		t.Errorf("Sessions() after gone = %+v", s)
 	}
 }
@@ -231,12 +196,12 @@ func closeCode(t *testing.T, conn *quic.Conn) quic.ApplicationErrorCode {
 func TestLeaseLapses(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 300*time.Millisecond)
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	conn, str := f.rawClient(t, d)
 	register(t, str)
-	testwait.Recv(t, f.reg.Registered, waitTimeout, "NodeRegistered")
+	testwait.Recv(t, f.Runtime.Registered, waitTimeout, "NodeRegistered")
 	// Silent from here on: the lease lapses.
-	g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone")
+	g := testwait.Recv(t, f.Runtime.Gone, waitTimeout, "NodeGone")
 	if g.ID != d.ID() || g.Reason != "lease expired" {
 		t.Errorf("NodeGone(%s, %q)", g.ID, g.Reason)
 	}
@@ -248,7 +213,7 @@ func TestLeaseLapses(t *testing.T) {
 func TestNoControlStream(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 300*time.Millisecond)
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	conn, err := quic.DialAddr(t.Context(), f.addr, &tls.Config{
 		NextProtos:           []string{quiccarrier.ALPN},
 		InsecureSkipVerify:   true,
@@ -266,24 +231,24 @@ func TestNoControlStream(t *testing.T) {
 func TestDisconnectRevokes(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	_, up, done := f.runNode(t, f.sessionConfig(d))
 	testwait.Recv(t, up, waitTimeout, "welcome")
-	testwait.Recv(t, f.reg.Registered, waitTimeout, "NodeRegistered")
+	testwait.Recv(t, f.Runtime.Registered, waitTimeout, "NodeRegistered")
 
-	f.revoked.Store(d.ID(), true)
-	if n := f.srv.Disconnect(d.ID(), "revoked by test"); n != 1 {
+	f.Devices.Revoke(d.ID())
+	if n := f.Sessions.Disconnect(d.ID(), "revoked by test"); n != 1 {
 		t.Errorf("Disconnect closed %d sessions, want 1", n)
 	}
 	err := testwait.Recv(t, done, waitTimeout, "Run to return")
 	if !errors.Is(err, nodecarrier.ErrRevoked) || !errors.Is(err, identity.ErrRevoked) {
 		t.Errorf("Run = %v, want ErrRevoked", err)
 	}
-	g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone")
+	g := testwait.Recv(t, f.Runtime.Gone, waitTimeout, "NodeGone")
 	if g.ID != d.ID() || g.Reason != "revoked by test" {
 		t.Errorf("NodeGone(%s, %q)", g.ID, g.Reason)
 	}
-	if n := f.srv.Disconnect(d.ID(), ""); n != 0 {
+	if n := f.Sessions.Disconnect(d.ID(), ""); n != 0 {
 		t.Errorf("second Disconnect closed %d", n)
 	}
 
@@ -294,7 +259,7 @@ func TestDisconnectRevokes(t *testing.T) {
 		t.Errorf("Run after revocation = %v, want ErrRevoked", err)
 	}
 	testwait.None(t, up, "welcome")
-	testwait.None(t, f.reg.Registered, "NodeRegistered")
+	testwait.None(t, f.Runtime.Registered, "NodeRegistered")
 	t.Logf("revoked at the handshake: %v", err)
 }
 
@@ -302,17 +267,13 @@ func TestHandshakeRefusals(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
 	other := testpki.NewCA(t, "other gateway")
-	tests := []struct {
-		name string
-		cert *tls.Certificate
-	}{
-		{"certificate from another CA", testpki.NewDevice(t, other).Cert},
-		{"no certificate", &tls.Certificate{}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+	for name, cert := range map[string]*tls.Certificate{
+		"certificate from another CA": testpki.NewDevice(t, other).Cert,
+		"no certificate":              {},
+	} {
+		t.Run(name, func(t *testing.T) {
 			cfg := f.sessionConfig(nil)
-			cfg.ClientCertificate = func() (*tls.Certificate, error) { return tt.cert, nil }
+			cfg.ClientCertificate = func() (*tls.Certificate, error) { return cert, nil }
 			err := nodequic.Run(t.Context(), cfg, func(*nodev1.Welcome) { t.Error("came up") })
 			if !errors.Is(err, nodecarrier.ErrCertificateRefused) {
 				t.Errorf("Run = %v, want ErrCertificateRefused", err)
@@ -323,13 +284,13 @@ func TestHandshakeRefusals(t *testing.T) {
 			t.Logf("%v", err)
 		})
 	}
-	testwait.None(t, f.reg.Registered, "NodeRegistered")
+	testwait.None(t, f.Runtime.Registered, "NodeRegistered")
 }
 
 func TestGatewayFromAnotherCA(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	cfg := f.sessionConfig(testpki.NewDevice(t, f.ca))
+	cfg := f.sessionConfig(testpki.NewDevice(t, f.CA))
 	cfg.CACertificate = testpki.NewCA(t, "impostor").Certificate()
 	err := nodequic.Run(t.Context(), cfg, nil)
 	if !errors.Is(err, identity.ErrUntrusted) {
@@ -356,11 +317,11 @@ func TestBadFrames(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := testpki.NewDevice(t, f.ca)
+			d := testpki.NewDevice(t, f.CA)
 			conn, str := f.rawClient(t, d)
 			if tt.register {
 				register(t, str)
-				testwait.Recv(t, f.reg.Registered, waitTimeout, "NodeRegistered")
+				testwait.Recv(t, f.Runtime.Registered, waitTimeout, "NodeRegistered")
 			}
 			if _, err := str.Write(tt.send); err != nil {
 				t.Fatal(err)
@@ -369,14 +330,14 @@ func TestBadFrames(t *testing.T) {
 				t.Errorf("closed with %#x, want CodeProtocol", code)
 			}
 			if tt.register {
-				if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); g.ID != d.ID() {
+				if g := testwait.Recv(t, f.Runtime.Gone, waitTimeout, "NodeGone"); g.ID != d.ID() {
 					t.Errorf("NodeGone(%s)", g.ID)
 				}
 			}
 		})
 	}
 	// The server still serves.
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	_, up, _ := f.runNode(t, f.sessionConfig(d))
 	if w := testwait.Recv(t, up, waitTimeout, "welcome"); w.GetDeviceId() != d.ID().String() {
 		t.Errorf("welcome for %s", w.GetDeviceId())
@@ -394,22 +355,22 @@ func mustFrame(t *testing.T, m *nodev1.Frame) []byte {
 func TestSecondSessionReplacesFirst(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	_, up1, done1 := f.runNode(t, f.sessionConfig(d))
 	testwait.Recv(t, up1, waitTimeout, "first welcome")
-	first := testwait.Recv(t, f.reg.Registered, waitTimeout, "first NodeRegistered")
+	first := testwait.Recv(t, f.Runtime.Registered, waitTimeout, "first NodeRegistered")
 
 	_, up2, done2 := f.runNode(t, f.sessionConfig(d))
 	testwait.Recv(t, up2, waitTimeout, "second welcome")
-	second := testwait.Recv(t, f.reg.Registered, waitTimeout, "second NodeRegistered")
+	second := testwait.Recv(t, f.Runtime.Registered, waitTimeout, "second NodeRegistered")
 	if err := testwait.Recv(t, done1, waitTimeout, "first Run to return"); !errors.Is(err, nodecarrier.ErrReplaced) {
 		t.Errorf("first Run = %v, want ErrReplaced", err)
 	}
 	if first.RemoteAddr == second.RemoteAddr {
 		t.Errorf("both sessions from %s", first.RemoteAddr)
 	}
-	testwait.None(t, f.reg.Gone, "NodeGone for the replaced session")
-	if s := f.srv.Sessions(); len(s) != 1 || s[0].RemoteAddr != second.RemoteAddr {
+	testwait.None(t, f.Runtime.Gone, "NodeGone for the replaced session")
+	if s := f.Sessions.Sessions(); len(s) != 1 || s[0].RemoteAddr != second.RemoteAddr {
 		t.Errorf("Sessions() = %+v, want only the second", s)
 	}
 	select {
@@ -423,18 +384,18 @@ func TestRegistryRefuses(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
 	refusal := errors.New("unknown device")
-	f.reg.Refuse.Store(&refusal)
-	err := nodequic.Run(t.Context(), f.sessionConfig(testpki.NewDevice(t, f.ca)), nil)
+	f.Runtime.Refuse.Store(&refusal)
+	err := nodequic.Run(t.Context(), f.sessionConfig(testpki.NewDevice(t, f.CA)), nil)
 	if !errors.Is(err, nodecarrier.ErrRegistrationRefused) {
 		t.Errorf("Run = %v, want ErrRegistrationRefused", err)
 	}
-	testwait.None(t, f.reg.Gone, "NodeGone")
+	testwait.None(t, f.Runtime.Gone, "NodeGone")
 }
 
 func TestRenewCertificate(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
-	d := testpki.NewDevice(t, f.ca)
+	d := testpki.NewDevice(t, f.CA)
 	c, err := nodequic.Dial(t.Context(), f.sessionConfig(d))
 	if err != nil {
 		t.Fatal(err)
@@ -455,11 +416,11 @@ func TestRenewCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id, err := identity.VerifyDeviceCertificate(f.ca.Certificate(), [][]byte{der}, time.Now()); err != nil || id != d.ID() {
+	if id, err := identity.VerifyDeviceCertificate(f.CA.Certificate(), [][]byte{der}, time.Now()); err != nil || id != d.ID() {
 		t.Errorf("renewed certificate: %s, %v", id, err)
 	}
 	// Another device's CSR is refused; the session stays up.
-	csr, err = testpki.NewDevice(t, f.ca).Key.CreateCSR(rand.Reader, "other")
+	csr, err = testpki.NewDevice(t, f.CA).Key.CreateCSR(rand.Reader, "other")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -484,11 +445,15 @@ func TestShutdownClosesSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	// A second server of the same config on its own socket, stopped here.
+	// A second server of the same config on its own socket, with its own
+	// session table (a gateway has one QUIC server), stopped here.
+	sessions, err := carrier.NewRegistry(carrier.Config{Runtime: f.Runtime, Authenticate: f.Devices.Authenticate})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := quiccarrier.NewServer(quiccarrier.Config{
-		TLSCertificate: func() (*tls.Certificate, error) { return testpki.ServerCert(t, f.ca), nil },
-		Authenticate:   f.authenticate,
-		Registry:       f.reg,
+		TLSCertificate: func() (*tls.Certificate, error) { return testpki.ServerCert(t, f.CA), nil },
+		Common:         carrier.Common{Registry: sessions},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -496,7 +461,7 @@ func TestShutdownClosesSessions(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ctx, pc) }()
-	cfg := f.sessionConfig(testpki.NewDevice(t, f.ca))
+	cfg := f.sessionConfig(testpki.NewDevice(t, f.CA))
 	cfg.Addresses = []string{pc.LocalAddr().String()}
 	_, up, done := f.runNode(t, cfg)
 	testwait.Recv(t, up, waitTimeout, "welcome")
@@ -507,7 +472,7 @@ func TestShutdownClosesSessions(t *testing.T) {
 	if err := testwait.Recv(t, done, waitTimeout, "Run to return"); !errors.Is(err, nodecarrier.ErrGatewayShutdown) {
 		t.Errorf("Run = %v, want ErrGatewayShutdown", err)
 	}
-	if g := testwait.Recv(t, f.reg.Gone, waitTimeout, "NodeGone"); !strings.Contains(g.Reason, "shutting down") {
+	if g := testwait.Recv(t, f.Runtime.Gone, waitTimeout, "NodeGone"); !strings.Contains(g.Reason, "shutting down") {
 		t.Errorf("NodeGone reason %q", g.Reason)
 	}
 }

@@ -12,52 +12,25 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/wire"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
-// session is one authenticated connection.
+// session is one authenticated connection: its registry entry and its wire
+// state.
 type session struct {
+	*carrier.Session
 	srv      *Server
 	conn     *quic.Conn
-	id       identity.DeviceID
-	rawCerts [][]byte
-	remote   string
 	notAfter time.Time
-
-	// Guarded by srv.mu.
-	info        SessionInfo
-	closeCode   *quic.ApplicationErrorCode // set by whoever closes first
-	closeReason string
 }
 
-// markClosingLocked records why ss is being closed; it reports false if it
-// already was. srv.mu must be held.
-func (ss *session) markClosingLocked(code quic.ApplicationErrorCode, reason string) bool {
-	if ss.closeCode != nil {
-		return false
-	}
-	ss.closeCode, ss.closeReason = &code, reason
-	return true
-}
-
-// close closes ss's connection with code unless something else closed it
-// first.
-func (ss *session) close(code quic.ApplicationErrorCode, reason string) {
-	ss.srv.mu.Lock()
-	marked := ss.markClosingLocked(code, reason)
-	ss.srv.mu.Unlock()
-	if marked {
-		_ = ss.conn.CloseWithError(code, reason)
-	}
-}
-
-// reason is why ss was closed by this side, or "".
-func (ss *session) reason() string {
-	ss.srv.mu.Lock()
-	defer ss.srv.mu.Unlock()
-	return ss.closeReason
+// close ends ss with kind, reason being both what the node is told and what
+// the runtime hears, unless something else ended it first.
+func (ss *session) close(kind carrier.EndKind, reason string) {
+	ss.srv.reg.End(ss.Session, carrier.End{Kind: kind, Message: reason, Reason: reason})
 }
 
 // serveConn runs one connection from authentication to its end.
@@ -67,7 +40,7 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 	for i, c := range state.PeerCertificates {
 		raw[i] = c.Raw
 	}
-	id, err := s.cfg.Authenticate(raw)
+	id, err := s.reg.Authenticate(raw)
 	if err != nil || len(state.PeerCertificates) == 0 {
 		// The handshake verified it; it was revoked since.
 		code := CodeProtocol
@@ -78,26 +51,27 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 		return
 	}
 	ss := &session{
+		Session: &carrier.Session{
+			ID:        id,
+			Transport: carrier.TransportQUIC,
+			RawCerts:  raw,
+			Remote:    conn.RemoteAddr().String(),
+			Close: func(e carrier.End) {
+				_ = conn.CloseWithError(codeFor(e.Kind), e.Message)
+			},
+		},
 		srv:      s,
 		conn:     conn,
-		id:       id,
-		rawCerts: raw,
-		remote:   conn.RemoteAddr().String(),
 		notAfter: state.PeerCertificates[0].NotAfter,
 	}
-	if !s.track(ss) {
-		_ = conn.CloseWithError(CodeShutdown, "gateway shutting down")
+	ss.Conn = ss
+	if !s.reg.Track(ss.Session) {
+		_ = conn.CloseWithError(CodeShutdown, carrier.ShutdownMessage)
 		return
 	}
-	defer s.untrack(ss)
-	log := s.log.With("device", id, "remote", ss.remote)
 	err = s.runSession(ctx, ss)
-	reason := ss.reason()
-	if reason == "" {
-		reason = goneReason(err)
-	}
-	log.Debug("node connection ended", "reason", reason, "err", err)
-	s.finish(ss, reason)
+	reason := s.reg.Detach(ss.Session, goneReason(err))
+	s.log.Debug("node connection ended", "device", id, "remote", ss.Remote, "reason", reason, "err", err)
 }
 
 // goneReason describes err, the end of a session this side did not close.
@@ -116,7 +90,7 @@ func goneReason(err error) string {
 // errLeaseExpired ends a session whose control stream went silent.
 var errLeaseExpired = errors.New("lease expired")
 
-// runSession accepts the control stream, registers the node and serves its
+// runSession accepts the control stream, attaches the session and serves its
 // frames until the connection ends. It closes the connection itself for
 // protocol errors and lapsed leases.
 func (s *Server) runSession(ctx context.Context, ss *session) error {
@@ -126,7 +100,7 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil && actx.Err() != nil {
-			ss.close(CodeProtocol, "no control stream")
+			ss.close(carrier.EndProtocol, "no control stream")
 		}
 		return fmt.Errorf("accepting control stream: %w", err)
 	}
@@ -141,42 +115,41 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 	if reg == nil {
 		return c.protocolError("the first frame must be RegisterNode")
 	}
-	info := SessionInfo{
-		DeviceID:     ss.id,
+	info := carrier.SessionInfo{
+		DeviceID:     ss.ID,
 		Name:         reg.GetName(),
 		Platform:     reg.GetPlatform(),
 		Version:      reg.GetVersion(),
 		Capabilities: reg.GetCapabilities(),
-		RemoteAddr:   ss.remote,
-		ConnectedAt:  s.now(),
+		RemoteAddr:   ss.Remote,
+		ConnectedAt:  s.reg.Now(),
 		CertNotAfter: ss.notAfter,
-		Transport:    "quic",
+		Transport:    carrier.TransportQUIC,
 	}
-	if err := s.register(ctx, ss, info); err != nil {
-		if errors.Is(err, errClosedDuringRegistration) {
+	// Registering is part of attaching: the runtime hears NodeRegistered
+	// under the Registry's presence lock.
+	err = s.reg.Attach(ss.Session, func() (carrier.SessionInfo, error) {
+		return info, s.rt.NodeRegistered(ctx, info)
+	})
+	if err != nil {
+		if errors.Is(err, carrier.ErrEnded) {
 			return err
 		}
-		code, ecode := CodeRefused, nodev1.Error_CODE_UNKNOWN_DEVICE
+		kind, ecode := carrier.EndRefused, nodev1.Error_CODE_UNKNOWN_DEVICE
 		if errors.Is(err, identity.ErrRevoked) {
-			code, ecode = CodeRevoked, nodev1.Error_CODE_REVOKED
+			kind, ecode = carrier.EndRevoked, nodev1.Error_CODE_REVOKED
 		}
-		s.log.Info("node registration refused", "device", ss.id, "err", err)
+		s.log.Info("node registration refused", "device", ss.ID, "err", err)
 		_ = c.write(errorFrame(ecode, "registration refused"))
-		ss.close(code, "registration refused")
+		ss.close(kind, "registration refused")
 		return fmt.Errorf("registering node: %w", err)
 	}
-	s.log.Info("node registered", "device", ss.id, "name", info.Name, "platform", info.Platform, "remote", ss.remote)
-	err = c.write(&nodev1.Frame{Body: &nodev1.Frame_Welcome{Welcome: &nodev1.Welcome{
-		DeviceId:                  ss.id.String(),
-		GatewayName:               s.cfg.GatewayName,
-		LeaseTtlMs:                ttl.Milliseconds(),
-		ServerTimeUnixMs:          info.ConnectedAt.UnixMilli(),
-		CertificateNotAfterUnixMs: ss.notAfter.UnixMilli(),
-	}}})
+	s.log.Info("node registered", "device", ss.ID, "name", info.Name, "platform", info.Platform, "remote", ss.Remote)
+	err = c.write(&nodev1.Frame{Body: &nodev1.Frame_Welcome{Welcome: s.cfg.Welcome(ss.ID, info.ConnectedAt, ss.notAfter)}})
 	if err != nil {
 		return err
 	}
-	s.cfg.Registry.NodeReady(info)
+	s.reg.Ready(ss.Session)
 
 	for {
 		f.Reset()
@@ -185,7 +158,7 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 		}
 		switch body := f.Body.(type) {
 		case *nodev1.Frame_LeaseRenewal:
-			s.cfg.Registry.NodeRenewed(ss.id, s.now())
+			s.rt.NodeRenewed(ss.ID, s.reg.Now())
 			err = c.write(&nodev1.Frame{Body: &nodev1.Frame_LeaseGranted{LeaseGranted: &nodev1.LeaseGranted{
 				Sequence:   body.LeaseRenewal.GetSequence(),
 				LeaseTtlMs: ttl.Milliseconds(),
@@ -193,12 +166,9 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 		case *nodev1.Frame_RenewCertificate:
 			err = c.write(s.renewCertificate(ctx, ss, body.RenewCertificate.GetCsr()))
 		case *nodev1.Frame_CapabilitiesChanged:
-			s.mu.Lock()
-			ss.info.Capabilities = body.CapabilitiesChanged.GetCapabilities()
-			s.mu.Unlock()
-			s.cfg.Registry.CapabilitiesChanged(ss.id, body.CapabilitiesChanged.GetCapabilities())
+			s.reg.SetCapabilities(ss.Session, body.CapabilitiesChanged.GetCapabilities())
 		case *nodev1.Frame_Event:
-			s.cfg.Registry.NodeEvent(ss.id, body.Event)
+			s.rt.NodeEvent(ss.ID, body.Event)
 		default:
 			return c.protocolError(fmt.Sprintf("unexpected frame %T", f.Body))
 		}
@@ -212,9 +182,9 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 func (s *Server) renewCertificate(ctx context.Context, ss *session, csr []byte) *nodev1.Frame {
 	ctx, cancel := context.WithTimeout(ctx, renewCertificateTimeout)
 	defer cancel()
-	der, err := s.cfg.Registry.RenewCertificate(ctx, ss.id, csr)
+	der, err := s.rt.RenewCertificate(ctx, ss.ID, csr)
 	if err != nil {
-		s.log.Info("certificate renewal refused", "device", ss.id, "err", err)
+		s.log.Info("certificate renewal refused", "device", ss.ID, "err", err)
 		code := nodev1.Error_CODE_INTERNAL
 		switch {
 		case errors.Is(err, identity.ErrRevoked):
@@ -225,10 +195,10 @@ func (s *Server) renewCertificate(ctx context.Context, ss *session, csr []byte) 
 		return errorFrame(code, "certificate renewal refused")
 	}
 	if _, err := x509.ParseCertificate(der); err != nil {
-		s.log.Error("registry returned an unparsable certificate", "device", ss.id, "err", err)
+		s.log.Error("registry returned an unparsable certificate", "device", ss.ID, "err", err)
 		return errorFrame(nodev1.Error_CODE_INTERNAL, "certificate renewal failed")
 	}
-	s.log.Info("certificate renewed", "device", ss.id)
+	s.log.Info("certificate renewed", "device", ss.ID)
 	return &nodev1.Frame{Body: &nodev1.Frame_CertificateRenewed{CertificateRenewed: &nodev1.CertificateRenewed{Certificate: der}}}
 }
 
@@ -252,7 +222,7 @@ func (c *controlStream) read(f *nodev1.Frame) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, os.ErrDeadlineExceeded) || isTimeout(err):
-		c.ss.close(CodeLeaseExpired, "lease expired")
+		c.ss.close(carrier.EndLeaseExpired, "lease expired")
 		return errLeaseExpired
 	case errors.Is(err, wire.ErrFrameTooLarge):
 		return c.protocolError("frame too large")
@@ -260,7 +230,7 @@ func (c *controlStream) read(f *nodev1.Frame) error {
 		return c.protocolError("malformed frame")
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		// The node closed its side of the control stream: the session ends.
-		c.ss.close(CodeProtocol, "control stream closed")
+		c.ss.close(carrier.EndProtocol, "control stream closed")
 		return fmt.Errorf("reading control stream: %w", err)
 	default:
 		return fmt.Errorf("reading control stream: %w", err)
@@ -286,6 +256,6 @@ func (c *controlStream) write(f *nodev1.Frame) error {
 // the connection.
 func (c *controlStream) protocolError(msg string) error {
 	_ = c.write(errorFrame(nodev1.Error_CODE_MALFORMED, msg))
-	c.ss.close(CodeProtocol, msg)
+	c.ss.close(carrier.EndProtocol, msg)
 	return fmt.Errorf("protocol error: %s", msg)
 }

@@ -34,18 +34,37 @@ func Deps(t *testing.T) []string {
 	return strings.Fields(Run(t, "-deps", "-f", "{{.ImportPath}}", "."))
 }
 
-// Forbid fails t for each package the test's package depends on (built
-// without cgo) whose import path starts with one of prefixes.
-func Forbid(t *testing.T, prefixes ...string) {
+// DepsOf is every package pkg (an import path, or "." for the test's own)
+// depends on, itself included, built without cgo.
+func DepsOf(t *testing.T, pkg string) []string {
 	t.Helper()
-	self := strings.TrimSpace(Run(t, "-f", "{{.ImportPath}}", "."))
-	for _, dep := range Deps(t) {
-		for _, p := range prefixes {
-			if strings.HasPrefix(dep, p) {
-				t.Errorf("%s depends on %s", self, dep)
+	return strings.Fields(Run(t, "-deps", "-f", "{{.ImportPath}}", pkg))
+}
+
+// Imports is what the test's package imports directly.
+func Imports(t *testing.T) []string {
+	t.Helper()
+	return strings.Fields(Run(t, "-f", `{{join .Imports " "}}`, "."))
+}
+
+// Fence fails t for every package of pkgs (Deps or Imports) whose import
+// path starts with one of forbidden.
+func Fence(t *testing.T, pkgs []string, forbidden ...string) {
+	t.Helper()
+	for _, p := range pkgs {
+		for _, f := range forbidden {
+			if strings.HasPrefix(p, f) {
+				t.Errorf("depends on %s", p)
 			}
 		}
 	}
+}
+
+// Forbid fails t for each package the test's package depends on whose
+// import path starts with one of prefixes.
+func Forbid(t *testing.T, prefixes ...string) {
+	t.Helper()
+	Fence(t, Deps(t), prefixes...)
 }
 
 // module is this module's path.

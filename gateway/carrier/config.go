@@ -1,0 +1,56 @@
+package carrier
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/palyra/palyra-go/identity"
+	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
+)
+
+// Common is the configuration both carriers take (each carrier's Config
+// embeds it).
+type Common struct {
+	// Registry is the gateway's table of sessions: its Authenticate
+	// verifies every connection or RPC, and its Runtime is told about
+	// sessions coming and going. Required.
+	Registry *Registry
+	// LeaseTTL is how long a node counts as present without a frame from
+	// it; nodes renew every LeaseTTL/3. Zero means DefaultLeaseTTL.
+	LeaseTTL time.Duration
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// GatewayName is sent to nodes in Welcome.
+	GatewayName string
+}
+
+// Check checks c for the carrier named pkg, which its errors start with,
+// and fills in the defaults.
+func (c *Common) Check(pkg string) error {
+	switch {
+	case c.Registry == nil:
+		return fmt.Errorf("%s: Config.Registry is required", pkg)
+	case c.LeaseTTL < 0:
+		return fmt.Errorf("%s: Config.LeaseTTL is negative (%v)", pkg, c.LeaseTTL)
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = DefaultLeaseTTL
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Welcome is the answer to device id's registration at now, with a
+// certificate valid until certNotAfter.
+func (c *Common) Welcome(id identity.DeviceID, now, certNotAfter time.Time) *nodev1.Welcome {
+	return &nodev1.Welcome{
+		DeviceId:                  id.String(),
+		GatewayName:               c.GatewayName,
+		LeaseTtlMs:                c.LeaseTTL.Milliseconds(),
+		ServerTimeUnixMs:          now.UnixMilli(),
+		CertificateNotAfterUnixMs: certNotAfter.UnixMilli(),
+	}
+}

@@ -1,0 +1,398 @@
+package carrier
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/palyra/palyra-go/identity"
+	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
+)
+
+// Config configures a Registry.
+type Config struct {
+	// Runtime is told about sessions coming and going. Required.
+	Runtime Runtime
+	// Authenticate verifies a client's certificates (leaf first) and returns
+	// the device ID; it must refuse revoked devices with an error wrapping
+	// identity.ErrRevoked. The carriers call it for every connection or
+	// RPC, and Attach again under the presence lock. Required.
+	Authenticate func(rawCerts [][]byte) (identity.DeviceID, error)
+	// Now is the clock for the timestamps the runtime and nodes see; nil
+	// means time.Now.
+	Now func() time.Time
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// Session is one authenticated session of a device on a carrier, as the
+// Registry knows it. The carrier fills in the exported fields before Track
+// and keeps its wire state in its own type, which Conn points to.
+type Session struct {
+	ID        identity.DeviceID
+	Transport string
+	RawCerts  [][]byte
+	Remote    string
+	// Conn is the carrier's own state for the session, for its Invoke.
+	Conn any
+	// Close ends the session on the wire with the end the Registry
+	// recorded. It is called once, outside the Registry's lock.
+	Close func(End)
+
+	// Guarded by Registry.mu.
+	info  SessionInfo
+	epoch uint64
+	end   *End
+}
+
+// Registry is the gateway's one table of live node sessions, shared by
+// both carriers. It is safe for concurrent use.
+type Registry struct {
+	cfg Config
+	log *slog.Logger
+
+	// presence serializes the runtime's presence calls (NodeRegistered,
+	// NodeReady, NodeGone) with the changes of current they go with, so
+	// that for one device they arrive in order. Taken before mu.
+	presence sync.Mutex
+
+	// mu guards the fields below it and every session's info, epoch and
+	// end.
+	mu sync.Mutex
+	// tracked holds every authenticated session, attached or not.
+	tracked map[*Session]struct{}
+	// current maps a device to its current (attached) session.
+	current map[identity.DeviceID]*Session
+	// epochs counts attaches.
+	epochs uint64
+	// closing holds the transports that are shutting down.
+	closing map[string]bool
+	// forget is told the devices Disconnect closes, so a carrier can drop
+	// what it holds for them outside sessions.
+	forget []func(identity.DeviceID)
+}
+
+// ErrEnded is returned by Attach for a session that was ended before it
+// could become current.
+var ErrEnded = errors.New("session ended before it was attached")
+
+// NewRegistry checks cfg and returns an empty Registry.
+func NewRegistry(cfg Config) (*Registry, error) {
+	switch {
+	case cfg.Runtime == nil:
+		return nil, errors.New("carrier: Config.Runtime is required")
+	case cfg.Authenticate == nil:
+		return nil, errors.New("carrier: Config.Authenticate is required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Registry{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		tracked: make(map[*Session]struct{}),
+		current: make(map[identity.DeviceID]*Session),
+		closing: make(map[string]bool),
+	}, nil
+}
+
+// Runtime is the runtime the Registry tells about sessions.
+func (r *Registry) Runtime() Runtime { return r.cfg.Runtime }
+
+// Authenticate runs Config.Authenticate.
+func (r *Registry) Authenticate(rawCerts [][]byte) (identity.DeviceID, error) {
+	return r.cfg.Authenticate(rawCerts)
+}
+
+// Now is the Registry's clock.
+func (r *Registry) Now() time.Time { return r.cfg.Now() }
+
+// OnDisconnect adds f to what Disconnect calls for the device it closes.
+func (r *Registry) OnDisconnect(f func(identity.DeviceID)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.forget = append(r.forget, f)
+}
+
+// Track adds an authenticated session; it reports false, and the carrier
+// must refuse the session, while s's transport is shutting down.
+func (r *Registry) Track(s *Session) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closing[s.Transport] {
+		return false
+	}
+	r.tracked[s] = struct{}{}
+	return true
+}
+
+// ShuttingDown reports whether Shutdown has run for transport.
+func (r *Registry) ShuttingDown(transport string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closing[transport]
+}
+
+// ErrShuttingDown is returned by Register while the transport is shutting
+// down.
+var ErrShuttingDown = errors.New("the carrier is shutting down")
+
+// Register tells the runtime NodeRegistered for info under the presence
+// lock, for a carrier that registers a node apart from attaching its
+// session; keep, if the runtime accepts, runs under the same lock. It
+// refuses with ErrShuttingDown while info's transport is shutting down.
+func (r *Registry) Register(ctx context.Context, info SessionInfo, keep func()) error {
+	r.presence.Lock()
+	defer r.presence.Unlock()
+	if r.ShuttingDown(info.Transport) {
+		return ErrShuttingDown
+	}
+	if err := r.cfg.Runtime.NodeRegistered(ctx, info); err != nil {
+		return err
+	}
+	keep()
+	return nil
+}
+
+// Attach is where a session becomes its device's current session, on
+// either carrier. Under the presence lock it authenticates s again (the
+// device may have been revoked since its handshake, and Disconnect may have
+// missed it), refuses s if it has ended, and runs register, the carrier's
+// own step (telling the runtime NodeRegistered, or taking a pending
+// registration), which returns the session's registration. Then s takes a
+// fresh epoch and becomes current, and the session it replaces is closed
+// with EndReplaced.
+//
+// An Authenticate or register error is returned as it is. ErrEnded means s
+// was ended first; if it ended while register ran and the device has no
+// current session, the runtime hears NodeGone for the registration.
+func (r *Registry) Attach(s *Session, register func() (SessionInfo, error)) error {
+	var replaced *Session
+	defer func() {
+		// Closing waits for the connection; the presence lock need not.
+		if replaced != nil {
+			replaced.Close(*replaced.end)
+		}
+	}()
+	r.presence.Lock()
+	defer r.presence.Unlock()
+	if _, err := r.cfg.Authenticate(s.RawCerts); err != nil {
+		return err
+	}
+	if _, ended := r.Ended(s); ended {
+		return ErrEnded
+	}
+	info, err := register()
+	r.mu.Lock()
+	if s.end != nil {
+		// Closed (say, by Disconnect) while register ran.
+		reason, undo := s.end.Reason, err == nil && r.current[s.ID] == nil
+		r.mu.Unlock()
+		if undo {
+			r.cfg.Runtime.NodeGone(info, r.cfg.Now(), reason)
+		}
+		return ErrEnded
+	}
+	if err != nil {
+		r.mu.Unlock()
+		return err
+	}
+	r.epochs++
+	info.Epoch = r.epochs
+	s.info, s.epoch = info, r.epochs
+	old := r.current[s.ID]
+	r.current[s.ID] = s
+	if old != nil && old.endLocked(End{Kind: EndReplaced, Message: ReplacedMessage, Reason: replacedReason}) {
+		replaced = old
+	}
+	r.mu.Unlock()
+	if replaced != nil {
+		r.log.Info("node session replaced", "device", s.ID, "old", old.Remote, "old_transport", old.Transport, "new", s.Remote, "new_transport", s.Transport)
+	}
+	return nil
+}
+
+// Ready tells the runtime NodeReady for s, if s is still its device's
+// current session with the epoch it was attached with and has not ended; it
+// reports whether it did. A session that ended after Attach is not made
+// reachable.
+func (r *Registry) Ready(s *Session) bool {
+	r.presence.Lock()
+	defer r.presence.Unlock()
+	r.mu.Lock()
+	cur := r.current[s.ID]
+	ok := cur == s && cur.epoch == s.epoch && s.end == nil
+	info := s.info
+	r.mu.Unlock()
+	if ok {
+		r.cfg.Runtime.NodeReady(info)
+	}
+	return ok
+}
+
+// Detach removes s once its carrier is done with it, and returns why it
+// ended: the reason of the End it was closed with, or else fallback. Only
+// the session with its device's current epoch removes the device, and then
+// the runtime hears NodeGone; an older session's Detach changes nothing
+// else.
+func (r *Registry) Detach(s *Session, fallback string) string {
+	r.presence.Lock()
+	defer r.presence.Unlock()
+	r.mu.Lock()
+	delete(r.tracked, s)
+	reason := fallback
+	if s.end != nil {
+		reason = s.end.Reason
+	}
+	cur := r.current[s.ID]
+	current := cur == s && cur.epoch == s.epoch
+	if current {
+		delete(r.current, s.ID)
+	}
+	info := s.info
+	r.mu.Unlock()
+	if current {
+		r.log.Info("node gone", "device", s.ID, "transport", s.Transport, "reason", reason)
+		r.cfg.Runtime.NodeGone(info, r.cfg.Now(), reason)
+	}
+	return reason
+}
+
+// Disconnect is where the sessions of a revoked or removed device are
+// closed: every tracked session of device id, attached or not, on every
+// carrier, ends at once with EndRevoked. It returns how many it closed;
+// the runtime hears NodeGone with reason ("device revoked" if empty) when
+// the current one is detached. It does not take the presence lock, so
+// the runtime may call it from its callbacks.
+func (r *Registry) Disconnect(id identity.DeviceID, reason string) int {
+	if reason == "" {
+		reason = RevokedReason
+	}
+	r.mu.Lock()
+	forget := r.forget
+	closed := r.endMatchingLocked(func(s *Session) bool { return s.ID == id }, End{Kind: EndRevoked, Message: reason, Reason: reason})
+	r.mu.Unlock()
+	for _, f := range forget {
+		f(id)
+	}
+	return closeAll(closed)
+}
+
+// Shutdown refuses new sessions of transport and ends its tracked ones
+// with EndShutdown; it returns how many it ended.
+func (r *Registry) Shutdown(transport string) int {
+	r.mu.Lock()
+	r.closing[transport] = true
+	closed := r.endMatchingLocked(func(s *Session) bool { return s.Transport == transport }, End{Kind: EndShutdown, Message: ShutdownMessage, Reason: ShutdownMessage})
+	r.mu.Unlock()
+	return closeAll(closed)
+}
+
+// endMatchingLocked ends the tracked sessions match selects and returns
+// them, to be closed outside the lock. r.mu must be held.
+func (r *Registry) endMatchingLocked(match func(*Session) bool, e End) []*Session {
+	var closed []*Session
+	for s := range r.tracked {
+		if match(s) && s.endLocked(e) {
+			closed = append(closed, s)
+		}
+	}
+	return closed
+}
+
+func closeAll(sessions []*Session) int {
+	for _, s := range sessions {
+		s.Close(*s.end)
+	}
+	return len(sessions)
+}
+
+// End ends s with e unless it was ended already, and reports whether this
+// call ended it.
+func (r *Registry) End(s *Session, e End) bool {
+	r.mu.Lock()
+	marked := s.endLocked(e)
+	r.mu.Unlock()
+	if marked {
+		s.Close(e)
+	}
+	return marked
+}
+
+// endLocked records e as s's end, unless s has one; r.mu must be held.
+func (s *Session) endLocked(e End) bool {
+	if s.end != nil {
+		return false
+	}
+	s.end = &e
+	return true
+}
+
+// Ended returns how s was ended, if it was.
+func (r *Registry) Ended(s *Session) (End, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s.end == nil {
+		return End{}, false
+	}
+	return *s.end, true
+}
+
+// Current returns device id's current session, or nil.
+func (r *Registry) Current(id identity.DeviceID) *Session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.current[id]
+}
+
+// Info returns s's registration, as Attach recorded it.
+func (r *Registry) Info(s *Session) SessionInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return s.info
+}
+
+// SetCapabilities records the manifest s's node sent and tells the
+// runtime.
+func (r *Registry) SetCapabilities(s *Session, caps []*nodev1.Capability) {
+	r.mu.Lock()
+	s.info.Capabilities = caps
+	r.mu.Unlock()
+	r.cfg.Runtime.CapabilitiesChanged(s.ID, caps)
+}
+
+// Sessions returns the current sessions, of every carrier.
+func (r *Registry) Sessions() []SessionInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]SessionInfo, 0, len(r.current))
+	for _, s := range r.current {
+		out = append(out, s.info)
+	}
+	return out
+}
+
+// Count is how many devices have a current session.
+func (r *Registry) Count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.current)
+}
+
+// CurrentConn returns the Conn of device id's current session if it is a
+// T: a carrier's Invoke uses the current session only if it is one of its
+// own.
+func CurrentConn[T any](r *Registry, id identity.DeviceID) (T, bool) {
+	var zero T
+	s := r.Current(id)
+	if s == nil {
+		return zero, false
+	}
+	c, ok := s.Conn.(T)
+	return c, ok
+}
