@@ -26,8 +26,8 @@ import (
 
 	"github.com/palyra/palyra-go/identity/pairing/qr"
 	"github.com/palyra/palyra-go/identity/secretstore"
+	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node"
-	"github.com/palyra/palyra-go/node/carrier"
 	"github.com/palyra/palyra-go/node/localapi"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
 )
@@ -127,7 +127,7 @@ func TestDesktopUnderXvfb(t *testing.T) {
 
 	app := d.start("first", args...)
 	st := waitState(t, socket, node.StateConnected, startDeadline, app)
-	if st.DeviceID == "" || !strings.HasPrefix(st.GatewayName, "Palyra local gateway on ") || st.Transport != carrier.TransportQUIC {
+	if st.DeviceID == "" || !strings.HasPrefix(st.GatewayName, "Palyra local gateway on ") || st.Transport != wire.TransportQUIC {
 		t.Fatalf("status after start: %+v", st)
 	}
 	admin := adminClient(t, filepath.Join(gwDir, "admin.sock"))

@@ -14,9 +14,9 @@ import (
 
 	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/identity/secretstore"
+	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node"
 	"github.com/palyra/palyra-go/node/capability"
-	"github.com/palyra/palyra-go/node/carrier"
 	"github.com/palyra/palyra-go/node/pairclient"
 )
 
@@ -33,8 +33,8 @@ func TestStatusLineAndTray(t *testing.T) {
 		{node.Status{State: node.StatePairing}, false, "Pairing…", TrayConnecting},
 		{node.Status{State: node.StatePending, VerificationCode: "123 456"}, false, "Waiting for approval — code 123 456", TrayConnecting},
 		{node.Status{State: node.StateConnecting, GatewayName: "Home", DeviceName: "laptop"}, false, "Connecting to Home as laptop…", TrayConnecting},
-		{node.Status{State: node.StateConnected, GatewayName: "Home", DeviceName: "laptop", Transport: carrier.TransportQUIC}, false, "Connected to Home as laptop", TrayConnected},
-		{node.Status{State: node.StateConnected, GatewayName: "Home", DeviceName: "laptop", Transport: carrier.TransportGRPC}, true, "Connected to Home as laptop (over TCP)", TrayAttention},
+		{node.Status{State: node.StateConnected, GatewayName: "Home", DeviceName: "laptop", Transport: wire.TransportQUIC}, false, "Connected to Home as laptop", TrayConnected},
+		{node.Status{State: node.StateConnected, GatewayName: "Home", DeviceName: "laptop", Transport: wire.TransportGRPC}, true, "Connected to Home as laptop (over TCP)", TrayAttention},
 		{node.Status{State: node.StateOffline, GatewayName: "Home", RetryAt: now.Add(2300 * time.Millisecond)}, false, "Offline from Home — retrying in 3 s", TrayOffline},
 		{node.Status{State: node.StateOffline, GatewayName: "Home", RetryAt: now.Add(-time.Second)}, false, "Offline from Home — retrying in 1 s", TrayOffline},
 		{node.Status{State: node.StateOffline, DeviceName: "laptop"}, false, "Offline from the gateway (laptop)", TrayOffline},

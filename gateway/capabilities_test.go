@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/palyra/palyra-go/gateway"
+	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node"
-	nodecarrier "github.com/palyra/palyra-go/node/carrier"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
 )
 
@@ -306,7 +306,7 @@ func TestGRPCFallback(t *testing.T) {
 	stop := runAgent(a)
 	defer stop()
 	st := waitState(t, a, node.StateConnected)
-	if st.Transport != nodecarrier.TransportGRPC || st.FallbackReason == "" {
+	if st.Transport != wire.TransportGRPC || st.FallbackReason == "" {
 		t.Fatalf("status does not say it fell back: %+v", st)
 	}
 	waitCapability(t, rg, id, "system.info", true)
@@ -368,7 +368,7 @@ func TestGRPCRenewsByChallenge(t *testing.T) {
 		}
 		// A session that started after the renewal presents the new
 		// certificate.
-		if !renewedAt.IsZero() && st.State == node.StateConnected && st.Transport == nodecarrier.TransportGRPC && st.ConnectedSince.After(renewedAt) {
+		if !renewedAt.IsZero() && st.State == node.StateConnected && st.Transport == wire.TransportGRPC && st.ConnectedSince.After(renewedAt) {
 			return
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/palyra/palyra-go/gateway/pairingsvc"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/internal/wire"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -107,7 +108,7 @@ func (r *nodeRuntime) NodeGone(s carrier.SessionInfo, at time.Time, reason strin
 
 // carrier is the carrier that reaches sessions of transport.
 func (r *nodeRuntime) carrier(transport string) dispatch.Carrier {
-	if transport == carrier.TransportGRPC {
+	if transport == wire.TransportGRPC {
 		return r.g.grpcNodes
 	}
 	return r.g.nodes

@@ -14,6 +14,7 @@ import (
 	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/testregistry"
 	"github.com/palyra/palyra-go/internal/testwait"
+	"github.com/palyra/palyra-go/internal/wire"
 	nodecarrier "github.com/palyra/palyra-go/node/carrier"
 	nodegrpc "github.com/palyra/palyra-go/node/grpccarrier"
 	nodequic "github.com/palyra/palyra-go/node/quiccarrier"
@@ -68,7 +69,7 @@ func TestGRPCSessionReplacesQUICSession(t *testing.T) {
 	quicCfg := gw.NodeConfig(pc.LocalAddr().String(), d)
 	ran := make(chan error, 1)
 	go func() { ran <- nodequic.Run(t.Context(), quicCfg, nil) }()
-	if r := testwait.Recv(t, rt.Ready, wait, "NodeReady over QUIC"); r.Transport != carrier.TransportQUIC {
+	if r := testwait.Recv(t, rt.Ready, wait, "NodeReady over QUIC"); r.Transport != wire.TransportQUIC {
 		t.Fatalf("NodeReady over %q", r.Transport)
 	}
 	first := sessions.Sessions()
@@ -86,7 +87,7 @@ func TestGRPCSessionReplacesQUICSession(t *testing.T) {
 	defer stopNode()
 	served := make(chan error, 1)
 	go func() { served <- conn.Serve(serveCtx) }()
-	if r := testwait.Recv(t, rt.Ready, wait, "NodeReady over gRPC"); r.Transport != carrier.TransportGRPC {
+	if r := testwait.Recv(t, rt.Ready, wait, "NodeReady over gRPC"); r.Transport != wire.TransportGRPC {
 		t.Fatalf("NodeReady over %q", r.Transport)
 	}
 	if err := testwait.Recv(t, ran, wait, "the QUIC session to end"); !errors.Is(err, nodecarrier.ErrReplaced) {
@@ -101,7 +102,7 @@ func TestGRPCSessionReplacesQUICSession(t *testing.T) {
 	}
 	testwait.None(t, rt.Gone, "NodeGone for the replaced session")
 	s := sessions.Sessions()
-	if len(first) != 1 || len(s) != 1 || s[0].Transport != carrier.TransportGRPC || s[0].Epoch <= first[0].Epoch {
+	if len(first) != 1 || len(s) != 1 || s[0].Transport != wire.TransportGRPC || s[0].Epoch <= first[0].Epoch {
 		t.Fatalf("Sessions() = %+v, after QUIC's %+v", s, first)
 	}
 	inv := &nodev1.Invoke{RequestId: "over-grpc", Capability: "test.echo"}

@@ -29,6 +29,7 @@ import (
 	"github.com/palyra/palyra-go/identity/secretstore"
 	"github.com/palyra/palyra-go/internal/atomicfile"
 	"github.com/palyra/palyra-go/internal/version"
+	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node/capability"
 	"github.com/palyra/palyra-go/node/capability/builtin"
 	"github.com/palyra/palyra-go/node/carrier"
@@ -77,7 +78,7 @@ type Status struct {
 }
 
 // OverTCP reports whether the session fell back to gRPC over TCP.
-func (s Status) OverTCP() bool { return s.Transport == carrier.TransportGRPC }
+func (s Status) OverTCP() bool { return s.Transport == wire.TransportGRPC }
 
 // Config describes the agent.
 type Config struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node/carrier"
 	"github.com/palyra/palyra-go/node/grpccarrier"
 	"github.com/palyra/palyra-go/node/quiccarrier"
@@ -16,7 +17,7 @@ import (
 func (a *Agent) dial(ctx context.Context, cfg carrier.Config) (carrier.Conn, string, string, error) {
 	c, err := quiccarrier.Dial(ctx, cfg)
 	if err == nil {
-		return c, carrier.TransportQUIC, "", nil
+		return c, wire.TransportQUIC, "", nil
 	}
 	if ctx.Err() != nil || carrier.IsVerdict(err) {
 		return nil, "", "", err
@@ -30,5 +31,5 @@ func (a *Agent) dial(ctx context.Context, cfg carrier.Config) (carrier.Conn, str
 		return nil, "", "", fmt.Errorf("%w; gRPC fallback: %w", err, gerr)
 	}
 	a.cfg.Logger.Warn("connected over gRPC (TCP): QUIC (UDP) failed", "quic_err", err)
-	return g, carrier.TransportGRPC, err.Error(), nil
+	return g, wire.TransportGRPC, err.Error(), nil
 }

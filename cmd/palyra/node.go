@@ -19,7 +19,6 @@ import (
 	"github.com/palyra/palyra-go/internal/unixsock"
 	"github.com/palyra/palyra-go/internal/userdirs"
 	"github.com/palyra/palyra-go/node"
-	"github.com/palyra/palyra-go/node/carrier"
 	"github.com/palyra/palyra-go/node/localapi"
 	"github.com/palyra/palyra-go/node/pairclient"
 )
@@ -184,7 +183,7 @@ func cmdNodeRun(ctx context.Context, env *environment, args []string) error {
 func describe(st node.Status) string {
 	switch st.State {
 	case node.StateConnected:
-		if st.Transport == carrier.TransportGRPC {
+		if st.OverTCP() {
 			return fmt.Sprintf("connected to %s as %s over gRPC (TCP), because QUIC (UDP) failed: %s", st.GatewayName, st.DeviceName, st.FallbackReason)
 		}
 		return fmt.Sprintf("connected to %s as %s", st.GatewayName, st.DeviceName)

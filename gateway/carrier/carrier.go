@@ -22,12 +22,6 @@ import (
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
-// Transport names, for SessionInfo.Transport.
-const (
-	TransportQUIC = "quic"
-	TransportGRPC = "grpc"
-)
-
 // DefaultLeaseTTL is how long a node counts as present without a frame
 // when a carrier's Config leaves its lease zero.
 const DefaultLeaseTTL = 30 * time.Second

@@ -12,6 +12,7 @@ import (
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/testregistry"
 	"github.com/palyra/palyra-go/internal/testwait"
+	"github.com/palyra/palyra-go/internal/wire"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -112,7 +113,7 @@ func TestEpochsIncreasePerAttach(t *testing.T) {
 	tb := newTable(t)
 	var last uint64
 	for i, id := range []identity.DeviceID{device(1), device(2), device(1), device(1)} {
-		f := tb.attach(id, carrier.TransportQUIC)
+		f := tb.attach(id, wire.TransportQUIC)
 		epoch := tb.reg.Info(f.Session).Epoch
 		if epoch <= last {
 			t.Errorf("attach %d: epoch %d after %d", i, epoch, last)
@@ -136,8 +137,8 @@ func TestReplaceAndStaleDetach(t *testing.T) {
 	t.Parallel()
 	tb := newTable(t)
 	id := device(1)
-	old := tb.attach(id, carrier.TransportQUIC)
-	cur := tb.attach(id, carrier.TransportGRPC)
+	old := tb.attach(id, wire.TransportQUIC)
+	cur := tb.attach(id, wire.TransportGRPC)
 	e := testwait.Recv(t, old.ends, waitTimeout, "the old session's close")
 	if e.Kind != carrier.EndReplaced || e.Message != carrier.ReplacedMessage {
 		t.Errorf("old session ended with %+v, want EndReplaced %q", e, carrier.ReplacedMessage)
@@ -149,7 +150,7 @@ func TestReplaceAndStaleDetach(t *testing.T) {
 	if got := tb.reg.Current(id); got != cur.Session {
 		t.Fatalf("Current() after the old session's Detach = %v, want the new session", got)
 	}
-	if s := tb.reg.Sessions(); len(s) != 1 || s[0].Transport != carrier.TransportGRPC {
+	if s := tb.reg.Sessions(); len(s) != 1 || s[0].Transport != wire.TransportGRPC {
 		t.Errorf("Sessions() = %+v", s)
 	}
 
@@ -172,9 +173,9 @@ func TestDisconnectClosesTheDevicesSessions(t *testing.T) {
 	id, other := device(1), device(2)
 	var forgotten []identity.DeviceID
 	tb.reg.OnDisconnect(func(d identity.DeviceID) { forgotten = append(forgotten, d) })
-	attached := tb.attach(id, carrier.TransportQUIC)
-	unattached := tb.track(id, carrier.TransportGRPC)
-	bystander := tb.attach(other, carrier.TransportQUIC)
+	attached := tb.attach(id, wire.TransportQUIC)
+	unattached := tb.track(id, wire.TransportGRPC)
+	bystander := tb.attach(other, wire.TransportQUIC)
 
 	if n := tb.reg.Disconnect(id, "revoked by test"); n != 2 {
 		t.Errorf("Disconnect closed %d sessions, want 2", n)
@@ -211,7 +212,7 @@ func TestDisconnectClosesTheDevicesSessions(t *testing.T) {
 func TestReadyAfterDetach(t *testing.T) {
 	t.Parallel()
 	tb := newTable(t)
-	f := tb.track(device(1), carrier.TransportQUIC)
+	f := tb.track(device(1), wire.TransportQUIC)
 	info := carrier.SessionInfo{DeviceID: f.ID, Transport: f.Transport}
 	if err := tb.reg.Attach(f.Session, func() (carrier.SessionInfo, error) { return info, nil }); err != nil {
 		t.Fatal(err)
@@ -242,7 +243,7 @@ func TestAttachChecks(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			tb := newTable(t)
-			f := tb.track(device(1), carrier.TransportGRPC)
+			f := tb.track(device(1), wire.TransportGRPC)
 			for _, b := range tt.before {
 				b(tb, f)
 			}
@@ -258,7 +259,7 @@ func TestAttachChecks(t *testing.T) {
 	t.Run("ended while registering", func(t *testing.T) {
 		t.Parallel()
 		tb := newTable(t)
-		f := tb.track(device(1), carrier.TransportQUIC)
+		f := tb.track(device(1), wire.TransportQUIC)
 		info := carrier.SessionInfo{DeviceID: f.ID, Transport: f.Transport}
 		err := tb.reg.Attach(f.Session, func() (carrier.SessionInfo, error) {
 			tb.reg.Disconnect(f.ID, "revoked meanwhile") // as the runtime may
@@ -278,7 +279,7 @@ func TestAttachChecks(t *testing.T) {
 	t.Run("register refuses", func(t *testing.T) {
 		t.Parallel()
 		tb := newTable(t)
-		f := tb.track(device(1), carrier.TransportQUIC)
+		f := tb.track(device(1), wire.TransportQUIC)
 		refused := errors.New("refused by test")
 		err := tb.reg.Attach(f.Session, func() (carrier.SessionInfo, error) { return carrier.SessionInfo{}, refused })
 		if !errors.Is(err, refused) || tb.reg.Current(f.ID) != nil {
@@ -291,34 +292,34 @@ func TestAttachChecks(t *testing.T) {
 func TestShutdownOneTransport(t *testing.T) {
 	t.Parallel()
 	tb := newTable(t)
-	q := tb.attach(device(1), carrier.TransportQUIC)
-	g := tb.attach(device(2), carrier.TransportGRPC)
-	if n := tb.reg.Shutdown(carrier.TransportGRPC); n != 1 {
+	q := tb.attach(device(1), wire.TransportQUIC)
+	g := tb.attach(device(2), wire.TransportGRPC)
+	if n := tb.reg.Shutdown(wire.TransportGRPC); n != 1 {
 		t.Errorf("Shutdown ended %d sessions, want 1", n)
 	}
 	if e := testwait.Recv(t, g.ends, waitTimeout, "the gRPC session's close"); e.Kind != carrier.EndShutdown || e.Reason != carrier.ShutdownMessage {
 		t.Errorf("gRPC session ended with %+v", e)
 	}
 	testwait.None(t, q.ends, "close of the QUIC session")
-	if tb.reg.Track(&carrier.Session{ID: device(3), Transport: carrier.TransportGRPC}) {
+	if tb.reg.Track(&carrier.Session{ID: device(3), Transport: wire.TransportGRPC}) {
 		t.Error("Track accepted a session of a transport that is shutting down")
 	}
-	if !tb.reg.ShuttingDown(carrier.TransportGRPC) || tb.reg.ShuttingDown(carrier.TransportQUIC) {
+	if !tb.reg.ShuttingDown(wire.TransportGRPC) || tb.reg.ShuttingDown(wire.TransportQUIC) {
 		t.Error("ShuttingDown is wrong")
 	}
-	err := tb.reg.Register(context.Background(), carrier.SessionInfo{DeviceID: device(3), Transport: carrier.TransportGRPC}, func() {
+	err := tb.reg.Register(context.Background(), carrier.SessionInfo{DeviceID: device(3), Transport: wire.TransportGRPC}, func() {
 		t.Error("Register kept a registration while shutting down")
 	})
 	if !errors.Is(err, carrier.ErrShuttingDown) {
 		t.Errorf("Register = %v, want ErrShuttingDown", err)
 	}
-	tb.attach(device(4), carrier.TransportQUIC)
+	tb.attach(device(4), wire.TransportQUIC)
 }
 
 func TestSetCapabilities(t *testing.T) {
 	t.Parallel()
 	tb := newTable(t)
-	f := tb.attach(device(1), carrier.TransportQUIC)
+	f := tb.attach(device(1), wire.TransportQUIC)
 	caps := []*nodev1.Capability{{Name: "test.echo", Enabled: true}}
 	tb.reg.SetCapabilities(f.Session, caps)
 	if got := testwait.Recv(t, tb.rt.Caps, waitTimeout, "CapabilitiesChanged"); len(got) != 1 {

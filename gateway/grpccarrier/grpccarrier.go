@@ -53,11 +53,9 @@ import (
 
 	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/internal/wire"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
-
-// Transport is SessionInfo.Transport for sessions of this carrier.
-const Transport = carrier.TransportGRPC
 
 // Status messages a session can end with; node/grpccarrier matches
 // shutdownMessage to tell a shutdown from a network failure.
@@ -129,7 +127,7 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg:     cfg,
 		reg:     cfg.Registry,
 		rt:      cfg.Registry.Runtime(),
-		log:     cfg.Logger.With("transport", Transport),
+		log:     cfg.Logger.With("transport", wire.TransportGRPC),
 		pending: make(map[identity.DeviceID]*registration),
 		waiters: make(map[waitKey]*waiter),
 	}
@@ -171,7 +169,7 @@ func (v *service) SubmitCapabilityResult(ctx context.Context, res *nodev1.Result
 // (so the runtime has heard NodeGone and grpc.Server.GracefulStop can
 // finish). It must not be called from a Runtime callback.
 func (s *Server) Close() {
-	s.reg.Shutdown(Transport)
+	s.reg.Shutdown(wire.TransportGRPC)
 	s.mu.Lock()
 	s.closing = true
 	clear(s.pending)
@@ -239,7 +237,7 @@ func (s *Server) registerNode(ctx context.Context, reg *nodev1.RegisterNode) (*n
 		RemoteAddr:   pd.remote,
 		ConnectedAt:  now,
 		CertNotAfter: pd.notAfter,
-		Transport:    Transport,
+		Transport:    wire.TransportGRPC,
 	}
 	err = s.reg.Register(ctx, info, func() {
 		s.mu.Lock()

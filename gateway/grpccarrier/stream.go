@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/palyra/palyra-go/gateway/carrier"
+	"github.com/palyra/palyra-go/internal/wire"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -99,7 +100,7 @@ func (s *Server) streamEvents(stream grpc.BidiStreamingServer[nodev1.Frame, node
 	}
 	ss.Session = &carrier.Session{
 		ID:        pd.id,
-		Transport: Transport,
+		Transport: wire.TransportGRPC,
 		RawCerts:  pd.rawCerts,
 		Remote:    pd.remote,
 		Conn:      ss,

@@ -195,7 +195,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 		wg.Go(func() { s.serveConn(connCtx, conn) })
 	}
 	_ = ln.Close()
-	s.reg.Shutdown(carrier.TransportQUIC)
+	s.reg.Shutdown(wire.TransportQUIC)
 	cancel()
 	wg.Wait()
 	_ = tr.Close()

@@ -53,7 +53,7 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 	ss := &session{
 		Session: &carrier.Session{
 			ID:        id,
-			Transport: carrier.TransportQUIC,
+			Transport: wire.TransportQUIC,
 			RawCerts:  raw,
 			Remote:    conn.RemoteAddr().String(),
 			Close: func(e carrier.End) {
@@ -124,7 +124,7 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 		RemoteAddr:   ss.Remote,
 		ConnectedAt:  s.reg.Now(),
 		CertNotAfter: ss.notAfter,
-		Transport:    carrier.TransportQUIC,
+		Transport:    wire.TransportQUIC,
 	}
 	// Registering is part of attaching: the runtime hears NodeRegistered
 	// under the Registry's presence lock.

@@ -1,7 +1,8 @@
 // Package wire frames protobuf messages on a byte stream for the node
 // protocol's QUIC carrier: a 4-byte big-endian length, then the encoded
-// message. It also holds the QUIC application error codes both ends share, so
-// that the node need not import the gateway to read them.
+// message. It also holds the QUIC application error codes and the carriers'
+// names both ends share, so that the node need not import the gateway to
+// read them.
 //
 // It owns framing only; it must not import quic-go, the gateway or the node.
 package wire
@@ -13,6 +14,13 @@ import (
 	"io"
 
 	"google.golang.org/protobuf/proto"
+)
+
+// The node protocol's two carriers, as sessions and statuses name them on
+// both ends.
+const (
+	TransportQUIC = "quic"
+	TransportGRPC = "grpc"
 )
 
 // MaxFrameSize is the largest encoded message a frame may carry, in bytes.

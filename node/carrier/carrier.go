@@ -28,12 +28,6 @@ import (
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
-// Transports, as the agent's Status.Transport names them.
-const (
-	TransportQUIC = "quic"
-	TransportGRPC = "grpc"
-)
-
 // Conn is a registered session on either carrier: QUIC
 // (quiccarrier.Conn) or gRPC over TCP (grpccarrier.Conn).
 type Conn interface {

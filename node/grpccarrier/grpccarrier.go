@@ -170,7 +170,7 @@ func open(ctx context.Context, cfg carrier.Config, cc *grpc.ClientConn) (*Conn, 
 		done:         make(chan struct{}),
 		calls:        make(map[string]*call),
 	}
-	c.s = carrier.NewSession(cfg, w, c.send, "remote", cc.Target(), "transport", carrier.TransportGRPC)
+	c.s = carrier.NewSession(cfg, w, c.send, "remote", cc.Target(), "transport", wire.TransportGRPC)
 	return c, nil
 }
 
