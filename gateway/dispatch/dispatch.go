@@ -34,19 +34,6 @@ type Carrier interface {
 	Invoke(ctx context.Context, id identity.DeviceID, inv *nodev1.Invoke, progress func(*nodev1.Progress)) (*nodev1.Result, error)
 }
 
-// Error codes of calls that fail at the gateway (internal/callcode's); the
-// node's own codes (unknown_capability, disabled, denied...) pass through.
-const (
-	CodeOffline           = callcode.Offline
-	CodeUnknownCapability = callcode.UnknownCapability
-	CodeDisabled          = callcode.Disabled
-	CodeTimeout           = callcode.Timeout
-	CodeNodeGone          = callcode.NodeGone
-	CodeExpired           = callcode.Expired
-	CodeBadAnswer         = callcode.BadAnswer
-	CodeCanceled          = callcode.Canceled
-)
-
 // Errors for requests the dispatcher refuses outright.
 var (
 	ErrUnknownDevice = errors.New("no such device")
@@ -339,10 +326,10 @@ func (d *Dispatcher) Invoke(ctx context.Context, req Request) (*Response, error)
 
 	if n != nil {
 		resp.Result = d.send(ctx, req.DeviceID, n, inv, req.Timeout)
-		if resp.Result.GetErrorCode() != CodeOffline || req.QueueTTL <= 0 {
+		if resp.Result.GetErrorCode() != callcode.Offline || req.QueueTTL <= 0 {
 			if ctx.Err() != nil {
 				// The node may have run it: the log says the caller left.
-				d.audit(req.DeviceID, inv, failure(CodeCanceled, "the caller gave up waiting"))
+				d.audit(req.DeviceID, inv, failure(callcode.Canceled, "the caller gave up waiting"))
 				return nil, ctx.Err()
 			}
 			d.done(n.transport, resp.Result, now)
@@ -350,7 +337,7 @@ func (d *Dispatcher) Invoke(ctx context.Context, req Request) (*Response, error)
 			return resp, nil
 		}
 	} else if req.QueueTTL <= 0 {
-		resp.Result = failure(CodeOffline, "node %s is offline", req.DeviceID)
+		resp.Result = failure(callcode.Offline, "node %s is offline", req.DeviceID)
 		d.done("", resp.Result, now)
 		d.audit(req.DeviceID, inv, resp.Result)
 		return resp, nil
@@ -415,16 +402,16 @@ func (d *Dispatcher) send(ctx context.Context, id identity.DeviceID, n *attached
 		res.RequestId = inv.GetRequestId()
 		return res
 	case d.cfg.Offline(err):
-		return failure(CodeOffline, "node %s is offline", id)
+		return failure(callcode.Offline, "node %s is offline", id)
 	case errors.Is(err, context.DeadlineExceeded):
-		return failure(CodeTimeout, "no result from the node within %v", timeout)
+		return failure(callcode.Timeout, "no result from the node within %v", timeout)
 	case ctx.Err() != nil:
-		return failure(CodeTimeout, "the call was cancelled")
+		return failure(callcode.Timeout, "the call was cancelled")
 	case d.cfg.Gone(err):
-		return failure(CodeNodeGone, "the node disconnected during the call")
+		return failure(callcode.NodeGone, "the node disconnected during the call")
 	default:
 		d.log.Info("call failed", "device", id, "request_id", inv.GetRequestId(), "err", err)
-		return failure(CodeBadAnswer, "the node's answer was unusable: %v", err)
+		return failure(callcode.BadAnswer, "the node's answer was unusable: %v", err)
 	}
 }
 
@@ -436,11 +423,11 @@ func checkManifest(caps []*nodev1.Capability, name string, id identity.DeviceID)
 			continue
 		}
 		if !c.GetEnabled() {
-			return failure(CodeDisabled, "%s is turned off on node %s", name, id)
+			return failure(callcode.Disabled, "%s is turned off on node %s", name, id)
 		}
 		return nil
 	}
-	return failure(CodeUnknownCapability, "node %s has no capability named %s", id, name)
+	return failure(callcode.UnknownCapability, "node %s has no capability named %s", id, name)
 }
 
 func failure(code, format string, args ...any) *nodev1.Result {
@@ -493,7 +480,7 @@ func (d *Dispatcher) queue(ctx context.Context, req Request, inv *nodev1.Invoke,
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-timer.C:
-		return failure(CodeExpired, "node %s did not come online within %v", req.DeviceID, req.QueueTTL), nil
+		return failure(callcode.Expired, "node %s did not come online within %v", req.DeviceID, req.QueueTTL), nil
 	}
 }
 
@@ -566,7 +553,7 @@ func (d *Dispatcher) drainOnce(id identity.DeviceID) bool {
 		}
 		inv := &nodev1.Invoke{RequestId: q.RequestID, Capability: q.Capability, ArgsJson: q.Args, Caller: q.Caller}
 		res := d.send(ctx, id, n, inv, q.Timeout)
-		if code := res.GetErrorCode(); code == CodeOffline || code == CodeNodeGone {
+		if code := res.GetErrorCode(); code == callcode.Offline || code == callcode.NodeGone {
 			return false // delivered again on the next attach
 		}
 		d.done(n.transport, res, q.CreatedAt)

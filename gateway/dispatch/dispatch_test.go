@@ -15,6 +15,7 @@ import (
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
+	"github.com/palyra/palyra-go/internal/callcode"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -182,10 +183,10 @@ func TestManifestChecksBeforeSending(t *testing.T) {
 	f := newFixture(t)
 	c := &carrier{answer: ok}
 	f.d.Attach(f.id, "test", c, manifest)
-	if r := f.invoke(t, dispatch.Request{Capability: "shell.exec"}).Result; r.GetErrorCode() != dispatch.CodeDisabled {
+	if r := f.invoke(t, dispatch.Request{Capability: "shell.exec"}).Result; r.GetErrorCode() != callcode.Disabled {
 		t.Fatalf("disabled: %v", r)
 	}
-	if r := f.invoke(t, dispatch.Request{Capability: "no.such"}).Result; r.GetErrorCode() != dispatch.CodeUnknownCapability {
+	if r := f.invoke(t, dispatch.Request{Capability: "no.such"}).Result; r.GetErrorCode() != callcode.UnknownCapability {
 		t.Fatalf("unknown: %v", r)
 	}
 	if c.count() != 0 {
@@ -219,23 +220,23 @@ func TestCallOutcomes(t *testing.T) {
 	f.d.Attach(f.id, "test", c, manifest)
 	// No answer within the timeout.
 	r := f.invoke(t, dispatch.Request{Capability: "system.info", Timeout: 20 * time.Millisecond}).Result
-	if r.GetErrorCode() != dispatch.CodeTimeout {
+	if r.GetErrorCode() != callcode.Timeout {
 		t.Fatalf("timeout: %v", r)
 	}
 	c.mu.Lock()
 	c.answer = func(*nodev1.Invoke) (*nodev1.Result, error) { return nil, errGone }
 	c.mu.Unlock()
-	if r := f.invoke(t, dispatch.Request{Capability: "system.info"}).Result; r.GetErrorCode() != dispatch.CodeNodeGone {
+	if r := f.invoke(t, dispatch.Request{Capability: "system.info"}).Result; r.GetErrorCode() != callcode.NodeGone {
 		t.Fatalf("gone: %v", r)
 	}
 	c.mu.Lock()
 	c.answer = func(*nodev1.Invoke) (*nodev1.Result, error) { return nil, errors.New("garbage") }
 	c.mu.Unlock()
-	if r := f.invoke(t, dispatch.Request{Capability: "system.info"}).Result; r.GetErrorCode() != dispatch.CodeBadAnswer {
+	if r := f.invoke(t, dispatch.Request{Capability: "system.info"}).Result; r.GetErrorCode() != callcode.BadAnswer {
 		t.Fatalf("bad answer: %v", r)
 	}
 	f.d.Detach(f.id, c, "test over")
-	if r := f.invoke(t, dispatch.Request{Capability: "system.info"}).Result; r.GetErrorCode() != dispatch.CodeOffline {
+	if r := f.invoke(t, dispatch.Request{Capability: "system.info"}).Result; r.GetErrorCode() != callcode.Offline {
 		t.Fatalf("offline: %v", r)
 	}
 	// The caller giving up is an error, not a result.
@@ -286,7 +287,7 @@ func TestQueuedCallDeliveredOnce(t *testing.T) {
 func TestQueuedCallExpires(t *testing.T) {
 	f := newFixture(t)
 	resp := f.invoke(t, dispatch.Request{Capability: "system.info", QueueTTL: 10 * time.Millisecond, Timeout: 10 * time.Millisecond})
-	if !resp.Queued || resp.Result.GetErrorCode() != dispatch.CodeExpired {
+	if !resp.Queued || resp.Result.GetErrorCode() != callcode.Expired {
 		t.Fatalf("expired call: %+v", resp)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/palyra/palyra-go/internal/callcode"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -133,12 +134,12 @@ func (s *Session) RunCall(ctx context.Context, inv *nodev1.Invoke, progress func
 		defer stop()
 	}
 	if s.invoke == nil {
-		res = &nodev1.Result{ErrorCode: "unknown_capability", ErrorMessage: "this node shares no capabilities"}
+		res = &nodev1.Result{ErrorCode: callcode.UnknownCapability, ErrorMessage: "this node shares no capabilities"}
 	} else {
 		res = s.invoke(ctx, inv, progress)
 	}
 	if res == nil {
-		res = &nodev1.Result{ErrorCode: "failed", ErrorMessage: "the capability returned no result"}
+		res = &nodev1.Result{ErrorCode: callcode.Failed, ErrorMessage: "the capability returned no result"}
 	}
 	res.RequestId = inv.GetRequestId()
 	return res, context.Cause(ctx)

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/palyra/palyra-go/internal/callcode"
 	"github.com/palyra/palyra-go/internal/wire"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
@@ -80,7 +81,7 @@ func (c *Conn) runCall(callCtx context.Context, inv *nodev1.Invoke, finished fun
 		res = &nodev1.Result{
 			RequestId:    inv.GetRequestId(),
 			DeviceId:     c.s.Welcome().GetDeviceId(),
-			ErrorCode:    "output_too_large",
+			ErrorCode:    callcode.OutputTooLarge,
 			ErrorMessage: fmt.Sprintf("the result is larger than %d bytes", wire.MaxFrameSize),
 		}
 	}
