@@ -126,21 +126,39 @@ func ClientTLS(cfg Config, addr string) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	tlsConf := &tls.Config{
-		MinVersion: tls.VersionTLS13,
-		// Addresses may be IP literals the certificate names as IP SANs,
-		// and trust is the pinned CA, not the system roots: verification
-		// is VerifyPeerCertificate's, with identity's rules.
+	tlsConf := PinnedTLS(host, cfg.CACertificate, cfg.Now, nil)
+	tlsConf.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		return cfg.ClientCertificate()
+	}
+	return tlsConf, nil
+}
+
+// PinnedTLS is a TLS client configuration that trusts the gateway at host
+// as a node does: addresses may be IP literals the certificate names as IP
+// SANs, and trust is ca, the CA pinned when pairing, not the system roots,
+// so verification is VerifyPeerCertificate's, with identity's rules, at
+// now. seen, if not nil, is given the gateway's certificate before it is
+// verified, so a probe can describe what answered. A nil ca accepts any
+// certificate: only such a probe may ask for that (Validate refuses a
+// Config without a CA).
+func PinnedTLS(host string, ca *x509.Certificate, now func() time.Time, seen func(*x509.Certificate)) *tls.Config {
+	conf := &tls.Config{
+		MinVersion:         tls.VersionTLS13,
 		InsecureSkipVerify: true,
 		VerifyPeerCertificate: func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
-			return identity.VerifyServerCertificate(cfg.CACertificate, rawCerts, host, cfg.Now())
-		},
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			return cfg.ClientCertificate()
+			if seen != nil && len(rawCerts) > 0 {
+				if leaf, err := x509.ParseCertificate(rawCerts[0]); err == nil {
+					seen(leaf)
+				}
+			}
+			if ca == nil {
+				return nil
+			}
+			return identity.VerifyServerCertificate(ca, rawCerts, host, now())
 		},
 	}
 	if _, err := netip.ParseAddr(host); err != nil {
-		tlsConf.ServerName = host
+		conf.ServerName = host
 	}
-	return tlsConf, nil
+	return conf
 }

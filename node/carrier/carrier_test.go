@@ -1,8 +1,10 @@
 package carrier
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"strings"
 	"testing"
@@ -166,5 +168,28 @@ func TestClientTLS(t *testing.T) {
 	}
 	if _, err := ClientTLS(cfg, "no port"); err == nil {
 		t.Error("ClientTLS accepted an address without a port")
+	}
+}
+
+// A probe's configuration sees what answered before verifying it, and
+// without a pinned CA only describes it.
+func TestPinnedTLSSeen(t *testing.T) {
+	t.Parallel()
+	ca := testpki.NewCA(t, "test")
+	other := testpki.ServerCert(t, testpki.NewCA(t, "other")).Certificate
+	var seen *x509.Certificate
+	conf := PinnedTLS("127.0.0.1", ca.Certificate(), time.Now, func(c *x509.Certificate) { seen = c })
+	if err := conf.VerifyPeerCertificate(other, nil); err == nil {
+		t.Error("PinnedTLS accepted another CA's gateway")
+	}
+	if seen == nil || !bytes.Equal(seen.Raw, other[0]) {
+		t.Errorf("seen = %v, want the certificate that answered", seen)
+	}
+	if conf.GetClientCertificate != nil {
+		t.Error("PinnedTLS offers a client certificate")
+	}
+	describe := PinnedTLS("127.0.0.1", nil, time.Now, nil)
+	if err := describe.VerifyPeerCertificate(other, nil); err != nil {
+		t.Errorf("PinnedTLS without a CA refused: %v", err)
 	}
 }
