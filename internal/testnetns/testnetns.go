@@ -16,6 +16,7 @@ package testnetns
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -34,7 +35,11 @@ const insideEnv = "PALYRA_TESTNETNS"
 // reports false: the caller returns. Where no namespace can be made (not
 // root, no unshare or ip), it skips t and says what is missing; `make test`
 // installs what a Debian machine lacks, so CI never skips.
-func Enter(t *testing.T) bool {
+//
+// A benchmark enters the same way; its inner run's output (the figures
+// it reports) is copied to standard output, where `go test -bench` prints
+// results.
+func Enter(t testing.TB) bool {
 	t.Helper()
 	if os.Getenv(insideEnv) == t.Name() {
 		Run(t, "ip", "link", "set", "lo", "up")
@@ -48,29 +53,43 @@ func Enter(t *testing.T) bool {
 			t.Skipf("a network namespace test needs %s (packages util-linux, iproute2, nftables; make test installs them)", tool)
 		}
 	}
-	args := []string{"-n", os.Args[0], "-test.run=" + runPattern(t.Name()), "-test.count=1"}
+	args := []string{"-n", os.Args[0], "-test.count=1"}
+	_, bench := t.(*testing.B)
+	if bench {
+		args = append(args, "-test.run=^$", "-test.bench="+runPattern(t.Name()), "-test.benchmem")
+		if f := flag.Lookup("test.benchtime"); f != nil {
+			args = append(args, "-test.benchtime="+f.Value.String())
+		}
+	} else {
+		args = append(args, "-test.run="+runPattern(t.Name()))
+	}
 	if testing.Verbose() {
 		args = append(args, "-test.v=true")
 	}
-	ctx := t.Context()
-	if d, ok := t.Deadline(); ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, d.Add(-time.Second))
-		defer cancel()
-		args = append(args, "-test.timeout="+time.Until(d).Round(time.Second).String())
+	ctx := context.Background()
+	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		if deadline, ok := d.Deadline(); ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, deadline.Add(-time.Second))
+			defer cancel()
+			args = append(args, "-test.timeout="+time.Until(deadline).Round(time.Second).String())
+		}
 	}
 	cmd := exec.CommandContext(ctx, "unshare", args...)
 	cmd.Env = append(os.Environ(), insideEnv+"="+t.Name())
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
-	if err != nil || testing.Verbose() {
+	switch {
+	case bench:
+		os.Stdout.Write(out.Bytes())
+	case err != nil || testing.Verbose():
 		t.Logf("inside its network namespace:\n%s", out.String())
 	}
 	if err != nil {
 		t.Fatalf("the test failed inside its network namespace: %v", err)
 	}
-	if !strings.Contains(out.String(), "PASS") {
+	if !strings.Contains(out.String(), "PASS") && !strings.Contains(out.String(), "ok") {
 		t.Fatalf("the test did not run inside its network namespace:\n%s", out.String())
 	}
 	return false
