@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 )
@@ -72,7 +73,8 @@ func WriteFrame(w io.Writer, m proto.Message) error {
 
 // ReadFrame reads one frame from r and decodes it into m (which it resets
 // first). It checks the length prefix against MaxFrameSize before
-// allocating. Errors wrap ErrFrameTooLarge, ErrMalformedFrame, io.EOF (a
+// allocating, and grows the body as it arrives, so a peer that claims a
+// large frame and stalls holds what it sent, not what it claimed. Errors wrap ErrFrameTooLarge, ErrMalformedFrame, io.EOF (a
 // clean end before any byte of a frame), io.ErrUnexpectedEOF (a frame cut
 // short), or r's own error.
 func ReadFrame(r io.Reader, m proto.Message) error {
@@ -87,17 +89,35 @@ func ReadFrame(r io.Reader, m proto.Message) error {
 	if n > MaxFrameSize {
 		return fmt.Errorf("reading frame: %w: %d bytes, the limit is %d", ErrFrameTooLarge, n, MaxFrameSize)
 	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
+	body, err := readBody(r, int(n))
+	if err != nil {
 		return fmt.Errorf("reading frame body (%d bytes): %w", n, err)
 	}
 	if err := proto.Unmarshal(body, m); err != nil {
 		return fmt.Errorf("reading frame: %w: %w", ErrMalformedFrame, err)
 	}
 	return nil
+}
+
+// readChunk is the most a frame's body grows by before its bytes arrive.
+const readChunk = 16 << 10
+
+// readBody reads n bytes from r, in chunks of at most readChunk.
+func readBody(r io.Reader, n int) ([]byte, error) {
+	body := make([]byte, 0, min(n, readChunk))
+	for len(body) < n {
+		k := min(n-len(body), readChunk)
+		body = slices.Grow(body, k)
+		got, err := io.ReadFull(r, body[len(body):len(body)+k])
+		body = body[:len(body)+got]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return body, nil
 }
 
 // QUIC application error codes of the node protocol: the code a connection is

@@ -112,6 +112,31 @@ func TestNoAllocationBeforeLimit(t *testing.T) {
 	}
 }
 
+// TestStalledClaimCostsWhatArrived: a peer that claims a 1 MiB frame, sends
+// a little of it and stalls holds about what it sent, not what it claimed
+// (not parallel: it reads MemStats).
+func TestStalledClaimCostsWhatArrived(t *testing.T) {
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	var before, stalled runtime.MemStats
+	runtime.ReadMemStats(&before)
+	go func() { done <- ReadFrame(pr, new(wrapperspb.BytesValue)) }()
+	claim := binary.BigEndian.AppendUint32(nil, MaxFrameSize)
+	if _, err := pw.Write(append(claim, make([]byte, 1000)...)); err != nil {
+		t.Fatal(err)
+	}
+	// The pipe's Write returns once ReadFrame has read all of it: ReadFrame
+	// now waits for the rest.
+	runtime.ReadMemStats(&stalled)
+	pw.CloseWithError(io.ErrClosedPipe)
+	if err := <-done; !errors.Is(err, io.ErrClosedPipe) {
+		t.Errorf("ReadFrame = %v, want the reader's error", err)
+	}
+	if d := stalled.TotalAlloc - before.TotalAlloc; d >= 64<<10 {
+		t.Errorf("a stalled claim of %d bytes with 1000 sent allocated %d bytes", MaxFrameSize, d)
+	}
+}
+
 func TestReadErrors(t *testing.T) {
 	t.Parallel()
 	valid, err := AppendFrame(nil, &nodev1.Frame{Body: &nodev1.Frame_LeaseRenewal{LeaseRenewal: &nodev1.LeaseRenewal{Sequence: 7}}})
