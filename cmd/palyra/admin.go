@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/palyra/palyra-go/identity/pairing/qr"
+	"github.com/palyra/palyra-go/internal/unixsock"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
 )
 
@@ -25,8 +26,11 @@ import (
 // mode is the access control, so the connection itself needs no TLS.
 func adminClient(env *environment, flagValue string) (adminv1.AdminClient, func(), error) {
 	path := adminSocket(env, flagValue)
-	if _, err := os.Stat(path); err != nil {
-		return nil, nil, fmt.Errorf("no gateway admin socket at %s (is the gateway running? set --admin-socket or PALYRA_ADMIN_SOCKET)", path)
+	if err := unixsock.Check(path); err != nil {
+		if errors.Is(err, unixsock.ErrNoSocket) {
+			return nil, nil, fmt.Errorf("no gateway admin socket at %s (is the gateway running? set --admin-socket or PALYRA_ADMIN_SOCKET)", path)
+		}
+		return nil, nil, fmt.Errorf("the gateway's admin socket: %w", err)
 	}
 	conn, err := grpc.NewClient("unix://"+path, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

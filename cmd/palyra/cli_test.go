@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/palyra/palyra-go/internal/syncbuf"
+	"github.com/palyra/palyra-go/internal/unixsock"
 	"github.com/palyra/palyra-go/internal/version"
 )
 
@@ -257,5 +259,27 @@ func TestVersion(t *testing.T) {
 		if code, out, errOut := c.run(nil, "", arg); code != 0 || out != "palyra "+version.Version+"\n" {
 			t.Errorf("palyra %s: exit %d, %q %q", arg, code, out, errOut)
 		}
+	}
+}
+
+// An admin command tells a missing socket from one its gateway left behind.
+func TestAdminSocketMessages(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "admin.sock")
+	code, _, stderr := c.run(nil, "", "nodes", "list", "--admin-socket", path)
+	if code == 0 || !strings.Contains(stderr, "no gateway admin socket at "+path) {
+		t.Errorf("no socket: exit %d, %q", code, stderr)
+	}
+	ln, err := unixsock.Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	code, _, stderr = c.run(nil, "", "nodes", "list", "--admin-socket", path)
+	if code == 0 || !strings.Contains(stderr, "its process is not running") {
+		t.Errorf("stale socket: exit %d, %q", code, stderr)
 	}
 }
