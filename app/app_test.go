@@ -39,6 +39,8 @@ func TestStatusLineAndTray(t *testing.T) {
 		{node.Status{State: node.StateOffline, GatewayName: "Home", RetryAt: now.Add(-time.Second)}, false, "Offline from Home — retrying in 1 s", TrayOffline},
 		{node.Status{State: node.StateOffline, DeviceName: "laptop"}, false, "Offline from the gateway (laptop)", TrayOffline},
 		{node.Status{State: node.StateRevoked, GatewayName: "Home"}, false, "Revoked by Home; it no longer accepts this device", TrayAttention},
+		{node.Status{State: node.StateRevoked, GatewayName: "Home", RevokedAt: time.Date(2026, 3, 4, 12, 0, 0, 0, time.Local)}, false,
+			"Revoked by Home on 2026-03-04 — forget the gateway or pair again", TrayAttention},
 	} {
 		t.Run(string(tc.st.State), func(t *testing.T) {
 			if got := StatusLine(tc.st, now); got != tc.line {

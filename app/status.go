@@ -108,6 +108,9 @@ func StatusLine(st node.Status, now time.Time) string {
 		}
 		return fmt.Sprintf("Offline from %s (%s)", gw, dev)
 	case node.StateRevoked:
+		if !st.RevokedAt.IsZero() {
+			return fmt.Sprintf("Revoked by %s on %s — forget the gateway or pair again", gw, st.RevokedAt.Local().Format("2006-01-02"))
+		}
 		return fmt.Sprintf("Revoked by %s; it no longer accepts this device", gw)
 	}
 	return string(st.State)

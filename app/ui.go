@@ -268,10 +268,11 @@ func (u *UI) setCapability(name string, on bool) {
 	u.refresh()
 }
 
-// startAgent runs the agent in the background if it is paired and not
-// running already.
+// startAgent runs the agent in the background if it is paired (or its
+// pairing request waits for approval, which Run collects) and not running
+// already.
 func (u *UI) startAgent() {
-	if u.run != nil || !u.opts.Agent.Paired() {
+	if u.run != nil || (!u.opts.Agent.Paired() && !u.opts.Agent.HasPendingPairing()) {
 		return
 	}
 	ctx, cancel := context.WithCancel(u.ctx)

@@ -11,7 +11,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -27,7 +26,6 @@ import (
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/identity/secretstore"
-	"github.com/palyra/palyra-go/internal/atomicfile"
 	"github.com/palyra/palyra-go/internal/version"
 	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node/capability"
@@ -75,6 +73,13 @@ type Status struct {
 	Transport string `json:"transport,omitempty"`
 	// FallbackReason says why QUIC failed when Transport is "grpc".
 	FallbackReason string `json:"fallback_reason,omitempty"`
+	// PairingRequestID and PairingExpiresAt describe a pairing request that
+	// waits for approval (State pending), kept across restarts.
+	PairingRequestID string    `json:"pairing_request_id,omitempty"`
+	PairingExpiresAt time.Time `json:"pairing_expires_at,omitzero"`
+	// RevokedAt is when the node learnt the gateway revoked it (State
+	// revoked), kept until the owner forgets the gateway or pairs again.
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
 }
 
 // OverTCP reports whether the session fell back to gRPC over TCP.
@@ -191,7 +196,7 @@ func (a *Agent) load() error {
 	a.status.DeviceID = a.key.ID().String()
 	certPEM, err := a.cfg.Secrets.Get(itemCert)
 	if errors.Is(err, secretstore.ErrNotFound) {
-		return nil
+		return a.loadPending()
 	}
 	if err != nil {
 		return fmt.Errorf("reading the device certificate: %w", err)
@@ -217,6 +222,9 @@ func (a *Agent) load() error {
 	a.status.CertificateNotAfter = cert.NotAfter
 	if a.conf.DeviceName != "" && !a.nameGiven {
 		a.status.DeviceName = a.conf.DeviceName
+	}
+	if !a.conf.RevokedAt.IsZero() {
+		a.status.State, a.status.RevokedAt, a.status.LastError = StateRevoked, a.conf.RevokedAt, revokedMessage(a.conf.RevokedAt)
 	}
 	return nil
 }
@@ -268,7 +276,8 @@ func (a *Agent) update(change func(*Status)) {
 	}
 }
 
-// PairOptions say how to pair: a PIN with a gateway address, or a link.
+// PairOptions say how to pair: a PIN with a gateway address, or a link;
+// neither collects the answer to the pending request, if there is one.
 type PairOptions struct {
 	Gateway string
 	PIN     string
@@ -279,11 +288,15 @@ type PairOptions struct {
 }
 
 // Pair pairs the device with a gateway and stores the result. The device key
-// is created on first use and kept across pairings.
+// is created on first use and kept across pairings. A request that waits
+// for approval is kept when ctx ends or the gateway cannot be reached, so
+// Pair without a credential (or Run) collects the answer later.
 func (a *Agent) Pair(ctx context.Context, opts PairOptions) (Status, error) {
 	var cred pairing.Credential
 	var addresses []string
 	switch {
+	case opts.PIN == "" && opts.Link == "" && a.HasPendingPairing():
+		return a.pairResumed(ctx, opts)
 	case opts.Link != "" && opts.PIN == "":
 		l, err := pairing.ParseLink(opts.Link, a.cfg.Now())
 		if err != nil {
@@ -318,6 +331,9 @@ func (a *Agent) Pair(ctx context.Context, opts PairOptions) (Status, error) {
 			Rand: a.cfg.Rand, Now: a.cfg.Now,
 			OnPending: func(p pairclient.Pending) {
 				a.update(func(s *Status) { s.State, s.VerificationCode = StatePending, p.VerificationCode })
+				if err := a.savePending(p); err != nil {
+					a.cfg.Logger.Error("keeping the pending pairing request", "err", err)
+				}
 				if opts.OnPending != nil {
 					opts.OnPending(p)
 				}
@@ -327,6 +343,28 @@ func (a *Agent) Pair(ctx context.Context, opts PairOptions) (Status, error) {
 		// other answer came from the gateway itself.
 		if err == nil || !errors.Is(err, pairclient.ErrUnreachable) {
 			break
+		}
+	}
+	return a.pairEnded(res, err)
+}
+
+// pairResumed collects the answer to the pending request.
+func (a *Agent) pairResumed(ctx context.Context, opts PairOptions) (Status, error) {
+	p, _, err := a.resumable()
+	if err != nil {
+		return a.Status(), err
+	}
+	a.update(func(s *Status) { s.State, s.LastError, s.VerificationCode = StatePending, "", p.VerificationCode })
+	res, err := a.resume(ctx, p, opts.OnPending)
+	return a.pairEnded(res, err)
+}
+
+// pairEnded stores a pairing's result, or goes back to what is stored; a
+// request the gateway answered is forgotten either way.
+func (a *Agent) pairEnded(res *pairing.Result, err error) (Status, error) {
+	if err != nil && !keepPending(err) {
+		if cerr := a.clearPending(); cerr != nil {
+			a.cfg.Logger.Error("forgetting the pending pairing request", "err", cerr)
 		}
 	}
 	if err != nil {
@@ -340,6 +378,9 @@ func (a *Agent) Pair(ctx context.Context, opts PairOptions) (Status, error) {
 		return a.Status(), err
 	}
 	if err := a.save(res); err != nil {
+		return a.Status(), err
+	}
+	if err := a.clearPending(); err != nil {
 		return a.Status(), err
 	}
 	a.cfg.Logger.Info("paired", "gateway", res.GatewayName, "device", res.DeviceID)
@@ -378,18 +419,11 @@ func (a *Agent) save(res *pairing.Result) error {
 		return fmt.Errorf("storing the gateway CA certificate: %w", err)
 	}
 	conf := StoredConfig{DeviceName: a.cfg.Name, GatewayName: res.GatewayName, Gateways: res.Addresses}
-	b, err := json.MarshalIndent(conf, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(a.cfg.ConfigDir, 0o700); err != nil {
-		return fmt.Errorf("creating the config directory: %w", err)
-	}
-	if err := atomicfile.Write(filepath.Join(a.cfg.ConfigDir, ConfigFile), b, 0o600); err != nil {
+	if err := a.writeJSON(ConfigFile, conf); err != nil {
 		return fmt.Errorf("writing node configuration: %w", err)
 	}
 	a.mu.Lock()
-	err = a.load()
+	err := a.load()
 	a.mu.Unlock()
 	a.update(func(*Status) {})
 	return err
@@ -406,6 +440,9 @@ func (a *Agent) Forget() error {
 	if err := os.Remove(filepath.Join(a.cfg.ConfigDir, ConfigFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("forgetting the gateway: %w", err)
 	}
+	if err := a.clearPending(); err != nil {
+		return err
+	}
 	a.mu.Lock()
 	a.cert, a.ca, a.conf = nil, nil, StoredConfig{}
 	err := a.load()
@@ -416,13 +453,25 @@ func (a *Agent) Forget() error {
 
 // Run keeps a session to the gateway up until ctx ends, reconnecting with
 // exponential backoff and full jitter. It returns when the device is
-// revoked, with an error that says so.
+// revoked, with an error that says so. A node whose pairing request waits
+// for approval first collects its certificate.
 func (a *Agent) Run(ctx context.Context) error {
+	if !a.Paired() && a.HasPendingPairing() {
+		if err := a.awaitPairing(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
 	a.mu.Lock()
 	cert, ca, conf, name := a.cert, a.ca, a.conf, a.status.DeviceName
 	a.mu.Unlock()
 	if cert == nil {
 		return errors.New("this node is not paired; pair it first (palyra node pair)")
+	}
+	if !conf.RevokedAt.IsZero() {
+		return fmt.Errorf("this device was %s: %w", revokedMessage(conf.RevokedAt), carrier.ErrRevoked)
 	}
 	a.mu.Lock()
 	a.running = ctx
@@ -475,6 +524,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.cfg.Logger.Info("gateway refused this device as revoked", "err", err)
 			err = fmt.Errorf("this device has been revoked by the gateway, which will not accept it again: %w", carrier.ErrRevoked)
 			a.update(func(s *Status) { s.State, s.LastError, s.ConnectedSince = StateRevoked, err.Error(), time.Time{} })
+			a.recordRevoked()
 			return err
 		}
 		if !upAt.IsZero() {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // Files in the node's config directory. The agent reads and writes them;
@@ -16,6 +17,10 @@ const (
 	// SharingFile keeps what the owner shares (Sharing). It outlives
 	// Forget: the choices are about this machine, not about a gateway.
 	SharingFile = "sharing.json"
+	// PendingFile keeps a pairing request that waits for approval
+	// (StoredPending), so it survives the pairing command ending; the
+	// request's secret key is in the secret store.
+	PendingFile = "pending.json"
 )
 
 // StoredConfig is what ConfigFile holds: written when pairing completes,
@@ -24,6 +29,22 @@ type StoredConfig struct {
 	DeviceName  string   `json:"device_name"`
 	GatewayName string   `json:"gateway_name"`
 	Gateways    []string `json:"gateways"`
+	// RevokedAt is when the node learnt that the gateway revoked it; it
+	// stays until the owner forgets the gateway or pairs again.
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
+}
+
+// StoredPending is what PendingFile holds: nothing secret.
+type StoredPending struct {
+	RequestID        string    `json:"request_id"`
+	VerificationCode string    `json:"verification_code"`
+	ExpiresAt        time.Time `json:"expires_at"`
+	// Address is the gateway that holds the request.
+	Address string `json:"address"`
+	// ServerChain is the gateway's TLS chain (DER) the request is bound to.
+	ServerChain [][]byte `json:"server_chain"`
+	// CAPin is the CA a pairing link pinned, if it was paired by link.
+	CAPin []byte `json:"ca_pin,omitempty"`
 }
 
 // ParseError is a node file that exists and was read but does not parse;
@@ -71,4 +92,19 @@ func readJSON(dir, name string, v any, doing string) error {
 		return fmt.Errorf("%s %s: %w", doing, name, &ParseError{Path: path, Err: err})
 	}
 	return nil
+}
+
+// ReadPending reads PendingFile in dir. A missing file is an error that
+// matches os.ErrNotExist (no request waits); one that does not parse, or
+// lacks what resuming needs, wraps a *ParseError.
+func ReadPending(dir string) (StoredPending, error) {
+	var p StoredPending
+	if err := readJSON(dir, PendingFile, &p, "reading the pending pairing request"); err != nil {
+		return StoredPending{}, err
+	}
+	if p.RequestID == "" || p.Address == "" || len(p.ServerChain) == 0 {
+		return StoredPending{}, fmt.Errorf("reading the pending pairing request %s: %w", PendingFile,
+			&ParseError{Path: filepath.Join(dir, PendingFile), Err: fmt.Errorf("it lacks the request ID, the gateway address or its certificate")})
+	}
+	return p, nil
 }

@@ -188,3 +188,21 @@ func FuzzParseJournal(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadPending feeds the pending request file: it never panics, and
+// what it accepts has what resuming needs.
+func FuzzReadPending(f *testing.F) {
+	f.Add([]byte(`{"request_id":"r","address":"127.0.0.1:1","server_chain":["AAE="]}`))
+	f.Add([]byte(`{"request_id":"r"}`))
+	f.Add([]byte(`[`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, PendingFile), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		p, err := ReadPending(dir)
+		if err == nil && (p.RequestID == "" || p.Address == "" || len(p.ServerChain) == 0) {
+			t.Fatalf("accepted %q as %+v", b, p)
+		}
+	})
+}

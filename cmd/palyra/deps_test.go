@@ -15,7 +15,8 @@ import (
 // JSON keys of node.StoredConfig and node.Sharing.
 var nodeFileMarks = []string{
 	"device-cert", "gateway-ca",
-	"node.json", "sharing.json",
+	"node.json", "sharing.json", "pending.json", "pairing-grant-key",
+	`json:"revoked_at"`, `json:"request_id"`,
 	`json:"device_name"`, `json:"gateway_name"`, `json:"gateways"`, `json:"shared_folder"`, `json:"shell_allow"`,
 }
 

@@ -121,6 +121,11 @@ func cmdNodePair(ctx context.Context, env *environment, args []string) error {
 		st := a.Status()
 		return fmt.Errorf("this node is already paired with %s; run 'palyra node forget' first", st.GatewayName)
 	}
+	if *pin == "" && *link == "" && a.HasPendingPairing() {
+		st := a.Status()
+		fmt.Fprintf(env.stderr, "still waiting for approval of request %s (verification code %s); collecting the certificate once approved\n",
+			st.PairingRequestID, st.VerificationCode)
+	}
 	ctx, cancel := context.WithTimeout(ctx, *wait)
 	defer cancel()
 	fmt.Fprintln(env.stderr, "pairing…")
@@ -132,7 +137,7 @@ func cmdNodePair(ctx context.Context, env *environment, args []string) error {
 		},
 	})
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("gave up waiting for approval after %s; the request stays pending on the gateway until it expires", *wait)
+		return fmt.Errorf("gave up waiting for approval after %s; the request stays pending until it expires: run 'palyra node pair' or 'palyra node run' to collect the certificate once approved", *wait)
 	}
 	if err != nil {
 		return err
@@ -156,7 +161,7 @@ func cmdNodeRun(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	if !a.Paired() {
+	if !a.Paired() && !a.HasPendingPairing() {
 		return errors.New("this node is not paired; run 'palyra node pair' first")
 	}
 	ln, err := unixsock.Listen(socket)
@@ -196,7 +201,12 @@ func describe(st node.Status) string {
 		}
 		return "offline"
 	case node.StateRevoked:
+		if !st.RevokedAt.IsZero() {
+			return st.LastError
+		}
 		return "revoked: " + st.LastError
+	case node.StatePending:
+		return fmt.Sprintf("waiting for approval of pairing request %s (verification code %s); 'palyra node pair' or 'palyra node run' collects the certificate once approved", st.PairingRequestID, st.VerificationCode)
 	case node.StateUnpaired:
 		return "not paired; pair with 'palyra node pair'"
 	}

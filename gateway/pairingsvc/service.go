@@ -279,24 +279,27 @@ func (s *Service) Pair(stream pairingv1.Pairing_PairServer) (err error) {
 	log.Info("pairing request confirmed", "state", rec.State)
 
 	if rec.State == store.RequestPending {
-		if rec, err = s.awaitDecision(stream, rec); err != nil {
+		if rec, err = s.awaitDecision(ctx, rec, func(p *pairingv1.Pending) error {
+			return stream.Send(&pairingv1.PairResponse{Message: &pairingv1.PairResponse_Pending{Pending: p}})
+		}); err != nil {
 			return err
 		}
 	}
-	return s.deliver(stream, rec, log)
+	return s.deliver(ctx, rec, log, func(finish []byte) error {
+		return stream.Send(&pairingv1.PairResponse{Message: &pairingv1.PairResponse_ServerFinish{ServerFinish: finish}})
+	})
 }
 
-// awaitDecision tells the device it waits, then waits for approval,
-// rejection, expiry, or the device leaving.
-func (s *Service) awaitDecision(stream pairingv1.Pairing_PairServer, rec store.Request) (store.Request, error) {
-	ctx := stream.Context()
+// awaitDecision tells the device it waits (sendPending), then waits for
+// approval, rejection, expiry, or the device leaving (ctx ending).
+func (s *Service) awaitDecision(ctx context.Context, rec store.Request, sendPending func(*pairingv1.Pending) error) (store.Request, error) {
 	decided, stop := s.wait(rec.ID)
 	defer stop()
-	err := stream.Send(&pairingv1.PairResponse{Message: &pairingv1.PairResponse_Pending{Pending: &pairingv1.Pending{
+	err := sendPending(&pairingv1.Pending{
 		RequestId:        rec.ID,
 		VerificationCode: rec.VerificationCode,
 		ExpiresAtUnixMs:  rec.ExpiresAt.UnixMilli(),
-	}}})
+	})
 	if err != nil {
 		return rec, err
 	}
@@ -333,9 +336,9 @@ func (s *Service) awaitDecision(stream pairingv1.Pairing_PairServer, rec store.R
 	}
 }
 
-// deliver issues the certificate for an approved request and sends the grant.
-func (s *Service) deliver(stream pairingv1.Pairing_PairServer, rec store.Request, log *slog.Logger) error {
-	ctx := stream.Context()
+// deliver issues the certificate for an approved request and sends the
+// sealed grant (sendFinish).
+func (s *Service) deliver(ctx context.Context, rec store.Request, log *slog.Logger, sendFinish func([]byte) error) error {
 	now := s.cfg.Now()
 	cert, err := s.cfg.CA.IssueDeviceCertificate(rec.CSR, identity.IssueOptions{Now: now, Lifetime: s.cfg.DeviceCertLifetime, Rand: s.cfg.Rand})
 	if err != nil {
@@ -363,7 +366,7 @@ func (s *Service) deliver(stream pairingv1.Pairing_PairServer, rec store.Request
 		return status.Error(codes.Internal, "the gateway could not seal its answer")
 	}
 	log.Info("device paired", "not_after", cert.NotAfter)
-	return stream.Send(&pairingv1.PairResponse{Message: &pairingv1.PairResponse_ServerFinish{ServerFinish: finish}})
+	return sendFinish(finish)
 }
 
 // auditTimeout bounds writing one audit event.

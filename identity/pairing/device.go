@@ -220,3 +220,37 @@ func (s *DeviceSession) HandleServerFinish(b []byte, now time.Time) (*Result, er
 		GatewayName:       g.GatewayName,
 	}, nil
 }
+
+// Resumable is what a device keeps of a run whose request waits for
+// approval, so that a later run (ResumeDevice) can open the gateway's
+// grant. GrantKey is secret; the rest is not.
+type Resumable struct {
+	GrantKey GrantKey
+	// ServerChain is the gateway's TLS chain the exchange was bound to.
+	ServerChain [][]byte
+	// CAPin is the CA a link pinned; nil for a PIN.
+	CAPin *identity.Fingerprint
+}
+
+// Resumable returns what a later run needs to finish this one; it is
+// valid once HandleServerHello succeeded.
+func (s *DeviceSession) Resumable() (Resumable, error) {
+	if s.state != deviceFinishSent {
+		return Resumable{}, ErrOutOfOrder
+	}
+	return Resumable{GrantKey: s.keys.grant, ServerChain: s.cfg.ServerChain, CAPin: s.pin}, nil
+}
+
+// ResumeDevice restores a run that waits for the gateway's grant, from what
+// Resumable returned, so HandleServerFinish can open and verify the grant.
+func ResumeDevice(key *identity.DeviceKey, r Resumable) (*DeviceSession, error) {
+	if key == nil || len(r.ServerChain) == 0 {
+		return nil, errors.New("resuming pairing: the device key and the gateway's TLS chain are required")
+	}
+	return &DeviceSession{
+		cfg:   DeviceConfig{Key: key, ServerChain: r.ServerChain},
+		pin:   r.CAPin,
+		keys:  sessionKeys{grant: r.GrantKey},
+		state: deviceFinishSent,
+	}, nil
+}

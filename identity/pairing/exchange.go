@@ -63,6 +63,12 @@ var (
 	ErrRejected       = errors.New("the pairing request was rejected")
 	ErrRequestExpired = errors.New("the pairing request expired before anyone approved it")
 	ErrDeviceRevoked  = errors.New("this device has been revoked by the gateway; pairing it again is not allowed")
+	// ErrRequestUnknown answers a device that resumes a request the gateway
+	// does not hold for it (removed, or never this device's).
+	ErrRequestUnknown = errors.New("the gateway has no such pairing request from this device")
+	// ErrRequestCollected answers a device that resumes a request whose
+	// certificate was already delivered.
+	ErrRequestCollected = errors.New("the certificate of this pairing request was already delivered")
 )
 
 // Credential is what a person gives the device to pair: a PIN or a link.

@@ -32,6 +32,11 @@ type Pending struct {
 	RequestID        string
 	VerificationCode string
 	ExpiresAt        time.Time
+	// Address is the gateway that holds the request.
+	Address string
+	// Resumable is what Resume needs to collect the answer on a new
+	// connection; its GrantKey is secret.
+	Resumable pairing.Resumable
 }
 
 // Options describe one pairing attempt.
@@ -114,10 +119,16 @@ func Pair(ctx context.Context, opts Options) (*pairing.Result, error) {
 		switch m := resp.Message.(type) {
 		case *pairingv1.PairResponse_Pending:
 			if opts.OnPending != nil {
+				r, err := dev.Resumable()
+				if err != nil {
+					return nil, err
+				}
 				opts.OnPending(Pending{
 					RequestID:        m.Pending.RequestId,
 					VerificationCode: dev.VerificationCode(),
 					ExpiresAt:        time.UnixMilli(m.Pending.ExpiresAtUnixMs),
+					Address:          opts.Address,
+					Resumable:        r,
 				})
 			}
 		case *pairingv1.PairResponse_ServerFinish:
@@ -222,7 +233,8 @@ func (gw *gateway) classify(err error) error {
 	}
 	// The gateway reports outcomes with the pairing package's sentinel
 	// messages; map them back so callers can use errors.Is.
-	for _, outcome := range []error{pairing.ErrWrongCode, pairing.ErrRejected, pairing.ErrRequestExpired, pairing.ErrDeviceRevoked} {
+	for _, outcome := range []error{pairing.ErrWrongCode, pairing.ErrRejected, pairing.ErrRequestExpired, pairing.ErrDeviceRevoked,
+		pairing.ErrRequestUnknown, pairing.ErrRequestCollected} {
 		if st.Message() == outcome.Error() {
 			return outcome
 		}
@@ -313,4 +325,80 @@ func RenewExpired(ctx context.Context, opts RenewOptions) ([]byte, error) {
 		return nil, fmt.Errorf("the gateway renewed the certificate of another device (%s)", id)
 	}
 	return der, nil
+}
+
+// ResumeOptions describe collecting the answer to a request that waited
+// for approval when its first connection ended.
+type ResumeOptions struct {
+	// Pending is the request as OnPending reported it.
+	Pending Pending
+	Key     *identity.DeviceKey
+	Now     func() time.Time
+	// OnPending is called once if the request still waits for approval.
+	OnPending func(Pending)
+}
+
+// Resume collects the gateway's answer to a pending request: it proves
+// this is the device that made the request by signing the gateway's
+// challenge with the device key, waits while the request is pending, and
+// returns the verified result. The gateway must present the TLS
+// certificate the request's exchange was bound to.
+func Resume(ctx context.Context, opts ResumeOptions) (*pairing.Result, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	p := opts.Pending
+	dev, err := pairing.ResumeDevice(opts.Key, p.Resumable)
+	if err != nil {
+		return nil, err
+	}
+	leaf := identity.CertificateFingerprint(p.Resumable.ServerChain[0])
+	conn, gw, err := dial(p.Address, func(_ []*x509.Certificate, raw [][]byte) error {
+		if len(raw) == 0 || !identity.CertificateFingerprint(raw[0]).Equal(leaf) {
+			return errors.New("the gateway presents another TLS certificate than when this pairing request was made; pair again")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := pairingv1.NewPairingClient(conn).Resume(ctx)
+	if err != nil {
+		return nil, gw.classify(err)
+	}
+	start := &pairingv1.ResumeStart{RequestId: p.RequestID, DeviceId: opts.Key.ID().String()}
+	if err := stream.Send(&pairingv1.ResumeRequest{Message: &pairingv1.ResumeRequest_Start{Start: start}}); err != nil {
+		return nil, gw.classify(recvErr(stream, err))
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		return nil, gw.classify(err)
+	}
+	sig, err := opts.Key.SignWithContext(pairing.ResumeContext, pairing.ResumeMessage(resp.GetChallenge(), leaf, p.RequestID))
+	if err != nil {
+		return nil, err
+	}
+	if err := stream.Send(&pairingv1.ResumeRequest{Message: &pairingv1.ResumeRequest_Signature{Signature: sig}}); err != nil {
+		return nil, gw.classify(recvErr(stream, err))
+	}
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			return nil, gw.classify(err)
+		}
+		switch m := resp.Message.(type) {
+		case *pairingv1.ResumeResponse_Pending:
+			if opts.OnPending != nil {
+				p.ExpiresAt = time.UnixMilli(m.Pending.ExpiresAtUnixMs)
+				opts.OnPending(p)
+			}
+		case *pairingv1.ResumeResponse_ServerFinish:
+			return dev.HandleServerFinish(m.ServerFinish, opts.Now())
+		default:
+			return nil, fmt.Errorf("%w: unexpected answer from the gateway", pairing.ErrMalformed)
+		}
+	}
 }

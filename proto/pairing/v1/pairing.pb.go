@@ -453,6 +453,245 @@ func (x *Grant) GetGatewayName() string {
 	return ""
 }
 
+type ResumeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Message:
+	//
+	//	*ResumeRequest_Start
+	//	*ResumeRequest_Signature
+	Message       isResumeRequest_Message `protobuf_oneof:"message"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeRequest) Reset() {
+	*x = ResumeRequest{}
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeRequest) ProtoMessage() {}
+
+func (x *ResumeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeRequest.ProtoReflect.Descriptor instead.
+func (*ResumeRequest) Descriptor() ([]byte, []int) {
+	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ResumeRequest) GetMessage() isResumeRequest_Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *ResumeRequest) GetStart() *ResumeStart {
+	if x != nil {
+		if x, ok := x.Message.(*ResumeRequest_Start); ok {
+			return x.Start
+		}
+	}
+	return nil
+}
+
+func (x *ResumeRequest) GetSignature() []byte {
+	if x != nil {
+		if x, ok := x.Message.(*ResumeRequest_Signature); ok {
+			return x.Signature
+		}
+	}
+	return nil
+}
+
+type isResumeRequest_Message interface {
+	isResumeRequest_Message()
+}
+
+type ResumeRequest_Start struct {
+	Start *ResumeStart `protobuf:"bytes,1,opt,name=start,proto3,oneof"`
+}
+
+type ResumeRequest_Signature struct {
+	// Ed25519ctx signature over the challenge, the gateway's TLS
+	// certificate as the device saw it, and the request ID.
+	Signature []byte `protobuf:"bytes,2,opt,name=signature,proto3,oneof"`
+}
+
+func (*ResumeRequest_Start) isResumeRequest_Message() {}
+
+func (*ResumeRequest_Signature) isResumeRequest_Message() {}
+
+type ResumeStart struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The ID the gateway gave the request in Pending.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The device ID in its text form.
+	DeviceId      string `protobuf:"bytes,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeStart) Reset() {
+	*x = ResumeStart{}
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeStart) ProtoMessage() {}
+
+func (x *ResumeStart) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeStart.ProtoReflect.Descriptor instead.
+func (*ResumeStart) Descriptor() ([]byte, []int) {
+	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ResumeStart) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ResumeStart) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+type ResumeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Message:
+	//
+	//	*ResumeResponse_Challenge
+	//	*ResumeResponse_Pending
+	//	*ResumeResponse_ServerFinish
+	Message       isResumeResponse_Message `protobuf_oneof:"message"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeResponse) Reset() {
+	*x = ResumeResponse{}
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeResponse) ProtoMessage() {}
+
+func (x *ResumeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeResponse.ProtoReflect.Descriptor instead.
+func (*ResumeResponse) Descriptor() ([]byte, []int) {
+	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ResumeResponse) GetMessage() isResumeResponse_Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *ResumeResponse) GetChallenge() []byte {
+	if x != nil {
+		if x, ok := x.Message.(*ResumeResponse_Challenge); ok {
+			return x.Challenge
+		}
+	}
+	return nil
+}
+
+func (x *ResumeResponse) GetPending() *Pending {
+	if x != nil {
+		if x, ok := x.Message.(*ResumeResponse_Pending); ok {
+			return x.Pending
+		}
+	}
+	return nil
+}
+
+func (x *ResumeResponse) GetServerFinish() []byte {
+	if x != nil {
+		if x, ok := x.Message.(*ResumeResponse_ServerFinish); ok {
+			return x.ServerFinish
+		}
+	}
+	return nil
+}
+
+type isResumeResponse_Message interface {
+	isResumeResponse_Message()
+}
+
+type ResumeResponse_Challenge struct {
+	// 32 random bytes to sign.
+	Challenge []byte `protobuf:"bytes,1,opt,name=challenge,proto3,oneof"`
+}
+
+type ResumeResponse_Pending struct {
+	Pending *Pending `protobuf:"bytes,2,opt,name=pending,proto3,oneof"`
+}
+
+type ResumeResponse_ServerFinish struct {
+	// An encoded ServerFinish, sealed under the key of the original
+	// exchange.
+	ServerFinish []byte `protobuf:"bytes,3,opt,name=server_finish,json=serverFinish,proto3,oneof"`
+}
+
+func (*ResumeResponse_Challenge) isResumeResponse_Message() {}
+
+func (*ResumeResponse_Pending) isResumeResponse_Message() {}
+
+func (*ResumeResponse_ServerFinish) isResumeResponse_Message() {}
+
 type RenewRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Message:
@@ -466,7 +705,7 @@ type RenewRequest struct {
 
 func (x *RenewRequest) Reset() {
 	*x = RenewRequest{}
-	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[6]
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -478,7 +717,7 @@ func (x *RenewRequest) String() string {
 func (*RenewRequest) ProtoMessage() {}
 
 func (x *RenewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[6]
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -491,7 +730,7 @@ func (x *RenewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
 func (*RenewRequest) Descriptor() ([]byte, []int) {
-	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{6}
+	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RenewRequest) GetMessage() isRenewRequest_Message {
@@ -549,7 +788,7 @@ type RenewStart struct {
 
 func (x *RenewStart) Reset() {
 	*x = RenewStart{}
-	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[7]
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -561,7 +800,7 @@ func (x *RenewStart) String() string {
 func (*RenewStart) ProtoMessage() {}
 
 func (x *RenewStart) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[7]
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -574,7 +813,7 @@ func (x *RenewStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewStart.ProtoReflect.Descriptor instead.
 func (*RenewStart) Descriptor() ([]byte, []int) {
-	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{7}
+	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RenewStart) GetDeviceId() string {
@@ -604,7 +843,7 @@ type RenewResponse struct {
 
 func (x *RenewResponse) Reset() {
 	*x = RenewResponse{}
-	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[8]
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -616,7 +855,7 @@ func (x *RenewResponse) String() string {
 func (*RenewResponse) ProtoMessage() {}
 
 func (x *RenewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[8]
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -629,7 +868,7 @@ func (x *RenewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewResponse.ProtoReflect.Descriptor instead.
 func (*RenewResponse) Descriptor() ([]byte, []int) {
-	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{8}
+	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RenewResponse) GetMessage() isRenewResponse_Message {
@@ -688,7 +927,7 @@ type PairRequest struct {
 
 func (x *PairRequest) Reset() {
 	*x = PairRequest{}
-	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[9]
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -700,7 +939,7 @@ func (x *PairRequest) String() string {
 func (*PairRequest) ProtoMessage() {}
 
 func (x *PairRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[9]
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -713,7 +952,7 @@ func (x *PairRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PairRequest.ProtoReflect.Descriptor instead.
 func (*PairRequest) Descriptor() ([]byte, []int) {
-	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{9}
+	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PairRequest) GetMessage() isPairRequest_Message {
@@ -773,7 +1012,7 @@ type PairResponse struct {
 
 func (x *PairResponse) Reset() {
 	*x = PairResponse{}
-	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[10]
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -785,7 +1024,7 @@ func (x *PairResponse) String() string {
 func (*PairResponse) ProtoMessage() {}
 
 func (x *PairResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[10]
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -798,7 +1037,7 @@ func (x *PairResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PairResponse.ProtoReflect.Descriptor instead.
 func (*PairResponse) Descriptor() ([]byte, []int) {
-	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{10}
+	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PairResponse) GetMessage() isPairResponse_Message {
@@ -871,7 +1110,7 @@ type Pending struct {
 
 func (x *Pending) Reset() {
 	*x = Pending{}
-	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[11]
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -883,7 +1122,7 @@ func (x *Pending) String() string {
 func (*Pending) ProtoMessage() {}
 
 func (x *Pending) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[11]
+	mi := &file_proto_pairing_v1_pairing_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -896,7 +1135,7 @@ func (x *Pending) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pending.ProtoReflect.Descriptor instead.
 func (*Pending) Descriptor() ([]byte, []int) {
-	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{11}
+	return file_proto_pairing_v1_pairing_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Pending) GetRequestId() string {
@@ -952,7 +1191,20 @@ const file_proto_pairing_v1_pairing_proto_rawDesc = "" +
 	"\x12device_certificate\x18\x01 \x01(\fR\x11deviceCertificate\x12%\n" +
 	"\x0eca_certificate\x18\x02 \x01(\fR\rcaCertificate\x12\x1c\n" +
 	"\taddresses\x18\x03 \x03(\tR\taddresses\x12!\n" +
-	"\fgateway_name\x18\x04 \x01(\tR\vgatewayName\"p\n" +
+	"\fgateway_name\x18\x04 \x01(\tR\vgatewayName\"r\n" +
+	"\rResumeRequest\x126\n" +
+	"\x05start\x18\x01 \x01(\v2\x1e.palyra.pairing.v1.ResumeStartH\x00R\x05start\x12\x1e\n" +
+	"\tsignature\x18\x02 \x01(\fH\x00R\tsignatureB\t\n" +
+	"\amessage\"I\n" +
+	"\vResumeStart\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1b\n" +
+	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\"\x9a\x01\n" +
+	"\x0eResumeResponse\x12\x1e\n" +
+	"\tchallenge\x18\x01 \x01(\fH\x00R\tchallenge\x126\n" +
+	"\apending\x18\x02 \x01(\v2\x1a.palyra.pairing.v1.PendingH\x00R\apending\x12%\n" +
+	"\rserver_finish\x18\x03 \x01(\fH\x00R\fserverFinishB\t\n" +
+	"\amessage\"p\n" +
 	"\fRenewRequest\x125\n" +
 	"\x05start\x18\x01 \x01(\v2\x1d.palyra.pairing.v1.RenewStartH\x00R\x05start\x12\x1e\n" +
 	"\tsignature\x18\x02 \x01(\fH\x00R\tsignatureB\t\n" +
@@ -983,10 +1235,11 @@ const file_proto_pairing_v1_pairing_proto_rawDesc = "" +
 	"SecretKind\x12\x1b\n" +
 	"\x17SECRET_KIND_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fSECRET_KIND_PIN\x10\x01\x12\x14\n" +
-	"\x10SECRET_KIND_LINK\x10\x022\xad\x01\n" +
+	"\x10SECRET_KIND_LINK\x10\x022\x80\x02\n" +
 	"\aPairing\x12K\n" +
 	"\x04Pair\x12\x1e.palyra.pairing.v1.PairRequest\x1a\x1f.palyra.pairing.v1.PairResponse(\x010\x01\x12U\n" +
-	"\fRenewExpired\x12\x1f.palyra.pairing.v1.RenewRequest\x1a .palyra.pairing.v1.RenewResponse(\x010\x01B8Z6github.com/palyra/palyra-go/proto/pairing/v1;pairingv1b\x06proto3"
+	"\fRenewExpired\x12\x1f.palyra.pairing.v1.RenewRequest\x1a .palyra.pairing.v1.RenewResponse(\x010\x01\x12Q\n" +
+	"\x06Resume\x12 .palyra.pairing.v1.ResumeRequest\x1a!.palyra.pairing.v1.ResumeResponse(\x010\x01B8Z6github.com/palyra/palyra-go/proto/pairing/v1;pairingv1b\x06proto3"
 
 var (
 	file_proto_pairing_v1_pairing_proto_rawDescOnce sync.Once
@@ -1001,35 +1254,42 @@ func file_proto_pairing_v1_pairing_proto_rawDescGZIP() []byte {
 }
 
 var file_proto_pairing_v1_pairing_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_proto_pairing_v1_pairing_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_proto_pairing_v1_pairing_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_proto_pairing_v1_pairing_proto_goTypes = []any{
-	(SecretKind)(0),       // 0: palyra.pairing.v1.SecretKind
-	(*ClientHello)(nil),   // 1: palyra.pairing.v1.ClientHello
-	(*ServerHello)(nil),   // 2: palyra.pairing.v1.ServerHello
-	(*ClientFinish)(nil),  // 3: palyra.pairing.v1.ClientFinish
-	(*Enrollment)(nil),    // 4: palyra.pairing.v1.Enrollment
-	(*ServerFinish)(nil),  // 5: palyra.pairing.v1.ServerFinish
-	(*Grant)(nil),         // 6: palyra.pairing.v1.Grant
-	(*RenewRequest)(nil),  // 7: palyra.pairing.v1.RenewRequest
-	(*RenewStart)(nil),    // 8: palyra.pairing.v1.RenewStart
-	(*RenewResponse)(nil), // 9: palyra.pairing.v1.RenewResponse
-	(*PairRequest)(nil),   // 10: palyra.pairing.v1.PairRequest
-	(*PairResponse)(nil),  // 11: palyra.pairing.v1.PairResponse
-	(*Pending)(nil),       // 12: palyra.pairing.v1.Pending
+	(SecretKind)(0),        // 0: palyra.pairing.v1.SecretKind
+	(*ClientHello)(nil),    // 1: palyra.pairing.v1.ClientHello
+	(*ServerHello)(nil),    // 2: palyra.pairing.v1.ServerHello
+	(*ClientFinish)(nil),   // 3: palyra.pairing.v1.ClientFinish
+	(*Enrollment)(nil),     // 4: palyra.pairing.v1.Enrollment
+	(*ServerFinish)(nil),   // 5: palyra.pairing.v1.ServerFinish
+	(*Grant)(nil),          // 6: palyra.pairing.v1.Grant
+	(*ResumeRequest)(nil),  // 7: palyra.pairing.v1.ResumeRequest
+	(*ResumeStart)(nil),    // 8: palyra.pairing.v1.ResumeStart
+	(*ResumeResponse)(nil), // 9: palyra.pairing.v1.ResumeResponse
+	(*RenewRequest)(nil),   // 10: palyra.pairing.v1.RenewRequest
+	(*RenewStart)(nil),     // 11: palyra.pairing.v1.RenewStart
+	(*RenewResponse)(nil),  // 12: palyra.pairing.v1.RenewResponse
+	(*PairRequest)(nil),    // 13: palyra.pairing.v1.PairRequest
+	(*PairResponse)(nil),   // 14: palyra.pairing.v1.PairResponse
+	(*Pending)(nil),        // 15: palyra.pairing.v1.Pending
 }
 var file_proto_pairing_v1_pairing_proto_depIdxs = []int32{
 	0,  // 0: palyra.pairing.v1.ClientHello.secret_kind:type_name -> palyra.pairing.v1.SecretKind
-	8,  // 1: palyra.pairing.v1.RenewRequest.start:type_name -> palyra.pairing.v1.RenewStart
-	12, // 2: palyra.pairing.v1.PairResponse.pending:type_name -> palyra.pairing.v1.Pending
-	10, // 3: palyra.pairing.v1.Pairing.Pair:input_type -> palyra.pairing.v1.PairRequest
-	7,  // 4: palyra.pairing.v1.Pairing.RenewExpired:input_type -> palyra.pairing.v1.RenewRequest
-	11, // 5: palyra.pairing.v1.Pairing.Pair:output_type -> palyra.pairing.v1.PairResponse
-	9,  // 6: palyra.pairing.v1.Pairing.RenewExpired:output_type -> palyra.pairing.v1.RenewResponse
-	5,  // [5:7] is the sub-list for method output_type
-	3,  // [3:5] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	8,  // 1: palyra.pairing.v1.ResumeRequest.start:type_name -> palyra.pairing.v1.ResumeStart
+	15, // 2: palyra.pairing.v1.ResumeResponse.pending:type_name -> palyra.pairing.v1.Pending
+	11, // 3: palyra.pairing.v1.RenewRequest.start:type_name -> palyra.pairing.v1.RenewStart
+	15, // 4: palyra.pairing.v1.PairResponse.pending:type_name -> palyra.pairing.v1.Pending
+	13, // 5: palyra.pairing.v1.Pairing.Pair:input_type -> palyra.pairing.v1.PairRequest
+	10, // 6: palyra.pairing.v1.Pairing.RenewExpired:input_type -> palyra.pairing.v1.RenewRequest
+	7,  // 7: palyra.pairing.v1.Pairing.Resume:input_type -> palyra.pairing.v1.ResumeRequest
+	14, // 8: palyra.pairing.v1.Pairing.Pair:output_type -> palyra.pairing.v1.PairResponse
+	12, // 9: palyra.pairing.v1.Pairing.RenewExpired:output_type -> palyra.pairing.v1.RenewResponse
+	9,  // 10: palyra.pairing.v1.Pairing.Resume:output_type -> palyra.pairing.v1.ResumeResponse
+	8,  // [8:11] is the sub-list for method output_type
+	5,  // [5:8] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_proto_pairing_v1_pairing_proto_init() }
@@ -1038,18 +1298,27 @@ func file_proto_pairing_v1_pairing_proto_init() {
 		return
 	}
 	file_proto_pairing_v1_pairing_proto_msgTypes[6].OneofWrappers = []any{
+		(*ResumeRequest_Start)(nil),
+		(*ResumeRequest_Signature)(nil),
+	}
+	file_proto_pairing_v1_pairing_proto_msgTypes[8].OneofWrappers = []any{
+		(*ResumeResponse_Challenge)(nil),
+		(*ResumeResponse_Pending)(nil),
+		(*ResumeResponse_ServerFinish)(nil),
+	}
+	file_proto_pairing_v1_pairing_proto_msgTypes[9].OneofWrappers = []any{
 		(*RenewRequest_Start)(nil),
 		(*RenewRequest_Signature)(nil),
 	}
-	file_proto_pairing_v1_pairing_proto_msgTypes[8].OneofWrappers = []any{
+	file_proto_pairing_v1_pairing_proto_msgTypes[11].OneofWrappers = []any{
 		(*RenewResponse_Challenge)(nil),
 		(*RenewResponse_Certificate)(nil),
 	}
-	file_proto_pairing_v1_pairing_proto_msgTypes[9].OneofWrappers = []any{
+	file_proto_pairing_v1_pairing_proto_msgTypes[12].OneofWrappers = []any{
 		(*PairRequest_ClientHello)(nil),
 		(*PairRequest_ClientFinish)(nil),
 	}
-	file_proto_pairing_v1_pairing_proto_msgTypes[10].OneofWrappers = []any{
+	file_proto_pairing_v1_pairing_proto_msgTypes[13].OneofWrappers = []any{
 		(*PairResponse_ServerHello)(nil),
 		(*PairResponse_Pending)(nil),
 		(*PairResponse_ServerFinish)(nil),
@@ -1060,7 +1329,7 @@ func file_proto_pairing_v1_pairing_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_pairing_v1_pairing_proto_rawDesc), len(file_proto_pairing_v1_pairing_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

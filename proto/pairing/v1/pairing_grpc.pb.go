@@ -25,6 +25,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Pairing_Pair_FullMethodName         = "/palyra.pairing.v1.Pairing/Pair"
 	Pairing_RenewExpired_FullMethodName = "/palyra.pairing.v1.Pairing/RenewExpired"
+	Pairing_Resume_FullMethodName       = "/palyra.pairing.v1.Pairing/Resume"
 )
 
 // PairingClient is the client API for Pairing service.
@@ -44,6 +45,14 @@ type PairingClient interface {
 	// (a laptop that slept through renewal) a new one, within a grace period,
 	// once it signs the gateway's challenge with its device key.
 	RenewExpired(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RenewRequest, RenewResponse], error)
+	// Resume lets the device that made a pairing request collect its answer
+	// on a new connection (the first one ended while the request waited, say
+	// by Ctrl-C). The device sends start, the gateway answers challenge, the
+	// device signs it with the request's key, then the gateway answers as
+	// Pair does: pending while the request waits, then server_finish; a
+	// rejection or an expired request ends the stream with a status that
+	// says which.
+	Resume(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ResumeRequest, ResumeResponse], error)
 }
 
 type pairingClient struct {
@@ -80,6 +89,19 @@ func (c *pairingClient) RenewExpired(ctx context.Context, opts ...grpc.CallOptio
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Pairing_RenewExpiredClient = grpc.BidiStreamingClient[RenewRequest, RenewResponse]
 
+func (c *pairingClient) Resume(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ResumeRequest, ResumeResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Pairing_ServiceDesc.Streams[2], Pairing_Resume_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ResumeRequest, ResumeResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Pairing_ResumeClient = grpc.BidiStreamingClient[ResumeRequest, ResumeResponse]
+
 // PairingServer is the server API for Pairing service.
 // All implementations must embed UnimplementedPairingServer
 // for forward compatibility.
@@ -97,6 +119,14 @@ type PairingServer interface {
 	// (a laptop that slept through renewal) a new one, within a grace period,
 	// once it signs the gateway's challenge with its device key.
 	RenewExpired(grpc.BidiStreamingServer[RenewRequest, RenewResponse]) error
+	// Resume lets the device that made a pairing request collect its answer
+	// on a new connection (the first one ended while the request waited, say
+	// by Ctrl-C). The device sends start, the gateway answers challenge, the
+	// device signs it with the request's key, then the gateway answers as
+	// Pair does: pending while the request waits, then server_finish; a
+	// rejection or an expired request ends the stream with a status that
+	// says which.
+	Resume(grpc.BidiStreamingServer[ResumeRequest, ResumeResponse]) error
 	mustEmbedUnimplementedPairingServer()
 }
 
@@ -112,6 +142,9 @@ func (UnimplementedPairingServer) Pair(grpc.BidiStreamingServer[PairRequest, Pai
 }
 func (UnimplementedPairingServer) RenewExpired(grpc.BidiStreamingServer[RenewRequest, RenewResponse]) error {
 	return status.Error(codes.Unimplemented, "method RenewExpired not implemented")
+}
+func (UnimplementedPairingServer) Resume(grpc.BidiStreamingServer[ResumeRequest, ResumeResponse]) error {
+	return status.Error(codes.Unimplemented, "method Resume not implemented")
 }
 func (UnimplementedPairingServer) mustEmbedUnimplementedPairingServer() {}
 func (UnimplementedPairingServer) testEmbeddedByValue()                 {}
@@ -148,6 +181,13 @@ func _Pairing_RenewExpired_Handler(srv interface{}, stream grpc.ServerStream) er
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Pairing_RenewExpiredServer = grpc.BidiStreamingServer[RenewRequest, RenewResponse]
 
+func _Pairing_Resume_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(PairingServer).Resume(&grpc.GenericServerStream[ResumeRequest, ResumeResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Pairing_ResumeServer = grpc.BidiStreamingServer[ResumeRequest, ResumeResponse]
+
 // Pairing_ServiceDesc is the grpc.ServiceDesc for Pairing service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -165,6 +205,12 @@ var Pairing_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "RenewExpired",
 			Handler:       _Pairing_RenewExpired_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "Resume",
+			Handler:       _Pairing_Resume_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
 		},
