@@ -193,15 +193,15 @@ func TestDesktopTrayUnderXvfb(t *testing.T) {
 	d.pressClosing(wiz, "Pair with a gateway", "space")
 
 	// Revoked at the gateway: a notification, the attention icon, and the
-	// menu says the gateway no longer accepts this device.
+	// menu says when the gateway revoked this device and what to do next.
 	if out, err := palyra.run("devices", "revoke", st.DeviceID, "--admin-socket", adminSocket); err != nil {
 		t.Fatalf("palyra devices revoke: %v\n%s", err, out)
 	}
 	notes.wait(t, "This device was revoked")
-	waitState(t, socket, node.StateRevoked, stepDeadline, p)
+	after := waitState(t, socket, node.StateRevoked, stepDeadline, p)
 	tray.waitIcon(app.TrayAttention)
 	revoked := tray.open()
-	if want := "Revoked by " + st.GatewayName + "; it no longer accepts this device"; revoked[0].Label != want || !revoked[1].Separator {
+	if want := "Revoked by " + st.GatewayName + " on " + after.RevokedAt.Local().Format("2006-01-02") + " — forget the gateway or pair again"; after.RevokedAt.IsZero() || revoked[0].Label != want || !revoked[1].Separator {
 		t.Errorf("menu after revocation: %+v, want the status line %q and no detail line", revoked[:2], want)
 	}
 	d.screenshot("tray-menu-revoked")
