@@ -3,10 +3,12 @@ package gateway_test
 import (
 	"context"
 	"net"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/palyra/palyra-go/gateway"
 	"github.com/palyra/palyra-go/internal/testnetns"
 	"github.com/palyra/palyra-go/node"
 )
@@ -30,7 +32,7 @@ func pairedAgent(t *testing.T, dir string) (*runningGateway, *node.Agent, int) {
 
 // waitFor waits until the agent's status satisfies ok, checking whenever
 // it changes, or fails after limit.
-func waitFor(t *testing.T, a *node.Agent, limit time.Duration, what string, ok func(node.Status) bool) node.Status {
+func waitFor(t testing.TB, a *node.Agent, limit time.Duration, what string, ok func(node.Status) bool) node.Status {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), limit)
 	defer cancel()
@@ -85,4 +87,41 @@ func TestNetworkChangeRedials(t *testing.T) {
 	if !up.ConnectedSince.Before(st.RetryAt) {
 		t.Errorf("reconnected at %v, not before the backoff's retry at %v", up.ConnectedSince, st.RetryAt)
 	}
+}
+
+// BenchmarkNoticeDeadGateway measures how long a node on QUIC, with the
+// default lease (30 s, so carrier.SilenceLimit decides), takes to leave
+// "connected" once every packet to the gateway is dropped.
+func BenchmarkNoticeDeadGateway(b *testing.B) {
+	if !testnetns.Enter(b) {
+		return
+	}
+	rg := startGateway(b, b.TempDir(), "127.0.0.1:0", nil, func(c *gateway.Config) { c.LeaseTTL = 30 * time.Second })
+	addr := rg.g.Addresses()[0]
+	_, p, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(p)
+	a := agentIn(b, b.TempDir(), "laptop")
+	if _, err := a.Pair(b.Context(), node.PairOptions{Gateway: addr, PIN: mint(b, rg, true).Pin}); err != nil {
+		b.Fatal(err)
+	}
+	stop := runAgent(a)
+	defer stop()
+	const runs = 5
+	var took []time.Duration
+	for b.Loop() {
+		for range runs {
+			waitFor(b, a, time.Minute, "connected", func(s node.Status) bool { return s.State == node.StateConnected })
+			start := time.Now()
+			testnetns.DropUDP(b, port)
+			testnetns.DropTCP(b, port)
+			waitFor(b, a, time.Minute, "offline", func(s node.Status) bool { return s.State != node.StateConnected })
+			took = append(took, time.Since(start))
+			testnetns.Allow(b)
+		}
+	}
+	slices.Sort(took)
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.ReportMetric(ms(took[0]), "ms-min")
+	b.ReportMetric(ms(took[len(took)/2]), "ms-median")
+	b.ReportMetric(ms(took[len(took)-1]), "ms-max")
 }
