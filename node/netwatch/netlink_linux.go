@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"syscall"
 
 	"github.com/godbus/dbus/v5"
@@ -37,25 +36,7 @@ func watchNetlink(ctx context.Context, log *slog.Logger, emit func(Kind, string)
 		syscall.Close(fd)
 		return fmt.Errorf("subscribing to netlink route changes: %w", err)
 	}
-	// A non-blocking fd in an os.File is read through the runtime's
-	// poller, so Close ends a Read in progress.
-	f := os.NewFile(uintptr(fd), "netlink")
-	context.AfterFunc(ctx, func() { f.Close() })
-	go func() {
-		buf := make([]byte, 1<<16)
-		for {
-			n, err := f.Read(buf)
-			if err != nil {
-				if ctx.Err() == nil {
-					log.Warn("reading netlink route changes stopped", "err", err)
-				}
-				return
-			}
-			if names := netlinkChanges(buf[:n]); len(names) > 0 {
-				emit(Network, names[0])
-			}
-		}
-	}()
+	readChanges(ctx, log, fd, "netlink", netlinkChanges, emit)
 	return nil
 }
 

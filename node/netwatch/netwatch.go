@@ -16,6 +16,7 @@ package netwatch
 import (
 	"context"
 	"log/slog"
+	"os"
 	"time"
 )
 
@@ -167,4 +168,28 @@ func sleptFor(wall0 time.Time, mono0 time.Duration, wall1 time.Time, mono1 time.
 		return 0
 	}
 	return d
+}
+
+// readChanges reads a non-blocking socket of change notifications (fd,
+// netlink or route) until ctx ends, and emits a Network event for each
+// read that parse finds changes in. The fd goes into an os.File so the
+// runtime's poller reads it, and closing the file ends a read.
+func readChanges(ctx context.Context, log *slog.Logger, fd int, name string, parse func([]byte) []string, emit func(Kind, string)) {
+	f := os.NewFile(uintptr(fd), name)
+	context.AfterFunc(ctx, func() { f.Close() })
+	go func() {
+		buf := make([]byte, 1<<16)
+		for {
+			n, err := f.Read(buf)
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Warn("reading network changes stopped", "socket", name, "err", err)
+				}
+				return
+			}
+			if names := parse(buf[:n]); len(names) > 0 {
+				emit(Network, names[0])
+			}
+		}
+	}()
 }

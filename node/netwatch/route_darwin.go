@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"syscall"
 )
 
@@ -26,23 +25,6 @@ func watchRouteSocket(ctx context.Context, log *slog.Logger, emit func(Kind, str
 		syscall.Close(fd)
 		return fmt.Errorf("opening the route socket: %w", err)
 	}
-	// Read through the runtime's poller, so Close ends a Read.
-	f := os.NewFile(uintptr(fd), "route")
-	context.AfterFunc(ctx, func() { f.Close() })
-	go func() {
-		buf := make([]byte, 1<<16)
-		for {
-			n, err := f.Read(buf)
-			if err != nil {
-				if ctx.Err() == nil {
-					log.Warn("reading route changes stopped", "err", err)
-				}
-				return
-			}
-			if names := routeChanges(buf[:n]); len(names) > 0 {
-				emit(Network, names[0])
-			}
-		}
-	}()
+	readChanges(ctx, log, fd, "route", routeChanges, emit)
 	return nil
 }
