@@ -397,7 +397,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return g.serverCertificate()
 		},
-	})), grpc.MaxRecvMsgSize(wire.MaxFrameSize))
+	})), grpc.MaxRecvMsgSize(wire.MaxFrameSize), grpc.KeepaliveEnforcementPolicy(grpccarrier.KeepaliveEnforcement))
 	pairingv1.RegisterPairingServer(pairingServer, g.pairing)
 	g.grpcNodes.Register(pairingServer)
 	adminServer := grpc.NewServer()

@@ -84,7 +84,7 @@ func newAgent(t *testing.T, name string) *node.Agent {
 
 // agentIn opens the agent whose configuration and secrets are in dir, as
 // a node process starting there does.
-func agentIn(t *testing.T, dir, name string) *node.Agent {
+func agentIn(t testing.TB, dir, name string) *node.Agent {
 	t.Helper()
 	secrets, err := secretstore.NewFile(filepath.Join(dir, "secrets"))
 	if err != nil {

@@ -46,7 +46,7 @@ func gatewayWithClock(t *testing.T) (*runningGateway, *clock) {
 	return startGateway(t, t.TempDir(), "127.0.0.1:0", clk.Now), clk
 }
 
-func mint(t *testing.T, rg *runningGateway, auto bool) *adminv1.MintNodePairingCodeResponse {
+func mint(t testing.TB, rg *runningGateway, auto bool) *adminv1.MintNodePairingCodeResponse {
 	t.Helper()
 	c, err := rg.admin.MintNodePairingCode(t.Context(), &adminv1.MintNodePairingCodeRequest{AutoApprove: auto})
 	if err != nil {

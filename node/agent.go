@@ -31,6 +31,7 @@ import (
 	"github.com/palyra/palyra-go/node/capability"
 	"github.com/palyra/palyra-go/node/capability/builtin"
 	"github.com/palyra/palyra-go/node/carrier"
+	"github.com/palyra/palyra-go/node/netwatch"
 	"github.com/palyra/palyra-go/node/pairclient"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
@@ -103,6 +104,9 @@ type Config struct {
 	// Capabilities replaces the built-in capabilities (for tests and
 	// embedders); nil means builtin.All.
 	Capabilities []capability.Capability
+	// NetworkEvents reports wake and network changes until ctx ends, on
+	// which Run redials at once; nil means netwatch.Watch.
+	NetworkEvents func(ctx context.Context) <-chan netwatch.Event
 }
 
 // Agent is one node.
@@ -154,6 +158,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
+	}
+	if cfg.NetworkEvents == nil {
+		cfg.NetworkEvents = func(ctx context.Context) <-chan netwatch.Event { return netwatch.Watch(ctx, cfg.Logger) }
 	}
 	a := &Agent{cfg: cfg, nameGiven: explicitName, watchers: map[chan Status]struct{}{}, journal: newCallJournal(cfg.ConfigDir)}
 	if err := a.load(); err != nil {
@@ -478,6 +485,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Unlock()
 	defer a.journal.close()
 	backoff := carrier.NewBackoff(nil)
+	events := a.cfg.NetworkEvents(ctx)
 	for {
 		a.update(func(s *Status) { s.State, s.RetryAt = StateConnecting, time.Time{} })
 		var upAt time.Time
@@ -514,7 +522,7 @@ func (a *Agent) Run(ctx context.Context) error {
 					s.GatewayName = n
 				}
 			})
-			err = a.serve(ctx, conn, capsVersion)
+			err = a.serve(ctx, conn, capsVersion, events)
 		}
 		if ctx.Err() != nil {
 			a.update(func(s *Status) { s.State, s.ConnectedSince = StateOffline, time.Time{} })
@@ -546,13 +554,70 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.update(func(s *Status) { s.RetryAt = time.Time{} })
 			return nil
 		case <-timer.C:
+		case ev, ok := <-events:
+			if !ok {
+				events = nil // Run is ending
+			}
+			// A new network (or a wake) is a new start: try now, and
+			// from the shortest backoff if that fails.
+			timer.Stop()
+			backoff.Reset()
+			a.cfg.Logger.Info("network changed; reconnecting now", "event", ev.Kind, "detail", ev.Detail)
 		}
+	}
+}
+
+// prober is a session that can check the gateway still answers (both
+// carriers' Conns are).
+type prober interface {
+	Probe(ctx context.Context) error
+}
+
+// dropIfDead closes conn, which came up at upAt, when an event says it
+// may be dead, until ctx ends. After a wake it always does: the lease has
+// likely run out at the gateway during the sleep, the NAT binding is gone,
+// and a reconnect costs one round trip, less than finding out. After a
+// network change it probes (an immediate renewal, answered within
+// carrier.ProbeTimeout) and closes only a session that does not answer,
+// so a route added somewhere does not cost a working session. Events
+// older than the session say nothing about it.
+func (a *Agent) dropIfDead(ctx context.Context, conn carrier.Conn, upAt time.Time, events <-chan netwatch.Event) {
+	for {
+		var ev netwatch.Event
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-events:
+			if !ok {
+				return // Run is ending
+			}
+			ev = e
+		}
+		if ev.At.Before(upAt) {
+			continue
+		}
+		if ev.Kind != netwatch.Wake {
+			p, ok := conn.(prober)
+			if !ok {
+				continue
+			}
+			err := p.Probe(ctx)
+			if err == nil || ctx.Err() != nil {
+				continue
+			}
+			a.cfg.Logger.Info("network changed and the gateway does not answer; reconnecting", "detail", ev.Detail, "err", err)
+		} else {
+			a.cfg.Logger.Info("woke from sleep; reconnecting", "detail", ev.Detail)
+		}
+		_ = conn.Close()
+		return
 	}
 }
 
 // serve runs a registered session until it ends, renewing the device
 // certificate over it when it is due.
-func (a *Agent) serve(ctx context.Context, conn carrier.Conn, registeredVersion int) error {
+func (a *Agent) serve(ctx context.Context, conn carrier.Conn, registeredVersion int, events <-chan netwatch.Event) error {
+	upAt := time.Now()
 	a.mu.Lock()
 	a.conn = conn
 	changed := a.capsVersion != registeredVersion
@@ -573,9 +638,15 @@ func (a *Agent) serve(ctx context.Context, conn carrier.Conn, registeredVersion 
 		defer close(renewDone)
 		a.renewWhileConnected(renewCtx, conn)
 	}()
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		a.dropIfDead(renewCtx, conn, upAt, events)
+	}()
 	err := conn.Serve(ctx)
 	stopRenewing()
 	<-renewDone
+	<-watchDone
 	return err
 }
 

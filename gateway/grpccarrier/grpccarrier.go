@@ -30,9 +30,9 @@
 //
 // The gateway's grpc.Server must be built with
 // grpc.MaxRecvMsgSize(wire.MaxFrameSize) (package internal/wire), so a node's
-// messages are held to the QUIC carrier's frame limit. It must not enable
-// client keepalive enforcement stricter than the node's (the node sends no
-// HTTP/2 pings; its lease renewals keep the connection busy).
+// messages are held to the QUIC carrier's frame limit, and with
+// grpc.KeepaliveEnforcementPolicy(KeepaliveEnforcement), so the nodes'
+// HTTP/2 pings (every wire.GRPCPingInterval when idle) are allowed.
 //
 // It owns the gRPC wire handling only; it must not import the gateway's
 // store, the QUIC carrier, the node, or anything from the GUI.
@@ -48,6 +48,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
@@ -80,6 +81,14 @@ const (
 	// reading.
 	cancelSendTimeout = time.Second
 )
+
+// KeepaliveEnforcement lets nodes ping as often as node/grpccarrier does
+// (wire.GRPCPingInterval), with a margin; grpc's default (one ping per 5
+// minutes) would close their connections for "too_many_pings".
+var KeepaliveEnforcement = keepalive.EnforcementPolicy{
+	MinTime:             wire.GRPCPingInterval / 2,
+	PermitWithoutStream: true,
+}
 
 // Config configures a Server.
 type Config struct {

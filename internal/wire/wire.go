@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 )
@@ -146,3 +147,11 @@ const (
 // ALPN is the application protocol the node and the gateway negotiate on
 // QUIC.
 const ALPN = "palyra-node/1"
+
+// GRPCPingInterval is how often a node on the gRPC carrier pings the
+// gateway (HTTP/2 PING) when it has heard nothing, so a TCP connection
+// that silently died is closed within about 15 s (with the ping's own
+// timeout). 10 s is the shortest interval grpc-go's client allows; the
+// gateway's keepalive enforcement must accept pings this often, or it
+// would end the connection with "too_many_pings".
+const GRPCPingInterval = 10 * time.Second

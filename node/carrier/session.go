@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/palyra/palyra-go/internal/callcode"
@@ -12,6 +14,27 @@ import (
 
 // defaultLeaseTTL is assumed when Welcome names none.
 const defaultLeaseTTL = 30 * time.Second
+
+// How fast the node notices a gateway that vanished without a word (the
+// path dropped every packet, the laptop changed networks, the gateway's
+// machine lost power). The gateway answers every renewal, so a session that
+// hears nothing for SilenceLimit is dead, whatever lease the gateway
+// granted: a 30 s lease is how long the gateway waits for the node, not
+// how long the node should show "connected" over a dead path. Renewals go
+// every SilenceLimit/3, so two lost renewals (or answers) in a row are
+// forgiven and the third's answer still has a second or more to arrive.
+// With a shorter lease both scale down with it (TTL and TTL/3, as before).
+const (
+	// SilenceLimit: the node gives up on a session after this long
+	// without any frame from the gateway; with the carrier's own timers
+	// (QUIC's idle timeout, gRPC's keepalive) the dead session is gone
+	// within about 15 s.
+	SilenceLimit = 12 * time.Second
+	// ProbeTimeout bounds the wait for the answer to a Probe: longer than
+	// any round trip a working path has, short enough that a node on a
+	// network that changed under it redials within a couple of seconds.
+	ProbeTimeout = 2 * time.Second
+)
 
 // Session is what a carrier keeps of a registered session beside its wire:
 // what Welcome said, the lease and the calls' handler. The carrier tells it
@@ -27,6 +50,14 @@ type Session struct {
 	send   func(*nodev1.Frame) error
 	// alive holds a sign of life from the gateway for KeepLease.
 	alive chan struct{}
+
+	// heardMu guards heard.
+	heardMu sync.Mutex
+	// heard is closed and replaced at every frame from the gateway, for
+	// Probe.
+	heard chan struct{}
+	// seq numbers the renewals KeepLease and Probe send.
+	seq atomic.Uint64
 }
 
 // NewSession reads the gateway's Welcome (the lease TTL, its clock) for a
@@ -48,6 +79,7 @@ func NewSession(cfg Config, w *nodev1.Welcome, send func(*nodev1.Frame) error, l
 		invoke:  cfg.Invoke,
 		send:    send,
 		alive:   make(chan struct{}, 1),
+		heard:   make(chan struct{}),
 	}
 }
 
@@ -60,45 +92,87 @@ func (s *Session) Log() *slog.Logger { return s.log }
 // TTL is the lease's lifetime.
 func (s *Session) TTL() time.Duration { return s.ttl }
 
-// Alive tells KeepLease that a frame arrived from the gateway.
+// Alive tells KeepLease (and a waiting Probe) that a frame arrived from
+// the gateway.
 func (s *Session) Alive() {
 	select {
 	case s.alive <- struct{}{}:
 	default:
 	}
+	s.heardMu.Lock()
+	close(s.heard)
+	s.heard = make(chan struct{})
+	s.heardMu.Unlock()
 }
 
-// KeepLease sends a LeaseRenewal every TTL/3 until ctx ends, and then
+// silence is how long KeepLease waits for a frame before it gives up on
+// the session: SilenceLimit, or the lease if the gateway granted a
+// shorter one.
+func (s *Session) silence() time.Duration { return min(s.ttl, SilenceLimit) }
+
+// KeepLease sends a LeaseRenewal every third of the silence limit (the
+// lease TTL or SilenceLimit, whichever is shorter) until ctx ends, and then
 // returns context.Cause(ctx): the carrier ends ctx with the reason when
-// its reader stops. The gateway answers every renewal, so a whole TTL
+// its reader stops. The gateway answers every renewal, so a silence limit
 // without Alive means it is gone: KeepLease then returns an error wrapping
 // ErrLeaseExpired, for the carrier to end the session. A renewal that
 // cannot be sent ends it too, unless ctx ended meanwhile (the reader knows
 // better why).
 func (s *Session) KeepLease(ctx context.Context) error {
-	ticker := time.NewTicker(s.ttl / 3)
+	silence := s.silence()
+	ticker := time.NewTicker(silence / 3)
 	defer ticker.Stop()
-	lease := time.NewTimer(s.ttl)
+	lease := time.NewTimer(silence)
 	defer lease.Stop()
-	var seq uint64
 	for {
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		case <-s.alive:
-			lease.Reset(s.ttl)
+			lease.Reset(silence)
 		case <-lease.C:
-			return fmt.Errorf("%w: no answer from the gateway for %v", ErrLeaseExpired, s.ttl)
+			return fmt.Errorf("%w: no answer from the gateway for %v", ErrLeaseExpired, silence)
 		case <-ticker.C:
-			seq++
-			f := &nodev1.Frame{Body: &nodev1.Frame_LeaseRenewal{LeaseRenewal: &nodev1.LeaseRenewal{Sequence: seq}}}
-			if err := s.send(f); err != nil {
+			if err := s.renew(); err != nil {
 				if ctx.Err() != nil {
 					return context.Cause(ctx)
 				}
-				return fmt.Errorf("renewing lease: %w", err)
+				return err
 			}
 		}
+	}
+}
+
+// renew sends the next LeaseRenewal.
+func (s *Session) renew() error {
+	f := &nodev1.Frame{Body: &nodev1.Frame_LeaseRenewal{LeaseRenewal: &nodev1.LeaseRenewal{Sequence: s.seq.Add(1)}}}
+	if err := s.send(f); err != nil {
+		return fmt.Errorf("renewing lease: %w", err)
+	}
+	return nil
+}
+
+// Probe checks that the gateway still answers: it renews the lease at once
+// and waits (at most ProbeTimeout, or until ctx ends) for a frame from the
+// gateway. It returns an error wrapping ErrLeaseExpired if none came, for
+// a session that may have died with a change of network. The session goes
+// on either way; the caller closes it.
+func (s *Session) Probe(ctx context.Context) error {
+	s.heardMu.Lock()
+	heard := s.heard
+	s.heardMu.Unlock()
+	if err := s.renew(); err != nil {
+		return fmt.Errorf("probing the gateway: %w", err)
+	}
+	t := time.NewTimer(ProbeTimeout)
+	defer t.Stop()
+	select {
+	case <-heard:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("probing the gateway: %w", context.Cause(ctx))
+	case <-t.C:
+		return fmt.Errorf("probing the gateway: %w: no answer for %v", ErrLeaseExpired, ProbeTimeout)
 	}
 }
 

@@ -258,3 +258,70 @@ func TestRunCall(t *testing.T) {
 		})
 	}
 }
+
+// A long lease does not keep a silent session "connected": the keeper
+// renews every SilenceLimit/3 and gives up after SilenceLimit without a
+// frame, whatever TTL the gateway granted.
+func TestKeepLeaseSilenceLimit(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		s, frames := newTestSession(time.Minute, 0, nil, nil)
+		start := time.Now()
+		done := keep(t.Context(), s)
+		time.Sleep(SilenceLimit - time.Millisecond)
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("KeepLease returned %v before SilenceLimit", err)
+		default:
+		}
+		// At SilenceLimit/3 and 2·SilenceLimit/3; the third would be due
+		// with the end.
+		if n := len(frames); n != 2 {
+			t.Errorf("%d renewals in SilenceLimit, want 2", n)
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrLeaseExpired) {
+				t.Errorf("KeepLease = %v, want ErrLeaseExpired", err)
+			}
+			if d := time.Since(start); d != SilenceLimit {
+				t.Errorf("gave up after %v, want %v", d, SilenceLimit)
+			}
+		default:
+			t.Fatal("KeepLease still running after SilenceLimit of silence")
+		}
+	})
+}
+
+// Probe renews at once and reports whether the gateway answered within
+// ProbeTimeout.
+func TestProbe(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		s, frames := newTestSession(time.Minute, 0, nil, nil)
+		go func() {
+			<-frames
+			time.Sleep(10 * time.Millisecond)
+			s.Alive()
+		}()
+		if err := s.Probe(t.Context()); err != nil {
+			t.Errorf("Probe answered = %v, want nil", err)
+		}
+		start := time.Now()
+		err := s.Probe(t.Context())
+		if !errors.Is(err, ErrLeaseExpired) || time.Since(start) != ProbeTimeout {
+			t.Errorf("Probe unanswered = %v after %v, want ErrLeaseExpired after %v", err, time.Since(start), ProbeTimeout)
+		}
+		if f := <-frames; f.GetLeaseRenewal().GetSequence() != 2 {
+			t.Errorf("second probe sent %v, want renewal 2", f)
+		}
+	})
+	sendErr := errors.New("no route")
+	s, _ := newTestSession(time.Minute, 0, nil, sendErr)
+	if err := s.Probe(t.Context()); !errors.Is(err, sendErr) {
+		t.Errorf("Probe with a failing send = %v, want %v", err, sendErr)
+	}
+}

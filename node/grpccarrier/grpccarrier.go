@@ -34,6 +34,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node/carrier"
@@ -48,6 +49,10 @@ const (
 	// closeTimeout bounds waiting for the gateway to end the stream when
 	// the node leaves.
 	closeTimeout = time.Second
+	// pingTimeout is how long a keepalive ping waits for its answer
+	// before the connection is closed: with wire.GRPCPingInterval, a dead
+	// connection is noticed within 15 s.
+	pingTimeout = 5 * time.Second
 )
 
 // Conn is a registered session over gRPC.
@@ -109,6 +114,12 @@ func dial(ctx context.Context, cfg carrier.Config, addr string, tlsConf *tls.Con
 	}
 	cc, err := grpc.NewClient("passthrough:///"+addr,
 		grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)),
+		// HTTP/2 pings find a dead TCP connection even while a send is
+		// stuck in its buffers.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{
+			Time:    wire.GRPCPingInterval,
+			Timeout: pingTimeout,
+		}),
 		grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(wire.MaxFrameSize),
 			grpc.MaxCallSendMsgSize(wire.MaxFrameSize),
@@ -314,6 +325,10 @@ func (c *Conn) send(f *nodev1.Frame) error {
 	}
 	return nil
 }
+
+// Probe checks that the gateway still answers on the session (see
+// carrier.Session.Probe).
+func (c *Conn) Probe(ctx context.Context) error { return c.s.Probe(ctx) }
 
 // SendCapabilities replaces the node's manifest at the gateway.
 func (c *Conn) SendCapabilities(caps []*nodev1.Capability) error { return c.s.SendCapabilities(caps) }

@@ -31,8 +31,15 @@ const ALPN = wire.ALPN
 const (
 	// registerTimeout bounds waiting for Welcome after dialing.
 	registerTimeout = 10 * time.Second
-	// keepAlivePeriod: QUIC keepalives on an idle connection.
-	keepAlivePeriod = 10 * time.Second
+	// keepAlivePeriod: QUIC keepalives on an idle connection, often enough
+	// to keep NAT bindings open and to give the idle timer something to
+	// miss when the path dies.
+	keepAlivePeriod = 4 * time.Second
+	// maxIdleTimeout: QUIC closes a connection that heard nothing for this
+	// long. The smaller of the two ends' values applies, so this is the
+	// connection's timeout: together with carrier.SilenceLimit, a gateway
+	// that vanished is noticed within 15 s.
+	maxIdleTimeout = 15 * time.Second
 )
 
 // Run dials, registers and keeps the lease renewed until ctx ends (it then
@@ -83,6 +90,7 @@ func dial(ctx context.Context, cfg carrier.Config, addr string, tlsConf *tls.Con
 	tlsConf.NextProtos = []string{ALPN}
 	quicConf := &quic.Config{
 		KeepAlivePeriod: keepAlivePeriod,
+		MaxIdleTimeout:  maxIdleTimeout,
 	}
 	conn, err := quic.DialAddr(ctx, addr, tlsConf, quicConf)
 	if err != nil {
@@ -225,6 +233,10 @@ func (c *Conn) send(f *nodev1.Frame) error {
 	_ = c.str.SetWriteDeadline(time.Now().Add(c.s.TTL()))
 	return classify(wire.WriteFrame(c.str, f))
 }
+
+// Probe checks that the gateway still answers on the session (see
+// carrier.Session.Probe).
+func (c *Conn) Probe(ctx context.Context) error { return c.s.Probe(ctx) }
 
 // SendCapabilities replaces the node's manifest at the gateway.
 func (c *Conn) SendCapabilities(caps []*nodev1.Capability) error { return c.s.SendCapabilities(caps) }
