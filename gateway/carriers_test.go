@@ -60,23 +60,6 @@ func gatewayPort(tb testing.TB, rg *runningGateway) int {
 	return port
 }
 
-// waitStatus waits until the agent's status satisfies ok, checking
-// whenever it changes, or fails at the deadline.
-func waitStatus(t *testing.T, a *node.Agent, what string, ok func(node.Status) bool) node.Status {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	var last node.Status
-	for st := range a.Watch(ctx) {
-		last = st
-		if ok(st) {
-			return st
-		}
-	}
-	t.Fatalf("node never %s; last status %+v", what, last)
-	return last
-}
-
 // gate is a capability whose calls block until released.
 type gate struct {
 	started chan struct{}
