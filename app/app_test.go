@@ -35,6 +35,7 @@ func TestStatusLineAndTray(t *testing.T) {
 		{node.Status{State: node.StateConnecting, GatewayName: "Home", DeviceName: "laptop"}, false, "Connecting to Home as laptop…", TrayConnecting},
 		{node.Status{State: node.StateConnected, GatewayName: "Home", DeviceName: "laptop", Transport: wire.TransportQUIC}, false, "Connected to Home as laptop", TrayConnected},
 		{node.Status{State: node.StateConnected, GatewayName: "Home", DeviceName: "laptop", Transport: wire.TransportGRPC}, true, "Connected to Home as laptop (over TCP)", TrayAttention},
+		{node.Status{State: node.StateConnected, GatewayName: "Home", DeviceName: "laptop", Transport: wire.TransportGRPC, FallbackReason: "QUIC (UDP) did not answer within 250 ms; using TCP", FallbackError: strings.Repeat("quic: no recent network activity; ", 10)}, false, "Connected to Home as laptop — QUIC (UDP) did not answer within 250 ms; using TCP", TrayConnected},
 		{node.Status{State: node.StateOffline, GatewayName: "Home", RetryAt: now.Add(2300 * time.Millisecond)}, false, "Offline from Home — retrying in 3 s", TrayOffline},
 		{node.Status{State: node.StateOffline, GatewayName: "Home", RetryAt: now.Add(-time.Second)}, false, "Offline from Home — retrying in 1 s", TrayOffline},
 		{node.Status{State: node.StateOffline, DeviceName: "laptop"}, false, "Offline from the gateway (laptop)", TrayOffline},

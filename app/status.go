@@ -98,7 +98,10 @@ func StatusLine(st node.Status, now time.Time) string {
 		return fmt.Sprintf("Connecting to %s as %s…", gw, dev)
 	case node.StateConnected:
 		line := fmt.Sprintf("Connected to %s as %s", gw, dev)
-		if st.OverTCP() {
+		switch {
+		case st.OverTCP() && st.FallbackReason != "":
+			line += " — " + st.FallbackReason
+		case st.OverTCP():
 			line += " (over TCP)"
 		}
 		return line

@@ -6,16 +6,13 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/palyra/palyra-go/gateway"
 	"github.com/palyra/palyra-go/identity"
-	"github.com/palyra/palyra-go/identity/secretstore"
 	"github.com/palyra/palyra-go/internal/quicecho"
 	"github.com/palyra/palyra-go/internal/wire"
-	"github.com/palyra/palyra-go/node"
 	"github.com/palyra/palyra-go/node/capability"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
@@ -46,21 +43,7 @@ var echoCapability = capability.Capability{
 func BenchmarkInvoke(b *testing.B) {
 	dir := b.TempDir()
 	rg := startGateway(b, dir, "127.0.0.1:0", nil)
-	secrets, err := secretstore.NewFile(filepath.Join(dir, "node", "secrets"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	a, err := node.New(node.Config{ConfigDir: filepath.Join(dir, "node"), Secrets: secrets, Name: "bench", Capabilities: []capability.Capability{echoCapability}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	code, err := rg.admin.MintNodePairingCode(b.Context(), &adminv1.MintNodePairingCodeRequest{AutoApprove: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := a.Pair(b.Context(), node.PairOptions{Gateway: rg.g.Addresses()[0], PIN: code.Pin}); err != nil {
-		b.Fatal(err)
-	}
+	a := pairedAgent(b, rg, "bench", []capability.Capability{echoCapability}, 0)
 	stop := runAgent(a)
 	defer stop()
 	req := &adminv1.InvokeRequest{DeviceId: a.Status().DeviceID, Capability: "bench.echo", ArgsJson: []byte(`{"n":1}`)}

@@ -101,16 +101,23 @@ func agentIn(t testing.TB, dir, name string) *node.Agent {
 // status changes, or fails at the deadline.
 func waitState(t *testing.T, a *node.Agent, want node.State) node.Status {
 	t.Helper()
+	return waitStatus(t, a, "reached "+string(want), func(s node.Status) bool { return s.State == want })
+}
+
+// waitStatus waits until the agent's status satisfies ok, checking
+// whenever it changes, or fails at the deadline.
+func waitStatus(t *testing.T, a *node.Agent, what string, ok func(node.Status) bool) node.Status {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	var last node.Status
 	for st := range a.Watch(ctx) {
 		last = st
-		if st.State == want {
+		if ok(st) {
 			return st
 		}
 	}
-	t.Fatalf("node %s never reached %s; last status %+v", last.DeviceName, want, last)
+	t.Fatalf("node %s never %s; last status %+v", last.DeviceName, what, last)
 	return last
 }
 

@@ -13,9 +13,9 @@ import (
 	"github.com/palyra/palyra-go/node"
 )
 
-// pairedAgent starts a gateway (lease TTL 3 s) on a port of its own in
+// gatewayAndAgent starts a gateway (lease TTL 3 s) on a port of its own in
 // dir and runs a node paired with it until the test ends.
-func pairedAgent(t *testing.T, dir string) (*runningGateway, *node.Agent, int) {
+func gatewayAndAgent(t *testing.T, dir string) (*runningGateway, *node.Agent, int) {
 	t.Helper()
 	rg := startGateway(t, dir, "127.0.0.1:0", nil)
 	addr := rg.g.Addresses()[0]
@@ -53,7 +53,7 @@ func TestGatewayVanishes(t *testing.T) {
 	if !testnetns.Enter(t) {
 		return
 	}
-	rg, a, port := pairedAgent(t, t.TempDir())
+	rg, a, port := gatewayAndAgent(t, t.TempDir())
 	waitState(t, a, node.StateConnected)
 	id := a.Status().DeviceID
 	testnetns.DropUDP(t, port)
@@ -72,7 +72,7 @@ func TestNetworkChangeRedials(t *testing.T) {
 		return
 	}
 	dir := t.TempDir()
-	rg, a, _ := pairedAgent(t, dir)
+	rg, a, _ := gatewayAndAgent(t, dir)
 	waitState(t, a, node.StateConnected)
 	addr := rg.g.Addresses()[0]
 	rg.stop()

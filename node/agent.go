@@ -72,7 +72,8 @@ type Status struct {
 	// Transport is how the session reaches the gateway: "quic", or "grpc"
 	// when QUIC failed (UDP blocked) and the node fell back to TCP.
 	Transport string `json:"transport,omitempty"`
-	// FallbackReason says why QUIC failed when Transport is "grpc".
+	// FallbackReason says in a few words why the session is not over
+	// QUIC when Transport is "grpc".
 	FallbackReason string `json:"fallback_reason,omitempty"`
 	// PairingRequestID and PairingExpiresAt describe a pairing request that
 	// waits for approval (State pending), kept across restarts.
@@ -81,6 +82,8 @@ type Status struct {
 	// RevokedAt is when the node learnt the gateway revoked it (State
 	// revoked), kept until the owner forgets the gateway or pairs again.
 	RevokedAt time.Time `json:"revoked_at,omitzero"`
+	// FallbackError is QUIC's failure in full, for the log and scripts.
+	FallbackError string `json:"fallback_error,omitempty"`
 }
 
 // OverTCP reports whether the session fell back to gRPC over TCP.
@@ -107,6 +110,9 @@ type Config struct {
 	// NetworkEvents reports wake and network changes until ctx ends, on
 	// which Run redials at once; nil means netwatch.Watch.
 	NetworkEvents func(ctx context.Context) <-chan netwatch.Event
+	// QUICProbeInterval is how often a node connected over gRPC tries
+	// QUIC again, with jitter; zero means DefaultQUICProbeInterval.
+	QUICProbeInterval time.Duration
 }
 
 // Agent is one node.
@@ -136,6 +142,11 @@ type Agent struct {
 	capsVersion int
 	// running is Run's context while it runs: calls end with it.
 	running context.Context
+	// carriers dials the gateway.
+	carriers carriers
+	// netEvents are the wake and network-change events of the running
+	// Run, which its sessions watch; guarded by mu.
+	netEvents <-chan netwatch.Event
 }
 
 // New loads the agent's identity and configuration, if any.
@@ -162,7 +173,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.NetworkEvents == nil {
 		cfg.NetworkEvents = func(ctx context.Context) <-chan netwatch.Event { return netwatch.Watch(ctx, cfg.Logger) }
 	}
-	a := &Agent{cfg: cfg, nameGiven: explicitName, watchers: map[chan Status]struct{}{}, journal: newCallJournal(cfg.ConfigDir)}
+	a := &Agent{cfg: cfg, nameGiven: explicitName, watchers: map[chan Status]struct{}{}, journal: newCallJournal(cfg.ConfigDir), carriers: realCarriers}
 	if err := a.load(); err != nil {
 		return nil, err
 	}
@@ -486,43 +497,44 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.journal.close()
 	backoff := carrier.NewBackoff(nil)
 	events := a.cfg.NetworkEvents(ctx)
+	a.mu.Lock()
+	a.netEvents = events
+	a.mu.Unlock()
 	for {
 		a.update(func(s *Status) { s.State, s.RetryAt = StateConnecting, time.Time{} })
 		var upAt time.Time
 		err := a.renewIfExpired(ctx)
-		var (
-			conn                carrier.Conn
-			transport, fallback string
-		)
+		var d dialed
 		a.mu.Lock()
 		capsVersion := a.capsVersion
 		a.mu.Unlock()
+		dialCfg := carrier.Config{
+			Addresses:         conf.Gateways,
+			ClientCertificate: a.clientCertificate,
+			CACertificate:     ca,
+			Register: &nodev1.RegisterNode{
+				Name:         name,
+				Platform:     a.cfg.Platform,
+				Version:      version.Version,
+				Capabilities: manifest(a.caps.List()),
+			},
+			Now:    a.cfg.Now,
+			Logger: a.cfg.Logger,
+			Invoke: a.handleInvoke,
+		}
 		if err == nil {
-			conn, transport, fallback, err = a.dial(ctx, carrier.Config{
-				Addresses:         conf.Gateways,
-				ClientCertificate: a.clientCertificate,
-				CACertificate:     ca,
-				Register: &nodev1.RegisterNode{
-					Name:         name,
-					Platform:     a.cfg.Platform,
-					Version:      version.Version,
-					Capabilities: manifest(a.caps.List()),
-				},
-				Now:    a.cfg.Now,
-				Logger: a.cfg.Logger,
-				Invoke: a.handleInvoke,
-			})
+			d, err = a.dial(ctx, dialCfg)
 		}
 		if err == nil {
 			upAt = a.cfg.Now()
 			a.update(func(s *Status) {
 				s.State, s.LastError, s.ConnectedSince = StateConnected, "", upAt
-				s.Transport, s.FallbackReason = transport, fallback
-				if n := conn.Welcome().GetGatewayName(); n != "" {
+				s.Transport, s.FallbackReason, s.FallbackError = d.transport, d.reason, d.detail
+				if n := d.conn.Welcome().GetGatewayName(); n != "" {
 					s.GatewayName = n
 				}
 			})
-			err = a.serve(ctx, conn, capsVersion, events)
+			err = a.session(ctx, d, dialCfg, capsVersion)
 		}
 		if ctx.Err() != nil {
 			a.update(func(s *Status) { s.State, s.ConnectedSince = StateOffline, time.Time{} })
@@ -542,7 +554,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		retry := a.cfg.Now().Add(wait)
 		a.cfg.Logger.Info("gateway connection lost", "err", err, "retry_in", wait)
 		a.update(func(s *Status) {
-			s.State, s.RetryAt, s.ConnectedSince, s.Transport, s.FallbackReason = StateOffline, retry, time.Time{}, "", ""
+			s.State, s.RetryAt, s.ConnectedSince = StateOffline, retry, time.Time{}
+			s.Transport, s.FallbackReason, s.FallbackError = "", "", ""
 			if err != nil {
 				s.LastError = err.Error()
 			}
@@ -616,15 +629,19 @@ func (a *Agent) dropIfDead(ctx context.Context, conn carrier.Conn, upAt time.Tim
 
 // serve runs a registered session until it ends, renewing the device
 // certificate over it when it is due.
-func (a *Agent) serve(ctx context.Context, conn carrier.Conn, registeredVersion int, events <-chan netwatch.Event) error {
+func (a *Agent) serve(ctx context.Context, conn carrier.Conn, registeredVersion int) error {
 	upAt := time.Now()
 	a.mu.Lock()
+	events := a.netEvents
 	a.conn = conn
 	changed := a.capsVersion != registeredVersion
 	a.mu.Unlock()
 	defer func() {
 		a.mu.Lock()
-		a.conn = nil
+		// After a move to QUIC the old session ends while the new one runs.
+		if a.conn == conn {
+			a.conn = nil
+		}
 		a.mu.Unlock()
 	}()
 	if changed {

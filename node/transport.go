@@ -2,7 +2,14 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	mathrand "math/rand/v2"
+	"syscall"
+	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node/carrier"
@@ -10,26 +17,293 @@ import (
 	"github.com/palyra/palyra-go/node/quiccarrier"
 )
 
-// dial connects over QUIC and, when that fails for a reason other than the
-// gateway's verdict on this device (UDP blocked, say), over gRPC on the
-// same addresses. It returns the session, its transport and, after a
-// fallback, why QUIC failed.
-func (a *Agent) dial(ctx context.Context, cfg carrier.Config) (carrier.Conn, string, string, error) {
-	c, err := quiccarrier.Dial(ctx, cfg)
-	if err == nil {
-		return c, wire.TransportQUIC, "", nil
+const (
+	// quicHeadStart is how long QUIC may take alone before gRPC over TCP is
+	// dialed beside it. A QUIC handshake with a reachable gateway takes one
+	// round trip; 250 ms covers slow links while keeping the wait on a
+	// network that drops UDP short.
+	quicHeadStart = 250 * time.Millisecond
+	// DefaultQUICProbeInterval is how often a node connected over gRPC
+	// tries QUIC again (Config.QUICProbeInterval), give or take
+	// quicProbeJitter. A probe on a network that still drops UDP costs a
+	// few Initial packets and one goroutine for quicProbeTimeout, so twice
+	// a minute is cheap, and a laptop that leaves the café is back on QUIC
+	// within about half a minute. It is the gateway's default lease TTL:
+	// the session is that old before it is ever probed.
+	DefaultQUICProbeInterval = 30 * time.Second
+	// quicProbeJitter spreads the probes (±20%), so nodes that fell back
+	// together do not probe together.
+	quicProbeJitter = 0.2
+	// quicProbeTimeout bounds one probe: a gateway that answers does so in
+	// a round trip or two.
+	quicProbeTimeout = 5 * time.Second
+)
+
+// dialFunc dials one carrier and returns a registered session.
+type dialFunc func(context.Context, carrier.Config) (carrier.Conn, error)
+
+// carriers are the two ways to the gateway, QUIC first; tests replace them.
+type carriers struct {
+	quic, grpc dialFunc
+	headStart  time.Duration
+}
+
+// realCarriers dials the real QUIC and gRPC carriers.
+var realCarriers = carriers{
+	quic:      func(ctx context.Context, cfg carrier.Config) (carrier.Conn, error) { return quiccarrier.Dial(ctx, cfg) },
+	grpc:      func(ctx context.Context, cfg carrier.Config) (carrier.Conn, error) { return grpccarrier.Dial(ctx, cfg) },
+	headStart: quicHeadStart,
+}
+
+// dialed is a registered session and how it was reached.
+type dialed struct {
+	conn      carrier.Conn
+	transport string
+	// reason says in a few words why the session is not over QUIC; detail
+	// is the full error chain. Both are empty over QUIC.
+	reason, detail string
+}
+
+// attempt is one carrier's dial outcome.
+type attempt struct {
+	transport string
+	conn      carrier.Conn
+	err       error
+}
+
+// race dials QUIC and, unless it is registered within the head start (or
+// as soon as it fails), gRPC over TCP beside it: happy eyeballs. The first
+// registered session wins and the other attempt is cancelled. Should the
+// other connect anyway, the later of the two is kept: registering replaced
+// the earlier one at the gateway, which closed it. The gateway's verdict
+// on this device (carrier.IsVerdict) from either attempt ends the race with
+// that verdict. race returns once both attempts are over.
+func (c carriers) race(ctx context.Context, cfg carrier.Config, log *slog.Logger) (dialed, error) {
+	quicCtx, cancelQUIC := context.WithCancel(ctx)
+	defer cancelQUIC()
+	grpcCtx, cancelGRPC := context.WithCancel(ctx)
+	defer cancelGRPC()
+	results := make(chan attempt, 2)
+	start := func(ctx context.Context, transport string, dial dialFunc) {
+		go func() {
+			conn, err := dial(ctx, cfg)
+			results <- attempt{transport, conn, err}
+		}()
 	}
-	if ctx.Err() != nil || carrier.IsVerdict(err) {
-		return nil, "", "", err
-	}
-	a.cfg.Logger.Info("QUIC failed; trying gRPC over TCP", "err", err)
-	g, gerr := grpccarrier.Dial(ctx, cfg)
-	if gerr != nil {
-		if carrier.IsVerdict(gerr) {
-			return nil, "", "", gerr
+	start(quicCtx, wire.TransportQUIC, c.quic)
+	running := 1
+	head := time.NewTimer(c.headStart)
+	defer head.Stop()
+	headC := head.C
+	startGRPC := func() {
+		if headC != nil {
+			headC = nil
+			running++
+			start(grpcCtx, wire.TransportGRPC, c.grpc)
 		}
-		return nil, "", "", fmt.Errorf("%w; gRPC fallback: %w", err, gerr)
 	}
-	a.cfg.Logger.Warn("connected over gRPC (TCP): QUIC (UDP) failed", "quic_err", err)
-	return g, wire.TransportGRPC, err.Error(), nil
+	var (
+		won              *attempt
+		verdict          error
+		quicErr, grpcErr error
+		quicLate         bool
+	)
+	for running > 0 {
+		select {
+		case <-headC:
+			quicLate = true
+			startGRPC()
+		case r := <-results:
+			running--
+			switch {
+			case r.err == nil && (won != nil || verdict != nil):
+				if verdict != nil {
+					closeLoser(log, r)
+					continue
+				}
+				// Both registered: the later one is the gateway's.
+				closeLoser(log, *won)
+				won = &r
+			case r.err == nil:
+				won = &r
+				headC = nil // no gRPC attempt if QUIC won in its head start
+				cancelQUIC()
+				cancelGRPC()
+			case carrier.IsVerdict(r.err):
+				if verdict == nil {
+					verdict = r.err
+				}
+				headC = nil
+				cancelQUIC()
+				cancelGRPC()
+				if won != nil {
+					closeLoser(log, *won)
+					won = nil
+				}
+			case won != nil:
+				// The loser, cancelled: its error says only that.
+			case r.transport == wire.TransportQUIC:
+				quicErr = r.err
+				startGRPC() // QUIC failed: TCP need not wait out the head start
+			default:
+				grpcErr = r.err
+			}
+		}
+	}
+	switch {
+	case verdict != nil:
+		return dialed{}, verdict
+	case won != nil && won.transport == wire.TransportQUIC:
+		return dialed{conn: won.conn, transport: wire.TransportQUIC}, nil
+	case won != nil:
+		d := dialed{conn: won.conn, transport: wire.TransportGRPC}
+		d.reason, d.detail = fallbackReason(quicErr, quicLate, c.headStart)
+		log.Warn("connected over gRPC (TCP): QUIC (UDP) did not connect", "reason", d.reason, "quic_err", d.detail)
+		return d, nil
+	case ctx.Err() != nil:
+		return dialed{}, fmt.Errorf("dialing the gateway: %w", context.Cause(ctx))
+	default:
+		return dialed{}, fmt.Errorf("%w; gRPC fallback: %w", quicErr, grpcErr)
+	}
+}
+
+// closeLoser closes a session the race does not keep.
+func closeLoser(log *slog.Logger, a attempt) {
+	log.Info("closing the session the carrier race did not keep", "transport", a.transport)
+	if err := a.conn.Close(); err != nil {
+		log.Debug("closing an unused session", "transport", a.transport, "err", err)
+	}
+}
+
+// fallbackReason says in a few words why the node uses TCP, and in full.
+// quicErr is QUIC's failure, nil if it was still trying when gRPC won;
+// late is set when QUIC was not up within the head start.
+func fallbackReason(quicErr error, late bool, headStart time.Duration) (reason, detail string) {
+	within := fmt.Sprintf("within %d ms", headStart.Milliseconds())
+	switch {
+	case quicErr == nil:
+		return "QUIC (UDP) did not answer " + within + "; using TCP",
+			"QUIC (UDP) was not connected " + within + ", and was cancelled once gRPC (TCP) was"
+	case errors.Is(quicErr, syscall.ECONNREFUSED):
+		return "QUIC (UDP) was refused; using TCP", quicErr.Error()
+	case late:
+		return "QUIC (UDP) did not answer " + within + "; using TCP", quicErr.Error()
+	default:
+		return "QUIC (UDP) failed; using TCP", quicErr.Error()
+	}
+}
+
+// dial connects over whichever carrier registers first (carriers.race).
+func (a *Agent) dial(ctx context.Context, cfg carrier.Config) (dialed, error) {
+	return a.carriers.race(ctx, cfg, a.cfg.Logger)
+}
+
+// probeInterval is the wait before the next QUIC probe: the configured
+// interval ± quicProbeJitter.
+func (a *Agent) probeInterval() time.Duration {
+	base := a.cfg.QUICProbeInterval
+	if base <= 0 {
+		base = DefaultQUICProbeInterval
+	}
+	return time.Duration(float64(base) * (1 - quicProbeJitter + 2*quicProbeJitter*mathrand.Float64()))
+}
+
+// probeQUIC dials QUIC now and then until one registers, ctx ends, or the
+// gateway's verdict comes back; it returns the QUIC session or the
+// verdict. register builds the registration at each probe, so it carries
+// the current manifest.
+func (a *Agent) probeQUIC(ctx context.Context, cfg carrier.Config, register func() carrier.Config) (carrier.Conn, error) {
+	for {
+		timer := time.NewTimer(a.probeInterval())
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, ctx.Err()
+		case <-timer.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, quicProbeTimeout)
+		conn, err := a.carriers.quic(pctx, register())
+		cancel()
+		switch {
+		case err == nil:
+			return conn, nil
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case carrier.IsVerdict(err):
+			return nil, err
+		}
+		a.cfg.Logger.Debug("QUIC probe failed; staying on gRPC", "err", err)
+	}
+}
+
+// session serves d until it ends. While it is over gRPC, it probes QUIC
+// (probeQUIC) and moves to the QUIC session when one registers: the
+// gateway then routes new calls to it and closes the gRPC session once
+// the calls it runs are done, which this node keeps serving until then.
+// cfg is the configuration d was dialed with.
+func (a *Agent) session(ctx context.Context, d dialed, cfg carrier.Config, capsVersion int) error {
+	if d.transport != wire.TransportGRPC {
+		return a.serve(ctx, d.conn, capsVersion)
+	}
+	// The old session's Serve outlives the switch until the gateway ends
+	// it; wait for it before returning.
+	oldDone := make(chan error, 1)
+	serveCtx, stopServing := context.WithCancel(ctx)
+	defer stopServing()
+	go func() { oldDone <- a.serve(serveCtx, d.conn, capsVersion) }()
+
+	probeCtx, stopProbing := context.WithCancel(ctx)
+	probed := make(chan probeResult, 1)
+	var version int
+	go func() {
+		conn, err := a.probeQUIC(probeCtx, cfg, func() carrier.Config {
+			a.mu.Lock()
+			version = a.capsVersion
+			a.mu.Unlock()
+			c := cfg
+			c.Register = proto.CloneOf(cfg.Register)
+			c.Register.Capabilities = manifest(a.caps.List())
+			return c
+		})
+		probed <- probeResult{conn, err}
+	}()
+	select {
+	case err := <-oldDone:
+		stopProbing()
+		if p := <-probed; p.conn != nil {
+			// Registered as the gRPC session ended: use it.
+			return a.movedToQUIC(ctx, p.conn, version)
+		}
+		return err
+	case p := <-probed:
+		stopProbing()
+		if p.err != nil {
+			stopServing()
+			<-oldDone
+			if carrier.IsVerdict(p.err) {
+				return p.err
+			}
+			return ctx.Err()
+		}
+		err := a.movedToQUIC(ctx, p.conn, version)
+		stopServing() // the gateway has ended it by now, unless QUIC ended first
+		if oerr := <-oldDone; oerr != nil && !errors.Is(oerr, carrier.ErrReplaced) && ctx.Err() == nil {
+			a.cfg.Logger.Info("the gRPC session ended after the move to QUIC", "err", oerr)
+		}
+		return err
+	}
+}
+
+type probeResult struct {
+	conn carrier.Conn
+	err  error
+}
+
+// movedToQUIC serves conn, a QUIC session that replaced the gRPC one.
+func (a *Agent) movedToQUIC(ctx context.Context, conn carrier.Conn, capsVersion int) error {
+	a.cfg.Logger.Info("QUIC (UDP) answers again; moved the session from gRPC (TCP) to QUIC")
+	a.update(func(s *Status) {
+		s.Transport, s.FallbackReason, s.FallbackError = wire.TransportQUIC, "", ""
+	})
+	return a.serve(ctx, conn, capsVersion)
 }

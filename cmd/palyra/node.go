@@ -189,7 +189,12 @@ func describe(st node.Status) string {
 	switch st.State {
 	case node.StateConnected:
 		if st.OverTCP() {
-			return fmt.Sprintf("connected to %s as %s over gRPC (TCP), because QUIC (UDP) failed: %s", st.GatewayName, st.DeviceName, st.FallbackReason)
+			// The reason in a few words; --json has FallbackError in full.
+			line := fmt.Sprintf("connected to %s as %s over gRPC (TCP)", st.GatewayName, st.DeviceName)
+			if st.FallbackReason != "" {
+				line += ": " + st.FallbackReason
+			}
+			return line
 		}
 		return fmt.Sprintf("connected to %s as %s", st.GatewayName, st.DeviceName)
 	case node.StateOffline:

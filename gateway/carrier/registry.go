@@ -45,7 +45,19 @@ type Session struct {
 	info  SessionInfo
 	epoch uint64
 	end   *End
+	// calls counts the calls sent on the session that have not finished
+	// (BeginCall).
+	calls int
+	// drain is set while a replaced session waits for its calls before it
+	// is closed; its timer is the backstop (replacedDrainLimit).
+	drain *time.Timer
 }
+
+// replacedDrainLimit bounds how long a replaced session stays open for its
+// calls in flight. Each call is bounded by its own deadline (at most the
+// dispatcher's longest timeout, ten minutes); the limit only keeps a call
+// that never ends from holding the old session forever.
+const replacedDrainLimit = 10 * time.Minute
 
 // Registry is the gateway's one table of live node sessions, shared by
 // both carriers. It is safe for concurrent use.
@@ -166,7 +178,9 @@ func (r *Registry) Register(ctx context.Context, info SessionInfo, keep func()) 
 // own step (telling the runtime NodeRegistered, or taking a pending
 // registration), which returns the session's registration. Then s takes a
 // fresh epoch and becomes current, and the session it replaces is closed
-// with EndReplaced.
+// with EndReplaced: at once if no call is in flight on it, otherwise once
+// those calls finished (BeginCall), so that a node moving to another
+// carrier loses none. New calls go to s from now on.
 //
 // An Authenticate or register error is returned as it is. ErrEnded means s
 // was ended first; if it ended while register ran and the device has no
@@ -176,7 +190,7 @@ func (r *Registry) Attach(s *Session, register func() (SessionInfo, error)) erro
 	defer func() {
 		// Closing waits for the connection; the presence lock need not.
 		if replaced != nil {
-			replaced.Close(*replaced.end)
+			r.closeWhenIdle(replaced)
 		}
 	}()
 	r.presence.Lock()
@@ -217,6 +231,67 @@ func (r *Registry) Attach(s *Session, register func() (SessionInfo, error)) erro
 	return nil
 }
 
+// closeWhenIdle closes s, which was ended as replaced, once no call is in
+// flight on it, or after replacedDrainLimit.
+func (r *Registry) closeWhenIdle(s *Session) {
+	r.mu.Lock()
+	if s.calls > 0 {
+		s.drain = time.AfterFunc(replacedDrainLimit, func() { r.stopDraining(s) })
+		n := s.calls
+		r.mu.Unlock()
+		r.log.Info("replaced session stays open for its calls in flight", "device", s.ID, "transport", s.Transport, "calls", n)
+		return
+	}
+	r.mu.Unlock()
+	s.Close(*s.end)
+}
+
+// stopDraining closes s if it is waiting for its calls.
+func (r *Registry) stopDraining(s *Session) {
+	r.mu.Lock()
+	draining := s.stopDrainLocked()
+	r.mu.Unlock()
+	if draining {
+		s.Close(*s.end)
+	}
+}
+
+// stopDrainLocked ends s's wait for its calls and reports whether it was
+// waiting; the caller then closes it. r.mu must be held.
+func (s *Session) stopDrainLocked() bool {
+	if s.drain == nil {
+		return false
+	}
+	s.drain.Stop()
+	s.drain = nil
+	return true
+}
+
+// BeginCall counts a call about to be sent on s, until the returned done
+// is called (once, when the call has its result or gave up). It reports
+// false, and the call must not be sent on s, when s has ended, say because
+// a newer session replaced it.
+func (r *Registry) BeginCall(s *Session) (done func(), ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s.end != nil {
+		return nil, false
+	}
+	s.calls++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			r.mu.Lock()
+			s.calls--
+			closeNow := s.calls == 0 && s.stopDrainLocked()
+			r.mu.Unlock()
+			if closeNow {
+				s.Close(*s.end)
+			}
+		})
+	}, true
+}
+
 // Ready tells the runtime NodeReady for s, if s is still its device's
 // current session with the epoch it was attached with and has not ended; it
 // reports whether it did. A session that ended after Attach is not made
@@ -245,6 +320,8 @@ func (r *Registry) Detach(s *Session, fallback string) string {
 	defer r.presence.Unlock()
 	r.mu.Lock()
 	delete(r.tracked, s)
+	// The wire is done with s: a wait for its calls has nothing to close.
+	s.stopDrainLocked()
 	reason := fallback
 	if s.end != nil {
 		reason = s.end.Reason
@@ -298,7 +375,8 @@ func (r *Registry) Shutdown(transport string) int {
 func (r *Registry) endMatchingLocked(match func(*Session) bool, e End) []*Session {
 	var closed []*Session
 	for s := range r.tracked {
-		if match(s) && s.endLocked(e) {
+		// A replaced session waiting for its calls is closed now too.
+		if match(s) && (s.endLocked(e) || s.stopDrainLocked()) {
 			closed = append(closed, s)
 		}
 	}

@@ -165,6 +165,41 @@ func TestReplaceAndStaleDetach(t *testing.T) {
 	}
 }
 
+// A session replaced while calls run on it is closed only once they are
+// done, and takes no new call meanwhile; Disconnect does not wait for them.
+func TestReplacedSessionClosesAfterItsCalls(t *testing.T) {
+	t.Parallel()
+	tb := newTable(t)
+	id := device(1)
+	old := tb.attach(id, wire.TransportGRPC)
+	first, ok := tb.reg.BeginCall(old.Session)
+	if !ok {
+		t.Fatal("BeginCall refused the current session")
+	}
+	second, _ := tb.reg.BeginCall(old.Session)
+	cur := tb.attach(id, wire.TransportQUIC)
+	if _, ok := tb.reg.BeginCall(old.Session); ok {
+		t.Error("BeginCall accepted a call on the replaced session")
+	}
+	first()
+	first() // done twice counts once
+	testwait.None(t, old.ends, "close of the replaced session with a call in flight")
+	second()
+	if e := testwait.Recv(t, old.ends, waitTimeout, "the replaced session's close"); e.Kind != carrier.EndReplaced {
+		t.Errorf("replaced session ended with %+v", e)
+	}
+
+	// Replaced again with a call running, then revoked: closed at once.
+	call, _ := tb.reg.BeginCall(cur.Session)
+	defer call()
+	tb.attach(id, wire.TransportGRPC)
+	testwait.None(t, cur.ends, "close of the replaced session with a call in flight")
+	tb.reg.Disconnect(id, "")
+	if e := testwait.Recv(t, cur.ends, waitTimeout, "the replaced session's close on Disconnect"); e.Kind != carrier.EndReplaced {
+		t.Errorf("replaced session ended with %+v", e)
+	}
+}
+
 // Disconnect closes every session of the device, attached or not, and no
 // other device's.
 func TestDisconnectClosesTheDevicesSessions(t *testing.T) {

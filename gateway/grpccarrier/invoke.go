@@ -52,6 +52,12 @@ func (s *Server) Invoke(ctx context.Context, id identity.DeviceID, inv *nodev1.I
 	if !ok || ss.srv != s {
 		return nil, carrier.ErrNodeOffline
 	}
+	// A session replaced while the call runs stays open until it is done.
+	done, ok := s.reg.BeginCall(ss.Session)
+	if !ok {
+		return nil, carrier.ErrNodeOffline
+	}
+	defer done()
 	s.mu.Lock()
 	if _, dup := s.waiters[key]; dup {
 		s.mu.Unlock()

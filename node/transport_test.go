@@ -1,0 +1,205 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/palyra/palyra-go/internal/leakcheck"
+	"github.com/palyra/palyra-go/internal/wire"
+	"github.com/palyra/palyra-go/node/carrier"
+	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }
+
+// never is a head start that does not run out during a test.
+const never = time.Hour
+
+// fakeConn is a registered session that records its Close.
+type fakeConn struct {
+	name   string
+	closed atomic.Int32
+}
+
+func (c *fakeConn) Welcome() *nodev1.Welcome                                 { return &nodev1.Welcome{} }
+func (c *fakeConn) Serve(ctx context.Context) error                          { <-ctx.Done(); return ctx.Err() }
+func (c *fakeConn) SendCapabilities([]*nodev1.Capability) error              { return nil }
+func (c *fakeConn) SendEvent(*nodev1.NodeEvent) error                        { return nil }
+func (c *fakeConn) Close() error                                             { c.closed.Add(1); return nil }
+func (c *fakeConn) RenewCertificate(context.Context, []byte) ([]byte, error) { return nil, nil }
+func (c *fakeConn) String() string                                           { return c.name }
+
+// fakeDial is a dialer that counts its calls and records whether its
+// attempt was cancelled.
+type fakeDial struct {
+	calls, cancelled atomic.Int32
+	dial             func(ctx context.Context) (carrier.Conn, error)
+}
+
+func (f *fakeDial) fn(ctx context.Context, _ carrier.Config) (carrier.Conn, error) {
+	f.calls.Add(1)
+	c, err := f.dial(ctx)
+	if ctx.Err() != nil {
+		f.cancelled.Add(1)
+	}
+	return c, err
+}
+
+// up connects at once.
+func up(c carrier.Conn) *fakeDial {
+	return &fakeDial{dial: func(context.Context) (carrier.Conn, error) { return c, nil }}
+}
+
+// fails fails at once with err.
+func fails(err error) *fakeDial {
+	return &fakeDial{dial: func(context.Context) (carrier.Conn, error) { return nil, err }}
+}
+
+// hangs waits until its attempt is cancelled; then, with c, it connects
+// anyway (as a registration that crossed the cancel does), else it fails.
+func hangs(c carrier.Conn) *fakeDial {
+	return &fakeDial{dial: func(ctx context.Context) (carrier.Conn, error) {
+		<-ctx.Done()
+		if c != nil {
+			return c, nil
+		}
+		return nil, fmt.Errorf("dialing: %w", ctx.Err())
+	}}
+}
+
+func runRace(t *testing.T, quic, grpc *fakeDial, headStart time.Duration) (dialed, error) {
+	t.Helper()
+	c := carriers{quic: quic.fn, grpc: grpc.fn, headStart: headStart}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	return c.race(ctx, carrier.Config{}, slog.New(slog.DiscardHandler))
+}
+
+func TestRaceQUICUpWithinHeadStart(t *testing.T) {
+	q := &fakeConn{name: "quic"}
+	quic, grpc := up(q), up(&fakeConn{name: "grpc"})
+	d, err := runRace(t, quic, grpc, never)
+	if err != nil || d.conn != q || d.transport != wire.TransportQUIC || d.reason != "" || d.detail != "" {
+		t.Fatalf("race = %+v, %v; want the QUIC session and no reason", d, err)
+	}
+	if n := grpc.calls.Load(); n != 0 {
+		t.Errorf("gRPC was dialed %d times though QUIC was up within its head start", n)
+	}
+	if q.closed.Load() != 0 {
+		t.Error("the winning session was closed")
+	}
+}
+
+func TestRaceGRPCWinsWhenQUICHangs(t *testing.T) {
+	g := &fakeConn{name: "grpc"}
+	quic, grpc := hangs(nil), up(g)
+	d, err := runRace(t, quic, grpc, time.Millisecond)
+	if err != nil || d.conn != g || d.transport != wire.TransportGRPC {
+		t.Fatalf("race = %+v, %v; want the gRPC session", d, err)
+	}
+	if want := "QUIC (UDP) did not answer within 1 ms; using TCP"; d.reason != want {
+		t.Errorf("reason = %q, want %q", d.reason, want)
+	}
+	if d.detail == "" {
+		t.Error("no detail for the log and --json")
+	}
+	if quic.cancelled.Load() != 1 {
+		t.Error("the QUIC attempt was not cancelled once gRPC won")
+	}
+}
+
+// QUIC that fails at once does not make gRPC wait out the head start, and
+// the reason says how it failed.
+func TestRaceQUICRefusedStartsGRPCAtOnce(t *testing.T) {
+	g := &fakeConn{name: "grpc"}
+	refused := fmt.Errorf("dialing gateway over QUIC at 127.0.0.1:1: %w", syscall.ECONNREFUSED)
+	d, err := runRace(t, fails(refused), up(g), never)
+	if err != nil || d.conn != g {
+		t.Fatalf("race = %+v, %v; want the gRPC session", d, err)
+	}
+	if d.reason != "QUIC (UDP) was refused; using TCP" || !strings.Contains(d.detail, "127.0.0.1:1") {
+		t.Errorf("reason %q, detail %q", d.reason, d.detail)
+	}
+}
+
+func TestRaceVerdictEndsIt(t *testing.T) {
+	revoked := fmt.Errorf("dialing: %w", carrier.ErrRevoked)
+	t.Run("from QUIC", func(t *testing.T) {
+		grpc := up(&fakeConn{})
+		_, err := runRace(t, fails(revoked), grpc, never)
+		if !errors.Is(err, carrier.ErrRevoked) {
+			t.Fatalf("race error = %v, want the revocation", err)
+		}
+		if grpc.calls.Load() != 0 {
+			t.Error("gRPC was dialed after the gateway's verdict")
+		}
+	})
+	t.Run("from gRPC", func(t *testing.T) {
+		quic := hangs(nil)
+		_, err := runRace(t, quic, fails(fmt.Errorf("registering: %w", carrier.ErrRegistrationRefused)), time.Millisecond)
+		if !errors.Is(err, carrier.ErrRegistrationRefused) {
+			t.Fatalf("race error = %v, want the refusal", err)
+		}
+		if quic.cancelled.Load() != 1 {
+			t.Error("the QUIC attempt was not cancelled by the verdict")
+		}
+	})
+	t.Run("after a winner", func(t *testing.T) {
+		// gRPC registers, then QUIC's attempt, already past its cancel,
+		// comes back revoked: the verdict stands and the winner is closed.
+		g := &fakeConn{name: "grpc"}
+		release := make(chan struct{})
+		quic := &fakeDial{dial: func(context.Context) (carrier.Conn, error) { <-release; return nil, revoked }}
+		grpc := &fakeDial{dial: func(context.Context) (carrier.Conn, error) { defer close(release); return g, nil }}
+		_, err := runRace(t, quic, grpc, time.Millisecond)
+		if !errors.Is(err, carrier.ErrRevoked) {
+			t.Fatalf("race error = %v, want the revocation", err)
+		}
+		if g.closed.Load() != 1 {
+			t.Errorf("the gRPC session was closed %d times, want 1", g.closed.Load())
+		}
+	})
+}
+
+// A loser that registered anyway replaced the winner at the gateway: the
+// race keeps it and closes the winner.
+func TestRaceLoserConnectedAnyway(t *testing.T) {
+	q, g := &fakeConn{name: "quic"}, &fakeConn{name: "grpc"}
+	d, err := runRace(t, hangs(q), up(g), time.Millisecond)
+	if err != nil || d.conn != q || d.transport != wire.TransportQUIC {
+		t.Fatalf("race = %+v, %v; want the later (QUIC) session", d, err)
+	}
+	if g.closed.Load() != 1 || q.closed.Load() != 0 {
+		t.Errorf("closed: gRPC %d times, QUIC %d times; want 1 and 0", g.closed.Load(), q.closed.Load())
+	}
+}
+
+func TestRaceBothFail(t *testing.T) {
+	quic := fails(errors.New("quic: timeout: no recent network activity"))
+	grpc := fails(errors.New("tcp: connection reset"))
+	_, err := runRace(t, quic, grpc, time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "no recent network activity") || !strings.Contains(err.Error(), "connection reset") {
+		t.Fatalf("race error = %v, want both carriers' errors", err)
+	}
+}
+
+// The probe interval stays within its jitter.
+func TestProbeInterval(t *testing.T) {
+	a := &Agent{cfg: Config{QUICProbeInterval: 10 * time.Second}}
+	for range 100 {
+		if d := a.probeInterval(); d < 8*time.Second || d > 12*time.Second {
+			t.Fatalf("probe interval %v outside 10 s ± 20%%", d)
+		}
+	}
+	a.cfg.QUICProbeInterval = 0
+	if d := a.probeInterval(); d < DefaultQUICProbeInterval*8/10 || d > DefaultQUICProbeInterval*12/10 {
+		t.Fatalf("default probe interval %v", d)
+	}
+}
