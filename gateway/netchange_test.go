@@ -10,6 +10,7 @@ import (
 
 	"github.com/palyra/palyra-go/gateway"
 	"github.com/palyra/palyra-go/internal/testnetns"
+	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node"
 )
 
@@ -57,6 +58,29 @@ func TestGatewayVanishes(t *testing.T) {
 	waitState(t, a, node.StateConnected)
 	id := a.Status().DeviceID
 	testnetns.DropUDP(t, port)
+	testnetns.DropTCP(t, port)
+	waitFor(t, a, 30*time.Second, "offline", func(s node.Status) bool { return s.State != node.StateConnected })
+	waitOnline(t, rg, id, false)
+	testnetns.Allow(t)
+	waitFor(t, a, 60*time.Second, "connected again", func(s node.Status) bool { return s.State == node.StateConnected })
+	waitOnline(t, rg, id, true)
+}
+
+// The same over the gRPC fallback: UDP dropped mid-session moves the node
+// to gRPC over TCP, and a gateway that then goes silent on TCP too is
+// noticed without a word from it (the lease keeper and gRPC's keepalive
+// pings), and both sides come back when the path does.
+func TestGatewayVanishesOverGRPC(t *testing.T) {
+	if !testnetns.Enter(t) {
+		return
+	}
+	rg, a, port := gatewayAndAgent(t, t.TempDir())
+	waitState(t, a, node.StateConnected)
+	id := a.Status().DeviceID
+	testnetns.DropUDP(t, port)
+	waitFor(t, a, 60*time.Second, "connected over gRPC", func(s node.Status) bool {
+		return s.State == node.StateConnected && s.Transport == wire.TransportGRPC
+	})
 	testnetns.DropTCP(t, port)
 	waitFor(t, a, 30*time.Second, "offline", func(s node.Status) bool { return s.State != node.StateConnected })
 	waitOnline(t, rg, id, false)
