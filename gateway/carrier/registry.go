@@ -462,15 +462,24 @@ func (r *Registry) Count() int {
 	return len(r.current)
 }
 
-// CurrentConn returns the Conn of device id's current session if it is a
-// T: a carrier's Invoke uses the current session only if it is one of its
-// own.
-func CurrentConn[T any](r *Registry, id identity.DeviceID) (T, bool) {
+// StartCall finds device id's current session for a carrier's Invoke:
+// its Conn must be a T that mine accepts (a carrier uses only its own
+// sessions). It counts the call on the session as BeginCall does, and
+// returns the Conn with the done to call when the call is over; without
+// such a session it returns ErrNodeOffline.
+func StartCall[T any](r *Registry, id identity.DeviceID, mine func(T) bool) (T, func(), error) {
 	var zero T
 	s := r.Current(id)
 	if s == nil {
-		return zero, false
+		return zero, nil, ErrNodeOffline
 	}
 	c, ok := s.Conn.(T)
-	return c, ok
+	if !ok || !mine(c) {
+		return zero, nil, ErrNodeOffline
+	}
+	done, ok := r.BeginCall(s)
+	if !ok {
+		return zero, nil, ErrNodeOffline
+	}
+	return c, done, nil
 }

@@ -364,3 +364,33 @@ func TestSetCapabilities(t *testing.T) {
 		t.Errorf("Sessions() = %+v", s)
 	}
 }
+
+// StartCall finds only the carrier's own current session, and counts the
+// call on it like BeginCall.
+func TestStartCall(t *testing.T) {
+	t.Parallel()
+	tb := newTable(t)
+	id := device(1)
+	mine := func(*fake) bool { return true }
+	if _, _, err := carrier.StartCall(tb.reg, id, mine); !errors.Is(err, carrier.ErrNodeOffline) {
+		t.Errorf("StartCall with no session = %v, want ErrNodeOffline", err)
+	}
+	old := tb.attach(id, wire.TransportGRPC)
+	old.Conn = old
+	if _, _, err := carrier.StartCall(tb.reg, id, func(*fake) bool { return false }); !errors.Is(err, carrier.ErrNodeOffline) {
+		t.Errorf("StartCall on another carrier's session = %v, want ErrNodeOffline", err)
+	}
+	if _, _, err := carrier.StartCall(tb.reg, id, func(*carrier.Session) bool { return true }); !errors.Is(err, carrier.ErrNodeOffline) {
+		t.Errorf("StartCall on a Conn of another type = %v, want ErrNodeOffline", err)
+	}
+	got, done, err := carrier.StartCall(tb.reg, id, mine)
+	if err != nil || got != old {
+		t.Fatalf("StartCall = %v, %v; want the current session", got, err)
+	}
+	tb.attach(id, wire.TransportQUIC)
+	testwait.None(t, old.ends, "close of the replaced session with a call in flight")
+	done()
+	if e := testwait.Recv(t, old.ends, waitTimeout, "the replaced session's close"); e.Kind != carrier.EndReplaced {
+		t.Errorf("replaced session ended with %+v", e)
+	}
+}

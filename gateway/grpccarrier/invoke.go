@@ -48,14 +48,10 @@ func (s *Server) Invoke(ctx context.Context, id identity.DeviceID, inv *nodev1.I
 		progress: make(chan *nodev1.Progress, progressQueue),
 		result:   make(chan *nodev1.Result, 1),
 	}
-	ss, ok := carrier.CurrentConn[*session](s.reg, id)
-	if !ok || ss.srv != s {
-		return nil, carrier.ErrNodeOffline
-	}
 	// A session replaced while the call runs stays open until it is done.
-	done, ok := s.reg.BeginCall(ss.Session)
-	if !ok {
-		return nil, carrier.ErrNodeOffline
+	ss, done, err := carrier.StartCall(s.reg, id, func(ss *session) bool { return ss.srv == s })
+	if err != nil {
+		return nil, err
 	}
 	defer done()
 	s.mu.Lock()

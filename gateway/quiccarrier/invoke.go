@@ -25,14 +25,10 @@ const cancelWriteTimeout = time.Second
 // ctx's error. Errors wrap carrier.ErrNodeOffline (no QUIC session),
 // carrier.ErrNodeGone or carrier.ErrBadAnswer.
 func (s *Server) Invoke(ctx context.Context, id identity.DeviceID, inv *nodev1.Invoke, progress func(*nodev1.Progress)) (*nodev1.Result, error) {
-	ss, ok := carrier.CurrentConn[*session](s.reg, id)
-	if !ok || ss.srv != s {
-		return nil, carrier.ErrNodeOffline
-	}
 	// A session replaced while the call runs stays open until it is done.
-	done, ok := s.reg.BeginCall(ss.Session)
-	if !ok {
-		return nil, carrier.ErrNodeOffline
+	ss, done, err := carrier.StartCall(s.reg, id, func(ss *session) bool { return ss.srv == s })
+	if err != nil {
+		return nil, err
 	}
 	defer done()
 	return ss.invoke(ctx, inv, progress)
