@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/palyra/palyra-go/internal/atomicfile"
 )
 
 // Files in the node's config directory. The agent reads and writes them;
@@ -107,4 +109,17 @@ func ReadPending(dir string) (StoredPending, error) {
 			&ParseError{Path: filepath.Join(dir, PendingFile), Err: fmt.Errorf("it lacks the request ID, the gateway address or its certificate")})
 	}
 	return p, nil
+}
+
+// writeJSON writes v atomically, indented and ending in a newline, to the
+// file name in the config directory.
+func (a *Agent) writeJSON(name string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(a.cfg.ConfigDir, 0o700); err != nil {
+		return fmt.Errorf("creating the config directory: %w", err)
+	}
+	return atomicfile.Write(filepath.Join(a.cfg.ConfigDir, name), append(b, '\n'), 0o600)
 }

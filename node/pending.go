@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -12,7 +11,6 @@ import (
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/identity/secretstore"
-	"github.com/palyra/palyra-go/internal/atomicfile"
 	"github.com/palyra/palyra-go/node/carrier"
 	"github.com/palyra/palyra-go/node/pairclient"
 )
@@ -180,16 +178,4 @@ func (a *Agent) recordRevoked() {
 func revokedMessage(at time.Time) string {
 	return fmt.Sprintf("revoked by the gateway on %s; forget the gateway (palyra node forget, or \"Forget gateway…\") or pair again",
 		at.Local().Format("2006-01-02 15:04 MST"))
-}
-
-// writeJSON writes v atomically to the file name in the config directory.
-func (a *Agent) writeJSON(name string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(a.cfg.ConfigDir, 0o700); err != nil {
-		return fmt.Errorf("creating the config directory: %w", err)
-	}
-	return atomicfile.Write(filepath.Join(a.cfg.ConfigDir, name), b, 0o600)
 }

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -12,7 +11,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/palyra/palyra-go/internal/atomicfile"
 	"github.com/palyra/palyra-go/internal/version"
 	"github.com/palyra/palyra-go/node/capability"
 	"github.com/palyra/palyra-go/node/capability/builtin"
@@ -44,14 +42,7 @@ func (a *Agent) loadSharing() error {
 
 // saveSharingLocked writes s as the sharing settings; a.mu must be held.
 func (a *Agent) saveSharingLocked(s Sharing) error {
-	b, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(a.cfg.ConfigDir, 0o700); err != nil {
-		return fmt.Errorf("saving sharing settings: %w", err)
-	}
-	if err := atomicfile.Write(filepath.Join(a.cfg.ConfigDir, SharingFile), append(b, '\n'), 0o600); err != nil {
+	if err := a.writeJSON(SharingFile, s); err != nil {
 		return fmt.Errorf("saving sharing settings: %w", err)
 	}
 	a.sharing = s
