@@ -104,21 +104,27 @@ func waitState(t *testing.T, a *node.Agent, want node.State) node.Status {
 	return waitStatus(t, a, "reached "+string(want), func(s node.Status) bool { return s.State == want })
 }
 
+// waitFor waits until the agent's status satisfies ok, checking whenever
+// it changes, or fails after limit.
+func waitFor(t testing.TB, a *node.Agent, limit time.Duration, what string, ok func(node.Status) bool) node.Status {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), limit)
+	defer cancel()
+	var last node.Status
+	for st := range a.Watch(ctx) {
+		if last = st; ok(st) {
+			return st
+		}
+	}
+	t.Fatalf("node %s never %s within %v; last status %+v", last.DeviceName, what, limit, last)
+	return last
+}
+
 // waitStatus waits until the agent's status satisfies ok, checking
 // whenever it changes, or fails at the deadline.
 func waitStatus(t *testing.T, a *node.Agent, what string, ok func(node.Status) bool) node.Status {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	var last node.Status
-	for st := range a.Watch(ctx) {
-		last = st
-		if ok(st) {
-			return st
-		}
-	}
-	t.Fatalf("node %s never %s; last status %+v", last.DeviceName, what, last)
-	return last
+	return waitFor(t, a, 20*time.Second, what, ok)
 }
 
 // waitOnline polls the admin API (the only view a real admin has) until the

@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"context"
 	"net"
 	"slices"
 	"strconv"
@@ -31,22 +30,6 @@ func gatewayAndAgent(t *testing.T, dir string) (*runningGateway, *node.Agent, in
 	return rg, a, port
 }
 
-// waitFor waits until the agent's status satisfies ok, checking whenever
-// it changes, or fails after limit.
-func waitFor(t testing.TB, a *node.Agent, limit time.Duration, what string, ok func(node.Status) bool) node.Status {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), limit)
-	defer cancel()
-	var last node.Status
-	for st := range a.Watch(ctx) {
-		if last = st; ok(st) {
-			return st
-		}
-	}
-	t.Fatalf("the node never was %s within %v; last status %+v", what, limit, last)
-	return last
-}
-
 // All packets to the gateway dropped mid-session: the node leaves
 // "connected" without a word from the gateway, the gateway shows it
 // offline at its lease end, and both come back when the path does.
@@ -59,7 +42,7 @@ func TestGatewayVanishes(t *testing.T) {
 	id := a.Status().DeviceID
 	testnetns.DropUDP(t, port)
 	testnetns.DropTCP(t, port)
-	waitFor(t, a, 30*time.Second, "offline", func(s node.Status) bool { return s.State != node.StateConnected })
+	waitFor(t, a, 30*time.Second, "went offline", func(s node.Status) bool { return s.State != node.StateConnected })
 	waitOnline(t, rg, id, false)
 	testnetns.Allow(t)
 	waitFor(t, a, 60*time.Second, "connected again", func(s node.Status) bool { return s.State == node.StateConnected })
@@ -82,7 +65,7 @@ func TestGatewayVanishesOverGRPC(t *testing.T) {
 		return s.State == node.StateConnected && s.Transport == wire.TransportGRPC
 	})
 	testnetns.DropTCP(t, port)
-	waitFor(t, a, 30*time.Second, "offline", func(s node.Status) bool { return s.State != node.StateConnected })
+	waitFor(t, a, 30*time.Second, "went offline", func(s node.Status) bool { return s.State != node.StateConnected })
 	waitOnline(t, rg, id, false)
 	testnetns.Allow(t)
 	waitFor(t, a, 60*time.Second, "connected again", func(s node.Status) bool { return s.State == node.StateConnected })
@@ -102,7 +85,7 @@ func TestNetworkChangeRedials(t *testing.T) {
 	rg.stop()
 	// Failed attempts double the backoff's ceiling: wait for a retry
 	// more than 5 s away.
-	st := waitFor(t, a, 90*time.Second, "waiting a long backoff", func(s node.Status) bool {
+	st := waitFor(t, a, 90*time.Second, "was waiting out a long backoff", func(s node.Status) bool {
 		return s.State == node.StateOffline && time.Until(s.RetryAt) > 5*time.Second
 	})
 	startGateway(t, dir, addr, nil)
@@ -138,7 +121,7 @@ func BenchmarkNoticeDeadGateway(b *testing.B) {
 			start := time.Now()
 			testnetns.DropUDP(b, port)
 			testnetns.DropTCP(b, port)
-			waitFor(b, a, time.Minute, "offline", func(s node.Status) bool { return s.State != node.StateConnected })
+			waitFor(b, a, time.Minute, "went offline", func(s node.Status) bool { return s.State != node.StateConnected })
 			took = append(took, time.Since(start))
 			testnetns.Allow(b)
 		}
