@@ -209,9 +209,9 @@ func TestPairConnectRestartRevoke(t *testing.T) {
 	if _, err := server.Pair(t.Context(), node.PairOptions{Link: code2.Link}); err != nil {
 		t.Fatalf("pairing by link: %v", err)
 	}
-	// The link's code is used now.
+	// The link's code is used now: it fails like a wrong one.
 	again := newAgent(t, "again")
-	if _, err := again.Pair(t.Context(), node.PairOptions{Link: code2.Link}); !errors.Is(err, pairing.ErrWrongCode) {
+	if _, err := again.Pair(t.Context(), node.PairOptions{Link: code2.Link}); !errors.Is(err, pairing.ErrConfirmationFailed) {
 		t.Fatalf("reusing a code: %v", err)
 	}
 

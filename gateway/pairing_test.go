@@ -82,7 +82,7 @@ func TestPairingRejections(t *testing.T) {
 	t.Run("wrong PIN says only incorrect or expired", func(t *testing.T) {
 		code := mint(t, rg, true)
 		_, err := newAgent(t, "a").Pair(t.Context(), node.PairOptions{Gateway: addr, PIN: wrongPIN(t, code.Pin)})
-		if !errors.Is(err, pairing.ErrConfirmationFailed) && !errors.Is(err, pairing.ErrWrongCode) {
+		if !errors.Is(err, pairing.ErrConfirmationFailed) {
 			t.Fatalf("wrong PIN: %v", err)
 		}
 		for _, leak := range []string{"attempt", "remaining", "left"} {
@@ -105,7 +105,7 @@ func TestPairingRejections(t *testing.T) {
 			}
 		}
 		_, err := newAgent(t, "late").Pair(t.Context(), node.PairOptions{Gateway: addr, PIN: code.Pin})
-		if !errors.Is(err, pairing.ErrWrongCode) {
+		if !errors.Is(err, pairing.ErrConfirmationFailed) {
 			t.Fatalf("right PIN after 10 failures: %v", err)
 		}
 	})
@@ -188,7 +188,7 @@ func TestPairingRejections(t *testing.T) {
 		code := mint(t, rg, true)
 		clk.Advance(11 * time.Minute)
 		_, err := newAgent(t, "slow").Pair(t.Context(), node.PairOptions{Gateway: addr, PIN: code.Pin})
-		if !errors.Is(err, pairing.ErrWrongCode) {
+		if !errors.Is(err, pairing.ErrConfirmationFailed) {
 			t.Fatalf("expired code: %v", err)
 		}
 	})

@@ -2,7 +2,9 @@
 // the pairing exchange of identity/pairing over a stream, counts attempts and
 // records requests in the store, waits for an admin's decision, and delivers
 // the device certificate. It is served over server-auth TLS only: a device
-// has no certificate before it pairs.
+// has no certificate before it pairs. A selector with no open code is
+// answered with a decoy exchange that looks like a wrong secret from the
+// wire.
 package pairingsvc
 
 import (
@@ -217,21 +219,40 @@ func (s *Service) Pair(stream pairingv1.Pairing_PairServer) (err error) {
 	if err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
+	gwCfg := pairing.GatewayConfig{Rand: s.cfg.Rand, TLSCertificate: s.cfg.ServerCertificate()}
 	code, err := s.cfg.Store.BeginAttempt(ctx, hello.Selector(), s.cfg.Now())
-	if errors.Is(err, store.ErrCodeNotOpen) {
-		s.audit(ctx, store.AuditEvent{Kind: "pairing.attempt_refused", Detail: "no open code for selector " + hello.Selector()})
-		return status.Error(codes.PermissionDenied, msgBadCode)
-	}
-	if err != nil {
+	// No open code: answer with a decoy exchange all the same, so that
+	// the device learns only at key confirmation, as for a wrong secret,
+	// and the wire (messages, errors, time taken) does not tell which
+	// codes are open. The audit record here stands in for the one
+	// BeginAttempt writes for an open code, so both cost one store write
+	// before the answer.
+	decoy := errors.Is(err, store.ErrCodeNotOpen)
+	var gw *pairing.GatewaySession
+	var reply []byte
+	switch {
+	case decoy:
+		log = log.With("selector", hello.Selector(), "decoy", true)
+		s.audit(ctx, store.AuditEvent{Kind: store.AuditPairingAttemptRefused,
+			Detail: "no open code for selector " + hello.Selector() + "; answered with a decoy exchange"})
+		gw, reply, err = pairing.RespondDecoy(gwCfg, hello)
+	case err != nil:
 		log.Error("starting pairing attempt", "err", err)
 		return status.Error(codes.Internal, "the gateway could not start pairing")
+	default:
+		log = log.With("code", code.Selector)
+		gw, reply, err = pairing.RespondGateway(gwCfg, hello,
+			&pairing.Code{Selector: code.Selector, PINSecret: code.PINSecret, LinkSecret: code.LinkSecret})
 	}
-	log = log.With("code", code.Selector)
-
-	gw, reply, err := pairing.RespondGateway(pairing.GatewayConfig{Rand: s.cfg.Rand, TLSCertificate: s.cfg.ServerCertificate()},
-		hello, &pairing.Code{Selector: code.Selector, PINSecret: code.PINSecret, LinkSecret: code.LinkSecret})
+	// Audit details of a decoy run say so; the wire does not.
+	detail := func(d string) string {
+		if decoy {
+			return "decoy exchange for selector " + hello.Selector() + ": " + d
+		}
+		return d
+	}
 	if err != nil {
-		s.audit(ctx, store.AuditEvent{Kind: "pairing.failed", Detail: "malformed hello"})
+		s.audit(ctx, store.AuditEvent{Kind: store.AuditPairingFailed, Detail: detail("malformed hello")})
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
 	if err := stream.Send(&pairingv1.PairResponse{Message: &pairingv1.PairResponse_ServerHello{ServerHello: reply}}); err != nil {
@@ -239,17 +260,17 @@ func (s *Service) Pair(stream pairingv1.Pairing_PairServer) (err error) {
 	}
 	second, err := s.recv(stream)
 	if err != nil {
-		s.audit(ctx, store.AuditEvent{Kind: "pairing.failed", Detail: "device left before confirming"})
+		s.audit(ctx, store.AuditEvent{Kind: store.AuditPairingFailed, Detail: detail("device left before confirming")})
 		return err
 	}
 	req, err := gw.HandleClientFinish(second.GetClientFinish())
 	if err != nil {
 		if errors.Is(err, pairing.ErrConfirmationFailed) {
 			log.Info("pairing attempt failed key confirmation")
-			s.audit(ctx, store.AuditEvent{Kind: "pairing.failed", Detail: "key confirmation failed"})
+			s.audit(ctx, store.AuditEvent{Kind: store.AuditPairingFailed, Detail: detail("key confirmation failed")})
 			return status.Error(codes.PermissionDenied, msgBadCode)
 		}
-		s.audit(ctx, store.AuditEvent{Kind: "pairing.failed", Detail: err.Error()})
+		s.audit(ctx, store.AuditEvent{Kind: store.AuditPairingFailed, Detail: detail(err.Error())})
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
 

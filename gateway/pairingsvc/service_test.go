@@ -262,9 +262,12 @@ func TestPairByPINAutoApproved(t *testing.T) {
 		t.Fatalf("requests after auto-approved pairing: %+v", reqs)
 	}
 
-	// A code is single use.
-	_, err = g.pair(t.Context(), newKey(t), code.PIN(), nil)
-	wantStatus(t, err, codes.PermissionDenied, pairing.ErrWrongCode.Error())
+	// A code is single use: used, it answers like any code the device
+	// does not have the secret of.
+	if _, err = g.pair(t.Context(), newKey(t), code.PIN(), nil); !errors.Is(err, pairing.ErrConfirmationFailed) {
+		t.Fatalf("pairing with a used code: %v, want ErrConfirmationFailed", err)
+	}
+	wantStatus(t, g.wrongFinish(t, code.PIN()), codes.PermissionDenied, pairing.ErrWrongCode.Error())
 }
 
 func TestPairByLinkAutoApproved(t *testing.T) {
@@ -454,8 +457,9 @@ func TestCodeClosesAfterMaxFailures(t *testing.T) {
 		if c := g.code(t, rec.ID); c.State != store.CodeClosed || c.FailedAttempts != store.MaxFailedAttempts {
 			t.Fatalf("after %d failures: state %s, %d attempts", store.MaxFailedAttempts, c.State, c.FailedAttempts)
 		}
-		_, err := g.pair(t.Context(), newKey(t), code.PIN(), nil)
-		wantStatus(t, err, codes.PermissionDenied, pairing.ErrWrongCode.Error())
+		if _, err := g.pair(t.Context(), newKey(t), code.PIN(), nil); !errors.Is(err, pairing.ErrConfirmationFailed) {
+			t.Fatalf("right PIN of a closed code: %v, want ErrConfirmationFailed", err)
+		}
 	})
 
 	// The run that reaches the limit has had its guess and may succeed.
@@ -485,11 +489,13 @@ func TestExpiredCodeRefused(t *testing.T) {
 	code, rec := g.Mint(t, "88", true, time.Minute)
 	g.Clock.Advance(time.Minute)
 
-	_, err := g.pair(t.Context(), newKey(t), code.PIN(), nil)
-	wantStatus(t, err, codes.PermissionDenied, pairing.ErrWrongCode.Error())
+	if _, err := g.pair(t.Context(), newKey(t), code.PIN(), nil); !errors.Is(err, pairing.ErrConfirmationFailed) {
+		t.Fatalf("PIN of an expired code: %v, want ErrConfirmationFailed", err)
+	}
 	link := pairing.NewLink(code, advertised, g.CA.Fingerprint(), rec.ExpiresAt, gatewayName)
-	_, err = g.pair(t.Context(), newKey(t), link, nil)
-	wantStatus(t, err, codes.PermissionDenied, pairing.ErrWrongCode.Error())
+	if _, err := g.pair(t.Context(), newKey(t), link, nil); !errors.Is(err, pairing.ErrConfirmationFailed) {
+		t.Fatalf("link of an expired code: %v, want ErrConfirmationFailed", err)
+	}
 	if c := g.code(t, rec.ID); c.State != store.CodeExpired || c.PINSecret != "" {
 		t.Fatalf("code after its expiry: state %s (secret cleared: %t)", c.State, c.PINSecret == "")
 	}
@@ -573,8 +579,9 @@ func TestPairRefusesMalformedStreams(t *testing.T) {
 		// The identity element is not a valid CPace share; found only
 		// after the attempt began.
 		{"identity share", helloMsg(hello(t, "50", func(m *pairingv1.ClientHello) { m.Share = make([]byte, len(m.Share)) })), codes.InvalidArgument},
-		// A well-formed hello for a code that is not open.
-		{"no such code", helloMsg(hello(t, "51", func(*pairingv1.ClientHello) {})), codes.PermissionDenied},
+		// A code that is not open is answered by a decoy, which refuses a
+		// broken share just the same.
+		{"identity share, no such code", helloMsg(hello(t, "51", func(m *pairingv1.ClientHello) { m.Share = make([]byte, len(m.Share)) })), codes.InvalidArgument},
 	}
 	for _, tc := range first {
 		t.Run(tc.name, func(t *testing.T) {

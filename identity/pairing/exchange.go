@@ -56,9 +56,15 @@ var (
 )
 
 // Outcomes the gateway reports to a device, with the same words on both sides
-// so a device can tell them apart. A wrong, expired, used or closed code all
-// read ErrWrongCode, so a guesser learns nothing about which codes exist.
+// so a device can tell them apart.
 var (
+	// ErrWrongCode is the gateway's answer to a key confirmation that
+	// failed, and to a code another run used meanwhile. A device that
+	// checks the gateway's confirmation first (as DeviceSession does)
+	// stops with ErrConfirmationFailed before it sees this: for a wrong
+	// secret and, since the gateway answers them with a decoy
+	// (RespondDecoy), for an unknown, expired, used or closed code alike,
+	// so a guesser learns nothing about which codes exist.
 	ErrWrongCode      = errors.New("incorrect or expired code")
 	ErrRejected       = errors.New("the pairing request was rejected")
 	ErrRequestExpired = errors.New("the pairing request expired before anyone approved it")

@@ -85,6 +85,8 @@ type exchange struct {
 	hello, serverHello, clientFinish, serverFinish func([]byte) []byte
 	// issue lets a test change what the gateway certifies.
 	issue func(req *Request) []byte
+	// decoy has the gateway answer as for a selector with no open code.
+	decoy bool
 }
 
 type outcome struct {
@@ -111,7 +113,11 @@ func (w *world) pair(t testing.TB, cfg DeviceConfig, cred Credential, x exchange
 	if err != nil {
 		return outcome{err: err, stage: "parse hello", device: dev}
 	}
-	gw, serverHello, err := RespondGateway(w.gatewayConfig(), h, w.code)
+	respond := func() (*GatewaySession, []byte, error) { return RespondGateway(w.gatewayConfig(), h, w.code) }
+	if x.decoy {
+		respond = func() (*GatewaySession, []byte, error) { return RespondDecoy(w.gatewayConfig(), h) }
+	}
+	gw, serverHello, err := respond()
 	if err != nil {
 		return outcome{err: err, stage: "respond", device: dev}
 	}
@@ -213,6 +219,49 @@ func TestWrongCodeFailsConfirmation(t *testing.T) {
 		if o.device.VerificationCode() != "" {
 			t.Fatalf("%s: a verification code was shown for a failed run", name)
 		}
+	}
+}
+
+// A decoy answers like a code whose secret the device does not have: the
+// same message, failing at the device's key confirmation with the same
+// error, for a PIN and a link alike; and a finish that does confirm (which
+// only a test can make, knowing the decoy's password) is refused anyway.
+func TestDecoyLooksLikeAWrongCode(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	link := NewLink(w.code, w.addresses, w.ca.Fingerprint(), pairNow.Add(time.Minute), "")
+	for name, cred := range map[string]Credential{"PIN": w.code.PIN(), "link": link} {
+		var wrongHello []byte
+		wrong := w.pair(t, w.deviceConfig(), mustCode(t).PIN(), exchange{serverHello: func(b []byte) []byte { wrongHello = b; return b }})
+		var decoyHello []byte
+		decoy := w.pair(t, w.deviceConfig(), cred, exchange{decoy: true, serverHello: func(b []byte) []byte { decoyHello = b; return b }})
+		if decoy.stage != "device confirm" || !errors.Is(decoy.err, ErrConfirmationFailed) || decoy.err.Error() != wrong.err.Error() {
+			t.Fatalf("%s: decoy ended %q at %s; a wrong code ended %q at %s", name, decoy.err, decoy.stage, wrong.err, wrong.stage)
+		}
+		if len(decoyHello) != len(wrongHello) {
+			t.Fatalf("%s: decoy server hello has %d bytes, a real one %d", name, len(decoyHello), len(wrongHello))
+		}
+	}
+
+	dev, hello, err := StartDevice(w.deviceConfig(), w.code.PIN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := ParseClientHello(hello)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, reply, err := respond(w.gatewayConfig(), h, passwordFor(kindPIN, []byte(w.code.PINSecret)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw.decoy = true
+	finish, err := dev.HandleServerHello(reply)
+	if err != nil {
+		t.Fatalf("the device should confirm a decoy built on its own PIN: %v", err)
+	}
+	if req, err := gw.HandleClientFinish(finish); !errors.Is(err, ErrConfirmationFailed) || req != nil {
+		t.Fatalf("a decoy confirmed: %+v, %v", req, err)
 	}
 }
 

@@ -76,6 +76,9 @@ type GatewaySession struct {
 	confirmGW []byte
 	keys      sessionKeys
 	state     gatewayState
+	// decoy is set for a run with no code behind it (RespondDecoy); it
+	// never confirms.
+	decoy bool
 }
 
 // RespondGateway answers a client hello for the given open code.
@@ -87,8 +90,36 @@ func RespondGateway(cfg GatewayConfig, hello *ClientHello, code *Code) (*Gateway
 	if err != nil {
 		return nil, nil, fmt.Errorf("responding to pairing: %w", err)
 	}
+	return respond(cfg, hello, prs)
+}
+
+// RespondDecoy answers a client hello whose selector names no open code
+// (unknown, used, expired or closed) the way RespondGateway answers one
+// that does, with a random secret of the kind the device claims: the same
+// messages, the same CPace work, and a device that learns only at key
+// confirmation, with the same ErrConfirmationFailed as for a wrong secret.
+// So which codes are open does not show. The session never confirms: its
+// HandleClientFinish always fails with ErrConfirmationFailed.
+func RespondDecoy(cfg GatewayConfig, hello *ClientHello) (*GatewaySession, []byte, error) {
+	// A link secret's size for either kind, so that not even a lucky PIN
+	// can confirm against the decoy (and go on to see the gateway refuse
+	// it, which a wrong PIN would not).
+	secret := make([]byte, LinkSecretSize)
+	if _, err := io.ReadFull(cfg.Rand, secret); err != nil {
+		return nil, nil, fmt.Errorf("responding to pairing: %w", err)
+	}
+	s, reply, err := respond(cfg, hello, passwordFor(secretKind(hello.msg.SecretKind), secret))
+	if err != nil {
+		return nil, nil, err
+	}
+	s.decoy = true
+	return s, reply, nil
+}
+
+// respond is the gateway's half of CPace for the password prs.
+func respond(cfg GatewayConfig, hello *ClientHello, prs []byte) (*GatewaySession, []byte, error) {
 	party, err := cpace.New(cpace.Responder, cfg.Rand, prs,
-		channelID(code.Selector, identity.CertificateFingerprint(cfg.TLSCertificate)), hello.msg.SessionId, adGateway)
+		channelID(hello.Selector(), identity.CertificateFingerprint(cfg.TLSCertificate)), hello.msg.SessionId, adGateway)
 	if err != nil {
 		return nil, nil, fmt.Errorf("responding to pairing: %w", err)
 	}
@@ -133,7 +164,7 @@ func (s *GatewaySession) HandleClientFinish(b []byte) (*Request, error) {
 	if err := unmarshal("client finish", b, &m); err != nil {
 		return nil, err
 	}
-	if !hmac.Equal(m.Confirmation, mac(s.keys.confirmDevice, s.hello.raw, s.shareB, s.confirmGW)) {
+	if !hmac.Equal(m.Confirmation, mac(s.keys.confirmDevice, s.hello.raw, s.shareB, s.confirmGW)) || s.decoy {
 		return nil, ErrConfirmationFailed
 	}
 	plain, err := open(s.keys.enrollment, "enrollment", m.SealedEnrollment)
