@@ -187,6 +187,8 @@ func TestOutcome(t *testing.T) {
 		{fmt.Errorf("pairing: %w", pairing.ErrConfirmationFailed), "Wrong code", "The code was wrong"},
 		{context.Canceled, "Cancelled", "Nothing was stored"},
 		{fmt.Errorf("dialing: %w", pairclient.ErrUnreachable), "Unreachable", "Could not reach the gateway"},
+		{&pairclient.ThrottledError{Address: "gw:7443", Message: "too many pairing attempts from this address; try again in 10 s", RetryAfter: 10 * time.Second},
+			"Too many attempts", "The gateway at gw:7443 refused to start pairing: too many pairing attempts from this address; try again in 10 s."},
 		{errors.New("disk full"), "Pairing failed", "Disk full."},
 	} {
 		title, text := Outcome(st, tc.err)

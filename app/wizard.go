@@ -112,6 +112,8 @@ func Outcome(st node.Status, err error) (title, text string) {
 		return "Revoked", "That gateway revoked this device; it cannot pair again with it."
 	case errors.Is(err, pairclient.ErrUnreachable):
 		return "Unreachable", "Could not reach the gateway: " + err.Error()
+	case errors.Is(err, pairclient.ErrThrottled):
+		return "Too many attempts", capitalize(err.Error()) + ". The code was not tried, so this cost it nothing."
 	}
 	return "Pairing failed", capitalize(err.Error()) + "."
 }

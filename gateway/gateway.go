@@ -35,6 +35,7 @@ import (
 	"github.com/palyra/palyra-go/gateway/events"
 	"github.com/palyra/palyra-go/gateway/grpccarrier"
 	"github.com/palyra/palyra-go/gateway/pairingsvc"
+	"github.com/palyra/palyra-go/gateway/pairingsvc/limit"
 	"github.com/palyra/palyra-go/gateway/quiccarrier"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
@@ -52,6 +53,11 @@ const (
 	StoreFile       = "gateway.db"
 	shutdownTimeout = 5 * time.Second
 	sweepInterval   = 30 * time.Second
+
+	// Pairing limits (package gateway/pairingsvc/limit says why these).
+	DefaultPairingBurst       = limit.DefaultBurst
+	DefaultPairingInterval    = limit.DefaultInterval
+	DefaultPairingConcurrency = limit.DefaultConcurrency
 )
 
 // Config describes one gateway. Listeners may be handed in (tests bind
@@ -75,6 +81,15 @@ type Config struct {
 	LeaseTTL           time.Duration
 	RequestTTL         time.Duration
 	DeviceCertLifetime time.Duration
+
+	// Limits on the Pairing service, which anyone may call: each source
+	// address (IPv6 by /64) may start PairingBurst pairing, resume or
+	// renewal calls at once and one more every PairingInterval, and at
+	// most PairingConcurrency run at once from all addresses. Zero means
+	// the default; a negative burst or concurrency turns that limit off.
+	PairingBurst       int
+	PairingInterval    time.Duration
+	PairingConcurrency int
 
 	// MetricsListen, if set, is a loopback HOST:PORT where Prometheus
 	// metrics are served at /metrics (the endpoint has no
@@ -171,7 +186,12 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	}
 	g.events = events.New()
 	if cfg.MetricsListen != "" {
-		g.metrics = newGatewayMetrics(func() float64 { return float64(g.sessions.Count()) })
+		// g.pairing is set below, before Run serves any scrape.
+		g.metrics = newGatewayMetrics(gauges{
+			connectedNodes:   func() float64 { return float64(g.sessions.Count()) },
+			pairingRuns:      func() float64 { return float64(g.pairing.RunsInProgress()) },
+			pairingAddresses: func() float64 { return float64(g.pairing.TrackedAddresses()) },
+		})
 	}
 	if g.dispatch, err = dispatch.New(dispatch.Config{
 		Store:   g.store,
@@ -209,6 +229,8 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		RequestTTL:         cfg.RequestTTL,
 		DeviceCertLifetime: cfg.DeviceCertLifetime,
 		Outcome:            g.metrics.pairingAttempt,
+		Limits:             limit.Config{Burst: cfg.PairingBurst, Interval: cfg.PairingInterval, Concurrency: cfg.PairingConcurrency},
+		Refused:            g.metrics.pairingRefused,
 	}); err != nil {
 		return nil, err
 	}

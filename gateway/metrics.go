@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/palyra/palyra-go/gateway/pairingsvc"
+	"github.com/palyra/palyra-go/gateway/pairingsvc/limit"
 	"github.com/palyra/palyra-go/internal/callcode"
 	"github.com/palyra/palyra-go/internal/metrics"
 	"github.com/palyra/palyra-go/internal/version"
@@ -38,6 +39,7 @@ var (
 	transports      = []string{transportQUIC, transportGRPC, outcomeOther}
 	pairingOutcomes = []string{pairingsvc.OutcomePaired, pairingsvc.OutcomeWrongCode, pairingsvc.OutcomeRejected,
 		pairingsvc.OutcomeExpired, pairingsvc.OutcomeRefused, outcomeOther}
+	refusalReasons = []string{string(limit.ReasonAddress), string(limit.ReasonBusy), outcomeOther}
 )
 
 // invocationBuckets span 100 µs (a call answered on loopback) to 30 s (the
@@ -60,12 +62,21 @@ type gatewayMetrics struct {
 	invocationSeconds *metrics.HistogramVec
 	// pairingAttempts counts pairing attempts by outcome.
 	pairingAttempts *metrics.CounterVec
+	// pairingRefusals counts Pairing service calls the limits refused, by
+	// reason.
+	pairingRefusals *metrics.CounterVec
+}
+
+// gauges are sampled at each scrape; each must be safe to call from any
+// goroutine.
+type gauges struct {
+	connectedNodes   func() float64
+	pairingRuns      func() float64
+	pairingAddresses func() float64
 }
 
 // newGatewayMetrics registers the gateway's metrics in a new registry.
-// connectedNodes is sampled at each scrape for palyra_connected_nodes; it
-// must be safe to call from any goroutine.
-func newGatewayMetrics(connectedNodes func() float64) *gatewayMetrics {
+func newGatewayMetrics(g gauges) *gatewayMetrics {
 	r := metrics.NewRegistry()
 	m := &gatewayMetrics{
 		registry: r,
@@ -78,8 +89,13 @@ func newGatewayMetrics(connectedNodes func() float64) *gatewayMetrics {
 		pairingAttempts: r.Counter("palyra_pairing_attempts_total",
 			"Pairing attempts, by outcome: paired, wrong_code, rejected, expired, refused.",
 			"outcome"),
+		pairingRefusals: r.Counter("palyra_pairing_refused_total",
+			"Pairing service calls (pair, resume, renew) refused by the limits before they began, by reason: address_rate (too many from one source address), busy (too many runs at once). They are not in palyra_pairing_attempts_total.",
+			"reason"),
 	}
-	r.GaugeFunc("palyra_connected_nodes", "Nodes with a live session to this gateway.", connectedNodes)
+	r.GaugeFunc("palyra_connected_nodes", "Nodes with a live session to this gateway.", g.connectedNodes)
+	r.GaugeFunc("palyra_pairing_runs_in_progress", "Pairing service calls admitted and not yet past their exchange (requests waiting for approval do not count).", g.pairingRuns)
+	r.GaugeFunc("palyra_pairing_tracked_addresses", "Source addresses the pairing limits keep a bucket for (bounded).", g.pairingAddresses)
 	r.Gauge("palyra_build_info", "Always 1; the version label names the gateway's build.", "version").
 		With(version.Version).Set(1)
 	// Known series start at 0, so rates are right from the first event.
@@ -91,6 +107,9 @@ func newGatewayMetrics(connectedNodes func() float64) *gatewayMetrics {
 	}
 	for _, o := range pairingOutcomes {
 		m.pairingAttempts.With(o)
+	}
+	for _, r := range refusalReasons {
+		m.pairingRefusals.With(r)
 	}
 	return m
 }
@@ -112,6 +131,14 @@ func (m *gatewayMetrics) pairingAttempt(outcome string) {
 		return
 	}
 	m.pairingAttempts.With(known(pairingOutcomes, outcome)).Inc()
+}
+
+// pairingRefused records a Pairing service call the limits refused.
+func (m *gatewayMetrics) pairingRefused(reason limit.Reason) {
+	if m == nil {
+		return
+	}
+	m.pairingRefusals.With(known(refusalReasons, string(reason))).Inc()
 }
 
 // known returns v when it is in set, else "other".

@@ -7,12 +7,17 @@ import (
 	"time"
 
 	"github.com/palyra/palyra-go/gateway/pairingsvc"
+	"github.com/palyra/palyra-go/gateway/pairingsvc/limit"
 	"github.com/palyra/palyra-go/internal/version"
 )
 
 func TestGatewayMetrics(t *testing.T) {
 	nodes := 2.0
-	m := newGatewayMetrics(func() float64 { return nodes })
+	m := newGatewayMetrics(gauges{
+		connectedNodes:   func() float64 { return nodes },
+		pairingRuns:      func() float64 { return 4 },
+		pairingAddresses: func() float64 { return 7 },
+	})
 	m.invocationDone(transportQUIC, outcomeOK, 3*time.Millisecond)
 	m.invocationDone(transportGRPC, "offline", 50*time.Microsecond)
 	// Codes a node invents, and unknown transports, are bounded.
@@ -20,6 +25,9 @@ func TestGatewayMetrics(t *testing.T) {
 	m.pairingAttempt(pairingsvc.OutcomePaired)
 	m.pairingAttempt(pairingsvc.OutcomeWrongCode)
 	m.pairingAttempt("nonsense")
+	m.pairingRefused(limit.ReasonAddress)
+	m.pairingRefused(limit.ReasonAddress)
+	m.pairingRefused("made_up")
 	nodes = 3
 
 	var b bytes.Buffer
@@ -46,6 +54,11 @@ func TestGatewayMetrics(t *testing.T) {
 		"palyra_pairing_attempts_total{outcome=\"expired\"} 0\n",
 		"palyra_pairing_attempts_total{outcome=\"other\"} 1\n",
 		"# TYPE palyra_connected_nodes gauge\npalyra_connected_nodes 3\n",
+		"palyra_pairing_refused_total{reason=\"address_rate\"} 2\n",
+		"palyra_pairing_refused_total{reason=\"busy\"} 0\n",
+		"palyra_pairing_refused_total{reason=\"other\"} 1\n",
+		"# TYPE palyra_pairing_runs_in_progress gauge\npalyra_pairing_runs_in_progress 4\n",
+		"palyra_pairing_tracked_addresses 7\n",
 		"palyra_build_info{version=\"" + version.Version + "\"} 1\n",
 	} {
 		if !strings.Contains(out, want) {
@@ -60,4 +73,5 @@ func TestGatewayMetrics(t *testing.T) {
 	var none *gatewayMetrics
 	none.invocationDone(transportQUIC, outcomeOK, time.Second)
 	none.pairingAttempt(pairingsvc.OutcomePaired)
+	none.pairingRefused(limit.ReasonBusy)
 }

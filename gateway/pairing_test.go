@@ -40,11 +40,15 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 // gatewayWithClock starts a gateway whose sense of time the test controls.
-func gatewayWithClock(t *testing.T) (*runningGateway, *clock) {
+func gatewayWithClock(t *testing.T, options ...func(*gateway.Config)) (*runningGateway, *clock) {
 	t.Helper()
 	clk := &clock{}
-	return startGateway(t, t.TempDir(), "127.0.0.1:0", clk.Now), clk
+	return startGateway(t, t.TempDir(), "127.0.0.1:0", clk.Now, options...), clk
 }
+
+// noPairingLimits is for tests that make more failed attempts from
+// 127.0.0.1 than the limits allow, about something else.
+func noPairingLimits(c *gateway.Config) { c.PairingBurst = -1 }
 
 func mint(t testing.TB, rg *runningGateway, auto bool) *adminv1.MintNodePairingCodeResponse {
 	t.Helper()
@@ -76,7 +80,7 @@ func wrongPIN(t *testing.T, right string) string {
 
 func TestPairingRejections(t *testing.T) {
 	t.Parallel()
-	rg, clk := gatewayWithClock(t)
+	rg, clk := gatewayWithClock(t, noPairingLimits)
 	addr := rg.g.Addresses()[0]
 
 	t.Run("wrong PIN says only incorrect or expired", func(t *testing.T) {

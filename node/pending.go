@@ -108,9 +108,10 @@ func (a *Agent) HasPendingPairing() bool {
 
 // keepPending reports whether a pairing that ended with err leaves its
 // request worth collecting later: the device gave up or lost the
-// connection, the gateway did not answer.
+// connection, the gateway did not answer or asked it to come back later.
 func keepPending(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, pairclient.ErrUnreachable)
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, pairclient.ErrUnreachable) || errors.Is(err, pairclient.ErrThrottled)
 }
 
 // resume collects the answer to the stored pending request.
@@ -141,10 +142,14 @@ func (a *Agent) awaitPairing(ctx context.Context) error {
 	backoff := carrier.NewBackoff(nil)
 	for {
 		_, err := a.Pair(ctx, PairOptions{})
-		if err == nil || !errors.Is(err, pairclient.ErrUnreachable) {
+		var throttled *pairclient.ThrottledError
+		if err == nil || !errors.Is(err, pairclient.ErrUnreachable) && !errors.As(err, &throttled) {
 			return err
 		}
 		wait := backoff.Next()
+		if throttled != nil {
+			wait = max(wait, throttled.RetryAfter)
+		}
 		a.update(func(s *Status) { s.RetryAt = a.cfg.Now().Add(wait) })
 		timer := time.NewTimer(wait)
 		select {

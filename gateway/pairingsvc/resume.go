@@ -48,6 +48,11 @@ func parseResumeStart(m *pairingv1.ResumeStart) (string, identity.DeviceID, erro
 // challenge with the request's key; the grant is sealed under the key of
 // the original exchange, which only that device holds.
 func (s *Service) Resume(stream pairingv1.Pairing_ResumeServer) (err error) {
+	ticket, err := s.admit(stream.Context())
+	if err != nil {
+		return err
+	}
+	defer ticket.Done()
 	if s.cfg.Outcome != nil {
 		defer func() {
 			if status.Code(err) != codes.Canceled {
@@ -93,6 +98,10 @@ func (s *Service) Resume(stream pairingv1.Pairing_ResumeServer) (err error) {
 		return status.Error(codes.PermissionDenied, "the signature does not match the key of the device that made this request")
 	}
 	log.Info("pairing request resumed", "state", rec.State)
+	// The device proved it made the request: not a guess, and its wait
+	// for a decision is not work the cap on runs is about.
+	ticket.Confirmed(s.cfg.Now())
+	ticket.Done()
 	switch rec.State {
 	case store.RequestIssued:
 		return status.Error(codes.FailedPrecondition, msgCollected)

@@ -2,9 +2,9 @@
 // the pairing exchange of identity/pairing over a stream, counts attempts and
 // records requests in the store, waits for an admin's decision, and delivers
 // the device certificate. It is served over server-auth TLS only: a device
-// has no certificate before it pairs. A selector with no open code is
-// answered with a decoy exchange that looks like a wrong secret from the
-// wire.
+// has no certificate before it pairs, so every call first passes the limits
+// of package limit, and a selector with no open code is answered with a
+// decoy exchange that looks like a wrong secret from the wire.
 package pairingsvc
 
 import (
@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/palyra/palyra-go/gateway/pairingsvc/limit"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
@@ -77,8 +78,15 @@ type Config struct {
 	// RenewalGrace bounds renewing after expiry; default DefaultRenewalGrace.
 	RenewalGrace time.Duration
 	// Outcome, if set, hears how each pairing attempt ended: one of the
-	// Outcome* constants.
+	// Outcome* constants. Attempts the limits refused are not attempts;
+	// Refused hears of them.
 	Outcome func(outcome string)
+	// Limits bound the calls any device may make (Pair, Resume,
+	// RenewExpired) per source address and at once; zero fields take
+	// package limit's defaults.
+	Limits limit.Config
+	// Refused, if set, hears of each call the limits refused.
+	Refused func(reason limit.Reason)
 }
 
 // Outcomes of a pairing attempt, for metrics.
@@ -109,7 +117,8 @@ func outcome(err error) string {
 // Service implements pairingv1.PairingServer.
 type Service struct {
 	pairingv1.UnimplementedPairingServer
-	cfg Config
+	cfg    Config
+	limits *limit.Limiter
 
 	mu sync.Mutex
 	// waiters maps a pending request ID to the channels of the streams
@@ -137,7 +146,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.RenewalGrace <= 0 {
 		cfg.RenewalGrace = DefaultRenewalGrace
 	}
-	return &Service{cfg: cfg, waiters: map[string][]chan struct{}{}}, nil
+	return &Service{cfg: cfg, limits: limit.New(cfg.Limits), waiters: map[string][]chan struct{}{}}, nil
 }
 
 // Decided wakes the streams waiting for a request; the admin service calls it
@@ -202,10 +211,15 @@ func recvWithin[M any](recv func() (M, error), d time.Duration) (M, error) {
 
 // Pair runs one pairing exchange.
 func (s *Service) Pair(stream pairingv1.Pairing_PairServer) (err error) {
+	ctx := stream.Context()
+	ticket, err := s.admit(ctx)
+	if err != nil {
+		return err
+	}
+	defer ticket.Done()
 	if s.cfg.Outcome != nil {
 		defer func() { s.cfg.Outcome(outcome(err)) }()
 	}
-	ctx := stream.Context()
 	log := s.cfg.Logger
 	if p, ok := peer.FromContext(ctx); ok {
 		log = log.With("remote", p.Addr.String())
@@ -273,6 +287,8 @@ func (s *Service) Pair(stream pairingv1.Pairing_PairServer) (err error) {
 		s.audit(ctx, store.AuditEvent{Kind: store.AuditPairingFailed, Detail: detail(err.Error())})
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
+	// The device knew the code: not a guess.
+	ticket.Confirmed(s.cfg.Now())
 
 	now := s.cfg.Now()
 	rec, err := s.cfg.Store.CompletePairing(ctx, code.ID, store.Request{
@@ -298,6 +314,8 @@ func (s *Service) Pair(stream pairingv1.Pairing_PairServer) (err error) {
 	}
 	log = log.With("request_id", rec.ID, "device", req.DeviceID)
 	log.Info("pairing request confirmed", "state", rec.State)
+	// Waiting for an admin is not work the cap on runs is about.
+	ticket.Done()
 
 	if rec.State == store.RequestPending {
 		if rec, err = s.awaitDecision(ctx, rec, func(p *pairingv1.Pending) error {
@@ -426,6 +444,11 @@ const DefaultRenewalGrace = 30 * 24 * time.Hour
 // again.
 func (s *Service) RenewExpired(stream pairingv1.Pairing_RenewExpiredServer) error {
 	ctx := stream.Context()
+	ticket, err := s.admit(ctx)
+	if err != nil {
+		return err
+	}
+	defer ticket.Done()
 	first, err := s.recvRenew(stream)
 	if err != nil {
 		return err
@@ -474,6 +497,7 @@ func (s *Service) RenewExpired(stream pairingv1.Pairing_RenewExpiredServer) erro
 		s.audit(ctx, store.AuditEvent{Kind: store.AuditCertificateRefused, DeviceID: id, Detail: "renewal signature did not verify"})
 		return status.Error(codes.PermissionDenied, "the signature does not match the device's key")
 	}
+	ticket.Confirmed(s.cfg.Now())
 	now := s.cfg.Now()
 	cert, err := s.cfg.CA.IssueDeviceCertificate(start.Csr, identity.IssueOptions{Now: now, Lifetime: s.cfg.DeviceCertLifetime, Rand: s.cfg.Rand})
 	if err != nil {

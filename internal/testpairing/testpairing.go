@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/palyra/palyra-go/gateway/pairingsvc"
+	"github.com/palyra/palyra-go/gateway/pairingsvc/limit"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
@@ -47,7 +48,10 @@ type Options struct {
 	// PresentCA, when set, is the CA certificate the listener's chain
 	// carries instead of its own (the leaf stays from its own CA).
 	PresentCA *identity.CA
-	// Configure adjusts the service's configuration before it starts.
+	// Configure adjusts the service's configuration before it starts. The
+	// limits start off (Limits.Burst and Concurrency negative): most tests
+	// make many failing attempts from 127.0.0.1, which is not what they
+	// are about; the tests of the limits set them.
 	Configure func(*pairingsvc.Config)
 }
 
@@ -90,6 +94,7 @@ func Start(t testing.TB, o Options) *Gateway {
 		Rand:              rand.Reader,
 		Now:               clk.Now,
 		Logger:            testlog.New(t),
+		Limits:            limit.Config{Burst: -1, Concurrency: -1},
 	}
 	if o.Configure != nil {
 		o.Configure(&cfg)

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -26,6 +27,48 @@ import (
 
 // ErrUnreachable means there is no connection to the gateway.
 var ErrUnreachable = errors.New("cannot reach the gateway")
+
+// ErrThrottled is what a *ThrottledError is: the gateway refused the
+// attempt before it began, for too many attempts from this address or too
+// many at once. Nothing was tried; the same attempt later may work.
+var ErrThrottled = errors.New("the gateway is refusing pairing attempts for now")
+
+// ThrottledError is the gateway's refusal to begin an attempt, with its
+// words and how long it asked the device to wait.
+type ThrottledError struct {
+	Address string
+	// Message is the gateway's, e.g. "too many pairing attempts from
+	// this address; try again in 10 s".
+	Message    string
+	RetryAfter time.Duration
+}
+
+func (e *ThrottledError) Error() string {
+	return fmt.Sprintf("the gateway at %s refused to start pairing: %s", e.Address, e.Message)
+}
+
+// Is makes errors.Is(err, ErrThrottled) hold.
+func (e *ThrottledError) Is(target error) bool { return target == ErrThrottled }
+
+// maxRetryAfter bounds what a gateway may ask a device to wait, so that a
+// broken or hostile answer cannot park a node for good.
+const maxRetryAfter = time.Hour
+
+// throttled reads the gateway's refusal from a ResourceExhausted status
+// with a RetryInfo detail; nil for any other status (gRPC itself says
+// ResourceExhausted of a message over its size limit).
+func throttled(addr string, st *status.Status) error {
+	if st.Code() != codes.ResourceExhausted {
+		return nil
+	}
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay().IsValid() {
+			wait := min(max(ri.GetRetryDelay().AsDuration(), time.Second), maxRetryAfter)
+			return &ThrottledError{Address: addr, Message: st.Message(), RetryAfter: wait}
+		}
+	}
+	return nil
+}
 
 // Pending describes a request that waits for an admin.
 type Pending struct {
@@ -238,6 +281,9 @@ func (gw *gateway) classify(err error) error {
 		if st.Message() == outcome.Error() {
 			return outcome
 		}
+	}
+	if err := throttled(addr, st); err != nil {
+		return err
 	}
 	switch st.Code() {
 	case codes.PermissionDenied:

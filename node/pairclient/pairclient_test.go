@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/palyra/palyra-go/gateway/pairingsvc"
+	"github.com/palyra/palyra-go/gateway/pairingsvc/limit"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
@@ -302,6 +304,43 @@ func TestPairWrongCode(t *testing.T) {
 	if _, err := pairclient.Pair(t.Context(), g.options(newKey(t), code.PIN())); err == nil || err.Error() != wrongErr.Error() {
 		t.Fatalf("used code: %v, want %v", err, wrongErr)
 	}
+}
+
+// A gateway that refuses to begin (too many attempts from this address)
+// is reported as throttled, with its words and its wait, and not as a
+// wrong code.
+func TestPairThrottled(t *testing.T) {
+	t.Parallel()
+	g := &gateway{testpairing.Start(t, testpairing.Options{Configure: func(c *pairingsvc.Config) {
+		c.Limits = limit.Config{Burst: 1, Interval: time.Minute}
+	}})}
+	code, _ := g.mint(t, "33", true)
+	other, err := pairing.NewCode(rand.Reader, "34")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pairclient.Pair(t.Context(), g.options(newKey(t), other.PIN())); !errors.Is(err, pairing.ErrConfirmationFailed) {
+		t.Fatalf("first attempt: %v", err)
+	}
+	_, err = pairclient.Pair(t.Context(), g.options(newKey(t), code.PIN()))
+	var te *pairclient.ThrottledError
+	if !errors.Is(err, pairclient.ErrThrottled) || !errors.As(err, &te) || te.RetryAfter != time.Minute {
+		t.Fatalf("second attempt: %v, want ErrThrottled with a minute to wait", err)
+	}
+	want := "the gateway at " + g.Addr + " refused to start pairing: too many pairing attempts from this address; try again in 60 s"
+	if err.Error() != want {
+		t.Fatalf("message %q, want %q", err, want)
+	}
+	if errors.Is(err, pairing.ErrConfirmationFailed) || errors.Is(err, pairing.ErrWrongCode) || errors.Is(err, pairclient.ErrUnreachable) {
+		t.Fatalf("a refusal to begin reads as another failure: %v", err)
+	}
+	g.Clock.Advance(time.Minute)
+	key := newKey(t)
+	res, err := pairclient.Pair(t.Context(), g.options(key, code.PIN()))
+	if err != nil {
+		t.Fatalf("after the wait: %v", err)
+	}
+	g.checkResult(t, res, key)
 }
 
 func TestPairRejected(t *testing.T) {
