@@ -6,11 +6,14 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/palyra/palyra-go/gateway"
 	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/internal/quicecho"
 	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node/capability"
@@ -128,4 +131,49 @@ func benchRawNewStream(b *testing.B, _ any) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkPairingFlood times a flood of 1,000 wrong pairing attempts from
+// one address (127.0.0.2) over one connection, against a fresh gateway
+// with the default limits each time, and reports how many the limits
+// refused and how long a refusal took as the client saw it:
+//
+//	ms-min/-median/-max   the whole flood
+//	refused/flood         attempts refused by the limits (the rest ran)
+//	us-refused-median     one refused attempt, hello to refusal
+func BenchmarkPairingFlood(b *testing.B) {
+	const flood = 1000
+	var took, refusedEach []time.Duration
+	var refused int
+	floods := 0
+	run := func() {
+		rg := startGateway(b, b.TempDir(), "127.0.0.1:0", nil)
+		defer rg.stop()
+		pc := dialPairing(b, rg.g.Addresses()[0], "127.0.0.2")
+		pins := make([]pairing.PIN, flood)
+		for i := range pins {
+			pins[i] = randomPIN(b, fmt.Sprintf("%02d", i%100))
+		}
+		ctx, cancel := context.WithTimeout(b.Context(), time.Minute)
+		defer cancel()
+		start := time.Now()
+		for _, pin := range pins {
+			if a := pc.try(ctx, b, pin); a.refused != nil {
+				refused++
+				refusedEach = append(refusedEach, a.helloTook)
+			}
+		}
+		took = append(took, time.Since(start))
+		floods++
+	}
+	for b.Loop() {
+		run()
+	}
+	for floods < 3 {
+		run()
+	}
+	reportSpread(b, took)
+	slices.Sort(refusedEach)
+	b.ReportMetric(float64(refused)/float64(floods), "refused/flood")
+	b.ReportMetric(float64(refusedEach[len(refusedEach)/2])/float64(time.Microsecond), "us-refused-median")
 }

@@ -229,22 +229,9 @@ func watchQueued(t *testing.T, rg *runningGateway, id string) <-chan *adminv1.Ev
 	})
 }
 
-// TestMetrics: the metrics endpoint counts pairings and invocations by
-// outcome and the connected nodes.
-func TestMetrics(t *testing.T) {
-	t.Parallel()
-	rg := startGateway(t, t.TempDir(), "127.0.0.1:0", nil, func(c *gateway.Config) { c.MetricsListen = "127.0.0.1:0" })
-	a := newAgent(t, "measured")
-	if _, err := a.Pair(t.Context(), node.PairOptions{Gateway: rg.g.Addresses()[0], PIN: mint(t, rg, true).Pin}); err != nil {
-		t.Fatal(err)
-	}
-	stop := runAgent(a)
-	defer stop()
-	id := a.Status().DeviceID
-	waitCapability(t, rg, id, "system.info", true)
-	invokeAdmin(t, rg, id, "system.info", "", 0)
-	invokeAdmin(t, rg, id, "clipboard.read", "", 0) // off by default
-
+// scrape reads the gateway's metrics endpoint (MetricsListen must be set).
+func scrape(t *testing.T, rg *runningGateway) string {
+	t.Helper()
 	// Run serves metrics shortly after it starts; poll for the address.
 	var addr net.Addr
 	deadline := time.Now().Add(20 * time.Second)
@@ -265,6 +252,26 @@ func TestMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return string(body)
+}
+
+// TestMetrics: the metrics endpoint counts pairings and invocations by
+// outcome and the connected nodes.
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	rg := startGateway(t, t.TempDir(), "127.0.0.1:0", nil, func(c *gateway.Config) { c.MetricsListen = "127.0.0.1:0" })
+	a := newAgent(t, "measured")
+	if _, err := a.Pair(t.Context(), node.PairOptions{Gateway: rg.g.Addresses()[0], PIN: mint(t, rg, true).Pin}); err != nil {
+		t.Fatal(err)
+	}
+	stop := runAgent(a)
+	defer stop()
+	id := a.Status().DeviceID
+	waitCapability(t, rg, id, "system.info", true)
+	invokeAdmin(t, rg, id, "system.info", "", 0)
+	invokeAdmin(t, rg, id, "clipboard.read", "", 0) // off by default
+
+	body := scrape(t, rg)
 	for _, want := range []string{
 		`palyra_pairing_attempts_total{outcome="paired"} 1`,
 		`palyra_invocations_total{outcome="ok"} 1`,
@@ -272,7 +279,7 @@ func TestMetrics(t *testing.T) {
 		`palyra_invocation_duration_seconds_count{transport="quic"} 2`,
 		"palyra_connected_nodes 1",
 	} {
-		if !strings.Contains(string(body), want+"\n") {
+		if !strings.Contains(body, want+"\n") {
 			t.Errorf("metrics lack %q:\n%s", want, body)
 		}
 	}
