@@ -131,11 +131,12 @@ func DropTCP(t testing.TB, port int) {
 	addRule(t, fmt.Sprintf("tcp dport %d drop", port))
 }
 
-// DropShare drops percent of the packets to port, UDP and TCP alike,
-// chosen at random by the kernel.
+// DropShare drops percent of the packets to port and percent of those
+// from it, UDP and TCP alike, chosen at random by the kernel.
 func DropShare(t testing.TB, port, percent int) {
 	t.Helper()
 	addRule(t, fmt.Sprintf("th dport %d numgen random mod 100 < %d drop", port, percent))
+	addRule(t, fmt.Sprintf("th sport %d numgen random mod 100 < %d drop", port, percent))
 }
 
 // Allow removes every rule DropUDP, DropTCP and DropShare added.
