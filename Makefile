@@ -4,6 +4,8 @@
 GO        ?= go
 FUZZTIME  ?= 1m
 BENCHTIME ?= 1s
+# Which benchmarks make bench runs (a go test -bench pattern).
+BENCH     ?= .
 
 # System packages, by purpose (Debian names).
 TEST_PACKAGES  := dbus dbus-x11 gnome-keyring libsecret-tools xvfb xclip xsel x11-apps x11-xserver-utils iproute2 nftables util-linux
@@ -51,7 +53,7 @@ help:
 	@echo "make test    install test dependencies, vet, run every test with -race"
 	@echo "make build   build everything (cgo-free packages with CGO_ENABLED=0)"
 	@echo "make fuzz    run every fuzz target for FUZZTIME (default $(FUZZTIME)) each"
-	@echo "make bench   run the Go benchmarks"
+	@echo "make bench   run the Go benchmarks (BENCH=pattern for some of them)"
 	@echo "make proto   regenerate the protobuf code in proto/"
 	@echo "make run     build the desktop app and start it with its local gateway"
 	@echo "make package build the desktop app's platform package with the fyne tool"
@@ -83,7 +85,7 @@ fuzz:
 	done
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) ./...
 
 proto-deps:
 	$(call ensure_packages,$(PROTO_PACKAGES))

@@ -547,6 +547,14 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.recordRevoked()
 			return err
 		}
+		if errors.Is(err, errDroppedOnEvent) {
+			backoff.Reset()
+			a.update(func(s *Status) {
+				s.ConnectedSince = time.Time{}
+				s.Transport, s.FallbackReason, s.FallbackError = "", "", ""
+			})
+			continue
+		}
 		if !upAt.IsZero() {
 			backoff.SessionEnded(a.cfg.Now().Sub(upAt))
 		}
@@ -593,16 +601,17 @@ type prober interface {
 // network change it probes (an immediate renewal, answered within
 // carrier.ProbeTimeout) and closes only a session that does not answer,
 // so a route added somewhere does not cost a working session. Events
-// older than the session say nothing about it.
-func (a *Agent) dropIfDead(ctx context.Context, conn carrier.Conn, upAt time.Time, events <-chan netwatch.Event) {
+// older than the session say nothing about it. It reports whether it
+// closed conn.
+func (a *Agent) dropIfDead(ctx context.Context, conn carrier.Conn, upAt time.Time, events <-chan netwatch.Event) bool {
 	for {
 		var ev netwatch.Event
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case e, ok := <-events:
 			if !ok {
-				return // Run is ending
+				return false // Run is ending
 			}
 			ev = e
 		}
@@ -623,9 +632,13 @@ func (a *Agent) dropIfDead(ctx context.Context, conn carrier.Conn, upAt time.Tim
 			a.cfg.Logger.Info("woke from sleep; reconnecting", "detail", ev.Detail)
 		}
 		_ = conn.Close()
-		return
+		return true
 	}
 }
+
+// errDroppedOnEvent ends a session dropIfDead closed: Run redials at once,
+// without a backoff, as after a wake or a network change while offline.
+var errDroppedOnEvent = errors.New("the session was dropped after a wake or network change")
 
 // serve runs a registered session until it ends, renewing the device
 // certificate over it when it is due.
@@ -655,15 +668,14 @@ func (a *Agent) serve(ctx context.Context, conn carrier.Conn, registeredVersion 
 		defer close(renewDone)
 		a.renewWhileConnected(renewCtx, conn)
 	}()
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		a.dropIfDead(renewCtx, conn, upAt, events)
-	}()
+	dropped := make(chan bool, 1)
+	go func() { dropped <- a.dropIfDead(renewCtx, conn, upAt, events) }()
 	err := conn.Serve(ctx)
 	stopRenewing()
 	<-renewDone
-	<-watchDone
+	if <-dropped {
+		return errDroppedOnEvent
+	}
 	return err
 }
 

@@ -29,6 +29,9 @@ const (
 	Wake Kind = "wake"
 	// Network: an address, route or link changed.
 	Network Kind = "network"
+	// asleep: the machine is going to sleep; never delivered, it ends a
+	// burst (see debounce).
+	asleep Kind = "asleep"
 )
 
 // Event is one (debounced) change.
@@ -81,12 +84,17 @@ func Watch(ctx context.Context, log *slog.Logger) <-chan Event {
 
 // debounce passes the first event of a burst on at once and coalesces the
 // rest of it (a wake wins over a network change) into one event at the end
-// of window. It closes out when ctx ends.
+// of window. A wake is never held back behind a network change: the first
+// wake of a window goes on at once too, since the agent drops its session
+// on it and every millisecond is spent offline. Going to sleep ends the
+// window (what is pending goes on), so that the wake after it starts a
+// burst of its own. It closes out when ctx ends.
 func debounce(ctx context.Context, in <-chan Event, out chan<- Event, window time.Duration) {
 	defer close(out)
 	var (
 		pending *Event
 		timer   <-chan time.Time
+		woke    bool // a wake went on in this window
 	)
 	send := func(ev Event) bool {
 		select {
@@ -96,29 +104,42 @@ func debounce(ctx context.Context, in <-chan Event, out chan<- Event, window tim
 			return false
 		}
 	}
+	flush := func() bool {
+		timer, woke = nil, false
+		if pending == nil {
+			return true
+		}
+		ev := *pending
+		pending = nil
+		return send(ev)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case ev := <-in:
 			switch {
-			case timer == nil:
+			case ev.Kind == asleep:
+				if !flush() {
+					return
+				}
+			case timer == nil, ev.Kind == Wake && !woke:
 				if !send(ev) {
 					return
 				}
-				timer = time.After(window)
+				if timer == nil {
+					timer = time.After(window)
+				}
+				woke = woke || ev.Kind == Wake
+				if ev.Kind == Wake {
+					pending = nil // the wake stands for what came before it
+				}
 			case pending == nil || ev.Kind == Wake:
 				pending = &ev
 			}
 		case <-timer:
-			timer = nil
-			if pending != nil {
-				ev := *pending
-				pending = nil
-				if !send(ev) {
-					return
-				}
-				timer = time.After(window)
+			if !flush() {
+				return
 			}
 		}
 	}

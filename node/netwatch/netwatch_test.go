@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -54,35 +55,48 @@ func TestClockJump(t *testing.T) {
 }
 
 // A burst is delivered as its first event at once and one more at the
-// end of the window, a wake winning over network changes.
+// end of the window; a wake is never held back, and going to sleep ends
+// the window.
 func TestDebounce(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		in, out := make(chan Event, 16), make(chan Event, 16)
 		go debounce(t.Context(), in, out, debounceWindow)
+		delivered := func(what string, want ...Kind) {
+			t.Helper()
+			synctest.Wait()
+			var got []Kind
+			for len(out) > 0 {
+				got = append(got, (<-out).Kind)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: delivered %v, want %v", what, got, want)
+			}
+		}
 		in <- Event{Kind: Network, Detail: "RTM_NEWADDR"}
-		synctest.Wait()
-		if len(out) != 1 {
-			t.Fatalf("%d events delivered at once, want 1", len(out))
-		}
-		<-out
+		delivered("a burst's first event", Network)
 		in <- Event{Kind: Network, Detail: "RTM_NEWROUTE"}
+		in <- Event{Kind: Network, Detail: "RTM_NEWROUTE"}
+		delivered("the rest of the burst, within the window")
 		in <- Event{Kind: Wake, Detail: "logind"}
-		in <- Event{Kind: Network, Detail: "RTM_NEWROUTE"}
-		synctest.Wait()
-		if len(out) != 0 {
-			t.Fatalf("%d events delivered within the window, want 0", len(out))
-		}
+		delivered("a wake within the window", Wake)
+		in <- Event{Kind: Network, Detail: "RTM_NEWLINK"}
+		in <- Event{Kind: Wake, Detail: "clock"}
+		delivered("a second wake within the window")
 		time.Sleep(debounceWindow)
-		synctest.Wait()
-		if ev := <-out; ev.Kind != Wake || len(out) != 0 {
-			t.Errorf("end of burst: %+v (and %d more), want one wake", ev, len(out))
-		}
+		delivered("the window's end", Wake)
 		time.Sleep(2 * debounceWindow)
-		synctest.Wait()
-		if len(out) != 0 {
-			t.Errorf("%d events after a quiet window, want 0", len(out))
-		}
+		delivered("a quiet window")
+
+		in <- Event{Kind: Wake, Detail: "logind"}
+		delivered("a wake", Wake)
+		in <- Event{Kind: Network, Detail: "RTM_NEWADDR"}
+		in <- Event{Kind: asleep, Detail: "logind"}
+		delivered("going to sleep within the window", Network)
+		in <- Event{Kind: Wake, Detail: "logind"}
+		delivered("the wake after the sleep", Wake)
+		time.Sleep(2 * debounceWindow)
+		delivered("a quiet window")
 	})
 }
 
