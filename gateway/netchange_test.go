@@ -168,23 +168,15 @@ func BenchmarkWakeToConnected(b *testing.B) {
 		return
 	}
 	l := newSleepingLaptop(b)
-	var took []time.Duration
-	run := func() {
+	measureRuns(b, func() time.Duration {
 		since, _ := l.sleepThroughRestart(b)
 		start := time.Now()
 		l.logind.Wake(b)
 		up := waitFor(b, l.agent, time.Minute, "connected again", func(s node.Status) bool {
 			return s.State == node.StateConnected && s.ConnectedSince.After(since)
 		})
-		took = append(took, up.ConnectedSince.Sub(start))
-	}
-	for b.Loop() {
-		run()
-	}
-	for len(took) < 5 {
-		run()
-	}
-	reportSpread(b, took)
+		return up.ConnectedSince.Sub(start)
+	})
 }
 
 // BenchmarkNetworkChangeToConnected measures, over at least five runs,
@@ -198,23 +190,15 @@ func BenchmarkNetworkChangeToConnected(b *testing.B) {
 	a := pairedAgent(b, rg, "laptop", nil, 0)
 	stop := runAgent(a)
 	defer stop()
-	var took []time.Duration
-	run := func() {
+	measureRuns(b, func() time.Duration {
 		waitFor(b, a, time.Minute, "connected", func(s node.Status) bool { return s.State == node.StateConnected })
 		testnetns.Run(b, "ip", "addr", "del", "127.0.0.1/8", "dev", "lo")
 		waitFor(b, a, time.Minute, "went offline", func(s node.Status) bool { return s.State == node.StateOffline })
 		start := time.Now()
 		testnetns.Run(b, "ip", "addr", "add", "127.0.0.1/8", "dev", "lo")
 		up := waitFor(b, a, time.Minute, "connected again", func(s node.Status) bool { return s.State == node.StateConnected })
-		took = append(took, up.ConnectedSince.Sub(start))
-	}
-	for b.Loop() {
-		run()
-	}
-	for len(took) < 5 {
-		run()
-	}
-	reportSpread(b, took)
+		return up.ConnectedSince.Sub(start)
+	})
 }
 
 // BenchmarkNoticeDeadGateway measures how long a node, with the default
@@ -232,8 +216,7 @@ func BenchmarkNoticeDeadGateway(b *testing.B) {
 			a := pairedAgent(b, rg, "laptop", nil, 0)
 			stop := runAgent(a)
 			defer stop()
-			var took []time.Duration
-			run := func() {
+			measureRuns(b, func() time.Duration {
 				testnetns.Allow(b)
 				if transport == wire.TransportGRPC {
 					testnetns.DropUDP(b, port)
@@ -244,15 +227,8 @@ func BenchmarkNoticeDeadGateway(b *testing.B) {
 				start := time.Now()
 				testnetns.DropAll(b, port)
 				waitFor(b, a, time.Minute, "went offline", func(s node.Status) bool { return s.State != node.StateConnected })
-				took = append(took, time.Since(start))
-			}
-			for b.Loop() {
-				run()
-			}
-			for len(took) < 5 {
-				run()
-			}
-			reportSpread(b, took)
+				return time.Since(start)
+			})
 		})
 	}
 }
