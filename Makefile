@@ -127,7 +127,7 @@ clean:
 
 # The README's screenshots, from the last run of the desktop tests (make
 # test); the tray's are cropped to the top right, where the menu opens.
-SCREENSHOTS      := main-window-connected pairing-wizard pairing-code pairing-request main-window-offline consent-prompt
+SCREENSHOTS      := main-window-connected pairing-wizard pairing-waiting pairing-code pairing-request main-window-offline consent-prompt
 TRAY_SCREENSHOTS := tray-menu-not-paired tray-menu-connected tray-menu-revoked
 screenshots:
 	@for s in $(SCREENSHOTS) $(TRAY_SCREENSHOTS) tray-menu-offline; do \

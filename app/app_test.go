@@ -114,11 +114,15 @@ func TestMenu(t *testing.T) {
 	}
 
 	// Local gateway off: no pairing code; unpaired: nothing to forget;
-	// pairing: no second wizard.
+	// waiting for approval: Pair brings the wizard back to the request.
 	m = BuildModel(node.Status{State: node.StatePending, VerificationCode: "111 222"}, caps, LocalState{Available: true}, false, now)
-	want = "Waiting for approval — code 111 222 (disabled) | — | Pair with gateway… (disabled) | — | Shared capabilities (disabled) | [x] system.info | shell.exec (asks) | — | Run local gateway | Forget gateway… (disabled) | — | Quit"
+	want = "Waiting for approval — code 111 222 (disabled) | — | Pair with gateway… | — | Shared capabilities (disabled) | [x] system.info | shell.exec (asks) | — | Run local gateway | Forget gateway… (disabled) | — | Quit"
 	if got := labels(m.Menu(act)); got != want {
-		t.Errorf("menu while pairing:\n got %s\nwant %s", got, want)
+		t.Errorf("menu while waiting for approval:\n got %s\nwant %s", got, want)
+	}
+	// Connecting to pair: no second wizard.
+	if m = BuildModel(node.Status{State: node.StatePairing}, caps, LocalState{Available: true}, false, now); m.CanPair || m.CanForget {
+		t.Errorf("while pairing: can pair %v, can forget %v", m.CanPair, m.CanForget)
 	}
 	// Built without a local gateway: no such item.
 	m = BuildModel(node.Status{State: node.StateOffline, LastError: "dial: refused"}, caps, LocalState{}, false, now)

@@ -17,7 +17,8 @@ type Model struct {
 	TrayStatus string
 	Detail     string
 	Tray       TrayState
-	// CanPair is false while a pairing runs.
+	// CanPair is false while a pairing connects. While its request waits
+	// for approval, pairing brings the wizard back on it.
 	CanPair   bool
 	CanForget bool
 	// Capabilities are the check items under the "Shared capabilities"
@@ -61,7 +62,7 @@ func BuildModel(st node.Status, caps []capability.Info, local LocalState, attent
 		TrayStatus:            TrayStatusLine(st, now),
 		Detail:                DetailLine(st),
 		Tray:                  TrayStateOf(st, attention),
-		CanPair:               st.State != node.StatePairing && st.State != node.StatePending,
+		CanPair:               st.State != node.StatePairing,
 		CanForget:             st.State != node.StateUnpaired && st.State != node.StatePairing && st.State != node.StatePending,
 		LocalGatewayAvailable: local.Available,
 		LocalGatewayOn:        local.On,

@@ -80,6 +80,9 @@ type UI struct {
 type runState struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+	// collecting is set while this run waits for the answer to a pairing
+	// request made before it started (see collected).
+	collecting bool
 }
 
 // New makes the UI; Start shows it.
@@ -117,9 +120,15 @@ func (u *UI) Start(ctx context.Context) {
 	u.refresh()
 	go u.follow(ctx)
 	if u.opts.LocalGateway && u.opts.StartLocalGateway != nil {
+		// The local gateway pairs this device, replacing a request that
+		// may wait elsewhere.
 		u.setLocal(true)
-	} else {
-		u.startAgent()
+		return
+	}
+	u.startAgent()
+	if u.run != nil && u.run.collecting {
+		// The app restarted while a request waited: say so, with its code.
+		u.ShowWizard()
 	}
 }
 
@@ -171,7 +180,36 @@ func (u *UI) apply(st node.Status) {
 	case st.State == node.StateRevoked && prev.State != node.StateRevoked:
 		u.notify("This device was revoked", fmt.Sprintf("%s no longer accepts this device; it has stopped connecting.", nameOr(st.GatewayName, "The gateway")))
 	}
+	if r := u.run; r != nil && r.collecting {
+		switch st.State {
+		case node.StateOffline, node.StateConnecting, node.StateConnected:
+			// The agent holds its certificate and goes on to connect.
+			r.collecting = false
+			u.collected(st, nil)
+		case node.StatePending:
+			if u.wizard != nil && u.wizard.Step == StepStillWaiting {
+				u.wizard.ShowStillWaiting(st)
+			}
+		}
+	}
 	u.refresh()
+}
+
+// collected is how a request the agent collected ended: err is nil once it
+// holds the certificate, or what Run returned (rejected, expired…).
+func (u *UI) collected(st node.Status, err error) {
+	title, text := Outcome(st, err)
+	u.log.Info("pending pairing request answered", "outcome", title, "err", err)
+	u.notify("Palyra: "+title, text)
+	if u.wizard != nil {
+		u.wizard.Collected(st, err)
+	}
+}
+
+// awaitingApproval reports whether a pairing request waits for approval on
+// an unpaired device: the one case Agent.Run collects it in.
+func (u *UI) awaitingApproval() bool {
+	return !u.opts.Agent.Paired() && u.opts.Agent.HasPendingPairing()
 }
 
 // refresh recomputes the model and updates the tray and the window.
@@ -272,11 +310,15 @@ func (u *UI) setCapability(name string, on bool) {
 // pairing request waits for approval, which Run collects) and not running
 // already.
 func (u *UI) startAgent() {
-	if u.run != nil || (!u.opts.Agent.Paired() && !u.opts.Agent.HasPendingPairing()) {
+	if u.run != nil {
+		return
+	}
+	collecting := u.awaitingApproval()
+	if !collecting && !u.opts.Agent.Paired() {
 		return
 	}
 	ctx, cancel := context.WithCancel(u.ctx)
-	r := &runState{cancel: cancel, done: make(chan struct{})}
+	r := &runState{cancel: cancel, done: make(chan struct{}), collecting: collecting}
 	u.run = r
 	go func() {
 		defer close(r.done)
@@ -287,6 +329,12 @@ func (u *UI) startAgent() {
 		u.opts.Do(func() {
 			if u.run == r {
 				u.run = nil
+			}
+			// Run ends with an error, unpaired, only when the request's
+			// answer was no (or could not be read).
+			if r.collecting && err != nil && !u.opts.Agent.Paired() {
+				r.collecting = false
+				u.collected(u.opts.Agent.Status(), err)
 			}
 		})
 	}()
@@ -341,7 +389,10 @@ func (u *UI) confirmForget() {
 }
 
 // Forget stops the agent and removes its pairing.
-func (u *UI) Forget() {
+func (u *UI) Forget() { u.forget(func() {}) }
+
+// forget is Forget, then calls then.
+func (u *UI) forget(then func()) {
 	u.stopAgent(func() {
 		if err := u.opts.Agent.Forget(); err != nil {
 			u.showError("forgetting the gateway", err)
@@ -349,7 +400,21 @@ func (u *UI) Forget() {
 		u.wasConnected = false
 		u.localPaired = false
 		u.refresh()
+		then()
 	})
+}
+
+// withdrawPairing forgets the pending pairing request of an unpaired
+// device (the agent stops waiting for it first), then calls done. The
+// gateway is not told: its admin sees the request until it expires, and an
+// approval then reaches nobody. A paired device's pairing is left alone.
+func (u *UI) withdrawPairing(done func()) {
+	if u.opts.Agent.Paired() {
+		done()
+		return
+	}
+	u.log.Info("withdrawing the pending pairing request", "request_id", u.status.PairingRequestID)
+	u.forget(done)
 }
 
 // setLocal starts or stops the local gateway.

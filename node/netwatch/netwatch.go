@@ -5,10 +5,14 @@
 //
 // Sources, by platform: on Linux, logind's PrepareForSleep(false) on the
 // system bus (DBUS_SYSTEM_BUS_ADDRESS, when set, names the bus) and a
-// NETLINK_ROUTE socket; on macOS, the route socket; everywhere, a check
-// that wall time did not advance much more than monotonic time (the
-// machine slept), for systems without logind and for Windows, where only
-// that check is done for now.
+// NETLINK_ROUTE socket; on macOS, the route socket; on Windows,
+// NotifyIpInterfaceChange (iphlpapi) and resume from suspend through
+// PowerRegisterSuspendResumeNotification (powrprof), both by callback (the
+// Windows system calls are compiled, vetted and cross-built here, but only
+// what they report is tested: nothing runs Windows code where the tests
+// run); everywhere, a check that wall time did not advance much more than
+// monotonic time (the machine slept), for systems without logind or where a
+// source could not be opened.
 //
 // It must stay cgo-free and import nothing of the node's.
 package netwatch
