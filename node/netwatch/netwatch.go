@@ -87,12 +87,12 @@ func Watch(ctx context.Context, log *slog.Logger) <-chan Event {
 }
 
 // debounce passes the first event of a burst on at once and coalesces the
-// rest of it (a wake wins over a network change) into one event at the end
-// of window. A wake is never held back behind a network change: the first
-// wake of a window goes on at once too, since the agent drops its session
-// on it and every millisecond is spent offline. Going to sleep ends the
-// window (what is pending goes on), so that the wake after it starts a
-// burst of its own. It closes out when ctx ends.
+// rest of its network changes into one event at the end of window. A wake
+// is never held back behind a network change: the first wake of a window
+// goes on at once too (and later ones in it are dropped), since the agent
+// drops its session on it and every millisecond is spent offline. Going to
+// sleep ends the window (what is pending goes on), so that the wake after
+// it starts a burst of its own. It closes out when ctx ends.
 func debounce(ctx context.Context, in <-chan Event, out chan<- Event, window time.Duration) {
 	defer close(out)
 	var (
@@ -127,7 +127,11 @@ func debounce(ctx context.Context, in <-chan Event, out chan<- Event, window tim
 				if !flush() {
 					return
 				}
-			case timer == nil, ev.Kind == Wake && !woke:
+			case ev.Kind == Wake && woke:
+				// One wake a window: a second one (Windows sends two
+				// on resume; logind and the clock check may both
+				// see it) would drop the session the first made.
+			case timer == nil, ev.Kind == Wake:
 				if !send(ev) {
 					return
 				}
@@ -138,7 +142,7 @@ func debounce(ctx context.Context, in <-chan Event, out chan<- Event, window tim
 				if ev.Kind == Wake {
 					pending = nil // the wake stands for what came before it
 				}
-			case pending == nil || ev.Kind == Wake:
+			case pending == nil:
 				pending = &ev
 			}
 		case <-timer:

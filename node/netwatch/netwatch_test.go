@@ -84,7 +84,7 @@ func TestDebounce(t *testing.T) {
 		in <- Event{Kind: Wake, Detail: "clock"}
 		delivered("a second wake within the window")
 		time.Sleep(debounceWindow)
-		delivered("the window's end", Wake)
+		delivered("the window's end", Network)
 		time.Sleep(2 * debounceWindow)
 		delivered("a quiet window")
 

@@ -48,8 +48,8 @@ func ipInterfaceEvent(typ uint32) (Kind, string, bool) {
 // powerEvent is what a power broadcast event means: resuming from suspend
 // (PBT_APMRESUMEAUTOMATIC always, PBT_APMRESUMESUSPEND too when someone is
 // at the machine; the debouncer makes one wake of the pair) is a wake.
-// Suspending is not an event: the session is checked when the machine runs
-// again.
+// Suspending only ends a burst (asleep), so that the wake after it is
+// passed on at once.
 func powerEvent(typ uint32) (Kind, string, bool) {
 	switch typ {
 	case pbtAPMResumeAutomatic, pbtAPMResumeSuspend:
@@ -72,6 +72,7 @@ func onPowerEvent(log *slog.Logger, emit func(Kind, string)) func(uint32) {
 	return func(typ uint32) {
 		if typ == pbtAPMSuspend {
 			log.Info("power: going to sleep")
+			emit(asleep, "power")
 			return
 		}
 		if kind, detail, ok := powerEvent(typ); ok {

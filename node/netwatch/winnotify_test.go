@@ -30,7 +30,7 @@ func TestWindowsNotifications(t *testing.T) {
 		{"newer notification type", ipHandler, 7, []event{{Network, "MIB_NOTIFICATION_TYPE(7)"}}, ""},
 		{"resume automatic", onPowerEvent, pbtAPMResumeAutomatic, []event{{Wake, "power"}}, "power: woke up"},
 		{"resume by the user", onPowerEvent, pbtAPMResumeSuspend, []event{{Wake, "power"}}, "power: woke up"},
-		{"suspend", onPowerEvent, pbtAPMSuspend, nil, "power: going to sleep"},
+		{"suspend", onPowerEvent, pbtAPMSuspend, []event{{asleep, "power"}}, "power: going to sleep"},
 		{"power status change", onPowerEvent, 0xa, nil, ""},
 		{"power setting change", onPowerEvent, 0x8013, nil, ""},
 	} {
