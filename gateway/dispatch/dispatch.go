@@ -66,6 +66,10 @@ type Config struct {
 	// carried it ("" if none), "ok" or its error code, and how long it
 	// took from dispatch to result.
 	Done func(transport, outcome string, d time.Duration)
+	// Audit, if set, takes the audit rows of direct calls without making
+	// the call wait for the disk (the gateway's auditlog.Writer.Record);
+	// otherwise each is written to Store at once.
+	Audit func(store.AuditEvent)
 }
 
 // Dispatcher runs invocations. It is safe for concurrent use.
@@ -81,11 +85,6 @@ type Dispatcher struct {
 	waiters map[string]chan *nodev1.Result
 	// draining holds the devices whose queue is being delivered.
 	draining map[identity.DeviceID]*drainState
-
-	// audits feeds Run's audit writer; after Run has ended audits are
-	// written at once.
-	audits    chan store.AuditEvent
-	auditDone bool
 }
 
 type attached struct {
@@ -120,66 +119,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		nodes:    make(map[identity.DeviceID]*attached),
 		waiters:  make(map[string]chan *nodev1.Result),
 		draining: make(map[identity.DeviceID]*drainState),
-		audits:   make(chan store.AuditEvent, auditQueue),
 	}, nil
-}
-
-const (
-	// auditQueue is how many audit rows may wait for the writer before
-	// callers write their own.
-	auditQueue = 4096
-	// auditBatch bounds the rows written in one transaction.
-	auditBatch = 256
-)
-
-// Run writes the audit rows of direct calls in batches until ctx ends,
-// then writes what is left. A call's row is written in the same batch as
-// the others that finished while the previous batch was syncing to disk,
-// so a call does not wait for a disk sync; a crash of the machine can
-// lose the rows of the last few milliseconds.
-func (d *Dispatcher) Run(ctx context.Context) error {
-	batch := make([]store.AuditEvent, 0, auditBatch)
-	write := func() {
-		if len(batch) == 0 {
-			return
-		}
-		if err := d.cfg.Store.AuditBatch(context.Background(), batch); err != nil {
-			d.log.Error("writing the audit log", "err", err)
-		}
-		batch = batch[:0]
-	}
-	for {
-		select {
-		case e := <-d.audits:
-			batch = append(batch, e)
-		case <-ctx.Done():
-			d.mu.Lock()
-			d.auditDone = true
-			d.mu.Unlock()
-			for {
-				select {
-				case e := <-d.audits:
-					batch = append(batch, e)
-					if len(batch) == auditBatch {
-						write()
-					}
-				default:
-					write()
-					return nil
-				}
-			}
-		}
-	more:
-		for len(batch) < auditBatch {
-			select {
-			case e := <-d.audits:
-				batch = append(batch, e)
-			default:
-				break more
-			}
-		}
-		write()
-	}
 }
 
 // Attach makes the device reachable through carrier (replacing another
@@ -610,20 +550,12 @@ func (d *Dispatcher) audit(id identity.DeviceID, inv *nodev1.Invoke, res *nodev1
 		Detail:    inv.GetCapability() + " " + detail,
 	}
 	d.publishCall(id, inv, res)
-	d.mu.Lock()
-	queued := false
-	if !d.auditDone {
-		select {
-		case d.audits <- e:
-			queued = true
-		default:
-		}
+	if d.cfg.Audit != nil {
+		d.cfg.Audit(e)
+		return
 	}
-	d.mu.Unlock()
-	if !queued {
-		if err := d.cfg.Store.Audit(context.Background(), e); err != nil {
-			d.log.Error("writing the audit log", "err", err)
-		}
+	if err := d.cfg.Store.Audit(context.Background(), e); err != nil {
+		d.log.Error("writing the audit log", "err", err)
 	}
 }
 

@@ -619,7 +619,16 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if err := old.applyMigrations(ctx, ms[:1]); err != nil {
 		t.Fatal(err)
 	}
-	d, _ := pairedDevice(t, old)
+	// Version 1's rows, written as its program wrote them.
+	d, pub := newDevice(t)
+	if _, err := db.ExecContext(ctx, `INSERT INTO devices (id, public_key, name, platform, paired_at) VALUES (?, ?, 'old', 'linux', ?)`,
+		d.String(), []byte(pub), t0.UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO audit_log (at, kind, device_id, detail) VALUES (?, 'request.approved', ?, 'by hand')`,
+		t0.UnixNano(), d.String()); err != nil {
+		t.Fatal(err)
+	}
 	var tables int
 	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE name = 'invocations'`).Scan(&tables); err != nil {
 		t.Fatal(err)
@@ -627,10 +636,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if tables != 0 {
 		t.Fatal("version 1 already has the invocations table")
 	}
-	auditBefore, err := old.ListAudit(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	auditBefore := []AuditEvent{{ID: 1, At: t0, Kind: AuditRequestApproved, DeviceID: d, Detail: "by hand", Count: 1}}
 	if err := old.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -652,13 +658,13 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if indexes != 1 {
 		t.Fatal("no (device_id, state) index")
 	}
-	if got, err := s.GetDevice(ctx, d.ID); err != nil || got.ID != d.ID {
+	if got, err := s.GetDevice(ctx, d); err != nil || got.ID != d {
 		t.Fatalf("device after migrating: %+v, %v", got, err)
 	}
 	if auditAfter, err := s.ListAudit(ctx, 0); err != nil || !reflect.DeepEqual(auditAfter, auditBefore) {
-		t.Fatalf("audit log changed by migrating (%v)", err)
+		t.Fatalf("audit log changed by migrating: %+v (%v), want %+v", auditAfter, err, auditBefore)
 	}
-	inv := testInvocation(t, d.ID, t0)
+	inv := testInvocation(t, d, t0)
 	mustQueue(t, s, inv)
 	if got := mustGetInvocation(t, s, inv.RequestID); got.State != InvocationQueued {
 		t.Fatalf("queued invocation after migrating: %+v", got)
