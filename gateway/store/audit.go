@@ -30,10 +30,11 @@ const (
 	AuditDeviceRemoved         = "device.removed"
 
 	// Queued invocations, written by the store.
-	AuditInvocationQueued  = "invocation.queued"
-	AuditInvocationDone    = "invocation.done"   // a result arrived and says ok
-	AuditInvocationFailed  = "invocation.failed" // a result arrived and says not ok
-	AuditInvocationExpired = "invocation.expired"
+	AuditInvocationQueued    = "invocation.queued"
+	AuditInvocationDone      = "invocation.done"   // a result arrived and says ok
+	AuditInvocationFailed    = "invocation.failed" // a result arrived and says not ok
+	AuditInvocationExpired   = "invocation.expired"
+	AuditInvocationCancelled = "invocation.cancelled"
 	// Direct (not queued) invocations: the gateway writes these with Audit.
 	AuditInvocationRequested = "invocation.requested"
 	AuditInvocationCompleted = "invocation.completed"
