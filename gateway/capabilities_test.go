@@ -480,15 +480,7 @@ func queueGatedCall(t *testing.T, rg *runningGateway, a *node.Agent, script stri
 		t.Fatal(err)
 	}
 	call := gatedCall{device: a.Status().DeviceID, marks: filepath.Join(t.TempDir(), "marks"), gate: filepath.Join(t.TempDir(), "gate")}
-	for _, c := range []node.SharingChange{
-		{Action: "enable", Name: "shell.exec"},
-		{Action: "consent", Name: "shell.exec", Value: "allow"},
-		{Action: "allow-command", Value: "/bin/sh"},
-	} {
-		if err := a.ChangeSharing(c); err != nil {
-			t.Fatal(err)
-		}
-	}
+	shareShell(t, a)
 	if err := syscall.Mkfifo(call.gate, 0o600); err != nil {
 		t.Fatal(err)
 	}

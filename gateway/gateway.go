@@ -30,6 +30,7 @@ import (
 
 	"github.com/palyra/palyra-go/gateway/admin"
 	"github.com/palyra/palyra-go/gateway/adminrpc"
+	"github.com/palyra/palyra-go/gateway/auditlog"
 	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/gateway/dispatch"
 	"github.com/palyra/palyra-go/gateway/events"
@@ -52,6 +53,16 @@ const (
 	StoreFile       = "gateway.db"
 	shutdownTimeout = 5 * time.Second
 	sweepInterval   = 30 * time.Second
+	// DefaultAuditRetention is how long audit rows are kept.
+	DefaultAuditRetention = 90 * 24 * time.Hour
+	// MinAuditRetention guards against a retention that would empty the
+	// audit log as it is written (a mistyped unit, say).
+	MinAuditRetention = time.Hour
+	// auditPruneInterval is how often the sweeper deletes the audit rows
+	// past the retention: a row lives at most this much longer.
+	auditPruneInterval = time.Hour
+	// auditFlushTimeout bounds writing the last audit rows when Run ends.
+	auditFlushTimeout = 10 * time.Second
 )
 
 // Config describes one gateway. Listeners may be handed in (tests bind
@@ -75,6 +86,10 @@ type Config struct {
 	LeaseTTL           time.Duration
 	RequestTTL         time.Duration
 	DeviceCertLifetime time.Duration
+	// AuditRetention is how long audit rows are kept: the sweeper deletes
+	// older ones. Zero means DefaultAuditRetention; less than
+	// MinAuditRetention is refused.
+	AuditRetention time.Duration
 
 	// MetricsListen, if set, is a loopback HOST:PORT where Prometheus
 	// metrics are served at /metrics (the endpoint has no
@@ -101,6 +116,9 @@ type Gateway struct {
 	dispatch *dispatch.Dispatcher
 	events   *events.Hub
 	metrics  *gatewayMetrics
+	// audit writes the audit rows of the paths that must not wait for the
+	// disk: pairing refusals, refused node handshakes, direct calls.
+	audit *auditlog.Writer
 
 	// metricsAddr is where metrics are served, once Run serves them.
 	metricsMu   sync.Mutex
@@ -136,6 +154,12 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
+	switch {
+	case cfg.AuditRetention == 0:
+		cfg.AuditRetention = DefaultAuditRetention
+	case cfg.AuditRetention < MinAuditRetention:
+		return nil, fmt.Errorf("gateway: an audit retention of %v is shorter than the least allowed, %v", cfg.AuditRetention, MinAuditRetention)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
@@ -164,6 +188,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if g.sessions, err = carrier.NewRegistry(carrier.Config{
 		Runtime:      g.runtime,
 		Authenticate: g.authenticate,
+		Refused:      g.sessionRefused,
 		Now:          cfg.Now,
 		Logger:       cfg.Logger.With("component", "sessions"),
 	}); err != nil {
@@ -172,6 +197,14 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	g.events = events.New()
 	if cfg.MetricsListen != "" {
 		g.metrics = newGatewayMetrics(func() float64 { return float64(g.sessions.Count()) })
+	}
+	if g.audit, err = auditlog.New(auditlog.Config{
+		Store:    g.store,
+		Now:      cfg.Now,
+		Logger:   cfg.Logger.With("component", "audit"),
+		Overflow: g.metrics.auditOverflow,
+	}); err != nil {
+		return nil, err
 	}
 	if g.dispatch, err = dispatch.New(dispatch.Config{
 		Store:   g.store,
@@ -182,6 +215,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		Rand:    cfg.Rand,
 		Logger:  cfg.Logger.With("component", "dispatch"),
 		Done:    g.metrics.invocationDone,
+		Audit:   g.audit.Record,
 	}); err != nil {
 		return nil, err
 	}
@@ -209,6 +243,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		RequestTTL:         cfg.RequestTTL,
 		DeviceCertLifetime: cfg.DeviceCertLifetime,
 		Outcome:            g.metrics.pairingAttempt,
+		Audit:              g.audit,
 	}); err != nil {
 		return nil, err
 	}
@@ -370,10 +405,18 @@ func (g *Gateway) authenticate(rawCerts [][]byte) (identity.DeviceID, error) {
 	return id, nil
 }
 
-// Run serves until ctx ends, then shuts everything down and closes the
-// store. It returns the first error that stopped a server.
+// sessionRefused audits a node connection or RPC whose certificate was
+// refused: counted per source and minute, since anyone may try.
+func (g *Gateway) sessionRefused(remote net.Addr, err error) {
+	g.audit.Count(store.AuditEvent{Kind: store.AuditSessionRefused, Source: auditlog.Source(remote), Detail: err.Error()})
+}
+
+// Run serves until ctx ends, then shuts everything down, writes the audit
+// rows still buffered and closes the store. It returns the first error
+// that stopped a server.
 func (g *Gateway) Run(ctx context.Context) error {
 	defer g.closeAll()
+	defer g.flushAudit()
 	eg, ctx := errgroup.WithContext(ctx)
 	// Metrics first: if their address is taken, nothing has started yet.
 	if g.metrics != nil {
@@ -409,7 +452,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	eg.Go(func() error { return serveGRPC(ctx, adminServer, g.admLn, nil) })
 	eg.Go(func() error { return g.nodes.Serve(ctx, g.udp) })
 	eg.Go(func() error { return g.sweep(ctx) })
-	eg.Go(func() error { return g.dispatch.Run(ctx) })
+	eg.Go(func() error { return g.audit.Run(ctx) })
 	err := eg.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil
@@ -447,14 +490,38 @@ func serveGRPC(ctx context.Context, s *grpc.Server, ln net.Listener, beforeStop 
 	return nil
 }
 
+// flushAudit writes the audit rows still buffered once everything that
+// makes them has stopped.
+func (g *Gateway) flushAudit() {
+	ctx, cancel := context.WithTimeout(context.Background(), auditFlushTimeout)
+	defer cancel()
+	if err := g.audit.Flush(ctx); err != nil {
+		g.cfg.Logger.Error("writing the last audit rows", "err", err)
+	}
+}
+
 // sweep expires stale codes and requests, so listings stay true even when
-// nobody touches them.
+// nobody touches them, and deletes the audit rows past the retention.
 func (g *Gateway) sweep(ctx context.Context) error {
 	ticker := time.NewTicker(sweepInterval)
 	defer ticker.Stop()
+	var pruned time.Time
 	for {
-		if _, _, err := g.store.Sweep(ctx, g.cfg.Now()); err != nil && ctx.Err() == nil {
+		now := g.cfg.Now()
+		if _, _, err := g.store.Sweep(ctx, now); err != nil && ctx.Err() == nil {
 			g.cfg.Logger.Error("expiring stale codes and requests", "err", err)
+		}
+		if now.Sub(pruned) >= auditPruneInterval || now.Before(pruned) {
+			n, err := g.store.PruneAudit(ctx, now.Add(-g.cfg.AuditRetention), now)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				g.cfg.Logger.Error("deleting audit rows past the retention", "err", err)
+			case err == nil:
+				pruned = now
+				if n > 0 {
+					g.cfg.Logger.Info("deleted audit rows past the retention", "rows", n, "retention", g.cfg.AuditRetention)
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():

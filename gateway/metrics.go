@@ -3,6 +3,7 @@ package gateway
 import (
 	"time"
 
+	"github.com/palyra/palyra-go/gateway/auditlog"
 	"github.com/palyra/palyra-go/gateway/pairingsvc"
 	"github.com/palyra/palyra-go/internal/callcode"
 	"github.com/palyra/palyra-go/internal/metrics"
@@ -38,6 +39,7 @@ var (
 	transports      = []string{transportQUIC, transportGRPC, outcomeOther}
 	pairingOutcomes = []string{pairingsvc.OutcomePaired, pairingsvc.OutcomeWrongCode, pairingsvc.OutcomeRejected,
 		pairingsvc.OutcomeExpired, pairingsvc.OutcomeRefused, outcomeOther}
+	auditOverflowOutcomes = []string{auditlog.OutcomeFolded, auditlog.OutcomeDropped, outcomeOther}
 )
 
 // invocationBuckets span 100 µs (a call answered on loopback) to 30 s (the
@@ -60,6 +62,9 @@ type gatewayMetrics struct {
 	invocationSeconds *metrics.HistogramVec
 	// pairingAttempts counts pairing attempts by outcome.
 	pairingAttempts *metrics.CounterVec
+	// auditOverflows counts the audit events the audit writer's buffer
+	// could not hold as they were, by what became of them.
+	auditOverflows *metrics.CounterVec
 }
 
 // newGatewayMetrics registers the gateway's metrics in a new registry.
@@ -78,6 +83,9 @@ func newGatewayMetrics(connectedNodes func() float64) *gatewayMetrics {
 		pairingAttempts: r.Counter("palyra_pairing_attempts_total",
 			"Pairing attempts, by outcome: paired, wrong_code, rejected, expired, refused.",
 			"outcome"),
+		auditOverflows: r.Counter("palyra_audit_overflow_total",
+			`Audit events the audit writer could not hold one by one because it was behind (a slow or locked disk under a flood): "folded" into a per-minute count of their kind from source "*", or "dropped".`,
+			"outcome"),
 	}
 	r.GaugeFunc("palyra_connected_nodes", "Nodes with a live session to this gateway.", connectedNodes)
 	r.Gauge("palyra_build_info", "Always 1; the version label names the gateway's build.", "version").
@@ -91,6 +99,9 @@ func newGatewayMetrics(connectedNodes func() float64) *gatewayMetrics {
 	}
 	for _, o := range pairingOutcomes {
 		m.pairingAttempts.With(o)
+	}
+	for _, o := range auditOverflowOutcomes {
+		m.auditOverflows.With(o)
 	}
 	return m
 }
@@ -112,6 +123,15 @@ func (m *gatewayMetrics) pairingAttempt(outcome string) {
 		return
 	}
 	m.pairingAttempts.With(known(pairingOutcomes, outcome)).Inc()
+}
+
+// auditOverflow records n audit events folded or dropped
+// (auditlog.Outcome*).
+func (m *gatewayMetrics) auditOverflow(outcome string, n int) {
+	if m == nil {
+		return
+	}
+	m.auditOverflows.With(known(auditOverflowOutcomes, outcome)).Add(float64(n))
 }
 
 // known returns v when it is in set, else "other".

@@ -113,30 +113,42 @@ func cmdNodesInvoke(ctx context.Context, env *environment, args []string) error 
 		return rpcError(err)
 	}
 	if *asJSON {
-		out := map[string]any{"request_id": resp.GetRequestId(), "ok": resp.GetOk(), "output": nil, "error": nil}
-		if resp.GetOk() {
-			out["output"] = json.RawMessage(resp.GetOutputJson())
-		} else {
-			out["error"] = map[string]string{"code": resp.GetErrorCode(), "message": resp.GetErrorMessage()}
-		}
+		out := map[string]any{"request_id": resp.GetRequestId()}
+		addResultJSON(out, resp)
 		if resp.GetQueued() {
 			out["queued"] = true
 		}
 		if err := writeJSON(env.stdout, out); err != nil {
 			return err
 		}
-	} else if resp.GetOk() {
-		var pretty any
-		if json.Unmarshal(resp.GetOutputJson(), &pretty) == nil {
-			if err := writeJSON(env.stdout, pretty); err != nil {
-				return err
-			}
+		if !resp.GetOk() {
+			return errSilent
 		}
-	} else {
-		fmt.Fprintf(env.stderr, "palyra: %s failed (%s): %s\n", pos[1], printable(resp.GetErrorCode()), printable(resp.GetErrorMessage()))
+		return nil
 	}
-	if !resp.GetOk() {
+	return printResult(env, pos[1], resp)
+}
+
+// addResultJSON puts a call's outcome in out: ok, and output or error.
+func addResultJSON(out map[string]any, r *adminv1.InvokeResponse) {
+	out["ok"], out["output"], out["error"] = r.GetOk(), nil, nil
+	if r.GetOk() {
+		out["output"] = json.RawMessage(r.GetOutputJson())
+	} else {
+		out["error"] = map[string]string{"code": r.GetErrorCode(), "message": r.GetErrorMessage()}
+	}
+}
+
+// printResult shows a call's outcome to a person: its output on standard
+// output, or why it failed on standard error, ending in errSilent then.
+func printResult(env *environment, capability string, r *adminv1.InvokeResponse) error {
+	if !r.GetOk() {
+		fmt.Fprintf(env.stderr, "palyra: %s failed (%s): %s\n", printable(capability), printable(r.GetErrorCode()), printable(r.GetErrorMessage()))
 		return errSilent
+	}
+	var pretty any
+	if json.Unmarshal(r.GetOutputJson(), &pretty) == nil {
+		return writeJSON(env.stdout, pretty)
 	}
 	return nil
 }

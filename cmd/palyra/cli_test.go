@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -218,19 +219,31 @@ func (c *cli) startGateway() string {
 // command's standard output.
 func (c *cli) background(extra map[string]string, ready string, args ...string) (string, *syncbuf.Buffer) {
 	c.t.Helper()
+	word, out, _ := c.stoppable(extra, ready, args...)
+	return word, out
+}
+
+// stoppable is background, and also returns what stops the command (as
+// an interrupt does) and waits for its end.
+func (c *cli) stoppable(extra map[string]string, ready string, args ...string) (string, *syncbuf.Buffer, func()) {
+	c.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errOut syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, c.environment("", &out, &errOut, extra), args)
 	}()
-	c.t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
+	}
+	c.t.Cleanup(stop)
 	line := waitForLine(c.t, &errOut, ready)
 	word := strings.Fields(strings.SplitN(line, ready, 2)[1] + " ")[0]
-	return strings.TrimSuffix(word, ";"), &out
+	return strings.TrimSuffix(word, ";"), &out, stop
 }
 
 // waitForLine waits until the buffer holds a line containing s.

@@ -17,6 +17,7 @@ func cmdGatewayRun(ctx context.Context, env *environment, args []string) error {
 	socket := fs.String("admin-socket", "", "admin API socket (default $PALYRA_ADMIN_SOCKET or a per-user path)")
 	name := fs.String("name", gateway.DefaultName, "the gateway's name, shown to devices")
 	metricsListen := fs.String("metrics-listen", "", "loopback HOST:PORT to serve Prometheus metrics on, e.g. 127.0.0.1:9464 (default: none)")
+	auditRetention := fs.Duration("audit-retention", gateway.DefaultAuditRetention, "how long audit rows are kept before the gateway deletes them (at least 1h; 2160h is 90 days)")
 	verbose := fs.Bool("verbose", false, "log debug messages")
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
@@ -27,12 +28,13 @@ func cmdGatewayRun(ctx context.Context, env *environment, args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level}))
 	cfg := gateway.Config{
-		DataDir:       *dir,
-		Name:          *name,
-		Listen:        *listen,
-		AdminSocket:   adminSocket(env, *socket),
-		MetricsListen: *metricsListen,
-		Logger:        log,
+		DataDir:        *dir,
+		Name:           *name,
+		Listen:         *listen,
+		AdminSocket:    adminSocket(env, *socket),
+		MetricsListen:  *metricsListen,
+		AuditRetention: *auditRetention,
+		Logger:         log,
 	}
 	if *advertise != "" {
 		cfg.Advertise = strings.Split(*advertise, ",")

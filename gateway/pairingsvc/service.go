@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/palyra/palyra-go/gateway/auditlog"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
@@ -55,6 +56,14 @@ type Store interface {
 	Audit(ctx context.Context, e store.AuditEvent) error
 }
 
+// Auditor counts the attempts the service refuses. Every one it audits is
+// an attempt of a client not (yet) authenticated, which the client can
+// repeat as fast as it likes: the gateway's (auditlog.Writer) counts them
+// per kind, source and minute and never makes the exchange wait.
+type Auditor interface {
+	Count(e store.AuditEvent)
+}
+
 // Config wires the service to the rest of the gateway.
 type Config struct {
 	Store Store
@@ -77,6 +86,9 @@ type Config struct {
 	// Outcome, if set, hears how each pairing attempt ended: one of the
 	// Outcome* constants.
 	Outcome func(outcome string)
+	// Audit, if set, takes the service's audit events; otherwise each is
+	// written to Store at once, and the exchange waits for it.
+	Audit Auditor
 }
 
 // Outcomes of a pairing attempt, for metrics.
@@ -219,7 +231,7 @@ func (s *Service) Pair(stream pairingv1.Pairing_PairServer) (err error) {
 	}
 	code, err := s.cfg.Store.BeginAttempt(ctx, hello.Selector(), s.cfg.Now())
 	if errors.Is(err, store.ErrCodeNotOpen) {
-		s.audit(ctx, store.AuditEvent{Kind: "pairing.attempt_refused", Detail: "no open code for selector " + hello.Selector()})
+		s.audit(ctx, store.AuditEvent{Kind: store.AuditPairingAttemptRefused, Detail: "no open code for selector " + hello.Selector()})
 		return status.Error(codes.PermissionDenied, msgBadCode)
 	}
 	if err != nil {
@@ -231,7 +243,7 @@ func (s *Service) Pair(stream pairingv1.Pairing_PairServer) (err error) {
 	gw, reply, err := pairing.RespondGateway(pairing.GatewayConfig{Rand: s.cfg.Rand, TLSCertificate: s.cfg.ServerCertificate()},
 		hello, &pairing.Code{Selector: code.Selector, PINSecret: code.PINSecret, LinkSecret: code.LinkSecret})
 	if err != nil {
-		s.audit(ctx, store.AuditEvent{Kind: "pairing.failed", Detail: "malformed hello"})
+		s.audit(ctx, store.AuditEvent{Kind: store.AuditPairingFailed, Detail: "malformed hello"})
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
 	if err := stream.Send(&pairingv1.PairResponse{Message: &pairingv1.PairResponse_ServerHello{ServerHello: reply}}); err != nil {
@@ -239,17 +251,17 @@ func (s *Service) Pair(stream pairingv1.Pairing_PairServer) (err error) {
 	}
 	second, err := s.recv(stream)
 	if err != nil {
-		s.audit(ctx, store.AuditEvent{Kind: "pairing.failed", Detail: "device left before confirming"})
+		s.audit(ctx, store.AuditEvent{Kind: store.AuditPairingFailed, Detail: "device left before confirming"})
 		return err
 	}
 	req, err := gw.HandleClientFinish(second.GetClientFinish())
 	if err != nil {
 		if errors.Is(err, pairing.ErrConfirmationFailed) {
 			log.Info("pairing attempt failed key confirmation")
-			s.audit(ctx, store.AuditEvent{Kind: "pairing.failed", Detail: "key confirmation failed"})
+			s.audit(ctx, store.AuditEvent{Kind: store.AuditPairingFailed, Detail: "key confirmation failed"})
 			return status.Error(codes.PermissionDenied, msgBadCode)
 		}
-		s.audit(ctx, store.AuditEvent{Kind: "pairing.failed", Detail: err.Error()})
+		s.audit(ctx, store.AuditEvent{Kind: store.AuditPairingFailed, Detail: err.Error()})
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
 
@@ -372,16 +384,31 @@ func (s *Service) deliver(ctx context.Context, rec store.Request, log *slog.Logg
 // auditTimeout bounds writing one audit event.
 const auditTimeout = 10 * time.Second
 
-// audit records e. The write outlives the call's context: a device that
-// hangs up mid-exchange is what many of these events are about, and its
-// leaving cancels the stream's context.
+// audit records e, a refused attempt, with where it came from. A write to
+// the store outlives the call's context: a device that hangs up
+// mid-exchange is what many of these events are about, and its leaving
+// cancels the stream's context.
 func (s *Service) audit(ctx context.Context, e store.AuditEvent) {
 	e.At = s.cfg.Now()
+	e.Source = source(ctx)
+	if s.cfg.Audit != nil {
+		s.cfg.Audit.Count(e)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
 	defer cancel()
 	if err := s.cfg.Store.Audit(ctx, e); err != nil {
 		s.cfg.Logger.Error("writing audit log", "kind", e.Kind, "err", err)
 	}
+}
+
+// source is the IP address of the client of ctx's RPC, or "".
+func source(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return ""
+	}
+	return auditlog.Source(p.Addr)
 }
 
 // CertificateRecord is how the store keeps an issued certificate.

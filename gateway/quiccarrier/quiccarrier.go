@@ -125,7 +125,25 @@ func NewServer(cfg Config) (*Server, error) {
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return cfg.TLSCertificate()
 		},
-		VerifyPeerCertificate: s.verifyPeer,
+	}
+	// Each handshake gets its own copy, whose check knows the client's
+	// address (quic-go gives it in the ClientHelloInfo).
+	base := s.tlsConf.Clone()
+	s.tlsConf.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		var remote net.Addr
+		if hello.Conn != nil {
+			remote = hello.Conn.RemoteAddr()
+		}
+		c := base.Clone()
+		c.VerifyPeerCertificate = func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
+			return s.verifyPeer(remote, rawCerts)
+		}
+		return c, nil
+	}
+	// Never used while crypto/tls honours GetConfigForClient; here so that
+	// no configuration of this server accepts an unchecked certificate.
+	s.tlsConf.VerifyPeerCertificate = func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
+		return s.verifyPeer(nil, rawCerts)
 	}
 	s.quicConf = &quic.Config{
 		MaxIdleTimeout:        max(2*cfg.LeaseTTL, 30*time.Second),
@@ -137,14 +155,15 @@ func NewServer(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// verifyPeer runs Authenticate during the handshake; its error carries the
-// TLS alert the client will see.
-func (s *Server) verifyPeer(rawCerts [][]byte, _ [][]*x509.Certificate) error {
+// verifyPeer runs Authenticate during the handshake of a client at remote;
+// its error carries the TLS alert the client will see.
+func (s *Server) verifyPeer(remote net.Addr, rawCerts [][]byte) error {
 	_, err := s.reg.Authenticate(rawCerts)
 	if err == nil {
 		return nil
 	}
-	s.log.Info("node handshake refused", "err", err)
+	s.log.Info("node handshake refused", "remote", remote, "err", err)
+	s.reg.Refuse(remote, err)
 	return fmt.Errorf("%w: %w", alertFor(err), err)
 }
 

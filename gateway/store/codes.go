@@ -197,6 +197,17 @@ func expireCodesTx(ctx context.Context, tx *sql.Tx, selector string, now time.Ti
 // code for further runs. A code past its expiry is marked expired. Any code
 // that is unknown, used, expired or closed gives ErrCodeNotOpen.
 func (s *Store) BeginAttempt(ctx context.Context, selector string, now time.Time) (Code, error) {
+	// Refusing a selector with no open code takes only a read, which WAL
+	// lets run beside any writer: a flood of guesses is answered even
+	// while the file is locked for writing, and costs no write.
+	var open bool
+	if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pairing_codes WHERE selector = ? AND state = 'open')`,
+		selector).Scan(&open); err != nil {
+		return Code{}, fmt.Errorf("beginning pairing attempt for selector %s: %w", selector, err)
+	}
+	if !open {
+		return Code{}, fmt.Errorf("beginning pairing attempt for selector %s: %w", selector, ErrCodeNotOpen)
+	}
 	var code Code
 	err := s.update(ctx, func(tx *sql.Tx) error {
 		c, err := scanCode(tx.QueryRowContext(ctx, `SELECT `+codeColumns+` FROM pairing_codes

@@ -3,9 +3,12 @@ package store
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/palyra/palyra-go/internal/testsqlite"
 )
 
 func TestCreateCode(t *testing.T) {
@@ -366,5 +369,33 @@ func TestConcurrentBeginAttemptTwoStores(t *testing.T) {
 	}
 	if ok != MaxFailedAttempts {
 		t.Fatalf("%d runs began, want %d", ok, MaxFailedAttempts)
+	}
+}
+
+// A guess at a selector with no open code is refused without a write, so
+// it is answered even while another process holds the write lock; a
+// selector that has one waits for the lock as every write does.
+func TestBeginAttemptRefusesWithoutWriting(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "gateway.db")
+	s, err := Open(ctx, path, Options{Now: fixedClock, BusyTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := mustCreateCode(t, s, testCode(false))
+	testsqlite.LockForWriting(t, path)
+	unknown := "99"
+	if c.Selector == unknown {
+		unknown = "98"
+	}
+	for range 100 {
+		if _, err := s.BeginAttempt(ctx, unknown, t0); !errors.Is(err, ErrCodeNotOpen) {
+			t.Fatalf("guess while locked: %v", err)
+		}
+	}
+	if _, err := s.BeginAttempt(ctx, c.Selector, t0); err == nil || errors.Is(err, ErrCodeNotOpen) {
+		t.Fatalf("attempt on an open code while locked: %v, want the lock's error", err)
 	}
 }
