@@ -502,6 +502,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Unlock()
 	for {
 		a.update(func(s *Status) { s.State, s.RetryAt = StateConnecting, time.Time{} })
+		attemptStart := time.Now()
 		var upAt time.Time
 		err := a.renewIfExpired(ctx)
 		var d dialed
@@ -559,6 +560,14 @@ func (a *Agent) Run(ctx context.Context) error {
 			backoff.SessionEnded(a.cfg.Now().Sub(upAt))
 		}
 		wait := backoff.Next()
+		if upAt.IsZero() {
+			// The backoff runs from the failed attempt's start: an
+			// attempt that timed out has waited already, and a path
+			// that comes back is found by the next attempt, not after
+			// the timeout and a backoff on top. A refused attempt fails
+			// at once and waits the whole backoff.
+			wait = max(0, wait-time.Since(attemptStart))
+		}
 		retry := a.cfg.Now().Add(wait)
 		a.cfg.Logger.Info("gateway connection lost", "err", err, "retry_in", wait)
 		a.update(func(s *Status) {
