@@ -237,3 +237,20 @@ func TestFileLimit(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSource: any address string gives a valid source (an IPv4 /32 or an
+// IPv6 /64 whose host bits are clear) or none, and never panics.
+func FuzzSource(f *testing.F) {
+	for _, s := range []string{"127.0.0.2:4000", "[2001:db8::1]:443", "[fe80::1%eth0]:1", "[::ffff:192.0.2.9]:1", "", "x:y", "1.2.3.4"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p := connlimit.Source(addrString(s))
+		if !p.IsValid() {
+			return
+		}
+		if (p.Addr().Is4() && p.Bits() != 32) || (p.Addr().Is6() && p.Bits() != 64) || p.Masked() != p || p.Addr().Zone() != "" || p.Addr().Is4In6() {
+			t.Fatalf("Source(%q) = %v", s, p)
+		}
+	})
+}
