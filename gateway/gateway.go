@@ -2,7 +2,10 @@
 // and certificate authority, Run serves the Pairing service (gRPC over TLS),
 // the node sessions (QUIC with client certificates) and the admin API (gRPC
 // on a Unix socket) until its context ends. `palyra gateway run`, the
-// desktop app's local gateway and the tests all embed it.
+// desktop app's local gateway and the tests all embed it. What clients that
+// have not authenticated may hold (handshake and idle deadlines, caps on
+// connections and QUIC handshakes) is bounded by the limits of its Config
+// (limits.go).
 //
 // The pieces live in sub-packages (store, pairingsvc, quiccarrier, admin); this
 // package only wires them together and owns their goroutines.
