@@ -22,7 +22,7 @@ import (
 
 // invokeAdmin runs a capability through the admin API, as `palyra nodes
 // invoke` does.
-func invokeAdmin(t *testing.T, rg *runningGateway, id, capability, args string, queueTTL time.Duration) *adminv1.InvokeResponse {
+func invokeAdmin(t testing.TB, rg *runningGateway, id, capability, args string, queueTTL time.Duration) *adminv1.InvokeResponse {
 	t.Helper()
 	resp, err := rg.admin.Invoke(t.Context(), &adminv1.InvokeRequest{
 		DeviceId:   id,
@@ -245,6 +245,23 @@ func TestMetrics(t *testing.T) {
 	invokeAdmin(t, rg, id, "system.info", "", 0)
 	invokeAdmin(t, rg, id, "clipboard.read", "", 0) // off by default
 
+	body := metricsText(t, rg)
+	for _, want := range []string{
+		`palyra_pairing_attempts_total{outcome="paired"} 1`,
+		`palyra_invocations_total{outcome="ok"} 1`,
+		`palyra_invocations_total{outcome="disabled"} 1`,
+		`palyra_invocation_duration_seconds_count{transport="quic"} 2`,
+		"palyra_connected_nodes 1",
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+}
+
+// metricsText is what rg's metrics endpoint serves now.
+func metricsText(t testing.TB, rg *runningGateway) string {
+	t.Helper()
 	// Run serves metrics shortly after it starts; poll for the address.
 	var addr net.Addr
 	deadline := time.Now().Add(20 * time.Second)
@@ -265,17 +282,27 @@ func TestMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{
-		`palyra_pairing_attempts_total{outcome="paired"} 1`,
-		`palyra_invocations_total{outcome="ok"} 1`,
-		`palyra_invocations_total{outcome="disabled"} 1`,
-		`palyra_invocation_duration_seconds_count{transport="quic"} 2`,
-		"palyra_connected_nodes 1",
-	} {
-		if !strings.Contains(string(body), want+"\n") {
-			t.Errorf("metrics lack %q:\n%s", want, body)
-		}
+	return string(body)
+}
+
+// startUDPBlockedGateway starts a gateway whose QUIC listens on another
+// port than the one it advertises: datagrams to the advertised one go
+// nowhere, as behind a firewall that drops UDP, so nodes use gRPC.
+func startUDPBlockedGateway(t testing.TB, options ...func(*gateway.Config)) *runningGateway {
+	t.Helper()
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { udp.Close() })
+	return startGateway(t, t.TempDir(), "", nil, append([]func(*gateway.Config){func(c *gateway.Config) {
+		c.TCPListener, c.PacketConn = tcp, udp
+		c.Advertise = []string{tcp.Addr().String()}
+	}}, options...)...)
 }
 
 // TestGRPCFallback: where UDP does not get through, the node connects over
@@ -283,23 +310,9 @@ func TestMetrics(t *testing.T) {
 // off by revocation.
 func TestGRPCFallback(t *testing.T) {
 	t.Parallel()
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// QUIC listens on another port: datagrams to the advertised one go
-	// nowhere, as behind a firewall that drops UDP.
-	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer udp.Close()
-	rg := startGateway(t, t.TempDir(), "", nil, func(c *gateway.Config) {
-		c.TCPListener, c.PacketConn = tcp, udp
-		c.Advertise = []string{tcp.Addr().String()}
-	})
+	rg := startUDPBlockedGateway(t)
 	a := newAgent(t, "firewalled")
-	if _, err := a.Pair(t.Context(), node.PairOptions{Gateway: tcp.Addr().String(), PIN: mint(t, rg, true).Pin}); err != nil {
+	if _, err := a.Pair(t.Context(), node.PairOptions{Gateway: rg.g.Addresses()[0], PIN: mint(t, rg, true).Pin}); err != nil {
 		t.Fatal(err)
 	}
 	id := a.Status().DeviceID

@@ -2,7 +2,10 @@
 // and certificate authority, Run serves the Pairing service (gRPC over TLS),
 // the node sessions (QUIC with client certificates) and the admin API (gRPC
 // on a Unix socket) until its context ends. `palyra gateway run`, the
-// desktop app's local gateway and the tests all embed it.
+// desktop app's local gateway and the tests all embed it. What clients that
+// have not authenticated may hold (handshake and idle deadlines, caps on
+// connections and QUIC handshakes) is bounded by the limits of its Config
+// (limits.go).
 //
 // The pieces live in sub-packages (store, pairingsvc, quiccarrier, admin); this
 // package only wires them together and owns their goroutines.
@@ -27,6 +30,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/palyra/palyra-go/gateway/admin"
 	"github.com/palyra/palyra-go/gateway/adminrpc"
@@ -39,6 +43,7 @@ import (
 	"github.com/palyra/palyra-go/gateway/quiccarrier"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/internal/connlimit"
 	"github.com/palyra/palyra-go/internal/metrics"
 	"github.com/palyra/palyra-go/internal/unixsock"
 	"github.com/palyra/palyra-go/internal/wire"
@@ -91,6 +96,32 @@ type Config struct {
 	// MinAuditRetention is refused.
 	AuditRetention time.Duration
 
+	// Connection limits (limits.go has the defaults, README.md's "Security
+	// limits" the reasons). HandshakeTimeout bounds a TCP connection's TLS
+	// and HTTP/2 handshake; IdleTimeout closes a TCP connection with no
+	// RPC in progress for that long (a node's gRPC session always has
+	// one). Zero: the default.
+	HandshakeTimeout time.Duration
+	IdleTimeout      time.Duration
+	// MaxUnauthenticatedConns caps the TCP connections that have not
+	// presented a verified device certificate (pairing devices, and every
+	// connection until its handshake); more are closed at accept. Zero:
+	// DefaultMaxUnauthenticatedConns lowered to fit the open-file limit; a
+	// cap set that does not fit is an error from New. Negative: no cap.
+	MaxUnauthenticatedConns int
+	// MaxUnauthenticatedConnsPerSource caps those of one IPv4 address or
+	// IPv6 /64; it must be below MaxUnauthenticatedConns. Zero: 1/16 of
+	// it; negative: no cap.
+	MaxUnauthenticatedConnsPerSource int
+	// MaxQUICHandshakes caps the QUIC handshakes in progress, of which one
+	// source that proved its address may hold 1/16. Zero:
+	// DefaultMaxQUICHandshakes; negative: no cap.
+	MaxQUICHandshakes int
+	// QUICRetryThreshold: from this many QUIC handshakes in progress on,
+	// a client must prove its address with a Retry first; it must be below
+	// MaxQUICHandshakes. Zero: 1/8 of MaxQUICHandshakes; negative: never.
+	QUICRetryThreshold int
+
 	// MetricsListen, if set, is a loopback HOST:PORT where Prometheus
 	// metrics are served at /metrics (the endpoint has no
 	// authentication, so other addresses are refused).
@@ -118,7 +149,11 @@ type Gateway struct {
 	metrics  *gatewayMetrics
 	// audit writes the audit rows of the paths that must not wait for the
 	// disk: pairing refusals, refused node handshakes, direct calls.
-	audit *auditlog.Writer
+	audit  *auditlog.Writer
+	limits limits
+	// unauthenticated counts the TCP connections without a verified
+	// device certificate, for the caps.
+	unauthenticated *connlimit.Limiter
 
 	// metricsAddr is where metrics are served, once Run serves them.
 	metricsMu   sync.Mutex
@@ -160,10 +195,14 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	case cfg.AuditRetention < MinAuditRetention:
 		return nil, fmt.Errorf("gateway: an audit retention of %v is shorter than the least allowed, %v", cfg.AuditRetention, MinAuditRetention)
 	}
+	lim, err := resolveLimits(cfg, connlimit.FileLimit())
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
-	g := &Gateway{cfg: cfg}
+	g := &Gateway{cfg: cfg, limits: lim}
 	ok := false
 	defer func() {
 		if !ok {
@@ -171,7 +210,6 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		}
 	}()
 
-	var err error
 	if g.store, err = store.Open(ctx, filepath.Join(cfg.DataDir, StoreFile), store.Options{Now: cfg.Now}); err != nil {
 		return nil, fmt.Errorf("opening gateway store: %w", err)
 	}
@@ -196,7 +234,11 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	}
 	g.events = events.New()
 	if cfg.MetricsListen != "" {
-		g.metrics = newGatewayMetrics(func() float64 { return float64(g.sessions.Count()) })
+		g.metrics = newGatewayMetrics(gauges{
+			connectedNodes:  func() float64 { return float64(g.sessions.Count()) },
+			unauthenticated: func() float64 { return float64(g.unauthenticated.Held()) },
+			quicHandshakes:  func() float64 { return float64(g.nodes.HandshakesInProgress()) },
+		})
 	}
 	if g.audit, err = auditlog.New(auditlog.Config{
 		Store:    g.store,
@@ -206,6 +248,17 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	}); err != nil {
 		return nil, err
 	}
+	if g.unauthenticated, err = connlimit.New(connlimit.Config{
+		What:         "unauthenticated TCP connections",
+		Max:          lim.unauthenticated,
+		MaxPerSource: lim.perSource,
+		Refused:      g.metrics.tcpRefused,
+		Logger:       cfg.Logger.With("component", "tcp"),
+	}); err != nil {
+		return nil, err
+	}
+	quicLimits := lim.quic
+	quicLimits.Refused, quicLimits.Retried = g.metrics.quicRefused, g.metrics.quicRetried
 	if g.dispatch, err = dispatch.New(dispatch.Config{
 		Store:   g.store,
 		Events:  g.events,
@@ -225,6 +278,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if g.nodes, err = quiccarrier.NewServer(quiccarrier.Config{
 		TLSCertificate: g.serverCertificate,
 		Common:         carriers("nodes"),
+		Limits:         quicLimits,
 	}); err != nil {
 		return nil, err
 	}
@@ -431,8 +485,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 
 	// Pairing devices have no certificate yet; the Node service checks the
-	// one paired nodes present on every call.
-	pairingServer := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{
+	// one paired nodes present on every call. A connection counts against
+	// the caps on unauthenticated connections until its client presents a
+	// device certificate that authenticates, so that a flood of strangers
+	// never holds the slots of paired nodes.
+	tcpTLS := connlimit.ReleaseOnVerified(&tls.Config{
 		MinVersion: tls.VersionTLS13,
 		ClientAuth: tls.RequestClientCert,
 		// VerifyPeerCertificate is not called on resumed sessions.
@@ -440,7 +497,14 @@ func (g *Gateway) Run(ctx context.Context) error {
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return g.serverCertificate()
 		},
-	})), grpc.MaxRecvMsgSize(wire.MaxFrameSize), grpc.KeepaliveEnforcementPolicy(grpccarrier.KeepaliveEnforcement))
+	}, func(rawCerts [][]byte) error {
+		_, err := g.authenticate(rawCerts)
+		return err
+	})
+	pairingServer := grpc.NewServer(grpc.Creds(credentials.NewTLS(tcpTLS)),
+		grpc.MaxRecvMsgSize(wire.MaxFrameSize), grpc.KeepaliveEnforcementPolicy(grpccarrier.KeepaliveEnforcement),
+		grpc.ConnectionTimeout(g.limits.handshakeTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: g.limits.idleTimeout}))
 	pairingv1.RegisterPairingServer(pairingServer, g.pairing)
 	g.grpcNodes.Register(pairingServer)
 	adminServer := grpc.NewServer()
@@ -448,7 +512,14 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 	g.cfg.Logger.Info("gateway running", "name", g.cfg.Name, "addresses", g.Addresses(), "admin_socket", g.admLn.Addr().String(),
 		"ca_fingerprint", g.ca.Fingerprint().String())
-	eg.Go(func() error { return serveGRPC(ctx, pairingServer, g.tcp, g.grpcNodes.Close) })
+	g.cfg.Logger.Info("connection limits (0: none)", "open_file_limit", connlimit.FileLimit(),
+		"tcp_handshake_timeout", g.limits.handshakeTimeout.String(), "tcp_idle_timeout", g.limits.idleTimeout.String(),
+		"max_unauthenticated_conns", g.limits.unauthenticated, "max_unauthenticated_conns_per_source", g.limits.perSource,
+		"max_quic_handshakes", g.limits.quic.MaxHandshakes, "max_quic_handshakes_per_source", g.limits.quic.MaxHandshakesPerSource,
+		"quic_retry_threshold", g.limits.quic.RetryThreshold, "quic_handshake_timeout", g.limits.quic.HandshakeTimeout.String())
+	eg.Go(func() error {
+		return serveGRPC(ctx, pairingServer, connlimit.NewListener(g.tcp, g.unauthenticated), g.grpcNodes.Close)
+	})
 	eg.Go(func() error { return serveGRPC(ctx, adminServer, g.admLn, nil) })
 	eg.Go(func() error { return g.nodes.Serve(ctx, g.udp) })
 	eg.Go(func() error { return g.sweep(ctx) })

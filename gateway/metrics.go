@@ -6,6 +6,7 @@ import (
 	"github.com/palyra/palyra-go/gateway/auditlog"
 	"github.com/palyra/palyra-go/gateway/pairingsvc"
 	"github.com/palyra/palyra-go/internal/callcode"
+	"github.com/palyra/palyra-go/internal/connlimit"
 	"github.com/palyra/palyra-go/internal/metrics"
 	"github.com/palyra/palyra-go/internal/version"
 )
@@ -36,6 +37,7 @@ var invocationOutcomes = []string{
 }
 
 var (
+	capReasons      = []string{string(connlimit.Total), string(connlimit.PerSource)}
 	transports      = []string{transportQUIC, transportGRPC, outcomeOther}
 	pairingOutcomes = []string{pairingsvc.OutcomePaired, pairingsvc.OutcomeWrongCode, pairingsvc.OutcomeRejected,
 		pairingsvc.OutcomeExpired, pairingsvc.OutcomeRefused, outcomeOther}
@@ -65,12 +67,27 @@ type gatewayMetrics struct {
 	// auditOverflows counts the audit events the audit writer's buffer
 	// could not hold as they were, by what became of them.
 	auditOverflows *metrics.CounterVec
+	// tcpRefusals and quicRefusals count what the connection caps
+	// refused, by the cap (connlimit.Reason); quicRetries the Retries
+	// asked of QUIC clients.
+	tcpRefusals  *metrics.CounterVec
+	quicRefusals *metrics.CounterVec
+	quicRetries  *metrics.Counter
+}
+
+// gauges are sampled at each scrape; each must be safe to call from any
+// goroutine.
+type gauges struct {
+	// connectedNodes is palyra_connected_nodes.
+	connectedNodes func() float64
+	// unauthenticated is palyra_tcp_unauthenticated_connections.
+	unauthenticated func() float64
+	// quicHandshakes is palyra_quic_handshakes_in_progress.
+	quicHandshakes func() float64
 }
 
 // newGatewayMetrics registers the gateway's metrics in a new registry.
-// connectedNodes is sampled at each scrape for palyra_connected_nodes; it
-// must be safe to call from any goroutine.
-func newGatewayMetrics(connectedNodes func() float64) *gatewayMetrics {
+func newGatewayMetrics(g gauges) *gatewayMetrics {
 	r := metrics.NewRegistry()
 	m := &gatewayMetrics{
 		registry: r,
@@ -86,8 +103,20 @@ func newGatewayMetrics(connectedNodes func() float64) *gatewayMetrics {
 		auditOverflows: r.Counter("palyra_audit_overflow_total",
 			`Audit events the audit writer could not hold one by one because it was behind (a slow or locked disk under a flood): "folded" into a per-minute count of their kind from source "*", or "dropped".`,
 			"outcome"),
+		tcpRefusals: r.Counter("palyra_tcp_connections_refused_total",
+			`TCP connections closed at accept by a cap on unauthenticated connections: "total" or "per_source".`,
+			"cap"),
+		quicRefusals: r.Counter("palyra_quic_handshakes_refused_total",
+			`QUIC Initial packets refused (CONNECTION_REFUSED) by a cap on handshakes in progress: "total" or "per_source" (a client's first flight may take two packets).`,
+			"cap"),
+		quicRetries: r.Counter("palyra_quic_retries_total",
+			"QUIC Retries asked of clients to prove their address, because many handshakes were in progress (per Initial packet).").With(),
 	}
-	r.GaugeFunc("palyra_connected_nodes", "Nodes with a live session to this gateway.", connectedNodes)
+	r.GaugeFunc("palyra_connected_nodes", "Nodes with a live session to this gateway.", g.connectedNodes)
+	r.GaugeFunc("palyra_tcp_unauthenticated_connections",
+		"TCP connections that have not presented a verified device certificate (pairing devices, and connections in their handshake).",
+		g.unauthenticated)
+	r.GaugeFunc("palyra_quic_handshakes_in_progress", "QUIC handshakes in progress.", g.quicHandshakes)
 	r.Gauge("palyra_build_info", "Always 1; the version label names the gateway's build.", "version").
 		With(version.Version).Set(1)
 	// Known series start at 0, so rates are right from the first event.
@@ -103,7 +132,35 @@ func newGatewayMetrics(connectedNodes func() float64) *gatewayMetrics {
 	for _, o := range auditOverflowOutcomes {
 		m.auditOverflows.With(o)
 	}
+	for _, c := range capReasons {
+		m.tcpRefusals.With(c)
+		m.quicRefusals.With(c)
+	}
 	return m
+}
+
+// tcpRefused records a TCP connection refused by a cap.
+func (m *gatewayMetrics) tcpRefused(r connlimit.Reason) {
+	if m == nil {
+		return
+	}
+	m.tcpRefusals.With(known(capReasons, string(r))).Inc()
+}
+
+// quicRefused records a QUIC Initial packet refused by a cap.
+func (m *gatewayMetrics) quicRefused(r connlimit.Reason) {
+	if m == nil {
+		return
+	}
+	m.quicRefusals.With(known(capReasons, string(r))).Inc()
+}
+
+// quicRetried records a Retry asked of a QUIC client.
+func (m *gatewayMetrics) quicRetried() {
+	if m == nil {
+		return
+	}
+	m.quicRetries.Inc()
 }
 
 // invocationDone records a finished invocation: outcome is "ok" or its

@@ -7,12 +7,17 @@ import (
 	"time"
 
 	"github.com/palyra/palyra-go/gateway/pairingsvc"
+	"github.com/palyra/palyra-go/internal/connlimit"
 	"github.com/palyra/palyra-go/internal/version"
 )
 
 func TestGatewayMetrics(t *testing.T) {
 	nodes := 2.0
-	m := newGatewayMetrics(func() float64 { return nodes })
+	m := newGatewayMetrics(gauges{
+		connectedNodes:  func() float64 { return nodes },
+		unauthenticated: func() float64 { return 17 },
+		quicHandshakes:  func() float64 { return 5 },
+	})
 	m.invocationDone(transportQUIC, outcomeOK, 3*time.Millisecond)
 	m.invocationDone(transportGRPC, "offline", 50*time.Microsecond)
 	// Codes a node invents, and unknown transports, are bounded.
@@ -20,6 +25,11 @@ func TestGatewayMetrics(t *testing.T) {
 	m.pairingAttempt(pairingsvc.OutcomePaired)
 	m.pairingAttempt(pairingsvc.OutcomeWrongCode)
 	m.pairingAttempt("nonsense")
+	m.tcpRefused(connlimit.PerSource)
+	m.tcpRefused(connlimit.PerSource)
+	m.tcpRefused("invented")
+	m.quicRefused(connlimit.Total)
+	m.quicRetried()
 	nodes = 3
 
 	var b bytes.Buffer
@@ -47,6 +57,14 @@ func TestGatewayMetrics(t *testing.T) {
 		"palyra_pairing_attempts_total{outcome=\"other\"} 1\n",
 		"# TYPE palyra_connected_nodes gauge\npalyra_connected_nodes 3\n",
 		"palyra_build_info{version=\"" + version.Version + "\"} 1\n",
+		"palyra_tcp_connections_refused_total{cap=\"per_source\"} 2\n",
+		"palyra_tcp_connections_refused_total{cap=\"total\"} 0\n",
+		"palyra_tcp_connections_refused_total{cap=\"other\"} 1\n",
+		"palyra_quic_handshakes_refused_total{cap=\"total\"} 1\n",
+		"palyra_quic_handshakes_refused_total{cap=\"per_source\"} 0\n",
+		"# TYPE palyra_quic_retries_total counter\npalyra_quic_retries_total 1\n",
+		"# TYPE palyra_tcp_unauthenticated_connections gauge\npalyra_tcp_unauthenticated_connections 17\n",
+		"# TYPE palyra_quic_handshakes_in_progress gauge\npalyra_quic_handshakes_in_progress 5\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("metrics lack %q in:\n%s", want, out)
@@ -60,4 +78,7 @@ func TestGatewayMetrics(t *testing.T) {
 	var none *gatewayMetrics
 	none.invocationDone(transportQUIC, outcomeOK, time.Second)
 	none.pairingAttempt(pairingsvc.OutcomePaired)
+	none.tcpRefused(connlimit.Total)
+	none.quicRefused(connlimit.Total)
+	none.quicRetried()
 }

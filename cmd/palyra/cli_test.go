@@ -296,3 +296,29 @@ func TestAdminSocketMessages(t *testing.T) {
 		t.Errorf("stale socket: exit %d, %q", code, stderr)
 	}
 }
+
+// TestGatewayLimitFlags: the connection caps given as flags are the
+// gateway's, and caps that cannot work are refused with what to change.
+func TestGatewayLimitFlags(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	// The gateway logs its limits as it starts.
+	got, _ := c.background(nil, "max_quic_handshakes=", "gateway", "run", "--listen", "127.0.0.1:0",
+		"--max-unauthenticated-conns", "300", "--max-unauthenticated-per-source", "30", "--max-quic-handshakes", "80")
+	if got != "80" {
+		t.Errorf("the gateway runs with %s QUIC handshakes at most, not the 80 asked for", got)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--max-unauthenticated-conns", "100000000"}, "a cap of 100000000 unauthenticated TCP connections does not fit the open-file limit (ulimit -n)"},
+		{[]string{"--max-unauthenticated-conns", "100", "--max-unauthenticated-per-source", "100"},
+			"a cap of 100 unauthenticated TCP connections per source is not below the cap of 100 in all"},
+	} {
+		args := append([]string{"gateway", "run", "--listen", "127.0.0.1:0"}, tc.args...)
+		if code, _, stderr := c.run(nil, "", args...); code == 0 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("palyra %s: exit %d, %q; want %q", strings.Join(args, " "), code, stderr, tc.want)
+		}
+	}
+}

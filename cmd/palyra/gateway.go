@@ -18,6 +18,13 @@ func cmdGatewayRun(ctx context.Context, env *environment, args []string) error {
 	name := fs.String("name", gateway.DefaultName, "the gateway's name, shown to devices")
 	metricsListen := fs.String("metrics-listen", "", "loopback HOST:PORT to serve Prometheus metrics on, e.g. 127.0.0.1:9464 (default: none)")
 	auditRetention := fs.Duration("audit-retention", gateway.DefaultAuditRetention, "how long audit rows are kept before the gateway deletes them (at least 1h; 2160h is 90 days)")
+	maxUnauth := fs.Int("max-unauthenticated-conns", 0, fmt.Sprintf(
+		"most TCP connections without a verified device certificate (pairing devices, connections in their handshake) at once; 0: %d, lowered to fit the open-file limit (ulimit -n); -1: no cap",
+		gateway.DefaultMaxUnauthenticatedConns))
+	maxUnauthPerSource := fs.Int("max-unauthenticated-per-source", 0,
+		"most of those from one IPv4 address or IPv6 /64, below --max-unauthenticated-conns (raise it for many devices pairing behind one NAT); 0: 1/16 of it; -1: no cap")
+	maxQUICHandshakes := fs.Int("max-quic-handshakes", 0, fmt.Sprintf(
+		"most QUIC handshakes in progress at once (about 48 KB each); 0: %d; -1: no cap", gateway.DefaultMaxQUICHandshakes))
 	verbose := fs.Bool("verbose", false, "log debug messages")
 	if _, err := parse(fs, args, 0); err != nil {
 		return err
@@ -35,6 +42,10 @@ func cmdGatewayRun(ctx context.Context, env *environment, args []string) error {
 		MetricsListen:  *metricsListen,
 		AuditRetention: *auditRetention,
 		Logger:         log,
+
+		MaxUnauthenticatedConns:          *maxUnauth,
+		MaxUnauthenticatedConnsPerSource: *maxUnauthPerSource,
+		MaxQUICHandshakes:                *maxQUICHandshakes,
 	}
 	if *advertise != "" {
 		cfg.Advertise = strings.Split(*advertise, ",")
