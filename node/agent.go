@@ -348,10 +348,12 @@ func (a *Agent) Pair(ctx context.Context, opts PairOptions) (Status, error) {
 			Address: addr, Credential: cred, Key: key, Name: a.cfg.Name, Platform: a.cfg.Platform,
 			Rand: a.cfg.Rand, Now: a.cfg.Now,
 			OnPending: func(p pairclient.Pending) {
-				a.update(func(s *Status) { s.State, s.VerificationCode = StatePending, p.VerificationCode })
+				// Kept before the status says pending: whoever sees
+				// "pending" and quits can collect the answer later.
 				if err := a.savePending(p); err != nil {
 					a.cfg.Logger.Error("keeping the pending pairing request", "err", err)
 				}
+				a.update(func(s *Status) { s.State, s.VerificationCode = StatePending, p.VerificationCode })
 				if opts.OnPending != nil {
 					opts.OnPending(p)
 				}
