@@ -272,7 +272,11 @@ func (u *UI) actions() Actions {
 		SetLocal:      u.setLocal,
 		ShowCode:      u.ShowCode,
 		Forget:        u.confirmForget,
-		Quit:          u.fa.Quit,
+		Quit: func() {
+			// Logged, so that a quit that hangs shows it was asked for.
+			u.log.Info("quitting: asked from the menu")
+			u.fa.Quit()
+		},
 	}
 }
 
