@@ -127,6 +127,12 @@ type Config struct {
 	// authentication, so other addresses are refused).
 	MetricsListen string
 
+	// Serving, if set, is called once Run serves every listener; Stopping
+	// when Run begins to shut down (a service manager's readiness and
+	// stopping notifications: internal/sdnotify).
+	Serving  func()
+	Stopping func()
+
 	Logger *slog.Logger
 	Now    func() time.Time
 	Rand   io.Reader
@@ -509,6 +515,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.grpcNodes.Register(pairingServer)
 	adminServer := grpc.NewServer()
 	adminv1.RegisterAdminServer(adminServer, adminrpc.New(g.admin))
+	pairingHealth, adminHealth := addHealthAndReflection(pairingServer), addHealthAndReflection(adminServer)
 
 	g.cfg.Logger.Info("gateway running", "name", g.cfg.Name, "addresses", g.Addresses(), "admin_socket", g.admLn.Addr().String(),
 		"ca_fingerprint", g.ca.Fingerprint().String())
@@ -518,12 +525,27 @@ func (g *Gateway) Run(ctx context.Context) error {
 		"max_quic_handshakes", g.limits.quic.MaxHandshakes, "max_quic_handshakes_per_source", g.limits.quic.MaxHandshakesPerSource,
 		"quic_retry_threshold", g.limits.quic.RetryThreshold, "quic_handshake_timeout", g.limits.quic.HandshakeTimeout.String())
 	eg.Go(func() error {
-		return serveGRPC(ctx, pairingServer, connlimit.NewListener(g.tcp, g.unauthenticated), g.grpcNodes.Close)
+		return serveGRPC(ctx, pairingServer, connlimit.NewListener(g.tcp, g.unauthenticated), func() {
+			pairingHealth.Shutdown()
+			g.grpcNodes.Close()
+		})
 	})
-	eg.Go(func() error { return serveGRPC(ctx, adminServer, g.admLn, nil) })
+	eg.Go(func() error { return serveGRPC(ctx, adminServer, g.admLn, adminHealth.Shutdown) })
 	eg.Go(func() error { return g.nodes.Serve(ctx, g.udp) })
 	eg.Go(func() error { return g.sweep(ctx) })
 	eg.Go(func() error { return g.audit.Run(ctx) })
+	// Every listener was bound in New, so connections made from here on
+	// are served.
+	if g.cfg.Serving != nil {
+		g.cfg.Serving()
+	}
+	if g.cfg.Stopping != nil {
+		eg.Go(func() error {
+			<-ctx.Done()
+			g.cfg.Stopping()
+			return nil
+		})
+	}
 	err := eg.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil
