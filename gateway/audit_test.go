@@ -3,8 +3,6 @@ package gateway_test
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"path/filepath"
 	"slices"
@@ -13,9 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	"github.com/palyra/palyra-go/gateway"
@@ -66,15 +62,7 @@ type guesser struct {
 
 func newGuesser(t *testing.T, rg *runningGateway) *guesser {
 	t.Helper()
-	pool := x509.NewCertPool()
-	pool.AddCert(rg.g.CA())
-	conn, err := grpc.NewClient("passthrough:///"+rg.g.Addresses()[0], grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
-		MinVersion: tls.VersionTLS13, RootCAs: pool,
-	})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := pairingConn(t, rg)
 	key, err := identity.GenerateDeviceKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)

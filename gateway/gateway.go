@@ -22,6 +22,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -44,12 +45,17 @@ import (
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/connlimit"
+	"github.com/palyra/palyra-go/internal/dirlock"
 	"github.com/palyra/palyra-go/internal/metrics"
 	"github.com/palyra/palyra-go/internal/unixsock"
 	"github.com/palyra/palyra-go/internal/wire"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
 	pairingv1 "github.com/palyra/palyra-go/proto/pairing/v1"
 )
+
+// LockFile, in the data directory, is locked by the gateway using it and
+// names its PID.
+const LockFile = "gateway.lock"
 
 // Defaults.
 const (
@@ -79,8 +85,13 @@ type Config struct {
 	// Listen is HOST:PORT for both TCP (pairing) and UDP (QUIC).
 	Listen string
 	// Advertise lists the HOST:PORT addresses nodes are told to use;
-	// default: the listen address.
+	// default: the listen address, or for a wildcard one (0.0.0.0, [::])
+	// the machine's addresses other machines could dial, with its port
+	// (New refuses a wildcard when there are none).
 	Advertise []string
+	// InterfaceAddrs lists the machine's addresses for a wildcard Listen;
+	// nil: net.InterfaceAddrs.
+	InterfaceAddrs func() ([]net.Addr, error)
 	// AdminSocket is the Unix socket path of the admin API.
 	AdminSocket string
 
@@ -127,6 +138,12 @@ type Config struct {
 	// authentication, so other addresses are refused).
 	MetricsListen string
 
+	// Serving, if set, is called once Run serves every listener; Stopping
+	// when Run begins to shut down (a service manager's readiness and
+	// stopping notifications: internal/sdnotify).
+	Serving  func()
+	Stopping func()
+
 	Logger *slog.Logger
 	Now    func() time.Time
 	Rand   io.Reader
@@ -163,6 +180,12 @@ type Gateway struct {
 	udp   net.PacketConn
 	admLn net.Listener
 
+	// lock holds the data directory for this gateway alone.
+	lock *dirlock.Lock
+	// wildcard is what Addresses tells nodes when the gateway listens on
+	// every interface and advertises nothing: the machine's addresses.
+	wildcard []netip.Addr
+
 	certMu sync.Mutex
 	// cert is the current TLS server certificate; guarded by certMu.
 	cert *tls.Certificate
@@ -195,20 +218,36 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	case cfg.AuditRetention < MinAuditRetention:
 		return nil, fmt.Errorf("gateway: an audit retention of %v is shorter than the least allowed, %v", cfg.AuditRetention, MinAuditRetention)
 	}
+	if cfg.InterfaceAddrs == nil {
+		cfg.InterfaceAddrs = net.InterfaceAddrs
+	}
 	lim, err := resolveLimits(cfg, connlimit.FileLimit())
 	if err != nil {
 		return nil, err
 	}
+	if err := validate(cfg); err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, limits: lim}
+	if len(cfg.Advertise) == 0 && cfg.TCPListener == nil {
+		if g.wildcard, err = wildcardAddresses(cfg.Listen, cfg.InterfaceAddrs); err != nil {
+			return nil, err
+		}
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
-	g := &Gateway{cfg: cfg, limits: lim}
 	ok := false
 	defer func() {
 		if !ok {
 			g.closeAll()
 		}
 	}()
+	// Two gateways on one store would each hand out codes and certificates
+	// the other does not know of.
+	if g.lock, err = dirlock.Acquire(cfg.DataDir, LockFile, "gateway"); err != nil {
+		return nil, err
+	}
 
 	if g.store, err = store.Open(ctx, filepath.Join(cfg.DataDir, StoreFile), store.Options{Now: cfg.Now}); err != nil {
 		return nil, fmt.Errorf("opening gateway store: %w", err)
@@ -362,9 +401,6 @@ func (g *Gateway) listen() error {
 		}
 	}
 	if g.admLn = g.cfg.AdminListener; g.admLn == nil {
-		if g.cfg.AdminSocket == "" {
-			return errors.New("gateway: an admin socket path is required")
-		}
 		if g.admLn, err = unixsock.Listen(g.cfg.AdminSocket); err != nil {
 			return err
 		}
@@ -376,6 +412,14 @@ func (g *Gateway) listen() error {
 func (g *Gateway) Addresses() []string {
 	if len(g.cfg.Advertise) > 0 {
 		return append([]string(nil), g.cfg.Advertise...)
+	}
+	if len(g.wildcard) > 0 {
+		_, port, _ := net.SplitHostPort(g.tcp.Addr().String())
+		addrs := make([]string, len(g.wildcard))
+		for i, a := range g.wildcard {
+			addrs[i] = net.JoinHostPort(a.String(), port)
+		}
+		return addrs
 	}
 	return []string{g.tcp.Addr().String()}
 }
@@ -509,6 +553,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	g.grpcNodes.Register(pairingServer)
 	adminServer := grpc.NewServer()
 	adminv1.RegisterAdminServer(adminServer, adminrpc.New(g.admin))
+	pairingHealth, adminHealth := addHealthAndReflection(pairingServer), addHealthAndReflection(adminServer)
 
 	g.cfg.Logger.Info("gateway running", "name", g.cfg.Name, "addresses", g.Addresses(), "admin_socket", g.admLn.Addr().String(),
 		"ca_fingerprint", g.ca.Fingerprint().String())
@@ -518,12 +563,27 @@ func (g *Gateway) Run(ctx context.Context) error {
 		"max_quic_handshakes", g.limits.quic.MaxHandshakes, "max_quic_handshakes_per_source", g.limits.quic.MaxHandshakesPerSource,
 		"quic_retry_threshold", g.limits.quic.RetryThreshold, "quic_handshake_timeout", g.limits.quic.HandshakeTimeout.String())
 	eg.Go(func() error {
-		return serveGRPC(ctx, pairingServer, connlimit.NewListener(g.tcp, g.unauthenticated), g.grpcNodes.Close)
+		return serveGRPC(ctx, pairingServer, connlimit.NewListener(g.tcp, g.unauthenticated), func() {
+			pairingHealth.Shutdown()
+			g.grpcNodes.Close()
+		})
 	})
-	eg.Go(func() error { return serveGRPC(ctx, adminServer, g.admLn, nil) })
+	eg.Go(func() error { return serveGRPC(ctx, adminServer, g.admLn, adminHealth.Shutdown) })
 	eg.Go(func() error { return g.nodes.Serve(ctx, g.udp) })
 	eg.Go(func() error { return g.sweep(ctx) })
 	eg.Go(func() error { return g.audit.Run(ctx) })
+	// Every listener was bound in New, so connections made from here on
+	// are served.
+	if g.cfg.Serving != nil {
+		g.cfg.Serving()
+	}
+	if g.cfg.Stopping != nil {
+		eg.Go(func() error {
+			<-ctx.Done()
+			g.cfg.Stopping()
+			return nil
+		})
+	}
 	err := eg.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil
@@ -615,5 +675,10 @@ func (g *Gateway) closeAll() {
 	if g.store != nil {
 		g.store.Close()
 		g.store = nil
+	}
+	// Last: the directory is free once nothing of this gateway uses it.
+	if g.lock != nil {
+		g.lock.Release()
+		g.lock = nil
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/palyra/palyra-go/gateway"
+	"github.com/palyra/palyra-go/internal/sdnotify"
 )
 
 func cmdGatewayRun(ctx context.Context, env *environment, args []string) error {
@@ -42,6 +43,8 @@ func cmdGatewayRun(ctx context.Context, env *environment, args []string) error {
 		MetricsListen:  *metricsListen,
 		AuditRetention: *auditRetention,
 		Logger:         log,
+		Serving:        sdnotify.Func(sdnotify.Ready, log),
+		Stopping:       sdnotify.Func(sdnotify.Stopping, log),
 
 		MaxUnauthenticatedConns:          *maxUnauth,
 		MaxUnauthenticatedConnsPerSource: *maxUnauthPerSource,
