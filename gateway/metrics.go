@@ -1,7 +1,13 @@
 package gateway
 
 import (
+	"fmt"
+	"io"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/palyra/palyra-go/gateway/auditlog"
 	"github.com/palyra/palyra-go/gateway/pairingsvc"
@@ -117,6 +123,7 @@ func newGatewayMetrics(g gauges) *gatewayMetrics {
 		"TCP connections that have not presented a verified device certificate (pairing devices, and connections in their handshake).",
 		g.unauthenticated)
 	r.GaugeFunc("palyra_quic_handshakes_in_progress", "QUIC handshakes in progress.", g.quicHandshakes)
+	r.Append(standardMetrics())
 	r.Gauge("palyra_build_info", "Always 1; the version label names the gateway's build.", "version").
 		With(version.Version).Set(1)
 	// Known series start at 0, so rates are right from the first event.
@@ -199,4 +206,29 @@ func known(set []string, v string) string {
 		}
 	}
 	return outcomeOther
+}
+
+// standardMetrics writes the go_* (goroutines, threads, memory statistics,
+// GC pauses) and process_* (CPU seconds, resident and virtual memory, open
+// file descriptors, start time) series of prometheus/client_golang's
+// collectors, so the usual dashboards and alerts work on the gateway. The
+// library reads them from the runtime and from each OS (procfs on Linux,
+// the Windows and macOS APIs), which by hand would mean a reader per OS to
+// keep right; they join the gateway's own registry, which keeps serving
+// on loopback only. A series the OS cannot give is left out.
+func standardMetrics() func(io.Writer) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return func(w io.Writer) error {
+		families, err := reg.Gather()
+		if err != nil {
+			return fmt.Errorf("gathering the Go and process metrics: %w", err)
+		}
+		for _, f := range families {
+			if _, err := expfmt.MetricFamilyToText(w, f); err != nil {
+				return fmt.Errorf("writing %s: %w", f.GetName(), err)
+			}
+		}
+		return nil
+	}
 }

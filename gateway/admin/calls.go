@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/callcode"
-	"github.com/palyra/palyra-go/internal/ulid"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -204,9 +204,10 @@ func (s *Service) CancelCall(ctx context.Context, requestID string) (CallState, 
 // parseRequestID reads a request ID in any case, as the canonical text the
 // store keeps.
 func parseRequestID(s string) (string, error) {
-	u, err := ulid.Parse(s)
+	u, err := ulid.ParseStrict(s)
 	if err != nil {
-		return "", &InvalidArgumentError{Argument: "request_id", Err: fmt.Errorf("request ID %q: %w", s, err)}
+		return "", &InvalidArgumentError{Argument: "request_id",
+			Err: fmt.Errorf("request ID %q is not a ULID (26 characters of Crockford base32, as calls list shows them): %w", s, err)}
 	}
 	return u.String(), nil
 }

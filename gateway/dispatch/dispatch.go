@@ -9,6 +9,7 @@ package dispatch
 
 import (
 	"context"
+	crand "crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,13 +18,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/palyra/palyra-go/gateway/events"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/callcode"
-	"github.com/palyra/palyra-go/internal/ulid"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -262,7 +263,7 @@ func (d *Dispatcher) Invoke(ctx context.Context, req Request) (*Response, error)
 		}
 	}
 	now := d.cfg.Now()
-	id, err := ulid.New(now, d.cfg.Rand)
+	id, err := newRequestID(now, d.cfg.Rand)
 	if err != nil {
 		return nil, fmt.Errorf("making a request ID: %w", err)
 	}
@@ -296,6 +297,19 @@ func (d *Dispatcher) Invoke(ctx context.Context, req Request) (*Response, error)
 }
 
 // check validates req and fills in defaults.
+// newRequestID names a call made at now. The ULID's time part makes request
+// IDs sort by creation; its 80 random bits come from rand (nil means
+// crypto/rand: oklog/ulid would leave them zero).
+func newRequestID(now time.Time, rand io.Reader) (ulid.ULID, error) {
+	if now.Before(time.Unix(0, 0)) {
+		return ulid.ULID{}, fmt.Errorf("the clock says %s, before 1970", now.UTC().Format(time.RFC3339))
+	}
+	if rand == nil {
+		rand = crand.Reader
+	}
+	return ulid.New(ulid.Timestamp(now), rand)
+}
+
 func check(req *Request) error {
 	if req.Capability == "" {
 		return ErrNoCapability

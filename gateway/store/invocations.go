@@ -9,8 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oklog/ulid/v2"
+
 	"github.com/palyra/palyra-go/identity"
-	"github.com/palyra/palyra-go/internal/ulid"
 )
 
 // InvocationState is the state of a queued invocation.
@@ -98,7 +99,7 @@ func getInvocationTx(ctx context.Context, q querier, requestID string) (Invocati
 }
 
 func checkInvocation(inv Invocation) error {
-	if u, err := ulid.Parse(inv.RequestID); err != nil {
+	if u, err := ulid.ParseStrict(inv.RequestID); err != nil {
 		return fmt.Errorf("request ID: %w", err)
 	} else if u.String() != inv.RequestID {
 		return fmt.Errorf("request ID %q is not in canonical form %s", inv.RequestID, u)

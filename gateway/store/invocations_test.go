@@ -14,8 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oklog/ulid/v2"
+
 	"github.com/palyra/palyra-go/identity"
-	"github.com/palyra/palyra-go/internal/ulid"
 )
 
 var invocationSeq atomic.Uint64
@@ -26,7 +27,7 @@ func testRequestID(t testing.TB, at time.Time) string {
 	t.Helper()
 	var r [10]byte
 	binary.BigEndian.PutUint64(r[2:], invocationSeq.Add(1))
-	u, err := ulid.New(at, bytes.NewReader(r[:]))
+	u, err := ulid.New(ulid.Timestamp(at), bytes.NewReader(r[:]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,6 +47,48 @@ func testInvocation(t testing.TB, dev identity.DeviceID, created time.Time) Invo
 		CreatedAt:  created,
 		ExpiresAt:  created.Add(time.Hour),
 		Timeout:    30 * time.Second,
+	}
+}
+
+// TestRequestIDsOfEarlierReleasesStillParse keeps request IDs written by the
+// gateway's earlier, hand-written ULID encoder readable: the same bytes give
+// the same text, and a stored call under such an ID is found by it.
+func TestRequestIDsOfEarlierReleasesStillParse(t *testing.T) {
+	t.Parallel()
+	ff := bytes.Repeat([]byte{0xFF}, 16)
+	aa := bytes.Repeat([]byte{0x55}, 16)
+	tests := []struct {
+		id     string
+		bytes  []byte
+		timeMS uint64
+	}{
+		// ulid/javascript's published example, and two of the old package's vectors.
+		{"01ARYZ6S41TSV4RRFFQ69G5FAV", nil, 1469918176385},
+		{"7ZZZZZZZZZZZZZZZZZZZZZZZZZ", ff, 1<<48 - 1},
+		{"2NANANANANANANANANANANANAN", aa, 0x555555555555},
+		{"00000000010000000000000000", []byte{5: 1, 15: 0}, 1},
+	}
+	ctx := context.Background()
+	s, _ := openTest(t)
+	d, _ := pairedDevice(t, s)
+	for _, tt := range tests {
+		u, err := ulid.ParseStrict(tt.id)
+		if err != nil {
+			t.Fatalf("ParseStrict(%s): %v", tt.id, err)
+		}
+		if tt.bytes != nil && !bytes.Equal(u[:], tt.bytes) {
+			t.Errorf("%s = %x, want %x", tt.id, u[:], tt.bytes)
+		}
+		if u.Time() != tt.timeMS || u.String() != tt.id {
+			t.Errorf("%s: time %d, text %s; want %d, %s", tt.id, u.Time(), u, tt.timeMS, tt.id)
+		}
+		inv := testInvocation(t, d.ID, t0)
+		inv.RequestID = tt.id
+		mustQueue(t, s, inv)
+		got, err := s.GetInvocation(ctx, tt.id)
+		if err != nil || got.RequestID != tt.id {
+			t.Fatalf("GetInvocation(%s) = %q, %v", tt.id, got.RequestID, err)
+		}
 	}
 }
 
@@ -207,8 +250,10 @@ func TestQueueInvocationRejects(t *testing.T) {
 		wantErr error  // checked with errors.Is when set
 		wantMsg string // checked in the message when set
 	}{
-		{"no request ID", func(i *Invocation) { i.RequestID = "" }, ulid.ErrInvalid, "length 0"},
-		{"request ID not a ULID", func(i *Invocation) { i.RequestID = "req-1" }, ulid.ErrInvalid, ""},
+		{"no request ID", func(i *Invocation) { i.RequestID = "" }, ulid.ErrDataSize, "request ID"},
+		{"request ID not a ULID", func(i *Invocation) { i.RequestID = "req-1" }, ulid.ErrDataSize, ""},
+		{"request ID outside the alphabet", func(i *Invocation) { i.RequestID = "01ARYZ6S41TSV4RRFFQ69G5FAU" }, ulid.ErrInvalidCharacters, ""},
+		{"request ID above 128 bits", func(i *Invocation) { i.RequestID = "80000000000000000000000000" }, ulid.ErrOverflow, ""},
 		{"lower-case request ID", func(i *Invocation) { i.RequestID = strings.ToLower(i.RequestID) }, nil, "canonical"},
 		{"no device", func(i *Invocation) { i.DeviceID = identity.DeviceID{} }, nil, "no device"},
 		{"no capability", func(i *Invocation) { i.Capability = "" }, nil, "no capability"},

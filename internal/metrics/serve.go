@@ -36,7 +36,10 @@ func (r *Registry) Handler() http.Handler {
 			return
 		}
 		var buf bytes.Buffer
-		_, _ = r.WriteTo(&buf) // a bytes.Buffer does not fail
+		if _, err := r.WriteTo(&buf); err != nil {
+			http.Error(w, "metrics: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
 		h := w.Header()
 		h.Set("Content-Type", ContentType)
 		h.Set("Content-Length", strconv.Itoa(buf.Len()))

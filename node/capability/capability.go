@@ -87,7 +87,7 @@ type Spec struct {
 	Name        string
 	Description string
 	// Schema is the JSON Schema the arguments (a JSON object) must match;
-	// see Validate for the subset understood.
+	// see Schema for how it is checked.
 	Schema  json.RawMessage
 	Privacy Privacy
 	// DefaultEnabled and DefaultConsent apply until the owner changes them.

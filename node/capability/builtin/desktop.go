@@ -10,6 +10,17 @@ import (
 	"github.com/palyra/palyra-go/node/desktop"
 )
 
+// notifyArgs are system.notify's arguments.
+type notifyArgs struct {
+	Title string `json:"title"`
+	Body  string `json:"body"`
+}
+
+// clipboardWriteArgs are clipboard.write's arguments.
+type clipboardWriteArgs struct {
+	Text string `json:"text"`
+}
+
 func systemNotify() capability.Capability {
 	return capability.Capability{
 		Spec: capability.Spec{
@@ -29,7 +40,7 @@ func systemNotify() capability.Capability {
 			DefaultConsent: capability.ConsentAllow,
 		},
 		Run: func(ctx context.Context, call capability.Call) (json.RawMessage, error) {
-			var args struct{ Title, Body string }
+			var args notifyArgs
 			if err := decodeArgs(call.Args, &args); err != nil {
 				return nil, err
 			}
@@ -41,8 +52,8 @@ func systemNotify() capability.Capability {
 			}{true})
 		},
 		Describe: func(raw json.RawMessage) string {
-			var args struct{ Title string }
-			_ = json.Unmarshal(raw, &args)
+			var args notifyArgs
+			_ = decodeArgs(raw, &args)
 			return fmt.Sprintf("show a notification titled %q", args.Title)
 		},
 	}
@@ -88,7 +99,7 @@ func clipboardWrite() capability.Capability {
 			DefaultConsent: capability.ConsentAllow,
 		},
 		Run: func(ctx context.Context, call capability.Call) (json.RawMessage, error) {
-			var args struct{ Text string }
+			var args clipboardWriteArgs
 			if err := decodeArgs(call.Args, &args); err != nil {
 				return nil, err
 			}
@@ -100,8 +111,8 @@ func clipboardWrite() capability.Capability {
 			}{true})
 		},
 		Describe: func(raw json.RawMessage) string {
-			var args struct{ Text string }
-			_ = json.Unmarshal(raw, &args)
+			var args clipboardWriteArgs
+			_ = decodeArgs(raw, &args)
 			return fmt.Sprintf("put %d characters of text on the clipboard", len([]rune(args.Text)))
 		},
 	}

@@ -76,7 +76,7 @@ func shellExec(cfg func() Config) capability.Capability {
 		},
 		Describe: func(raw json.RawMessage) string {
 			var args shellArgs
-			if err := json.Unmarshal(raw, &args); err != nil {
+			if err := decodeArgs(raw, &args); err != nil {
 				return "run a program"
 			}
 			return describeShell(cfg(), args)
