@@ -114,12 +114,14 @@ func (m *mainWindow) show(md Model, act Actions) {
 		clear(m.checks)
 		for _, c := range md.Capabilities {
 			name := c.Name
-			check := widget.NewCheck(name, func(on bool) {
+			check := widget.NewCheck(c.Text(), func(on bool) {
 				if !m.updating {
 					m.act.SetCapability(name, on)
 				}
 			})
-			desc := widget.NewLabel(c.Description)
+			// The ID stays beside the words: it is what the gateway's
+			// admin and the command line name.
+			desc := widget.NewLabel(CapabilityDetail(c))
 			desc.Wrapping = fyne.TextWrapWord
 			desc.SizeName = theme.SizeNameCaptionText
 			m.checks[name] = check
@@ -129,10 +131,7 @@ func (m *mainWindow) show(md Model, act Actions) {
 	}
 	m.capList = md.Capabilities
 	for _, c := range md.Capabilities {
-		label := c.Name
-		if c.Asks {
-			label += " (asks)"
-		}
+		label := c.Text()
 		ch := m.checks[c.Name]
 		if ch.Text != label {
 			ch.Text = label
@@ -140,6 +139,15 @@ func (m *mainWindow) show(md Model, act Actions) {
 		}
 		ch.SetChecked(c.Enabled)
 	}
+}
+
+// CapabilityDetail is the secondary line of a capability in the main
+// window: its description, then its ID.
+func CapabilityDetail(c CapabilityItem) string {
+	if c.Description == "" {
+		return c.Name
+	}
+	return c.Description + " (" + c.Name + ")"
 }
 
 func sameCapNames(a, b []CapabilityItem) bool {

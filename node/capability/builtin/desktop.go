@@ -15,6 +15,7 @@ func systemNotify() capability.Capability {
 		Spec: capability.Spec{
 			Name:        "system.notify",
 			Description: "Show a desktop notification on this computer.",
+			Label:       "Show notifications",
 			Schema: json.RawMessage(`{
 				"type": "object",
 				"properties": {
@@ -53,6 +54,7 @@ func clipboardRead() capability.Capability {
 		Spec: capability.Spec{
 			Name:           "clipboard.read",
 			Description:    "Read the text on this computer's clipboard.",
+			Label:          "Read the clipboard",
 			Schema:         json.RawMessage(noArgs),
 			Privacy:        capability.PrivacyPersonal,
 			DefaultEnabled: false,
@@ -75,6 +77,7 @@ func clipboardWrite() capability.Capability {
 		Spec: capability.Spec{
 			Name:        "clipboard.write",
 			Description: "Replace the text on this computer's clipboard.",
+			Label:       "Change the clipboard",
 			Schema: json.RawMessage(`{
 				"type": "object",
 				"properties": {
