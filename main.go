@@ -26,6 +26,7 @@ import (
 	fyneapp "fyne.io/fyne/v2/app"
 
 	"github.com/palyra/palyra-go/app"
+	"github.com/palyra/palyra-go/app/autostart"
 	"github.com/palyra/palyra-go/app/localgw"
 	"github.com/palyra/palyra-go/assets"
 	"github.com/palyra/palyra-go/identity/secretstore"
@@ -119,6 +120,63 @@ func nodeSocket(c config, getenv func(string) string) string {
 	return userdirs.NodeSocket(userdirs.OS(getenv), c.configDir, c.configDirGiven)
 }
 
+// autostartArgs are the flags a login start needs to be this same app:
+// those that choose the node (config dir, secret store, profile, name) and
+// the local gateway, each only when it differs from the default, with the
+// values the environment gave made explicit (the session that starts it
+// may not have them). --headless-gateway never gets here: it has no menu.
+func (c config) autostartArgs() []string {
+	var args []string
+	if c.localGateway {
+		args = append(args, "--local-gateway")
+	}
+	if c.configDirGiven {
+		args = append(args, "--config-dir", absPath(c.configDir))
+	}
+	if c.secretStore != secretstore.KindKeychain {
+		args = append(args, "--secret-store", c.secretStore)
+	}
+	if c.profile != "default" {
+		args = append(args, "--profile", c.profile)
+	}
+	if c.name != "" {
+		args = append(args, "--name", c.name)
+	}
+	if c.gatewayDir != "" {
+		args = append(args, "--gateway-dir", absPath(c.gatewayDir))
+	}
+	if c.gatewayListen != "" {
+		args = append(args, "--gateway-listen", c.gatewayListen)
+	}
+	return args
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+// autostartEntry is the app's login entry, or nil where the desktop has no
+// XDG autostart (the menu then has no "Start at login").
+func autostartEntry(c config, log *slog.Logger) app.Autostart {
+	if !autostart.Supported(runtime.GOOS) {
+		return nil
+	}
+	configHome, err := os.UserConfigDir()
+	if err != nil {
+		log.Info("no \"Start at login\": no config directory to put the autostart entry in", "err", err)
+		return nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		log.Info("no \"Start at login\": the app's own path is unknown", "err", err)
+		return nil
+	}
+	return autostart.Entry{Path: autostart.PathIn(configHome), Exec: exe, Args: c.autostartArgs()}
+}
+
 func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	c, err := parseFlags(os.Args[1:], os.Getenv, os.Stderr)
@@ -205,6 +263,7 @@ func run(c config, log *slog.Logger) error {
 			return localGateway{g: g, log: log}, nil
 		},
 		LocalGateway: c.localGateway,
+		Autostart:    autostartEntry(c, log),
 		Tray:         tray,
 		Prompter:     prompter,
 		Logger:       log.With("component", "ui"),

@@ -33,6 +33,10 @@ type Model struct {
 	// ShowCode offers "Show pairing code…" (only while the local gateway
 	// runs).
 	ShowCode bool
+	// Autostart* describe the "Start at login" item; it is absent where
+	// the app cannot start itself at login (see Options.Autostart).
+	AutostartAvailable bool
+	AutostartOn        bool
 }
 
 // CapabilityItem is one shared capability.
@@ -100,6 +104,7 @@ type Actions struct {
 	Pair          func()
 	SetCapability func(name string, on bool)
 	SetLocal      func(on bool)
+	SetAutostart  func(on bool)
 	ShowCode      func()
 	Forget        func()
 	Quit          func()
@@ -111,6 +116,7 @@ const (
 	LabelCapabilities = "Shared capabilities"
 	LabelLocal        = "Run local gateway"
 	LabelShowCode     = "Show pairing code…"
+	LabelAutostart    = "Start at login"
 	LabelForget       = "Forget gateway…"
 	LabelQuit         = "Quit"
 )
@@ -156,6 +162,11 @@ func (m Model) Menu(act Actions) *fyne.Menu {
 		if m.ShowCode {
 			items = append(items, fyne.NewMenuItem(LabelShowCode, act.ShowCode))
 		}
+	}
+	if m.AutostartAvailable {
+		auto := fyne.NewMenuItem(LabelAutostart, func() { act.SetAutostart(!m.AutostartOn) })
+		auto.Checked = m.AutostartOn
+		items = append(items, auto)
 	}
 	forget := fyne.NewMenuItem(LabelForget, act.Forget)
 	forget.Disabled = !m.CanForget

@@ -21,6 +21,7 @@ type mainWindow struct {
 	forget  *widget.Button
 	local   *widget.Check
 	code    *widget.Button
+	auto    *widget.Check
 	caps    *fyne.Container
 	checks  map[string]*widget.Check
 	content *fyne.Container
@@ -54,6 +55,11 @@ func newMainWindow(u *UI) *mainWindow {
 		}
 	})
 	m.code = widget.NewButton(LabelShowCode, func() { m.act.ShowCode() })
+	m.auto = widget.NewCheck(LabelAutostart, func(on bool) {
+		if !m.updating {
+			m.act.SetAutostart(on)
+		}
+	})
 	m.caps = container.New(layout.NewFormLayout())
 	quit := widget.NewButton(LabelQuit, func() { m.act.Quit() })
 
@@ -62,9 +68,9 @@ func newMainWindow(u *UI) *mainWindow {
 	local := container.NewGridWithColumns(2, m.local, m.code)
 	capCard := widget.NewCard(LabelCapabilities, "What the gateway may use on this device", container.NewVScroll(m.caps))
 	// The objects are in reading order, which is also the keyboard's focus
-	// order: actions, capabilities, Quit.
+	// order: actions, capabilities, Start at login, Quit.
 	top := container.NewVBox(header, m.detail, widget.NewSeparator(), actions, local)
-	bottom := container.NewHBox(layout.NewSpacer(), quit)
+	bottom := container.NewHBox(m.auto, layout.NewSpacer(), quit)
 	m.content = container.New(layout.NewBorderLayout(top, bottom, nil, nil), top, capCard, bottom)
 	m.w.SetContent(container.NewPadded(m.content))
 	m.w.SetIcon(assets.Icon)
@@ -104,6 +110,15 @@ func (m *mainWindow) show(md Model, act Actions) {
 	} else {
 		m.local.Hide()
 	}
+	if md.AutostartAvailable == m.auto.Hidden {
+		if md.AutostartAvailable {
+			m.auto.Show()
+		} else {
+			m.auto.Hide()
+		}
+		defer m.content.Refresh()
+	}
+	m.auto.SetChecked(md.AutostartOn)
 	if md.ShowCode {
 		m.code.Show()
 	} else {
