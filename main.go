@@ -30,6 +30,7 @@ import (
 	"github.com/palyra/palyra-go/app/localgw"
 	"github.com/palyra/palyra-go/assets"
 	"github.com/palyra/palyra-go/identity/secretstore"
+	"github.com/palyra/palyra-go/internal/oneinstance"
 	"github.com/palyra/palyra-go/internal/unixsock"
 	"github.com/palyra/palyra-go/internal/userdirs"
 	"github.com/palyra/palyra-go/node"
@@ -222,6 +223,19 @@ func run(c config, log *slog.Logger) error {
 	if err := checkDisplay(runtime.GOOS, os.Getenv); err != nil {
 		return err
 	}
+	// One app per node: a second launch shows the first one's window and
+	// ends here, before it opens the keys and a second agent.
+	socket := nodeSocket(c, os.Getenv)
+	instSocket := filepath.Join(filepath.Dir(socket), "desktop.sock")
+	inst, err := oneinstance.Acquire(instSocket)
+	if errors.Is(err, oneinstance.ErrRunning) {
+		fmt.Printf("palyra-desktop is already running for %s; brought its window forward\n", c.configDir)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer inst.Close()
 	secrets, err := secretstore.Open(c.secretStore, c.profile, filepath.Join(c.configDir, "secrets"))
 	if err != nil {
 		return fmt.Errorf("opening the secret store: %w", err)
@@ -235,7 +249,6 @@ func run(c config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("opening the node: %w", err)
 	}
-	socket := nodeSocket(c, os.Getenv)
 	ln, err := unixsock.Listen(socket)
 	if err != nil {
 		return fmt.Errorf("opening the node's local API (is 'palyra node run' or another palyra-desktop running with this config dir?): %w", err)
@@ -275,12 +288,28 @@ func run(c config, log *slog.Logger) error {
 		fyne.Do(fa.Quit)
 	}()
 	ui.Start(uiCtx)
+	instDone := make(chan struct{})
+	go func() {
+		defer close(instDone)
+		err := oneinstance.Serve(uiCtx, inst, func() {
+			shown := make(chan struct{})
+			fyne.Do(func() { ui.ShowMain(); close(shown) })
+			select {
+			case <-shown:
+			case <-uiCtx.Done():
+			}
+		})
+		if err != nil {
+			log.Warn("later launches are no longer answered", "err", err)
+		}
+	}()
 	log.Info("palyra-desktop running", "config_dir", c.configDir, "local_api", socket, "tray", tray)
 	fa.Run()
 
 	// Quit: the agent's session closes, then the local gateway and the
 	// local API stop.
 	stopUI()
+	<-instDone
 	ui.StopLocal()
 	stopAPI()
 	select {

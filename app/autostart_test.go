@@ -115,3 +115,29 @@ func TestStartAtLoginHidden(t *testing.T) {
 		t.Error("\u201cStart at login\u201d is offered where the app cannot start at login")
 	}
 }
+
+// TestTrayShowMain: a later launch of a tray app opens the main window
+// (once, however often it is asked), showing the same status as the tray.
+func TestTrayShowMain(t *testing.T) {
+	ta := &trayApp{App: test.NewTempApp(t)}
+	var mu sync.Mutex
+	do := func(f func()) { mu.Lock(); defer mu.Unlock(); f() }
+	u := New(ta, Options{Agent: newTestAgent(t), Tray: true, Now: func() time.Time { return now }, Do: do})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	do(func() { u.Start(ctx) })
+	mu.Lock()
+	defer mu.Unlock()
+	if u.Window() != nil {
+		t.Fatal("a tray app has a main window before anyone asked")
+	}
+	u.ShowMain()
+	w := u.Window()
+	if w == nil || u.win.status.Text != u.Model().Status {
+		t.Fatalf("after ShowMain: window %v, status %q", w, u.win.status.Text)
+	}
+	u.ShowMain()
+	if u.Window() != w {
+		t.Error("a second ShowMain made another window")
+	}
+}

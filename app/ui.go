@@ -146,6 +146,17 @@ func (u *UI) Start(ctx context.Context) {
 	}
 }
 
+// ShowMain shows the main window and brings it forward, as a second launch
+// of the app asks; a tray app gets one too. Call it on the Fyne goroutine.
+func (u *UI) ShowMain() {
+	if u.win == nil {
+		u.win = newMainWindow(u)
+		u.refresh()
+	}
+	u.win.w.Show()
+	u.win.w.RequestFocus()
+}
+
 // Model is the current model (for tests and the main window).
 func (u *UI) Model() Model { return u.model }
 

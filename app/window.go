@@ -75,7 +75,13 @@ func newMainWindow(u *UI) *mainWindow {
 	m.w.SetContent(container.NewPadded(m.content))
 	m.w.SetIcon(assets.Icon)
 	m.w.Resize(mainWindowSize)
-	m.w.SetMaster()
+	if u.opts.Tray {
+		// Opened from a later launch (UI.ShowMain): the tray stays the
+		// app, so closing the window only hides it.
+		m.w.SetCloseIntercept(m.w.Hide)
+	} else {
+		m.w.SetMaster()
+	}
 	return m
 }
 
