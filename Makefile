@@ -11,9 +11,10 @@ BENCH     ?= .
 TEST_PACKAGES  := dbus dbus-x11 gnome-keyring libsecret-tools xvfb xclip xsel x11-apps x11-xserver-utils iproute2 nftables util-linux systemd
 PROTO_PACKAGES := protobuf-compiler
 # The desktop app (cgo, OpenGL), and its tests under Xvfb with a real tray
-# host (gtk-sni-tray-standalone) and notification daemon (dunst).
+# host (gtk-sni-tray-standalone) and notification daemon (dunst);
+# desktop-file-validate checks the autostart entry.
 GUI_PACKAGES      := gcc pkg-config libgl1-mesa-dev xorg-dev
-GUI_TEST_PACKAGES := xvfb xauth imagemagick xdotool haskell-gtk-sni-tray-utils dunst
+GUI_TEST_PACKAGES := xvfb xauth imagemagick xdotool haskell-gtk-sni-tray-utils dunst desktop-file-utils
 
 # Pinned code generators, installed into the repo's own bin dir.
 PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12

@@ -31,6 +31,9 @@ type Options struct {
 	// Tray puts the menu in the system tray; otherwise the main window
 	// holds the status and the actions (see TrayAvailable).
 	Tray bool
+	// Autostart starts the app at login; nil hides "Start at login" (where
+	// the desktop has no autostart the app knows how to write).
+	Autostart Autostart
 	// Prompter shows consent prompts; it is the agent's Asker.
 	Prompter *Prompter
 	Logger   *slog.Logger
@@ -41,6 +44,13 @@ type Options struct {
 	// one that serialises with their own taps (Fyne's test driver runs
 	// fyne.Do on the calling goroutine).
 	Do func(func())
+}
+
+// Autostart is the app's entry in the desktop's autostart (see package
+// app/autostart).
+type Autostart interface {
+	Enabled() bool
+	Set(on bool) error
 }
 
 // DefaultCodeTTL is how long a pairing code shown by the app lasts.
@@ -63,6 +73,7 @@ type UI struct {
 	// localPaired is set while this device is paired with the local
 	// gateway (as far as this run of the app knows).
 	localPaired  bool
+	autostartOn  bool
 	stopRequests context.CancelFunc
 	attention    int
 	model        Model
@@ -113,6 +124,9 @@ func New(fa fyne.App, opts Options) *UI {
 // on the Fyne goroutine (before app.Run, or inside fyne.Do).
 func (u *UI) Start(ctx context.Context) {
 	u.ctx = ctx
+	if u.opts.Autostart != nil {
+		u.autostartOn = u.opts.Autostart.Enabled()
+	}
 	if !u.opts.Tray {
 		u.win = newMainWindow(u)
 		u.win.w.Show()
@@ -130,6 +144,17 @@ func (u *UI) Start(ctx context.Context) {
 		// The app restarted while a request waited: say so, with its code.
 		u.ShowWizard()
 	}
+}
+
+// ShowMain shows the main window and brings it forward, as a second launch
+// of the app asks; a tray app gets one too. Call it on the Fyne goroutine.
+func (u *UI) ShowMain() {
+	if u.win == nil {
+		u.win = newMainWindow(u)
+		u.refresh()
+	}
+	u.win.w.Show()
+	u.win.w.RequestFocus()
 }
 
 // Model is the current model (for tests and the main window).
@@ -216,6 +241,7 @@ func (u *UI) awaitingApproval() bool {
 func (u *UI) refresh() {
 	local := LocalState{Available: u.opts.StartLocalGateway != nil, On: u.local != nil, Busy: u.localBusy, Paired: u.localPaired}
 	u.model = BuildModel(u.status, u.opts.Agent.Capabilities(), local, u.attention > 0, u.opts.Now())
+	u.model.AutostartAvailable, u.model.AutostartOn = u.opts.Autostart != nil, u.autostartOn
 	act := u.actions()
 	if u.opts.Tray {
 		if d, ok := u.fa.(desktop.App); ok {
@@ -270,6 +296,7 @@ func (u *UI) actions() Actions {
 		Pair:          u.ShowWizard,
 		SetCapability: u.setCapability,
 		SetLocal:      u.setLocal,
+		SetAutostart:  u.setAutostart,
 		ShowCode:      u.ShowCode,
 		Forget:        u.confirmForget,
 		Quit: func() {
@@ -307,6 +334,19 @@ func (u *UI) setCapability(name string, on bool) {
 	if err := u.opts.Agent.SetCapabilityEnabled(name, on); err != nil {
 		u.showError("changing "+name, err)
 	}
+	u.refresh()
+}
+
+// setAutostart turns starting at login on or off.
+func (u *UI) setAutostart(on bool) {
+	if u.opts.Autostart == nil {
+		return
+	}
+	if err := u.opts.Autostart.Set(on); err != nil {
+		u.showError("changing "+LabelAutostart, err)
+	}
+	u.autostartOn = u.opts.Autostart.Enabled()
+	u.log.Info("start at login", "on", u.autostartOn)
 	u.refresh()
 }
 

@@ -86,6 +86,10 @@ type Spec struct {
 	// Name is dotted lowercase, e.g. "system.info".
 	Name        string
 	Description string
+	// Label is what a person reads in menus and windows, a few words
+	// ("Read the clipboard"); the Name stays the ID that admins and the
+	// command line use.
+	Label string
 	// Schema is the JSON Schema the arguments (a JSON object) must match;
 	// see Schema for how it is checked.
 	Schema  json.RawMessage
@@ -202,6 +206,8 @@ type Question struct {
 	RequestID   string
 	Capability  string
 	Description string
+	// Label is the capability's Label, for people.
+	Label string
 	// Summary is what exactly is asked ("run /usr/bin/uname -a").
 	Summary string
 	Caller  string

@@ -26,6 +26,7 @@ func systemNotify() capability.Capability {
 		Spec: capability.Spec{
 			Name:        "system.notify",
 			Description: "Show a desktop notification on this computer.",
+			Label:       "Show notifications",
 			Schema: json.RawMessage(`{
 				"type": "object",
 				"properties": {
@@ -64,6 +65,7 @@ func clipboardRead() capability.Capability {
 		Spec: capability.Spec{
 			Name:           "clipboard.read",
 			Description:    "Read the text on this computer's clipboard.",
+			Label:          "Read the clipboard",
 			Schema:         json.RawMessage(noArgs),
 			Privacy:        capability.PrivacyPersonal,
 			DefaultEnabled: false,
@@ -86,6 +88,7 @@ func clipboardWrite() capability.Capability {
 		Spec: capability.Spec{
 			Name:        "clipboard.write",
 			Description: "Replace the text on this computer's clipboard.",
+			Label:       "Change the clipboard",
 			Schema: json.RawMessage(`{
 				"type": "object",
 				"properties": {

@@ -51,6 +51,7 @@ func filesRead(cfg func() Config) capability.Capability {
 		Spec: capability.Spec{
 			Name:        "files.read",
 			Description: "Read a file, or list a folder, inside the one folder this computer shares. Text comes back as text, other files in base64.",
+			Label:       "Read the shared folder",
 			Schema: json.RawMessage(`{
 				"type": "object",
 				"properties": {

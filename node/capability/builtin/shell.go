@@ -48,6 +48,7 @@ func shellExec(cfg func() Config) capability.Capability {
 			Name: "shell.exec",
 			Description: "Run a program on this computer and return its exit code and output. Only programs on the node's allow-list run, " +
 				"directly (no shell), in the user's home folder, with a time and output limit.",
+			Label: "Run allowed programs",
 			Schema: json.RawMessage(`{
 				"type": "object",
 				"properties": {
