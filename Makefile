@@ -8,7 +8,7 @@ BENCHTIME ?= 1s
 BENCH     ?= .
 
 # System packages, by purpose (Debian names).
-TEST_PACKAGES  := dbus dbus-x11 gnome-keyring libsecret-tools xvfb xclip xsel x11-apps x11-xserver-utils iproute2 nftables util-linux
+TEST_PACKAGES  := bash-completion dbus dbus-x11 gnome-keyring libsecret-tools xvfb xclip xsel x11-apps x11-xserver-utils iproute2 nftables util-linux
 PROTO_PACKAGES := protobuf-compiler
 # The desktop app (cgo, OpenGL), and its tests under Xvfb with a real tray
 # host (gtk-sni-tray-standalone) and notification daemon (dunst).

@@ -61,10 +61,16 @@ func (c *cli) doctorJSON(extra map[string]string, args ...string) (int, map[stri
 // gateway at addr and returns its environment.
 func (c *cli) pairNode(addr string) map[string]string {
 	c.t.Helper()
+	return c.pairAs(addr, "doctor-laptop")
+}
+
+// pairAs is pairNode for a device named name.
+func (c *cli) pairAs(addr, name string) map[string]string {
+	c.t.Helper()
 	var code struct{ PIN string }
 	c.mustJSON(&code, "pairing", "code", "--auto-approve", "--json")
 	nodeEnv := map[string]string{"PALYRA_CONFIG_DIR": filepath.Join(c.t.TempDir(), "node")}
-	if rc, _, errOut := c.run(nodeEnv, code.PIN+"\n", "node", "pair", "--gateway", addr, "--pin", "-", "--name", "doctor-laptop"); rc != 0 {
+	if rc, _, errOut := c.run(nodeEnv, code.PIN+"\n", "node", "pair", "--gateway", addr, "--pin", "-", "--name", name); rc != 0 {
 		c.t.Fatalf("node pair: exit %d: %s", rc, errOut)
 	}
 	return nodeEnv
