@@ -193,22 +193,13 @@ var pairingRequestList = listFormat[*adminv1.PairingRequest]{
 }
 
 func cmdPairingList(env *environment) *cobra.Command {
-	c := leaf("list", "list pairing requests", 0, 0)
-	socket := addAdminFlag(c)
-	all := c.Flags().Bool("all", false, "include decided and expired requests")
-	asJSON := c.Flags().Bool("json", false, "print JSON")
-	c.RunE = func(c *cobra.Command, _ []string) error {
-		client, done, err := adminClient(env, *socket)
-		if err != nil {
-			return err
-		}
-		defer done()
-		resp, err := client.ListPairingRequests(c.Context(), &adminv1.ListPairingRequestsRequest{All: *all})
-		if err != nil {
-			return rpcError(err)
-		}
-		return pairingRequestList.print(env.stdout, resp.Requests, *asJSON)
-	}
+	var all *bool
+	c := listCommand(env, "list pairing requests", pairingRequestList,
+		func(ctx context.Context, client adminv1.AdminClient) ([]*adminv1.PairingRequest, error) {
+			resp, err := client.ListPairingRequests(ctx, &adminv1.ListPairingRequestsRequest{All: *all})
+			return resp.GetRequests(), err
+		})
+	all = c.Flags().Bool("all", false, "include decided and expired requests")
 	return c
 }
 
@@ -260,7 +251,17 @@ var nodeList = listFormat[*adminv1.Node]{
 }
 
 func cmdNodesList(env *environment) *cobra.Command {
-	c := leaf("list", "list nodes and whether they are online", 0, 0)
+	return listCommand(env, "list nodes and whether they are online", nodeList,
+		func(ctx context.Context, client adminv1.AdminClient) ([]*adminv1.Node, error) {
+			resp, err := client.ListNodes(ctx, &adminv1.ListNodesRequest{})
+			return resp.GetNodes(), err
+		})
+}
+
+// listCommand is a list command printing what list returns as format says.
+func listCommand[T any](env *environment, short string, format listFormat[T],
+	list func(context.Context, adminv1.AdminClient) ([]T, error)) *cobra.Command {
+	c := leaf("list", short, 0, 0)
 	socket := addAdminFlag(c)
 	asJSON := c.Flags().Bool("json", false, "print JSON")
 	c.RunE = func(c *cobra.Command, _ []string) error {
@@ -269,11 +270,11 @@ func cmdNodesList(env *environment) *cobra.Command {
 			return err
 		}
 		defer done()
-		resp, err := client.ListNodes(c.Context(), &adminv1.ListNodesRequest{})
+		items, err := list(c.Context(), client)
 		if err != nil {
 			return rpcError(err)
 		}
-		return nodeList.print(env.stdout, resp.Nodes, *asJSON)
+		return format.print(env.stdout, items, *asJSON)
 	}
 	return c
 }
@@ -295,22 +296,11 @@ var deviceList = listFormat[*adminv1.Device]{
 }
 
 func cmdDevicesList(env *environment) *cobra.Command {
-	c := leaf("list", "list paired devices", 0, 0)
-	socket := addAdminFlag(c)
-	asJSON := c.Flags().Bool("json", false, "print JSON")
-	c.RunE = func(c *cobra.Command, _ []string) error {
-		client, done, err := adminClient(env, *socket)
-		if err != nil {
-			return err
-		}
-		defer done()
-		resp, err := client.ListDevices(c.Context(), &adminv1.ListDevicesRequest{})
-		if err != nil {
-			return rpcError(err)
-		}
-		return deviceList.print(env.stdout, resp.Devices, *asJSON)
-	}
-	return c
+	return listCommand(env, "list paired devices", deviceList,
+		func(ctx context.Context, client adminv1.AdminClient) ([]*adminv1.Device, error) {
+			resp, err := client.ListDevices(ctx, &adminv1.ListDevicesRequest{})
+			return resp.GetDevices(), err
+		})
 }
 
 func cmdDevicesRevoke(env *environment) *cobra.Command {
@@ -319,15 +309,11 @@ func cmdDevicesRevoke(env *environment) *cobra.Command {
 	asJSON := c.Flags().Bool("json", false, "print JSON")
 	c.RunE = func(c *cobra.Command, pos []string) error {
 		ctx := c.Context()
-		client, done, err := adminClient(env, *socket)
+		client, id, done, err := deviceClient(ctx, env, *socket, pos[0])
 		if err != nil {
 			return err
 		}
 		defer done()
-		id, err := resolveDevice(ctx, client, pos[0])
-		if err != nil {
-			return err
-		}
 		d, err := client.RevokeDevice(ctx, &adminv1.DeviceRequest{DeviceId: id})
 		if err != nil {
 			return rpcError(err)
@@ -346,15 +332,11 @@ func cmdDevicesRemove(env *environment) *cobra.Command {
 	socket := deviceArg(c, env)
 	c.RunE = func(c *cobra.Command, pos []string) error {
 		ctx := c.Context()
-		client, done, err := adminClient(env, *socket)
+		client, id, done, err := deviceClient(ctx, env, *socket, pos[0])
 		if err != nil {
 			return err
 		}
 		defer done()
-		id, err := resolveDevice(ctx, client, pos[0])
-		if err != nil {
-			return err
-		}
 		if _, err := client.RemoveDevice(ctx, &adminv1.DeviceRequest{DeviceId: id}); err != nil {
 			return rpcError(err)
 		}

@@ -23,15 +23,11 @@ func cmdNodesDescribe(env *environment) *cobra.Command {
 	socket := deviceArg(c, env)
 	asJSON := c.Flags().Bool("json", false, "print JSON")
 	c.RunE = func(c *cobra.Command, pos []string) error {
-		client, done, err := adminClient(env, *socket)
+		client, id, done, err := deviceClient(c.Context(), env, *socket, pos[0])
 		if err != nil {
 			return err
 		}
 		defer done()
-		id, err := resolveDevice(c.Context(), client, pos[0])
-		if err != nil {
-			return err
-		}
 		d, err := client.DescribeNode(c.Context(), &adminv1.DeviceRequest{DeviceId: id})
 		if err != nil {
 			return rpcError(err)
@@ -124,14 +120,12 @@ func cmdNodesInvoke(env *environment) *cobra.Command {
 }
 
 func invoke(ctx context.Context, env *environment, socket string, pos []string, req *adminv1.InvokeRequest, asJSON bool) error {
-	client, done, err := adminClient(env, socket)
+	client, id, done, err := deviceClient(ctx, env, socket, pos[0])
 	if err != nil {
 		return err
 	}
 	defer done()
-	if req.DeviceId, err = resolveDevice(ctx, client, pos[0]); err != nil {
-		return err
-	}
+	req.DeviceId = id
 	resp, err := client.Invoke(ctx, req)
 	if err != nil {
 		return rpcError(err)

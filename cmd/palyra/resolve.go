@@ -136,3 +136,18 @@ func completeDevices(ctx context.Context, env *environment, socket string) []cob
 	}
 	return out
 }
+
+// deviceClient connects to the gateway's admin socket and finds the device
+// arg names (see resolveDevice).
+func deviceClient(ctx context.Context, env *environment, socket, arg string) (adminv1.AdminClient, string, func(), error) {
+	client, done, err := adminClient(env, socket)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	id, err := resolveDevice(ctx, client, arg)
+	if err != nil {
+		done()
+		return nil, "", nil, err
+	}
+	return client, id, done, nil
+}
