@@ -45,7 +45,7 @@ define ensure_packages
 	fi
 endef
 
-.PHONY: all build test test-deps vet fuzz bench proto proto-deps clean help gui-deps desktop run package screenshots
+.PHONY: man all build test test-deps vet fuzz bench proto proto-deps clean help gui-deps desktop run package screenshots
 
 all: build
 
@@ -55,6 +55,7 @@ help:
 	@echo "make fuzz    run every fuzz target for FUZZTIME (default $(FUZZTIME)) each"
 	@echo "make bench   run the Go benchmarks (BENCH=pattern for some of them)"
 	@echo "make proto   regenerate the protobuf code in proto/"
+	@echo "make man     write the command line's man pages into man/ (MANDIR=dir for elsewhere)"
 	@echo "make run     build the desktop app and start it with its local gateway"
 	@echo "make package build the desktop app's platform package with the fyne tool"
 	@echo "make screenshots  copy the desktop tests' screenshots into docs/screenshots"
@@ -86,6 +87,13 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) ./...
+
+# One page per command (palyra.1, palyra-nodes-invoke.1, ...), generated
+# from the commands' own help by the hidden `palyra gen-man` command; not
+# committed, so they never fall behind the code.
+MANDIR ?= man
+man:
+	$(GO) run ./cmd/palyra gen-man $(MANDIR)
 
 proto-deps:
 	$(call ensure_packages,$(PROTO_PACKAGES))
@@ -123,7 +131,7 @@ else
 endif
 
 clean:
-	rm -rf $(TOOLS_BIN) artifacts
+	rm -rf $(TOOLS_BIN) artifacts man
 
 # The README's screenshots, from the last run of the desktop tests (make
 # test); the tray's are cropped to the top right, where the menu opens.

@@ -279,3 +279,18 @@ func TestShorten(t *testing.T) {
 		}
 	}
 }
+
+// TestGenMan: make man's command writes a page per command, from the
+// commands' own help.
+func TestGenMan(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	dir := filepath.Join(t.TempDir(), "man")
+	if rc, _, errOut := c.run(nil, "", "gen-man", dir); rc != 0 {
+		t.Fatalf("gen-man: exit %d: %s", rc, errOut)
+	}
+	page, err := os.ReadFile(filepath.Join(dir, "palyra-nodes-invoke.1"))
+	if err != nil || !strings.Contains(string(page), "palyra nodes invoke DEVICE CAPABILITY") || !strings.Contains(string(page), "--queue-ttl") {
+		t.Errorf("palyra-nodes-invoke.1: %v\n%s", err, page)
+	}
+}
