@@ -8,7 +8,7 @@ BENCHTIME ?= 1s
 BENCH     ?= .
 
 # System packages, by purpose (Debian names).
-TEST_PACKAGES  := dbus dbus-x11 gnome-keyring libsecret-tools xvfb xclip xsel x11-apps x11-xserver-utils iproute2 nftables util-linux systemd
+TEST_PACKAGES  := bash-completion dbus dbus-x11 gnome-keyring libsecret-tools xvfb xclip xsel x11-apps x11-xserver-utils iproute2 nftables util-linux systemd
 PROTO_PACKAGES := protobuf-compiler
 # The desktop app (cgo, OpenGL), and its tests under Xvfb with a real tray
 # host (gtk-sni-tray-standalone) and notification daemon (dunst);
@@ -46,7 +46,7 @@ define ensure_packages
 	fi
 endef
 
-.PHONY: all build test test-deps vet fuzz bench proto proto-deps clean help gui-deps desktop run package screenshots
+.PHONY: man all build test test-deps vet fuzz bench proto proto-deps clean help gui-deps desktop run package screenshots
 
 all: build
 
@@ -56,6 +56,7 @@ help:
 	@echo "make fuzz    run every fuzz target for FUZZTIME (default $(FUZZTIME)) each"
 	@echo "make bench   run the Go benchmarks (BENCH=pattern for some of them)"
 	@echo "make proto   regenerate the protobuf code in proto/"
+	@echo "make man     write the command line's man pages into man/ (MANDIR=dir for elsewhere)"
 	@echo "make run     build the desktop app and start it with its local gateway"
 	@echo "make package build the desktop app's platform package with the fyne tool"
 	@echo "make screenshots  copy the desktop tests' screenshots into docs/screenshots"
@@ -95,6 +96,13 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) ./...
 
+# One page per command (palyra.1, palyra-nodes-invoke.1, ...), generated
+# from the commands' own help by the hidden `palyra gen-man` command; not
+# committed, so they never fall behind the code.
+MANDIR ?= man
+man:
+	$(GO) run ./cmd/palyra gen-man $(MANDIR)
+
 proto-deps:
 	$(call ensure_packages,$(PROTO_PACKAGES))
 	@[ -x $(TOOLS_BIN)/protoc-gen-go ] || GOBIN=$(TOOLS_BIN) $(GO) install $(PROTOC_GEN_GO)
@@ -131,7 +139,7 @@ else
 endif
 
 clean:
-	rm -rf $(TOOLS_BIN) artifacts
+	rm -rf $(TOOLS_BIN) artifacts man
 
 # The README's screenshots, from the last run of the desktop tests (make
 # test); the tray's are cropped to the top right, where the menu opens.

@@ -4,8 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
 )
@@ -39,7 +43,7 @@ func parseCallStates(v string) ([]adminv1.Call_State, error) {
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("--state: no call state %q (queued, delivered, done, failed, expired, cancelled)", name)
+			return nil, usagef("--state: no call state %q (queued, delivered, done, failed, expired, cancelled)", name)
 		}
 	}
 	return out, nil
@@ -79,52 +83,73 @@ var callList = listFormat[*adminv1.Call]{
 	json: func(c *adminv1.Call) map[string]any { return callJSON(c, false) },
 }
 
-func cmdCallsList(ctx context.Context, env *environment, args []string) error {
-	fs := newAdminFlags(env, "calls list", "[flags]\n\nLists the calls queued with --queue-ttl, newest first, with what became of them.")
-	node := fs.String("node", "", "only the calls of this device ID")
+func cmdCallsList(env *environment) *cobra.Command {
+	c := leaf("list", "list calls queued for offline nodes and what became of them", 0, 0)
+	c.Long = "Lists the calls queued with --queue-ttl, newest first, with what became of them."
+	socket, fs := addAdminFlag(c), c.Flags()
+	node := fs.String("node", "", "only the calls of this device (ID, name or start of the ID)")
 	state := fs.String("state", "", "only calls in these states, comma-separated: queued, delivered, done, failed, expired, cancelled")
 	limit := fs.Int("limit", 50, "list at most this many (1 to 1000)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parse(fs.FlagSet, args, 0); err != nil {
-		return err
+	c.RegisterFlagCompletionFunc("node", func(c *cobra.Command, _ []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		return completeDevices(c.Context(), env, *socket), cobra.ShellCompDirectiveNoFileComp
+	})
+	c.RegisterFlagCompletionFunc("state", cobra.FixedCompletions(slices.Sorted(maps.Values(callStateNames)), cobra.ShellCompDirectiveNoFileComp))
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		states, err := parseCallStates(*state)
+		if err != nil {
+			return err
+		}
+		client, done, err := adminClient(env, *socket)
+		if err != nil {
+			return err
+		}
+		defer done()
+		req := &adminv1.ListCallsRequest{States: states, Limit: int32(*limit)}
+		if *node != "" {
+			if req.DeviceId, err = resolveDevice(c.Context(), client, *node); err != nil {
+				return err
+			}
+		}
+		resp, err := client.ListCalls(c.Context(), req)
+		if err != nil {
+			return rpcError(err)
+		}
+		return callList.print(env.stdout, resp.GetCalls(), *asJSON)
 	}
-	states, err := parseCallStates(*state)
-	if err != nil {
-		return err
-	}
-	client, done, err := adminClient(env, *fs.socket)
-	if err != nil {
-		return err
-	}
-	defer done()
-	resp, err := client.ListCalls(ctx, &adminv1.ListCallsRequest{DeviceId: *node, States: states, Limit: int32(*limit)})
-	if err != nil {
-		return rpcError(err)
-	}
-	return callList.print(env.stdout, resp.GetCalls(), *asJSON)
+	return c
 }
 
 // callWaitSlack is how long past a call's expiry `calls get` waits by
 // default: the call has ended by then, one way or another.
 const callWaitSlack = time.Minute
 
-func cmdCallsGet(ctx context.Context, env *environment, args []string) error {
-	fs := newAdminFlags(env, "calls get", "REQUEST_ID [flags]\n\nPrints a queued call's result. If the call has none yet, waits for it (until\nthe call expires, --wait runs out, or you interrupt).")
+func cmdCallsGet(env *environment) *cobra.Command {
+	c := leaf("get REQUEST_ID", "print a queued call's result, waiting for it if need be", 1, 1)
+	c.Long = "Prints a queued call's result. If the call has none yet, waits for it (until\nthe call expires, --wait runs out, or you interrupt)."
+	socket, fs := addAdminFlag(c), c.Flags()
 	wait := fs.Duration("wait", 0, "wait at most this long for a pending call (default: until it ends)")
 	noWait := fs.Bool("no-wait", false, "print a pending call's state at once")
 	asJSON := fs.Bool("json", false, "print JSON: the call, with ok, output and error once it has ended")
-	pos, client, done, err := fs.connect(env, args, 1)
+	c.RunE = func(c *cobra.Command, pos []string) error {
+		return callsGet(c.Context(), env, *socket, pos[0], *wait, *noWait, *asJSON)
+	}
+	return c
+}
+
+func callsGet(ctx context.Context, env *environment, socket, requestID string, wait time.Duration, noWait, asJSON bool) error {
+	client, done, err := adminClient(env, socket)
 	if err != nil {
 		return err
 	}
 	defer done()
-	c, err := client.GetCall(ctx, &adminv1.GetCallRequest{RequestId: pos[0]})
+	c, err := client.GetCall(ctx, &adminv1.GetCallRequest{RequestId: requestID})
 	if err != nil {
 		return rpcError(err)
 	}
 	waited := false
-	if pending(c.GetState()) && !*noWait {
-		d := *wait
+	if pending(c.GetState()) && !noWait {
+		d := wait
 		if d <= 0 {
 			d = time.Until(time.UnixMilli(c.GetExpiresAtUnixMs())) + callWaitSlack
 		}
@@ -140,7 +165,7 @@ func cmdCallsGet(ctx context.Context, env *environment, args []string) error {
 		}
 		c, waited = ended, true
 	}
-	if *asJSON {
+	if asJSON {
 		if err := writeJSON(env.stdout, callJSON(c, true)); err != nil {
 			return err
 		}
@@ -160,25 +185,32 @@ func cmdCallsGet(ctx context.Context, env *environment, args []string) error {
 	return nil
 }
 
-func cmdCallsCancel(ctx context.Context, env *environment, args []string) error {
-	fs := newAdminFlags(env, "calls cancel", `REQUEST_ID [flags]
-
-Cancels a queued call that has not ended. One still queued never runs.
+func cmdCallsCancel(env *environment) *cobra.Command {
+	c := leaf("cancel REQUEST_ID", "cancel a queued call that has not ended", 1, 1)
+	c.Long = `Cancels a queued call that has not ended. One still queued never runs.
 One already delivered may have run on its node, or be running: if it is
 running now, the node is told to stop it (what it did stays done); it is
-not delivered again, and a result that comes later is discarded.`)
-	asJSON := fs.Bool("json", false, "print JSON: the cancelled call and its previous_state")
-	pos, client, done, err := fs.connect(env, args, 1)
+not delivered again, and a result that comes later is discarded.`
+	socket := addAdminFlag(c)
+	asJSON := c.Flags().Bool("json", false, "print JSON: the cancelled call and its previous_state")
+	c.RunE = func(c *cobra.Command, pos []string) error {
+		return callsCancel(c.Context(), env, *socket, pos[0], *asJSON)
+	}
+	return c
+}
+
+func callsCancel(ctx context.Context, env *environment, socket, requestID string, asJSON bool) error {
+	client, done, err := adminClient(env, socket)
 	if err != nil {
 		return err
 	}
 	defer done()
-	resp, err := client.CancelCall(ctx, &adminv1.CancelCallRequest{RequestId: pos[0]})
+	resp, err := client.CancelCall(ctx, &adminv1.CancelCallRequest{RequestId: requestID})
 	if err != nil {
 		return rpcError(err)
 	}
 	c := resp.GetCall()
-	if *asJSON {
+	if asJSON {
 		out := callJSON(c, true)
 		out["previous_state"] = callStateNames[resp.GetPreviousState()]
 		return writeJSON(env.stdout, out)

@@ -134,13 +134,15 @@ func TestCLIQueuedCallAfterItsCallerDied(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		want string
+		rc   int
 	}{
-		{[]string{"calls", "cancel", requestID}, "call " + requestID + " has ended already (done at "},
-		{[]string{"calls", "get", "01KJVKTCGR0000000000000000"}, "no queued call 01KJVKTCGR0000000000000000 (only calls queued for an offline node are kept)"},
-		{[]string{"calls", "get", "not-a-request"}, `request ID "not-a-request"`},
-		{[]string{"calls", "list", "--state", "finished"}, `--state: no call state "finished"`},
+		{[]string{"calls", "cancel", requestID}, "call " + requestID + " has ended already (done at ", 1},
+		{[]string{"calls", "get", "01KJVKTCGR0000000000000000"}, "no queued call 01KJVKTCGR0000000000000000 (only calls queued for an offline node are kept)", 1},
+		{[]string{"calls", "get", "not-a-request"}, `request ID "not-a-request"`, 1},
+		// A bad flag value is a usage error.
+		{[]string{"calls", "list", "--state", "finished"}, `--state: no call state "finished"`, 2},
 	} {
-		if rc, _, errOut := c.run(nil, "", tc.args...); rc != 1 || !strings.Contains(errOut, tc.want) {
+		if rc, _, errOut := c.run(nil, "", tc.args...); rc != tc.rc || !strings.Contains(errOut, tc.want) {
 			t.Errorf("palyra %s: exit %d: %s, want %q", strings.Join(tc.args, " "), rc, errOut, tc.want)
 		}
 	}

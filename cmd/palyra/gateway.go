@@ -1,17 +1,19 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/palyra/palyra-go/gateway"
 	"github.com/palyra/palyra-go/internal/sdnotify"
 )
 
-func cmdGatewayRun(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "gateway run", "[flags]")
+func cmdGatewayRun(env *environment) *cobra.Command {
+	c := leaf("run", "run a gateway in the foreground", 0, 0)
+	fs := c.Flags()
 	dir := fs.String("data-dir", dataDir(env), "directory for the gateway's state (created 0700)")
 	listen := fs.String("listen", gateway.DefaultListen, "HOST:PORT to listen on, TCP (pairing) and UDP (QUIC)")
 	advertise := fs.String("advertise", "", "comma-separated HOST:PORT addresses nodes are told to use (default: the listen address)")
@@ -26,37 +28,34 @@ func cmdGatewayRun(ctx context.Context, env *environment, args []string) error {
 		"most of those from one IPv4 address or IPv6 /64, below --max-unauthenticated-conns (raise it for many devices pairing behind one NAT); 0: 1/16 of it; -1: no cap")
 	maxQUICHandshakes := fs.Int("max-quic-handshakes", 0, fmt.Sprintf(
 		"most QUIC handshakes in progress at once (about 48 KB each); 0: %d; -1: no cap", gateway.DefaultMaxQUICHandshakes))
-	verbose := fs.Bool("verbose", false, "log debug messages")
-	if _, err := parse(fs, args, 0); err != nil {
-		return err
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		return gatewayRun(c, env, gateway.Config{
+			DataDir: *dir, Name: *name, Listen: *listen, AdminSocket: adminSocket(env, *socket),
+			MetricsListen: *metricsListen, AuditRetention: *auditRetention,
+
+			MaxUnauthenticatedConns:          *maxUnauth,
+			MaxUnauthenticatedConnsPerSource: *maxUnauthPerSource,
+			MaxQUICHandshakes:                *maxQUICHandshakes,
+		}, *advertise)
 	}
+	return c
+}
+
+func gatewayRun(c *cobra.Command, env *environment, cfg gateway.Config, advertise string) error {
 	level := slog.LevelInfo
-	if *verbose {
+	if verbose, _ := c.Flags().GetBool("verbose"); verbose {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level}))
-	cfg := gateway.Config{
-		DataDir:        *dir,
-		Name:           *name,
-		Listen:         *listen,
-		AdminSocket:    adminSocket(env, *socket),
-		MetricsListen:  *metricsListen,
-		AuditRetention: *auditRetention,
-		Logger:         log,
-		Serving:        sdnotify.Func(sdnotify.Ready, log),
-		Stopping:       sdnotify.Func(sdnotify.Stopping, log),
-
-		MaxUnauthenticatedConns:          *maxUnauth,
-		MaxUnauthenticatedConnsPerSource: *maxUnauthPerSource,
-		MaxQUICHandshakes:                *maxQUICHandshakes,
+	cfg.Logger = slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Serving = sdnotify.Func(sdnotify.Ready, cfg.Logger)
+	cfg.Stopping = sdnotify.Func(sdnotify.Stopping, cfg.Logger)
+	if advertise != "" {
+		cfg.Advertise = strings.Split(advertise, ",")
 	}
-	if *advertise != "" {
-		cfg.Advertise = strings.Split(*advertise, ",")
-	}
-	g, err := gateway.New(ctx, cfg)
+	g, err := gateway.New(c.Context(), cfg)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stderr, "gateway %q listening on %s; admin socket %s\n", *name, strings.Join(g.Addresses(), ", "), g.AdminAddr())
-	return g.Run(ctx)
+	fmt.Fprintf(env.stderr, "gateway %q listening on %s; admin socket %s\n", cfg.Name, strings.Join(g.Addresses(), ", "), g.AdminAddr())
+	return g.Run(c.Context())
 }
