@@ -253,6 +253,9 @@ func run(c config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("opening the node's local API (is 'palyra node run' or another palyra-desktop running with this config dir?): %w", err)
 	}
+	if err := userdirs.RecordSocket(c.configDir, userdirs.NodeSocketRecord, socket); err != nil {
+		log.Warn("could not record the local API socket's path in the config directory", "err", err)
+	}
 	apiCtx, stopAPI := context.WithCancel(context.Background())
 	apiDone := make(chan struct{})
 	go func() {

@@ -48,6 +48,7 @@ import (
 	"github.com/palyra/palyra-go/internal/dirlock"
 	"github.com/palyra/palyra-go/internal/metrics"
 	"github.com/palyra/palyra-go/internal/unixsock"
+	"github.com/palyra/palyra-go/internal/userdirs"
 	"github.com/palyra/palyra-go/internal/wire"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
 	pairingv1 "github.com/palyra/palyra-go/proto/pairing/v1"
@@ -403,6 +404,11 @@ func (g *Gateway) listen() error {
 	if g.admLn = g.cfg.AdminListener; g.admLn == nil {
 		if g.admLn, err = unixsock.Listen(g.cfg.AdminSocket); err != nil {
 			return err
+		}
+		// For commands that compute another path (another
+		// XDG_RUNTIME_DIR): they look here.
+		if err := userdirs.RecordSocket(g.cfg.DataDir, userdirs.GatewaySocketRecord, g.cfg.AdminSocket); err != nil {
+			g.cfg.Logger.Warn("could not record the admin socket's path in the data directory", "err", err)
 		}
 	}
 	return nil

@@ -49,7 +49,9 @@ func addNodeFlags(env *environment, fs interface {
 func (f nodeFlags) paths(env *environment) (dir, socket string) {
 	e := dirs(env)
 	dir = userdirs.NodeConfigDir(e, *f.configDir)
-	return dir, userdirs.NodeSocket(e, dir, userdirs.NodeConfigDirGiven(e, *f.configDir))
+	socket = userdirs.NodeSocket(e, dir, userdirs.NodeConfigDirGiven(e, *f.configDir))
+	// A node run with another XDG_RUNTIME_DIR recorded where it serves.
+	return dir, userdirs.FindSocket(socket, dir, userdirs.NodeSocketRecord)
 }
 
 // agent opens the node agent with the chosen secret store.
@@ -171,6 +173,11 @@ func cmdNodeRun(env *environment) *cobra.Command {
 		ln, err := unixsock.Listen(socket)
 		if err != nil {
 			return err
+		}
+		if dir, _ := nf.paths(env); dir != "" {
+			if err := userdirs.RecordSocket(dir, userdirs.NodeSocketRecord, socket); err != nil {
+				log.Warn("could not record the local API socket's path in the config directory", "err", err)
+			}
 		}
 		eg, ctx := errgroup.WithContext(ctx)
 		eg.Go(func() error { return localapi.Serve(ctx, ln, a) })
