@@ -1,5 +1,3 @@
-// Package systemd holds the systemd unit of the headless gateway; its test
-// has systemd-analyze check the unit.
 package systemd
 
 import (
