@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -332,7 +331,7 @@ func newTestAgent(t *testing.T) *node.Agent {
 func TestMainWindowWithAgent(t *testing.T) {
 	test.NewTempApp(t)
 	agent := newTestAgent(t)
-	var mu sync.Mutex
+	mu := &uiMu // one for every test UI: Fyne's caches are global
 	do := func(f func()) { mu.Lock(); defer mu.Unlock(); f() }
 	u := New(fyne.CurrentApp(), Options{Agent: agent, Now: func() time.Time { return now }, Do: do})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -466,7 +465,7 @@ func (a *trayApp) SetSystemTrayWindow(w fyne.Window) {}
 func TestTrayUpdates(t *testing.T) {
 	ta := &trayApp{App: test.NewTempApp(t)}
 	agent := newTestAgent(t)
-	var mu sync.Mutex
+	mu := &uiMu // one for every test UI: Fyne's caches are global
 	do := func(f func()) { mu.Lock(); defer mu.Unlock(); f() }
 	u := New(ta, Options{Agent: agent, Tray: true, Now: func() time.Time { return now }, Do: do})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,7 +31,7 @@ func TestTrayStartAtLogin(t *testing.T) {
 	agent := newTestAgent(t)
 	entry := autostart.Entry{Path: autostart.PathIn(filepath.Join(t.TempDir(), "config")), Exec: "/opt/palyra/palyra-desktop",
 		Args: []string{"--local-gateway"}}
-	var mu sync.Mutex
+	mu := &uiMu // one for every test UI: Fyne's caches are global
 	do := func(f func()) { mu.Lock(); defer mu.Unlock(); f() }
 	u := New(ta, Options{Agent: agent, Tray: true, Autostart: entry, Now: func() time.Time { return now }, Do: do})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -78,7 +77,7 @@ func TestWindowStartAtLogin(t *testing.T) {
 	if err := entry.Set(true); err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
+	mu := &uiMu // one for every test UI: Fyne's caches are global
 	do := func(f func()) { mu.Lock(); defer mu.Unlock(); f() }
 	u := New(fyne.CurrentApp(), Options{Agent: agent, Autostart: entry, Now: func() time.Time { return now }, Do: do})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -103,7 +102,7 @@ func TestWindowStartAtLogin(t *testing.T) {
 // no such item.
 func TestStartAtLoginHidden(t *testing.T) {
 	test.NewTempApp(t)
-	var mu sync.Mutex
+	mu := &uiMu // one for every test UI: Fyne's caches are global
 	do := func(f func()) { mu.Lock(); defer mu.Unlock(); f() }
 	u := New(fyne.CurrentApp(), Options{Agent: newTestAgent(t), Now: func() time.Time { return now }, Do: do})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -120,7 +119,7 @@ func TestStartAtLoginHidden(t *testing.T) {
 // (once, however often it is asked), showing the same status as the tray.
 func TestTrayShowMain(t *testing.T) {
 	ta := &trayApp{App: test.NewTempApp(t)}
-	var mu sync.Mutex
+	mu := &uiMu // one for every test UI: Fyne's caches are global
 	do := func(f func()) { mu.Lock(); defer mu.Unlock(); f() }
 	u := New(ta, Options{Agent: newTestAgent(t), Tray: true, Now: func() time.Time { return now }, Do: do})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -13,6 +13,7 @@ import (
 	"github.com/palyra/palyra-go/gateway"
 	"github.com/palyra/palyra-go/internal/testlog"
 	"github.com/palyra/palyra-go/internal/testnetns"
+	"github.com/palyra/palyra-go/node"
 )
 
 // TestSecondGatewayOnSameDirRefused: while a gateway runs on a data
@@ -115,5 +116,27 @@ func TestWildcardListenAdvertisesMachineAddresses(t *testing.T) {
 	}
 	if strings.Contains(link, "%5B%3A%3A%5D") || strings.Contains(link, "[::]") {
 		t.Errorf("the pairing link names the wildcard address: %s", link)
+	}
+}
+
+// A second agent run on a node's config directory is refused with words
+// that name the running one, and the running one goes on.
+func TestSecondNodeOnSameConfigDirRefused(t *testing.T) {
+	rg := startGateway(t, t.TempDir(), "127.0.0.1:0", nil)
+	dir := t.TempDir()
+	first := agentIn(t, dir, "laptop")
+	if _, err := first.Pair(t.Context(), node.PairOptions{Gateway: rg.g.Addresses()[0], PIN: mint(t, rg, true).Pin}); err != nil {
+		t.Fatal(err)
+	}
+	stop := runAgent(first)
+	defer stop()
+	waitState(t, first, node.StateConnected)
+	second := agentIn(t, dir, "laptop")
+	err := second.Run(t.Context())
+	if want := fmt.Sprintf("another node (pid %d) is using %s", os.Getpid(), dir); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("a second agent on the same config dir: %v, want %q", err, want)
+	}
+	if st := first.Status(); st.State != node.StateConnected {
+		t.Errorf("the first agent after the refusal: %+v", st)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/identity/secretstore"
+	"github.com/palyra/palyra-go/internal/dirlock"
 	"github.com/palyra/palyra-go/internal/version"
 	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node/capability"
@@ -493,6 +494,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	if !conf.RevokedAt.IsZero() {
 		return fmt.Errorf("this device was %s: %w", revokedMessage(conf.RevokedAt), carrier.ErrRevoked)
 	}
+	// One agent runs per config directory: two would answer the same
+	// calls and overwrite each other's files.
+	lock, err := dirlock.Acquire(a.cfg.ConfigDir, LockFile, "node")
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	a.mu.Lock()
 	a.running = ctx
 	a.mu.Unlock()
