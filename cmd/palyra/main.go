@@ -118,12 +118,7 @@ PALYRA_SECRET_STORE (node commands).`,
 		group("node", "this machine's node: pair, run, status, what it shares",
 			cmdNodePair(env), cmdNodeRun(env), cmdNodeStatus(env), cmdNodeForget(env), cmdNodeCapabilities(env)),
 		cmdDoctor(env),
-		&cobra.Command{
-			Use:   "version",
-			Short: "print palyra's version",
-			Args:  nargs(0, 0),
-			Run:   func(c *cobra.Command, _ []string) { fmt.Fprintln(c.OutOrStdout(), "palyra", version.Version) },
-		},
+		cmdVersion(env),
 		cmdGenMan(),
 	)
 	return root
