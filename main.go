@@ -26,9 +26,11 @@ import (
 	fyneapp "fyne.io/fyne/v2/app"
 
 	"github.com/palyra/palyra-go/app"
+	"github.com/palyra/palyra-go/app/autostart"
 	"github.com/palyra/palyra-go/app/localgw"
 	"github.com/palyra/palyra-go/assets"
 	"github.com/palyra/palyra-go/identity/secretstore"
+	"github.com/palyra/palyra-go/internal/oneinstance"
 	"github.com/palyra/palyra-go/internal/unixsock"
 	"github.com/palyra/palyra-go/internal/userdirs"
 	"github.com/palyra/palyra-go/node"
@@ -119,6 +121,63 @@ func nodeSocket(c config, getenv func(string) string) string {
 	return userdirs.NodeSocket(userdirs.OS(getenv), c.configDir, c.configDirGiven)
 }
 
+// autostartArgs are the flags a login start needs to be this same app:
+// those that choose the node (config dir, secret store, profile, name) and
+// the local gateway, each only when it differs from the default, with the
+// values the environment gave made explicit (the session that starts it
+// may not have them). --headless-gateway never gets here: it has no menu.
+func (c config) autostartArgs() []string {
+	var args []string
+	if c.localGateway {
+		args = append(args, "--local-gateway")
+	}
+	if c.configDirGiven {
+		args = append(args, "--config-dir", absPath(c.configDir))
+	}
+	if c.secretStore != secretstore.KindKeychain {
+		args = append(args, "--secret-store", c.secretStore)
+	}
+	if c.profile != "default" {
+		args = append(args, "--profile", c.profile)
+	}
+	if c.name != "" {
+		args = append(args, "--name", c.name)
+	}
+	if c.gatewayDir != "" {
+		args = append(args, "--gateway-dir", absPath(c.gatewayDir))
+	}
+	if c.gatewayListen != "" {
+		args = append(args, "--gateway-listen", c.gatewayListen)
+	}
+	return args
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+// autostartEntry is the app's login entry, or nil where the desktop has no
+// XDG autostart (the menu then has no "Start at login").
+func autostartEntry(c config, log *slog.Logger) app.Autostart {
+	if !autostart.Supported(runtime.GOOS) {
+		return nil
+	}
+	configHome, err := os.UserConfigDir()
+	if err != nil {
+		log.Info("no \"Start at login\": no config directory to put the autostart entry in", "err", err)
+		return nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		log.Info("no \"Start at login\": the app's own path is unknown", "err", err)
+		return nil
+	}
+	return autostart.Entry{Path: autostart.PathIn(configHome), Exec: exe, Args: c.autostartArgs()}
+}
+
 func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	c, err := parseFlags(os.Args[1:], os.Getenv, os.Stderr)
@@ -164,6 +223,19 @@ func run(c config, log *slog.Logger) error {
 	if err := checkDisplay(runtime.GOOS, os.Getenv); err != nil {
 		return err
 	}
+	// One app per node: a second launch shows the first one's window and
+	// ends here, before it opens the keys and a second agent.
+	socket := nodeSocket(c, os.Getenv)
+	instSocket := filepath.Join(filepath.Dir(socket), "desktop.sock")
+	inst, err := oneinstance.Acquire(instSocket)
+	if errors.Is(err, oneinstance.ErrRunning) {
+		fmt.Printf("palyra-desktop is already running for %s; brought its window forward\n", c.configDir)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer inst.Close()
 	secrets, err := secretstore.Open(c.secretStore, c.profile, filepath.Join(c.configDir, "secrets"))
 	if err != nil {
 		return fmt.Errorf("opening the secret store: %w", err)
@@ -177,10 +249,12 @@ func run(c config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("opening the node: %w", err)
 	}
-	socket := nodeSocket(c, os.Getenv)
 	ln, err := unixsock.Listen(socket)
 	if err != nil {
 		return fmt.Errorf("opening the node's local API (is 'palyra node run' or another palyra-desktop running with this config dir?): %w", err)
+	}
+	if err := userdirs.RecordSocket(c.configDir, userdirs.NodeSocketRecord, socket); err != nil {
+		log.Warn("could not record the local API socket's path in the config directory", "err", err)
 	}
 	apiCtx, stopAPI := context.WithCancel(context.Background())
 	apiDone := make(chan struct{})
@@ -205,6 +279,7 @@ func run(c config, log *slog.Logger) error {
 			return localGateway{g: g, log: log}, nil
 		},
 		LocalGateway: c.localGateway,
+		Autostart:    autostartEntry(c, log),
 		Tray:         tray,
 		Prompter:     prompter,
 		Logger:       log.With("component", "ui"),
@@ -216,12 +291,28 @@ func run(c config, log *slog.Logger) error {
 		fyne.Do(fa.Quit)
 	}()
 	ui.Start(uiCtx)
+	instDone := make(chan struct{})
+	go func() {
+		defer close(instDone)
+		err := oneinstance.Serve(uiCtx, inst, func() {
+			shown := make(chan struct{})
+			fyne.Do(func() { ui.ShowMain(); close(shown) })
+			select {
+			case <-shown:
+			case <-uiCtx.Done():
+			}
+		})
+		if err != nil {
+			log.Warn("later launches are no longer answered", "err", err)
+		}
+	}()
 	log.Info("palyra-desktop running", "config_dir", c.configDir, "local_api", socket, "tray", tray)
 	fa.Run()
 
 	// Quit: the agent's session closes, then the local gateway and the
 	// local API stop.
 	stopUI()
+	<-instDone
 	ui.StopLocal()
 	stopAPI()
 	select {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,6 +108,19 @@ func TestParseFlags(t *testing.T) {
 			}
 			tc.check(t, c)
 		})
+	}
+	// Starting at login keeps what makes it this node, environment
+	// included, as flags with absolute paths; the defaults stay out.
+	c, err := parseFlags([]string{"--local-gateway", "--profile", "work"}, env(map[string]string{"PALYRA_CONFIG_DIR": "rel/conf", "PALYRA_SECRET_STORE": "file"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, _ := filepath.Abs("rel/conf")
+	if got, want := strings.Join(c.autostartArgs(), " "), "--local-gateway --config-dir "+conf+" --secret-store file --profile work"; got != want {
+		t.Errorf("autostart args %q, want %q", got, want)
+	}
+	if c, _ := parseFlags(nil, env(map[string]string{"XDG_CONFIG_HOME": "/x"}), io.Discard); len(c.autostartArgs()) != 0 {
+		t.Errorf("autostart args with the defaults: %q", c.autostartArgs())
 	}
 	var help strings.Builder
 	if _, err := parseFlags([]string{"--help"}, env(nil), &help); err == nil || !strings.Contains(help.String(), "--headless-gateway") || !strings.Contains(help.String(), "-secret-store") {

@@ -80,9 +80,9 @@ func TestDesktopTrayUnderXvfb(t *testing.T) {
 		t.Errorf("status line %+v, want %q (disabled)", menu[0], wantStatus)
 	}
 	for label, want := range map[string]string{
-		app.LabelPair: "enabled", app.LabelCapabilities: "disabled", "system.info": "checked",
-		"clipboard.read": "enabled", "shell.exec (asks)": "enabled", app.LabelLocal: "checked",
-		app.LabelShowCode: "enabled", app.LabelForget: "enabled", app.LabelQuit: "enabled",
+		app.LabelPair: "enabled", app.LabelCapabilities: "disabled", "Read system information": "checked",
+		"Read the clipboard": "enabled", "Run allowed programs (asks)": "enabled", app.LabelLocal: "checked",
+		app.LabelShowCode: "enabled", app.LabelAutostart: "enabled", app.LabelForget: "enabled", app.LabelQuit: "enabled",
 	} {
 		if got := find(t, menu, label).state(); got != want {
 			t.Errorf("%q is %s, want %s", label, got, want)
@@ -95,12 +95,12 @@ func TestDesktopTrayUnderXvfb(t *testing.T) {
 	if describeEnabled(t, palyra, adminSocket, st.DeviceID, "clipboard.read") {
 		t.Fatal("the gateway sees clipboard.read on before the test turned it on")
 	}
-	tray.activate("clipboard.read")
+	tray.activate("Read the clipboard")
 	waitFor(t, stepDeadline, "`palyra nodes describe` to show clipboard.read on", func() bool {
 		return describeEnabled(t, palyra, adminSocket, st.DeviceID, "clipboard.read")
 	})
-	if got := find(t, tray.open(), "clipboard.read").state(); got != "checked" {
-		t.Errorf("clipboard.read is %s in the menu after turning it on", got)
+	if got := find(t, tray.open(), "Read the clipboard").state(); got != "checked" {
+		t.Errorf("\u201cRead the clipboard\u201d is %s in the menu after turning it on", got)
 	}
 	d.screenshot("tray-menu-capability-on")
 	tray.close()

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
 
 	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/identity/secretstore"
@@ -62,7 +62,8 @@ func TestStatusLineAndTray(t *testing.T) {
 
 func TestMenu(t *testing.T) {
 	caps := []capability.Info{
-		{Spec: capability.Spec{Name: "system.info"}, Enabled: true, Consent: capability.ConsentAllow},
+		{Spec: capability.Spec{Name: "system.info", Label: "Read system information"}, Enabled: true, Consent: capability.ConsentAllow},
+		// Without a label the menu falls back to the ID.
 		{Spec: capability.Spec{Name: "shell.exec"}, Enabled: false, Consent: capability.ConsentAsk},
 	}
 	var calls []string
@@ -96,7 +97,7 @@ func TestMenu(t *testing.T) {
 
 	m := BuildModel(st, caps, LocalState{Available: true, On: true}, false, now)
 	menu := m.Menu(act)
-	want := "Connected to Home as laptop (disabled) | — | Pair with gateway… | — | Shared capabilities (disabled) | [x] system.info | shell.exec (asks) | — | [x] Run local gateway | Show pairing code… | Forget gateway… | — | Quit"
+	want := "Connected to Home as laptop (disabled) | — | Pair with gateway… | — | Shared capabilities (disabled) | [x] Read system information | shell.exec (asks) | — | [x] Run local gateway | Show pairing code… | Forget gateway… | — | Quit"
 	if got := labels(menu); got != want {
 		t.Errorf("menu:\n got %s\nwant %s", got, want)
 	}
@@ -114,15 +115,19 @@ func TestMenu(t *testing.T) {
 	}
 
 	// Local gateway off: no pairing code; unpaired: nothing to forget;
-	// pairing: no second wizard.
+	// waiting for approval: Pair brings the wizard back to the request.
 	m = BuildModel(node.Status{State: node.StatePending, VerificationCode: "111 222"}, caps, LocalState{Available: true}, false, now)
-	want = "Waiting for approval — code 111 222 (disabled) | — | Pair with gateway… (disabled) | — | Shared capabilities (disabled) | [x] system.info | shell.exec (asks) | — | Run local gateway | Forget gateway… (disabled) | — | Quit"
+	want = "Waiting for approval — code 111 222 (disabled) | — | Pair with gateway… | — | Shared capabilities (disabled) | [x] Read system information | shell.exec (asks) | — | Run local gateway | Forget gateway… (disabled) | — | Quit"
 	if got := labels(m.Menu(act)); got != want {
-		t.Errorf("menu while pairing:\n got %s\nwant %s", got, want)
+		t.Errorf("menu while waiting for approval:\n got %s\nwant %s", got, want)
+	}
+	// Connecting to pair: no second wizard.
+	if m = BuildModel(node.Status{State: node.StatePairing}, caps, LocalState{Available: true}, false, now); m.CanPair || m.CanForget {
+		t.Errorf("while pairing: can pair %v, can forget %v", m.CanPair, m.CanForget)
 	}
 	// Built without a local gateway: no such item.
 	m = BuildModel(node.Status{State: node.StateOffline, LastError: "dial: refused"}, caps, LocalState{}, false, now)
-	want = "Offline from the gateway (this device) (disabled) | dial: refused (disabled) | — | Pair with gateway… | — | Shared capabilities (disabled) | [x] system.info | shell.exec (asks) | — | Forget gateway… | — | Quit"
+	want = "Offline from the gateway (this device) (disabled) | dial: refused (disabled) | — | Pair with gateway… | — | Shared capabilities (disabled) | [x] Read system information | shell.exec (asks) | — | Forget gateway… | — | Quit"
 	if got := labels(m.Menu(act)); got != want {
 		t.Errorf("menu offline:\n got %s\nwant %s", got, want)
 	}
@@ -328,7 +333,7 @@ func newTestAgent(t *testing.T) *node.Agent {
 func TestMainWindowWithAgent(t *testing.T) {
 	test.NewTempApp(t)
 	agent := newTestAgent(t)
-	var mu sync.Mutex
+	mu := &uiMu // one for every test UI: Fyne's caches are global
 	do := func(f func()) { mu.Lock(); defer mu.Unlock(); f() }
 	u := New(fyne.CurrentApp(), Options{Agent: agent, Now: func() time.Time { return now }, Do: do})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -349,6 +354,16 @@ func TestMainWindowWithAgent(t *testing.T) {
 	check := u.win.checks["clipboard.read"]
 	if check == nil || check.Checked {
 		t.Fatalf("clipboard.read check: %+v", check)
+	}
+	// People read words; the ID stays beside them for the admin.
+	if check.Text != "Read the clipboard" {
+		t.Errorf("clipboard.read's check says %q, want its label", check.Text)
+	}
+	if !windowShows(w.Content(), "Read the text on this computer's clipboard. (clipboard.read)") {
+		t.Error("the main window does not show clipboard.read's description with its ID")
+	}
+	if !windowShows(w.Content(), "Run allowed programs (asks)") {
+		t.Error("the main window does not show shell.exec's label with (asks)")
 	}
 	test.Tap(check)
 	mu.Unlock()
@@ -378,7 +393,7 @@ func TestPrompter(t *testing.T) {
 	test.NewTempApp(t)
 	p := NewPrompter(fyne.CurrentApp())
 	p.shown = make(chan *Prompt, 1)
-	q := capability.Question{Capability: "shell.exec", Summary: "run /usr/bin/uptime", Caller: "admin@Home"}
+	q := capability.Question{Capability: "shell.exec", Label: "Run allowed programs", Summary: "run /usr/bin/uptime", Caller: "admin@Home"}
 	for _, tc := range []struct {
 		name string
 		tap  func(*Prompt)
@@ -396,7 +411,7 @@ func TestPrompter(t *testing.T) {
 				res <- a
 			}()
 			pr := <-p.shown
-			if !strings.Contains(pr.Text.Text, "admin@Home asks to use shell.exec") || !strings.Contains(pr.Text.Text, "run /usr/bin/uptime") {
+			if !strings.Contains(pr.Text.Text, "admin@Home asks to use \u201cRun allowed programs\u201d (shell.exec)") || !strings.Contains(pr.Text.Text, "run /usr/bin/uptime") {
 				t.Errorf("prompt text %q", pr.Text.Text)
 			}
 			tc.tap(pr)
@@ -452,7 +467,7 @@ func (a *trayApp) SetSystemTrayWindow(w fyne.Window) {}
 func TestTrayUpdates(t *testing.T) {
 	ta := &trayApp{App: test.NewTempApp(t)}
 	agent := newTestAgent(t)
-	var mu sync.Mutex
+	mu := &uiMu // one for every test UI: Fyne's caches are global
 	do := func(f func()) { mu.Lock(); defer mu.Unlock(); f() }
 	u := New(ta, Options{Agent: agent, Tray: true, Now: func() time.Time { return now }, Do: do})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -473,14 +488,18 @@ func TestTrayUpdates(t *testing.T) {
 	})
 	var toggle *fyne.MenuItem
 	do(func() {
+		// The tray says what a capability does, not its ID.
 		for _, it := range u.TrayMenu().Items {
-			if it.Label == "clipboard.read" {
+			if it.Label == "Read the clipboard" {
 				toggle = it
+			}
+			if strings.Contains(it.Label, "clipboard.read") || strings.Contains(it.Label, "shell.exec") {
+				t.Errorf("tray menu item %q shows a capability ID", it.Label)
 			}
 		}
 	})
 	if toggle == nil || toggle.Checked {
-		t.Fatalf("clipboard.read in the tray menu: %+v", toggle)
+		t.Fatalf("\u201cRead the clipboard\u201d in the tray menu: %+v", toggle)
 	}
 	do(toggle.Action)
 	do(func() {
@@ -488,8 +507,8 @@ func TestTrayUpdates(t *testing.T) {
 			t.Fatalf("after toggling: %d menus, %d icons", len(ta.menus), len(ta.icons))
 		}
 		for _, it := range u.TrayMenu().Items {
-			if it.Label == "clipboard.read" && !it.Checked {
-				t.Error("clipboard.read is not checked in the new menu")
+			if it.Label == "Read the clipboard" && !it.Checked {
+				t.Error("\u201cRead the clipboard\u201d is not checked in the new menu")
 			}
 		}
 	})
@@ -499,4 +518,21 @@ func TestTrayUpdates(t *testing.T) {
 			t.Errorf("needing attention: icons %v", ta.icons)
 		}
 	})
+}
+
+// windowShows reports whether a label or check in o's tree says text.
+func windowShows(o fyne.CanvasObject, text string) bool {
+	for _, obj := range test.LaidOutObjects(o) {
+		switch w := obj.(type) {
+		case *widget.Label:
+			if w.Text == text {
+				return true
+			}
+		case *widget.Check:
+			if w.Text == text {
+				return true
+			}
+		}
+	}
+	return false
 }

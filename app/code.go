@@ -15,26 +15,53 @@ import (
 	"github.com/palyra/palyra-go/node"
 )
 
-// ShowWizard opens the pairing wizard (or brings it forward).
+// ShowWizard opens the pairing wizard (or brings it forward). While a
+// request made before waits for approval, the wizard shows it (and the
+// agent runs to collect it) instead of asking for a code.
 func (u *UI) ShowWizard() {
-	if u.wizard != nil {
-		u.wizard.Show()
-		return
+	if u.wizard == nil {
+		var z *Wizard
+		z = NewWizard(u.fa, u.opts.Agent, u.opts.Now, func(st node.Status, err error) {
+			defer u.refresh()
+			if err != nil && u.awaitingApproval() {
+				// The window closed while the request waited, or the
+				// connection dropped: the request stands, and the agent
+				// collects the answer.
+				u.notify("Palyra: Still waiting for approval", "This device collects its certificate once the gateway's admin approves the request.")
+				u.startAgent()
+				if u.wizard == z {
+					u.showStillWaiting(z)
+				}
+				return
+			}
+			title, text := Outcome(st, err)
+			u.notify("Palyra: "+title, text)
+			if err == nil {
+				u.paired()
+			}
+		})
+		z.withdraw, z.do = u.withdrawPairing, u.opts.Do
+		z.w.SetOnClosed(func() {
+			z.cancelPairing()
+			if u.wizard == z {
+				u.wizard = nil
+			}
+		})
+		u.wizard = z
 	}
-	z := NewWizard(u.fa, u.opts.Agent, u.opts.Now, func(st node.Status, err error) {
-		title, text := Outcome(st, err)
-		u.notify("Palyra: "+title, text)
-		if err == nil {
-			u.paired()
-		}
-		u.refresh()
-	})
-	z.w.SetOnClosed(func() {
-		z.cancelPairing()
-		u.wizard = nil
-	})
-	u.wizard = z
-	z.Show()
+	if s := u.wizard.Step; (s == StepInput || s == StepDone || s == StepStillWaiting) && u.awaitingApproval() {
+		u.startAgent()
+		u.showStillWaiting(u.wizard)
+	}
+	u.wizard.Show()
+}
+
+// showStillWaiting puts z on the page of the request that waits.
+func (u *UI) showStillWaiting(z *Wizard) {
+	if z.Step != StepStillWaiting {
+		u.log.Info("pairing request still waiting for approval", "request_id", u.status.PairingRequestID)
+	}
+	z.ShowStillWaiting(u.status)
 }
 
 // Wizard is the open pairing wizard, or nil.

@@ -46,7 +46,11 @@ func PromptText(q capability.Question) string {
 	if what == "" {
 		what = q.Description
 	}
-	return fmt.Sprintf("%s asks to use %s on this device:\n\n%s\n\nIf nobody answers, the request is denied.", who, q.Capability, what)
+	capName := q.Capability
+	if q.Label != "" {
+		capName = fmt.Sprintf("\u201c%s\u201d (%s)", q.Label, q.Capability)
+	}
+	return fmt.Sprintf("%s asks to use %s on this device:\n\n%s\n\nIf nobody answers, the request is denied.", who, capName, what)
 }
 
 // Ask shows the question and waits for an answer or for ctx to end.

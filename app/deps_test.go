@@ -12,8 +12,10 @@ import (
 // may import: the agent's API, its capability and desktop types, the
 // pairing formats (PIN, link, QR image) it validates as they are typed and
 // the sentinel errors it explains, and the icons. app/localgw is the one way to the
-// gateway.
+// gateway. app/autostart writes its desktop entry with internal/atomicfile.
 var appAllowed = []string{
+	"github.com/palyra/palyra-go/app/autostart",
+	"github.com/palyra/palyra-go/internal/atomicfile",
 	"github.com/palyra/palyra-go/app/localgw",
 	"github.com/palyra/palyra-go/assets",
 	"github.com/palyra/palyra-go/identity/pairing",

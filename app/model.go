@@ -17,7 +17,8 @@ type Model struct {
 	TrayStatus string
 	Detail     string
 	Tray       TrayState
-	// CanPair is false while a pairing runs.
+	// CanPair is false while a pairing connects. While its request waits
+	// for approval, pairing brings the wizard back on it.
 	CanPair   bool
 	CanForget bool
 	// Capabilities are the check items under the "Shared capabilities"
@@ -32,15 +33,31 @@ type Model struct {
 	// ShowCode offers "Show pairing code…" (only while the local gateway
 	// runs).
 	ShowCode bool
+	// Autostart* describe the "Start at login" item; it is absent where
+	// the app cannot start itself at login (see Options.Autostart).
+	AutostartAvailable bool
+	AutostartOn        bool
 }
 
 // CapabilityItem is one shared capability.
 type CapabilityItem struct {
-	Name        string
+	// Name is the capability's ID (clipboard.read), which admins use.
+	Name string
+	// Label is what people read ("Read the clipboard"); the Name where the
+	// capability has no label.
+	Label       string
 	Description string
 	Enabled     bool
 	// Asks is set when the capability asks before each use.
 	Asks bool
+}
+
+// Text is the item's label as the menu and the window show it.
+func (c CapabilityItem) Text() string {
+	if c.Asks {
+		return c.Label + " (asks)"
+	}
+	return c.Label
 }
 
 // LocalState is the local gateway's state as the model needs it.
@@ -61,7 +78,7 @@ func BuildModel(st node.Status, caps []capability.Info, local LocalState, attent
 		TrayStatus:            TrayStatusLine(st, now),
 		Detail:                DetailLine(st),
 		Tray:                  TrayStateOf(st, attention),
-		CanPair:               st.State != node.StatePairing && st.State != node.StatePending,
+		CanPair:               st.State != node.StatePairing,
 		CanForget:             st.State != node.StateUnpaired && st.State != node.StatePairing && st.State != node.StatePending,
 		LocalGatewayAvailable: local.Available,
 		LocalGatewayOn:        local.On,
@@ -75,7 +92,8 @@ func BuildModel(st node.Status, caps []capability.Info, local LocalState, attent
 	}
 	for _, c := range caps {
 		m.Capabilities = append(m.Capabilities, CapabilityItem{
-			Name: c.Name, Description: c.Description, Enabled: c.Enabled, Asks: c.Consent == capability.ConsentAsk,
+			Name: c.Name, Label: nameOr(c.Label, c.Name), Description: c.Description,
+			Enabled: c.Enabled, Asks: c.Consent == capability.ConsentAsk,
 		})
 	}
 	return m
@@ -86,6 +104,7 @@ type Actions struct {
 	Pair          func()
 	SetCapability func(name string, on bool)
 	SetLocal      func(on bool)
+	SetAutostart  func(on bool)
 	ShowCode      func()
 	Forget        func()
 	Quit          func()
@@ -97,6 +116,7 @@ const (
 	LabelCapabilities = "Shared capabilities"
 	LabelLocal        = "Run local gateway"
 	LabelShowCode     = "Show pairing code…"
+	LabelAutostart    = "Start at login"
 	LabelForget       = "Forget gateway…"
 	LabelQuit         = "Quit"
 )
@@ -125,12 +145,10 @@ func (m Model) Menu(act Actions) *fyne.Menu {
 	heading := fyne.NewMenuItem(LabelCapabilities, nil)
 	heading.Disabled = true
 	items = append(items, fyne.NewMenuItemSeparator(), heading)
+	// Menu items have no tooltip in the tray protocol (dbusmenu), so the
+	// description and the ID are in the main window only.
 	for _, c := range m.Capabilities {
-		label := c.Name
-		if c.Asks {
-			label += " (asks)"
-		}
-		it := fyne.NewMenuItem(label, func() { act.SetCapability(c.Name, !c.Enabled) })
+		it := fyne.NewMenuItem(c.Text(), func() { act.SetCapability(c.Name, !c.Enabled) })
 		it.Checked = c.Enabled
 		items = append(items, it)
 	}
@@ -144,6 +162,11 @@ func (m Model) Menu(act Actions) *fyne.Menu {
 		if m.ShowCode {
 			items = append(items, fyne.NewMenuItem(LabelShowCode, act.ShowCode))
 		}
+	}
+	if m.AutostartAvailable {
+		auto := fyne.NewMenuItem(LabelAutostart, func() { act.SetAutostart(!m.AutostartOn) })
+		auto.Checked = m.AutostartOn
+		items = append(items, auto)
 	}
 	forget := fyne.NewMenuItem(LabelForget, act.Forget)
 	forget.Disabled = !m.CanForget

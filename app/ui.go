@@ -31,6 +31,9 @@ type Options struct {
 	// Tray puts the menu in the system tray; otherwise the main window
 	// holds the status and the actions (see TrayAvailable).
 	Tray bool
+	// Autostart starts the app at login; nil hides "Start at login" (where
+	// the desktop has no autostart the app knows how to write).
+	Autostart Autostart
 	// Prompter shows consent prompts; it is the agent's Asker.
 	Prompter *Prompter
 	Logger   *slog.Logger
@@ -41,6 +44,13 @@ type Options struct {
 	// one that serialises with their own taps (Fyne's test driver runs
 	// fyne.Do on the calling goroutine).
 	Do func(func())
+}
+
+// Autostart is the app's entry in the desktop's autostart (see package
+// app/autostart).
+type Autostart interface {
+	Enabled() bool
+	Set(on bool) error
 }
 
 // DefaultCodeTTL is how long a pairing code shown by the app lasts.
@@ -63,6 +73,7 @@ type UI struct {
 	// localPaired is set while this device is paired with the local
 	// gateway (as far as this run of the app knows).
 	localPaired  bool
+	autostartOn  bool
 	stopRequests context.CancelFunc
 	attention    int
 	model        Model
@@ -80,6 +91,9 @@ type UI struct {
 type runState struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+	// collecting is set while this run waits for the answer to a pairing
+	// request made before it started (see collected).
+	collecting bool
 }
 
 // New makes the UI; Start shows it.
@@ -110,6 +124,9 @@ func New(fa fyne.App, opts Options) *UI {
 // on the Fyne goroutine (before app.Run, or inside fyne.Do).
 func (u *UI) Start(ctx context.Context) {
 	u.ctx = ctx
+	if u.opts.Autostart != nil {
+		u.autostartOn = u.opts.Autostart.Enabled()
+	}
 	if !u.opts.Tray {
 		u.win = newMainWindow(u)
 		u.win.w.Show()
@@ -117,10 +134,27 @@ func (u *UI) Start(ctx context.Context) {
 	u.refresh()
 	go u.follow(ctx)
 	if u.opts.LocalGateway && u.opts.StartLocalGateway != nil {
+		// The local gateway pairs this device, replacing a request that
+		// may wait elsewhere.
 		u.setLocal(true)
-	} else {
-		u.startAgent()
+		return
 	}
+	u.startAgent()
+	if u.run != nil && u.run.collecting {
+		// The app restarted while a request waited: say so, with its code.
+		u.ShowWizard()
+	}
+}
+
+// ShowMain shows the main window and brings it forward, as a second launch
+// of the app asks; a tray app gets one too. Call it on the Fyne goroutine.
+func (u *UI) ShowMain() {
+	if u.win == nil {
+		u.win = newMainWindow(u)
+		u.refresh()
+	}
+	u.win.w.Show()
+	u.win.w.RequestFocus()
 }
 
 // Model is the current model (for tests and the main window).
@@ -171,13 +205,43 @@ func (u *UI) apply(st node.Status) {
 	case st.State == node.StateRevoked && prev.State != node.StateRevoked:
 		u.notify("This device was revoked", fmt.Sprintf("%s no longer accepts this device; it has stopped connecting.", nameOr(st.GatewayName, "The gateway")))
 	}
+	if r := u.run; r != nil && r.collecting {
+		switch st.State {
+		case node.StateOffline, node.StateConnecting, node.StateConnected:
+			// The agent holds its certificate and goes on to connect.
+			r.collecting = false
+			u.collected(st, nil)
+		case node.StatePending:
+			if u.wizard != nil && u.wizard.Step == StepStillWaiting {
+				u.wizard.ShowStillWaiting(st)
+			}
+		}
+	}
 	u.refresh()
+}
+
+// collected is how a request the agent collected ended: err is nil once it
+// holds the certificate, or what Run returned (rejected, expired…).
+func (u *UI) collected(st node.Status, err error) {
+	title, text := Outcome(st, err)
+	u.log.Info("pending pairing request answered", "outcome", title, "err", err)
+	u.notify("Palyra: "+title, text)
+	if u.wizard != nil {
+		u.wizard.Collected(st, err)
+	}
+}
+
+// awaitingApproval reports whether a pairing request waits for approval on
+// an unpaired device: the one case Agent.Run collects it in.
+func (u *UI) awaitingApproval() bool {
+	return !u.opts.Agent.Paired() && u.opts.Agent.HasPendingPairing()
 }
 
 // refresh recomputes the model and updates the tray and the window.
 func (u *UI) refresh() {
 	local := LocalState{Available: u.opts.StartLocalGateway != nil, On: u.local != nil, Busy: u.localBusy, Paired: u.localPaired}
 	u.model = BuildModel(u.status, u.opts.Agent.Capabilities(), local, u.attention > 0, u.opts.Now())
+	u.model.AutostartAvailable, u.model.AutostartOn = u.opts.Autostart != nil, u.autostartOn
 	act := u.actions()
 	if u.opts.Tray {
 		if d, ok := u.fa.(desktop.App); ok {
@@ -232,9 +296,14 @@ func (u *UI) actions() Actions {
 		Pair:          u.ShowWizard,
 		SetCapability: u.setCapability,
 		SetLocal:      u.setLocal,
+		SetAutostart:  u.setAutostart,
 		ShowCode:      u.ShowCode,
 		Forget:        u.confirmForget,
-		Quit:          u.fa.Quit,
+		Quit: func() {
+			// Logged, so that a quit that hangs shows it was asked for.
+			u.log.Info("quitting: asked from the menu")
+			u.fa.Quit()
+		},
 	}
 }
 
@@ -268,15 +337,32 @@ func (u *UI) setCapability(name string, on bool) {
 	u.refresh()
 }
 
+// setAutostart turns starting at login on or off.
+func (u *UI) setAutostart(on bool) {
+	if u.opts.Autostart == nil {
+		return
+	}
+	if err := u.opts.Autostart.Set(on); err != nil {
+		u.showError("changing "+LabelAutostart, err)
+	}
+	u.autostartOn = u.opts.Autostart.Enabled()
+	u.log.Info("start at login", "on", u.autostartOn)
+	u.refresh()
+}
+
 // startAgent runs the agent in the background if it is paired (or its
 // pairing request waits for approval, which Run collects) and not running
 // already.
 func (u *UI) startAgent() {
-	if u.run != nil || (!u.opts.Agent.Paired() && !u.opts.Agent.HasPendingPairing()) {
+	if u.run != nil {
+		return
+	}
+	collecting := u.awaitingApproval()
+	if !collecting && !u.opts.Agent.Paired() {
 		return
 	}
 	ctx, cancel := context.WithCancel(u.ctx)
-	r := &runState{cancel: cancel, done: make(chan struct{})}
+	r := &runState{cancel: cancel, done: make(chan struct{}), collecting: collecting}
 	u.run = r
 	go func() {
 		defer close(r.done)
@@ -287,6 +373,12 @@ func (u *UI) startAgent() {
 		u.opts.Do(func() {
 			if u.run == r {
 				u.run = nil
+			}
+			// Run ends with an error, unpaired, only when the request's
+			// answer was no (or could not be read).
+			if r.collecting && err != nil && !u.opts.Agent.Paired() {
+				r.collecting = false
+				u.collected(u.opts.Agent.Status(), err)
 			}
 		})
 	}()
@@ -341,7 +433,10 @@ func (u *UI) confirmForget() {
 }
 
 // Forget stops the agent and removes its pairing.
-func (u *UI) Forget() {
+func (u *UI) Forget() { u.forget(func() {}) }
+
+// forget is Forget, then calls then.
+func (u *UI) forget(then func()) {
 	u.stopAgent(func() {
 		if err := u.opts.Agent.Forget(); err != nil {
 			u.showError("forgetting the gateway", err)
@@ -349,7 +444,21 @@ func (u *UI) Forget() {
 		u.wasConnected = false
 		u.localPaired = false
 		u.refresh()
+		then()
 	})
+}
+
+// withdrawPairing forgets the pending pairing request of an unpaired
+// device (the agent stops waiting for it first), then calls done. The
+// gateway is not told: its admin sees the request until it expires, and an
+// approval then reaches nobody. A paired device's pairing is left alone.
+func (u *UI) withdrawPairing(done func()) {
+	if u.opts.Agent.Paired() {
+		done()
+		return
+	}
+	u.log.Info("withdrawing the pending pairing request", "request_id", u.status.PairingRequestID)
+	u.forget(done)
 }
 
 // setLocal starts or stops the local gateway.

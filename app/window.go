@@ -21,6 +21,7 @@ type mainWindow struct {
 	forget  *widget.Button
 	local   *widget.Check
 	code    *widget.Button
+	auto    *widget.Check
 	caps    *fyne.Container
 	checks  map[string]*widget.Check
 	content *fyne.Container
@@ -54,6 +55,11 @@ func newMainWindow(u *UI) *mainWindow {
 		}
 	})
 	m.code = widget.NewButton(LabelShowCode, func() { m.act.ShowCode() })
+	m.auto = widget.NewCheck(LabelAutostart, func(on bool) {
+		if !m.updating {
+			m.act.SetAutostart(on)
+		}
+	})
 	m.caps = container.New(layout.NewFormLayout())
 	quit := widget.NewButton(LabelQuit, func() { m.act.Quit() })
 
@@ -62,14 +68,20 @@ func newMainWindow(u *UI) *mainWindow {
 	local := container.NewGridWithColumns(2, m.local, m.code)
 	capCard := widget.NewCard(LabelCapabilities, "What the gateway may use on this device", container.NewVScroll(m.caps))
 	// The objects are in reading order, which is also the keyboard's focus
-	// order: actions, capabilities, Quit.
+	// order: actions, capabilities, Start at login, Quit.
 	top := container.NewVBox(header, m.detail, widget.NewSeparator(), actions, local)
-	bottom := container.NewHBox(layout.NewSpacer(), quit)
+	bottom := container.NewHBox(m.auto, layout.NewSpacer(), quit)
 	m.content = container.New(layout.NewBorderLayout(top, bottom, nil, nil), top, capCard, bottom)
 	m.w.SetContent(container.NewPadded(m.content))
 	m.w.SetIcon(assets.Icon)
 	m.w.Resize(mainWindowSize)
-	m.w.SetMaster()
+	if u.opts.Tray {
+		// Opened from a later launch (UI.ShowMain): the tray stays the
+		// app, so closing the window only hides it.
+		m.w.SetCloseIntercept(m.w.Hide)
+	} else {
+		m.w.SetMaster()
+	}
 	return m
 }
 
@@ -104,6 +116,15 @@ func (m *mainWindow) show(md Model, act Actions) {
 	} else {
 		m.local.Hide()
 	}
+	if md.AutostartAvailable == m.auto.Hidden {
+		if md.AutostartAvailable {
+			m.auto.Show()
+		} else {
+			m.auto.Hide()
+		}
+		defer m.content.Refresh()
+	}
+	m.auto.SetChecked(md.AutostartOn)
 	if md.ShowCode {
 		m.code.Show()
 	} else {
@@ -114,12 +135,14 @@ func (m *mainWindow) show(md Model, act Actions) {
 		clear(m.checks)
 		for _, c := range md.Capabilities {
 			name := c.Name
-			check := widget.NewCheck(name, func(on bool) {
+			check := widget.NewCheck(c.Text(), func(on bool) {
 				if !m.updating {
 					m.act.SetCapability(name, on)
 				}
 			})
-			desc := widget.NewLabel(c.Description)
+			// The ID stays beside the words: it is what the gateway's
+			// admin and the command line name.
+			desc := widget.NewLabel(CapabilityDetail(c))
 			desc.Wrapping = fyne.TextWrapWord
 			desc.SizeName = theme.SizeNameCaptionText
 			m.checks[name] = check
@@ -129,10 +152,7 @@ func (m *mainWindow) show(md Model, act Actions) {
 	}
 	m.capList = md.Capabilities
 	for _, c := range md.Capabilities {
-		label := c.Name
-		if c.Asks {
-			label += " (asks)"
-		}
+		label := c.Text()
 		ch := m.checks[c.Name]
 		if ch.Text != label {
 			ch.Text = label
@@ -140,6 +160,15 @@ func (m *mainWindow) show(md Model, act Actions) {
 		}
 		ch.SetChecked(c.Enabled)
 	}
+}
+
+// CapabilityDetail is the secondary line of a capability in the main
+// window: its description, then its ID.
+func CapabilityDetail(c CapabilityItem) string {
+	if c.Description == "" {
+		return c.Name
+	}
+	return c.Description + " (" + c.Name + ")"
 }
 
 func sameCapNames(a, b []CapabilityItem) bool {

@@ -26,15 +26,18 @@ type WizardStep int
 
 // The wizard's steps: the owner enters a code; the app connects; the
 // gateway waits for its admin (the verification code is shown); the outcome.
+// StepStillWaiting is the page of a request made before (the app restarted
+// while it waited, or its pairing was cut off), which the agent collects.
 const (
 	StepInput WizardStep = iota
 	StepConnecting
 	StepWaiting
 	StepDone
+	StepStillWaiting
 )
 
 func (s WizardStep) String() string {
-	return [...]string{"input", "connecting", "waiting", "done"}[s]
+	return [...]string{"input", "connecting", "waiting", "done", "still waiting"}[s]
 }
 
 // Pairer is the part of node.Agent the wizard uses.
@@ -118,6 +121,25 @@ func Outcome(st node.Status, err error) (title, text string) {
 	return "Pairing failed", capitalize(err.Error()) + "."
 }
 
+// StillWaitingText is what the page of a request that still waits for
+// approval says: where it went, that the window moves on by itself, when the
+// request expires, and why the agent is retrying, if it is.
+func StillWaitingText(st node.Status) string {
+	gw := "the gateway"
+	if len(st.Gateways) > 0 {
+		gw = "the gateway at " + st.Gateways[0]
+	}
+	text := fmt.Sprintf("This device asked %s to pair, and the request is still waiting for its admin's approval. "+
+		"Compare this verification code with the one the admin sees. This window moves on by itself once they answer.", gw)
+	if !st.PairingExpiresAt.IsZero() {
+		text += fmt.Sprintf(" The request expires at %s if nobody approves it.", st.PairingExpiresAt.Local().Format("15:04"))
+	}
+	if st.LastError != "" && !st.RetryAt.IsZero() {
+		text += fmt.Sprintf("\n\nThe gateway cannot be reached (%s); trying again at %s.", DetailLine(st), st.RetryAt.Local().Format("15:04:05"))
+	}
+	return text
+}
+
 func capitalize(s string) string {
 	if s == "" {
 		return s
@@ -130,8 +152,16 @@ type Wizard struct {
 	w      fyne.Window
 	pairer Pairer
 	now    func() time.Time
-	// onDone is called on the Fyne goroutine with the outcome.
+	// onDone is called on the Fyne goroutine with the outcome of a pairing
+	// the wizard ran.
 	onDone func(node.Status, error)
+	// withdraw, when set, forgets the device's pending pairing request and
+	// then calls done (on the Fyne goroutine): for "Cancel request" and for
+	// Cancel while the wizard's own request waits. The UI sets it.
+	withdraw func(done func())
+	// do runs a function on the Fyne goroutine: fyne.Do, or the UI's
+	// Options.Do.
+	do func(func())
 
 	Step WizardStep
 
@@ -156,15 +186,21 @@ type Wizard struct {
 	Cancel   *widget.Button
 	Close    *widget.Button
 	Again    *widget.Button
+	// KeepWaiting and CancelRequest are the choices of StepStillWaiting.
+	KeepWaiting   *widget.Button
+	CancelRequest *widget.Button
 
 	cancel context.CancelFunc
+	// cancelled is set when the owner pressed Cancel (not when the window
+	// closed): the request is withdrawn, not left to wait.
+	cancelled bool
 	// steps, for tests, receives each step once the window shows it.
 	steps chan WizardStep
 }
 
 // NewWizard makes the pairing window; Show shows it.
 func NewWizard(fa fyne.App, pairer Pairer, now func() time.Time, onDone func(node.Status, error)) *Wizard {
-	z := &Wizard{w: fa.NewWindow("Pair with a gateway"), pairer: pairer, now: now, onDone: onDone}
+	z := &Wizard{w: fa.NewWindow("Pair with a gateway"), pairer: pairer, now: now, onDone: onDone, do: fyne.Do}
 
 	z.Address = widget.NewEntry()
 	z.Address.SetPlaceHolder("gateway address, e.g. 192.168.1.20:7443")
@@ -213,10 +249,18 @@ func NewWizard(fa fyne.App, pairer Pairer, now func() time.Time, onDone func(nod
 	z.Code = widget.NewLabelWithStyle("", fyne.TextAlignCenter, fyne.TextStyle{Monospace: true})
 	z.Code.SizeName = theme.SizeNameHeadingText
 	z.activity = widget.NewProgressBarInfinite()
-	z.Cancel = widget.NewButton("Cancel", z.cancelPairing)
+	z.Cancel = widget.NewButton("Cancel", func() {
+		z.cancelled = true
+		z.cancelPairing()
+	})
 	z.Close = widget.NewButton("Close", z.w.Close)
 	z.Again = widget.NewButton("Try again", z.reset)
-	z.progress = container.NewVBox(z.Title, z.Message, z.Code, z.activity, container.NewHBox(z.Cancel, z.Again, z.Close))
+	// Keep waiting only closes the window: the agent goes on waiting.
+	z.KeepWaiting = widget.NewButton("Keep waiting", z.w.Close)
+	z.KeepWaiting.Importance = widget.HighImportance
+	z.CancelRequest = widget.NewButton("Cancel request and pair again", z.cancelRequest)
+	z.progress = container.NewVBox(z.Title, z.Message, z.Code, z.activity,
+		container.NewHBox(z.Cancel, z.KeepWaiting, z.CancelRequest, z.Again, z.Close))
 
 	z.w.SetContent(container.NewPadded(container.NewStack(z.input, z.progress)))
 	z.w.SetOnClosed(func() {
@@ -275,10 +319,10 @@ func (z *Wizard) start(opts node.PairOptions) {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	z.cancel = cancel
+	z.cancel, z.cancelled = cancel, false
 	z.setStep(StepConnecting, "Connecting…", "Reaching the gateway and checking the code. The code's secret never leaves this device.", "")
 	opts.OnPending = func(p pairclient.Pending) {
-		fyne.Do(func() {
+		z.do(func() {
 			z.setStep(StepWaiting, "Waiting for approval",
 				"Compare this verification code with the one the gateway's admin sees, and ask them to approve this device.",
 				p.VerificationCode)
@@ -287,7 +331,7 @@ func (z *Wizard) start(opts node.PairOptions) {
 	go func() {
 		st, err := z.pairer.Pair(ctx, opts)
 		cancel()
-		fyne.Do(func() { z.finish(st, err) })
+		z.do(func() { z.finish(st, err) })
 	}()
 }
 
@@ -297,33 +341,108 @@ func (z *Wizard) setStep(step WizardStep, title, msg, code string) {
 	z.progress.Show()
 	z.Title.SetText(title)
 	z.Message.SetText(msg)
-	z.Code.SetText(code)
-	if code == "" {
-		z.Code.Hide()
-	} else {
-		z.Code.Show()
-	}
-	busy := step == StepConnecting || step == StepWaiting
+	z.setCode(code)
+	own := step == StepConnecting || step == StepWaiting
+	busy := own || step == StepStillWaiting
 	if busy {
 		z.activity.Show()
 		z.activity.Start()
-		z.Cancel.Show()
 		z.Again.Hide()
 		z.Close.Hide()
-		z.w.Canvas().Focus(z.Cancel)
 	} else {
 		z.activity.Stop()
 		z.activity.Hide()
-		z.Cancel.Hide()
 		z.Close.Show()
+	}
+	showIf(z.Cancel, own)
+	showIf(z.KeepWaiting, step == StepStillWaiting)
+	showIf(z.CancelRequest, step == StepStillWaiting)
+	switch {
+	case own:
+		z.w.Canvas().Focus(z.Cancel)
+	case step == StepStillWaiting:
+		z.w.Canvas().Focus(z.KeepWaiting)
 	}
 	if z.steps != nil {
 		z.steps <- step
 	}
 }
 
+func (z *Wizard) setCode(code string) {
+	z.Code.SetText(code)
+	showIf(z.Code, code != "")
+}
+
+func showIf(o fyne.CanvasObject, show bool) {
+	if show {
+		o.Show()
+	} else {
+		o.Hide()
+	}
+}
+
+// ShowStillWaiting puts the wizard on the page of a pairing request made
+// before, which waits for approval and which the agent collects; called
+// again with a newer status, it updates the page. It leaves a pairing the
+// wizard runs itself alone.
+func (z *Wizard) ShowStillWaiting(st node.Status) {
+	switch z.Step {
+	case StepConnecting, StepWaiting:
+		return
+	case StepStillWaiting:
+		z.Message.SetText(StillWaitingText(st))
+		z.setCode(st.VerificationCode)
+		return
+	}
+	z.setStep(StepStillWaiting, "Still waiting for approval", StillWaitingText(st), st.VerificationCode)
+}
+
+// Collected shows how the request of StepStillWaiting ended: paired (err
+// nil), or why not.
+func (z *Wizard) Collected(st node.Status, err error) {
+	if z.Step == StepStillWaiting {
+		z.showOutcome(st, err)
+	}
+}
+
+// cancelRequest forgets the request that still waits and goes back to
+// entering a code.
+func (z *Wizard) cancelRequest() {
+	if z.Step != StepStillWaiting {
+		return
+	}
+	if z.withdraw == nil {
+		z.reset()
+		return
+	}
+	setEnabled(z.CancelRequest, false)
+	z.withdraw(func() {
+		setEnabled(z.CancelRequest, true)
+		if z.Step == StepStillWaiting {
+			z.reset()
+		}
+	})
+}
+
 func (z *Wizard) finish(st node.Status, err error) {
 	z.cancel = nil
+	done := func() {
+		z.showOutcome(st, err)
+		if z.onDone != nil {
+			z.onDone(st, err)
+		}
+	}
+	// Cancel means the request is off: it must not wait on, to be
+	// collected after a restart. (Closing the window leaves it waiting.)
+	if z.cancelled && errors.Is(err, context.Canceled) && z.withdraw != nil {
+		z.withdraw(done)
+		return
+	}
+	done()
+}
+
+// showOutcome is the last page: how the pairing ended.
+func (z *Wizard) showOutcome(st node.Status, err error) {
 	title, text := Outcome(st, err)
 	z.setStep(StepDone, title, text, "")
 	// The next step has the keyboard: Try again after a failure, Close
@@ -334,9 +453,6 @@ func (z *Wizard) finish(st node.Status, err error) {
 		next = z.Again
 	}
 	z.w.Canvas().Focus(next)
-	if z.onDone != nil {
-		z.onDone(st, err)
-	}
 }
 
 func (z *Wizard) cancelPairing() {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"time"
 
 	"github.com/palyra/palyra-go/gateway/admin"
 )
@@ -34,6 +35,12 @@ type (
 	Invocation = admin.Invocation
 	// InvokeResult is a call's outcome.
 	InvokeResult = admin.InvokeResult
+	// Call is a queued call, kept with its result.
+	Call = admin.Call
+	// CallState is where a queued call stands.
+	CallState = admin.CallState
+	// CallFilter selects queued calls to list.
+	CallFilter = admin.CallFilter
 
 	// NotFoundError names what was not found.
 	NotFoundError = admin.NotFoundError
@@ -51,6 +58,16 @@ const (
 	RequestApproved = admin.RequestApproved
 	RequestRejected = admin.RequestRejected
 	RequestExpired  = admin.RequestExpired
+)
+
+// The states of a queued call.
+const (
+	CallQueued    = admin.CallQueued
+	CallDelivered = admin.CallDelivered
+	CallDone      = admin.CallDone
+	CallFailed    = admin.CallFailed
+	CallExpired   = admin.CallExpired
+	CallCancelled = admin.CallCancelled
 )
 
 // The privacy classes and consent settings of capabilities.
@@ -74,6 +91,7 @@ var (
 	ErrUnavailable     = admin.ErrUnavailable
 	ErrTooManyCodes    = admin.ErrTooManyCodes
 	ErrCannotLink      = admin.ErrCannotLink
+	ErrCallEnded       = admin.ErrCallEnded
 	ErrInternal        = admin.ErrInternal
 )
 
@@ -118,6 +136,23 @@ func (g *Gateway) DescribeNode(ctx context.Context, deviceID string) (NodeDetail
 // Invoke runs a capability on a node and waits for its result.
 func (g *Gateway) Invoke(ctx context.Context, inv Invocation) (InvokeResult, error) {
 	return g.admin.Invoke(ctx, inv)
+}
+
+// Calls lists queued calls, newest first.
+func (g *Gateway) Calls(ctx context.Context, f CallFilter) ([]Call, error) {
+	return g.admin.Calls(ctx, f)
+}
+
+// GetCall returns a queued call; if it is pending, it waits up to wait for
+// its result.
+func (g *Gateway) GetCall(ctx context.Context, requestID string, wait time.Duration) (Call, error) {
+	return g.admin.GetCall(ctx, requestID, wait)
+}
+
+// CancelCall cancels a queued call that has not ended, and returns the
+// state it was in and the call.
+func (g *Gateway) CancelCall(ctx context.Context, requestID string) (CallState, Call, error) {
+	return g.admin.CancelCall(ctx, requestID)
 }
 
 // RevokeDevice revokes a device and closes its live sessions.

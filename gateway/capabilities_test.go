@@ -22,7 +22,7 @@ import (
 
 // invokeAdmin runs a capability through the admin API, as `palyra nodes
 // invoke` does.
-func invokeAdmin(t *testing.T, rg *runningGateway, id, capability, args string, queueTTL time.Duration) *adminv1.InvokeResponse {
+func invokeAdmin(t testing.TB, rg *runningGateway, id, capability, args string, queueTTL time.Duration) *adminv1.InvokeResponse {
 	t.Helper()
 	resp, err := rg.admin.Invoke(t.Context(), &adminv1.InvokeRequest{
 		DeviceId:   id,
@@ -229,8 +229,38 @@ func watchQueued(t *testing.T, rg *runningGateway, id string) <-chan *adminv1.Ev
 	})
 }
 
-// scrape reads the gateway's metrics endpoint (MetricsListen must be set).
-func scrape(t *testing.T, rg *runningGateway) string {
+// TestMetrics: the metrics endpoint counts pairings and invocations by
+// outcome and the connected nodes.
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	rg := startGateway(t, t.TempDir(), "127.0.0.1:0", nil, func(c *gateway.Config) { c.MetricsListen = "127.0.0.1:0" })
+	a := newAgent(t, "measured")
+	if _, err := a.Pair(t.Context(), node.PairOptions{Gateway: rg.g.Addresses()[0], PIN: mint(t, rg, true).Pin}); err != nil {
+		t.Fatal(err)
+	}
+	stop := runAgent(a)
+	defer stop()
+	id := a.Status().DeviceID
+	waitCapability(t, rg, id, "system.info", true)
+	invokeAdmin(t, rg, id, "system.info", "", 0)
+	invokeAdmin(t, rg, id, "clipboard.read", "", 0) // off by default
+
+	body := metricsText(t, rg)
+	for _, want := range []string{
+		`palyra_pairing_attempts_total{outcome="paired"} 1`,
+		`palyra_invocations_total{outcome="ok"} 1`,
+		`palyra_invocations_total{outcome="disabled"} 1`,
+		`palyra_invocation_duration_seconds_count{transport="quic"} 2`,
+		"palyra_connected_nodes 1",
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+}
+
+// metricsText is what rg's metrics endpoint serves now.
+func metricsText(t testing.TB, rg *runningGateway) string {
 	t.Helper()
 	// Run serves metrics shortly after it starts; poll for the address.
 	var addr net.Addr
@@ -255,34 +285,24 @@ func scrape(t *testing.T, rg *runningGateway) string {
 	return string(body)
 }
 
-// TestMetrics: the metrics endpoint counts pairings and invocations by
-// outcome and the connected nodes.
-func TestMetrics(t *testing.T) {
-	t.Parallel()
-	rg := startGateway(t, t.TempDir(), "127.0.0.1:0", nil, func(c *gateway.Config) { c.MetricsListen = "127.0.0.1:0" })
-	a := newAgent(t, "measured")
-	if _, err := a.Pair(t.Context(), node.PairOptions{Gateway: rg.g.Addresses()[0], PIN: mint(t, rg, true).Pin}); err != nil {
+// startUDPBlockedGateway starts a gateway whose QUIC listens on another
+// port than the one it advertises: datagrams to the advertised one go
+// nowhere, as behind a firewall that drops UDP, so nodes use gRPC.
+func startUDPBlockedGateway(t testing.TB, options ...func(*gateway.Config)) *runningGateway {
+	t.Helper()
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
 		t.Fatal(err)
 	}
-	stop := runAgent(a)
-	defer stop()
-	id := a.Status().DeviceID
-	waitCapability(t, rg, id, "system.info", true)
-	invokeAdmin(t, rg, id, "system.info", "", 0)
-	invokeAdmin(t, rg, id, "clipboard.read", "", 0) // off by default
-
-	body := scrape(t, rg)
-	for _, want := range []string{
-		`palyra_pairing_attempts_total{outcome="paired"} 1`,
-		`palyra_invocations_total{outcome="ok"} 1`,
-		`palyra_invocations_total{outcome="disabled"} 1`,
-		`palyra_invocation_duration_seconds_count{transport="quic"} 2`,
-		"palyra_connected_nodes 1",
-	} {
-		if !strings.Contains(body, want+"\n") {
-			t.Errorf("metrics lack %q:\n%s", want, body)
-		}
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { udp.Close() })
+	return startGateway(t, t.TempDir(), "", nil, append([]func(*gateway.Config){func(c *gateway.Config) {
+		c.TCPListener, c.PacketConn = tcp, udp
+		c.Advertise = []string{tcp.Addr().String()}
+	}}, options...)...)
 }
 
 // TestGRPCFallback: where UDP does not get through, the node connects over
@@ -290,23 +310,9 @@ func TestMetrics(t *testing.T) {
 // off by revocation.
 func TestGRPCFallback(t *testing.T) {
 	t.Parallel()
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// QUIC listens on another port: datagrams to the advertised one go
-	// nowhere, as behind a firewall that drops UDP.
-	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer udp.Close()
-	rg := startGateway(t, t.TempDir(), "", nil, func(c *gateway.Config) {
-		c.TCPListener, c.PacketConn = tcp, udp
-		c.Advertise = []string{tcp.Addr().String()}
-	})
+	rg := startUDPBlockedGateway(t)
 	a := newAgent(t, "firewalled")
-	if _, err := a.Pair(t.Context(), node.PairOptions{Gateway: tcp.Addr().String(), PIN: mint(t, rg, true).Pin}); err != nil {
+	if _, err := a.Pair(t.Context(), node.PairOptions{Gateway: rg.g.Addresses()[0], PIN: mint(t, rg, true).Pin}); err != nil {
 		t.Fatal(err)
 	}
 	id := a.Status().DeviceID
@@ -487,15 +493,7 @@ func queueGatedCall(t *testing.T, rg *runningGateway, a *node.Agent, script stri
 		t.Fatal(err)
 	}
 	call := gatedCall{device: a.Status().DeviceID, marks: filepath.Join(t.TempDir(), "marks"), gate: filepath.Join(t.TempDir(), "gate")}
-	for _, c := range []node.SharingChange{
-		{Action: "enable", Name: "shell.exec"},
-		{Action: "consent", Name: "shell.exec", Value: "allow"},
-		{Action: "allow-command", Value: "/bin/sh"},
-	} {
-		if err := a.ChangeSharing(c); err != nil {
-			t.Fatal(err)
-		}
-	}
+	shareShell(t, a)
 	if err := syscall.Mkfifo(call.gate, 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,10 @@
 // and certificate authority, Run serves the Pairing service (gRPC over TLS),
 // the node sessions (QUIC with client certificates) and the admin API (gRPC
 // on a Unix socket) until its context ends. `palyra gateway run`, the
-// desktop app's local gateway and the tests all embed it.
+// desktop app's local gateway and the tests all embed it. What clients that
+// have not authenticated may hold (handshake and idle deadlines, caps on
+// connections and QUIC handshakes) is bounded by the limits of its Config
+// (limits.go).
 //
 // The pieces live in sub-packages (store, pairingsvc, quiccarrier, admin); this
 // package only wires them together and owns their goroutines.
@@ -19,6 +22,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -27,9 +31,11 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/palyra/palyra-go/gateway/admin"
 	"github.com/palyra/palyra-go/gateway/adminrpc"
+	"github.com/palyra/palyra-go/gateway/auditlog"
 	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/gateway/dispatch"
 	"github.com/palyra/palyra-go/gateway/events"
@@ -39,12 +45,19 @@ import (
 	"github.com/palyra/palyra-go/gateway/quiccarrier"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/internal/connlimit"
+	"github.com/palyra/palyra-go/internal/dirlock"
 	"github.com/palyra/palyra-go/internal/metrics"
 	"github.com/palyra/palyra-go/internal/unixsock"
+	"github.com/palyra/palyra-go/internal/userdirs"
 	"github.com/palyra/palyra-go/internal/wire"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
 	pairingv1 "github.com/palyra/palyra-go/proto/pairing/v1"
 )
+
+// LockFile, in the data directory, is locked by the gateway using it and
+// names its PID.
+const LockFile = "gateway.lock"
 
 // Defaults.
 const (
@@ -53,6 +66,16 @@ const (
 	StoreFile       = "gateway.db"
 	shutdownTimeout = 5 * time.Second
 	sweepInterval   = 30 * time.Second
+	// DefaultAuditRetention is how long audit rows are kept.
+	DefaultAuditRetention = 90 * 24 * time.Hour
+	// MinAuditRetention guards against a retention that would empty the
+	// audit log as it is written (a mistyped unit, say).
+	MinAuditRetention = time.Hour
+	// auditPruneInterval is how often the sweeper deletes the audit rows
+	// past the retention: a row lives at most this much longer.
+	auditPruneInterval = time.Hour
+	// auditFlushTimeout bounds writing the last audit rows when Run ends.
+	auditFlushTimeout = 10 * time.Second
 
 	// Pairing limits (package gateway/pairingsvc/limit says why these).
 	DefaultPairingBurst       = limit.DefaultBurst
@@ -69,8 +92,13 @@ type Config struct {
 	// Listen is HOST:PORT for both TCP (pairing) and UDP (QUIC).
 	Listen string
 	// Advertise lists the HOST:PORT addresses nodes are told to use;
-	// default: the listen address.
+	// default: the listen address, or for a wildcard one (0.0.0.0, [::])
+	// the machine's addresses other machines could dial, with its port
+	// (New refuses a wildcard when there are none).
 	Advertise []string
+	// InterfaceAddrs lists the machine's addresses for a wildcard Listen;
+	// nil: net.InterfaceAddrs.
+	InterfaceAddrs func() ([]net.Addr, error)
 	// AdminSocket is the Unix socket path of the admin API.
 	AdminSocket string
 
@@ -81,6 +109,36 @@ type Config struct {
 	LeaseTTL           time.Duration
 	RequestTTL         time.Duration
 	DeviceCertLifetime time.Duration
+	// AuditRetention is how long audit rows are kept: the sweeper deletes
+	// older ones. Zero means DefaultAuditRetention; less than
+	// MinAuditRetention is refused.
+	AuditRetention time.Duration
+
+	// Connection limits (limits.go has the defaults, README.md's "Security
+	// limits" the reasons). HandshakeTimeout bounds a TCP connection's TLS
+	// and HTTP/2 handshake; IdleTimeout closes a TCP connection with no
+	// RPC in progress for that long (a node's gRPC session always has
+	// one). Zero: the default.
+	HandshakeTimeout time.Duration
+	IdleTimeout      time.Duration
+	// MaxUnauthenticatedConns caps the TCP connections that have not
+	// presented a verified device certificate (pairing devices, and every
+	// connection until its handshake); more are closed at accept. Zero:
+	// DefaultMaxUnauthenticatedConns lowered to fit the open-file limit; a
+	// cap set that does not fit is an error from New. Negative: no cap.
+	MaxUnauthenticatedConns int
+	// MaxUnauthenticatedConnsPerSource caps those of one IPv4 address or
+	// IPv6 /64; it must be below MaxUnauthenticatedConns. Zero: 1/16 of
+	// it; negative: no cap.
+	MaxUnauthenticatedConnsPerSource int
+	// MaxQUICHandshakes caps the QUIC handshakes in progress, of which one
+	// source that proved its address may hold 1/16. Zero:
+	// DefaultMaxQUICHandshakes; negative: no cap.
+	MaxQUICHandshakes int
+	// QUICRetryThreshold: from this many QUIC handshakes in progress on,
+	// a client must prove its address with a Retry first; it must be below
+	// MaxQUICHandshakes. Zero: 1/8 of MaxQUICHandshakes; negative: never.
+	QUICRetryThreshold int
 
 	// Limits on the Pairing service, which anyone may call: each source
 	// address (IPv6 by /64) may start PairingBurst pairing, resume or
@@ -95,6 +153,12 @@ type Config struct {
 	// metrics are served at /metrics (the endpoint has no
 	// authentication, so other addresses are refused).
 	MetricsListen string
+
+	// Serving, if set, is called once Run serves every listener; Stopping
+	// when Run begins to shut down (a service manager's readiness and
+	// stopping notifications: internal/sdnotify).
+	Serving  func()
+	Stopping func()
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -116,6 +180,13 @@ type Gateway struct {
 	dispatch *dispatch.Dispatcher
 	events   *events.Hub
 	metrics  *gatewayMetrics
+	// audit writes the audit rows of the paths that must not wait for the
+	// disk: pairing refusals, refused node handshakes, direct calls.
+	audit  *auditlog.Writer
+	limits limits
+	// unauthenticated counts the TCP connections without a verified
+	// device certificate, for the caps.
+	unauthenticated *connlimit.Limiter
 
 	// metricsAddr is where metrics are served, once Run serves them.
 	metricsMu   sync.Mutex
@@ -124,6 +195,12 @@ type Gateway struct {
 	tcp   net.Listener
 	udp   net.PacketConn
 	admLn net.Listener
+
+	// lock holds the data directory for this gateway alone.
+	lock *dirlock.Lock
+	// wildcard is what Addresses tells nodes when the gateway listens on
+	// every interface and advertises nothing: the machine's addresses.
+	wildcard []netip.Addr
 
 	certMu sync.Mutex
 	// cert is the current TLS server certificate; guarded by certMu.
@@ -151,18 +228,43 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
+	switch {
+	case cfg.AuditRetention == 0:
+		cfg.AuditRetention = DefaultAuditRetention
+	case cfg.AuditRetention < MinAuditRetention:
+		return nil, fmt.Errorf("gateway: an audit retention of %v is shorter than the least allowed, %v", cfg.AuditRetention, MinAuditRetention)
+	}
+	if cfg.InterfaceAddrs == nil {
+		cfg.InterfaceAddrs = net.InterfaceAddrs
+	}
+	lim, err := resolveLimits(cfg, connlimit.FileLimit())
+	if err != nil {
+		return nil, err
+	}
+	if err := validate(cfg); err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, limits: lim}
+	if len(cfg.Advertise) == 0 && cfg.TCPListener == nil {
+		if g.wildcard, err = wildcardAddresses(cfg.Listen, cfg.InterfaceAddrs); err != nil {
+			return nil, err
+		}
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
-	g := &Gateway{cfg: cfg}
 	ok := false
 	defer func() {
 		if !ok {
 			g.closeAll()
 		}
 	}()
+	// Two gateways on one store would each hand out codes and certificates
+	// the other does not know of.
+	if g.lock, err = dirlock.Acquire(cfg.DataDir, LockFile, "gateway"); err != nil {
+		return nil, err
+	}
 
-	var err error
 	if g.store, err = store.Open(ctx, filepath.Join(cfg.DataDir, StoreFile), store.Options{Now: cfg.Now}); err != nil {
 		return nil, fmt.Errorf("opening gateway store: %w", err)
 	}
@@ -179,6 +281,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if g.sessions, err = carrier.NewRegistry(carrier.Config{
 		Runtime:      g.runtime,
 		Authenticate: g.authenticate,
+		Refused:      g.sessionRefused,
 		Now:          cfg.Now,
 		Logger:       cfg.Logger.With("component", "sessions"),
 	}); err != nil {
@@ -189,10 +292,31 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		// g.pairing is set below, before Run serves any scrape.
 		g.metrics = newGatewayMetrics(gauges{
 			connectedNodes:   func() float64 { return float64(g.sessions.Count()) },
+			unauthenticated:  func() float64 { return float64(g.unauthenticated.Held()) },
+			quicHandshakes:   func() float64 { return float64(g.nodes.HandshakesInProgress()) },
 			pairingRuns:      func() float64 { return float64(g.pairing.RunsInProgress()) },
 			pairingAddresses: func() float64 { return float64(g.pairing.TrackedAddresses()) },
 		})
 	}
+	if g.audit, err = auditlog.New(auditlog.Config{
+		Store:    g.store,
+		Now:      cfg.Now,
+		Logger:   cfg.Logger.With("component", "audit"),
+		Overflow: g.metrics.auditOverflow,
+	}); err != nil {
+		return nil, err
+	}
+	if g.unauthenticated, err = connlimit.New(connlimit.Config{
+		What:         "unauthenticated TCP connections",
+		Max:          lim.unauthenticated,
+		MaxPerSource: lim.perSource,
+		Refused:      g.metrics.tcpRefused,
+		Logger:       cfg.Logger.With("component", "tcp"),
+	}); err != nil {
+		return nil, err
+	}
+	quicLimits := lim.quic
+	quicLimits.Refused, quicLimits.Retried = g.metrics.quicRefused, g.metrics.quicRetried
 	if g.dispatch, err = dispatch.New(dispatch.Config{
 		Store:   g.store,
 		Events:  g.events,
@@ -202,6 +326,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		Rand:    cfg.Rand,
 		Logger:  cfg.Logger.With("component", "dispatch"),
 		Done:    g.metrics.invocationDone,
+		Audit:   g.audit.Record,
 	}); err != nil {
 		return nil, err
 	}
@@ -211,6 +336,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if g.nodes, err = quiccarrier.NewServer(quiccarrier.Config{
 		TLSCertificate: g.serverCertificate,
 		Common:         carriers("nodes"),
+		Limits:         quicLimits,
 	}); err != nil {
 		return nil, err
 	}
@@ -231,6 +357,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		Outcome:            g.metrics.pairingAttempt,
 		Limits:             limit.Config{Burst: cfg.PairingBurst, Interval: cfg.PairingInterval, Concurrency: cfg.PairingConcurrency},
 		Refused:            g.metrics.pairingRefused,
+		Audit:              g.audit,
 	}); err != nil {
 		return nil, err
 	}
@@ -295,11 +422,13 @@ func (g *Gateway) listen() error {
 		}
 	}
 	if g.admLn = g.cfg.AdminListener; g.admLn == nil {
-		if g.cfg.AdminSocket == "" {
-			return errors.New("gateway: an admin socket path is required")
-		}
 		if g.admLn, err = unixsock.Listen(g.cfg.AdminSocket); err != nil {
 			return err
+		}
+		// For commands that compute another path (another
+		// XDG_RUNTIME_DIR): they look here.
+		if err := userdirs.RecordSocket(g.cfg.DataDir, userdirs.GatewaySocketRecord, g.cfg.AdminSocket); err != nil {
+			g.cfg.Logger.Warn("could not record the admin socket's path in the data directory", "err", err)
 		}
 	}
 	return nil
@@ -309,6 +438,14 @@ func (g *Gateway) listen() error {
 func (g *Gateway) Addresses() []string {
 	if len(g.cfg.Advertise) > 0 {
 		return append([]string(nil), g.cfg.Advertise...)
+	}
+	if len(g.wildcard) > 0 {
+		_, port, _ := net.SplitHostPort(g.tcp.Addr().String())
+		addrs := make([]string, len(g.wildcard))
+		for i, a := range g.wildcard {
+			addrs[i] = net.JoinHostPort(a.String(), port)
+		}
+		return addrs
 	}
 	return []string{g.tcp.Addr().String()}
 }
@@ -392,10 +529,18 @@ func (g *Gateway) authenticate(rawCerts [][]byte) (identity.DeviceID, error) {
 	return id, nil
 }
 
-// Run serves until ctx ends, then shuts everything down and closes the
-// store. It returns the first error that stopped a server.
+// sessionRefused audits a node connection or RPC whose certificate was
+// refused: counted per source and minute, since anyone may try.
+func (g *Gateway) sessionRefused(remote net.Addr, err error) {
+	g.audit.Count(store.AuditEvent{Kind: store.AuditSessionRefused, Source: auditlog.Source(remote), Detail: err.Error()})
+}
+
+// Run serves until ctx ends, then shuts everything down, writes the audit
+// rows still buffered and closes the store. It returns the first error
+// that stopped a server.
 func (g *Gateway) Run(ctx context.Context) error {
 	defer g.closeAll()
+	defer g.flushAudit()
 	eg, ctx := errgroup.WithContext(ctx)
 	// Metrics first: if their address is taken, nothing has started yet.
 	if g.metrics != nil {
@@ -410,8 +555,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 
 	// Pairing devices have no certificate yet; the Node service checks the
-	// one paired nodes present on every call.
-	pairingServer := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{
+	// one paired nodes present on every call. A connection counts against
+	// the caps on unauthenticated connections until its client presents a
+	// device certificate that authenticates, so that a flood of strangers
+	// never holds the slots of paired nodes.
+	tcpTLS := connlimit.ReleaseOnVerified(&tls.Config{
 		MinVersion: tls.VersionTLS13,
 		ClientAuth: tls.RequestClientCert,
 		// VerifyPeerCertificate is not called on resumed sessions.
@@ -419,19 +567,49 @@ func (g *Gateway) Run(ctx context.Context) error {
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return g.serverCertificate()
 		},
-	})), grpc.MaxRecvMsgSize(wire.MaxFrameSize), grpc.KeepaliveEnforcementPolicy(grpccarrier.KeepaliveEnforcement))
+	}, func(rawCerts [][]byte) error {
+		_, err := g.authenticate(rawCerts)
+		return err
+	})
+	pairingServer := grpc.NewServer(grpc.Creds(credentials.NewTLS(tcpTLS)),
+		grpc.MaxRecvMsgSize(wire.MaxFrameSize), grpc.KeepaliveEnforcementPolicy(grpccarrier.KeepaliveEnforcement),
+		grpc.ConnectionTimeout(g.limits.handshakeTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: g.limits.idleTimeout}))
 	pairingv1.RegisterPairingServer(pairingServer, g.pairing)
 	g.grpcNodes.Register(pairingServer)
 	adminServer := grpc.NewServer()
 	adminv1.RegisterAdminServer(adminServer, adminrpc.New(g.admin))
+	pairingHealth, adminHealth := addHealthAndReflection(pairingServer), addHealthAndReflection(adminServer)
 
 	g.cfg.Logger.Info("gateway running", "name", g.cfg.Name, "addresses", g.Addresses(), "admin_socket", g.admLn.Addr().String(),
 		"ca_fingerprint", g.ca.Fingerprint().String())
-	eg.Go(func() error { return serveGRPC(ctx, pairingServer, g.tcp, g.grpcNodes.Close) })
-	eg.Go(func() error { return serveGRPC(ctx, adminServer, g.admLn, nil) })
+	g.cfg.Logger.Info("connection limits (0: none)", "open_file_limit", connlimit.FileLimit(),
+		"tcp_handshake_timeout", g.limits.handshakeTimeout.String(), "tcp_idle_timeout", g.limits.idleTimeout.String(),
+		"max_unauthenticated_conns", g.limits.unauthenticated, "max_unauthenticated_conns_per_source", g.limits.perSource,
+		"max_quic_handshakes", g.limits.quic.MaxHandshakes, "max_quic_handshakes_per_source", g.limits.quic.MaxHandshakesPerSource,
+		"quic_retry_threshold", g.limits.quic.RetryThreshold, "quic_handshake_timeout", g.limits.quic.HandshakeTimeout.String())
+	eg.Go(func() error {
+		return serveGRPC(ctx, pairingServer, connlimit.NewListener(g.tcp, g.unauthenticated), func() {
+			pairingHealth.Shutdown()
+			g.grpcNodes.Close()
+		})
+	})
+	eg.Go(func() error { return serveGRPC(ctx, adminServer, g.admLn, adminHealth.Shutdown) })
 	eg.Go(func() error { return g.nodes.Serve(ctx, g.udp) })
 	eg.Go(func() error { return g.sweep(ctx) })
-	eg.Go(func() error { return g.dispatch.Run(ctx) })
+	eg.Go(func() error { return g.audit.Run(ctx) })
+	// Every listener was bound in New, so connections made from here on
+	// are served.
+	if g.cfg.Serving != nil {
+		g.cfg.Serving()
+	}
+	if g.cfg.Stopping != nil {
+		eg.Go(func() error {
+			<-ctx.Done()
+			g.cfg.Stopping()
+			return nil
+		})
+	}
 	err := eg.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil
@@ -469,14 +647,38 @@ func serveGRPC(ctx context.Context, s *grpc.Server, ln net.Listener, beforeStop 
 	return nil
 }
 
+// flushAudit writes the audit rows still buffered once everything that
+// makes them has stopped.
+func (g *Gateway) flushAudit() {
+	ctx, cancel := context.WithTimeout(context.Background(), auditFlushTimeout)
+	defer cancel()
+	if err := g.audit.Flush(ctx); err != nil {
+		g.cfg.Logger.Error("writing the last audit rows", "err", err)
+	}
+}
+
 // sweep expires stale codes and requests, so listings stay true even when
-// nobody touches them.
+// nobody touches them, and deletes the audit rows past the retention.
 func (g *Gateway) sweep(ctx context.Context) error {
 	ticker := time.NewTicker(sweepInterval)
 	defer ticker.Stop()
+	var pruned time.Time
 	for {
-		if _, _, err := g.store.Sweep(ctx, g.cfg.Now()); err != nil && ctx.Err() == nil {
+		now := g.cfg.Now()
+		if _, _, err := g.store.Sweep(ctx, now); err != nil && ctx.Err() == nil {
 			g.cfg.Logger.Error("expiring stale codes and requests", "err", err)
+		}
+		if now.Sub(pruned) >= auditPruneInterval || now.Before(pruned) {
+			n, err := g.store.PruneAudit(ctx, now.Add(-g.cfg.AuditRetention), now)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				g.cfg.Logger.Error("deleting audit rows past the retention", "err", err)
+			case err == nil:
+				pruned = now
+				if n > 0 {
+					g.cfg.Logger.Info("deleted audit rows past the retention", "rows", n, "retention", g.cfg.AuditRetention)
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -499,5 +701,10 @@ func (g *Gateway) closeAll() {
 	if g.store != nil {
 		g.store.Close()
 		g.store = nil
+	}
+	// Last: the directory is free once nothing of this gateway uses it.
+	if g.lock != nil {
+		g.lock.Release()
+		g.lock = nil
 	}
 }

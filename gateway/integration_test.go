@@ -14,6 +14,7 @@ import (
 	"github.com/palyra/palyra-go/gateway"
 	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/identity/secretstore"
+	"github.com/palyra/palyra-go/internal/testflood"
 	"github.com/palyra/palyra-go/internal/testlog"
 	"github.com/palyra/palyra-go/node"
 	nodecarrier "github.com/palyra/palyra-go/node/carrier"
@@ -22,6 +23,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	testflood.Main() // in a flood's child process, runs the flood and exits
 	os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
 	os.Exit(m.Run())
 }
@@ -129,7 +131,7 @@ func waitStatus(t *testing.T, a *node.Agent, what string, ok func(node.Status) b
 
 // waitOnline polls the admin API (the only view a real admin has) until the
 // node's presence is as wanted, bounded by a deadline.
-func waitOnline(t *testing.T, rg *runningGateway, deviceID string, want bool) {
+func waitOnline(t testing.TB, rg *runningGateway, deviceID string, want bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	tick := time.NewTicker(20 * time.Millisecond)

@@ -1,11 +1,19 @@
 package gateway
 
 import (
+	"fmt"
+	"io"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/palyra/palyra-go/gateway/auditlog"
 	"github.com/palyra/palyra-go/gateway/pairingsvc"
 	"github.com/palyra/palyra-go/gateway/pairingsvc/limit"
 	"github.com/palyra/palyra-go/internal/callcode"
+	"github.com/palyra/palyra-go/internal/connlimit"
 	"github.com/palyra/palyra-go/internal/metrics"
 	"github.com/palyra/palyra-go/internal/version"
 )
@@ -36,10 +44,12 @@ var invocationOutcomes = []string{
 }
 
 var (
+	capReasons      = []string{string(connlimit.Total), string(connlimit.PerSource)}
 	transports      = []string{transportQUIC, transportGRPC, outcomeOther}
 	pairingOutcomes = []string{pairingsvc.OutcomePaired, pairingsvc.OutcomeWrongCode, pairingsvc.OutcomeRejected,
 		pairingsvc.OutcomeExpired, pairingsvc.OutcomeRefused, outcomeOther}
-	refusalReasons = []string{string(limit.ReasonAddress), string(limit.ReasonBusy), outcomeOther}
+	refusalReasons        = []string{string(limit.ReasonAddress), string(limit.ReasonBusy), outcomeOther}
+	auditOverflowOutcomes = []string{auditlog.OutcomeFolded, auditlog.OutcomeDropped, outcomeOther}
 )
 
 // invocationBuckets span 100 µs (a call answered on loopback) to 30 s (the
@@ -62,6 +72,15 @@ type gatewayMetrics struct {
 	invocationSeconds *metrics.HistogramVec
 	// pairingAttempts counts pairing attempts by outcome.
 	pairingAttempts *metrics.CounterVec
+	// auditOverflows counts the audit events the audit writer's buffer
+	// could not hold as they were, by what became of them.
+	auditOverflows *metrics.CounterVec
+	// tcpRefusals and quicRefusals count what the connection caps
+	// refused, by the cap (connlimit.Reason); quicRetries the Retries
+	// asked of QUIC clients.
+	tcpRefusals  *metrics.CounterVec
+	quicRefusals *metrics.CounterVec
+	quicRetries  *metrics.Counter
 	// pairingRefusals counts Pairing service calls the limits refused, by
 	// reason.
 	pairingRefusals *metrics.CounterVec
@@ -70,8 +89,15 @@ type gatewayMetrics struct {
 // gauges are sampled at each scrape; each must be safe to call from any
 // goroutine.
 type gauges struct {
-	connectedNodes   func() float64
-	pairingRuns      func() float64
+	// connectedNodes is palyra_connected_nodes.
+	connectedNodes func() float64
+	// unauthenticated is palyra_tcp_unauthenticated_connections.
+	unauthenticated func() float64
+	// quicHandshakes is palyra_quic_handshakes_in_progress.
+	quicHandshakes func() float64
+	// pairingRuns is palyra_pairing_runs_in_progress.
+	pairingRuns func() float64
+	// pairingAddresses is palyra_pairing_tracked_addresses.
 	pairingAddresses func() float64
 }
 
@@ -92,10 +118,26 @@ func newGatewayMetrics(g gauges) *gatewayMetrics {
 		pairingRefusals: r.Counter("palyra_pairing_refused_total",
 			"Pairing service calls (pair, resume, renew) refused by the limits before they began, by reason: address_rate (too many from one source address), busy (too many runs at once). They are not in palyra_pairing_attempts_total.",
 			"reason"),
+		auditOverflows: r.Counter("palyra_audit_overflow_total",
+			`Audit events the audit writer could not hold one by one because it was behind (a slow or locked disk under a flood): "folded" into a per-minute count of their kind from source "*", or "dropped".`,
+			"outcome"),
+		tcpRefusals: r.Counter("palyra_tcp_connections_refused_total",
+			`TCP connections closed at accept by a cap on unauthenticated connections: "total" or "per_source".`,
+			"cap"),
+		quicRefusals: r.Counter("palyra_quic_handshakes_refused_total",
+			`QUIC Initial packets refused (CONNECTION_REFUSED) by a cap on handshakes in progress: "total" or "per_source" (a client's first flight may take two packets).`,
+			"cap"),
+		quicRetries: r.Counter("palyra_quic_retries_total",
+			"QUIC Retries asked of clients to prove their address, because many handshakes were in progress (per Initial packet).").With(),
 	}
 	r.GaugeFunc("palyra_connected_nodes", "Nodes with a live session to this gateway.", g.connectedNodes)
+	r.GaugeFunc("palyra_tcp_unauthenticated_connections",
+		"TCP connections that have not presented a verified device certificate (pairing devices, and connections in their handshake).",
+		g.unauthenticated)
+	r.GaugeFunc("palyra_quic_handshakes_in_progress", "QUIC handshakes in progress.", g.quicHandshakes)
 	r.GaugeFunc("palyra_pairing_runs_in_progress", "Pairing service calls admitted and not yet past their exchange (requests waiting for approval do not count).", g.pairingRuns)
 	r.GaugeFunc("palyra_pairing_tracked_addresses", "Source addresses the pairing limits keep a bucket for (bounded).", g.pairingAddresses)
+	r.Append(standardMetrics())
 	r.Gauge("palyra_build_info", "Always 1; the version label names the gateway's build.", "version").
 		With(version.Version).Set(1)
 	// Known series start at 0, so rates are right from the first event.
@@ -111,7 +153,38 @@ func newGatewayMetrics(g gauges) *gatewayMetrics {
 	for _, r := range refusalReasons {
 		m.pairingRefusals.With(r)
 	}
+	for _, o := range auditOverflowOutcomes {
+		m.auditOverflows.With(o)
+	}
+	for _, c := range capReasons {
+		m.tcpRefusals.With(c)
+		m.quicRefusals.With(c)
+	}
 	return m
+}
+
+// tcpRefused records a TCP connection refused by a cap.
+func (m *gatewayMetrics) tcpRefused(r connlimit.Reason) {
+	if m == nil {
+		return
+	}
+	m.tcpRefusals.With(known(capReasons, string(r))).Inc()
+}
+
+// quicRefused records a QUIC Initial packet refused by a cap.
+func (m *gatewayMetrics) quicRefused(r connlimit.Reason) {
+	if m == nil {
+		return
+	}
+	m.quicRefusals.With(known(capReasons, string(r))).Inc()
+}
+
+// quicRetried records a Retry asked of a QUIC client.
+func (m *gatewayMetrics) quicRetried() {
+	if m == nil {
+		return
+	}
+	m.quicRetries.Inc()
 }
 
 // invocationDone records a finished invocation: outcome is "ok" or its
@@ -141,6 +214,15 @@ func (m *gatewayMetrics) pairingRefused(reason limit.Reason) {
 	m.pairingRefusals.With(known(refusalReasons, string(reason))).Inc()
 }
 
+// auditOverflow records n audit events folded or dropped
+// (auditlog.Outcome*).
+func (m *gatewayMetrics) auditOverflow(outcome string, n int) {
+	if m == nil {
+		return
+	}
+	m.auditOverflows.With(known(auditOverflowOutcomes, outcome)).Add(float64(n))
+}
+
 // known returns v when it is in set, else "other".
 func known(set []string, v string) string {
 	for _, s := range set {
@@ -149,4 +231,29 @@ func known(set []string, v string) string {
 		}
 	}
 	return outcomeOther
+}
+
+// standardMetrics writes the go_* (goroutines, threads, memory statistics,
+// GC pauses) and process_* (CPU seconds, resident and virtual memory, open
+// file descriptors, start time) series of prometheus/client_golang's
+// collectors, so the usual dashboards and alerts work on the gateway. The
+// library reads them from the runtime and from each OS (procfs on Linux,
+// the Windows and macOS APIs), which by hand would mean a reader per OS to
+// keep right; they join the gateway's own registry, which keeps serving
+// on loopback only. A series the OS cannot give is left out.
+func standardMetrics() func(io.Writer) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return func(w io.Writer) error {
+		families, err := reg.Gather()
+		if err != nil {
+			return fmt.Errorf("gathering the Go and process metrics: %w", err)
+		}
+		for _, f := range families {
+			if _, err := expfmt.MetricFamilyToText(w, f); err != nil {
+				return fmt.Errorf("writing %s: %w", f.GetName(), err)
+			}
+		}
+		return nil
+	}
 }

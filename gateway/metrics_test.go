@@ -8,6 +8,7 @@ import (
 
 	"github.com/palyra/palyra-go/gateway/pairingsvc"
 	"github.com/palyra/palyra-go/gateway/pairingsvc/limit"
+	"github.com/palyra/palyra-go/internal/connlimit"
 	"github.com/palyra/palyra-go/internal/version"
 )
 
@@ -15,6 +16,8 @@ func TestGatewayMetrics(t *testing.T) {
 	nodes := 2.0
 	m := newGatewayMetrics(gauges{
 		connectedNodes:   func() float64 { return nodes },
+		unauthenticated:  func() float64 { return 17 },
+		quicHandshakes:   func() float64 { return 5 },
 		pairingRuns:      func() float64 { return 4 },
 		pairingAddresses: func() float64 { return 7 },
 	})
@@ -28,6 +31,11 @@ func TestGatewayMetrics(t *testing.T) {
 	m.pairingRefused(limit.ReasonAddress)
 	m.pairingRefused(limit.ReasonAddress)
 	m.pairingRefused("made_up")
+	m.tcpRefused(connlimit.PerSource)
+	m.tcpRefused(connlimit.PerSource)
+	m.tcpRefused("invented")
+	m.quicRefused(connlimit.Total)
+	m.quicRetried()
 	nodes = 3
 
 	var b bytes.Buffer
@@ -60,6 +68,14 @@ func TestGatewayMetrics(t *testing.T) {
 		"# TYPE palyra_pairing_runs_in_progress gauge\npalyra_pairing_runs_in_progress 4\n",
 		"palyra_pairing_tracked_addresses 7\n",
 		"palyra_build_info{version=\"" + version.Version + "\"} 1\n",
+		"palyra_tcp_connections_refused_total{cap=\"per_source\"} 2\n",
+		"palyra_tcp_connections_refused_total{cap=\"total\"} 0\n",
+		"palyra_tcp_connections_refused_total{cap=\"other\"} 1\n",
+		"palyra_quic_handshakes_refused_total{cap=\"total\"} 1\n",
+		"palyra_quic_handshakes_refused_total{cap=\"per_source\"} 0\n",
+		"# TYPE palyra_quic_retries_total counter\npalyra_quic_retries_total 1\n",
+		"# TYPE palyra_tcp_unauthenticated_connections gauge\npalyra_tcp_unauthenticated_connections 17\n",
+		"# TYPE palyra_quic_handshakes_in_progress gauge\npalyra_quic_handshakes_in_progress 5\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("metrics lack %q in:\n%s", want, out)
@@ -74,4 +90,7 @@ func TestGatewayMetrics(t *testing.T) {
 	none.invocationDone(transportQUIC, outcomeOK, time.Second)
 	none.pairingAttempt(pairingsvc.OutcomePaired)
 	none.pairingRefused(limit.ReasonBusy)
+	none.tcpRefused(connlimit.Total)
+	none.quicRefused(connlimit.Total)
+	none.quicRetried()
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/palyra/palyra-go/gateway"
+	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/identity/secretstore"
@@ -202,7 +203,9 @@ func TestPairingRejections(t *testing.T) {
 // gateway's challenge, within the grace period, and connects again.
 func TestRenewExpiredCertificate(t *testing.T) {
 	t.Parallel()
-	rg, clk := gatewayWithClock(t)
+	clk := &clock{}
+	gwDir := t.TempDir()
+	rg := startGateway(t, gwDir, "127.0.0.1:0", clk.Now)
 	dir := t.TempDir()
 	secrets, err := secretstore.NewFile(filepath.Join(dir, "secrets"))
 	if err != nil {
@@ -235,6 +238,7 @@ func TestRenewExpiredCertificate(t *testing.T) {
 	if !again.Status().CertificateNotAfter.Equal(st.CertificateNotAfter) {
 		t.Fatalf("renewed certificate not kept: %s", again.Status().CertificateNotAfter)
 	}
+	wantRenewalAudited(t, gwDir, st.DeviceID)
 
 	// Past the grace period the device must pair again.
 	clk.Advance(32 * 24 * time.Hour)
@@ -259,7 +263,8 @@ func TestRenewCertificateWhileConnected(t *testing.T) {
 	// Certificates are backdated a minute, so one that lasts ten seconds is
 	// past its renewal point as soon as it is issued.
 	clk := &clock{}
-	rg := startGateway(t, t.TempDir(), "127.0.0.1:0", clk.Now, func(c *gateway.Config) { c.DeviceCertLifetime = 10 * time.Second })
+	gwDir := t.TempDir()
+	rg := startGateway(t, gwDir, "127.0.0.1:0", clk.Now, func(c *gateway.Config) { c.DeviceCertLifetime = 10 * time.Second })
 	dir := t.TempDir()
 	secrets, err := secretstore.NewFile(filepath.Join(dir, "secrets"))
 	if err != nil {
@@ -302,4 +307,17 @@ func TestRenewCertificateWhileConnected(t *testing.T) {
 	if got := again.Status().CertificateNotAfter; got.Before(renewed.CertificateNotAfter) {
 		t.Fatalf("renewed certificate not stored: stored %s, renewed %s", got, renewed.CertificateNotAfter)
 	}
+	wantRenewalAudited(t, gwDir, renewed.DeviceID)
+}
+
+// wantRenewalAudited checks that the gateway in dir audited a renewal of
+// the device's certificate.
+func wantRenewalAudited(t *testing.T, dir, deviceID string) {
+	t.Helper()
+	for _, e := range auditRows(t, dir) {
+		if e.Kind == store.AuditCertificateRenewed && e.DeviceID.String() == deviceID && strings.Contains(e.Detail, "serial ") {
+			return
+		}
+	}
+	t.Fatalf("no %s row for device %s", store.AuditCertificateRenewed, deviceID)
 }

@@ -3,16 +3,29 @@ package gateway_test
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
+	"io"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/palyra/palyra-go/gateway"
+	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
+	"github.com/palyra/palyra-go/identity/secretstore"
+	"github.com/palyra/palyra-go/internal/testpki"
+	"github.com/palyra/palyra-go/internal/testwait"
 	"github.com/palyra/palyra-go/node"
 	"github.com/palyra/palyra-go/node/pairclient"
+	pairingv1 "github.com/palyra/palyra-go/proto/pairing/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 )
 
 // interruptedPairing starts pairing an agent in dir, cancels it once the
@@ -111,12 +124,148 @@ func TestAnotherDeviceCannotCollect(t *testing.T) {
 	if _, err := rg.g.ApprovePairingRequest(t.Context(), p.RequestID); err != nil {
 		t.Fatal(err)
 	}
-	other, err := identity.GenerateDeviceKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = pairclient.Resume(t.Context(), pairclient.ResumeOptions{Pending: p, Key: other})
+	_, err := pairclient.Resume(t.Context(), pairclient.ResumeOptions{Pending: p, Key: newDeviceKey(t)})
 	if !errors.Is(err, pairing.ErrRequestUnknown) {
 		t.Fatalf("another device collecting: %v, want %v", err, pairing.ErrRequestUnknown)
 	}
+}
+
+// storedDeviceKey reads the device key an agent in dir keeps.
+func storedDeviceKey(t *testing.T, dir string) *identity.DeviceKey {
+	t.Helper()
+	secrets, err := secretstore.NewFile(filepath.Join(dir, "secrets"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, err := secrets.Get("device-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := identity.ParseDeviceKeyPEM(pemBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// A certificate is delivered once: collecting it again is refused with
+// words that say so.
+func TestCollectTwice(t *testing.T) {
+	rg := startGateway(t, t.TempDir(), "127.0.0.1:0", nil)
+	dir := t.TempDir()
+	p := interruptedPairing(t, rg, dir)
+	if _, err := rg.g.ApprovePairingRequest(t.Context(), p.RequestID); err != nil {
+		t.Fatal(err)
+	}
+	key := storedDeviceKey(t, dir)
+	if _, err := pairclient.Resume(t.Context(), pairclient.ResumeOptions{Pending: p, Key: key}); err != nil {
+		t.Fatalf("collecting the approved request: %v", err)
+	}
+	_, err := pairclient.Resume(t.Context(), pairclient.ResumeOptions{Pending: p, Key: key})
+	if !errors.Is(err, pairing.ErrRequestCollected) {
+		t.Fatalf("collecting it again: %v, want %v", err, pairing.ErrRequestCollected)
+	}
+}
+
+// A device that claims the request's device ID but signs with another key
+// is refused, and the attempt is audited.
+func TestResumeWithAnotherKeysSignature(t *testing.T) {
+	gwDir := t.TempDir()
+	rg := startGateway(t, gwDir, "127.0.0.1:0", nil)
+	dir := t.TempDir()
+	p := interruptedPairing(t, rg, dir)
+	if _, err := rg.g.ApprovePairingRequest(t.Context(), p.RequestID); err != nil {
+		t.Fatal(err)
+	}
+	other := newDeviceKey(t)
+	conn, err := grpc.NewClient(rg.g.Addresses()[0], grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+		InsecureSkipVerify: true, // the attacker does not care whose gateway it is
+		MinVersion:         tls.VersionTLS13,
+	})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	stream, err := pairingv1.NewPairingClient(conn).Resume(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := &pairingv1.ResumeStart{RequestId: p.RequestID, DeviceId: storedDeviceKey(t, dir).ID().String()}
+	if err := stream.Send(&pairingv1.ResumeRequest{Message: &pairingv1.ResumeRequest_Start{Start: start}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil || len(resp.GetChallenge()) == 0 {
+		t.Fatalf("no challenge: %v %v", resp, err)
+	}
+	leaf := identity.CertificateFingerprint(p.Resumable.ServerChain[0])
+	sig, err := other.SignWithContext(pairing.ResumeContext, pairing.ResumeMessage(resp.GetChallenge(), leaf, p.RequestID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&pairingv1.ResumeRequest{Message: &pairingv1.ResumeRequest_Signature{Signature: sig}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = stream.Recv()
+	if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "the signature does not match the key of the device that made this request") {
+		t.Fatalf("resuming with another key's signature: %v", err)
+	}
+	rg.stop()
+	st, err := store.Open(t.Context(), filepath.Join(gwDir, gateway.StoreFile), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	events, err := st.ListAudit(t.Context(), 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(events, func(e store.AuditEvent) bool {
+		return e.RequestID == p.RequestID && strings.Contains(e.Detail, "signature did not verify")
+	}) {
+		t.Errorf("the refused resume is not in the audit log: %+v", events)
+	}
+}
+
+// A gateway address that now presents another TLS certificate (another
+// machine took it) is not asked for the certificate: the node stops before
+// sending anything and says to pair again.
+func TestResumeAtAnotherCertificate(t *testing.T) {
+	rg := startGateway(t, t.TempDir(), "127.0.0.1:0", nil)
+	p := interruptedPairing(t, rg, t.TempDir())
+	impostor, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+		Certificates: []tls.Certificate{*testpki.ServerCert(t, testpki.NewCA(t, "Impostor"))},
+		MinVersion:   tls.VersionTLS13,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer impostor.Close()
+	sent := make(chan int, 1)
+	go func() {
+		c, err := impostor.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		n, _ := io.Copy(io.Discard, c) // the handshake fails, so nothing is read
+		sent <- int(n)
+	}()
+	p.Address = impostor.Addr().String()
+	_, err = pairclient.Resume(t.Context(), pairclient.ResumeOptions{Pending: p, Key: newDeviceKey(t)})
+	if err == nil || !strings.Contains(err.Error(), "the gateway presents another TLS certificate than when this pairing request was made; pair again") {
+		t.Fatalf("resuming at an impostor: %v", err)
+	}
+	if n := testwait.Recv(t, sent, 20*time.Second, "the impostor's connection to end"); n != 0 {
+		t.Errorf("the node sent the impostor %d bytes of application data", n)
+	}
+}
+
+func newDeviceKey(t *testing.T) *identity.DeviceKey {
+	t.Helper()
+	key, err := identity.GenerateDeviceKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/identity/secretstore"
+	"github.com/palyra/palyra-go/internal/dirlock"
 	"github.com/palyra/palyra-go/internal/version"
 	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node/capability"
@@ -348,10 +349,12 @@ func (a *Agent) Pair(ctx context.Context, opts PairOptions) (Status, error) {
 			Address: addr, Credential: cred, Key: key, Name: a.cfg.Name, Platform: a.cfg.Platform,
 			Rand: a.cfg.Rand, Now: a.cfg.Now,
 			OnPending: func(p pairclient.Pending) {
-				a.update(func(s *Status) { s.State, s.VerificationCode = StatePending, p.VerificationCode })
+				// Kept before the status says pending: whoever sees
+				// "pending" and quits can collect the answer later.
 				if err := a.savePending(p); err != nil {
 					a.cfg.Logger.Error("keeping the pending pairing request", "err", err)
 				}
+				a.update(func(s *Status) { s.State, s.VerificationCode = StatePending, p.VerificationCode })
 				if opts.OnPending != nil {
 					opts.OnPending(p)
 				}
@@ -491,6 +494,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	if !conf.RevokedAt.IsZero() {
 		return fmt.Errorf("this device was %s: %w", revokedMessage(conf.RevokedAt), carrier.ErrRevoked)
 	}
+	// One agent runs per config directory: two would answer the same
+	// calls and overwrite each other's files.
+	lock, err := dirlock.Acquire(a.cfg.ConfigDir, LockFile, "node")
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	a.mu.Lock()
 	a.running = ctx
 	a.mu.Unlock()
@@ -502,6 +512,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Unlock()
 	for {
 		a.update(func(s *Status) { s.State, s.RetryAt = StateConnecting, time.Time{} })
+		attemptStart := time.Now()
 		var upAt time.Time
 		err := a.renewIfExpired(ctx)
 		var d dialed
@@ -547,10 +558,26 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.recordRevoked()
 			return err
 		}
+		if errors.Is(err, errDroppedOnEvent) {
+			backoff.Reset()
+			a.update(func(s *Status) {
+				s.ConnectedSince = time.Time{}
+				s.Transport, s.FallbackReason, s.FallbackError = "", "", ""
+			})
+			continue
+		}
 		if !upAt.IsZero() {
 			backoff.SessionEnded(a.cfg.Now().Sub(upAt))
 		}
 		wait := backoff.Next()
+		if upAt.IsZero() {
+			// The backoff runs from the failed attempt's start: an
+			// attempt that timed out has waited already, and a path
+			// that comes back is found by the next attempt, not after
+			// the timeout and a backoff on top. A refused attempt fails
+			// at once and waits the whole backoff.
+			wait = max(0, wait-time.Since(attemptStart))
+		}
 		retry := a.cfg.Now().Add(wait)
 		a.cfg.Logger.Info("gateway connection lost", "err", err, "retry_in", wait)
 		a.update(func(s *Status) {
@@ -593,16 +620,17 @@ type prober interface {
 // network change it probes (an immediate renewal, answered within
 // carrier.ProbeTimeout) and closes only a session that does not answer,
 // so a route added somewhere does not cost a working session. Events
-// older than the session say nothing about it.
-func (a *Agent) dropIfDead(ctx context.Context, conn carrier.Conn, upAt time.Time, events <-chan netwatch.Event) {
+// older than the session say nothing about it. It reports whether it
+// closed conn.
+func (a *Agent) dropIfDead(ctx context.Context, conn carrier.Conn, upAt time.Time, events <-chan netwatch.Event) bool {
 	for {
 		var ev netwatch.Event
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case e, ok := <-events:
 			if !ok {
-				return // Run is ending
+				return false // Run is ending
 			}
 			ev = e
 		}
@@ -623,9 +651,13 @@ func (a *Agent) dropIfDead(ctx context.Context, conn carrier.Conn, upAt time.Tim
 			a.cfg.Logger.Info("woke from sleep; reconnecting", "detail", ev.Detail)
 		}
 		_ = conn.Close()
-		return
+		return true
 	}
 }
+
+// errDroppedOnEvent ends a session dropIfDead closed: Run redials at once,
+// without a backoff, as after a wake or a network change while offline.
+var errDroppedOnEvent = errors.New("the session was dropped after a wake or network change")
 
 // serve runs a registered session until it ends, renewing the device
 // certificate over it when it is due.
@@ -655,15 +687,14 @@ func (a *Agent) serve(ctx context.Context, conn carrier.Conn, registeredVersion 
 		defer close(renewDone)
 		a.renewWhileConnected(renewCtx, conn)
 	}()
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		a.dropIfDead(renewCtx, conn, upAt, events)
-	}()
+	dropped := make(chan bool, 1)
+	go func() { dropped <- a.dropIfDead(renewCtx, conn, upAt, events) }()
 	err := conn.Serve(ctx)
 	stopRenewing()
 	<-renewDone
-	<-watchDone
+	if <-dropped {
+		return errDroppedOnEvent
+	}
 	return err
 }
 

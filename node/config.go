@@ -23,6 +23,8 @@ const (
 	// (StoredPending), so it survives the pairing command ending; the
 	// request's secret key is in the secret store.
 	PendingFile = "pending.json"
+	// LockFile is locked by the running agent and names its PID.
+	LockFile = "node.lock"
 )
 
 // StoredConfig is what ConfigFile holds: written when pairing completes,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
@@ -39,30 +39,9 @@ func adminClient(env *environment, flagValue string) (adminv1.AdminClient, func(
 	return adminv1.NewAdminClient(conn), func() { conn.Close() }, nil
 }
 
-// adminFlags is an admin command's flag set, with the --admin-socket flag
-// every admin command has.
-type adminFlags struct {
-	*flag.FlagSet
-	socket *string
-}
-
-func newAdminFlags(env *environment, name, synopsis string) adminFlags {
-	fs := newFlags(env, name, synopsis)
-	return adminFlags{fs, fs.String("admin-socket", "", "gateway admin socket")}
-}
-
-// connect parses args, which must hold want positional arguments, and
-// connects to the gateway at the admin socket the flags name.
-func (f adminFlags) connect(env *environment, args []string, want int) ([]string, adminv1.AdminClient, func(), error) {
-	pos, err := parse(f.FlagSet, args, want)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	client, done, err := adminClient(env, *f.socket)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return pos, client, done, nil
+// addAdminFlag gives c the --admin-socket flag every admin command has.
+func addAdminFlag(c *cobra.Command) *string {
+	return c.Flags().String("admin-socket", "", "gateway admin socket (default $PALYRA_ADMIN_SOCKET or a per-user path)")
 }
 
 // listFormat says how a list command prints its items: for people, a
@@ -119,10 +98,20 @@ func rpcError(err error) error {
 	return err
 }
 
+// writeJSON prints v indented. It leaves &, < and > as they are: the
+// output is read by people and scripts, never embedded in HTML, and a
+// pairing link's "&" must stay copyable.
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	enc := newJSONEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// newJSONEncoder is how the command line encodes JSON: see writeJSON.
+func newJSONEncoder(w io.Writer) *json.Encoder {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc
 }
 
 func unixMs(ms int64) string {
@@ -132,33 +121,41 @@ func unixMs(ms int64) string {
 	return time.UnixMilli(ms).UTC().Format(time.RFC3339)
 }
 
-func cmdPairingCode(ctx context.Context, env *environment, args []string) error {
-	fs := newAdminFlags(env, "pairing code", "[flags]")
+func cmdPairingCode(env *environment) *cobra.Command {
+	c := leaf("code", "mint a pairing code (PIN, link and QR code)", 0, 0)
+	socket, fs := addAdminFlag(c), c.Flags()
 	ttl := fs.Duration("ttl", 10*time.Minute, "how long the code stays valid (30s to 24h)")
 	auto := fs.Bool("auto-approve", false, "issue the certificate without waiting for approval")
 	name := fs.String("name", "", "a name for the code, shown with the request it produces")
 	png := fs.String("qr-png", "", "also write the QR code to this PNG file")
 	asJSON := fs.Bool("json", false, "print JSON (keys pin, link, expires_at)")
-	_, client, done, err := fs.connect(env, args, 0)
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		return pairingCode(c.Context(), env, *socket, *ttl, *auto, *name, *png, *asJSON)
+	}
+	return c
+}
+
+func pairingCode(ctx context.Context, env *environment, socket string, ttl time.Duration, auto bool, name, png string, asJSON bool) error {
+	client, done, err := adminClient(env, socket)
 	if err != nil {
 		return err
 	}
 	defer done()
-	resp, err := client.MintNodePairingCode(ctx, &adminv1.MintNodePairingCodeRequest{TtlMs: ttl.Milliseconds(), AutoApprove: *auto, Name: *name})
+	resp, err := client.MintNodePairingCode(ctx, &adminv1.MintNodePairingCodeRequest{TtlMs: ttl.Milliseconds(), AutoApprove: auto, Name: name})
 	if err != nil {
 		return rpcError(err)
 	}
-	if *png != "" {
+	if png != "" {
 		img, err := qr.PNG(resp.Link, qr.DefaultPNGSize)
 		if err != nil {
 			return err
 		}
 		// The QR code carries the code's secret: keep the file private.
-		if err := os.WriteFile(*png, img, 0o600); err != nil {
+		if err := os.WriteFile(png, img, 0o600); err != nil {
 			return fmt.Errorf("writing QR code: %w", err)
 		}
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSON(env.stdout, map[string]any{"pin": resp.Pin, "link": resp.Link, "expires_at": unixMs(resp.ExpiresAtUnixMs)})
 	}
 	text, err := qr.Terminal(resp.Link)
@@ -166,8 +163,8 @@ func cmdPairingCode(ctx context.Context, env *environment, args []string) error 
 		return err
 	}
 	fmt.Fprintf(env.stdout, "%s\nPIN:     %s\nLink:    %s\nExpires: %s\n", text, resp.Pin, resp.Link, unixMs(resp.ExpiresAtUnixMs))
-	if *png != "" {
-		fmt.Fprintf(env.stdout, "QR code: %s\n", *png)
+	if png != "" {
+		fmt.Fprintf(env.stdout, "QR code: %s\n", png)
 	}
 	return nil
 }
@@ -195,31 +192,27 @@ var pairingRequestList = listFormat[*adminv1.PairingRequest]{
 	json: requestJSON,
 }
 
-func cmdPairingList(ctx context.Context, env *environment, args []string) error {
-	fs := newAdminFlags(env, "pairing list", "[flags]")
-	all := fs.Bool("all", false, "include decided and expired requests")
-	asJSON := fs.Bool("json", false, "print JSON")
-	_, client, done, err := fs.connect(env, args, 0)
-	if err != nil {
-		return err
-	}
-	defer done()
-	resp, err := client.ListPairingRequests(ctx, &adminv1.ListPairingRequestsRequest{All: *all})
-	if err != nil {
-		return rpcError(err)
-	}
-	return pairingRequestList.print(env.stdout, resp.Requests, *asJSON)
+func cmdPairingList(env *environment) *cobra.Command {
+	var all *bool
+	c := listCommand(env, "list pairing requests", pairingRequestList,
+		func(ctx context.Context, client adminv1.AdminClient) ([]*adminv1.PairingRequest, error) {
+			resp, err := client.ListPairingRequests(ctx, &adminv1.ListPairingRequestsRequest{All: *all})
+			return resp.GetRequests(), err
+		})
+	all = c.Flags().Bool("all", false, "include decided and expired requests")
+	return c
 }
 
-func cmdPairingDecide(approve bool) func(context.Context, *environment, []string) error {
-	verb := "reject"
+func cmdPairingDecide(env *environment, approve bool) *cobra.Command {
+	c := leaf("reject REQUEST_ID", "reject a pairing request", 1, 1)
 	if approve {
-		verb = "approve"
+		c = leaf("approve REQUEST_ID", "approve a pairing request", 1, 1)
 	}
-	return func(ctx context.Context, env *environment, args []string) error {
-		fs := newAdminFlags(env, "pairing "+verb, "REQUEST_ID [flags]")
-		asJSON := fs.Bool("json", false, "print JSON")
-		pos, client, done, err := fs.connect(env, args, 1)
+	socket := addAdminFlag(c)
+	asJSON := c.Flags().Bool("json", false, "print JSON")
+	c.RunE = func(c *cobra.Command, pos []string) error {
+		ctx := c.Context()
+		client, done, err := adminClient(env, *socket)
 		if err != nil {
 			return err
 		}
@@ -240,6 +233,7 @@ func cmdPairingDecide(approve bool) func(context.Context, *environment, []string
 		fmt.Fprintf(env.stdout, "%s %s (%s, verification code %s)\n", requestStates[r.State], r.RequestId, printable(r.Name), r.VerificationCode)
 		return nil
 	}
+	return c
 }
 
 var nodeList = listFormat[*adminv1.Node]{
@@ -256,19 +250,33 @@ var nodeList = listFormat[*adminv1.Node]{
 	},
 }
 
-func cmdNodesList(ctx context.Context, env *environment, args []string) error {
-	fs := newAdminFlags(env, "nodes list", "[flags]")
-	asJSON := fs.Bool("json", false, "print JSON")
-	_, client, done, err := fs.connect(env, args, 0)
-	if err != nil {
-		return err
+func cmdNodesList(env *environment) *cobra.Command {
+	return listCommand(env, "list nodes and whether they are online", nodeList,
+		func(ctx context.Context, client adminv1.AdminClient) ([]*adminv1.Node, error) {
+			resp, err := client.ListNodes(ctx, &adminv1.ListNodesRequest{})
+			return resp.GetNodes(), err
+		})
+}
+
+// listCommand is a list command printing what list returns as format says.
+func listCommand[T any](env *environment, short string, format listFormat[T],
+	list func(context.Context, adminv1.AdminClient) ([]T, error)) *cobra.Command {
+	c := leaf("list", short, 0, 0)
+	socket := addAdminFlag(c)
+	asJSON := c.Flags().Bool("json", false, "print JSON")
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		client, done, err := adminClient(env, *socket)
+		if err != nil {
+			return err
+		}
+		defer done()
+		items, err := list(c.Context(), client)
+		if err != nil {
+			return rpcError(err)
+		}
+		return format.print(env.stdout, items, *asJSON)
 	}
-	defer done()
-	resp, err := client.ListNodes(ctx, &adminv1.ListNodesRequest{})
-	if err != nil {
-		return rpcError(err)
-	}
-	return nodeList.print(env.stdout, resp.Nodes, *asJSON)
+	return c
 }
 
 func deviceJSON(d *adminv1.Device) map[string]any {
@@ -287,50 +295,53 @@ var deviceList = listFormat[*adminv1.Device]{
 	json: deviceJSON,
 }
 
-func cmdDevicesList(ctx context.Context, env *environment, args []string) error {
-	fs := newAdminFlags(env, "devices list", "[flags]")
-	asJSON := fs.Bool("json", false, "print JSON")
-	_, client, done, err := fs.connect(env, args, 0)
-	if err != nil {
-		return err
-	}
-	defer done()
-	resp, err := client.ListDevices(ctx, &adminv1.ListDevicesRequest{})
-	if err != nil {
-		return rpcError(err)
-	}
-	return deviceList.print(env.stdout, resp.Devices, *asJSON)
+func cmdDevicesList(env *environment) *cobra.Command {
+	return listCommand(env, "list paired devices", deviceList,
+		func(ctx context.Context, client adminv1.AdminClient) ([]*adminv1.Device, error) {
+			resp, err := client.ListDevices(ctx, &adminv1.ListDevicesRequest{})
+			return resp.GetDevices(), err
+		})
 }
 
-func cmdDevicesRevoke(ctx context.Context, env *environment, args []string) error {
-	fs := newAdminFlags(env, "devices revoke", "DEVICE_ID [flags]")
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, client, done, err := fs.connect(env, args, 1)
-	if err != nil {
-		return err
+func cmdDevicesRevoke(env *environment) *cobra.Command {
+	c := leaf("revoke DEVICE", "revoke a device and cut its sessions", 1, 1)
+	socket := deviceArg(c, env)
+	asJSON := c.Flags().Bool("json", false, "print JSON")
+	c.RunE = func(c *cobra.Command, pos []string) error {
+		ctx := c.Context()
+		client, id, done, err := deviceClient(ctx, env, *socket, pos[0])
+		if err != nil {
+			return err
+		}
+		defer done()
+		d, err := client.RevokeDevice(ctx, &adminv1.DeviceRequest{DeviceId: id})
+		if err != nil {
+			return rpcError(err)
+		}
+		if *asJSON {
+			return writeJSON(env.stdout, deviceJSON(d))
+		}
+		fmt.Fprintf(env.stdout, "revoked %s (%s); its sessions are closed\n", d.DeviceId, printable(d.Name))
+		return nil
 	}
-	defer done()
-	d, err := client.RevokeDevice(ctx, &adminv1.DeviceRequest{DeviceId: pos[0]})
-	if err != nil {
-		return rpcError(err)
-	}
-	if *asJSON {
-		return writeJSON(env.stdout, deviceJSON(d))
-	}
-	fmt.Fprintf(env.stdout, "revoked %s (%s); its sessions are closed\n", d.DeviceId, printable(d.Name))
-	return nil
+	return c
 }
 
-func cmdDevicesRemove(ctx context.Context, env *environment, args []string) error {
-	fs := newAdminFlags(env, "devices remove", "DEVICE_ID [flags]")
-	pos, client, done, err := fs.connect(env, args, 1)
-	if err != nil {
-		return err
+func cmdDevicesRemove(env *environment) *cobra.Command {
+	c := leaf("remove DEVICE", "forget a device (it stays refused)", 1, 1)
+	socket := deviceArg(c, env)
+	c.RunE = func(c *cobra.Command, pos []string) error {
+		ctx := c.Context()
+		client, id, done, err := deviceClient(ctx, env, *socket, pos[0])
+		if err != nil {
+			return err
+		}
+		defer done()
+		if _, err := client.RemoveDevice(ctx, &adminv1.DeviceRequest{DeviceId: id}); err != nil {
+			return rpcError(err)
+		}
+		fmt.Fprintf(env.stdout, "removed %s; it stays refused\n", id)
+		return nil
 	}
-	defer done()
-	if _, err := client.RemoveDevice(ctx, &adminv1.DeviceRequest{DeviceId: pos[0]}); err != nil {
-		return rpcError(err)
-	}
-	fmt.Fprintf(env.stdout, "removed %s; it stays refused\n", pos[0])
-	return nil
+	return c
 }

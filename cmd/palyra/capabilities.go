@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/palyra/palyra-go/node"
 	"github.com/palyra/palyra-go/node/capability"
 	"github.com/palyra/palyra-go/node/localapi"
@@ -16,20 +18,28 @@ import (
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
-func cmdNodesDescribe(ctx context.Context, env *environment, args []string) error {
-	fs := newAdminFlags(env, "nodes describe", "DEVICE_ID [flags]")
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, client, done, err := fs.connect(env, args, 1)
-	if err != nil {
-		return err
+func cmdNodesDescribe(env *environment) *cobra.Command {
+	c := leaf("describe DEVICE", "show a node's capabilities and recent events", 1, 1)
+	socket := deviceArg(c, env)
+	asJSON := c.Flags().Bool("json", false, "print JSON")
+	c.RunE = func(c *cobra.Command, pos []string) error {
+		client, id, done, err := deviceClient(c.Context(), env, *socket, pos[0])
+		if err != nil {
+			return err
+		}
+		defer done()
+		d, err := client.DescribeNode(c.Context(), &adminv1.DeviceRequest{DeviceId: id})
+		if err != nil {
+			return rpcError(err)
+		}
+		return printNode(env, d, *asJSON)
 	}
-	defer done()
-	d, err := client.DescribeNode(ctx, &adminv1.DeviceRequest{DeviceId: pos[0]})
-	if err != nil {
-		return rpcError(err)
-	}
+	return c
+}
+
+func printNode(env *environment, d *adminv1.NodeDetail, asJSON bool) error {
 	n := d.GetNode()
-	if *asJSON {
+	if asJSON {
 		caps := []map[string]any{}
 		for _, c := range d.Capabilities {
 			caps = append(caps, map[string]any{
@@ -88,86 +98,113 @@ func privacyName(p nodev1.Capability_Privacy) string {
 	return strings.ToLower(strings.TrimPrefix(p.String(), "PRIVACY_"))
 }
 
-func cmdNodesInvoke(ctx context.Context, env *environment, args []string) error {
-	fs := newAdminFlags(env, "nodes invoke", "DEVICE_ID CAPABILITY [flags]")
+func cmdNodesInvoke(env *environment) *cobra.Command {
+	c := leaf("invoke DEVICE CAPABILITY", "run a capability on a node and print the result", 2, 2)
+	socket, fs := deviceArg(c, env), c.Flags()
 	asJSON := fs.Bool("json", false, "print JSON: request_id, ok, output, error")
 	argsJSON := fs.String("args", "{}", "the capability's arguments as a JSON object")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the node's answer")
 	queueTTL := fs.Duration("queue-ttl", 0, "if the node is offline, keep the call this long and deliver it when it reconnects (0: fail at once)")
-	pos, client, done, err := fs.connect(env, args, 2)
+	c.RunE = func(c *cobra.Command, pos []string) error {
+		if !json.Valid([]byte(*argsJSON)) {
+			return usagef("--args is not valid JSON: %.60q", *argsJSON)
+		}
+		return invoke(c.Context(), env, *socket, pos, &adminv1.InvokeRequest{
+			Capability: pos[1],
+			ArgsJson:   []byte(*argsJSON),
+			TimeoutMs:  timeout.Milliseconds(),
+			QueueTtlMs: queueTTL.Milliseconds(),
+		}, *asJSON)
+	}
+	return c
+}
+
+func invoke(ctx context.Context, env *environment, socket string, pos []string, req *adminv1.InvokeRequest, asJSON bool) error {
+	client, id, done, err := deviceClient(ctx, env, socket, pos[0])
 	if err != nil {
 		return err
 	}
 	defer done()
-	if !json.Valid([]byte(*argsJSON)) {
-		return fmt.Errorf("--args is not valid JSON: %.60q", *argsJSON)
-	}
-	resp, err := client.Invoke(ctx, &adminv1.InvokeRequest{
-		DeviceId:   pos[0],
-		Capability: pos[1],
-		ArgsJson:   []byte(*argsJSON),
-		TimeoutMs:  timeout.Milliseconds(),
-		QueueTtlMs: queueTTL.Milliseconds(),
-	})
+	req.DeviceId = id
+	resp, err := client.Invoke(ctx, req)
 	if err != nil {
 		return rpcError(err)
 	}
-	if *asJSON {
-		out := map[string]any{"request_id": resp.GetRequestId(), "ok": resp.GetOk(), "output": nil, "error": nil}
-		if resp.GetOk() {
-			out["output"] = json.RawMessage(resp.GetOutputJson())
-		} else {
-			out["error"] = map[string]string{"code": resp.GetErrorCode(), "message": resp.GetErrorMessage()}
-		}
+	if asJSON {
+		out := map[string]any{"request_id": resp.GetRequestId()}
+		addResultJSON(out, resp)
 		if resp.GetQueued() {
 			out["queued"] = true
 		}
 		if err := writeJSON(env.stdout, out); err != nil {
 			return err
 		}
-	} else if resp.GetOk() {
-		var pretty any
-		if json.Unmarshal(resp.GetOutputJson(), &pretty) == nil {
-			if err := writeJSON(env.stdout, pretty); err != nil {
-				return err
-			}
+		if !resp.GetOk() {
+			return errSilent
 		}
-	} else {
-		fmt.Fprintf(env.stderr, "palyra: %s failed (%s): %s\n", pos[1], printable(resp.GetErrorCode()), printable(resp.GetErrorMessage()))
+		return nil
 	}
-	if !resp.GetOk() {
+	return printResult(env, pos[1], resp)
+}
+
+// addResultJSON puts a call's outcome in out: ok, and output or error.
+func addResultJSON(out map[string]any, r *adminv1.InvokeResponse) {
+	out["ok"], out["output"], out["error"] = r.GetOk(), nil, nil
+	if r.GetOk() {
+		out["output"] = json.RawMessage(r.GetOutputJson())
+	} else {
+		out["error"] = map[string]string{"code": r.GetErrorCode(), "message": r.GetErrorMessage()}
+	}
+}
+
+// printResult shows a call's outcome to a person: its output on standard
+// output, or why it failed on standard error, ending in errSilent then.
+func printResult(env *environment, capability string, r *adminv1.InvokeResponse) error {
+	if !r.GetOk() {
+		fmt.Fprintf(env.stderr, "palyra: %s failed (%s): %s\n", printable(capability), printable(r.GetErrorCode()), printable(r.GetErrorMessage()))
 		return errSilent
+	}
+	var pretty any
+	if json.Unmarshal(r.GetOutputJson(), &pretty) == nil {
+		return writeJSON(env.stdout, pretty)
 	}
 	return nil
 }
 
-func cmdNodeCapabilities(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "node capabilities", `[enable NAME | disable NAME | consent NAME allow|ask|deny |
-                         allow-command PATH | disallow-command PATH | shared-folder DIR] [flags]
-
-With no action, lists what this node shares. Changes apply at once to a
-running node (and its gateway) and are kept for the next start.`)
-	nf := addNodeFlags(env, fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseRange(fs, args, 0, 3)
-	if err != nil {
-		return err
-	}
-	var change *node.SharingChange
-	if len(pos) > 0 {
-		c, err := sharingChange(pos)
-		if err != nil {
-			fs.Usage()
-			return fmt.Errorf("%w: %w", errUsage, err)
+func cmdNodeCapabilities(env *environment) *cobra.Command {
+	c := leaf(`capabilities [enable NAME | disable NAME | consent NAME allow|ask|deny | allow-command PATH | disallow-command PATH | shared-folder DIR]`,
+		"list or change what this machine shares", 0, 3)
+	c.Long = `With no action, lists what this node shares. Changes apply at once to a
+running node (and its gateway) and are kept for the next start.`
+	nf := addNodeFlags(env, c.Flags())
+	asJSON := c.Flags().Bool("json", false, "print JSON")
+	c.ValidArgsFunction = func(_ *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveDefault
 		}
-		change = &c
+		return []cobra.Completion{"enable", "disable", "consent", "allow-command", "disallow-command", "shared-folder"}, cobra.ShellCompDirectiveNoFileComp
 	}
+	c.RunE = func(c *cobra.Command, pos []string) error {
+		var change *node.SharingChange
+		if len(pos) > 0 {
+			ch, err := sharingChange(pos)
+			if err != nil {
+				return usageError{err}
+			}
+			change = &ch
+		}
+		return nodeCapabilities(c.Context(), env, nf, change, *asJSON)
+	}
+	return c
+}
+
+func nodeCapabilities(ctx context.Context, env *environment, nf nodeFlags, change *node.SharingChange, asJSON bool) error {
 	_, socket := nf.paths(env)
 	if change != nil {
 		// A running node applies it itself, and tells its gateway.
 		infos, err := localapi.ChangeSharing(ctx, socket, *change)
 		if err == nil {
-			return printCapabilities(env, infos, *asJSON)
+			return printCapabilities(env, infos, asJSON)
 		}
 		if !errors.Is(err, localapi.ErrNotRunning) {
 			return err
@@ -182,7 +219,7 @@ running node (and its gateway) and are kept for the next start.`)
 			return err
 		}
 	}
-	return printCapabilities(env, a.Capabilities(), *asJSON)
+	return printCapabilities(env, a.Capabilities(), asJSON)
 }
 
 func printCapabilities(env *environment, infos []capability.Info, asJSON bool) error {
@@ -226,21 +263,28 @@ func sharingChange(pos []string) (node.SharingChange, error) {
 	return c, nil
 }
 
-func cmdNodesWatch(ctx context.Context, env *environment, args []string) error {
-	fs := newAdminFlags(env, "nodes watch", "[DEVICE_ID] [flags]\n\nPrints node events as they happen (capability changes, consent decisions,\nerrors, invocations, online and offline) until interrupted.")
-	asJSON := fs.Bool("json", false, "print one JSON object per line")
-	pos, err := parseRange(fs.FlagSet, args, 0, 1)
-	if err != nil {
-		return err
+func cmdNodesWatch(env *environment) *cobra.Command {
+	c := leaf("watch [DEVICE]", "print node events as they happen", 0, 1)
+	c.Long = "Prints node events as they happen (capability changes, consent decisions,\nerrors, invocations, online and offline) until interrupted."
+	socket := deviceArg(c, env)
+	asJSON := c.Flags().Bool("json", false, "print one JSON object per line")
+	c.RunE = func(c *cobra.Command, pos []string) error {
+		return watchNodes(c.Context(), env, *socket, pos, *asJSON)
 	}
-	client, done, err := adminClient(env, *fs.socket)
+	return c
+}
+
+func watchNodes(ctx context.Context, env *environment, socket string, pos []string, asJSON bool) error {
+	client, done, err := adminClient(env, socket)
 	if err != nil {
 		return err
 	}
 	defer done()
 	req := &adminv1.WatchEventsRequest{}
 	if len(pos) == 1 {
-		req.DeviceId = pos[0]
+		if req.DeviceId, err = resolveDevice(ctx, client, pos[0]); err != nil {
+			return err
+		}
 	}
 	stream, err := client.WatchEvents(ctx, req)
 	if err != nil {
@@ -251,7 +295,7 @@ func cmdNodesWatch(ctx context.Context, env *environment, args []string) error {
 		return rpcError(err)
 	}
 	fmt.Fprintln(env.stderr, "watching node events; interrupt to stop")
-	enc := json.NewEncoder(env.stdout)
+	enc := newJSONEncoder(env.stdout)
 	for {
 		e, err := stream.Recv()
 		if err != nil {
@@ -260,7 +304,7 @@ func cmdNodesWatch(ctx context.Context, env *environment, args []string) error {
 			}
 			return rpcError(err)
 		}
-		if *asJSON {
+		if asJSON {
 			if err := enc.Encode(eventJSON(e)); err != nil {
 				return err
 			}

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -218,19 +219,31 @@ func (c *cli) startGateway() string {
 // command's standard output.
 func (c *cli) background(extra map[string]string, ready string, args ...string) (string, *syncbuf.Buffer) {
 	c.t.Helper()
+	word, out, _ := c.stoppable(extra, ready, args...)
+	return word, out
+}
+
+// stoppable is background, and also returns what stops the command (as
+// an interrupt does) and waits for its end.
+func (c *cli) stoppable(extra map[string]string, ready string, args ...string) (string, *syncbuf.Buffer, func()) {
+	c.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errOut syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, c.environment("", &out, &errOut, extra), args)
 	}()
-	c.t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
+	}
+	c.t.Cleanup(stop)
 	line := waitForLine(c.t, &errOut, ready)
 	word := strings.Fields(strings.SplitN(line, ready, 2)[1] + " ")[0]
-	return strings.TrimSuffix(word, ";"), &out
+	return strings.TrimSuffix(word, ";"), &out, stop
 }
 
 // waitForLine waits until the buffer holds a line containing s.
@@ -281,5 +294,31 @@ func TestAdminSocketMessages(t *testing.T) {
 	code, _, stderr = c.run(nil, "", "nodes", "list", "--admin-socket", path)
 	if code == 0 || !strings.Contains(stderr, "its process is not running") {
 		t.Errorf("stale socket: exit %d, %q", code, stderr)
+	}
+}
+
+// TestGatewayLimitFlags: the connection caps given as flags are the
+// gateway's, and caps that cannot work are refused with what to change.
+func TestGatewayLimitFlags(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	// The gateway logs its limits as it starts.
+	got, _ := c.background(nil, "max_quic_handshakes=", "gateway", "run", "--listen", "127.0.0.1:0",
+		"--max-unauthenticated-conns", "300", "--max-unauthenticated-per-source", "30", "--max-quic-handshakes", "80")
+	if got != "80" {
+		t.Errorf("the gateway runs with %s QUIC handshakes at most, not the 80 asked for", got)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--max-unauthenticated-conns", "100000000"}, "a cap of 100000000 unauthenticated TCP connections does not fit the open-file limit (ulimit -n)"},
+		{[]string{"--max-unauthenticated-conns", "100", "--max-unauthenticated-per-source", "100"},
+			"a cap of 100 unauthenticated TCP connections per source is not below the cap of 100 in all"},
+	} {
+		args := append([]string{"gateway", "run", "--listen", "127.0.0.1:0"}, tc.args...)
+		if code, _, stderr := c.run(nil, "", args...); code == 0 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("palyra %s: exit %d, %q; want %q", strings.Join(args, " "), code, stderr, tc.want)
+		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/spf13/cobra"
 
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/secretstore"
@@ -66,51 +67,52 @@ type doctor struct {
 // files, the identity and its certificate, each gateway address over TCP and
 // UDP, and the local node agent. It prints one line per check (or JSON) and
 // exits 1 when any check failed.
-func cmdDoctor(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "doctor", "[flags]")
+func cmdDoctor(env *environment) *cobra.Command {
+	c := leaf("doctor", "check this node: keychain, config, certificate, gateway over TCP and UDP", 0, 0)
+	fs := c.Flags()
 	nf := addNodeFlags(env, fs)
 	timeout := fs.Duration("timeout", 3*time.Second, "how long each probe (keychain, TCP, UDP, local node) may take")
 	asJSON := fs.Bool("json", false, `print a JSON array of {"check", "status", "detail"}; status is ok, warn or fail`)
-	if _, err := parse(fs, args, 0); err != nil {
-		return err
-	}
-	if *timeout <= 0 {
-		fmt.Fprintln(env.stderr, "palyra doctor: --timeout must be positive")
-		return errUsage
-	}
-	d := &doctor{env: env, nf: nf, timeout: *timeout, json: *asJSON}
-	d.run(ctx)
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-
-	var fails, warns int
-	for _, r := range d.results {
-		switch r.Status {
-		case statusFail:
-			fails++
-		case statusWarn:
-			warns++
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		ctx := c.Context()
+		if *timeout <= 0 {
+			return usagef("--timeout must be positive")
 		}
-	}
-	if d.json {
-		if err := writeJSON(env.stdout, d.results); err != nil {
+		d := &doctor{env: env, nf: nf, timeout: *timeout, json: *asJSON}
+		d.run(ctx)
+		if err := ctx.Err(); err != nil {
 			return err
 		}
-	} else {
-		switch {
-		case fails > 0:
-			fmt.Fprintf(env.stdout, "\n%s failed, %s\n", plural(fails, "check"), plural(warns, "warning"))
-		case warns > 0:
-			fmt.Fprintf(env.stdout, "\nno failures, %s\n", plural(warns, "warning"))
-		default:
-			fmt.Fprintln(env.stdout, "\nall checks passed")
+
+		var fails, warns int
+		for _, r := range d.results {
+			switch r.Status {
+			case statusFail:
+				fails++
+			case statusWarn:
+				warns++
+			}
 		}
+		if d.json {
+			if err := writeJSON(env.stdout, d.results); err != nil {
+				return err
+			}
+		} else {
+			switch {
+			case fails > 0:
+				fmt.Fprintf(env.stdout, "\n%s failed, %s\n", plural(fails, "check"), plural(warns, "warning"))
+			case warns > 0:
+				fmt.Fprintf(env.stdout, "\nno failures, %s\n", plural(warns, "warning"))
+			default:
+				fmt.Fprintln(env.stdout, "\nall checks passed")
+			}
+		}
+		if fails > 0 {
+			return errSilent
+		}
+		return nil
 	}
-	if fails > 0 {
-		return errSilent
-	}
-	return nil
+	return c
 }
 
 // run runs every check in order.

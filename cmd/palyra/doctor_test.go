@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,25 +21,10 @@ import (
 	"github.com/palyra/palyra-go/node"
 )
 
-// doctor runs `palyra doctor` in-process. It calls cmdDoctor directly and
-// maps its error to an exit code as run does, so it works whether or not
-// the command table lists doctor.
+// doctor runs `palyra doctor` in-process.
 func (c *cli) doctor(extra map[string]string, args ...string) (int, string, string) {
 	c.t.Helper()
-	var out, errOut syncbuf.Buffer
-	err := cmdDoctor(c.t.Context(), c.environment("", &out, &errOut, extra), args)
-	code := 0
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-	case errors.Is(err, errUsage):
-		code = 2
-	case errors.Is(err, errSilent):
-		code = 1
-	default:
-		errOut.Write([]byte("palyra: " + err.Error() + "\n"))
-		code = 1
-	}
-	return code, out.String(), errOut.String()
+	return c.run(extra, "", append([]string{"doctor"}, args...)...)
 }
 
 // doctorJSON runs doctor --json and returns its results by check name.
@@ -77,10 +61,16 @@ func (c *cli) doctorJSON(extra map[string]string, args ...string) (int, map[stri
 // gateway at addr and returns its environment.
 func (c *cli) pairNode(addr string) map[string]string {
 	c.t.Helper()
+	return c.pairAs(addr, "doctor-laptop")
+}
+
+// pairAs is pairNode for a device named name.
+func (c *cli) pairAs(addr, name string) map[string]string {
+	c.t.Helper()
 	var code struct{ PIN string }
 	c.mustJSON(&code, "pairing", "code", "--auto-approve", "--json")
 	nodeEnv := map[string]string{"PALYRA_CONFIG_DIR": filepath.Join(c.t.TempDir(), "node")}
-	if rc, _, errOut := c.run(nodeEnv, code.PIN+"\n", "node", "pair", "--gateway", addr, "--pin", "-", "--name", "doctor-laptop"); rc != 0 {
+	if rc, _, errOut := c.run(nodeEnv, code.PIN+"\n", "node", "pair", "--gateway", addr, "--pin", "-", "--name", name); rc != 0 {
 		c.t.Fatalf("node pair: exit %d: %s", rc, errOut)
 	}
 	return nodeEnv

@@ -1,48 +1,26 @@
 // Command palyra is Palyra's command line: it runs a gateway, administers
 // it through its admin socket, and runs a headless node. It is cgo-free.
+//
+// The command tree is built on cobra (github.com/spf13/cobra): it gives the
+// group help people expect from kubectl or tailscale (`palyra nodes` lists
+// its verbs), shell completion for bash, zsh, fish and PowerShell with
+// dynamic completion of device names, and man pages through cobra/doc.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"github.com/palyra/palyra-go/internal/version"
 )
-
-// command is one leaf of the command tree.
-type command struct {
-	summary string
-	run     func(ctx context.Context, env *environment, args []string) error
-}
-
-var commands = map[string]command{
-	"gateway run":       {"run a gateway in the foreground", cmdGatewayRun},
-	"pairing code":      {"mint a pairing code (PIN, link and QR code)", cmdPairingCode},
-	"pairing list":      {"list pairing requests", cmdPairingList},
-	"pairing approve":   {"approve a pairing request", cmdPairingDecide(true)},
-	"pairing reject":    {"reject a pairing request", cmdPairingDecide(false)},
-	"nodes list":        {"list nodes and whether they are online", cmdNodesList},
-	"nodes describe":    {"show a node's capabilities and recent events", cmdNodesDescribe},
-	"nodes invoke":      {"run a capability on a node and print the result", cmdNodesInvoke},
-	"nodes watch":       {"print node events as they happen", cmdNodesWatch},
-	"devices list":      {"list paired devices", cmdDevicesList},
-	"devices revoke":    {"revoke a device and cut its sessions", cmdDevicesRevoke},
-	"devices remove":    {"forget a device (it stays refused)", cmdDevicesRemove},
-	"node pair":         {"pair this machine with a gateway", cmdNodePair},
-	"node run":          {"run this machine's node in the foreground", cmdNodeRun},
-	"node status":       {"show this machine's node state", cmdNodeStatus},
-	"node forget":       {"forget the gateway this machine is paired with", cmdNodeForget},
-	"node capabilities": {"list or change what this machine shares", cmdNodeCapabilities},
-	"doctor":            {"check this node: keychain, config, certificate, gateway over TCP and UDP", cmdDoctor},
-}
 
 // environment is what commands share: the streams and the environment
 // variables, so tests can run commands in-process.
@@ -59,109 +37,152 @@ func main() {
 	os.Exit(run(ctx, env, os.Args[1:]))
 }
 
-// run dispatches and turns errors into a message and an exit code.
+// run runs the command args names and turns its error into a message and
+// an exit code: 0, 1 when the command failed, 2 when it was used wrongly.
 func run(ctx context.Context, env *environment, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(env.stdout)
+	root := newRoot(env)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil || errors.Is(err, errSilent) {
+		if err != nil {
+			return 1
+		}
 		return 0
 	}
-	if args[0] == "version" || args[0] == "--version" {
-		fmt.Fprintln(env.stdout, "palyra", version.Version)
-		return 0
+	if cmd == nil {
+		cmd = root
 	}
-	cmd, ok := commands[args[0]]
-	rest := args[1:]
-	if !ok && len(args) >= 2 {
-		cmd, ok = commands[args[0]+" "+args[1]]
-		rest = args[2:]
-	}
-	if !ok {
-		return unknown(env, args)
-	}
-	err := cmd.run(ctx, env, rest)
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.Is(err, errUsage):
+	verbose, _ := root.PersistentFlags().GetBool("verbose")
+	var usage usageError
+	if errors.As(err, &usage) {
+		line := cmd.UseLine()
+		if cmd.HasAvailableSubCommands() {
+			line = cmd.CommandPath() + " COMMAND [flags]"
+		}
+		fmt.Fprintf(env.stderr, "%s: %s\nUsage: %s  (see '%s --help')\n", cmd.CommandPath(), usage.err, line, cmd.CommandPath())
 		return 2
-	case errors.Is(err, errSilent):
+	}
+	if asJSON := cmd.Flags().Lookup("json"); asJSON != nil && asJSON.Value.String() == "true" {
+		writeJSON(env.stdout, map[string]any{"error": map[string]string{"message": shorten(err), "detail": err.Error()}})
 		return 1
 	}
-	fmt.Fprintln(env.stderr, "palyra:", err)
+	msg := shorten(err)
+	switch {
+	case verbose:
+		msg = err.Error()
+	case msg != err.Error():
+		msg += " (--verbose for the whole error)"
+	}
+	fmt.Fprintln(env.stderr, "palyra:", msg)
 	return 1
 }
 
-var errUsage = errors.New("usage")
+// newRoot builds the command tree, its output going to env's streams.
+func newRoot(env *environment) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "palyra",
+		Short: "pair devices with a Palyra gateway and run both sides",
+		Long: `palyra pairs devices with a Palyra gateway and runs both sides.
+
+Devices and nodes can be named by ID, by name, or by a unique start of
+their ID (case and dashes do not matter).
+
+Environment: PALYRA_ADMIN_SOCKET (admin commands), PALYRA_CONFIG_DIR and
+PALYRA_SECRET_STORE (node commands).`,
+		Version:                    version.Version,
+		Args:                       noSubcommand,
+		RunE:                       func(c *cobra.Command, _ []string) error { return c.Help() },
+		SilenceErrors:              true,
+		SuggestionsMinimumDistance: 2,
+		SilenceUsage:               true,
+		DisableAutoGenTag:          true,
+	}
+	root.SetIn(env.stdin)
+	root.SetOut(env.stdout)
+	root.SetErr(env.stderr)
+	root.SetVersionTemplate("palyra {{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.PersistentFlags().Bool("verbose", false, "print errors whole, with every cause (gateway run: also log debug messages)")
+
+	root.AddCommand(
+		group("gateway", "run a gateway",
+			cmdGatewayRun(env)),
+		group("pairing", "mint pairing codes and decide pairing requests",
+			cmdPairingCode(env), cmdPairingList(env), cmdPairingDecide(env, true), cmdPairingDecide(env, false)),
+		group("nodes", "list, describe, watch nodes and run their capabilities (the gateway's view)",
+			cmdNodesList(env), cmdNodesDescribe(env), cmdNodesInvoke(env), cmdNodesWatch(env)),
+		group("calls", "queued calls for offline nodes",
+			cmdCallsList(env), cmdCallsGet(env), cmdCallsCancel(env)),
+		group("devices", "paired devices",
+			cmdDevicesList(env), cmdDevicesRevoke(env), cmdDevicesRemove(env)),
+		group("node", "this machine's node: pair, run, status, what it shares",
+			cmdNodePair(env), cmdNodeRun(env), cmdNodeStatus(env), cmdNodeForget(env), cmdNodeCapabilities(env)),
+		cmdDoctor(env),
+		cmdVersion(env),
+		cmdGenMan(),
+	)
+	return root
+}
+
+// group is a command whose subcommands do the work; on its own it prints
+// its help, which lists them.
+func group(name, short string, subs ...*cobra.Command) *cobra.Command {
+	c := &cobra.Command{
+		Use:   name,
+		Short: short,
+		Args:  noSubcommand,
+		RunE:  func(c *cobra.Command, _ []string) error { return c.Help() },
+
+		SuggestionsMinimumDistance: 2,
+	}
+	c.AddCommand(subs...)
+	return c
+}
+
+// leaf is a command with use (its name and positional arguments), a
+// summary and from least to most positional arguments.
+func leaf(use, short string, least, most int) *cobra.Command {
+	return &cobra.Command{Use: use, Short: short, Args: nargs(least, most)}
+}
+
+// noSubcommand refuses a word that names no subcommand, suggesting the
+// ones it may be a typo of.
+func noSubcommand(c *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q", args[0])
+	if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf("; did you mean %s?", strings.Join(s, " or "))
+	}
+	return usageError{errors.New(msg)}
+}
+
+// nargs refuses fewer than least or more than most positional arguments.
+func nargs(least, most int) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) >= least && len(args) <= most {
+			return nil
+		}
+		want := fmt.Sprintf("%d to %d arguments", least, most)
+		switch {
+		case least == most && most == 0:
+			return usageError{fmt.Errorf("takes no arguments, got %q", args[0])}
+		case least == most:
+			want = plural(least, "argument")
+		}
+		return usageError{fmt.Errorf("takes %s, got %d", want, len(args))}
+	}
+}
+
+// usageError is a command used wrongly (exit status 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// usagef is a usageError with a message.
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
 // errSilent ends a command with exit status 1 after it has said why.
 var errSilent = errors.New("failed")
-
-func unknown(env *environment, args []string) int {
-	fmt.Fprintf(env.stderr, "palyra: unknown command %q\n\n", strings.Join(args[:min(2, len(args))], " "))
-	usage(env.stderr)
-	return 2
-}
-
-func usage(w io.Writer) {
-	fmt.Fprint(w, `palyra pairs devices with a Palyra gateway and runs both sides.
-
-Usage: palyra <group> <command> [flags]   (add -h to any command for its flags)
-       palyra doctor
-
-`)
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-18s %s\n", n, commands[n].summary)
-	}
-	fmt.Fprintln(w, `
-Environment: PALYRA_ADMIN_SOCKET (admin commands), PALYRA_CONFIG_DIR and
-PALYRA_SECRET_STORE (node commands).`)
-}
-
-// newFlags makes a flag set whose errors and help go to stderr and end in
-// errUsage rather than an exit.
-func newFlags(env *environment, name, synopsis string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(env.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(env.stderr, "Usage: palyra %s %s\n\nFlags:\n", name, synopsis)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parse parses flags, which may come before or after the positional
-// arguments, and refuses any count of positional arguments but want.
-func parse(fs *flag.FlagSet, args []string, want int) ([]string, error) {
-	return parseRange(fs, args, want, want)
-}
-
-// parseRange is parse for commands taking from least to most positional
-// arguments.
-func parseRange(fs *flag.FlagSet, args []string, least, most int) ([]string, error) {
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, errUsage
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		positional, args = append(positional, args[0]), args[1:]
-	}
-	if len(positional) < least || len(positional) > most {
-		fs.Usage()
-		return nil, errUsage
-	}
-	return positional, nil
-}

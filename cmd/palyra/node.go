@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/palyra/palyra-go/identity/pairing/qr"
@@ -48,7 +49,9 @@ func addNodeFlags(env *environment, fs interface {
 func (f nodeFlags) paths(env *environment) (dir, socket string) {
 	e := dirs(env)
 	dir = userdirs.NodeConfigDir(e, *f.configDir)
-	return dir, userdirs.NodeSocket(e, dir, userdirs.NodeConfigDirGiven(e, *f.configDir))
+	socket = userdirs.NodeSocket(e, dir, userdirs.NodeConfigDirGiven(e, *f.configDir))
+	// A node run with another XDG_RUNTIME_DIR recorded where it serves.
+	return dir, userdirs.FindSocket(socket, dir, userdirs.NodeSocketRecord)
 }
 
 // agent opens the node agent with the chosen secret store.
@@ -78,8 +81,10 @@ func readSecretArg(env *environment, v string) (string, error) {
 	return strings.TrimSpace(line), nil
 }
 
-func cmdNodePair(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "node pair", "(--gateway HOST:PORT --pin PIN | --link URI | --qr-image FILE) [flags]")
+func cmdNodePair(env *environment) *cobra.Command {
+	c := leaf("pair", "pair this machine with a gateway", 0, 0)
+	c.Long = "Pairs this machine with a gateway: give --gateway HOST:PORT and --pin PIN,\nor --link URI, or --qr-image FILE."
+	fs := c.Flags()
 	nf := addNodeFlags(env, fs)
 	gw := fs.String("gateway", "", "the gateway's HOST:PORT (with --pin; overrides the link's addresses)")
 	pin := fs.String("pin", "", "the PIN shown by the gateway, or - to read it from standard input (argv is visible to other local users)")
@@ -88,100 +93,108 @@ func cmdNodePair(ctx context.Context, env *environment, args []string) error {
 	name := fs.String("name", "", "this device's name as the gateway shows it (default: host name)")
 	wait := fs.Duration("wait", 10*time.Minute, "how long to wait for an admin to approve")
 	asJSON := fs.Bool("json", false, "print the resulting status as JSON")
-	if _, err := parse(fs, args, 0); err != nil {
-		return err
-	}
-	var err error
-	if *pin, err = readSecretArg(env, *pin); err != nil {
-		return err
-	}
-	if *link, err = readSecretArg(env, *link); err != nil {
-		return err
-	}
-	if *qrImage != "" {
-		if *link != "" {
-			return errors.New("give either --link or --qr-image, not both")
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		ctx := c.Context()
+		var err error
+		if *pin, err = readSecretArg(env, *pin); err != nil {
+			return err
 		}
-		f, err := os.Open(*qrImage)
+		if *link, err = readSecretArg(env, *link); err != nil {
+			return err
+		}
+		if *qrImage != "" {
+			if *link != "" {
+				return errors.New("give either --link or --qr-image, not both")
+			}
+			f, err := os.Open(*qrImage)
+			if err != nil {
+				return fmt.Errorf("opening QR image: %w", err)
+			}
+			text, err := qr.DecodeReader(f)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("reading %s: %w", *qrImage, err)
+			}
+			*link = text
+		}
+		a, _, err := nf.agent(env, *name, nil)
 		if err != nil {
-			return fmt.Errorf("opening QR image: %w", err)
+			return err
 		}
-		text, err := qr.DecodeReader(f)
-		f.Close()
+		if a.Paired() {
+			st := a.Status()
+			return fmt.Errorf("this node is already paired with %s; run 'palyra node forget' first", st.GatewayName)
+		}
+		if *pin == "" && *link == "" && a.HasPendingPairing() {
+			st := a.Status()
+			fmt.Fprintf(env.stderr, "still waiting for approval of request %s (verification code %s); collecting the certificate once approved\n",
+				st.PairingRequestID, st.VerificationCode)
+		}
+		ctx, cancel := context.WithTimeout(ctx, *wait)
+		defer cancel()
+		fmt.Fprintln(env.stderr, "pairing…")
+		st, err := a.Pair(ctx, node.PairOptions{
+			Gateway: *gw, PIN: *pin, Link: *link,
+			OnPending: func(p pairclient.Pending) {
+				fmt.Fprintf(env.stderr, "waiting for approval (request %s)\nverification code: %s — check that the gateway shows the same code\n(waiting up to %s; Ctrl-C to give up)\n",
+					p.RequestID, p.VerificationCode, wait.Round(time.Second))
+			},
+		})
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("gave up waiting for approval after %s; the request stays pending until it expires: run 'palyra node pair' or 'palyra node run' to collect the certificate once approved", *wait)
+		}
 		if err != nil {
-			return fmt.Errorf("reading %s: %w", *qrImage, err)
+			return err
 		}
-		*link = text
+		if *asJSON {
+			return writeJSON(env.stdout, st)
+		}
+		fmt.Fprintf(env.stdout, "paired with %s as %s (device %s)\nrun 'palyra node run' to connect\n", st.GatewayName, st.DeviceName, st.DeviceID)
+		return nil
 	}
-	a, _, err := nf.agent(env, *name, nil)
-	if err != nil {
-		return err
-	}
-	if a.Paired() {
-		st := a.Status()
-		return fmt.Errorf("this node is already paired with %s; run 'palyra node forget' first", st.GatewayName)
-	}
-	if *pin == "" && *link == "" && a.HasPendingPairing() {
-		st := a.Status()
-		fmt.Fprintf(env.stderr, "still waiting for approval of request %s (verification code %s); collecting the certificate once approved\n",
-			st.PairingRequestID, st.VerificationCode)
-	}
-	ctx, cancel := context.WithTimeout(ctx, *wait)
-	defer cancel()
-	fmt.Fprintln(env.stderr, "pairing…")
-	st, err := a.Pair(ctx, node.PairOptions{
-		Gateway: *gw, PIN: *pin, Link: *link,
-		OnPending: func(p pairclient.Pending) {
-			fmt.Fprintf(env.stderr, "waiting for approval (request %s)\nverification code: %s — check that the gateway shows the same code\n(waiting up to %s; Ctrl-C to give up)\n",
-				p.RequestID, p.VerificationCode, wait.Round(time.Second))
-		},
-	})
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("gave up waiting for approval after %s; the request stays pending until it expires: run 'palyra node pair' or 'palyra node run' to collect the certificate once approved", *wait)
-	}
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return writeJSON(env.stdout, st)
-	}
-	fmt.Fprintf(env.stdout, "paired with %s as %s (device %s)\nrun 'palyra node run' to connect\n", st.GatewayName, st.DeviceName, st.DeviceID)
-	return nil
+	return c
 }
 
-func cmdNodeRun(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "node run", "[flags]")
+func cmdNodeRun(env *environment) *cobra.Command {
+	c := leaf("run", "run this machine's node in the foreground", 0, 0)
+	fs := c.Flags()
 	nf := addNodeFlags(env, fs)
 	name := fs.String("name", "", "this device's name (default: as paired)")
-	if _, err := parse(fs, args, 0); err != nil {
-		return err
-	}
-	log := slog.New(slog.NewTextHandler(env.stderr, nil))
-	a, socket, err := nf.agent(env, *name, log)
-	if err != nil {
-		return err
-	}
-	if !a.Paired() && !a.HasPendingPairing() {
-		return errors.New("this node is not paired; run 'palyra node pair' first")
-	}
-	ln, err := unixsock.Listen(socket)
-	if err != nil {
-		return err
-	}
-	eg, ctx := errgroup.WithContext(ctx)
-	eg.Go(func() error { return localapi.Serve(ctx, ln, a) })
-	// When the agent stops (revoked), the group's context ends and the
-	// local API with it.
-	eg.Go(func() error { return a.Run(ctx) })
-	// Print state changes for the person watching the terminal.
-	watch, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() {
-		for st := range a.Watch(watch) {
-			fmt.Fprintln(env.stderr, describe(st))
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		ctx := c.Context()
+		log := slog.New(slog.NewTextHandler(env.stderr, nil))
+		a, socket, err := nf.agent(env, *name, log)
+		if err != nil {
+			return err
 		}
-	}()
-	return eg.Wait()
+		if !a.Paired() && !a.HasPendingPairing() {
+			return errors.New("this node is not paired; run 'palyra node pair' first")
+		}
+		ln, err := unixsock.Listen(socket)
+		if err != nil {
+			return err
+		}
+		if dir, _ := nf.paths(env); dir != "" {
+			if err := userdirs.RecordSocket(dir, userdirs.NodeSocketRecord, socket); err != nil {
+				log.Warn("could not record the local API socket's path in the config directory", "err", err)
+			}
+		}
+		eg, ctx := errgroup.WithContext(ctx)
+		eg.Go(func() error { return localapi.Serve(ctx, ln, a) })
+		// When the agent stops (revoked), the group's context ends and the
+		// local API with it.
+		eg.Go(func() error { return a.Run(ctx) })
+		// Print state changes for the person watching the terminal.
+		watch, stop := context.WithCancel(ctx)
+		defer stop()
+		go func() {
+			for st := range a.Watch(watch) {
+				fmt.Fprintln(env.stderr, describe(st))
+			}
+		}()
+		return eg.Wait()
+	}
+	return c
 }
 
 // describe is the one-line form of a status.
@@ -218,56 +231,59 @@ func describe(st node.Status) string {
 	return string(st.State)
 }
 
-func cmdNodeStatus(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "node status", "[flags]")
+func cmdNodeStatus(env *environment) *cobra.Command {
+	c := leaf("status", "show this machine's node state", 0, 0)
+	fs := c.Flags()
 	nf := addNodeFlags(env, fs)
 	asJSON := fs.Bool("json", false, "print JSON (key state, and more)")
-	if _, err := parse(fs, args, 0); err != nil {
-		return err
-	}
-	_, socket := nf.paths(env)
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	st, err := localapi.Status(ctx, socket)
-	if errors.Is(err, localapi.ErrNotRunning) {
-		// Not running: say what is stored.
-		a, _, aerr := nf.agent(env, "", nil)
-		if aerr != nil {
-			return aerr
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		ctx := c.Context()
+		_, socket := nf.paths(env)
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		st, err := localapi.Status(ctx, socket)
+		if errors.Is(err, localapi.ErrNotRunning) {
+			// Not running: say what is stored.
+			a, _, aerr := nf.agent(env, "", nil)
+			if aerr != nil {
+				return aerr
+			}
+			st = a.Status()
+			if st.State == node.StateOffline {
+				st.LastError = "the node is not running; start it with 'palyra node run'"
+			}
+		} else if err != nil {
+			return err
 		}
-		st = a.Status()
-		if st.State == node.StateOffline {
-			st.LastError = "the node is not running; start it with 'palyra node run'"
+		if *asJSON {
+			return writeJSON(env.stdout, st)
 		}
-	} else if err != nil {
-		return err
+		fmt.Fprintln(env.stdout, describe(st))
+		if st.DeviceID != "" {
+			fmt.Fprintf(env.stdout, "device:  %s (%s)\n", st.DeviceID, st.DeviceName)
+		}
+		if st.GatewayName != "" {
+			fmt.Fprintf(env.stdout, "gateway: %s at %s\n", st.GatewayName, strings.Join(st.Gateways, ", "))
+		}
+		return nil
 	}
-	if *asJSON {
-		return writeJSON(env.stdout, st)
-	}
-	fmt.Fprintln(env.stdout, describe(st))
-	if st.DeviceID != "" {
-		fmt.Fprintf(env.stdout, "device:  %s (%s)\n", st.DeviceID, st.DeviceName)
-	}
-	if st.GatewayName != "" {
-		fmt.Fprintf(env.stdout, "gateway: %s at %s\n", st.GatewayName, strings.Join(st.Gateways, ", "))
-	}
-	return nil
+	return c
 }
 
-func cmdNodeForget(ctx context.Context, env *environment, args []string) error {
-	fs := newFlags(env, "node forget", "[flags]")
+func cmdNodeForget(env *environment) *cobra.Command {
+	c := leaf("forget", "forget the gateway this machine is paired with", 0, 0)
+	fs := c.Flags()
 	nf := addNodeFlags(env, fs)
-	if _, err := parse(fs, args, 0); err != nil {
-		return err
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		a, _, err := nf.agent(env, "", nil)
+		if err != nil {
+			return err
+		}
+		if err := a.Forget(); err != nil {
+			return err
+		}
+		fmt.Fprintln(env.stdout, "forgot the gateway; the device key stays, so pairing again keeps the same device ID")
+		return nil
 	}
-	a, _, err := nf.agent(env, "", nil)
-	if err != nil {
-		return err
-	}
-	if err := a.Forget(); err != nil {
-		return err
-	}
-	fmt.Fprintln(env.stdout, "forgot the gateway; the device key stays, so pairing again keeps the same device ID")
-	return nil
+	return c
 }

@@ -9,7 +9,13 @@ func dirs(env *environment) userdirs.Env { return userdirs.OS(env.getenv) }
 func dataDir(env *environment) string { return userdirs.GatewayDataDir(dirs(env)) }
 
 // adminSocket is the gateway's admin socket: the flag, then
-// PALYRA_ADMIN_SOCKET, then the default.
+// PALYRA_ADMIN_SOCKET, then the default, or the one the default gateway
+// recorded in its data directory when it runs with another
+// XDG_RUNTIME_DIR.
 func adminSocket(env *environment, flagValue string) string {
-	return userdirs.AdminSocket(dirs(env), flagValue)
+	socket := userdirs.AdminSocket(dirs(env), flagValue)
+	if flagValue != "" || env.getenv("PALYRA_ADMIN_SOCKET") != "" {
+		return socket
+	}
+	return userdirs.FindSocket(socket, dataDir(env), userdirs.GatewaySocketRecord)
 }

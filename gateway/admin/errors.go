@@ -31,13 +31,16 @@ var (
 	// ErrCannotLink: the gateway's addresses or name do not make a valid
 	// pairing link.
 	ErrCannotLink = errors.New("cannot build a pairing link")
+	// ErrCallEnded: the queued call has ended (done, failed, expired or
+	// cancelled) and cannot be cancelled.
+	ErrCallEnded = errors.New("call already ended")
 	// ErrInternal: the gateway failed (InternalError); its log says why.
 	ErrInternal = errors.New("internal error")
 )
 
 // NotFoundError names what was not found.
 type NotFoundError struct {
-	// What is "pairing request", "device" or "node".
+	// What is "pairing request", "device", "node" or "call".
 	What string
 	// ID is the request or device ID asked for.
 	ID string
@@ -49,6 +52,8 @@ func (e *NotFoundError) Error() string {
 		return fmt.Sprintf("no pairing request %q", e.ID)
 	case "node":
 		return fmt.Sprintf("no node %s (it has not connected since pairing, or was removed)", e.ID)
+	case "call":
+		return fmt.Sprintf("no queued call %s (only calls queued for an offline node are kept)", e.ID)
 	}
 	return fmt.Sprintf("no %s %s", e.What, e.ID)
 }
@@ -58,8 +63,8 @@ func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
 
 // InvalidArgumentError names the argument that was refused, and why.
 type InvalidArgumentError struct {
-	// Argument is "ttl", "name", "device_id", "timeout", "capability" or
-	// "args".
+	// Argument is "ttl", "name", "device_id", "timeout", "capability",
+	// "args", "request_id", "state", "limit" or "wait".
 	Argument string
 	// Err says what is wrong with it; its text is the message.
 	Err error

@@ -1,7 +1,8 @@
 // Package admin is the gateway's administration, as a Go API: minting
 // pairing codes, deciding pairing requests, listing nodes and devices,
-// describing nodes and invoking their capabilities, revoking and removing
-// devices, watching node events. Its results are Go types and its errors
+// describing nodes and invoking their capabilities, listing, waiting for
+// and cancelling queued calls, revoking and removing devices, watching
+// node events. Its results are Go types and its errors
 // are typed (errors.go), so an embedder calls it in-process; the gRPC
 // service on the admin socket (gateway/adminrpc) is a thin adapter over it.
 package admin
@@ -41,6 +42,8 @@ type Store interface {
 	ListNodes(ctx context.Context) ([]store.Node, error)
 	RevokeDevice(ctx context.Context, id identity.DeviceID, now time.Time) (store.Device, error)
 	RemoveDevice(ctx context.Context, id identity.DeviceID, now time.Time) error
+	ListInvocations(ctx context.Context, f store.InvocationFilter) ([]store.Invocation, error)
+	GetInvocation(ctx context.Context, requestID string) (store.Invocation, error)
 }
 
 // Sessions is the live side: who is online, and cutting a device off.
@@ -55,6 +58,10 @@ type Nodes interface {
 	Invoke(ctx context.Context, req dispatch.Request) (*dispatch.Response, error)
 	// Forget drops what is known of a removed device.
 	Forget(id identity.DeviceID)
+	// Await waits for a queued call to end, or ctx (dispatch.Dispatcher).
+	Await(ctx context.Context, requestID string) (store.Invocation, error)
+	// Cancel cancels a queued call that has not ended.
+	Cancel(ctx context.Context, requestID string) (store.InvocationState, store.Invocation, error)
 }
 
 // Config wires the admin API to the gateway.

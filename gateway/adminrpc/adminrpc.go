@@ -46,7 +46,7 @@ func Status(err error) error {
 	case errors.Is(err, admin.ErrInvalidArgument):
 		code = codes.InvalidArgument
 	case errors.Is(err, admin.ErrAlreadyDecided), errors.Is(err, admin.ErrRequestExpired),
-		errors.Is(err, admin.ErrRevoked), errors.Is(err, admin.ErrCannotLink):
+		errors.Is(err, admin.ErrRevoked), errors.Is(err, admin.ErrCannotLink), errors.Is(err, admin.ErrCallEnded):
 		code = codes.FailedPrecondition
 	case errors.Is(err, admin.ErrTooManyCodes):
 		code = codes.ResourceExhausted
@@ -185,6 +185,10 @@ func (s *Server) Invoke(ctx context.Context, req *adminv1.InvokeRequest) (*admin
 	if err != nil {
 		return nil, Status(err)
 	}
+	return invokeResponse(r), nil
+}
+
+func invokeResponse(r admin.InvokeResult) *adminv1.InvokeResponse {
 	return &adminv1.InvokeResponse{
 		RequestId:    r.RequestID,
 		Ok:           r.OK,
@@ -192,7 +196,86 @@ func (s *Server) Invoke(ctx context.Context, req *adminv1.InvokeRequest) (*admin
 		ErrorCode:    r.ErrorCode,
 		ErrorMessage: r.ErrorMessage,
 		Queued:       r.Queued,
-	}, nil
+	}
+}
+
+// ListCalls lists queued calls, newest first.
+func (s *Server) ListCalls(ctx context.Context, req *adminv1.ListCallsRequest) (*adminv1.ListCallsResponse, error) {
+	f := admin.CallFilter{DeviceID: req.GetDeviceId(), Limit: int(req.GetLimit())}
+	for _, st := range req.GetStates() {
+		cs, ok := callStates[st]
+		if !ok {
+			return nil, status.Errorf(codes.InvalidArgument, "no call state %v", st)
+		}
+		f.States = append(f.States, cs)
+	}
+	calls, err := s.api.Calls(ctx, f)
+	if err != nil {
+		return nil, Status(err)
+	}
+	out := &adminv1.ListCallsResponse{}
+	for _, c := range calls {
+		out.Calls = append(out.Calls, callProto(c))
+	}
+	return out, nil
+}
+
+// GetCall returns a queued call, waiting for it if asked.
+func (s *Server) GetCall(ctx context.Context, req *adminv1.GetCallRequest) (*adminv1.Call, error) {
+	c, err := s.api.GetCall(ctx, req.GetRequestId(), time.Duration(req.GetWaitMs())*time.Millisecond)
+	if err != nil {
+		return nil, Status(err)
+	}
+	return callProto(c), nil
+}
+
+// CancelCall cancels a queued call that has not ended.
+func (s *Server) CancelCall(ctx context.Context, req *adminv1.CancelCallRequest) (*adminv1.CancelCallResponse, error) {
+	was, c, err := s.api.CancelCall(ctx, req.GetRequestId())
+	if err != nil {
+		return nil, Status(err)
+	}
+	return &adminv1.CancelCallResponse{Call: callProto(c), PreviousState: callStateProto(was)}, nil
+}
+
+// callStates maps the protocol's call states to the API's.
+var callStates = map[adminv1.Call_State]admin.CallState{
+	adminv1.Call_STATE_QUEUED:    admin.CallQueued,
+	adminv1.Call_STATE_DELIVERED: admin.CallDelivered,
+	adminv1.Call_STATE_DONE:      admin.CallDone,
+	adminv1.Call_STATE_FAILED:    admin.CallFailed,
+	adminv1.Call_STATE_EXPIRED:   admin.CallExpired,
+	adminv1.Call_STATE_CANCELLED: admin.CallCancelled,
+}
+
+func callStateProto(s admin.CallState) adminv1.Call_State {
+	for p, cs := range callStates {
+		if cs == s {
+			return p
+		}
+	}
+	return adminv1.Call_STATE_UNSPECIFIED
+}
+
+func callProto(c admin.Call) *adminv1.Call {
+	out := &adminv1.Call{
+		RequestId:       c.RequestID,
+		DeviceId:        c.DeviceID.String(),
+		Capability:      c.Capability,
+		ArgsJson:        c.Args,
+		Caller:          c.Caller,
+		State:           callStateProto(c.State),
+		Attempts:        int32(c.Attempts),
+		CreatedAtUnixMs: c.CreatedAt.UnixMilli(),
+		ExpiresAtUnixMs: c.ExpiresAt.UnixMilli(),
+	}
+	if !c.FinishedAt.IsZero() {
+		out.FinishedAtUnixMs = c.FinishedAt.UnixMilli()
+	}
+	if c.Result != nil {
+		out.Result = invokeResponse(*c.Result)
+	}
+	return out
 }
 
 // WatchEvents streams node events until the client goes away.

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/palyra/palyra-go/gateway/admin"
 	"github.com/palyra/palyra-go/gateway/adminrpc"
@@ -26,6 +27,7 @@ import (
 	"github.com/palyra/palyra-go/internal/testlog"
 	"github.com/palyra/palyra-go/internal/unixsock"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
+	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
 var advertised = []string{"127.0.0.1:7443", "gateway.example:7443"}
@@ -677,6 +679,7 @@ func TestStatus(t *testing.T) {
 		"no link":          {fmt.Errorf("link: %w", admin.ErrCannotLink), codes.FailedPrecondition, "link: cannot build a pairing link"},
 		"too many codes":   {fmt.Errorf("codes: %w", admin.ErrTooManyCodes), codes.ResourceExhausted, "codes: too many open pairing codes"},
 		"unavailable":      {fmt.Errorf("events: %w", admin.ErrUnavailable), codes.Unavailable, "events: not available on this gateway"},
+		"call ended":       {fmt.Errorf("call X: %w", admin.ErrCallEnded), codes.FailedPrecondition, "call X: call already ended"},
 		"internal":         {&admin.InternalError{Msg: "listing nodes failed; see the gateway's log", Err: cause}, codes.Internal, "listing nodes failed; see the gateway's log"},
 		// An internal failure stays internal whatever its cause.
 		"internal, canceled": {&admin.InternalError{Msg: "listing nodes failed; see the gateway's log", Err: context.Canceled}, codes.Internal, "listing nodes failed; see the gateway's log"},
@@ -692,4 +695,48 @@ func TestStatus(t *testing.T) {
 	if adminrpc.Status(nil) != nil {
 		t.Error("no error became a status")
 	}
+}
+
+// The queued calls over the admin socket: states both ways, the kept
+// result, and the refusals' codes. (Waiting and cancelling need the node
+// runtime, which the gateway's tests run.)
+func TestCalls(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	d, _ := h.device(t, "queued-for")
+	now := h.clock.Now()
+	ids := []string{"01KJVKTCGR0000000000000001", "01KJVKTCGR0000000000000002"}
+	for _, id := range ids {
+		if err := h.store.QueueInvocation(t.Context(), store.Invocation{RequestID: id, DeviceID: d.ID, Capability: "system.info",
+			Args: []byte(`{"a":1}`), Caller: "test", CreatedAt: now, ExpiresAt: now.Add(time.Hour), Timeout: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := proto.Marshal(&nodev1.Result{RequestId: ids[1], Ok: false, ErrorCode: "denied", ErrorMessage: "no"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.store.FinishInvocation(t.Context(), ids[1], res, false, now); err != nil {
+		t.Fatal(err)
+	}
+	list, err := h.admin.ListCalls(t.Context(), &adminv1.ListCallsRequest{States: []adminv1.Call_State{adminv1.Call_STATE_FAILED}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Calls) != 1 || list.Calls[0].RequestId != ids[1] || list.Calls[0].State != adminv1.Call_STATE_FAILED ||
+		list.Calls[0].Result.GetErrorCode() != "denied" || list.Calls[0].DeviceId != d.ID.String() || string(list.Calls[0].ArgsJson) != `{"a":1}` {
+		t.Fatalf("failed calls: %v", list.Calls)
+	}
+	c, err := h.admin.GetCall(t.Context(), &adminv1.GetCallRequest{RequestId: strings.ToLower(ids[0])})
+	if err != nil || c.State != adminv1.Call_STATE_QUEUED || c.Result != nil || c.FinishedAtUnixMs != 0 {
+		t.Fatalf("the queued call: %v, %v", c, err)
+	}
+	_, err = h.admin.GetCall(t.Context(), &adminv1.GetCallRequest{RequestId: "01KJVKTCGR0000000000000009"})
+	wantCode(t, err, codes.NotFound)
+	_, err = h.admin.GetCall(t.Context(), &adminv1.GetCallRequest{RequestId: "nope"})
+	wantCode(t, err, codes.InvalidArgument)
+	_, err = h.admin.ListCalls(t.Context(), &adminv1.ListCallsRequest{States: []adminv1.Call_State{adminv1.Call_STATE_UNSPECIFIED}})
+	wantCode(t, err, codes.InvalidArgument)
+	_, err = h.admin.CancelCall(t.Context(), &adminv1.CancelCallRequest{RequestId: ids[0]})
+	wantCode(t, err, codes.Unavailable)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -20,6 +21,9 @@ type Config struct {
 	// identity.ErrRevoked. The carriers call it for every connection or
 	// RPC, and Attach again under the presence lock. Required.
 	Authenticate func(rawCerts [][]byte) (identity.DeviceID, error)
+	// Refused, if set, hears of every connection or RPC whose certificate
+	// Authenticate refused, with the client's address (Refuse).
+	Refused func(remote net.Addr, err error)
 	// Now is the clock for the timestamps the runtime and nodes see; nil
 	// means time.Now.
 	Now func() time.Time
@@ -119,6 +123,15 @@ func (r *Registry) Runtime() Runtime { return r.cfg.Runtime }
 // Authenticate runs Config.Authenticate.
 func (r *Registry) Authenticate(rawCerts [][]byte) (identity.DeviceID, error) {
 	return r.cfg.Authenticate(rawCerts)
+}
+
+// Refuse tells Config.Refused that Authenticate refused the certificate of
+// a connection or RPC from remote. The carriers call it where they refuse
+// one (not when Attach authenticates a session again).
+func (r *Registry) Refuse(remote net.Addr, err error) {
+	if r.cfg.Refused != nil {
+		r.cfg.Refused(remote, err)
+	}
 }
 
 // Now is the Registry's clock.

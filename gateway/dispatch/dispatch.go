@@ -9,6 +9,7 @@ package dispatch
 
 import (
 	"context"
+	crand "crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,13 +18,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/palyra/palyra-go/gateway/events"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/callcode"
-	"github.com/palyra/palyra-go/internal/ulid"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -66,6 +67,10 @@ type Config struct {
 	// carried it ("" if none), "ok" or its error code, and how long it
 	// took from dispatch to result.
 	Done func(transport, outcome string, d time.Duration)
+	// Audit, if set, takes the audit rows of direct calls without making
+	// the call wait for the disk (the gateway's auditlog.Writer.Record);
+	// otherwise each is written to Store at once.
+	Audit func(store.AuditEvent)
 }
 
 // Dispatcher runs invocations. It is safe for concurrent use.
@@ -77,15 +82,14 @@ type Dispatcher struct {
 	// nodes holds the nodes seen since start; carrier is nil while one is
 	// offline (its last manifest is kept for describing it).
 	nodes map[identity.DeviceID]*attached
-	// waiters maps the request ID of a queued call to its waiting caller.
-	waiters map[string]chan *nodev1.Result
+	// waiters maps the request ID of a queued call to those waiting for
+	// its outcome: its caller, and Await's.
+	waiters map[string][]chan *nodev1.Result
+	// delivering maps the request ID of a queued call being delivered to
+	// what ends its delivery (Cancel).
+	delivering map[string]context.CancelCauseFunc
 	// draining holds the devices whose queue is being delivered.
 	draining map[identity.DeviceID]*drainState
-
-	// audits feeds Run's audit writer; after Run has ended audits are
-	// written at once.
-	audits    chan store.AuditEvent
-	auditDone bool
 }
 
 type attached struct {
@@ -115,71 +119,13 @@ func New(cfg Config) (*Dispatcher, error) {
 		cfg.Events = events.New()
 	}
 	return &Dispatcher{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		nodes:    make(map[identity.DeviceID]*attached),
-		waiters:  make(map[string]chan *nodev1.Result),
-		draining: make(map[identity.DeviceID]*drainState),
-		audits:   make(chan store.AuditEvent, auditQueue),
+		cfg:        cfg,
+		log:        cfg.Logger,
+		nodes:      make(map[identity.DeviceID]*attached),
+		waiters:    make(map[string][]chan *nodev1.Result),
+		delivering: make(map[string]context.CancelCauseFunc),
+		draining:   make(map[identity.DeviceID]*drainState),
 	}, nil
-}
-
-const (
-	// auditQueue is how many audit rows may wait for the writer before
-	// callers write their own.
-	auditQueue = 4096
-	// auditBatch bounds the rows written in one transaction.
-	auditBatch = 256
-)
-
-// Run writes the audit rows of direct calls in batches until ctx ends,
-// then writes what is left. A call's row is written in the same batch as
-// the others that finished while the previous batch was syncing to disk,
-// so a call does not wait for a disk sync; a crash of the machine can
-// lose the rows of the last few milliseconds.
-func (d *Dispatcher) Run(ctx context.Context) error {
-	batch := make([]store.AuditEvent, 0, auditBatch)
-	write := func() {
-		if len(batch) == 0 {
-			return
-		}
-		if err := d.cfg.Store.AuditBatch(context.Background(), batch); err != nil {
-			d.log.Error("writing the audit log", "err", err)
-		}
-		batch = batch[:0]
-	}
-	for {
-		select {
-		case e := <-d.audits:
-			batch = append(batch, e)
-		case <-ctx.Done():
-			d.mu.Lock()
-			d.auditDone = true
-			d.mu.Unlock()
-			for {
-				select {
-				case e := <-d.audits:
-					batch = append(batch, e)
-					if len(batch) == auditBatch {
-						write()
-					}
-				default:
-					write()
-					return nil
-				}
-			}
-		}
-	more:
-		for len(batch) < auditBatch {
-			select {
-			case e := <-d.audits:
-				batch = append(batch, e)
-			default:
-				break more
-			}
-		}
-		write()
-	}
 }
 
 // Attach makes the device reachable through carrier (replacing another
@@ -317,7 +263,7 @@ func (d *Dispatcher) Invoke(ctx context.Context, req Request) (*Response, error)
 		}
 	}
 	now := d.cfg.Now()
-	id, err := ulid.New(now, d.cfg.Rand)
+	id, err := newRequestID(now, d.cfg.Rand)
 	if err != nil {
 		return nil, fmt.Errorf("making a request ID: %w", err)
 	}
@@ -351,6 +297,19 @@ func (d *Dispatcher) Invoke(ctx context.Context, req Request) (*Response, error)
 }
 
 // check validates req and fills in defaults.
+// newRequestID names a call made at now. The ULID's time part makes request
+// IDs sort by creation; its 80 random bits come from rand (nil means
+// crypto/rand: oklog/ulid would leave them zero).
+func newRequestID(now time.Time, rand io.Reader) (ulid.ULID, error) {
+	if now.Before(time.Unix(0, 0)) {
+		return ulid.ULID{}, fmt.Errorf("the clock says %s, before 1970", now.UTC().Format(time.RFC3339))
+	}
+	if rand == nil {
+		rand = crand.Reader
+	}
+	return ulid.New(ulid.Timestamp(now), rand)
+}
+
 func check(req *Request) error {
 	if req.Capability == "" {
 		return ErrNoCapability
@@ -438,15 +397,8 @@ func failure(code, format string, args ...any) *nodev1.Result {
 // until the queue TTL plus the call's timeout has passed or ctx ends (the
 // call stays queued then).
 func (d *Dispatcher) queue(ctx context.Context, req Request, inv *nodev1.Invoke, now time.Time) (*nodev1.Result, error) {
-	wait := make(chan *nodev1.Result, 1)
-	d.mu.Lock()
-	d.waiters[inv.GetRequestId()] = wait
-	d.mu.Unlock()
-	defer func() {
-		d.mu.Lock()
-		delete(d.waiters, inv.GetRequestId())
-		d.mu.Unlock()
-	}()
+	wait, stop := d.wait(inv.GetRequestId())
+	defer stop()
 	err := d.cfg.Store.QueueInvocation(ctx, store.Invocation{
 		RequestID:  inv.GetRequestId(),
 		DeviceID:   req.DeviceID,
@@ -541,24 +493,55 @@ func (d *Dispatcher) drainOnce(id identity.DeviceID) bool {
 		if n == nil {
 			return false
 		}
-		if _, err := d.cfg.Store.MarkDelivered(ctx, q.RequestID, d.cfg.Now()); err != nil {
-			if errors.Is(err, store.ErrIllegalTransition) {
-				// It expired, or a result came meanwhile.
-				continue
-			}
-			// The store is failing: try again on the next attach rather
-			// than spin.
-			d.log.Error("marking a queued call delivered", "request_id", q.RequestID, "err", err)
+		if !d.deliver(id, n, q) {
 			return false
 		}
-		inv := &nodev1.Invoke{RequestId: q.RequestID, Capability: q.Capability, ArgsJson: q.Args, Caller: q.Caller}
-		res := d.send(ctx, id, n, inv, q.Timeout)
-		if code := res.GetErrorCode(); code == callcode.Offline || code == callcode.NodeGone {
-			return false // delivered again on the next attach
-		}
-		d.done(n.transport, res, q.CreatedAt)
-		d.finish(id, inv, res)
 	}
+	return true
+}
+
+// errCancelled ends the delivery of a call an admin cancelled; the node is
+// told it as the reason.
+var errCancelled = errors.New("cancelled by an admin")
+
+// deliver sends the queued call q to the node n and records its result;
+// it reports false when the drain should stop (the node went away, the
+// store is failing).
+func (d *Dispatcher) deliver(id identity.DeviceID, n *attached, q store.Invocation) bool {
+	// Cancel ends the delivery from the moment it is marked delivered:
+	// registered first, so that no cancel falls between the two.
+	ctx, end := context.WithCancelCause(context.Background())
+	d.mu.Lock()
+	d.delivering[q.RequestID] = end
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		delete(d.delivering, q.RequestID)
+		d.mu.Unlock()
+		end(nil)
+	}()
+	if _, err := d.cfg.Store.MarkDelivered(ctx, q.RequestID, d.cfg.Now()); err != nil {
+		if errors.Is(err, store.ErrIllegalTransition) {
+			// It expired, was cancelled, or a result came meanwhile.
+			return true
+		}
+		// The store is failing: try again on the next attach rather
+		// than spin.
+		d.log.Error("marking a queued call delivered", "request_id", q.RequestID, "err", err)
+		return false
+	}
+	inv := &nodev1.Invoke{RequestId: q.RequestID, Capability: q.Capability, ArgsJson: q.Args, Caller: q.Caller}
+	res := d.send(ctx, id, n, inv, q.Timeout)
+	if errors.Is(context.Cause(ctx), errCancelled) {
+		// Cancel recorded it and told those waiting; the node was sent
+		// Cancel if the call had reached it.
+		return true
+	}
+	if code := res.GetErrorCode(); code == callcode.Offline || code == callcode.NodeGone {
+		return false // delivered again on the next attach
+	}
+	d.done(n.transport, res, q.CreatedAt)
+	d.finish(id, inv, res)
 	return true
 }
 
@@ -568,19 +551,114 @@ func (d *Dispatcher) finish(id identity.DeviceID, inv *nodev1.Invoke, res *nodev
 	if err == nil {
 		err = d.cfg.Store.FinishInvocation(context.Background(), inv.GetRequestId(), b, res.GetOk(), d.cfg.Now())
 	}
+	if errors.Is(err, store.ErrIllegalTransition) {
+		// It was cancelled or expired meanwhile, and those waiting were
+		// told so: this result is discarded.
+		d.log.Info("discarding the result of a queued call that ended meanwhile", "request_id", inv.GetRequestId(), "err", err)
+		return
+	}
 	if err != nil {
 		d.log.Error("recording a queued call's result", "request_id", inv.GetRequestId(), "err", err)
 	}
 	d.publishCall(id, inv, res)
+	d.notify(inv.GetRequestId(), res)
+}
+
+// wait registers a waiter for the outcome of the queued call requestID;
+// stop unregisters it.
+func (d *Dispatcher) wait(requestID string) (<-chan *nodev1.Result, func()) {
+	ch := make(chan *nodev1.Result, 1)
 	d.mu.Lock()
-	w := d.waiters[inv.GetRequestId()]
+	d.waiters[requestID] = append(d.waiters[requestID], ch)
 	d.mu.Unlock()
-	if w != nil {
+	return ch, func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		list := d.waiters[requestID]
+		for i, c := range list {
+			if c == ch {
+				list = append(list[:i:i], list[i+1:]...)
+				break
+			}
+		}
+		if len(list) == 0 {
+			delete(d.waiters, requestID)
+		} else {
+			d.waiters[requestID] = list
+		}
+	}
+}
+
+// notify hands the outcome of the queued call requestID to all who wait.
+func (d *Dispatcher) notify(requestID string, res *nodev1.Result) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, ch := range d.waiters[requestID] {
 		select {
-		case w <- res:
+		case ch <- res:
 		default:
 		}
 	}
+}
+
+// Await waits until the queued call requestID has ended (a result came, it
+// was cancelled, or its time ran out) or ctx ends, and returns it as the
+// store has it then; with ctx's error if ctx ended first. One whose time
+// ran out may still say queued or delivered (until the sweeper marks it
+// expired): its ExpiresAt has passed. An unknown request ID gives an error
+// wrapping store.ErrNotFound.
+func (d *Dispatcher) Await(ctx context.Context, requestID string) (store.Invocation, error) {
+	ended, stop := d.wait(requestID)
+	defer stop()
+	// Read after registering: an outcome that lands in between is not
+	// missed.
+	inv, err := d.cfg.Store.GetInvocation(ctx, requestID)
+	if err != nil {
+		return store.Invocation{}, err
+	}
+	left := inv.ExpiresAt.Sub(d.cfg.Now())
+	if !inv.State.Pending() || left <= 0 {
+		return inv, nil
+	}
+	timer := time.NewTimer(left)
+	defer timer.Stop()
+	select {
+	case <-ended:
+	case <-timer.C:
+	case <-ctx.Done():
+		return inv, ctx.Err()
+	}
+	return d.cfg.Store.GetInvocation(context.WithoutCancel(ctx), requestID)
+}
+
+// Cancel cancels the queued call requestID, which has not ended: it is not
+// delivered (again), its caller and Await's are told it was cancelled, and
+// a result that comes after is discarded. A call being delivered is
+// stopped: its node is sent Cancel, and ends the capability's run (what
+// it did already stays done). Cancel returns the state the call had and
+// the cancelled call. A call that has ended gives an error wrapping
+// store.ErrIllegalTransition, an unknown one store.ErrNotFound.
+func (d *Dispatcher) Cancel(ctx context.Context, requestID string) (store.InvocationState, store.Invocation, error) {
+	res := failure(callcode.Canceled, "the call was cancelled by an admin")
+	res.RequestId = requestID
+	b, err := proto.Marshal(res)
+	if err != nil {
+		return "", store.Invocation{}, fmt.Errorf("cancelling call %s: %w", requestID, err)
+	}
+	was, inv, err := d.cfg.Store.CancelInvocation(ctx, requestID, b, d.cfg.Now())
+	if err != nil {
+		return "", store.Invocation{}, err
+	}
+	d.mu.Lock()
+	end := d.delivering[requestID]
+	d.mu.Unlock()
+	if end != nil {
+		end(errCancelled)
+	}
+	d.log.Info("queued call cancelled", "device", inv.DeviceID, "request_id", requestID, "was", was)
+	d.publishCall(inv.DeviceID, &nodev1.Invoke{RequestId: requestID, Capability: inv.Capability}, res)
+	d.notify(requestID, res)
+	return was, inv, nil
 }
 
 // done reports a finished call to Config.Done.
@@ -610,20 +688,12 @@ func (d *Dispatcher) audit(id identity.DeviceID, inv *nodev1.Invoke, res *nodev1
 		Detail:    inv.GetCapability() + " " + detail,
 	}
 	d.publishCall(id, inv, res)
-	d.mu.Lock()
-	queued := false
-	if !d.auditDone {
-		select {
-		case d.audits <- e:
-			queued = true
-		default:
-		}
+	if d.cfg.Audit != nil {
+		d.cfg.Audit(e)
+		return
 	}
-	d.mu.Unlock()
-	if !queued {
-		if err := d.cfg.Store.Audit(context.Background(), e); err != nil {
-			d.log.Error("writing the audit log", "err", err)
-		}
+	if err := d.cfg.Store.Audit(context.Background(), e); err != nil {
+		d.log.Error("writing the audit log", "err", err)
 	}
 }
 

@@ -212,6 +212,7 @@ func (s *Server) authenticate(ctx context.Context) (peerDevice, error) {
 	id, err := s.reg.Authenticate(raw)
 	if err != nil {
 		s.log.Info("node RPC refused", "remote", p.Addr.String(), "err", err)
+		s.reg.Refuse(p.Addr, err)
 		return peerDevice{}, authStatus(err)
 	}
 	return peerDevice{

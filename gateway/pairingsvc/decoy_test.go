@@ -1,6 +1,7 @@
 package pairingsvc_test
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"slices"
@@ -9,6 +10,7 @@ import (
 
 	"google.golang.org/grpc/status"
 
+	"github.com/palyra/palyra-go/gateway/auditlog"
 	"github.com/palyra/palyra-go/gateway/pairingsvc"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity/pairing"
@@ -86,4 +88,86 @@ func TestUnknownSelectorAnsweredWithDecoy(t *testing.T) {
 		t.Fatalf("right PIN after decoys: %v", err)
 	}
 	g.checkPaired(t, res, key)
+}
+
+// stuckAudit is the store as the audit writer sees it, with its writes
+// held until release is closed: a disk too slow for the audit log. It is
+// a stand-in at that seam only, because locking the real database would
+// hold up BeginAttempt too, as it must (an attempt is counted before it
+// runs, decoy or not).
+type stuckAudit struct {
+	s       *store.Store
+	release chan struct{}
+}
+
+func (a stuckAudit) AuditBatch(ctx context.Context, events []store.AuditEvent) error {
+	select {
+	case <-a.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return a.s.AuditBatch(ctx, events)
+}
+
+// Audit writes never hold up pairing: with the audit writer's writes
+// stuck, wrong PINs and decoys are answered all the same, and their
+// counts are in the audit log once the writes go through.
+func TestPairingAnswersWhileAuditWriteStuck(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	var w *auditlog.Writer
+	g := startGateway(t, func(c *pairingsvc.Config) {
+		real, ok := c.Store.(*store.Store)
+		if !ok {
+			t.Fatalf("the test gateway's store is a %T", c.Store)
+		}
+		var err error
+		if w, err = auditlog.New(auditlog.Config{Store: stuckAudit{s: real, release: release}, Now: c.Now,
+			CountInterval: time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+		c.Audit = w
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+
+	code, _ := g.Mint(t, "70", true, 10*time.Minute)
+	unknown, _ := g.unknownCode(t, "71")
+	const each = 5
+	for i := range each {
+		for _, cred := range []pairing.Credential{wrongPIN(t, code), unknown} {
+			if _, err := g.pair(t.Context(), newKey(t), cred, nil); !errors.Is(err, pairing.ErrConfirmationFailed) {
+				t.Fatalf("attempt %d with the audit stuck: %v", i+1, err)
+			}
+		}
+	}
+	if events, err := g.Store.ListAudit(t.Context(), 0); err != nil || slices.ContainsFunc(events, func(e store.AuditEvent) bool {
+		return e.Kind == store.AuditPairingAttemptRefused
+	}) {
+		t.Fatalf("audit rows %v (%v) while the audit writes were stuck", events, err)
+	}
+
+	// Released, the writer writes what it held: stopped here, so that
+	// Flush writes the rest, as the gateway does when it stops.
+	close(release)
+	cancel()
+	testwait.Recv(t, done, 20*time.Second, "the audit writer to stop")
+	if err := w.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	events, err := g.Store.ListAudit(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range events {
+		if e.Kind == store.AuditPairingAttemptRefused {
+			n += e.Count
+		}
+	}
+	if n != each {
+		t.Fatalf("%d decoys counted in the audit log, want %d: %+v", n, each, events)
+	}
 }

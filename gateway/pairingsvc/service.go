@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/palyra/palyra-go/gateway/auditlog"
 	"github.com/palyra/palyra-go/gateway/pairingsvc/limit"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
@@ -58,6 +59,14 @@ type Store interface {
 	Audit(ctx context.Context, e store.AuditEvent) error
 }
 
+// Auditor counts the attempts the service refuses. Every one it audits is
+// an attempt of a client not (yet) authenticated, which the client can
+// repeat as fast as it likes: the gateway's (auditlog.Writer) counts them
+// per kind, source and minute and never makes the exchange wait.
+type Auditor interface {
+	Count(e store.AuditEvent)
+}
+
 // Config wires the service to the rest of the gateway.
 type Config struct {
 	Store Store
@@ -87,6 +96,9 @@ type Config struct {
 	Limits limit.Config
 	// Refused, if set, hears of each call the limits refused.
 	Refused func(reason limit.Reason)
+	// Audit, if set, takes the service's audit events; otherwise each is
+	// written to Store at once, and the exchange waits for it.
+	Audit Auditor
 }
 
 // Outcomes of a pairing attempt, for metrics.
@@ -238,9 +250,9 @@ func (s *Service) Pair(stream pairingv1.Pairing_PairServer) (err error) {
 	// No open code: answer with a decoy exchange all the same, so that
 	// the device learns only at key confirmation, as for a wrong secret,
 	// and the wire (messages, errors, time taken) does not tell which
-	// codes are open. The audit record here stands in for the one
-	// BeginAttempt writes for an open code, so both cost one store write
-	// before the answer.
+	// codes are open. BeginAttempt made one store write for it, as for an
+	// open code, and a failed write answers Internal for both; the audit
+	// is counted in the background for both.
 	decoy := errors.Is(err, store.ErrCodeNotOpen)
 	var gw *pairing.GatewaySession
 	var reply []byte
@@ -411,16 +423,31 @@ func (s *Service) deliver(ctx context.Context, rec store.Request, log *slog.Logg
 // auditTimeout bounds writing one audit event.
 const auditTimeout = 10 * time.Second
 
-// audit records e. The write outlives the call's context: a device that
-// hangs up mid-exchange is what many of these events are about, and its
-// leaving cancels the stream's context.
+// audit records e, a refused attempt, with where it came from. A write to
+// the store outlives the call's context: a device that hangs up
+// mid-exchange is what many of these events are about, and its leaving
+// cancels the stream's context.
 func (s *Service) audit(ctx context.Context, e store.AuditEvent) {
 	e.At = s.cfg.Now()
+	e.Source = source(ctx)
+	if s.cfg.Audit != nil {
+		s.cfg.Audit.Count(e)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
 	defer cancel()
 	if err := s.cfg.Store.Audit(ctx, e); err != nil {
 		s.cfg.Logger.Error("writing audit log", "kind", e.Kind, "err", err)
 	}
+}
+
+// source is the IP address of the client of ctx's RPC, or "".
+func source(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return ""
+	}
+	return auditlog.Source(p.Addr)
 }
 
 // CertificateRecord is how the store keeps an issued certificate.

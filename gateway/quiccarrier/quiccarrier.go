@@ -21,6 +21,11 @@
 //	CodeProtocol      the node broke the protocol, or closed its control stream
 //	CodeRefused       "registration refused"
 //
+// Before any of that, Config.Limits bound the handshakes in progress (the
+// memory the gateway spends on clients it does not know yet): a cap, a
+// share per source that proved its address, and a Retry, which makes a
+// client prove its address first, once many are in progress.
+//
 // It owns the QUIC wire handling only; it must not import the gateway's
 // store, the gRPC carrier, the node, or anything from the GUI.
 package quiccarrier
@@ -33,6 +38,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -40,6 +46,7 @@ import (
 
 	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/internal/connlimit"
 	"github.com/palyra/palyra-go/internal/wire"
 )
 
@@ -52,6 +59,12 @@ const (
 	DefaultKeepAlivePeriod = 10 * time.Second
 	// renewCertificateTimeout bounds one Runtime.RenewCertificate call.
 	renewCertificateTimeout = 30 * time.Second
+	// DefaultHandshakeTimeout is quic-go's handshake idle timeout as the
+	// gateway sets it: a handshake is abandoned after this long without a
+	// packet from the client, or after twice this long in all, and the
+	// memory it held (about 48 KB in quic-go) is given back. A node's
+	// handshake takes a few round trips.
+	DefaultHandshakeTimeout = 5 * time.Second
 )
 
 // QUIC application error codes a connection is closed with. The node maps
@@ -90,6 +103,41 @@ type Config struct {
 	// handshake), the lease (how long a node counts as present without a
 	// frame on its control stream) and the name sent in Welcome.
 	carrier.Common
+	// Limits bound the handshakes in progress.
+	Limits Limits
+}
+
+// Limits bound the handshakes in progress: before a client is known, its
+// handshake costs the gateway memory, and a flood of Initial packets (one
+// datagram each, from addresses that may be spoofed) could otherwise hold
+// as many as it sends. The zero value sets no limits.
+type Limits struct {
+	// MaxHandshakes caps the handshakes in progress; a client over it is
+	// refused at its first packet with CONNECTION_REFUSED, which costs no
+	// state. 0: no cap.
+	MaxHandshakes int
+	// MaxHandshakesPerSource caps the handshakes in progress from one
+	// source (connlimit.Source) that proved its address with a Retry.
+	// Addresses not proved may be spoofed (and a spoofer could then use up
+	// a node's share), so those count towards MaxHandshakes only. 0: no
+	// cap.
+	MaxHandshakesPerSource int
+	// RetryThreshold: from this many handshakes in progress on, a client
+	// must first prove its address with a Retry (one more round trip, for
+	// which the gateway keeps no state) before its handshake counts. With
+	// it below MaxHandshakes, a flood from spoofed addresses holds at most
+	// this many, and only clients that receive what the gateway sends can
+	// take the rest. 0: never.
+	RetryThreshold int
+	// HandshakeTimeout is quic-go's handshake idle timeout; default
+	// DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// Refused and Retried, if set, hear each refusal (and which cap
+	// refused) and each Retry asked for; they are for metrics. Both count
+	// Initial packets, and a client's first flight may take two (a
+	// ClientHello with a post-quantum key share does).
+	Refused func(connlimit.Reason)
+	Retried func()
 }
 
 // Server accepts node connections over QUIC.
@@ -100,6 +148,8 @@ type Server struct {
 	log      *slog.Logger
 	reg      *carrier.Registry
 	rt       carrier.Runtime
+	// handshakes counts the handshakes in progress (Limits).
+	handshakes *connlimit.Limiter
 
 	mu sync.Mutex
 	// serving is set once Serve is called: a Server serves once.
@@ -114,7 +164,25 @@ func NewServer(cfg Config) (*Server, error) {
 	if err := cfg.Check("quiccarrier"); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, reg: cfg.Registry, rt: cfg.Registry.Runtime()}
+	lim := cfg.Limits
+	if lim.RetryThreshold < 0 {
+		return nil, fmt.Errorf("quiccarrier: Limits.RetryThreshold must not be negative (%d)", lim.RetryThreshold)
+	}
+	if lim.HandshakeTimeout <= 0 {
+		lim.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	handshakes, err := connlimit.New(connlimit.Config{
+		What:         "QUIC handshakes in progress",
+		Max:          lim.MaxHandshakes,
+		MaxPerSource: lim.MaxHandshakesPerSource,
+		Refused:      lim.Refused,
+		Logger:       cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("quiccarrier: %w", err)
+	}
+	cfg.Limits = lim
+	s := &Server{cfg: cfg, log: cfg.Logger, reg: cfg.Registry, rt: cfg.Registry.Runtime(), handshakes: handshakes}
 	s.tlsConf = &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		NextProtos: []string{ALPN},
@@ -125,9 +193,28 @@ func NewServer(cfg Config) (*Server, error) {
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return cfg.TLSCertificate()
 		},
-		VerifyPeerCertificate: s.verifyPeer,
+	}
+	// Each handshake gets its own copy, whose check knows the client's
+	// address (quic-go gives it in the ClientHelloInfo).
+	base := s.tlsConf.Clone()
+	s.tlsConf.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		var remote net.Addr
+		if hello.Conn != nil {
+			remote = hello.Conn.RemoteAddr()
+		}
+		c := base.Clone()
+		c.VerifyPeerCertificate = func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
+			return s.verifyPeer(remote, rawCerts)
+		}
+		return c, nil
+	}
+	// Never used while crypto/tls honours GetConfigForClient; here so that
+	// no configuration of this server accepts an unchecked certificate.
+	s.tlsConf.VerifyPeerCertificate = func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
+		return s.verifyPeer(nil, rawCerts)
 	}
 	s.quicConf = &quic.Config{
+		HandshakeIdleTimeout:  lim.HandshakeTimeout,
 		MaxIdleTimeout:        max(2*cfg.LeaseTTL, 30*time.Second),
 		KeepAlivePeriod:       DefaultKeepAlivePeriod,
 		MaxIncomingStreams:    1, // the control stream
@@ -137,14 +224,15 @@ func NewServer(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// verifyPeer runs Authenticate during the handshake; its error carries the
-// TLS alert the client will see.
-func (s *Server) verifyPeer(rawCerts [][]byte, _ [][]*x509.Certificate) error {
+// verifyPeer runs Authenticate during the handshake of a client at remote;
+// its error carries the TLS alert the client will see.
+func (s *Server) verifyPeer(remote net.Addr, rawCerts [][]byte) error {
 	_, err := s.reg.Authenticate(rawCerts)
 	if err == nil {
 		return nil
 	}
-	s.log.Info("node handshake refused", "err", err)
+	s.log.Info("node handshake refused", "remote", remote, "err", err)
+	s.reg.Refuse(remote, err)
 	return fmt.Errorf("%w: %w", alertFor(err), err)
 }
 
@@ -174,7 +262,10 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	s.serving = true
 	s.mu.Unlock()
 
-	tr := &quic.Transport{Conn: pc}
+	tr := &quic.Transport{Conn: pc, ConnContext: s.startHandshake}
+	if s.cfg.Limits.RetryThreshold > 0 {
+		tr.VerifySourceAddress = s.askRetry
+	}
 	ln, err := tr.Listen(s.tlsConf, s.quicConf)
 	if err != nil {
 		_ = tr.Close()
@@ -192,6 +283,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 			}
 			break
 		}
+		handshakeDone(conn)
 		wg.Go(func() { s.serveConn(connCtx, conn) })
 	}
 	_ = ln.Close()
@@ -200,6 +292,49 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	wg.Wait()
 	_ = tr.Close()
 	return serveErr
+}
+
+// HandshakesInProgress is how many handshakes are in progress now.
+func (s *Server) HandshakesInProgress() int { return s.handshakes.Held() }
+
+// handshakeKey is the context key of a connection's handshake slot.
+type handshakeKey struct{}
+
+// startHandshake is quic.Transport's ConnContext, called at a client's
+// first Initial that has got past the Retry (askRetry): it takes the
+// handshake's slot, refusing the client when there is none. The slot is
+// given back when the handshake completes (handshakeDone, at accept) or
+// fails (ctx ends with the connection).
+func (s *Server) startHandshake(ctx context.Context, info *quic.ClientInfo) (context.Context, error) {
+	var src netip.Prefix
+	if info.AddrVerified {
+		src = connlimit.Source(info.RemoteAddr)
+	}
+	slot, err := s.handshakes.Acquire(src)
+	if err != nil {
+		return ctx, err
+	}
+	context.AfterFunc(ctx, slot.Release)
+	return context.WithValue(ctx, handshakeKey{}, slot), nil
+}
+
+// handshakeDone gives back the slot of conn, whose handshake completed.
+func handshakeDone(conn *quic.Conn) {
+	if slot, ok := conn.Context().Value(handshakeKey{}).(*connlimit.Slot); ok {
+		slot.Release()
+	}
+}
+
+// askRetry is quic.Transport's VerifySourceAddress: true (send a Retry)
+// while many handshakes are in progress.
+func (s *Server) askRetry(net.Addr) bool {
+	if s.handshakes.Held() < s.cfg.Limits.RetryThreshold {
+		return false
+	}
+	if s.cfg.Limits.Retried != nil {
+		s.cfg.Limits.Retried()
+	}
+	return true
 }
 
 // codeFor is the application error code a session's end closes its

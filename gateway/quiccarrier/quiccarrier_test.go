@@ -46,11 +46,19 @@ type fixture struct {
 // newFixture starts a gateway with lease ttl; it stops with the test.
 func newFixture(t testing.TB, ttl time.Duration) *fixture {
 	t.Helper()
+	return newLimitedFixture(t, ttl, quiccarrier.Limits{})
+}
+
+// newLimitedFixture starts a gateway with lease ttl and handshake limits;
+// it stops with the test.
+func newLimitedFixture(t testing.TB, ttl time.Duration, limits quiccarrier.Limits) *fixture {
+	t.Helper()
 	f := &fixture{Gateway: testregistry.NewGateway(t, nil)}
 	cert := testpki.ServerCert(t, f.CA)
 	srv, err := quiccarrier.NewServer(quiccarrier.Config{
 		TLSCertificate: func() (*tls.Certificate, error) { return cert, nil },
 		Common:         f.Common(ttl),
+		Limits:         limits,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -30,13 +30,20 @@ const (
 	AuditDeviceRemoved         = "device.removed"
 
 	// Queued invocations, written by the store.
-	AuditInvocationQueued  = "invocation.queued"
-	AuditInvocationDone    = "invocation.done"   // a result arrived and says ok
-	AuditInvocationFailed  = "invocation.failed" // a result arrived and says not ok
-	AuditInvocationExpired = "invocation.expired"
+	AuditInvocationQueued    = "invocation.queued"
+	AuditInvocationDone      = "invocation.done"   // a result arrived and says ok
+	AuditInvocationFailed    = "invocation.failed" // a result arrived and says not ok
+	AuditInvocationExpired   = "invocation.expired"
+	AuditInvocationCancelled = "invocation.cancelled"
 	// Direct (not queued) invocations: the gateway writes these with Audit.
 	AuditInvocationRequested = "invocation.requested"
 	AuditInvocationCompleted = "invocation.completed"
+
+	// Node sessions refused at the handshake or on an RPC: a certificate
+	// that is not ours, expired, or of a device revoked or not paired.
+	AuditSessionRefused = "session.refused"
+	// Rows deleted for being older than the audit retention.
+	AuditPruned = "audit.pruned"
 )
 
 // AuditEvent is one row of the audit log. It must never carry a PIN secret,
@@ -48,6 +55,16 @@ type AuditEvent struct {
 	DeviceID  identity.DeviceID // zero if none
 	RequestID string
 	Detail    string
+	// Source is where an unauthenticated client came from (its IP
+	// address), or "".
+	Source string
+	// Count is how many events the row stands for; 0 is read as 1.
+	Count int
+	// Aggregated marks a row that counts the events of its kind, source,
+	// device and request in the minute starting at At (truncated to the
+	// minute when written); Detail is the first one's. Writing such a row
+	// again adds its Count to the stored one.
+	Aggregated bool
 }
 
 // Audit appends e to the audit log (its ID is ignored). A zero At means now
@@ -92,8 +109,19 @@ func (s *Store) AuditBatch(ctx context.Context, events []AuditEvent) error {
 }
 
 func writeAudit(ctx context.Context, q querier, e AuditEvent) error {
-	_, err := q.ExecContext(ctx, `INSERT INTO audit_log (at, kind, device_id, request_id, detail) VALUES (?, ?, ?, ?, ?)`,
-		e.At.UnixNano(), e.Kind, dbDeviceID(e.DeviceID), e.RequestID, e.Detail)
+	count := max(e.Count, 1)
+	var err error
+	if e.Aggregated {
+		_, err = q.ExecContext(ctx, `INSERT INTO audit_log (at, kind, device_id, request_id, detail, source, count, aggregated)
+			VALUES (?, ?, ?, ?, ?, ?, ?, 1)
+			ON CONFLICT (kind, source, device_id, request_id, at) WHERE aggregated = 1
+			DO UPDATE SET count = count + excluded.count`,
+			e.At.Truncate(time.Minute).UnixNano(), e.Kind, dbDeviceID(e.DeviceID), e.RequestID, e.Detail, e.Source, count)
+	} else {
+		_, err = q.ExecContext(ctx, `INSERT INTO audit_log (at, kind, device_id, request_id, detail, source, count)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			e.At.UnixNano(), e.Kind, dbDeviceID(e.DeviceID), e.RequestID, e.Detail, e.Source, count)
+	}
 	if err != nil {
 		return fmt.Errorf("writing audit event %s: %w", e.Kind, err)
 	}
@@ -105,8 +133,8 @@ func (s *Store) ListAudit(ctx context.Context, limit int) ([]AuditEvent, error) 
 	if limit <= 0 {
 		limit = -1
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id, at, kind, device_id, request_id, detail FROM audit_log
-		ORDER BY id DESC LIMIT ?`, limit)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, at, kind, device_id, request_id, detail, source, count, aggregated
+		FROM audit_log ORDER BY id DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("listing audit log: %w", err)
 	}
@@ -116,7 +144,7 @@ func (s *Store) ListAudit(ctx context.Context, limit int) ([]AuditEvent, error) 
 		var e AuditEvent
 		var at sql.NullInt64
 		var dev string
-		if err := rows.Scan(&e.ID, &at, &e.Kind, &dev, &e.RequestID, &e.Detail); err != nil {
+		if err := rows.Scan(&e.ID, &at, &e.Kind, &dev, &e.RequestID, &e.Detail, &e.Source, &e.Count, &e.Aggregated); err != nil {
 			return nil, fmt.Errorf("listing audit log: %w", err)
 		}
 		e.At = goTime(at)
@@ -129,4 +157,40 @@ func (s *Store) ListAudit(ctx context.Context, limit int) ([]AuditEvent, error) 
 		return nil, fmt.Errorf("listing audit log: %w", err)
 	}
 	return out, nil
+}
+
+// pruneBatch bounds the rows one transaction of PruneAudit deletes, so that
+// other writers wait for at most one batch.
+const pruneBatch = 10_000
+
+// PruneAudit deletes the audit rows older than before, in transactions of
+// at most pruneBatch rows, and returns how many it deleted. When it deleted
+// any it writes one audit.pruned row saying so, at now.
+func (s *Store) PruneAudit(ctx context.Context, before, now time.Time) (int, error) {
+	total := 0
+	for {
+		var n int64
+		err := s.update(ctx, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, `DELETE FROM audit_log WHERE id IN
+				(SELECT id FROM audit_log WHERE at < ? ORDER BY at LIMIT ?)`, before.UnixNano(), pruneBatch)
+			if err != nil {
+				return err
+			}
+			if n, err = res.RowsAffected(); err != nil {
+				return err
+			}
+			if n < pruneBatch && total+int(n) > 0 {
+				return writeAudit(ctx, tx, AuditEvent{At: now, Kind: AuditPruned,
+					Detail: fmt.Sprintf("deleted %d rows older than %s", total+int(n), before.UTC().Format(time.RFC3339))})
+			}
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("pruning the audit log: %w", err)
+		}
+		total += int(n)
+		if n < pruneBatch {
+			return total, nil
+		}
+	}
 }

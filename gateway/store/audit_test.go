@@ -168,3 +168,83 @@ func TestAuditTrail(t *testing.T) {
 		}
 	}
 }
+
+// Aggregated rows add up per kind, source, device, request and minute; rows
+// one by one stay one by one.
+func TestAuditCounts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := openTest(t)
+	count := func(at time.Time, source string, n int) AuditEvent {
+		return AuditEvent{At: at, Kind: AuditPairingAttemptRefused, Source: source, Count: n, Aggregated: true, Detail: source}
+	}
+	if err := s.AuditBatch(ctx, []AuditEvent{
+		count(t0, "192.0.2.1", 5),
+		count(t0.Add(10*time.Second), "192.0.2.1", 7), // same minute
+		count(t0.Add(time.Minute), "192.0.2.1", 1),    // the next
+		count(t0, "192.0.2.2", 2),
+		{At: t0, Kind: AuditPairingFailed, Detail: "one"},
+		{At: t0, Kind: AuditPairingFailed, Detail: "two"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AuditBatch(ctx, []AuditEvent{count(t0.Add(30*time.Second), "192.0.2.1", 100)}); err != nil {
+		t.Fatal(err)
+	}
+	events, err := s.ListAudit(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, e := range events {
+		got[fmt.Sprintf("%s %s %s", e.Kind, e.Source, e.At.Format("15:04:05"))] += e.Count
+		if e.Aggregated != (e.Kind == AuditPairingAttemptRefused) {
+			t.Errorf("row %+v", e)
+		}
+	}
+	want := map[string]int{
+		"pairing.attempt_refused 192.0.2.1 05:06:00": 112,
+		"pairing.attempt_refused 192.0.2.1 05:07:00": 1,
+		"pairing.attempt_refused 192.0.2.2 05:06:00": 2,
+		"pairing.failed  05:06:07":                   2,
+	}
+	if len(events) != 5 || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("%d rows: %v, want 5: %v", len(events), got, want)
+	}
+}
+
+// PruneAudit deletes what is older than the cutoff, in batches, keeps the
+// rest, and leaves a row saying what it did.
+func TestPruneAudit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := openTest(t)
+	old := make([]AuditEvent, pruneBatch+5)
+	for i := range old {
+		old[i] = AuditEvent{At: t0.Add(-100 * 24 * time.Hour).Add(time.Duration(i)), Kind: AuditPairingFailed, Detail: "old"}
+	}
+	if err := s.AuditBatch(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AuditBatch(ctx, []AuditEvent{{At: t0.Add(-89 * 24 * time.Hour), Kind: AuditPairingFailed, Detail: "recent"}}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.PruneAudit(ctx, t0.Add(-90*24*time.Hour), t0)
+	if err != nil || n != len(old) {
+		t.Fatalf("PruneAudit = %d, %v; want %d", n, err, len(old))
+	}
+	events, err := s.ListAudit(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 2 || events[0].Kind != AuditPruned || events[1].Detail != "recent" ||
+		events[0].Detail != fmt.Sprintf("deleted %d rows older than 2025-12-04T05:06:07Z", len(old)) {
+		t.Fatalf("after pruning: %+v", events)
+	}
+	if n, err := s.PruneAudit(ctx, t0.Add(-90*24*time.Hour), t0); err != nil || n != 0 {
+		t.Fatalf("pruning again = %d, %v", n, err)
+	}
+	if again, _ := s.ListAudit(ctx, 0); len(again) != 2 {
+		t.Fatalf("pruning nothing wrote a row: %+v", again)
+	}
+}

@@ -21,3 +21,32 @@ func BenchmarkBeginAndCompletePairing(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkBeginAttempt compares an attempt on an open code with one on a
+// selector with none (a decoy's): the gateway's answer must not tell them
+// apart by time, so their costs should match; compare the two ns/op.
+func BenchmarkBeginAttempt(b *testing.B) {
+	ctx := context.Background()
+	for _, kind := range []string{"open", "decoy"} {
+		b.Run(kind, func(b *testing.B) {
+			s, _ := openTest(b)
+			var c Code
+			n := 0
+			for b.Loop() {
+				if kind == "open" && n%MaxFailedAttempts == 0 {
+					b.StopTimer()
+					c = mustCreateCode(b, s, testCode(false))
+					b.StartTimer()
+				}
+				n++
+				sel := c.Selector
+				if kind == "decoy" {
+					sel = "none"
+				}
+				if _, err := s.BeginAttempt(ctx, sel, t0); (err != nil) != (kind == "decoy") {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

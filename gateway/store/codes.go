@@ -196,13 +196,22 @@ func expireCodesTx(ctx context.Context, tx *sql.Tx, selector string, now time.Ti
 // MaxFailedAttempts have begun, and the run that reaches the limit closes the
 // code for further runs. A code past its expiry is marked expired. Any code
 // that is unknown, used, expired or closed gives ErrCodeNotOpen.
+//
+// A selector with no open code costs what an open one does, one committed
+// write of the same work (countDecoyTx), because the gateway answers it with
+// a decoy exchange whose time must not tell it from a wrong secret; if that
+// write fails, the error is the store's, as for an open code, not
+// ErrCodeNotOpen.
 func (s *Store) BeginAttempt(ctx context.Context, selector string, now time.Time) (Code, error) {
 	var code Code
 	err := s.update(ctx, func(tx *sql.Tx) error {
 		c, err := scanCode(tx.QueryRowContext(ctx, `SELECT `+codeColumns+` FROM pairing_codes
 			WHERE selector = ? AND state = 'open'`, selector))
 		if errors.Is(err, sql.ErrNoRows) {
-			return ErrCodeNotOpen
+			if err := countDecoyTx(ctx, tx, selector, now); err != nil {
+				return err
+			}
+			return commitThen{ErrCodeNotOpen}
 		}
 		if err != nil {
 			return err
@@ -242,6 +251,23 @@ func (s *Store) BeginAttempt(ctx context.Context, selector string, now time.Time
 		return Code{}, fmt.Errorf("beginning pairing attempt for selector %s: %w", selector, err)
 	}
 	return code, nil
+}
+
+// countDecoyTx counts an attempt on selector, which has no open code, and
+// keeps it among the last 64: an UPDATE of a count and one of an indexed
+// row, the work of an open code's attempt (its count, its audit row), so
+// that the decoy costs the same in bounded space.
+func countDecoyTx(ctx context.Context, tx *sql.Tx, selector string, now time.Time) error {
+	var n int64
+	if err := tx.QueryRowContext(ctx, `UPDATE pairing_decoys SET answered = answered + 1 WHERE id = 1 RETURNING answered`).
+		Scan(&n); err != nil {
+		return fmt.Errorf("counting a decoy: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE recent_decoys SET at = ?, selector = ? WHERE slot = ?`,
+		now.UnixNano(), selector, n%64); err != nil {
+		return fmt.Errorf("recording a decoy: %w", err)
+	}
+	return nil
 }
 
 // closeCodeTx closes an open code that has used up its attempts and clears

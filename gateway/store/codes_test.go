@@ -3,9 +3,12 @@ package store
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/palyra/palyra-go/internal/testsqlite"
 )
 
 func TestCreateCode(t *testing.T) {
@@ -366,5 +369,62 @@ func TestConcurrentBeginAttemptTwoStores(t *testing.T) {
 	}
 	if ok != MaxFailedAttempts {
 		t.Fatalf("%d runs began, want %d", ok, MaxFailedAttempts)
+	}
+}
+
+// A guess at a selector with no open code costs one write, as an attempt
+// on an open code does (the gateway's decoy must take as long): each adds
+// one to the count of decoys and writes nothing else, no audit row either.
+// While another process holds the write lock, a guess and an attempt both
+// wait for it and fail alike, with the store's error, not ErrCodeNotOpen.
+func TestBeginAttemptCountsDecoys(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "gateway.db")
+	s, err := Open(ctx, path, Options{Now: fixedClock, BusyTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := mustCreateCode(t, s, testCode(false))
+	unknown := "99"
+	if c.Selector == unknown {
+		unknown = "98"
+	}
+	decoys := func() (n, at int64) {
+		t.Helper()
+		if err := s.db.QueryRowContext(ctx, `SELECT answered, (SELECT at FROM recent_decoys WHERE slot = answered % 64
+			AND selector = ?) FROM pairing_decoys`, unknown).Scan(&n, &at); err != nil {
+			t.Fatal(err)
+		}
+		return n, at
+	}
+	audited := func() int {
+		t.Helper()
+		events, err := s.ListAudit(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(events)
+	}
+	rows := audited()
+	const guesses = 25
+	for range guesses {
+		if _, err := s.BeginAttempt(ctx, unknown, t0); !errors.Is(err, ErrCodeNotOpen) {
+			t.Fatalf("guess: %v", err)
+		}
+	}
+	if n, at := decoys(); n != guesses || at != t0.UnixNano() {
+		t.Fatalf("decoys counted %d (last at %d), want %d (at %d)", n, at, guesses, t0.UnixNano())
+	}
+	if got := audited(); got != rows {
+		t.Fatalf("guesses wrote %d audit rows; the audit of guesses is the caller's, aggregated", got-rows)
+	}
+
+	testsqlite.LockForWriting(t, path)
+	for _, sel := range []string{unknown, c.Selector} {
+		if _, err := s.BeginAttempt(ctx, sel, t0); err == nil || errors.Is(err, ErrCodeNotOpen) {
+			t.Fatalf("attempt on selector %s while locked: %v, want the lock's error", sel, err)
+		}
 	}
 }

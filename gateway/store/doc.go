@@ -7,7 +7,8 @@
 // WAL mode, so nothing a method acknowledged is lost in a crash. The state
 // machines (code: open → used | expired | closed; request: pending →
 // approved | rejected | expired, approved → issued; queued invocation:
-// queued → delivered, queued | delivered → done | expired) are enforced
+// queued → delivered, queued | delivered → done | failed | expired |
+// cancelled) are enforced
 // here: a method refuses any other transition with [ErrIllegalTransition].
 // Audit rows for a state change are written in the same transaction as the
 // change.

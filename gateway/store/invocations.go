@@ -6,28 +6,44 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/oklog/ulid/v2"
+
 	"github.com/palyra/palyra-go/identity"
-	"github.com/palyra/palyra-go/internal/ulid"
 )
 
 // InvocationState is the state of a queued invocation.
 type InvocationState string
 
 // Queued invocation states: queued → delivered (and delivered → delivered
-// again after a reconnect); queued | delivered → done | expired.
+// again after a reconnect); queued | delivered → done | failed | expired |
+// cancelled, which are final.
 const (
 	// InvocationQueued: waiting for the node to come online.
 	InvocationQueued InvocationState = "queued"
 	// InvocationDelivered: sent to the node, no result yet. It is delivered
 	// again after a reconnect; the node dedupes by request ID.
 	InvocationDelivered InvocationState = "delivered"
-	// InvocationDone: a result arrived (ok or not).
+	// InvocationDone: a result arrived and says ok.
 	InvocationDone InvocationState = "done"
+	// InvocationFailed: a result arrived and says not ok.
+	InvocationFailed InvocationState = "failed"
 	// InvocationExpired: its queue TTL passed before a result.
 	InvocationExpired InvocationState = "expired"
+	// InvocationCancelled: an admin cancelled it before a result; it is
+	// not delivered again, and a result that comes after is refused.
+	InvocationCancelled InvocationState = "cancelled"
 )
+
+// InvocationStates are the states in their order, for listings.
+var InvocationStates = []InvocationState{InvocationQueued, InvocationDelivered, InvocationDone, InvocationFailed,
+	InvocationExpired, InvocationCancelled}
+
+// Pending reports whether a call in state s may still get a result: it is
+// queued or delivered.
+func (s InvocationState) Pending() bool { return s == InvocationQueued || s == InvocationDelivered }
 
 // MaxPendingInvocations bounds what PendingInvocations returns.
 const MaxPendingInvocations = 1000
@@ -45,8 +61,8 @@ type Invocation struct {
 	Timeout    time.Duration // per-delivery deadline
 	State      InvocationState
 	Attempts   int       // deliveries started
-	Result     []byte    // opaque encoded result (the caller stores a marshaled protobuf), set when done
-	FinishedAt time.Time // when it became done, or its ExpiresAt when expired; zero before
+	Result     []byte    // opaque encoded result (the caller stores a marshaled protobuf), set when done, failed or cancelled
+	FinishedAt time.Time // when it became done, failed or cancelled, or its ExpiresAt when expired; zero before
 }
 
 const invocationColumns = `request_id, device_id, capability, args, caller, created_at, expires_at, timeout_ns,
@@ -83,7 +99,7 @@ func getInvocationTx(ctx context.Context, q querier, requestID string) (Invocati
 }
 
 func checkInvocation(inv Invocation) error {
-	if u, err := ulid.Parse(inv.RequestID); err != nil {
+	if u, err := ulid.ParseStrict(inv.RequestID); err != nil {
 		return fmt.Errorf("request ID: %w", err)
 	} else if u.String() != inv.RequestID {
 		return fmt.Errorf("request ID %q is not in canonical form %s", inv.RequestID, u)
@@ -202,8 +218,8 @@ func (s *Store) MarkDelivered(ctx context.Context, requestID string, now time.Ti
 }
 
 // FinishInvocation stores the result of a queued or delivered invocation:
-// it becomes done with result and FinishedAt now, audited as invocation.done
-// when ok and invocation.failed otherwise. A second result for one that is
+// it becomes done (ok) or failed (not ok) with result and FinishedAt now,
+// audited as invocation.done or invocation.failed. A second result for one that is
 // done gives ErrIllegalTransition, so a duplicate is refused; so does a
 // result for one past its expiry, which is marked expired (and audited)
 // first. An unknown request ID gives ErrNotFound.
@@ -213,13 +229,13 @@ func (s *Store) FinishInvocation(ctx context.Context, requestID string, result [
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE invocations SET state = 'done', result = ?, finished_at = ?
-			WHERE request_id = ?`, nilIfEmpty(result), now.UnixNano(), inv.RequestID); err != nil {
-			return err
-		}
-		kind, outcome := AuditInvocationDone, "succeeded"
+		state, kind, outcome := InvocationDone, AuditInvocationDone, "succeeded"
 		if !ok {
-			kind, outcome = AuditInvocationFailed, "failed"
+			state, kind, outcome = InvocationFailed, AuditInvocationFailed, "failed"
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE invocations SET state = ?, result = ?, finished_at = ?
+			WHERE request_id = ?`, state, nilIfEmpty(result), now.UnixNano(), inv.RequestID); err != nil {
+			return err
 		}
 		return writeAudit(ctx, tx, AuditEvent{At: now, Kind: kind, DeviceID: inv.DeviceID, RequestID: inv.RequestID,
 			Detail: fmt.Sprintf("%s for caller %q %s after %d deliveries", inv.Capability, inv.Caller, outcome, inv.Attempts)})
@@ -238,7 +254,7 @@ func pendingInvocationTx(ctx context.Context, tx *sql.Tx, requestID string, now 
 	if err != nil {
 		return Invocation{}, err
 	}
-	if inv.State != InvocationQueued && inv.State != InvocationDelivered {
+	if !inv.State.Pending() {
 		return Invocation{}, fmt.Errorf("%w: invocation is %s", ErrIllegalTransition, inv.State)
 	}
 	if !now.Before(inv.ExpiresAt) {
@@ -316,4 +332,89 @@ func expireInvocationsTx(ctx context.Context, tx *sql.Tx, requestID string, now 
 		}
 	}
 	return len(done), nil
+}
+
+// CancelInvocation cancels a queued or delivered invocation: it becomes
+// cancelled with result (what its caller is told) and FinishedAt now,
+// audited as invocation.cancelled, and is neither delivered again nor
+// given a result later. It returns the state it had and the cancelled
+// invocation. One that has ended gives ErrIllegalTransition (its state
+// says how it ended); so does one past its expiry, which is marked expired
+// first. An unknown request ID gives ErrNotFound.
+func (s *Store) CancelInvocation(ctx context.Context, requestID string, result []byte, now time.Time) (InvocationState, Invocation, error) {
+	var was InvocationState
+	var out Invocation
+	err := s.update(ctx, func(tx *sql.Tx) error {
+		inv, err := pendingInvocationTx(ctx, tx, requestID, now)
+		if err != nil {
+			return err
+		}
+		was = inv.State
+		if _, err := tx.ExecContext(ctx, `UPDATE invocations SET state = 'cancelled', result = ?, finished_at = ?
+			WHERE request_id = ?`, nilIfEmpty(result), now.UnixNano(), inv.RequestID); err != nil {
+			return err
+		}
+		if err := writeAudit(ctx, tx, AuditEvent{At: now, Kind: AuditInvocationCancelled, DeviceID: inv.DeviceID,
+			RequestID: inv.RequestID, Detail: fmt.Sprintf("%s for caller %q cancelled while %s, after %d deliveries",
+				inv.Capability, inv.Caller, inv.State, inv.Attempts)}); err != nil {
+			return err
+		}
+		out, err = getInvocationTx(ctx, tx, requestID)
+		return err
+	})
+	if err != nil {
+		return "", Invocation{}, fmt.Errorf("cancelling invocation %s: %w", requestID, err)
+	}
+	return was, out, nil
+}
+
+// MaxListInvocations bounds what ListInvocations returns.
+const MaxListInvocations = 1000
+
+// InvocationFilter selects invocations for ListInvocations.
+type InvocationFilter struct {
+	// DeviceID, if not zero, keeps that device's only.
+	DeviceID identity.DeviceID
+	// States, if not empty, keeps those in one of them.
+	States []InvocationState
+	// Limit bounds how many are returned: 1 to MaxListInvocations, and
+	// MaxListInvocations when out of that range.
+	Limit int
+}
+
+// ListInvocations returns the invocations f selects, newest first. It
+// changes nothing: one past its expiry may still say queued or delivered
+// until ExpireInvocations runs.
+func (s *Store) ListInvocations(ctx context.Context, f InvocationFilter) ([]Invocation, error) {
+	limit := f.Limit
+	if limit <= 0 || limit > MaxListInvocations {
+		limit = MaxListInvocations
+	}
+	query := `SELECT ` + invocationColumns + ` FROM invocations WHERE (? = '' OR device_id = ?)`
+	args := []any{dbDeviceID(f.DeviceID), dbDeviceID(f.DeviceID)}
+	if len(f.States) > 0 {
+		query += ` AND state IN (?` + strings.Repeat(", ?", len(f.States)-1) + `)`
+		for _, st := range f.States {
+			args = append(args, string(st))
+		}
+	}
+	query += ` ORDER BY created_at DESC, request_id DESC LIMIT ?`
+	args = append(args, limit)
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("listing invocations: %w", err)
+	}
+	defer rows.Close()
+	var out []Invocation
+	for rows.Next() {
+		inv, err := scanInvocation(rows)
+		if err != nil {
+			return nil, fmt.Errorf("listing invocations: %w", err)
+		}
+		out = append(out, inv)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing invocations: %w", err)
+	}
+	return out, nil
 }

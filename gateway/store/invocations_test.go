@@ -14,8 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oklog/ulid/v2"
+
 	"github.com/palyra/palyra-go/identity"
-	"github.com/palyra/palyra-go/internal/ulid"
 )
 
 var invocationSeq atomic.Uint64
@@ -26,7 +27,7 @@ func testRequestID(t testing.TB, at time.Time) string {
 	t.Helper()
 	var r [10]byte
 	binary.BigEndian.PutUint64(r[2:], invocationSeq.Add(1))
-	u, err := ulid.New(at, bytes.NewReader(r[:]))
+	u, err := ulid.New(ulid.Timestamp(at), bytes.NewReader(r[:]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,6 +47,48 @@ func testInvocation(t testing.TB, dev identity.DeviceID, created time.Time) Invo
 		CreatedAt:  created,
 		ExpiresAt:  created.Add(time.Hour),
 		Timeout:    30 * time.Second,
+	}
+}
+
+// TestRequestIDsOfEarlierReleasesStillParse keeps request IDs written by the
+// gateway's earlier, hand-written ULID encoder readable: the same bytes give
+// the same text, and a stored call under such an ID is found by it.
+func TestRequestIDsOfEarlierReleasesStillParse(t *testing.T) {
+	t.Parallel()
+	ff := bytes.Repeat([]byte{0xFF}, 16)
+	aa := bytes.Repeat([]byte{0x55}, 16)
+	tests := []struct {
+		id     string
+		bytes  []byte
+		timeMS uint64
+	}{
+		// ulid/javascript's published example, and two of the old package's vectors.
+		{"01ARYZ6S41TSV4RRFFQ69G5FAV", nil, 1469918176385},
+		{"7ZZZZZZZZZZZZZZZZZZZZZZZZZ", ff, 1<<48 - 1},
+		{"2NANANANANANANANANANANANAN", aa, 0x555555555555},
+		{"00000000010000000000000000", []byte{5: 1, 15: 0}, 1},
+	}
+	ctx := context.Background()
+	s, _ := openTest(t)
+	d, _ := pairedDevice(t, s)
+	for _, tt := range tests {
+		u, err := ulid.ParseStrict(tt.id)
+		if err != nil {
+			t.Fatalf("ParseStrict(%s): %v", tt.id, err)
+		}
+		if tt.bytes != nil && !bytes.Equal(u[:], tt.bytes) {
+			t.Errorf("%s = %x, want %x", tt.id, u[:], tt.bytes)
+		}
+		if u.Time() != tt.timeMS || u.String() != tt.id {
+			t.Errorf("%s: time %d, text %s; want %d, %s", tt.id, u.Time(), u, tt.timeMS, tt.id)
+		}
+		inv := testInvocation(t, d.ID, t0)
+		inv.RequestID = tt.id
+		mustQueue(t, s, inv)
+		got, err := s.GetInvocation(ctx, tt.id)
+		if err != nil || got.RequestID != tt.id {
+			t.Fatalf("GetInvocation(%s) = %q, %v", tt.id, got.RequestID, err)
+		}
 	}
 }
 
@@ -181,7 +224,7 @@ func TestQueueInvocationDuplicate(t *testing.T) {
 		t.Errorf("error %q does not name the request", err)
 	}
 	got := mustGetInvocation(t, s, inv.RequestID)
-	if got.Capability != inv.Capability || got.State != InvocationDone {
+	if got.Capability != inv.Capability || got.State != InvocationFailed {
 		t.Fatalf("the duplicate changed the row: %+v", got)
 	}
 	if kinds := auditKindsFor(t, s, inv.RequestID); !reflect.DeepEqual(kinds,
@@ -207,8 +250,10 @@ func TestQueueInvocationRejects(t *testing.T) {
 		wantErr error  // checked with errors.Is when set
 		wantMsg string // checked in the message when set
 	}{
-		{"no request ID", func(i *Invocation) { i.RequestID = "" }, ulid.ErrInvalid, "length 0"},
-		{"request ID not a ULID", func(i *Invocation) { i.RequestID = "req-1" }, ulid.ErrInvalid, ""},
+		{"no request ID", func(i *Invocation) { i.RequestID = "" }, ulid.ErrDataSize, "request ID"},
+		{"request ID not a ULID", func(i *Invocation) { i.RequestID = "req-1" }, ulid.ErrDataSize, ""},
+		{"request ID outside the alphabet", func(i *Invocation) { i.RequestID = "01ARYZ6S41TSV4RRFFQ69G5FAU" }, ulid.ErrInvalidCharacters, ""},
+		{"request ID above 128 bits", func(i *Invocation) { i.RequestID = "80000000000000000000000000" }, ulid.ErrOverflow, ""},
 		{"lower-case request ID", func(i *Invocation) { i.RequestID = strings.ToLower(i.RequestID) }, nil, "canonical"},
 		{"no device", func(i *Invocation) { i.DeviceID = identity.DeviceID{} }, nil, "no device"},
 		{"no capability", func(i *Invocation) { i.Capability = "" }, nil, "no capability"},
@@ -265,6 +310,10 @@ func invocationIn(t *testing.T, s *Store, dev identity.DeviceID, state Invocatio
 		_, err = s.MarkDelivered(ctx, inv.RequestID, t0)
 	case InvocationDone:
 		err = s.FinishInvocation(ctx, inv.RequestID, []byte("r"), true, t0)
+	case InvocationFailed:
+		err = s.FinishInvocation(ctx, inv.RequestID, []byte("r"), false, t0)
+	case InvocationCancelled:
+		_, _, err = s.CancelInvocation(ctx, inv.RequestID, []byte("c"), t0)
 	case InvocationExpired:
 		_, err = s.MarkDelivered(ctx, inv.RequestID, inv.ExpiresAt)
 		if errors.Is(err, ErrIllegalTransition) {
@@ -289,6 +338,7 @@ func TestInvocationTransitions(t *testing.T) {
 	const (
 		deliver action = "deliver"
 		finish  action = "finish"
+		cancel  action = "cancel"
 	)
 	tests := []struct {
 		from         InvocationState
@@ -305,6 +355,14 @@ func TestInvocationTransitions(t *testing.T) {
 		{InvocationDone, finish, InvocationDone, 0, ErrIllegalTransition},
 		{InvocationExpired, deliver, InvocationExpired, 0, ErrIllegalTransition},
 		{InvocationExpired, finish, InvocationExpired, 0, ErrIllegalTransition},
+		{InvocationQueued, cancel, InvocationCancelled, 0, nil},
+		{InvocationDelivered, cancel, InvocationCancelled, 1, nil},
+		{InvocationDone, cancel, InvocationDone, 0, ErrIllegalTransition},
+		{InvocationFailed, cancel, InvocationFailed, 0, ErrIllegalTransition},
+		{InvocationExpired, cancel, InvocationExpired, 0, ErrIllegalTransition},
+		{InvocationCancelled, cancel, InvocationCancelled, 0, ErrIllegalTransition},
+		{InvocationCancelled, deliver, InvocationCancelled, 0, ErrIllegalTransition},
+		{InvocationCancelled, finish, InvocationCancelled, 0, ErrIllegalTransition},
 	}
 	s, _ := openTest(t)
 	d, _ := pairedDevice(t, s)
@@ -320,6 +378,8 @@ func TestInvocationTransitions(t *testing.T) {
 				_, err = s.MarkDelivered(ctx, inv.RequestID, now)
 			case finish:
 				err = s.FinishInvocation(ctx, inv.RequestID, []byte("second"), true, now)
+			case cancel:
+				_, _, err = s.CancelInvocation(ctx, inv.RequestID, []byte("cancelled"), now)
 			}
 			wantErr(t, string(tt.act), err, tt.wantErr)
 			got := mustGetInvocation(t, s, inv.RequestID)
@@ -354,8 +414,8 @@ func TestFinishInvocationTwiceRefused(t *testing.T) {
 	}
 	err := s.FinishInvocation(ctx, inv.RequestID, []byte("second"), true, t0.Add(2*time.Second))
 	wantErr(t, "a second result", err, ErrIllegalTransition)
-	if !strings.Contains(err.Error(), "done") {
-		t.Errorf("error %q does not say the invocation is done", err)
+	if !strings.Contains(err.Error(), "invocation is failed") {
+		t.Errorf("error %q does not say the invocation failed", err)
 	}
 	got := mustGetInvocation(t, s, inv.RequestID)
 	if string(got.Result) != "first" || !got.FinishedAt.Equal(t0.Add(time.Second)) {
@@ -595,11 +655,10 @@ func TestPendingInvocationsBounded(t *testing.T) {
 	}
 }
 
-// A database created by a program that knew only migration 0001 is brought
-// to the current version with its data intact.
-func TestMigrateFromVersion1(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
+// storeAtVersion makes a database as a program that knew only the first
+// version migrations left it; next is the name of the migration after.
+func storeAtVersion(t *testing.T, version int, next string) (string, *Store) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "gateway.db")
 	if err := prepareFile(path); err != nil {
 		t.Fatal(err)
@@ -612,14 +671,33 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ms) < 2 || ms[1].name != "0002_invocations.sql" {
-		t.Fatalf("migrations %v", ms)
+	if len(ms) <= version || ms[version].name != next {
+		t.Fatalf("migrations %v, want %s after version %d", ms, next, version)
 	}
 	old := &Store{db: db, now: fixedClock}
-	if err := old.applyMigrations(ctx, ms[:1]); err != nil {
+	if err := old.applyMigrations(context.Background(), ms[:version]); err != nil {
 		t.Fatal(err)
 	}
-	d, _ := pairedDevice(t, old)
+	return path, old
+}
+
+// A database created by a program that knew only migration 0001 is brought
+// to the current version with its data intact.
+func TestMigrateFromVersion1(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path, old := storeAtVersion(t, 1, "0002_invocations.sql")
+	db := old.db
+	// Version 1's rows, written as its program wrote them.
+	d, pub := newDevice(t)
+	if _, err := db.ExecContext(ctx, `INSERT INTO devices (id, public_key, name, platform, paired_at) VALUES (?, ?, 'old', 'linux', ?)`,
+		d.String(), []byte(pub), t0.UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO audit_log (at, kind, device_id, detail) VALUES (?, 'request.approved', ?, 'by hand')`,
+		t0.UnixNano(), d.String()); err != nil {
+		t.Fatal(err)
+	}
 	var tables int
 	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE name = 'invocations'`).Scan(&tables); err != nil {
 		t.Fatal(err)
@@ -627,10 +705,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if tables != 0 {
 		t.Fatal("version 1 already has the invocations table")
 	}
-	auditBefore, err := old.ListAudit(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	auditBefore := []AuditEvent{{ID: 1, At: t0, Kind: AuditRequestApproved, DeviceID: d, Detail: "by hand", Count: 1}}
 	if err := old.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -652,13 +727,13 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if indexes != 1 {
 		t.Fatal("no (device_id, state) index")
 	}
-	if got, err := s.GetDevice(ctx, d.ID); err != nil || got.ID != d.ID {
+	if got, err := s.GetDevice(ctx, d); err != nil || got.ID != d {
 		t.Fatalf("device after migrating: %+v, %v", got, err)
 	}
 	if auditAfter, err := s.ListAudit(ctx, 0); err != nil || !reflect.DeepEqual(auditAfter, auditBefore) {
-		t.Fatalf("audit log changed by migrating (%v)", err)
+		t.Fatalf("audit log changed by migrating: %+v (%v), want %+v", auditAfter, err, auditBefore)
 	}
-	inv := testInvocation(t, d.ID, t0)
+	inv := testInvocation(t, d, t0)
 	mustQueue(t, s, inv)
 	if got := mustGetInvocation(t, s, inv.RequestID); got.State != InvocationQueued {
 		t.Fatalf("queued invocation after migrating: %+v", got)
@@ -682,5 +757,114 @@ func BenchmarkQueueAndFinishInvocation(b *testing.B) {
 		if err := s.FinishInvocation(ctx, inv.RequestID, []byte("result"), true, t0); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// CancelInvocation says what the call was, keeps what its caller is told,
+// and audits it; a call past its expiry is expired, not cancelled.
+func TestCancelInvocation(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := openTest(t)
+	d, _ := pairedDevice(t, s)
+	inv := invocationIn(t, s, d.ID, InvocationDelivered)
+	was, got, err := s.CancelInvocation(ctx, inv.RequestID, []byte("told"), t0.Add(time.Second))
+	if err != nil || was != InvocationDelivered || got.State != InvocationCancelled || string(got.Result) != "told" ||
+		!got.FinishedAt.Equal(t0.Add(time.Second)) || got.Attempts != 1 {
+		t.Fatalf("cancel = %s, %+v, %v", was, got, err)
+	}
+	if pending, err := s.PendingInvocations(ctx, d.ID, t0); err != nil || len(pending) != 0 {
+		t.Fatalf("a cancelled call is still pending: %+v, %v", pending, err)
+	}
+	if kinds := auditKindsFor(t, s, inv.RequestID); !reflect.DeepEqual(kinds, []string{AuditInvocationQueued, AuditInvocationCancelled}) {
+		t.Fatalf("audit kinds %v", kinds)
+	}
+	late := invocationIn(t, s, d.ID, InvocationQueued)
+	_, _, err = s.CancelInvocation(ctx, late.RequestID, nil, late.ExpiresAt)
+	wantErr(t, "cancelling an expired call", err, ErrIllegalTransition)
+	if got := mustGetInvocation(t, s, late.RequestID); got.State != InvocationExpired {
+		t.Fatalf("a call cancelled past its expiry is %s", got.State)
+	}
+	_, _, err = s.CancelInvocation(ctx, "01KJVKTCGR0000000000000000", nil, t0)
+	wantErr(t, "cancelling an unknown call", err, ErrNotFound)
+}
+
+// ListInvocations filters by device and state, newest first, bounded.
+func TestListInvocations(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := openTest(t)
+	d1, _ := pairedDevice(t, s)
+	d2, _ := pairedDevice(t, s)
+	var all []Invocation // oldest first
+	for i, st := range []InvocationState{InvocationQueued, InvocationDone, InvocationFailed, InvocationCancelled, InvocationDelivered} {
+		dev := d1.ID
+		if i%2 == 1 {
+			dev = d2.ID
+		}
+		all = append(all, invocationIn(t, s, dev, st))
+	}
+	ids := func(list []Invocation) []string {
+		var out []string
+		for _, inv := range list {
+			out = append(out, inv.RequestID)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		f    InvocationFilter
+		want []Invocation
+	}{
+		{"all", InvocationFilter{}, []Invocation{all[4], all[3], all[2], all[1], all[0]}},
+		{"one device", InvocationFilter{DeviceID: d2.ID}, []Invocation{all[3], all[1]}},
+		{"pending", InvocationFilter{States: []InvocationState{InvocationQueued, InvocationDelivered}}, []Invocation{all[4], all[0]}},
+		{"failed of one device", InvocationFilter{DeviceID: d1.ID, States: []InvocationState{InvocationFailed}}, []Invocation{all[2]}},
+		{"limit", InvocationFilter{Limit: 2}, []Invocation{all[4], all[3]}},
+	} {
+		got, err := s.ListInvocations(ctx, tc.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(ids(got), ids(tc.want)) {
+			t.Errorf("%s: %v, want %v", tc.name, ids(got), ids(tc.want))
+		}
+	}
+}
+
+// Migration 0004 keeps the calls that ended before it, and tells the failed
+// ones from the done ones by their audit rows.
+func TestMigrateInvocationOutcomes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path, old := storeAtVersion(t, 3, "0004_invocation_outcomes.sql")
+	db := old.db
+	d, _ := pairedDevice(t, old)
+	ok, failed, queued := testInvocation(t, d.ID, t0), testInvocation(t, d.ID, t0), testInvocation(t, d.ID, t0)
+	for _, inv := range []Invocation{ok, failed, queued} {
+		mustQueue(t, old, inv)
+	}
+	for _, q := range []string{
+		`UPDATE invocations SET state = 'done', result = x'01', finished_at = 1 WHERE request_id = '` + ok.RequestID + `'`,
+		`UPDATE invocations SET state = 'done', result = x'02', finished_at = 1 WHERE request_id = '` + failed.RequestID + `'`,
+		`INSERT INTO audit_log (at, kind, request_id) VALUES (1, 'invocation.done', '` + ok.RequestID + `')`,
+		`INSERT INTO audit_log (at, kind, request_id) VALUES (1, 'invocation.failed', '` + failed.RequestID + `')`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := openAt(t, path)
+	defer s.Close()
+	for id, want := range map[string]InvocationState{ok.RequestID: InvocationDone, failed.RequestID: InvocationFailed, queued.RequestID: InvocationQueued} {
+		if got := mustGetInvocation(t, s, id); got.State != want || (want != InvocationQueued && len(got.Result) != 1) {
+			t.Errorf("call %s after migrating: %+v, want %s", id, got, want)
+		}
+	}
+	if _, _, err := s.CancelInvocation(ctx, queued.RequestID, nil, t0); err != nil {
+		t.Fatalf("cancelling after migrating: %v", err)
 	}
 }

@@ -1,5 +1,12 @@
 // Package atomicfile replaces files so that a crash leaves either the old
 // content or all of the new, never a torn file.
+//
+// It is kept instead of a library such as github.com/google/renameio
+// because the node writes its config and sharing files on Windows too, and
+// renameio does not support Windows. Here the same code serves every OS:
+// os.Rename is MoveFileEx with MOVEFILE_REPLACE_EXISTING on Windows, which
+// replaces the file in one step, and only the directory sync, which Windows
+// cannot do, is skipped there.
 package atomicfile
 
 import (

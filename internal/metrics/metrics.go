@@ -16,6 +16,15 @@
 //
 // It owns metric bookkeeping and the /metrics endpoint only, uses nothing
 // beyond the standard library, and must not import anything of this module.
+//
+// It is kept instead of prometheus/client_golang's registry and promhttp
+// for two reasons: Serve refuses any address that is not loopback, because
+// the endpoint has no authentication and the library's handler would serve
+// wherever it is mounted; and the gateway's metrics are a handful of
+// counters with fixed label sets, which this covers in one file with no
+// dependencies. What the library does better — the standard go_* and
+// process_* series, read from the runtime and the OS on each platform — is
+// added with Append rather than written again here.
 package metrics
 
 import (
@@ -40,6 +49,21 @@ type Registry struct {
 	// checks) are guarded by mu.
 	families map[string]family
 	series   map[string]bool
+	// appended are the writers given to Append, guarded by mu.
+	appended []func(io.Writer) error
+}
+
+// Append adds write, called at every scrape after the registry's own
+// metrics, to write further metrics in the text format 0.0.4. Their names
+// must not clash with the registry's; a failing write ends that scrape's
+// output with an error.
+func (r *Registry) Append(write func(io.Writer) error) {
+	if write == nil {
+		panic("metrics: Append(nil)")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.appended = append(r.appended, write)
 }
 
 // NewRegistry returns an empty registry.
@@ -124,7 +148,8 @@ func validLabelName(s string) bool {
 }
 
 // WriteTo writes every metric in the Prometheus text exposition format
-// 0.0.4, sorted by name; a labelled metric with no children yet is left out.
+// 0.0.4, sorted by name (a labelled metric with no children yet is left
+// out), then what the writers given to Append write.
 // Gauge functions are called here, without the registry's lock held.
 func (r *Registry) WriteTo(w io.Writer) (int64, error) {
 	r.mu.Lock()
@@ -137,6 +162,7 @@ func (r *Registry) WriteTo(w io.Writer) (int64, error) {
 	for _, n := range names {
 		fams = append(fams, r.families[n])
 	}
+	appended := slices.Clone(r.appended)
 	r.mu.Unlock()
 
 	var buf bytes.Buffer
@@ -157,6 +183,11 @@ func (r *Registry) WriteTo(w io.Writer) (int64, error) {
 		buf.WriteString(d.typ)
 		buf.WriteByte('\n')
 		buf.Write(samples)
+	}
+	for _, write := range appended {
+		if err := write(&buf); err != nil {
+			return 0, fmt.Errorf("writing appended metrics: %w", err)
+		}
 	}
 	n, err := w.Write(buf.Bytes())
 	return int64(n), err

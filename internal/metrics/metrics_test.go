@@ -5,7 +5,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -497,4 +500,32 @@ func BenchmarkHistogramObserve(b *testing.B) {
 			h.Observe(0.003)
 		}
 	})
+}
+
+func TestAppendWritesAfterTheRegistry(t *testing.T) {
+	r := exampleRegistry()
+	const extra = "# HELP go_goroutines Goroutines.\n# TYPE go_goroutines gauge\ngo_goroutines 7\n"
+	r.Append(func(w io.Writer) error {
+		_, err := io.WriteString(w, extra)
+		return err
+	})
+	var b bytes.Buffer
+	if _, err := r.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.String(); got != exampleText+extra {
+		t.Fatalf("WriteTo wrote:\n%s\nwant the registry's metrics, then:\n%s", got, extra)
+	}
+
+	// A failing writer fails the scrape rather than serving half of it.
+	broken := errors.New("cannot read /proc")
+	r.Append(func(io.Writer) error { return broken })
+	if _, err := r.WriteTo(&b); !errors.Is(err, broken) {
+		t.Fatalf("WriteTo with a failing appended writer: %v", err)
+	}
+	rec := httptest.NewRecorder()
+	r.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), "cannot read /proc") {
+		t.Fatalf("handler answered %d %q, want 500 naming the cause", rec.Code, rec.Body.String())
+	}
 }

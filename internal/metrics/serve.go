@@ -36,7 +36,10 @@ func (r *Registry) Handler() http.Handler {
 			return
 		}
 		var buf bytes.Buffer
-		_, _ = r.WriteTo(&buf) // a bytes.Buffer does not fail
+		if _, err := r.WriteTo(&buf); err != nil {
+			http.Error(w, "metrics: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
 		h := w.Header()
 		h.Set("Content-Type", ContentType)
 		h.Set("Content-Length", strconv.Itoa(buf.Len()))
@@ -61,7 +64,7 @@ func Serve(ctx context.Context, addr string, r *Registry, log *slog.Logger) (net
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := checkLoopback(addr); err != nil {
+	if err := CheckLoopback(addr); err != nil {
 		return nil, nil, err
 	}
 	var lc net.ListenConfig
@@ -116,8 +119,9 @@ func Serve(ctx context.Context, addr string, r *Registry, log *slog.Logger) (net
 
 const loopbackOnly = "the metrics endpoint has no authentication, so it listens only on loopback (e.g. 127.0.0.1:9464 or [::1]:9464); to scrape from another machine, put an authenticating proxy in front of it"
 
-// checkLoopback refuses addresses that are not loopback.
-func checkLoopback(addr string) error {
+// CheckLoopback refuses addresses that are not loopback, with the reason:
+// Serve checks it, and the gateway before it writes anything.
+func CheckLoopback(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("metrics endpoint: address %q: %w", addr, err)

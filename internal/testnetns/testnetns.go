@@ -131,17 +131,27 @@ func DropTCP(t testing.TB, port int) {
 	addRule(t, fmt.Sprintf("tcp dport %d drop", port))
 }
 
-// DropShare drops percent of the packets to port, UDP and TCP alike,
-// chosen at random by the kernel.
+// DropAll drops every packet to or from port, UDP and TCP alike: the
+// peer on the port is cut off without a word either way.
+func DropAll(t testing.TB, port int) {
+	t.Helper()
+	addRule(t, fmt.Sprintf("th dport %d drop", port))
+	addRule(t, fmt.Sprintf("th sport %d drop", port))
+}
+
+// DropShare drops percent of the packets to port and percent of those
+// from it, UDP and TCP alike, chosen at random by the kernel.
 func DropShare(t testing.TB, port, percent int) {
 	t.Helper()
 	addRule(t, fmt.Sprintf("th dport %d numgen random mod 100 < %d drop", port, percent))
+	addRule(t, fmt.Sprintf("th sport %d numgen random mod 100 < %d drop", port, percent))
 }
 
-// Allow removes every rule DropUDP, DropTCP and DropShare added.
+// Allow removes every rule DropUDP, DropTCP, DropAll and DropShare added.
 func Allow(t testing.TB) {
 	t.Helper()
-	NFT(t, fmt.Sprintf("flush table inet %s\n", filterTable))
+	// Declaring the table first makes flushing it work before any rule.
+	NFT(t, fmt.Sprintf("table inet %[1]s {}\nflush table inet %[1]s\n", filterTable))
 }
 
 func addRule(t testing.TB, rule string) {

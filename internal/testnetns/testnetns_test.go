@@ -93,3 +93,64 @@ func BenchmarkInside(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(ifaces)), "interfaces")
 }
+
+// DropShare drops about its share of the datagrams to the port and about
+// its share of those from it.
+func TestDropShare(t *testing.T) {
+	if !Enter(t) {
+		return
+	}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	c, err := net.Dial("udp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	DropShare(t, pc.LocalAddr().(*net.UDPAddr).Port, 50)
+	const sent = 400
+	for range sent {
+		if _, err := c.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// count reads until nothing more comes within absent.
+	count := func(read func([]byte) error) int {
+		n := 0
+		buf := make([]byte, 16)
+		for ; n < sent; n++ {
+			if err := read(buf); err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					break
+				}
+				t.Fatal(err)
+			}
+		}
+		return n
+	}
+	arrived := count(func(buf []byte) error {
+		_ = pc.SetReadDeadline(time.Now().Add(absent))
+		_, from, err := pc.ReadFrom(buf)
+		if err == nil {
+			_, err = pc.WriteTo([]byte("pong"), from)
+		}
+		return err
+	})
+	answered := count(func(buf []byte) error {
+		_ = c.SetReadDeadline(time.Now().Add(absent))
+		_, err := c.Read(buf)
+		return err
+	})
+	// With half dropped each way, these bounds are 10 and 7 standard
+	// deviations from what is expected.
+	if arrived < sent/4 || arrived > sent*3/4 {
+		t.Errorf("%d of %d datagrams to the port arrived with 50%% dropped", arrived, sent)
+	}
+	if answered < arrived/4 || answered > arrived*3/4 {
+		t.Errorf("%d of %d answers from the port arrived with 50%% dropped", answered, arrived)
+	}
+}

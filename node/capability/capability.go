@@ -86,8 +86,12 @@ type Spec struct {
 	// Name is dotted lowercase, e.g. "system.info".
 	Name        string
 	Description string
+	// Label is what a person reads in menus and windows, a few words
+	// ("Read the clipboard"); the Name stays the ID that admins and the
+	// command line use.
+	Label string
 	// Schema is the JSON Schema the arguments (a JSON object) must match;
-	// see Validate for the subset understood.
+	// see Schema for how it is checked.
 	Schema  json.RawMessage
 	Privacy Privacy
 	// DefaultEnabled and DefaultConsent apply until the owner changes them.
@@ -202,6 +206,8 @@ type Question struct {
 	RequestID   string
 	Capability  string
 	Description string
+	// Label is the capability's Label, for people.
+	Label string
 	// Summary is what exactly is asked ("run /usr/bin/uname -a").
 	Summary string
 	Caller  string

@@ -400,6 +400,7 @@ func (r *Registry) ask(ctx context.Context, e *entry, call Call) error {
 	q := Question{
 		RequestID:   call.RequestID,
 		Capability:  e.Name,
+		Label:       e.Label,
 		Description: e.Description,
 		Summary:     r.describe(e, call.Args),
 		Caller:      call.Caller,

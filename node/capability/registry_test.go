@@ -99,7 +99,7 @@ func TestNewRegistryRefuses(t *testing.T) {
 		{"duplicate", []capability.Capability{good, good}, `"test.echo" is registered twice`},
 		{"no handler", []capability.Capability{with(func(c *capability.Capability) { c.Run = nil })}, "has no handler"},
 		{"no schema", []capability.Capability{with(func(c *capability.Capability) { c.Schema = nil })}, "schema is empty"},
-		{"bad schema", []capability.Capability{with(func(c *capability.Capability) { c.Schema = json.RawMessage(`{"type":"object","anyOf":[]}`) })}, `keyword "anyOf" is not supported`},
+		{"bad schema", []capability.Capability{with(func(c *capability.Capability) { c.Schema = json.RawMessage(`{"type":"object","anyOf":[]}`) })}, "not valid against metaschema"},
 		{"not an object", []capability.Capability{with(func(c *capability.Capability) { c.Schema = json.RawMessage(`{"type":"string"}`) })}, "schema must have type object"},
 		{"no privacy", []capability.Capability{with(func(c *capability.Capability) { c.Privacy = 0 })}, "no valid privacy class"},
 		{"bad consent", []capability.Capability{with(func(c *capability.Capability) { c.DefaultConsent = 9 })}, "default consent"},

@@ -34,6 +34,15 @@ const (
 	// any round trip a working path has, short enough that a node on a
 	// network that changed under it redials within a couple of seconds.
 	ProbeTimeout = 2 * time.Second
+	// HandshakeIdleTimeout ends a dial that hears nothing from the
+	// gateway for this long (QUIC's handshake idle timeout; the TCP
+	// connect of gRPC). It is short so that a node retrying through an
+	// outage starts fresh attempts often: inside one attempt the
+	// retransmissions of QUIC's Initial and TCP's SYN back off
+	// exponentially, and a path that returns late in a long attempt
+	// would wait seconds for the next one. Any answer resets QUIC's
+	// timer, so a slow but live link is not cut short.
+	HandshakeIdleTimeout = 3 * time.Second
 )
 
 // Session is what a carrier keeps of a registered session beside its wire:

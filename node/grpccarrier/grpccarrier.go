@@ -112,8 +112,12 @@ func dial(ctx context.Context, cfg carrier.Config, addr string, tlsConf *tls.Con
 		}
 		return err
 	}
+	dialer := &net.Dialer{Timeout: carrier.HandshakeIdleTimeout}
 	cc, err := grpc.NewClient("passthrough:///"+addr,
 		grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)),
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return dialer.DialContext(ctx, "tcp", addr)
+		}),
 		// HTTP/2 pings find a dead TCP connection even while a send is
 		// stuck in its buffers.
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{

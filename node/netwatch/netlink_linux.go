@@ -102,7 +102,9 @@ func watchLogind(ctx context.Context, log *slog.Logger, emit func(Kind, string))
 				}
 				if sleeping, ok := s.Body[0].(bool); ok {
 					log.Info("logind: " + map[bool]string{true: "going to sleep", false: "woke up"}[sleeping])
-					if !sleeping {
+					if sleeping {
+						emit(asleep, "logind")
+					} else {
 						emit(Wake, "logind")
 					}
 				}

@@ -5,10 +5,14 @@
 //
 // Sources, by platform: on Linux, logind's PrepareForSleep(false) on the
 // system bus (DBUS_SYSTEM_BUS_ADDRESS, when set, names the bus) and a
-// NETLINK_ROUTE socket; on macOS, the route socket; everywhere, a check
-// that wall time did not advance much more than monotonic time (the
-// machine slept), for systems without logind and for Windows, where only
-// that check is done for now.
+// NETLINK_ROUTE socket; on macOS, the route socket; on Windows,
+// NotifyIpInterfaceChange (iphlpapi) and resume from suspend through
+// PowerRegisterSuspendResumeNotification (powrprof), both by callback (the
+// Windows system calls are compiled, vetted and cross-built here, but only
+// what they report is tested: nothing runs Windows code where the tests
+// run); everywhere, a check that wall time did not advance much more than
+// monotonic time (the machine slept), for systems without logind or where a
+// source could not be opened.
 //
 // It must stay cgo-free and import nothing of the node's.
 package netwatch
@@ -29,6 +33,9 @@ const (
 	Wake Kind = "wake"
 	// Network: an address, route or link changed.
 	Network Kind = "network"
+	// asleep: the machine is going to sleep; never delivered, it ends a
+	// burst (see debounce).
+	asleep Kind = "asleep"
 )
 
 // Event is one (debounced) change.
@@ -80,13 +87,18 @@ func Watch(ctx context.Context, log *slog.Logger) <-chan Event {
 }
 
 // debounce passes the first event of a burst on at once and coalesces the
-// rest of it (a wake wins over a network change) into one event at the end
-// of window. It closes out when ctx ends.
+// rest of its network changes into one event at the end of window. A wake
+// is never held back behind a network change: the first wake of a window
+// goes on at once too (and later ones in it are dropped), since the agent
+// drops its session on it and every millisecond is spent offline. Going to
+// sleep ends the window (what is pending goes on), so that the wake after
+// it starts a burst of its own. It closes out when ctx ends.
 func debounce(ctx context.Context, in <-chan Event, out chan<- Event, window time.Duration) {
 	defer close(out)
 	var (
 		pending *Event
 		timer   <-chan time.Time
+		woke    bool // a wake went on in this window
 	)
 	send := func(ev Event) bool {
 		select {
@@ -96,29 +108,46 @@ func debounce(ctx context.Context, in <-chan Event, out chan<- Event, window tim
 			return false
 		}
 	}
+	flush := func() bool {
+		timer, woke = nil, false
+		if pending == nil {
+			return true
+		}
+		ev := *pending
+		pending = nil
+		return send(ev)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case ev := <-in:
 			switch {
-			case timer == nil:
+			case ev.Kind == asleep:
+				if !flush() {
+					return
+				}
+			case ev.Kind == Wake && woke:
+				// One wake a window: a second one (Windows sends two
+				// on resume; logind and the clock check may both
+				// see it) would drop the session the first made.
+			case timer == nil, ev.Kind == Wake:
 				if !send(ev) {
 					return
 				}
-				timer = time.After(window)
-			case pending == nil || ev.Kind == Wake:
+				if timer == nil {
+					timer = time.After(window)
+				}
+				woke = woke || ev.Kind == Wake
+				if ev.Kind == Wake {
+					pending = nil // the wake stands for what came before it
+				}
+			case pending == nil:
 				pending = &ev
 			}
 		case <-timer:
-			timer = nil
-			if pending != nil {
-				ev := *pending
-				pending = nil
-				if !send(ev) {
-					return
-				}
-				timer = time.After(window)
+			if !flush() {
+				return
 			}
 		}
 	}

@@ -1,17 +1,12 @@
 package netwatch
 
 import (
-	"bufio"
 	"encoding/binary"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 
-	"github.com/godbus/dbus/v5"
-
 	"github.com/palyra/palyra-go/internal/testlog"
+	"github.com/palyra/palyra-go/internal/testlogind"
 	"github.com/palyra/palyra-go/internal/testnetns"
 )
 
@@ -34,46 +29,13 @@ func TestNetlinkAddress(t *testing.T) {
 // A stand-in logind on a private bus sends PrepareForSleep(true), then
 // (false): the watcher reports a wake.
 func TestLogindWake(t *testing.T) {
-	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", privateBus(t))
-	logind, err := dbus.ConnectSystemBus()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logind.Close()
-	if reply, err := logind.RequestName("org.freedesktop.login1", dbus.NameFlagDoNotQueue); err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
-		t.Fatalf("owning org.freedesktop.login1: %v %v", reply, err)
-	}
+	logind := testlogind.Start(t)
 	events := Watch(t.Context(), testlog.New(t))
-	for _, sleeping := range []bool{true, false} {
-		if err := logind.Emit(login1Path, login1Manager+"."+prepareForSleep, sleeping); err != nil {
-			t.Fatal(err)
-		}
-	}
+	logind.Sleep(t)
+	logind.Wake(t)
 	if ev := next(t, events, Wake); ev.Detail != "logind" {
 		t.Errorf("wake from %q, want logind", ev.Detail)
 	}
-}
-
-// privateBus starts a dbus-daemon for the test (its session
-// configuration lets anyone own any name, as logind does on the system
-// bus) and returns its address.
-func privateBus(t *testing.T) string {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "bus")
-	cmd := exec.Command("dbus-daemon", "--session", "--nofork", "--print-address", "--address=unix:path="+sock)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting dbus-daemon (package dbus): %v", err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("reading the bus address: %v", err)
-	}
-	return strings.TrimSpace(addr)
 }
 
 func TestNetlinkChanges(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -54,35 +55,48 @@ func TestClockJump(t *testing.T) {
 }
 
 // A burst is delivered as its first event at once and one more at the
-// end of the window, a wake winning over network changes.
+// end of the window; a wake is never held back, and going to sleep ends
+// the window.
 func TestDebounce(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		in, out := make(chan Event, 16), make(chan Event, 16)
 		go debounce(t.Context(), in, out, debounceWindow)
+		delivered := func(what string, want ...Kind) {
+			t.Helper()
+			synctest.Wait()
+			var got []Kind
+			for len(out) > 0 {
+				got = append(got, (<-out).Kind)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: delivered %v, want %v", what, got, want)
+			}
+		}
 		in <- Event{Kind: Network, Detail: "RTM_NEWADDR"}
-		synctest.Wait()
-		if len(out) != 1 {
-			t.Fatalf("%d events delivered at once, want 1", len(out))
-		}
-		<-out
+		delivered("a burst's first event", Network)
 		in <- Event{Kind: Network, Detail: "RTM_NEWROUTE"}
+		in <- Event{Kind: Network, Detail: "RTM_NEWROUTE"}
+		delivered("the rest of the burst, within the window")
 		in <- Event{Kind: Wake, Detail: "logind"}
-		in <- Event{Kind: Network, Detail: "RTM_NEWROUTE"}
-		synctest.Wait()
-		if len(out) != 0 {
-			t.Fatalf("%d events delivered within the window, want 0", len(out))
-		}
+		delivered("a wake within the window", Wake)
+		in <- Event{Kind: Network, Detail: "RTM_NEWLINK"}
+		in <- Event{Kind: Wake, Detail: "clock"}
+		delivered("a second wake within the window")
 		time.Sleep(debounceWindow)
-		synctest.Wait()
-		if ev := <-out; ev.Kind != Wake || len(out) != 0 {
-			t.Errorf("end of burst: %+v (and %d more), want one wake", ev, len(out))
-		}
+		delivered("the window's end", Network)
 		time.Sleep(2 * debounceWindow)
-		synctest.Wait()
-		if len(out) != 0 {
-			t.Errorf("%d events after a quiet window, want 0", len(out))
-		}
+		delivered("a quiet window")
+
+		in <- Event{Kind: Wake, Detail: "logind"}
+		delivered("a wake", Wake)
+		in <- Event{Kind: Network, Detail: "RTM_NEWADDR"}
+		in <- Event{Kind: asleep, Detail: "logind"}
+		delivered("going to sleep within the window", Network)
+		in <- Event{Kind: Wake, Detail: "logind"}
+		delivered("the wake after the sleep", Wake)
+		time.Sleep(2 * debounceWindow)
+		delivered("a quiet window")
 	})
 }
 
@@ -105,18 +119,29 @@ func FuzzRouteChanges(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) { routeChanges(b) })
 }
 
-// Every platform's watcher builds, without cgo.
+// Every platform's watcher builds, without cgo; the Windows one, whose
+// system calls cannot run here, is vetted too.
 func TestCrossBuild(t *testing.T) {
 	t.Parallel()
 	gobin := filepath.Join(os.Getenv("GOROOT"), "bin", "go")
 	if _, err := os.Stat(gobin); err != nil {
 		gobin = "go"
 	}
-	for _, target := range [][2]string{{"windows", "amd64"}, {"darwin", "arm64"}, {"linux", "arm64"}} {
-		cmd := exec.Command(gobin, "build", "-o", os.DevNull, ".")
-		cmd.Env = append(os.Environ(), "GOOS="+target[0], "GOARCH="+target[1], "CGO_ENABLED=0")
+	for _, target := range []struct {
+		goos, goarch string
+		args         []string
+	}{
+		{"windows", "amd64", []string{"build", "-o", os.DevNull, "."}},
+		{"windows", "arm64", []string{"build", "-o", os.DevNull, "."}},
+		{"windows", "amd64", []string{"vet", "."}},
+		{"darwin", "arm64", []string{"build", "-o", os.DevNull, "."}},
+		{"linux", "arm64", []string{"build", "-o", os.DevNull, "."}},
+		{"freebsd", "amd64", []string{"build", "-o", os.DevNull, "."}},
+	} {
+		cmd := exec.Command(gobin, target.args...)
+		cmd.Env = append(os.Environ(), "GOOS="+target.goos, "GOARCH="+target.goarch, "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("building for %s/%s: %v\n%s", target[0], target[1], err, out)
+			t.Errorf("go %s for %s/%s: %v\n%s", target.args[0], target.goos, target.goarch, err, out)
 		}
 	}
 }

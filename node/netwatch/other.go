@@ -1,4 +1,4 @@
-//go:build !linux && !darwin
+//go:build !linux && !darwin && !windows
 
 package netwatch
 
@@ -7,9 +7,8 @@ import (
 	"log/slog"
 )
 
-// platformSources: on Windows (and elsewhere) only the clock check runs
-// for now; NotifyIpInterfaceChange and the power broadcast would need a
-// cgo-free binding to iphlpapi and a message window, not written yet.
+// platformSources: where there is no source of this package's own (the
+// BSDs, say), only the clock check runs.
 func platformSources(_ context.Context, log *slog.Logger, _ func(Kind, string)) {
 	log.Debug("no network change notifications on this platform; the clock check notices sleep")
 }

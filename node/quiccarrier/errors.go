@@ -52,6 +52,11 @@ func classify(err error) error {
 		return err
 	}
 	var te *quic.TransportError
+	if errors.As(err, &te) && te.Remote && te.ErrorCode == quic.ConnectionRefused {
+		// The gateway's cap on handshakes in progress: it is busy (or
+		// flooded), and a later attempt may get through.
+		return fmt.Errorf("the gateway refused the connection: it has too many handshakes in progress: %w", err)
+	}
 	if errors.As(err, &te) && te.Remote && te.ErrorCode >= cryptoErrorBase && te.ErrorCode < cryptoErrorBase+0x100 {
 		switch alert := tls.AlertError(te.ErrorCode - cryptoErrorBase); alert {
 		case alertCertificateRevoked:

@@ -89,8 +89,9 @@ func Dial(ctx context.Context, cfg carrier.Config) (*Conn, error) {
 func dial(ctx context.Context, cfg carrier.Config, addr string, tlsConf *tls.Config) (*Conn, error) {
 	tlsConf.NextProtos = []string{ALPN}
 	quicConf := &quic.Config{
-		KeepAlivePeriod: keepAlivePeriod,
-		MaxIdleTimeout:  maxIdleTimeout,
+		HandshakeIdleTimeout: carrier.HandshakeIdleTimeout,
+		KeepAlivePeriod:      keepAlivePeriod,
+		MaxIdleTimeout:       maxIdleTimeout,
 	}
 	conn, err := quic.DialAddr(ctx, addr, tlsConf, quicConf)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/quic-go/quic-go"
@@ -44,6 +45,7 @@ func TestClassify(t *testing.T) {
 		{"handshake failure", crypto(40, true), nil},
 		{"idle timeout", &quic.IdleTimeoutError{}, nil},
 		{"network", &net.OpError{Op: "read", Err: errors.New("connection refused")}, nil},
+		{"too many handshakes", &quic.TransportError{ErrorCode: quic.ConnectionRefused, Remote: true}, nil},
 	}
 	sentinels := []error{carrier.ErrRevoked, carrier.ErrCertificateRefused, carrier.ErrReplaced, carrier.ErrLeaseExpired, carrier.ErrGatewayShutdown, carrier.ErrRegistrationRefused, carrier.ErrProtocol}
 	for _, tt := range tests {
@@ -62,6 +64,10 @@ func TestClassify(t *testing.T) {
 	}
 	if !errors.Is(classify(app(wire.CodeRevoked, true)), identity.ErrRevoked) {
 		t.Error("ErrRevoked is not identity.ErrRevoked")
+	}
+	busy := classify(&quic.TransportError{ErrorCode: quic.ConnectionRefused, Remote: true})
+	if !strings.HasPrefix(busy.Error(), "the gateway refused the connection: it has too many handshakes in progress: ") {
+		t.Errorf("a refused handshake reads %q", busy)
 	}
 	if classify(nil) != nil {
 		t.Error("classify(nil) != nil")

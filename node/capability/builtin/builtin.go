@@ -94,17 +94,10 @@ func marshal(v any) (json.RawMessage, error) {
 }
 
 // decodeArgs decodes arguments the registry has already checked against
-// the schema; an error here means a handler was called directly with bad
-// arguments.
-func decodeArgs(args json.RawMessage, v any) error {
-	if len(bytes.TrimSpace(args)) == 0 {
-		args = json.RawMessage("{}")
-	}
-	if err := json.Unmarshal(args, v); err != nil {
-		return capability.NewError(capability.CodeInvalidArgs, "arguments: %v", err)
-	}
-	return nil
-}
+// the schema into a capability's typed struct; an error here means a
+// handler was called directly with bad arguments, or a value fits the
+// schema but not the Go type (1.0 for an integer).
+func decodeArgs(args json.RawMessage, v any) error { return capability.DecodeArgs(args, v) }
 
 // sizeText writes a byte count for people, exactly where it matters: a
 // limit of 4 KiB and a file of 4097 bytes must not both read "4.0 KiB".

@@ -90,6 +90,11 @@ func TestAllDefaults(t *testing.T) {
 		if c.Description == "" {
 			t.Errorf("%s has no description", c.Name)
 		}
+		// A label is words for people: never the ID, and short enough
+		// for a menu item.
+		if c.Label == "" || c.Label == c.Name || len(c.Label) > 30 {
+			t.Errorf("%s has label %q; want a few words other than its ID", c.Name, c.Label)
+		}
 	}
 	r, err := capability.NewRegistry(caps, capability.Options{})
 	if err != nil {

@@ -10,11 +10,23 @@ import (
 	"github.com/palyra/palyra-go/node/desktop"
 )
 
+// notifyArgs are system.notify's arguments.
+type notifyArgs struct {
+	Title string `json:"title"`
+	Body  string `json:"body"`
+}
+
+// clipboardWriteArgs are clipboard.write's arguments.
+type clipboardWriteArgs struct {
+	Text string `json:"text"`
+}
+
 func systemNotify() capability.Capability {
 	return capability.Capability{
 		Spec: capability.Spec{
 			Name:        "system.notify",
 			Description: "Show a desktop notification on this computer.",
+			Label:       "Show notifications",
 			Schema: json.RawMessage(`{
 				"type": "object",
 				"properties": {
@@ -29,7 +41,7 @@ func systemNotify() capability.Capability {
 			DefaultConsent: capability.ConsentAllow,
 		},
 		Run: func(ctx context.Context, call capability.Call) (json.RawMessage, error) {
-			var args struct{ Title, Body string }
+			var args notifyArgs
 			if err := decodeArgs(call.Args, &args); err != nil {
 				return nil, err
 			}
@@ -41,8 +53,8 @@ func systemNotify() capability.Capability {
 			}{true})
 		},
 		Describe: func(raw json.RawMessage) string {
-			var args struct{ Title string }
-			_ = json.Unmarshal(raw, &args)
+			var args notifyArgs
+			_ = decodeArgs(raw, &args)
 			return fmt.Sprintf("show a notification titled %q", args.Title)
 		},
 	}
@@ -53,6 +65,7 @@ func clipboardRead() capability.Capability {
 		Spec: capability.Spec{
 			Name:           "clipboard.read",
 			Description:    "Read the text on this computer's clipboard.",
+			Label:          "Read the clipboard",
 			Schema:         json.RawMessage(noArgs),
 			Privacy:        capability.PrivacyPersonal,
 			DefaultEnabled: false,
@@ -75,6 +88,7 @@ func clipboardWrite() capability.Capability {
 		Spec: capability.Spec{
 			Name:        "clipboard.write",
 			Description: "Replace the text on this computer's clipboard.",
+			Label:       "Change the clipboard",
 			Schema: json.RawMessage(`{
 				"type": "object",
 				"properties": {
@@ -88,7 +102,7 @@ func clipboardWrite() capability.Capability {
 			DefaultConsent: capability.ConsentAllow,
 		},
 		Run: func(ctx context.Context, call capability.Call) (json.RawMessage, error) {
-			var args struct{ Text string }
+			var args clipboardWriteArgs
 			if err := decodeArgs(call.Args, &args); err != nil {
 				return nil, err
 			}
@@ -100,8 +114,8 @@ func clipboardWrite() capability.Capability {
 			}{true})
 		},
 		Describe: func(raw json.RawMessage) string {
-			var args struct{ Text string }
-			_ = json.Unmarshal(raw, &args)
+			var args clipboardWriteArgs
+			_ = decodeArgs(raw, &args)
 			return fmt.Sprintf("put %d characters of text on the clipboard", len([]rune(args.Text)))
 		},
 	}

@@ -41,11 +41,17 @@ type fileContent struct {
 	DataBase64 string  `json:"data_base64,omitempty"`
 }
 
+// filesReadArgs are files.read's arguments.
+type filesReadArgs struct {
+	Path string `json:"path"`
+}
+
 func filesRead(cfg func() Config) capability.Capability {
 	return capability.Capability{
 		Spec: capability.Spec{
 			Name:        "files.read",
 			Description: "Read a file, or list a folder, inside the one folder this computer shares. Text comes back as text, other files in base64.",
+			Label:       "Read the shared folder",
 			Schema: json.RawMessage(`{
 				"type": "object",
 				"properties": {
@@ -59,15 +65,15 @@ func filesRead(cfg func() Config) capability.Capability {
 			DefaultConsent: capability.ConsentAllow,
 		},
 		Run: func(ctx context.Context, call capability.Call) (json.RawMessage, error) {
-			var args struct{ Path string }
+			var args filesReadArgs
 			if err := decodeArgs(call.Args, &args); err != nil {
 				return nil, err
 			}
 			return readShared(cfg(), args.Path)
 		},
 		Describe: func(raw json.RawMessage) string {
-			var args struct{ Path string }
-			_ = json.Unmarshal(raw, &args)
+			var args filesReadArgs
+			_ = decodeArgs(raw, &args)
 			return fmt.Sprintf("read %s from the shared folder", quoteIfNeeded(args.Path))
 		},
 	}

@@ -42,6 +42,7 @@ func screenCapture() capability.Capability {
 		Spec: capability.Spec{
 			Name:        "screen.capture",
 			Description: "Capture what is on this computer's screen, as a PNG or JPEG image. An image too large to send comes back as a smaller JPEG.",
+			Label:       "Capture the screen",
 			Schema: json.RawMessage(`{
 				"type": "object",
 				"properties": {

@@ -48,6 +48,7 @@ func shellExec(cfg func() Config) capability.Capability {
 			Name: "shell.exec",
 			Description: "Run a program on this computer and return its exit code and output. Only programs on the node's allow-list run, " +
 				"directly (no shell), in the user's home folder, with a time and output limit.",
+			Label: "Run allowed programs",
 			Schema: json.RawMessage(`{
 				"type": "object",
 				"properties": {
@@ -76,7 +77,7 @@ func shellExec(cfg func() Config) capability.Capability {
 		},
 		Describe: func(raw json.RawMessage) string {
 			var args shellArgs
-			if err := json.Unmarshal(raw, &args); err != nil {
+			if err := decodeArgs(raw, &args); err != nil {
 				return "run a program"
 			}
 			return describeShell(cfg(), args)

@@ -34,6 +34,7 @@ func systemInfo(cfg func() Config) capability.Capability {
 		Spec: capability.Spec{
 			Name:           "system.info",
 			Description:    "Report this computer's name, operating system, architecture, CPUs, memory, uptime and palyra version.",
+			Label:          "Read system information",
 			Schema:         json.RawMessage(noArgs),
 			Privacy:        capability.PrivacyLow,
 			DefaultEnabled: true,

@@ -25,6 +25,67 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type Call_State int32
+
+const (
+	Call_STATE_UNSPECIFIED Call_State = 0
+	Call_STATE_QUEUED      Call_State = 1
+	Call_STATE_DELIVERED   Call_State = 2
+	Call_STATE_DONE        Call_State = 3
+	Call_STATE_FAILED      Call_State = 4
+	Call_STATE_EXPIRED     Call_State = 5
+	Call_STATE_CANCELLED   Call_State = 6
+)
+
+// Enum value maps for Call_State.
+var (
+	Call_State_name = map[int32]string{
+		0: "STATE_UNSPECIFIED",
+		1: "STATE_QUEUED",
+		2: "STATE_DELIVERED",
+		3: "STATE_DONE",
+		4: "STATE_FAILED",
+		5: "STATE_EXPIRED",
+		6: "STATE_CANCELLED",
+	}
+	Call_State_value = map[string]int32{
+		"STATE_UNSPECIFIED": 0,
+		"STATE_QUEUED":      1,
+		"STATE_DELIVERED":   2,
+		"STATE_DONE":        3,
+		"STATE_FAILED":      4,
+		"STATE_EXPIRED":     5,
+		"STATE_CANCELLED":   6,
+	}
+)
+
+func (x Call_State) Enum() *Call_State {
+	p := new(Call_State)
+	*p = x
+	return p
+}
+
+func (x Call_State) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Call_State) Descriptor() protoreflect.EnumDescriptor {
+	return file_proto_admin_v1_admin_proto_enumTypes[0].Descriptor()
+}
+
+func (Call_State) Type() protoreflect.EnumType {
+	return &file_proto_admin_v1_admin_proto_enumTypes[0]
+}
+
+func (x Call_State) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Call_State.Descriptor instead.
+func (Call_State) EnumDescriptor() ([]byte, []int) {
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{0, 0}
+}
+
 type PairingRequest_State int32
 
 const (
@@ -64,11 +125,11 @@ func (x PairingRequest_State) String() string {
 }
 
 func (PairingRequest_State) Descriptor() protoreflect.EnumDescriptor {
-	return file_proto_admin_v1_admin_proto_enumTypes[0].Descriptor()
+	return file_proto_admin_v1_admin_proto_enumTypes[1].Descriptor()
 }
 
 func (PairingRequest_State) Type() protoreflect.EnumType {
-	return &file_proto_admin_v1_admin_proto_enumTypes[0]
+	return &file_proto_admin_v1_admin_proto_enumTypes[1]
 }
 
 func (x PairingRequest_State) Number() protoreflect.EnumNumber {
@@ -77,7 +138,394 @@ func (x PairingRequest_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PairingRequest_State.Descriptor instead.
 func (PairingRequest_State) EnumDescriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{8, 0}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{14, 0}
+}
+
+// Call is a queued call, kept with its result.
+type Call struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	RequestId  string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	DeviceId   string                 `protobuf:"bytes,2,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	Capability string                 `protobuf:"bytes,3,opt,name=capability,proto3" json:"capability,omitempty"`
+	ArgsJson   []byte                 `protobuf:"bytes,4,opt,name=args_json,json=argsJson,proto3" json:"args_json,omitempty"`
+	Caller     string                 `protobuf:"bytes,5,opt,name=caller,proto3" json:"caller,omitempty"`
+	State      Call_State             `protobuf:"varint,6,opt,name=state,proto3,enum=palyra.admin.v1.Call_State" json:"state,omitempty"`
+	// Deliveries so far.
+	Attempts        int32 `protobuf:"varint,7,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	CreatedAtUnixMs int64 `protobuf:"varint,8,opt,name=created_at_unix_ms,json=createdAtUnixMs,proto3" json:"created_at_unix_ms,omitempty"`
+	ExpiresAtUnixMs int64 `protobuf:"varint,9,opt,name=expires_at_unix_ms,json=expiresAtUnixMs,proto3" json:"expires_at_unix_ms,omitempty"`
+	// 0 while pending.
+	FinishedAtUnixMs int64 `protobuf:"varint,10,opt,name=finished_at_unix_ms,json=finishedAtUnixMs,proto3" json:"finished_at_unix_ms,omitempty"`
+	// Set once the call has ended.
+	Result        *InvokeResponse `protobuf:"bytes,11,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Call) Reset() {
+	*x = Call{}
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Call) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Call) ProtoMessage() {}
+
+func (x *Call) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Call.ProtoReflect.Descriptor instead.
+func (*Call) Descriptor() ([]byte, []int) {
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Call) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *Call) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *Call) GetCapability() string {
+	if x != nil {
+		return x.Capability
+	}
+	return ""
+}
+
+func (x *Call) GetArgsJson() []byte {
+	if x != nil {
+		return x.ArgsJson
+	}
+	return nil
+}
+
+func (x *Call) GetCaller() string {
+	if x != nil {
+		return x.Caller
+	}
+	return ""
+}
+
+func (x *Call) GetState() Call_State {
+	if x != nil {
+		return x.State
+	}
+	return Call_STATE_UNSPECIFIED
+}
+
+func (x *Call) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *Call) GetCreatedAtUnixMs() int64 {
+	if x != nil {
+		return x.CreatedAtUnixMs
+	}
+	return 0
+}
+
+func (x *Call) GetExpiresAtUnixMs() int64 {
+	if x != nil {
+		return x.ExpiresAtUnixMs
+	}
+	return 0
+}
+
+func (x *Call) GetFinishedAtUnixMs() int64 {
+	if x != nil {
+		return x.FinishedAtUnixMs
+	}
+	return 0
+}
+
+func (x *Call) GetResult() *InvokeResponse {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+type ListCallsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this device's calls; empty means all.
+	DeviceId string `protobuf:"bytes,1,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// Only calls in these states; none means all.
+	States []Call_State `protobuf:"varint,2,rep,packed,name=states,proto3,enum=palyra.admin.v1.Call_State" json:"states,omitempty"`
+	// At most this many; 0 means the gateway's default (50).
+	Limit         int32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCallsRequest) Reset() {
+	*x = ListCallsRequest{}
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCallsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCallsRequest) ProtoMessage() {}
+
+func (x *ListCallsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCallsRequest.ProtoReflect.Descriptor instead.
+func (*ListCallsRequest) Descriptor() ([]byte, []int) {
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ListCallsRequest) GetDeviceId() string {
+	if x != nil {
+		return x.DeviceId
+	}
+	return ""
+}
+
+func (x *ListCallsRequest) GetStates() []Call_State {
+	if x != nil {
+		return x.States
+	}
+	return nil
+}
+
+func (x *ListCallsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ListCallsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Calls         []*Call                `protobuf:"bytes,1,rep,name=calls,proto3" json:"calls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCallsResponse) Reset() {
+	*x = ListCallsResponse{}
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCallsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCallsResponse) ProtoMessage() {}
+
+func (x *ListCallsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCallsResponse.ProtoReflect.Descriptor instead.
+func (*ListCallsResponse) Descriptor() ([]byte, []int) {
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListCallsResponse) GetCalls() []*Call {
+	if x != nil {
+		return x.Calls
+	}
+	return nil
+}
+
+type GetCallRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// If the call is pending, wait up to this long for it to end; 0 answers
+	// at once. The answer is the call as it is then.
+	WaitMs        int64 `protobuf:"varint,2,opt,name=wait_ms,json=waitMs,proto3" json:"wait_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCallRequest) Reset() {
+	*x = GetCallRequest{}
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCallRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCallRequest) ProtoMessage() {}
+
+func (x *GetCallRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCallRequest.ProtoReflect.Descriptor instead.
+func (*GetCallRequest) Descriptor() ([]byte, []int) {
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *GetCallRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *GetCallRequest) GetWaitMs() int64 {
+	if x != nil {
+		return x.WaitMs
+	}
+	return 0
+}
+
+type CancelCallRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelCallRequest) Reset() {
+	*x = CancelCallRequest{}
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelCallRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelCallRequest) ProtoMessage() {}
+
+func (x *CancelCallRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelCallRequest.ProtoReflect.Descriptor instead.
+func (*CancelCallRequest) Descriptor() ([]byte, []int) {
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CancelCallRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+type CancelCallResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Call  *Call                  `protobuf:"bytes,1,opt,name=call,proto3" json:"call,omitempty"`
+	// The state it was in: queued (it never ran) or delivered (its node may
+	// have run it, or been stopped while running it).
+	PreviousState Call_State `protobuf:"varint,2,opt,name=previous_state,json=previousState,proto3,enum=palyra.admin.v1.Call_State" json:"previous_state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelCallResponse) Reset() {
+	*x = CancelCallResponse{}
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelCallResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelCallResponse) ProtoMessage() {}
+
+func (x *CancelCallResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelCallResponse.ProtoReflect.Descriptor instead.
+func (*CancelCallResponse) Descriptor() ([]byte, []int) {
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *CancelCallResponse) GetCall() *Call {
+	if x != nil {
+		return x.Call
+	}
+	return nil
+}
+
+func (x *CancelCallResponse) GetPreviousState() Call_State {
+	if x != nil {
+		return x.PreviousState
+	}
+	return Call_STATE_UNSPECIFIED
 }
 
 type NodeDetail struct {
@@ -92,7 +540,7 @@ type NodeDetail struct {
 
 func (x *NodeDetail) Reset() {
 	*x = NodeDetail{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[0]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -104,7 +552,7 @@ func (x *NodeDetail) String() string {
 func (*NodeDetail) ProtoMessage() {}
 
 func (x *NodeDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[0]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -117,7 +565,7 @@ func (x *NodeDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeDetail.ProtoReflect.Descriptor instead.
 func (*NodeDetail) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *NodeDetail) GetNode() *Node {
@@ -158,7 +606,7 @@ type InvokeRequest struct {
 
 func (x *InvokeRequest) Reset() {
 	*x = InvokeRequest{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[1]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -170,7 +618,7 @@ func (x *InvokeRequest) String() string {
 func (*InvokeRequest) ProtoMessage() {}
 
 func (x *InvokeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[1]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -183,7 +631,7 @@ func (x *InvokeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvokeRequest.ProtoReflect.Descriptor instead.
 func (*InvokeRequest) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *InvokeRequest) GetDeviceId() string {
@@ -236,7 +684,7 @@ type InvokeResponse struct {
 
 func (x *InvokeResponse) Reset() {
 	*x = InvokeResponse{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[2]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -248,7 +696,7 @@ func (x *InvokeResponse) String() string {
 func (*InvokeResponse) ProtoMessage() {}
 
 func (x *InvokeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[2]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -261,7 +709,7 @@ func (x *InvokeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvokeResponse.ProtoReflect.Descriptor instead.
 func (*InvokeResponse) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *InvokeResponse) GetRequestId() string {
@@ -316,7 +764,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[3]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -328,7 +776,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[3]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -341,7 +789,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *WatchEventsRequest) GetDeviceId() string {
@@ -367,7 +815,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[4]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -379,7 +827,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[4]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -392,7 +840,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Event) GetTimeUnixMs() int64 {
@@ -449,7 +897,7 @@ type MintNodePairingCodeRequest struct {
 
 func (x *MintNodePairingCodeRequest) Reset() {
 	*x = MintNodePairingCodeRequest{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[5]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -461,7 +909,7 @@ func (x *MintNodePairingCodeRequest) String() string {
 func (*MintNodePairingCodeRequest) ProtoMessage() {}
 
 func (x *MintNodePairingCodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[5]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -474,7 +922,7 @@ func (x *MintNodePairingCodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MintNodePairingCodeRequest.ProtoReflect.Descriptor instead.
 func (*MintNodePairingCodeRequest) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *MintNodePairingCodeRequest) GetTtlMs() int64 {
@@ -510,7 +958,7 @@ type MintNodePairingCodeResponse struct {
 
 func (x *MintNodePairingCodeResponse) Reset() {
 	*x = MintNodePairingCodeResponse{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[6]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -522,7 +970,7 @@ func (x *MintNodePairingCodeResponse) String() string {
 func (*MintNodePairingCodeResponse) ProtoMessage() {}
 
 func (x *MintNodePairingCodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[6]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -535,7 +983,7 @@ func (x *MintNodePairingCodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MintNodePairingCodeResponse.ProtoReflect.Descriptor instead.
 func (*MintNodePairingCodeResponse) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MintNodePairingCodeResponse) GetPin() string {
@@ -576,7 +1024,7 @@ type ListPairingRequestsRequest struct {
 
 func (x *ListPairingRequestsRequest) Reset() {
 	*x = ListPairingRequestsRequest{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[7]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +1036,7 @@ func (x *ListPairingRequestsRequest) String() string {
 func (*ListPairingRequestsRequest) ProtoMessage() {}
 
 func (x *ListPairingRequestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[7]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +1049,7 @@ func (x *ListPairingRequestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPairingRequestsRequest.ProtoReflect.Descriptor instead.
 func (*ListPairingRequestsRequest) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListPairingRequestsRequest) GetAll() bool {
@@ -627,7 +1075,7 @@ type PairingRequest struct {
 
 func (x *PairingRequest) Reset() {
 	*x = PairingRequest{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[8]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +1087,7 @@ func (x *PairingRequest) String() string {
 func (*PairingRequest) ProtoMessage() {}
 
 func (x *PairingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[8]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +1100,7 @@ func (x *PairingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PairingRequest.ProtoReflect.Descriptor instead.
 func (*PairingRequest) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PairingRequest) GetRequestId() string {
@@ -720,7 +1168,7 @@ type ListPairingRequestsResponse struct {
 
 func (x *ListPairingRequestsResponse) Reset() {
 	*x = ListPairingRequestsResponse{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[9]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -732,7 +1180,7 @@ func (x *ListPairingRequestsResponse) String() string {
 func (*ListPairingRequestsResponse) ProtoMessage() {}
 
 func (x *ListPairingRequestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[9]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -745,7 +1193,7 @@ func (x *ListPairingRequestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPairingRequestsResponse.ProtoReflect.Descriptor instead.
 func (*ListPairingRequestsResponse) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListPairingRequestsResponse) GetRequests() []*PairingRequest {
@@ -764,7 +1212,7 @@ type DecidePairingRequest struct {
 
 func (x *DecidePairingRequest) Reset() {
 	*x = DecidePairingRequest{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[10]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -776,7 +1224,7 @@ func (x *DecidePairingRequest) String() string {
 func (*DecidePairingRequest) ProtoMessage() {}
 
 func (x *DecidePairingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[10]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -789,7 +1237,7 @@ func (x *DecidePairingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecidePairingRequest.ProtoReflect.Descriptor instead.
 func (*DecidePairingRequest) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DecidePairingRequest) GetRequestId() string {
@@ -807,7 +1255,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[11]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -819,7 +1267,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[11]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -832,7 +1280,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 type Node struct {
@@ -850,7 +1298,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[12]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -862,7 +1310,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[12]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -875,7 +1323,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Node) GetDeviceId() string {
@@ -936,7 +1384,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[13]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -948,7 +1396,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[13]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -961,7 +1409,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -979,7 +1427,7 @@ type ListDevicesRequest struct {
 
 func (x *ListDevicesRequest) Reset() {
 	*x = ListDevicesRequest{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[14]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -991,7 +1439,7 @@ func (x *ListDevicesRequest) String() string {
 func (*ListDevicesRequest) ProtoMessage() {}
 
 func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[14]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1004,7 +1452,7 @@ func (x *ListDevicesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesRequest.ProtoReflect.Descriptor instead.
 func (*ListDevicesRequest) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 type Device struct {
@@ -1021,7 +1469,7 @@ type Device struct {
 
 func (x *Device) Reset() {
 	*x = Device{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[15]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1033,7 +1481,7 @@ func (x *Device) String() string {
 func (*Device) ProtoMessage() {}
 
 func (x *Device) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[15]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1046,7 +1494,7 @@ func (x *Device) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Device.ProtoReflect.Descriptor instead.
 func (*Device) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Device) GetDeviceId() string {
@@ -1100,7 +1548,7 @@ type ListDevicesResponse struct {
 
 func (x *ListDevicesResponse) Reset() {
 	*x = ListDevicesResponse{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[16]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1112,7 +1560,7 @@ func (x *ListDevicesResponse) String() string {
 func (*ListDevicesResponse) ProtoMessage() {}
 
 func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[16]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1125,7 +1573,7 @@ func (x *ListDevicesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDevicesResponse.ProtoReflect.Descriptor instead.
 func (*ListDevicesResponse) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListDevicesResponse) GetDevices() []*Device {
@@ -1144,7 +1592,7 @@ type DeviceRequest struct {
 
 func (x *DeviceRequest) Reset() {
 	*x = DeviceRequest{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[17]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1156,7 +1604,7 @@ func (x *DeviceRequest) String() string {
 func (*DeviceRequest) ProtoMessage() {}
 
 func (x *DeviceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[17]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1617,7 @@ func (x *DeviceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceRequest.ProtoReflect.Descriptor instead.
 func (*DeviceRequest) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DeviceRequest) GetDeviceId() string {
@@ -1187,7 +1635,7 @@ type RemoveDeviceResponse struct {
 
 func (x *RemoveDeviceResponse) Reset() {
 	*x = RemoveDeviceResponse{}
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[18]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1199,7 +1647,7 @@ func (x *RemoveDeviceResponse) String() string {
 func (*RemoveDeviceResponse) ProtoMessage() {}
 
 func (x *RemoveDeviceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_admin_v1_admin_proto_msgTypes[18]
+	mi := &file_proto_admin_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1212,14 +1660,55 @@ func (x *RemoveDeviceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveDeviceResponse.ProtoReflect.Descriptor instead.
 func (*RemoveDeviceResponse) Descriptor() ([]byte, []int) {
-	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_proto_admin_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 var File_proto_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_proto_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x1aproto/admin/v1/admin.proto\x12\x0fpalyra.admin.v1\x1a\x18proto/node/v1/node.proto\"\xb4\x01\n" +
+	"\x1aproto/admin/v1/admin.proto\x12\x0fpalyra.admin.v1\x1a\x18proto/node/v1/node.proto\"\xba\x04\n" +
+	"\x04Call\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1b\n" +
+	"\tdevice_id\x18\x02 \x01(\tR\bdeviceId\x12\x1e\n" +
+	"\n" +
+	"capability\x18\x03 \x01(\tR\n" +
+	"capability\x12\x1b\n" +
+	"\targs_json\x18\x04 \x01(\fR\bargsJson\x12\x16\n" +
+	"\x06caller\x18\x05 \x01(\tR\x06caller\x121\n" +
+	"\x05state\x18\x06 \x01(\x0e2\x1b.palyra.admin.v1.Call.StateR\x05state\x12\x1a\n" +
+	"\battempts\x18\a \x01(\x05R\battempts\x12+\n" +
+	"\x12created_at_unix_ms\x18\b \x01(\x03R\x0fcreatedAtUnixMs\x12+\n" +
+	"\x12expires_at_unix_ms\x18\t \x01(\x03R\x0fexpiresAtUnixMs\x12-\n" +
+	"\x13finished_at_unix_ms\x18\n" +
+	" \x01(\x03R\x10finishedAtUnixMs\x127\n" +
+	"\x06result\x18\v \x01(\v2\x1f.palyra.admin.v1.InvokeResponseR\x06result\"\x8f\x01\n" +
+	"\x05State\x12\x15\n" +
+	"\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n" +
+	"\fSTATE_QUEUED\x10\x01\x12\x13\n" +
+	"\x0fSTATE_DELIVERED\x10\x02\x12\x0e\n" +
+	"\n" +
+	"STATE_DONE\x10\x03\x12\x10\n" +
+	"\fSTATE_FAILED\x10\x04\x12\x11\n" +
+	"\rSTATE_EXPIRED\x10\x05\x12\x13\n" +
+	"\x0fSTATE_CANCELLED\x10\x06\"z\n" +
+	"\x10ListCallsRequest\x12\x1b\n" +
+	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x123\n" +
+	"\x06states\x18\x02 \x03(\x0e2\x1b.palyra.admin.v1.Call.StateR\x06states\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limit\"@\n" +
+	"\x11ListCallsResponse\x12+\n" +
+	"\x05calls\x18\x01 \x03(\v2\x15.palyra.admin.v1.CallR\x05calls\"H\n" +
+	"\x0eGetCallRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x17\n" +
+	"\await_ms\x18\x02 \x01(\x03R\x06waitMs\"2\n" +
+	"\x11CancelCallRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\"\x83\x01\n" +
+	"\x12CancelCallResponse\x12)\n" +
+	"\x04call\x18\x01 \x01(\v2\x15.palyra.admin.v1.CallR\x04call\x12B\n" +
+	"\x0eprevious_state\x18\x02 \x01(\x0e2\x1b.palyra.admin.v1.Call.StateR\rpreviousState\"\xb4\x01\n" +
 	"\n" +
 	"NodeDetail\x12)\n" +
 	"\x04node\x18\x01 \x01(\v2\x15.palyra.admin.v1.NodeR\x04node\x12>\n" +
@@ -1313,7 +1802,7 @@ const file_proto_admin_v1_admin_proto_rawDesc = "" +
 	"\adevices\x18\x01 \x03(\v2\x17.palyra.admin.v1.DeviceR\adevices\",\n" +
 	"\rDeviceRequest\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\"\x16\n" +
-	"\x14RemoveDeviceResponse2\xe0\a\n" +
+	"\x14RemoveDeviceResponse2\xce\t\n" +
 	"\x05Admin\x12p\n" +
 	"\x13MintNodePairingCode\x12+.palyra.admin.v1.MintNodePairingCodeRequest\x1a,.palyra.admin.v1.MintNodePairingCodeResponse\x12p\n" +
 	"\x13ListPairingRequests\x12+.palyra.admin.v1.ListPairingRequestsRequest\x1a,.palyra.admin.v1.ListPairingRequestsResponse\x12_\n" +
@@ -1325,7 +1814,11 @@ const file_proto_admin_v1_admin_proto_rawDesc = "" +
 	"\fRemoveDevice\x12\x1e.palyra.admin.v1.DeviceRequest\x1a%.palyra.admin.v1.RemoveDeviceResponse\x12K\n" +
 	"\fDescribeNode\x12\x1e.palyra.admin.v1.DeviceRequest\x1a\x1b.palyra.admin.v1.NodeDetail\x12I\n" +
 	"\x06Invoke\x12\x1e.palyra.admin.v1.InvokeRequest\x1a\x1f.palyra.admin.v1.InvokeResponse\x12L\n" +
-	"\vWatchEvents\x12#.palyra.admin.v1.WatchEventsRequest\x1a\x16.palyra.admin.v1.Event0\x01B4Z2github.com/palyra/palyra-go/proto/admin/v1;adminv1b\x06proto3"
+	"\vWatchEvents\x12#.palyra.admin.v1.WatchEventsRequest\x1a\x16.palyra.admin.v1.Event0\x01\x12R\n" +
+	"\tListCalls\x12!.palyra.admin.v1.ListCallsRequest\x1a\".palyra.admin.v1.ListCallsResponse\x12A\n" +
+	"\aGetCall\x12\x1f.palyra.admin.v1.GetCallRequest\x1a\x15.palyra.admin.v1.Call\x12U\n" +
+	"\n" +
+	"CancelCall\x12\".palyra.admin.v1.CancelCallRequest\x1a#.palyra.admin.v1.CancelCallResponseB4Z2github.com/palyra/palyra-go/proto/admin/v1;adminv1b\x06proto3"
 
 var (
 	file_proto_admin_v1_admin_proto_rawDescOnce sync.Once
@@ -1339,66 +1832,85 @@ func file_proto_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_proto_admin_v1_admin_proto_rawDescData
 }
 
-var file_proto_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_proto_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_proto_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_proto_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_proto_admin_v1_admin_proto_goTypes = []any{
-	(PairingRequest_State)(0),           // 0: palyra.admin.v1.PairingRequest.State
-	(*NodeDetail)(nil),                  // 1: palyra.admin.v1.NodeDetail
-	(*InvokeRequest)(nil),               // 2: palyra.admin.v1.InvokeRequest
-	(*InvokeResponse)(nil),              // 3: palyra.admin.v1.InvokeResponse
-	(*WatchEventsRequest)(nil),          // 4: palyra.admin.v1.WatchEventsRequest
-	(*Event)(nil),                       // 5: palyra.admin.v1.Event
-	(*MintNodePairingCodeRequest)(nil),  // 6: palyra.admin.v1.MintNodePairingCodeRequest
-	(*MintNodePairingCodeResponse)(nil), // 7: palyra.admin.v1.MintNodePairingCodeResponse
-	(*ListPairingRequestsRequest)(nil),  // 8: palyra.admin.v1.ListPairingRequestsRequest
-	(*PairingRequest)(nil),              // 9: palyra.admin.v1.PairingRequest
-	(*ListPairingRequestsResponse)(nil), // 10: palyra.admin.v1.ListPairingRequestsResponse
-	(*DecidePairingRequest)(nil),        // 11: palyra.admin.v1.DecidePairingRequest
-	(*ListNodesRequest)(nil),            // 12: palyra.admin.v1.ListNodesRequest
-	(*Node)(nil),                        // 13: palyra.admin.v1.Node
-	(*ListNodesResponse)(nil),           // 14: palyra.admin.v1.ListNodesResponse
-	(*ListDevicesRequest)(nil),          // 15: palyra.admin.v1.ListDevicesRequest
-	(*Device)(nil),                      // 16: palyra.admin.v1.Device
-	(*ListDevicesResponse)(nil),         // 17: palyra.admin.v1.ListDevicesResponse
-	(*DeviceRequest)(nil),               // 18: palyra.admin.v1.DeviceRequest
-	(*RemoveDeviceResponse)(nil),        // 19: palyra.admin.v1.RemoveDeviceResponse
-	(*v1.Capability)(nil),               // 20: palyra.node.v1.Capability
+	(Call_State)(0),                     // 0: palyra.admin.v1.Call.State
+	(PairingRequest_State)(0),           // 1: palyra.admin.v1.PairingRequest.State
+	(*Call)(nil),                        // 2: palyra.admin.v1.Call
+	(*ListCallsRequest)(nil),            // 3: palyra.admin.v1.ListCallsRequest
+	(*ListCallsResponse)(nil),           // 4: palyra.admin.v1.ListCallsResponse
+	(*GetCallRequest)(nil),              // 5: palyra.admin.v1.GetCallRequest
+	(*CancelCallRequest)(nil),           // 6: palyra.admin.v1.CancelCallRequest
+	(*CancelCallResponse)(nil),          // 7: palyra.admin.v1.CancelCallResponse
+	(*NodeDetail)(nil),                  // 8: palyra.admin.v1.NodeDetail
+	(*InvokeRequest)(nil),               // 9: palyra.admin.v1.InvokeRequest
+	(*InvokeResponse)(nil),              // 10: palyra.admin.v1.InvokeResponse
+	(*WatchEventsRequest)(nil),          // 11: palyra.admin.v1.WatchEventsRequest
+	(*Event)(nil),                       // 12: palyra.admin.v1.Event
+	(*MintNodePairingCodeRequest)(nil),  // 13: palyra.admin.v1.MintNodePairingCodeRequest
+	(*MintNodePairingCodeResponse)(nil), // 14: palyra.admin.v1.MintNodePairingCodeResponse
+	(*ListPairingRequestsRequest)(nil),  // 15: palyra.admin.v1.ListPairingRequestsRequest
+	(*PairingRequest)(nil),              // 16: palyra.admin.v1.PairingRequest
+	(*ListPairingRequestsResponse)(nil), // 17: palyra.admin.v1.ListPairingRequestsResponse
+	(*DecidePairingRequest)(nil),        // 18: palyra.admin.v1.DecidePairingRequest
+	(*ListNodesRequest)(nil),            // 19: palyra.admin.v1.ListNodesRequest
+	(*Node)(nil),                        // 20: palyra.admin.v1.Node
+	(*ListNodesResponse)(nil),           // 21: palyra.admin.v1.ListNodesResponse
+	(*ListDevicesRequest)(nil),          // 22: palyra.admin.v1.ListDevicesRequest
+	(*Device)(nil),                      // 23: palyra.admin.v1.Device
+	(*ListDevicesResponse)(nil),         // 24: palyra.admin.v1.ListDevicesResponse
+	(*DeviceRequest)(nil),               // 25: palyra.admin.v1.DeviceRequest
+	(*RemoveDeviceResponse)(nil),        // 26: palyra.admin.v1.RemoveDeviceResponse
+	(*v1.Capability)(nil),               // 27: palyra.node.v1.Capability
 }
 var file_proto_admin_v1_admin_proto_depIdxs = []int32{
-	13, // 0: palyra.admin.v1.NodeDetail.node:type_name -> palyra.admin.v1.Node
-	20, // 1: palyra.admin.v1.NodeDetail.capabilities:type_name -> palyra.node.v1.Capability
-	5,  // 2: palyra.admin.v1.NodeDetail.recent_events:type_name -> palyra.admin.v1.Event
-	0,  // 3: palyra.admin.v1.PairingRequest.state:type_name -> palyra.admin.v1.PairingRequest.State
-	9,  // 4: palyra.admin.v1.ListPairingRequestsResponse.requests:type_name -> palyra.admin.v1.PairingRequest
-	13, // 5: palyra.admin.v1.ListNodesResponse.nodes:type_name -> palyra.admin.v1.Node
-	16, // 6: palyra.admin.v1.ListDevicesResponse.devices:type_name -> palyra.admin.v1.Device
-	6,  // 7: palyra.admin.v1.Admin.MintNodePairingCode:input_type -> palyra.admin.v1.MintNodePairingCodeRequest
-	8,  // 8: palyra.admin.v1.Admin.ListPairingRequests:input_type -> palyra.admin.v1.ListPairingRequestsRequest
-	11, // 9: palyra.admin.v1.Admin.ApprovePairingRequest:input_type -> palyra.admin.v1.DecidePairingRequest
-	11, // 10: palyra.admin.v1.Admin.RejectPairingRequest:input_type -> palyra.admin.v1.DecidePairingRequest
-	12, // 11: palyra.admin.v1.Admin.ListNodes:input_type -> palyra.admin.v1.ListNodesRequest
-	15, // 12: palyra.admin.v1.Admin.ListDevices:input_type -> palyra.admin.v1.ListDevicesRequest
-	18, // 13: palyra.admin.v1.Admin.RevokeDevice:input_type -> palyra.admin.v1.DeviceRequest
-	18, // 14: palyra.admin.v1.Admin.RemoveDevice:input_type -> palyra.admin.v1.DeviceRequest
-	18, // 15: palyra.admin.v1.Admin.DescribeNode:input_type -> palyra.admin.v1.DeviceRequest
-	2,  // 16: palyra.admin.v1.Admin.Invoke:input_type -> palyra.admin.v1.InvokeRequest
-	4,  // 17: palyra.admin.v1.Admin.WatchEvents:input_type -> palyra.admin.v1.WatchEventsRequest
-	7,  // 18: palyra.admin.v1.Admin.MintNodePairingCode:output_type -> palyra.admin.v1.MintNodePairingCodeResponse
-	10, // 19: palyra.admin.v1.Admin.ListPairingRequests:output_type -> palyra.admin.v1.ListPairingRequestsResponse
-	9,  // 20: palyra.admin.v1.Admin.ApprovePairingRequest:output_type -> palyra.admin.v1.PairingRequest
-	9,  // 21: palyra.admin.v1.Admin.RejectPairingRequest:output_type -> palyra.admin.v1.PairingRequest
-	14, // 22: palyra.admin.v1.Admin.ListNodes:output_type -> palyra.admin.v1.ListNodesResponse
-	17, // 23: palyra.admin.v1.Admin.ListDevices:output_type -> palyra.admin.v1.ListDevicesResponse
-	16, // 24: palyra.admin.v1.Admin.RevokeDevice:output_type -> palyra.admin.v1.Device
-	19, // 25: palyra.admin.v1.Admin.RemoveDevice:output_type -> palyra.admin.v1.RemoveDeviceResponse
-	1,  // 26: palyra.admin.v1.Admin.DescribeNode:output_type -> palyra.admin.v1.NodeDetail
-	3,  // 27: palyra.admin.v1.Admin.Invoke:output_type -> palyra.admin.v1.InvokeResponse
-	5,  // 28: palyra.admin.v1.Admin.WatchEvents:output_type -> palyra.admin.v1.Event
-	18, // [18:29] is the sub-list for method output_type
-	7,  // [7:18] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	0,  // 0: palyra.admin.v1.Call.state:type_name -> palyra.admin.v1.Call.State
+	10, // 1: palyra.admin.v1.Call.result:type_name -> palyra.admin.v1.InvokeResponse
+	0,  // 2: palyra.admin.v1.ListCallsRequest.states:type_name -> palyra.admin.v1.Call.State
+	2,  // 3: palyra.admin.v1.ListCallsResponse.calls:type_name -> palyra.admin.v1.Call
+	2,  // 4: palyra.admin.v1.CancelCallResponse.call:type_name -> palyra.admin.v1.Call
+	0,  // 5: palyra.admin.v1.CancelCallResponse.previous_state:type_name -> palyra.admin.v1.Call.State
+	20, // 6: palyra.admin.v1.NodeDetail.node:type_name -> palyra.admin.v1.Node
+	27, // 7: palyra.admin.v1.NodeDetail.capabilities:type_name -> palyra.node.v1.Capability
+	12, // 8: palyra.admin.v1.NodeDetail.recent_events:type_name -> palyra.admin.v1.Event
+	1,  // 9: palyra.admin.v1.PairingRequest.state:type_name -> palyra.admin.v1.PairingRequest.State
+	16, // 10: palyra.admin.v1.ListPairingRequestsResponse.requests:type_name -> palyra.admin.v1.PairingRequest
+	20, // 11: palyra.admin.v1.ListNodesResponse.nodes:type_name -> palyra.admin.v1.Node
+	23, // 12: palyra.admin.v1.ListDevicesResponse.devices:type_name -> palyra.admin.v1.Device
+	13, // 13: palyra.admin.v1.Admin.MintNodePairingCode:input_type -> palyra.admin.v1.MintNodePairingCodeRequest
+	15, // 14: palyra.admin.v1.Admin.ListPairingRequests:input_type -> palyra.admin.v1.ListPairingRequestsRequest
+	18, // 15: palyra.admin.v1.Admin.ApprovePairingRequest:input_type -> palyra.admin.v1.DecidePairingRequest
+	18, // 16: palyra.admin.v1.Admin.RejectPairingRequest:input_type -> palyra.admin.v1.DecidePairingRequest
+	19, // 17: palyra.admin.v1.Admin.ListNodes:input_type -> palyra.admin.v1.ListNodesRequest
+	22, // 18: palyra.admin.v1.Admin.ListDevices:input_type -> palyra.admin.v1.ListDevicesRequest
+	25, // 19: palyra.admin.v1.Admin.RevokeDevice:input_type -> palyra.admin.v1.DeviceRequest
+	25, // 20: palyra.admin.v1.Admin.RemoveDevice:input_type -> palyra.admin.v1.DeviceRequest
+	25, // 21: palyra.admin.v1.Admin.DescribeNode:input_type -> palyra.admin.v1.DeviceRequest
+	9,  // 22: palyra.admin.v1.Admin.Invoke:input_type -> palyra.admin.v1.InvokeRequest
+	11, // 23: palyra.admin.v1.Admin.WatchEvents:input_type -> palyra.admin.v1.WatchEventsRequest
+	3,  // 24: palyra.admin.v1.Admin.ListCalls:input_type -> palyra.admin.v1.ListCallsRequest
+	5,  // 25: palyra.admin.v1.Admin.GetCall:input_type -> palyra.admin.v1.GetCallRequest
+	6,  // 26: palyra.admin.v1.Admin.CancelCall:input_type -> palyra.admin.v1.CancelCallRequest
+	14, // 27: palyra.admin.v1.Admin.MintNodePairingCode:output_type -> palyra.admin.v1.MintNodePairingCodeResponse
+	17, // 28: palyra.admin.v1.Admin.ListPairingRequests:output_type -> palyra.admin.v1.ListPairingRequestsResponse
+	16, // 29: palyra.admin.v1.Admin.ApprovePairingRequest:output_type -> palyra.admin.v1.PairingRequest
+	16, // 30: palyra.admin.v1.Admin.RejectPairingRequest:output_type -> palyra.admin.v1.PairingRequest
+	21, // 31: palyra.admin.v1.Admin.ListNodes:output_type -> palyra.admin.v1.ListNodesResponse
+	24, // 32: palyra.admin.v1.Admin.ListDevices:output_type -> palyra.admin.v1.ListDevicesResponse
+	23, // 33: palyra.admin.v1.Admin.RevokeDevice:output_type -> palyra.admin.v1.Device
+	26, // 34: palyra.admin.v1.Admin.RemoveDevice:output_type -> palyra.admin.v1.RemoveDeviceResponse
+	8,  // 35: palyra.admin.v1.Admin.DescribeNode:output_type -> palyra.admin.v1.NodeDetail
+	10, // 36: palyra.admin.v1.Admin.Invoke:output_type -> palyra.admin.v1.InvokeResponse
+	12, // 37: palyra.admin.v1.Admin.WatchEvents:output_type -> palyra.admin.v1.Event
+	4,  // 38: palyra.admin.v1.Admin.ListCalls:output_type -> palyra.admin.v1.ListCallsResponse
+	2,  // 39: palyra.admin.v1.Admin.GetCall:output_type -> palyra.admin.v1.Call
+	7,  // 40: palyra.admin.v1.Admin.CancelCall:output_type -> palyra.admin.v1.CancelCallResponse
+	27, // [27:41] is the sub-list for method output_type
+	13, // [13:27] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_proto_admin_v1_admin_proto_init() }
@@ -1411,8 +1923,8 @@ func file_proto_admin_v1_admin_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_admin_v1_admin_proto_rawDesc), len(file_proto_admin_v1_admin_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   19,
+			NumEnums:      2,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,11 +1,14 @@
-package identity_test
+package zlinttest
 
 import (
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
 	"slices"
 	"testing"
+	"time"
 
 	zx509 "github.com/zmap/zcrypto/x509"
 	"github.com/zmap/zlint/v3"
@@ -35,6 +38,9 @@ var (
 	}
 )
 
+// testNow is the fixed time the certificates are issued at.
+var testNow = time.Date(2026, time.November, 2, 10, 30, 0, 0, time.UTC)
+
 func union(ms ...map[string]string) map[string]string {
 	u := map[string]string{}
 	for _, m := range ms {
@@ -50,10 +56,20 @@ func union(ms ...map[string]string) map[string]string {
 // Warnings and notices are logged for the record.
 func TestZlint(t *testing.T) {
 	t.Parallel()
-	ca := newTestCA(t, "Palyra gateway on test-host")
-	device := issueDevice(t, ca, newTestDeviceKey(t))
+	ca, err := identity.NewCA(rand.Reader, "Palyra gateway on test-host", testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	device := issueDevice(t, ca)
 	hosts := []string{"gateway.example.com", "127.0.0.1", "::1"}
-	serverEd25519 := issueServer(t, ca, hosts...)
+	edPub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverEd25519, err := ca.IssueServerCertificate(edPub, "test gateway", hosts, identity.IssueOptions{Now: testNow})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -101,4 +117,22 @@ func TestZlint(t *testing.T) {
 			}
 		})
 	}
+}
+
+// issueDevice issues a device certificate for a fresh device key at testNow.
+func issueDevice(t *testing.T, ca *identity.CA) *x509.Certificate {
+	t.Helper()
+	k, err := identity.GenerateDeviceKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := k.CreateCSR(rand.Reader, "laptop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.IssueDeviceCertificate(csr, identity.IssueOptions{Now: testNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
 }

@@ -1,0 +1,104 @@
+package gateway
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/palyra/palyra-go/gateway/quiccarrier"
+	"github.com/palyra/palyra-go/internal/connlimit"
+)
+
+// Connection limits, by default; README.md ("Security limits") lists them
+// with their flags.
+const (
+	// DefaultHandshakeTimeout bounds a TCP connection's TLS and HTTP/2
+	// handshake (grpc.ConnectionTimeout, 120 s in gRPC itself): a few round
+	// trips even on a slow link, and a connection that sends nothing is
+	// closed after it.
+	DefaultHandshakeTimeout = 10 * time.Second
+	// DefaultIdleTimeout closes a TCP connection that has had no RPC in
+	// progress for this long (gRPC's MaxConnectionIdle, a GOAWAY and then
+	// the close). It reaches the connections that did not authenticate: a
+	// pairing device starts its exchange at once and holds its stream
+	// open while it waits for approval, and a node on gRPC always has its
+	// StreamEvents open.
+	DefaultIdleTimeout = 20 * time.Second
+	// DefaultMaxUnauthenticatedConns caps the TCP connections not (yet)
+	// authenticated by a device certificate: pairing devices, and every
+	// connection until its handshake. It is lowered to fit the open-file
+	// limit (connlimit.Size).
+	DefaultMaxUnauthenticatedConns = 1024
+	// DefaultMaxQUICHandshakes caps the QUIC handshakes in progress: at
+	// about 48 KB each in quic-go, 24 MB at most.
+	DefaultMaxQUICHandshakes = 512
+	// sourceShare: by default one source may hold 1/16 of a cap, so that
+	// it takes at least 16 sources (IPv4 addresses or IPv6 /64s) to fill
+	// it.
+	sourceShare = 16
+	// retryThresholdPart: by default a QUIC handshake needs a Retry once
+	// 1/8 of the cap is in progress, which is all a flood from spoofed
+	// addresses can hold.
+	retryThresholdPart = 8
+)
+
+// limits are the connection limits a gateway runs with, resolved from its
+// Config; a cap of 0 is none.
+type limits struct {
+	handshakeTimeout time.Duration
+	idleTimeout      time.Duration
+	unauthenticated  int
+	perSource        int
+	quic             quiccarrier.Limits
+}
+
+// resolveLimits fills in cfg's defaults and checks what was asked for,
+// under the open-file limit fileLimit (0: unknown).
+func resolveLimits(cfg Config, fileLimit uint64) (limits, error) {
+	l := limits{handshakeTimeout: cfg.HandshakeTimeout, idleTimeout: cfg.IdleTimeout}
+	if l.handshakeTimeout <= 0 {
+		l.handshakeTimeout = DefaultHandshakeTimeout
+	}
+	if l.idleTimeout <= 0 {
+		l.idleTimeout = DefaultIdleTimeout
+	}
+	var err error
+	if l.unauthenticated, err = connlimit.Size("unauthenticated TCP connections", cfg.MaxUnauthenticatedConns,
+		DefaultMaxUnauthenticatedConns, fileLimit); err != nil {
+		return l, fmt.Errorf("gateway: %w", err)
+	}
+	l.perSource = capOf(cfg.MaxUnauthenticatedConnsPerSource, fraction(l.unauthenticated, sourceShare))
+	if cfg.MaxUnauthenticatedConnsPerSource > 0 && l.unauthenticated > 0 && l.perSource >= l.unauthenticated {
+		return l, fmt.Errorf("gateway: a cap of %d unauthenticated TCP connections per source is not below the cap of %d in all: it must be, or one source could take every slot",
+			l.perSource, l.unauthenticated)
+	}
+
+	q := &l.quic
+	q.MaxHandshakes = capOf(cfg.MaxQUICHandshakes, DefaultMaxQUICHandshakes)
+	q.MaxHandshakesPerSource = fraction(q.MaxHandshakes, sourceShare)
+	q.HandshakeTimeout = quiccarrier.DefaultHandshakeTimeout
+	q.RetryThreshold = capOf(cfg.QUICRetryThreshold, fraction(q.MaxHandshakes, retryThresholdPart))
+	if cfg.QUICRetryThreshold > 0 && q.MaxHandshakes > 0 && q.RetryThreshold >= q.MaxHandshakes {
+		return l, fmt.Errorf("gateway: a QUIC Retry threshold of %d handshakes is not below the cap of %d handshakes in progress: it must be, or the cap refuses clients that a Retry would have sorted out",
+			q.RetryThreshold, q.MaxHandshakes)
+	}
+	return l, nil
+}
+
+// capOf is the cap asked for (want; negative: none, 0) or else def.
+func capOf(want, def int) int {
+	switch {
+	case want < 0:
+		return 0
+	case want == 0:
+		return def
+	}
+	return want
+}
+
+// fraction is 1/n of the cap total, at least 1; none of none.
+func fraction(total, n int) int {
+	if total == 0 {
+		return 0
+	}
+	return max(1, total/n)
+}
