@@ -199,7 +199,7 @@ running node (and its gateway) and are kept for the next start.`
 }
 
 func nodeCapabilities(ctx context.Context, env *environment, nf nodeFlags, change *node.SharingChange, asJSON bool) error {
-	_, socket := nf.paths(env)
+	socket := nf.runningSocket(env)
 	if change != nil {
 		// A running node applies it itself, and tells its gateway.
 		infos, err := localapi.ChangeSharing(ctx, socket, *change)
@@ -210,7 +210,7 @@ func nodeCapabilities(ctx context.Context, env *environment, nf nodeFlags, chang
 			return err
 		}
 	}
-	a, _, err := nf.agent(env, "", nil)
+	a, err := nf.agent(env, "", nil)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/palyra/palyra-go/gateway"
 	"github.com/palyra/palyra-go/internal/sdnotify"
+	"github.com/palyra/palyra-go/internal/userdirs"
 )
 
 func cmdGatewayRun(env *environment) *cobra.Command {
@@ -41,7 +42,7 @@ func cmdGatewayRun(env *environment) *cobra.Command {
 			return usagef("--pairing-interval must be positive")
 		}
 		return gatewayRun(c, env, gateway.Config{
-			DataDir: *dir, Name: *name, Listen: *listen, AdminSocket: adminSocket(env, *socket),
+			DataDir: *dir, Name: *name, Listen: *listen, AdminSocket: userdirs.AdminSocket(dirs(env), *socket),
 			MetricsListen: *metricsListen, AuditRetention: *auditRetention,
 
 			MaxUnauthenticatedConns:          *maxUnauth,

@@ -45,27 +45,29 @@ func addNodeFlags(env *environment, fs interface {
 	}
 }
 
-// paths returns the node's config directory and local API socket.
+// paths returns the node's config directory and the local API socket a
+// node run here serves.
 func (f nodeFlags) paths(env *environment) (dir, socket string) {
 	e := dirs(env)
 	dir = userdirs.NodeConfigDir(e, *f.configDir)
-	socket = userdirs.NodeSocket(e, dir, userdirs.NodeConfigDirGiven(e, *f.configDir))
-	// A node run with another XDG_RUNTIME_DIR recorded where it serves.
-	return dir, userdirs.FindSocket(socket, dir, userdirs.NodeSocketRecord)
+	return dir, userdirs.NodeSocket(e, dir, userdirs.NodeConfigDirGiven(e, *f.configDir))
+}
+
+// runningSocket is where the running node's local API is: the socket of
+// paths, or the one a node run with another XDG_RUNTIME_DIR recorded.
+func (f nodeFlags) runningSocket(env *environment) string {
+	dir, socket := f.paths(env)
+	return userdirs.FindSocket(socket, dir, userdirs.NodeSocketRecord)
 }
 
 // agent opens the node agent with the chosen secret store.
-func (f nodeFlags) agent(env *environment, name string, log *slog.Logger) (*node.Agent, string, error) {
-	dir, socket := f.paths(env)
+func (f nodeFlags) agent(env *environment, name string, log *slog.Logger) (*node.Agent, error) {
+	dir, _ := f.paths(env)
 	secrets, err := secretstore.Open(*f.secretStore, *f.profile, filepath.Join(dir, "secrets"))
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	a, err := node.New(node.Config{ConfigDir: dir, Secrets: secrets, Name: name, Logger: log})
-	if err != nil {
-		return nil, "", err
-	}
-	return a, socket, nil
+	return node.New(node.Config{ConfigDir: dir, Secrets: secrets, Name: name, Logger: log})
 }
 
 // readSecretArg reads a secret flag value; "-" means standard input, which
@@ -117,7 +119,7 @@ func cmdNodePair(env *environment) *cobra.Command {
 			}
 			*link = text
 		}
-		a, _, err := nf.agent(env, *name, nil)
+		a, err := nf.agent(env, *name, nil)
 		if err != nil {
 			return err
 		}
@@ -163,7 +165,8 @@ func cmdNodeRun(env *environment) *cobra.Command {
 	c.RunE = func(c *cobra.Command, _ []string) error {
 		ctx := c.Context()
 		log := slog.New(slog.NewTextHandler(env.stderr, nil))
-		a, socket, err := nf.agent(env, *name, log)
+		dir, socket := nf.paths(env)
+		a, err := nf.agent(env, *name, log)
 		if err != nil {
 			return err
 		}
@@ -174,10 +177,8 @@ func cmdNodeRun(env *environment) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		if dir, _ := nf.paths(env); dir != "" {
-			if err := userdirs.RecordSocket(dir, userdirs.NodeSocketRecord, socket); err != nil {
-				log.Warn("could not record the local API socket's path in the config directory", "err", err)
-			}
+		if err := userdirs.RecordSocket(dir, userdirs.NodeSocketRecord, socket); err != nil {
+			log.Warn("could not record the local API socket's path in the config directory", "err", err)
 		}
 		eg, ctx := errgroup.WithContext(ctx)
 		eg.Go(func() error { return localapi.Serve(ctx, ln, a) })
@@ -238,13 +239,13 @@ func cmdNodeStatus(env *environment) *cobra.Command {
 	asJSON := fs.Bool("json", false, "print JSON (key state, and more)")
 	c.RunE = func(c *cobra.Command, _ []string) error {
 		ctx := c.Context()
-		_, socket := nf.paths(env)
+		socket := nf.runningSocket(env)
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		st, err := localapi.Status(ctx, socket)
 		if errors.Is(err, localapi.ErrNotRunning) {
 			// Not running: say what is stored.
-			a, _, aerr := nf.agent(env, "", nil)
+			a, aerr := nf.agent(env, "", nil)
 			if aerr != nil {
 				return aerr
 			}
@@ -275,7 +276,7 @@ func cmdNodeForget(env *environment) *cobra.Command {
 	fs := c.Flags()
 	nf := addNodeFlags(env, fs)
 	c.RunE = func(c *cobra.Command, _ []string) error {
-		a, _, err := nf.agent(env, "", nil)
+		a, err := nf.agent(env, "", nil)
 		if err != nil {
 			return err
 		}
