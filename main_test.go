@@ -18,6 +18,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -462,15 +464,33 @@ func goBuild(t *testing.T, bin, pkg string, cgo bool) string {
 }
 
 // background starts a helper process that lives until the test ends.
+// A helper that exits before the test ends is reported with its output,
+// since a test step that fails afterwards is usually its consequence.
 func (d *desktopEnv) background(cmd *exec.Cmd) {
 	d.t.Helper()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out syncBuffer
+	if cmd.Stdout == nil {
+		cmd.Stdout = &out
+	}
+	if cmd.Stderr == nil {
+		cmd.Stderr = &out
+	}
 	if err := cmd.Start(); err != nil {
 		d.t.Fatalf("starting %s: %v", cmd.Path, err)
 	}
 	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
+	var ending atomic.Bool
+	name := filepath.Base(cmd.Path)
+	go func() {
+		err := cmd.Wait()
+		if !ending.Load() {
+			d.t.Errorf("%s exited before the test ended (%v):\n%s", name, err, out.String())
+		}
+		close(done)
+	}()
 	d.t.Cleanup(func() {
+		ending.Store(true)
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 		select {
 		case <-done:
@@ -821,4 +841,22 @@ func TestCheckDisplay(t *testing.T) {
 			t.Errorf("the error does not say what to run instead: %v", err)
 		}
 	}
+}
+
+// syncBuffer is a buffer a helper process writes while the test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -389,6 +389,7 @@ func (h *trayHost) open() []menuItem {
 		}
 		h.d.t.Logf("click %d of %d on the tray icon did not open its menu", i+1, clicks)
 	}
+	h.saveCapture("tray-menu-did-not-open")
 	h.d.t.Fatalf("timed out after %s waiting for the tray menu on the screen", stepDeadline)
 	return nil
 }
@@ -476,6 +477,17 @@ func (h *trayHost) menuShown(img image.Image) bool {
 func (h *trayHost) screenSize() (int, int) {
 	b := h.capture().Bounds()
 	return b.Dx(), b.Dy()
+}
+
+// saveCapture saves the screen as it is now to the artifacts, for a test
+// about to fail.
+func (h *trayHost) saveCapture(name string) {
+	h.d.t.Helper()
+	path := filepath.Join(artifactDir, name+".png")
+	var b bytes.Buffer
+	if err := png.Encode(&b, h.capture()); err == nil && os.WriteFile(path, b.Bytes(), 0o644) == nil {
+		h.d.t.Logf("the screen now: %s", path)
+	}
 }
 
 // capture takes one screenshot, not saved.

@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 
+	"fyne.io/systray"
 	"github.com/godbus/dbus/v5"
 )
 
@@ -32,4 +33,15 @@ func TrayAvailable() (bool, error) {
 		return false, fmt.Errorf("no tray host (%s) on the session bus", statusNotifierWatcher)
 	}
 	return true, nil
+}
+
+// announceTrayMenu makes the menu just given to the toolkit reach the tray
+// host whole. The toolkit's D-Bus menu tells the host that its layout
+// changed only when an item changes or a separator is added, not when a
+// plain item is added, so items after the last such change (Forget, Quit)
+// were missing from the host's copy, or the host kept the empty menu of
+// the reset, until the next change. Hiding an item of our own, empty and
+// last, is a change that comes after every item and costs nothing to show.
+func announceTrayMenu() {
+	systray.AddMenuItem("", "").Hide()
 }

@@ -262,6 +262,7 @@ func (u *UI) updateTray(d desktop.App, act Actions) {
 	if sig := menuSignature(menu); sig != u.lastMenuSig {
 		u.lastMenu, u.lastMenuSig = menu, sig
 		d.SetSystemTrayMenu(menu)
+		announceTrayMenu()
 	}
 	if !u.trayIconSet || u.model.Tray != u.lastTray {
 		u.trayIconSet, u.lastTray = true, u.model.Tray

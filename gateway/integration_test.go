@@ -245,6 +245,9 @@ func TestPairConnectRestartRevoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := waitState(t, laptop, node.StateRevoked)
+	if st.RevokedAt.IsZero() {
+		t.Errorf("the first revoked status has no date: %+v", st)
+	}
 	if err := stopLaptop(); !errors.Is(err, nodecarrier.ErrRevoked) {
 		t.Fatalf("Run after revocation returned %v (status %+v)", err, st)
 	}

@@ -554,7 +554,6 @@ func (a *Agent) Run(ctx context.Context) error {
 		if errors.Is(err, carrier.ErrRevoked) {
 			a.cfg.Logger.Info("gateway refused this device as revoked", "err", err)
 			err = fmt.Errorf("this device has been revoked by the gateway, which will not accept it again: %w", carrier.ErrRevoked)
-			a.update(func(s *Status) { s.State, s.LastError, s.ConnectedSince = StateRevoked, err.Error(), time.Time{} })
 			a.recordRevoked()
 			return err
 		}

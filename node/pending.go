@@ -162,7 +162,9 @@ func (a *Agent) awaitPairing(ctx context.Context) error {
 }
 
 // recordRevoked remembers that the gateway revoked this device, with the
-// date, until the owner forgets the gateway or pairs again.
+// date, until the owner forgets the gateway or pairs again. The status
+// turns revoked only here, with its date, so that no reader ever sees a
+// revoked status without one.
 func (a *Agent) recordRevoked() {
 	a.mu.Lock()
 	conf := a.conf
@@ -176,7 +178,10 @@ func (a *Agent) recordRevoked() {
 		a.conf = conf
 		a.mu.Unlock()
 	}
-	a.update(func(s *Status) { s.RevokedAt, s.LastError = conf.RevokedAt, revokedMessage(conf.RevokedAt) })
+	a.update(func(s *Status) {
+		s.State, s.ConnectedSince = StateRevoked, time.Time{}
+		s.RevokedAt, s.LastError = conf.RevokedAt, revokedMessage(conf.RevokedAt)
+	})
 }
 
 // revokedMessage says what happened and what to do next.
