@@ -82,7 +82,7 @@ func TestDesktopTrayUnderXvfb(t *testing.T) {
 	for label, want := range map[string]string{
 		app.LabelPair: "enabled", app.LabelCapabilities: "disabled", "Read system information": "checked",
 		"Read the clipboard": "enabled", "Run allowed programs (asks)": "enabled", app.LabelLocal: "checked",
-		app.LabelShowCode: "enabled", app.LabelAutostart: "enabled", app.LabelForget: "enabled", app.LabelQuit: "enabled",
+		app.LabelShowCode: "enabled", app.LabelAutostart: "enabled", app.LabelForget: "enabled", app.LabelAbout: "enabled", app.LabelQuit: "enabled",
 	} {
 		if got := find(t, menu, label).state(); got != want {
 			t.Errorf("%q is %s, want %s", label, got, want)

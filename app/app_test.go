@@ -97,7 +97,7 @@ func TestMenu(t *testing.T) {
 
 	m := BuildModel(st, caps, LocalState{Available: true, On: true}, false, now)
 	menu := m.Menu(act)
-	want := "Connected to Home as laptop (disabled) | — | Pair with gateway… | — | Shared capabilities (disabled) | [x] Read system information | shell.exec (asks) | — | [x] Run local gateway | Show pairing code… | Forget gateway… | — | Quit"
+	want := "Connected to Home as laptop (disabled) | — | Pair with gateway… | — | Shared capabilities (disabled) | [x] Read system information | shell.exec (asks) | — | [x] Run local gateway | Show pairing code… | Forget gateway… | — | About Palyra… | Quit"
 	if got := labels(menu); got != want {
 		t.Errorf("menu:\n got %s\nwant %s", got, want)
 	}
@@ -117,7 +117,7 @@ func TestMenu(t *testing.T) {
 	// Local gateway off: no pairing code; unpaired: nothing to forget;
 	// waiting for approval: Pair brings the wizard back to the request.
 	m = BuildModel(node.Status{State: node.StatePending, VerificationCode: "111 222"}, caps, LocalState{Available: true}, false, now)
-	want = "Waiting for approval — code 111 222 (disabled) | — | Pair with gateway… | — | Shared capabilities (disabled) | [x] Read system information | shell.exec (asks) | — | Run local gateway | Forget gateway… (disabled) | — | Quit"
+	want = "Waiting for approval — code 111 222 (disabled) | — | Pair with gateway… | — | Shared capabilities (disabled) | [x] Read system information | shell.exec (asks) | — | Run local gateway | Forget gateway… (disabled) | — | About Palyra… | Quit"
 	if got := labels(m.Menu(act)); got != want {
 		t.Errorf("menu while waiting for approval:\n got %s\nwant %s", got, want)
 	}
@@ -127,7 +127,7 @@ func TestMenu(t *testing.T) {
 	}
 	// Built without a local gateway: no such item.
 	m = BuildModel(node.Status{State: node.StateOffline, LastError: "dial: refused"}, caps, LocalState{}, false, now)
-	want = "Offline from the gateway (this device) (disabled) | dial: refused (disabled) | — | Pair with gateway… | — | Shared capabilities (disabled) | [x] Read system information | shell.exec (asks) | — | Forget gateway… | — | Quit"
+	want = "Offline from the gateway (this device) (disabled) | dial: refused (disabled) | — | Pair with gateway… | — | Shared capabilities (disabled) | [x] Read system information | shell.exec (asks) | — | Forget gateway… | — | About Palyra… | Quit"
 	if got := labels(m.Menu(act)); got != want {
 		t.Errorf("menu offline:\n got %s\nwant %s", got, want)
 	}

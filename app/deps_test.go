@@ -13,9 +13,11 @@ import (
 // pairing formats (PIN, link, QR image) it validates as they are typed and
 // the sentinel errors it explains, and the icons. app/localgw is the one way to the
 // gateway. app/autostart writes its desktop entry with internal/atomicfile.
+// The About window shows internal/version's build, as `palyra version` does.
 var appAllowed = []string{
 	"github.com/palyra/palyra-go/app/autostart",
 	"github.com/palyra/palyra-go/internal/atomicfile",
+	"github.com/palyra/palyra-go/internal/version",
 	"github.com/palyra/palyra-go/app/localgw",
 	"github.com/palyra/palyra-go/assets",
 	"github.com/palyra/palyra-go/identity/pairing",

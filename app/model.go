@@ -107,6 +107,7 @@ type Actions struct {
 	SetAutostart  func(on bool)
 	ShowCode      func()
 	Forget        func()
+	About         func()
 	Quit          func()
 }
 
@@ -118,6 +119,7 @@ const (
 	LabelShowCode     = "Show pairing code…"
 	LabelAutostart    = "Start at login"
 	LabelForget       = "Forget gateway…"
+	LabelAbout        = "About Palyra…"
 	LabelQuit         = "Quit"
 )
 
@@ -170,7 +172,7 @@ func (m Model) Menu(act Actions) *fyne.Menu {
 	}
 	forget := fyne.NewMenuItem(LabelForget, act.Forget)
 	forget.Disabled = !m.CanForget
-	items = append(items, forget, fyne.NewMenuItemSeparator())
+	items = append(items, forget, fyne.NewMenuItemSeparator(), fyne.NewMenuItem(LabelAbout, act.About))
 	quit := fyne.NewMenuItem(LabelQuit, act.Quit)
 	quit.IsQuit = true
 	items = append(items, quit)

@@ -85,6 +85,7 @@ type UI struct {
 	win    *mainWindow
 	wizard *Wizard
 	code   *codeWindow
+	about  fyne.Window
 }
 
 // runState is one agent.Run in the background.
@@ -300,6 +301,7 @@ func (u *UI) actions() Actions {
 		SetAutostart:  u.setAutostart,
 		ShowCode:      u.ShowCode,
 		Forget:        u.confirmForget,
+		About:         u.ShowAbout,
 		Quit: func() {
 			// Logged, so that a quit that hangs shows it was asked for.
 			u.log.Info("quitting: asked from the menu")

@@ -62,15 +62,16 @@ func newMainWindow(u *UI) *mainWindow {
 	})
 	m.caps = container.New(layout.NewFormLayout())
 	quit := widget.NewButton(LabelQuit, func() { m.act.Quit() })
+	about := widget.NewButton(LabelAbout, func() { m.act.About() })
 
 	header := container.NewBorder(nil, nil, m.icon, nil, m.status)
 	actions := container.NewGridWithColumns(2, m.pair, m.forget)
 	local := container.NewGridWithColumns(2, m.local, m.code)
 	capCard := widget.NewCard(LabelCapabilities, "What the gateway may use on this device", container.NewVScroll(m.caps))
 	// The objects are in reading order, which is also the keyboard's focus
-	// order: actions, capabilities, Start at login, Quit.
+	// order: actions, capabilities, Start at login, About, Quit.
 	top := container.NewVBox(header, m.detail, widget.NewSeparator(), actions, local)
-	bottom := container.NewHBox(m.auto, layout.NewSpacer(), quit)
+	bottom := container.NewHBox(m.auto, layout.NewSpacer(), about, quit)
 	m.content = container.New(layout.NewBorderLayout(top, bottom, nil, nil), top, capCard, bottom)
 	m.w.SetContent(container.NewPadded(m.content))
 	m.w.SetIcon(assets.Icon)
