@@ -296,6 +296,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 			quicHandshakes:   func() float64 { return float64(g.nodes.HandshakesInProgress()) },
 			pairingRuns:      func() float64 { return float64(g.pairing.RunsInProgress()) },
 			pairingAddresses: func() float64 { return float64(g.pairing.TrackedAddresses()) },
+			pairingWaiting:   func() float64 { return float64(g.pairing.DevicesWaiting()) },
 		})
 	}
 	if g.audit, err = auditlog.New(auditlog.Config{
@@ -452,6 +453,10 @@ func (g *Gateway) Addresses() []string {
 
 // AdminAddr is the admin API's listener address (the socket path).
 func (g *Gateway) AdminAddr() net.Addr { return g.admLn.Addr() }
+
+// PairingDevicesWaiting is the number of devices connected and waiting for
+// a decision on their pairing request (palyra_pairing_devices_waiting).
+func (g *Gateway) PairingDevicesWaiting() int { return g.pairing.DevicesWaiting() }
 
 // MetricsAddr is where Prometheus metrics are served, or nil (none
 // configured, or Run has not started serving them yet).

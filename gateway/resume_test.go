@@ -56,6 +56,16 @@ func interruptedPairing(t *testing.T, rg *runningGateway, dir string) pairclient
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted pairing: %v, want context.Canceled", err)
 	}
+	// The device has gone when the gateway's handler has seen it leave: an
+	// approval before that would still be sent down the stream the device
+	// abandoned, and the request count as collected.
+	deadline := time.Now().Add(20 * time.Second)
+	for rg.g.PairingDevicesWaiting() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the gateway still counts the interrupted device as waiting after 20 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	return p
 }
 

@@ -172,6 +172,18 @@ func (s *Service) Decided(requestID string) {
 	delete(s.waiters, requestID)
 }
 
+// DevicesWaiting is the number of devices connected and waiting for a
+// decision on their pairing request (one per open Pair or Resume stream).
+func (s *Service) DevicesWaiting() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, list := range s.waiters {
+		n += len(list)
+	}
+	return n
+}
+
 func (s *Service) wait(requestID string) (<-chan struct{}, func()) {
 	ch := make(chan struct{})
 	s.mu.Lock()
