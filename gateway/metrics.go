@@ -99,6 +99,8 @@ type gauges struct {
 	pairingRuns func() float64
 	// pairingAddresses is palyra_pairing_tracked_addresses.
 	pairingAddresses func() float64
+	// storeCommits is palyra_store_commits_total.
+	storeCommits func() float64
 }
 
 // newGatewayMetrics registers the gateway's metrics in a new registry.
@@ -137,6 +139,9 @@ func newGatewayMetrics(g gauges) *gatewayMetrics {
 	r.GaugeFunc("palyra_quic_handshakes_in_progress", "QUIC handshakes in progress.", g.quicHandshakes)
 	r.GaugeFunc("palyra_pairing_runs_in_progress", "Pairing service calls admitted and not yet past their exchange (requests waiting for approval do not count).", g.pairingRuns)
 	r.GaugeFunc("palyra_pairing_tracked_addresses", "Source addresses the pairing limits keep a bucket for (bounded).", g.pairingAddresses)
+	r.CounterFunc("palyra_store_commits_total",
+		"Write transactions the store committed, each one sync to disk (audit rows and last-seen times are batched, many to a commit).",
+		g.storeCommits)
 	r.Append(standardMetrics())
 	r.Gauge("palyra_build_info", "Always 1; the version label names the gateway's build.", "version").
 		With(version.Version).Set(1)

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -86,7 +87,13 @@ type Store struct {
 	// here rather than in SQLite's busy handler. Other processes are
 	// handled by the busy timeout.
 	writeMu sync.Mutex
+	// commits counts the write transactions committed (Commits).
+	commits atomic.Uint64
 }
+
+// Commits is how many write transactions this Store has committed since
+// Open, each one sync to disk: for metrics, and for tests of batching.
+func (s *Store) Commits() uint64 { return s.commits.Load() }
 
 // Open opens (creating if needed) the database at path and brings its schema
 // up to date.
@@ -285,6 +292,7 @@ func (s *Store) update(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if cerr := tx.Commit(); cerr != nil {
 		return fmt.Errorf("committing: %w", cerr)
 	}
+	s.commits.Add(1)
 	if err != nil {
 		return keep.err
 	}
