@@ -525,7 +525,10 @@ func (g *Gateway) serverLeaf() []byte {
 }
 
 // authenticate maps a client chain to a device: signed by our CA, valid now,
-// and neither revoked nor removed.
+// and neither revoked nor removed. When the chain is good but the store
+// cannot say whether the device is paired, the error is a
+// *carrier.BusyError: the node is asked to come back, not told its
+// certificate is bad.
 func (g *Gateway) authenticate(rawCerts [][]byte) (identity.DeviceID, error) {
 	id, err := identity.VerifyDeviceCertificate(g.ca.Certificate(), rawCerts, g.cfg.Now())
 	if err != nil {
@@ -537,13 +540,17 @@ func (g *Gateway) authenticate(rawCerts [][]byte) (identity.DeviceID, error) {
 	// is revoked. A removed device has no row but stays revoked.
 	dev, err := g.store.GetDevice(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		if revoked, rerr := g.store.IsRevoked(ctx, id); rerr == nil && revoked {
+		revoked, rerr := g.store.IsRevoked(ctx, id)
+		switch {
+		case rerr != nil:
+			return id, carrier.Busy(fmt.Errorf("checking device %s: %w", id, rerr))
+		case revoked:
 			return id, identity.ErrRevoked
 		}
 		return id, fmt.Errorf("device %s is not paired with this gateway", id)
 	}
 	if err != nil {
-		return id, fmt.Errorf("checking device %s: %w", id, err)
+		return id, carrier.Busy(fmt.Errorf("checking device %s: %w", id, err))
 	}
 	if !dev.RevokedAt.IsZero() {
 		return id, identity.ErrRevoked

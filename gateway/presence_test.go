@@ -70,10 +70,7 @@ func connectedNodes(t *testing.T, rg *runningGateway, n int) []string {
 	t.Helper()
 	ids := make([]string, n)
 	for i := range ids {
-		a := newAgent(t, "node"+string(rune('a'+i)))
-		if _, err := a.Pair(t.Context(), node.PairOptions{Gateway: rg.g.Addresses()[0], PIN: mint(t, rg, true).Pin}); err != nil {
-			t.Fatal(err)
-		}
+		a := pairedAgent(t, rg, "node"+string(rune('a'+i)), nil, 0)
 		stop := runAgent(a)
 		t.Cleanup(func() { _ = stop() })
 		ids[i] = waitState(t, a, node.StateConnected).DeviceID
@@ -138,10 +135,7 @@ func TestRenewalWhileStoreLocked(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	rg := startGateway(t, dir, "127.0.0.1:0", nil)
-	a := newAgent(t, "locked")
-	if _, err := a.Pair(t.Context(), node.PairOptions{Gateway: rg.g.Addresses()[0], PIN: mint(t, rg, true).Pin}); err != nil {
-		t.Fatal(err)
-	}
+	a := pairedAgent(t, rg, "locked", nil, 0)
 	defer runAgent(a)()
 	st := waitState(t, a, node.StateConnected)
 	id, err := identity.ParseDeviceID(st.DeviceID)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -39,8 +40,12 @@ func (r *nodeRuntime) NodeRegistered(ctx context.Context, s carrier.SessionInfo)
 		Version:  s.Version,
 		LastSeen: s.ConnectedAt,
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrDeviceRevoked):
 		return fmt.Errorf("recording node %s: %w", s.DeviceID, err)
+	case err != nil:
+		// The store failed, not the device: it is asked to come back.
+		return carrier.Busy(fmt.Errorf("recording node %s: %w", s.DeviceID, err))
 	}
 	return nil
 }
