@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"path/filepath"
 	"slices"
@@ -21,6 +22,7 @@ import (
 	"github.com/palyra/palyra-go/internal/testclock"
 	"github.com/palyra/palyra-go/internal/testsqlite"
 	"github.com/palyra/palyra-go/node"
+	"github.com/palyra/palyra-go/node/capability"
 	nodecarrier "github.com/palyra/palyra-go/node/carrier"
 	pairingv1 "github.com/palyra/palyra-go/proto/pairing/v1"
 )
@@ -275,5 +277,51 @@ func TestAuditRetention(t *testing.T) {
 		Listen: "127.0.0.1:0", AuditRetention: time.Minute})
 	if err == nil || !strings.Contains(err.Error(), "audit retention of 1m0s is shorter than the least allowed, 1h0m0s") {
 		t.Fatalf("a one-minute retention: %v", err)
+	}
+}
+
+// Sequential direct calls are audited by group commit: N calls made one
+// after another leave N rows after a clean stop, written in far fewer than
+// N transactions (palyra_store_commits_total). Each call takes a few
+// milliseconds on the node, as a real capability's does (system.info reads
+// /proc), which is longer than an audit write takes here: written as they
+// come, every call's row would cost a commit of its own.
+func TestSequentialInvokesAuditBatched(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	rg := startGateway(t, dir, "127.0.0.1:0", nil, func(c *gateway.Config) { c.MetricsListen = "127.0.0.1:0" })
+	work := echoCapability
+	work.Run = func(ctx context.Context, c capability.Call) (json.RawMessage, error) {
+		time.Sleep(3 * time.Millisecond) // the call's work, not a wait for anything
+		return c.Args, nil
+	}
+	a := pairedAgent(t, rg, "sequential", []capability.Capability{work}, 0)
+	defer runAgent(a)()
+	id := waitState(t, a, node.StateConnected).DeviceID
+	waitOnline(t, rg, id, true)
+	const n = 40
+	before := metricValue(t, metricsText(t, rg), "palyra_store_commits_total")
+	ids := map[string]bool{}
+	for range n {
+		resp, err := rg.g.Invoke(t.Context(), gateway.Invocation{DeviceID: id, Capability: echoCapability.Spec.Name, Args: []byte(`{}`)})
+		if err != nil || !resp.OK {
+			t.Fatalf("invoking: %v %+v", err, resp)
+		}
+		ids[resp.RequestID] = true
+	}
+	commits := metricValue(t, metricsText(t, rg), "palyra_store_commits_total") - before
+	rg.stop()
+	rows := 0
+	for _, r := range auditRows(t, dir) {
+		if r.Kind == store.AuditInvocationCompleted && ids[r.RequestID] {
+			rows++
+		}
+	}
+	t.Logf("%d sequential calls: %v commits while they ran, %d audit rows after the stop", n, commits, rows)
+	if rows != n {
+		t.Errorf("%d audit rows of the %d calls after a clean stop", rows, n)
+	}
+	if commits >= n/2 {
+		t.Errorf("%d sequential calls took %v commits; the audit log should batch them", n, commits)
 	}
 }

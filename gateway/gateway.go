@@ -42,6 +42,7 @@ import (
 	"github.com/palyra/palyra-go/gateway/grpccarrier"
 	"github.com/palyra/palyra-go/gateway/pairingsvc"
 	"github.com/palyra/palyra-go/gateway/pairingsvc/limit"
+	"github.com/palyra/palyra-go/gateway/presence"
 	"github.com/palyra/palyra-go/gateway/quiccarrier"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
@@ -76,6 +77,11 @@ const (
 	auditPruneInterval = time.Hour
 	// auditFlushTimeout bounds writing the last audit rows when Run ends.
 	auditFlushTimeout = 10 * time.Second
+	// presenceFlushTimeout bounds writing the last last-seen times then.
+	presenceFlushTimeout = 10 * time.Second
+	// DefaultPresenceInterval is how often the last-seen times of connected
+	// nodes are written.
+	DefaultPresenceInterval = presence.DefaultInterval
 
 	// Pairing limits (package gateway/pairingsvc/limit says why these).
 	DefaultPairingBurst       = limit.DefaultBurst
@@ -113,6 +119,12 @@ type Config struct {
 	// older ones. Zero means DefaultAuditRetention; less than
 	// MinAuditRetention is refused.
 	AuditRetention time.Duration
+	// PresenceInterval is how often the last-seen times of connected nodes
+	// are written to the store, all in one transaction (renewals only
+	// touch memory); a node going away is written at once, and a clean
+	// stop writes the rest, but a crash loses up to this much of them.
+	// Zero means DefaultPresenceInterval.
+	PresenceInterval time.Duration
 
 	// Connection limits (limits.go has the defaults, README.md's "Security
 	// limits" the reasons). HandshakeTimeout bounds a TCP connection's TLS
@@ -182,8 +194,10 @@ type Gateway struct {
 	metrics  *gatewayMetrics
 	// audit writes the audit rows of the paths that must not wait for the
 	// disk: pairing refusals, refused node handshakes, direct calls.
-	audit  *auditlog.Writer
-	limits limits
+	audit *auditlog.Writer
+	// presence holds the last-seen times not yet written.
+	presence *presence.Tracker
+	limits   limits
 	// unauthenticated counts the TCP connections without a verified
 	// device certificate, for the caps.
 	unauthenticated *connlimit.Limiter
@@ -297,6 +311,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 			pairingRuns:      func() float64 { return float64(g.pairing.RunsInProgress()) },
 			pairingAddresses: func() float64 { return float64(g.pairing.TrackedAddresses()) },
 			pairingWaiting:   func() float64 { return float64(g.pairing.DevicesWaiting()) },
+			storeCommits:     func() float64 { return float64(g.store.Commits()) },
 		})
 	}
 	if g.audit, err = auditlog.New(auditlog.Config{
@@ -304,6 +319,13 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		Now:      cfg.Now,
 		Logger:   cfg.Logger.With("component", "audit"),
 		Overflow: g.metrics.auditOverflow,
+	}); err != nil {
+		return nil, err
+	}
+	if g.presence, err = presence.New(presence.Config{
+		Store:    g.store,
+		Interval: cfg.PresenceInterval,
+		Logger:   cfg.Logger.With("component", "presence"),
 	}); err != nil {
 		return nil, err
 	}
@@ -363,7 +385,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	if g.admin, err = admin.New(admin.Config{
-		Store:       g.store,
+		Store:       freshStore{g.store, g.presence},
 		Sessions:    g.runtime,
 		Nodes:       g.dispatch,
 		Events:      g.events,
@@ -508,7 +530,10 @@ func (g *Gateway) serverLeaf() []byte {
 }
 
 // authenticate maps a client chain to a device: signed by our CA, valid now,
-// and neither revoked nor removed.
+// and neither revoked nor removed. When the chain is good but the store
+// cannot say whether the device is paired, the error is a
+// *carrier.BusyError: the node is asked to come back, not told its
+// certificate is bad.
 func (g *Gateway) authenticate(rawCerts [][]byte) (identity.DeviceID, error) {
 	id, err := identity.VerifyDeviceCertificate(g.ca.Certificate(), rawCerts, g.cfg.Now())
 	if err != nil {
@@ -520,13 +545,17 @@ func (g *Gateway) authenticate(rawCerts [][]byte) (identity.DeviceID, error) {
 	// is revoked. A removed device has no row but stays revoked.
 	dev, err := g.store.GetDevice(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		if revoked, rerr := g.store.IsRevoked(ctx, id); rerr == nil && revoked {
+		revoked, rerr := g.store.IsRevoked(ctx, id)
+		switch {
+		case rerr != nil:
+			return id, carrier.Busy(fmt.Errorf("checking device %s: %w", id, rerr))
+		case revoked:
 			return id, identity.ErrRevoked
 		}
 		return id, fmt.Errorf("device %s is not paired with this gateway", id)
 	}
 	if err != nil {
-		return id, fmt.Errorf("checking device %s: %w", id, err)
+		return id, carrier.Busy(fmt.Errorf("checking device %s: %w", id, err))
 	}
 	if !dev.RevokedAt.IsZero() {
 		return id, identity.ErrRevoked
@@ -546,6 +575,7 @@ func (g *Gateway) sessionRefused(remote net.Addr, err error) {
 func (g *Gateway) Run(ctx context.Context) error {
 	defer g.closeAll()
 	defer g.flushAudit()
+	defer g.flushPresence()
 	eg, ctx := errgroup.WithContext(ctx)
 	// Metrics first: if their address is taken, nothing has started yet.
 	if g.metrics != nil {
@@ -603,6 +633,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	eg.Go(func() error { return g.nodes.Serve(ctx, g.udp) })
 	eg.Go(func() error { return g.sweep(ctx) })
 	eg.Go(func() error { return g.audit.Run(ctx) })
+	eg.Go(func() error { return g.presence.Run(ctx) })
 	// Every listener was bound in New, so connections made from here on
 	// are served.
 	if g.cfg.Serving != nil {
@@ -660,6 +691,34 @@ func (g *Gateway) flushAudit() {
 	if err := g.audit.Flush(ctx); err != nil {
 		g.cfg.Logger.Error("writing the last audit rows", "err", err)
 	}
+}
+
+// flushPresence writes the last-seen times still in memory once every
+// session has ended (each one's end noted by NodeGone), so a clean stop
+// leaves the store with every node's final last-seen time.
+func (g *Gateway) flushPresence() {
+	ctx, cancel := context.WithTimeout(context.Background(), presenceFlushTimeout)
+	defer cancel()
+	if err := g.presence.Flush(ctx); err != nil {
+		g.cfg.Logger.Error("writing the last node presence", "err", err)
+	}
+}
+
+// freshStore is the store as the admin API reads it: node listings carry
+// the last-seen times the presence tracker has not written yet.
+type freshStore struct {
+	*store.Store
+	presence *presence.Tracker
+}
+
+func (s freshStore) ListNodes(ctx context.Context) ([]store.Node, error) {
+	nodes, err := s.Store.ListNodes(ctx)
+	for i, n := range nodes {
+		if at, ok := s.presence.LastSeen(n.DeviceID); ok && at.After(n.LastSeen) {
+			nodes[i].LastSeen = at
+		}
+	}
+	return nodes, err
 }
 
 // sweep expires stale codes and requests, so listings stay true even when

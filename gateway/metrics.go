@@ -101,6 +101,8 @@ type gauges struct {
 	pairingAddresses func() float64
 	// pairingWaiting is palyra_pairing_devices_waiting.
 	pairingWaiting func() float64
+	// storeCommits is palyra_store_commits_total.
+	storeCommits func() float64
 }
 
 // newGatewayMetrics registers the gateway's metrics in a new registry.
@@ -140,6 +142,9 @@ func newGatewayMetrics(g gauges) *gatewayMetrics {
 	r.GaugeFunc("palyra_pairing_runs_in_progress", "Pairing service calls admitted and not yet past their exchange (requests waiting for approval do not count).", g.pairingRuns)
 	r.GaugeFunc("palyra_pairing_tracked_addresses", "Source addresses the pairing limits keep a bucket for (bounded).", g.pairingAddresses)
 	r.GaugeFunc("palyra_pairing_devices_waiting", "Devices connected and waiting for a decision on their pairing request.", g.pairingWaiting)
+	r.CounterFunc("palyra_store_commits_total",
+		"Write transactions the store committed, each one sync to disk (audit rows and last-seen times are batched, many to a commit).",
+		g.storeCommits)
 	r.Append(standardMetrics())
 	r.Gauge("palyra_build_info", "Always 1; the version label names the gateway's build.", "version").
 		With(version.Version).Set(1)

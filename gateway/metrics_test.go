@@ -21,6 +21,7 @@ func TestGatewayMetrics(t *testing.T) {
 		pairingRuns:      func() float64 { return 4 },
 		pairingAddresses: func() float64 { return 7 },
 		pairingWaiting:   func() float64 { return 2 },
+		storeCommits:     func() float64 { return 12 },
 	})
 	m.invocationDone(transportQUIC, outcomeOK, 3*time.Millisecond)
 	m.invocationDone(transportGRPC, "offline", 50*time.Microsecond)
@@ -69,6 +70,7 @@ func TestGatewayMetrics(t *testing.T) {
 		"# TYPE palyra_pairing_runs_in_progress gauge\npalyra_pairing_runs_in_progress 4\n",
 		"palyra_pairing_tracked_addresses 7\n",
 		"palyra_pairing_devices_waiting 2\n",
+		"# TYPE palyra_store_commits_total counter\npalyra_store_commits_total 12\n",
 		"palyra_build_info{version=\"" + version.Version + "\"} 1\n",
 		"palyra_tcp_connections_refused_total{cap=\"per_source\"} 2\n",
 		"palyra_tcp_connections_refused_total{cap=\"total\"} 0\n",

@@ -28,53 +28,6 @@ type nodeRuntime struct {
 	// events holds each device's budget of events, so a node cannot flood
 	// the event log and its watchers.
 	events eventBudgets
-	// presence is when each connected node's last-seen time was written.
-	presence presenceWrites
-}
-
-// presenceInterval is the least time between two writes of a connected
-// node's last-seen time. A node renews its lease every third of the lease
-// (10 s by default), so every renewal of a well-behaved node is written;
-// one that renews in a loop cannot turn that into a store write each time.
-const presenceInterval = 5 * time.Second
-
-// presenceWrites remembers when each connected device's last-seen time was
-// last written.
-type presenceWrites struct {
-	mu      sync.Mutex
-	written map[identity.DeviceID]time.Time
-}
-
-// due reports whether a renewal at at should be written, and if so counts
-// it as written.
-func (p *presenceWrites) due(id identity.DeviceID, at time.Time) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if last, ok := p.written[id]; ok && at.Sub(last) < presenceInterval {
-		return false
-	}
-	p.wrote(id, at)
-	return true
-}
-
-// wrote notes a write at at; p.mu is held.
-func (p *presenceWrites) wrote(id identity.DeviceID, at time.Time) {
-	if p.written == nil {
-		p.written = make(map[identity.DeviceID]time.Time)
-	}
-	p.written[id] = at
-}
-
-func (p *presenceWrites) registered(id identity.DeviceID, at time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.wrote(id, at)
-}
-
-func (p *presenceWrites) forget(id identity.DeviceID) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.written, id)
 }
 
 var _ carrier.Runtime = (*nodeRuntime)(nil)
@@ -87,23 +40,26 @@ func (r *nodeRuntime) NodeRegistered(ctx context.Context, s carrier.SessionInfo)
 		Version:  s.Version,
 		LastSeen: s.ConnectedAt,
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrDeviceRevoked):
 		return fmt.Errorf("recording node %s: %w", s.DeviceID, err)
+	case err != nil:
+		// The store failed, not the device: it is asked to come back.
+		return carrier.Busy(fmt.Errorf("recording node %s: %w", s.DeviceID, err))
 	}
-	r.presence.registered(s.DeviceID, s.ConnectedAt)
 	return nil
 }
 
+// NodeRenewed notes the renewal in memory only: the lease is granted
+// without waiting for the disk, and the presence tracker writes last-seen
+// times in batches.
 func (r *nodeRuntime) NodeRenewed(id identity.DeviceID, at time.Time) {
-	if r.presence.due(id, at) {
-		r.writeLastSeen(id, at)
-	}
+	r.g.presence.Seen(id, at)
 }
 
 func (r *nodeRuntime) NodeGone(s carrier.SessionInfo, at time.Time, reason string) {
 	r.g.dispatch.Detach(s.DeviceID, r.carrier(s.Transport), reason)
-	r.presence.forget(s.DeviceID)
-	r.writeLastSeen(s.DeviceID, at)
+	r.g.presence.Gone(s.DeviceID, at)
 }
 
 // carrier is the carrier that reaches sessions of transport.
@@ -112,14 +68,6 @@ func (r *nodeRuntime) carrier(transport string) dispatch.Carrier {
 		return r.g.grpcNodes
 	}
 	return r.g.nodes
-}
-
-func (r *nodeRuntime) writeLastSeen(id identity.DeviceID, at time.Time) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := r.g.store.TouchNode(ctx, id, at); err != nil && !errors.Is(err, store.ErrNotFound) {
-		r.g.cfg.Logger.Error("recording node presence", "device", id, "err", err)
-	}
 }
 
 func (r *nodeRuntime) NodeReady(s carrier.SessionInfo) {

@@ -568,22 +568,35 @@ func (a *Agent) Run(ctx context.Context) error {
 		if !upAt.IsZero() {
 			backoff.SessionEnded(a.cfg.Now().Sub(upAt))
 		}
-		wait := backoff.Next()
-		if upAt.IsZero() {
-			// The backoff runs from the failed attempt's start: an
-			// attempt that timed out has waited already, and a path
-			// that comes back is found by the next attempt, not after
-			// the timeout and a backoff on top. A refused attempt fails
-			// at once and waits the whole backoff.
-			wait = max(0, wait-time.Since(attemptStart))
+		lastError := ""
+		if err != nil {
+			lastError = err.Error()
+		}
+		var wait time.Duration
+		if busyWait, busy := carrier.RetryAfter(err); busy {
+			// The gateway answered and named the wait (its store
+			// failed); the backoff is for gateways that do not answer.
+			wait = busyWait
+			lastError = fmt.Sprintf("gateway busy, retrying in %d s", int((wait+time.Second/2)/time.Second))
+			a.cfg.Logger.Warn(lastError, "err", err)
+		} else {
+			wait = backoff.Next()
+			if upAt.IsZero() {
+				// The backoff runs from the failed attempt's start: an
+				// attempt that timed out has waited already, and a path
+				// that comes back is found by the next attempt, not
+				// after the timeout and a backoff on top. A refused
+				// attempt fails at once and waits the whole backoff.
+				wait = max(0, wait-time.Since(attemptStart))
+			}
+			a.cfg.Logger.Info("gateway connection lost", "err", err, "retry_in", wait)
 		}
 		retry := a.cfg.Now().Add(wait)
-		a.cfg.Logger.Info("gateway connection lost", "err", err, "retry_in", wait)
 		a.update(func(s *Status) {
 			s.State, s.RetryAt, s.ConnectedSince = StateOffline, retry, time.Time{}
 			s.Transport, s.FallbackReason, s.FallbackError = "", "", ""
-			if err != nil {
-				s.LastError = err.Error()
+			if lastError != "" {
+				s.LastError = lastError
 			}
 		})
 		timer := time.NewTimer(wait)

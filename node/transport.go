@@ -77,7 +77,10 @@ type attempt struct {
 // other connect anyway, the later of the two is kept: registering replaced
 // the earlier one at the gateway, which closed it. The gateway's verdict
 // on this device (carrier.IsVerdict) from either attempt ends the race with
-// that verdict. race returns once both attempts are over.
+// that verdict, and so does a busy gateway's answer (carrier.ErrGatewayBusy):
+// the gateway was reached and asked for a wait, so gRPC is not tried for
+// it, and the agent comes back on QUIC after the wait. race returns once
+// both attempts are over.
 func (c carriers) race(ctx context.Context, cfg carrier.Config, log *slog.Logger) (dialed, error) {
 	quicCtx, cancelQUIC := context.WithCancel(ctx)
 	defer cancelQUIC()
@@ -129,7 +132,7 @@ func (c carriers) race(ctx context.Context, cfg carrier.Config, log *slog.Logger
 				headC = nil // no gRPC attempt if QUIC won in its head start
 				cancelQUIC()
 				cancelGRPC()
-			case carrier.IsVerdict(r.err):
+			case carrier.EndsAttempt(r.err):
 				if verdict == nil {
 					verdict = r.err
 				}

@@ -168,6 +168,40 @@ func TestRaceVerdictEndsIt(t *testing.T) {
 	})
 }
 
+// A busy gateway reached over QUIC asked for a wait: the race ends with it
+// and does not fall back to gRPC, which reaches the same store, even when
+// the answer comes after the head start.
+func TestRaceBusyStaysOnQUIC(t *testing.T) {
+	busy := fmt.Errorf("registering: %w", carrier.Busy(4*time.Second, "gateway busy; retry in 4 s"))
+	t.Run("within the head start", func(t *testing.T) {
+		grpc := up(&fakeConn{})
+		_, err := runRace(t, fails(busy), grpc, never)
+		if wait, ok := carrier.RetryAfter(err); !ok || wait != 4*time.Second {
+			t.Fatalf("race error = %v, want the gateway's wait of 4 s", err)
+		}
+		if grpc.calls.Load() != 0 {
+			t.Error("gRPC was dialed for a busy gateway")
+		}
+	})
+	t.Run("after the head start", func(t *testing.T) {
+		release := make(chan struct{})
+		quic := &fakeDial{dial: func(context.Context) (carrier.Conn, error) { <-release; return nil, busy }}
+		grpc := hangs(nil)
+		grpc.dial = func(ctx context.Context) (carrier.Conn, error) {
+			close(release) // QUIC answers once gRPC is under way
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		_, err := runRace(t, quic, grpc, time.Millisecond)
+		if !errors.Is(err, carrier.ErrGatewayBusy) {
+			t.Fatalf("race error = %v, want the busy answer", err)
+		}
+		if grpc.cancelled.Load() != 1 {
+			t.Error("the gRPC attempt was not cancelled by the busy answer")
+		}
+	})
+}
+
 // A loser that registered anyway replaced the winner at the gateway: the
 // race keeps it and closes the winner.
 func TestRaceLoserConnectedAnyway(t *testing.T) {

@@ -244,3 +244,36 @@ func BenchmarkCount(b *testing.B) {
 		w.Count(e)
 	}
 }
+
+// Events wait for others up to EventDelay, but a batch of half the buffer
+// is written at once, so a burst never waits out the delay into folding.
+func TestHalfFullBatchWrittenAtOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *auditlog.Config) { c.EventDelay = time.Hour; c.MaxEvents = 64 })
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- f.w.Run(ctx) }()
+	before := f.store.Commits()
+	for i := range 32 {
+		f.w.Record(store.AuditEvent{Kind: store.AuditInvocationCompleted, RequestID: fmt.Sprint(i), Detail: "ok"})
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for len(f.rows(t)) < 32 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a half-full batch was not written within 20 s (%d rows)", len(f.rows(t)))
+		}
+		<-tick.C
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := f.store.Commits() - before; n < 1 || n > 2 {
+		t.Errorf("32 events took %d commits, want 1 (2 if the write began before the last)", n)
+	}
+	if got := f.overflowed(auditlog.OutcomeFolded) + f.overflowed(auditlog.OutcomeDropped); got != 0 {
+		t.Errorf("%d events folded or dropped", got)
+	}
+}

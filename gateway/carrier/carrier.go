@@ -105,6 +105,9 @@ const (
 	EndNotReading
 	// EndLost: sending to the node failed.
 	EndLost
+	// EndBusy: the registration could not be served now (ErrBusy); the
+	// node was told when to retry.
+	EndBusy
 )
 
 // End records how the gateway ended a session.

@@ -22,7 +22,9 @@
 //	PermissionDenied    "device revoked" (carrier.Registry.Disconnect adds its reason)
 //	Aborted             "replaced by a newer session"
 //	DeadlineExceeded    "lease expired"
-//	Unavailable         "gateway shutting down" (or "sending failed")
+//	Unavailable         "gateway shutting down" (or "sending failed"), or with a
+//	                    RetryInfo detail "gateway busy; retry in N s": the store
+//	                    failed while checking or registering the node
 //	InvalidArgument     the node broke the protocol
 //	ResourceExhausted   "the node is not reading its stream"
 //	Unauthenticated     no or a bad device certificate
@@ -45,12 +47,14 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/identity"
@@ -212,7 +216,9 @@ func (s *Server) authenticate(ctx context.Context) (peerDevice, error) {
 	id, err := s.reg.Authenticate(raw)
 	if err != nil {
 		s.log.Info("node RPC refused", "remote", p.Addr.String(), "err", err)
-		s.reg.Refuse(p.Addr, err)
+		if !errors.Is(err, carrier.ErrBusy) { // a store failure, not a refused certificate
+			s.reg.Refuse(p.Addr, err)
+		}
 		return peerDevice{}, authStatus(err)
 	}
 	return peerDevice{
@@ -225,10 +231,25 @@ func (s *Server) authenticate(ctx context.Context) (peerDevice, error) {
 
 // authStatus turns an Authenticate error into the status the node sees.
 func authStatus(err error) error {
-	if errors.Is(err, identity.ErrRevoked) {
+	var busy *carrier.BusyError
+	switch {
+	case errors.Is(err, identity.ErrRevoked):
 		return status.Error(codes.PermissionDenied, revokedMessage)
+	case errors.As(err, &busy):
+		return busyStatus(busy)
 	}
 	return status.Errorf(codes.Unauthenticated, "device certificate refused: %v", err)
+}
+
+// busyStatus is what a node hears when the store failed while serving it:
+// Unavailable with the wait in a RetryInfo detail (the store's error stays
+// in the gateway's log).
+func busyStatus(b *carrier.BusyError) error {
+	st := status.Newf(codes.Unavailable, "gateway busy; retry in %d s", int(b.RetryAfter/time.Second))
+	if withRetry, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(b.RetryAfter)}); err == nil {
+		st = withRetry
+	}
+	return st.Err()
 }
 
 // registerNode records a registration for the device's next StreamEvents.
@@ -264,8 +285,12 @@ func (s *Server) registerNode(ctx context.Context, reg *nodev1.RegisterNode) (*n
 		return nil, status.Error(codes.Unavailable, shutdownMessage)
 	case err != nil:
 		s.log.Info("node registration refused", "device", pd.id, "err", err)
-		if errors.Is(err, identity.ErrRevoked) {
+		var busy *carrier.BusyError
+		switch {
+		case errors.Is(err, identity.ErrRevoked):
 			return nil, status.Error(codes.PermissionDenied, revokedMessage)
+		case errors.As(err, &busy):
+			return nil, busyStatus(busy)
 		}
 		return nil, status.Error(codes.FailedPrecondition, "registration refused")
 	}

@@ -313,6 +313,27 @@ func TestRevoked(t *testing.T) {
 	})
 }
 
+// A store that fails while an RPC's certificate is checked is answered
+// Unavailable with the wait, which the node reads as a busy gateway, not
+// as a refused certificate; it connects once the store answers.
+func TestStoreFailureAtAuthenticationIsBusy(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, time.Second)
+	f.Devices.Fail(errors.New("database is locked"))
+	d := testpki.NewDevice(t, f.CA)
+	_, err := nodegrpc.Dial(t.Context(), f.sessionConfig(d))
+	if wait, ok := nodecarrier.RetryAfter(err); !ok || wait < carrier.BusyRetryMin || wait > carrier.BusyRetryMax ||
+		errors.Is(err, nodecarrier.ErrCertificateRefused) {
+		t.Fatalf("Dial = %v, want the gateway busy with a wait of 2–10 s", err)
+	}
+	f.Devices.Fail(nil)
+	conn, err := nodegrpc.Dial(t.Context(), f.sessionConfig(d))
+	if err != nil {
+		t.Fatalf("Dial once the store answers: %v", err)
+	}
+	conn.Close()
+}
+
 func TestRegistryRefuses(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -323,6 +344,9 @@ func TestRegistryRefuses(t *testing.T) {
 	}{
 		{"unknown device", errors.New("unknown device"), codes.FailedPrecondition, nodecarrier.ErrRegistrationRefused},
 		{"revoked", fmt.Errorf("device x: %w", identity.ErrRevoked), codes.PermissionDenied, nodecarrier.ErrRevoked},
+		// The store failed: the node is asked to come back, its
+		// certificate is not in question.
+		{"store failed", carrier.Busy(errors.New("database is locked")), codes.Unavailable, nodecarrier.ErrGatewayBusy},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,6 +20,9 @@
 //	CodeShutdown      "gateway shutting down"
 //	CodeProtocol      the node broke the protocol, or closed its control stream
 //	CodeRefused       "registration refused"
+//	CodeBusy          the store failed while checking or registering the
+//	                  node: an Error frame (CODE_BUSY) says when to retry,
+//	                  and the gateway waits for the node to close first
 //
 // Before any of that, Config.Limits bound the handshakes in progress (the
 // memory the gateway spends on clients it does not know yet): a cap, a
@@ -78,6 +81,7 @@ const (
 	CodeProtocol     quic.ApplicationErrorCode = wire.CodeProtocol
 	CodeRefused      quic.ApplicationErrorCode = wire.CodeRefused
 	CodeInternal     quic.ApplicationErrorCode = wire.CodeInternal
+	CodeBusy         quic.ApplicationErrorCode = wire.CodeBusy
 )
 
 // TLS alerts the handshake is refused with when Authenticate fails, so that
@@ -225,10 +229,18 @@ func NewServer(cfg Config) (*Server, error) {
 }
 
 // verifyPeer runs Authenticate during the handshake of a client at remote;
-// its error carries the TLS alert the client will see.
+// its error carries the TLS alert the client will see. A chain that is
+// good but could not be checked against the store (carrier.ErrBusy) is let
+// through the handshake: a TLS alert would tell the node its certificate
+// is bad. Its session is refused after it, on the control stream, with
+// the wait (runSession), unless the store answers by then.
 func (s *Server) verifyPeer(remote net.Addr, rawCerts [][]byte) error {
 	_, err := s.reg.Authenticate(rawCerts)
 	if err == nil {
+		return nil
+	}
+	if errors.Is(err, carrier.ErrBusy) {
+		s.log.Warn("could not check a node's certificate against the store; it will be asked to retry", "remote", remote, "err", err)
 		return nil
 	}
 	s.log.Info("node handshake refused", "remote", remote, "err", err)
@@ -353,6 +365,8 @@ func codeFor(k carrier.EndKind) quic.ApplicationErrorCode {
 		return CodeProtocol
 	case carrier.EndRefused:
 		return CodeRefused
+	case carrier.EndBusy:
+		return CodeBusy
 	default:
 		return CodeInternal
 	}

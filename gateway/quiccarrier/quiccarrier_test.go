@@ -295,6 +295,42 @@ func TestHandshakeRefusals(t *testing.T) {
 	testwait.None(t, f.Runtime.Registered, "NodeRegistered")
 }
 
+// A store that fails while a node's certificate is checked (at the
+// handshake, and again at registration) or while it registers is answered
+// "gateway busy" with the wait, never as a certificate problem, and the
+// node registers once the store answers.
+func TestStoreFailureIsBusy(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, time.Second)
+	d := testpki.NewDevice(t, f.CA)
+	wantBusy := func(t *testing.T, err error) {
+		t.Helper()
+		wait, ok := nodecarrier.RetryAfter(err)
+		if !ok || wait < carrier.BusyRetryMin || wait > carrier.BusyRetryMax {
+			t.Fatalf("Run = %v, want the gateway busy with a wait of 2–10 s", err)
+		}
+		if errors.Is(err, nodecarrier.ErrCertificateRefused) || nodecarrier.IsVerdict(err) {
+			t.Fatalf("Run = %v: a store failure taken as the gateway's verdict", err)
+		}
+	}
+	t.Run("checking the certificate", func(t *testing.T) {
+		f.Devices.Fail(errors.New("database is locked"))
+		defer f.Devices.Fail(nil)
+		wantBusy(t, nodequic.Run(t.Context(), f.sessionConfig(d), func(*nodev1.Welcome) { t.Error("came up") }))
+	})
+	t.Run("registering", func(t *testing.T) {
+		busy := error(carrier.Busy(errors.New("unable to open database file")))
+		f.Runtime.Refuse.Store(&busy)
+		defer f.Runtime.Refuse.Store(nil)
+		wantBusy(t, nodequic.Run(t.Context(), f.sessionConfig(d), func(*nodev1.Welcome) { t.Error("came up") }))
+	})
+	testwait.None(t, f.Runtime.Registered, "NodeRegistered")
+	stop, up, _ := f.runNode(t, f.sessionConfig(d))
+	defer stop()
+	testwait.Recv(t, up, waitTimeout, "the welcome once the store answers")
+	testwait.Recv(t, f.Runtime.Registered, waitTimeout, "NodeRegistered")
+}
+
 func TestGatewayFromAnotherCA(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)

@@ -41,7 +41,10 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 		raw[i] = c.Raw
 	}
 	id, err := s.reg.Authenticate(raw)
-	if err != nil || len(state.PeerCertificates) == 0 {
+	// A busy store let the handshake through (verifyPeer); Attach
+	// authenticates again and the node hears when to retry. The chain was
+	// verified, so id is the certificate's.
+	if (err != nil && !errors.Is(err, carrier.ErrBusy)) || len(state.PeerCertificates) == 0 {
 		// The handshake verified it; it was revoked since.
 		code := CodeProtocol
 		if errors.Is(err, identity.ErrRevoked) {
@@ -135,6 +138,10 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 		if errors.Is(err, carrier.ErrEnded) {
 			return err
 		}
+		var busy *carrier.BusyError
+		if errors.As(err, &busy) {
+			return c.busy(ctx, busy)
+		}
 		kind, ecode := carrier.EndRefused, nodev1.Error_CODE_UNKNOWN_DEVICE
 		if errors.Is(err, identity.ErrRevoked) {
 			kind, ecode = carrier.EndRevoked, nodev1.Error_CODE_REVOKED
@@ -176,6 +183,33 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 			return err
 		}
 	}
+}
+
+// busyLinger bounds how long the gateway waits for a node it told to retry
+// to close the connection itself: closing first could lose the Error frame
+// that says when.
+const busyLinger = 2 * time.Second
+
+// busy answers a registration the store could not serve: an Error frame
+// with the wait, then the close once the node has read it and gone (or
+// after busyLinger).
+func (c *controlStream) busy(ctx context.Context, b *carrier.BusyError) error {
+	secs := int(b.RetryAfter / time.Second)
+	c.ss.srv.log.Warn("node registration deferred: the store failed; asked to retry", "device", c.ss.ID, "retry_in_s", secs, "err", b.Err)
+	msg := fmt.Sprintf("gateway busy; retry in %d s", secs)
+	f := errorFrame(nodev1.Error_CODE_BUSY, msg)
+	f.GetError().RetryAfterMs = b.RetryAfter.Milliseconds()
+	if err := c.write(f); err == nil {
+		t := time.NewTimer(busyLinger)
+		select {
+		case <-c.ss.conn.Context().Done():
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	c.ss.close(carrier.EndBusy, msg)
+	return fmt.Errorf("registering node: %w", b)
 }
 
 // renewCertificate answers a RenewCertificate frame.

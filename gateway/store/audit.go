@@ -133,7 +133,7 @@ func (s *Store) ListAudit(ctx context.Context, limit int) ([]AuditEvent, error) 
 	if limit <= 0 {
 		limit = -1
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id, at, kind, device_id, request_id, detail, source, count, aggregated
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, at, kind, device_id, request_id, detail, source, count, aggregated
 		FROM audit_log ORDER BY id DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("listing audit log: %w", err)

@@ -12,7 +12,7 @@ import (
 // LoadCA returns the gateway CA's certificate and key in PEM, or ErrNotFound
 // when none has been saved yet. keyPEM is secret.
 func (s *Store) LoadCA(ctx context.Context) (certPEM, keyPEM []byte, err error) {
-	err = s.db.QueryRowContext(ctx, `SELECT cert_pem, key_pem FROM ca WHERE id = 1`).Scan(&certPEM, &keyPEM)
+	err = s.rdb.QueryRowContext(ctx, `SELECT cert_pem, key_pem FROM ca WHERE id = 1`).Scan(&certPEM, &keyPEM)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, fmt.Errorf("loading gateway CA: %w", ErrNotFound)
 	}

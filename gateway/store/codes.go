@@ -108,7 +108,7 @@ func (s *Store) CreateCode(ctx context.Context, c Code) (Code, error) {
 // GetCode returns the code with the given ID (secrets included while it is
 // open), or ErrNotFound.
 func (s *Store) GetCode(ctx context.Context, id int64) (Code, error) {
-	c, err := scanCode(s.db.QueryRowContext(ctx, `SELECT `+codeColumns+` FROM pairing_codes WHERE id = ?`, id))
+	c, err := scanCode(s.rdb.QueryRowContext(ctx, `SELECT `+codeColumns+` FROM pairing_codes WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		err = ErrNotFound
 	}

@@ -60,7 +60,7 @@ func getDeviceTx(ctx context.Context, q querier, id identity.DeviceID) (Device, 
 
 // GetDevice returns the device with id, or ErrNotFound.
 func (s *Store) GetDevice(ctx context.Context, id identity.DeviceID) (Device, error) {
-	d, err := getDeviceTx(ctx, s.db, id)
+	d, err := getDeviceTx(ctx, s.rdb, id)
 	if err != nil {
 		return Device{}, fmt.Errorf("reading device %s: %w", id, err)
 	}
@@ -69,7 +69,7 @@ func (s *Store) GetDevice(ctx context.Context, id identity.DeviceID) (Device, er
 
 // ListDevices returns all devices (revoked ones included), in pairing order.
 func (s *Store) ListDevices(ctx context.Context) ([]Device, error) {
-	rows, err := s.db.QueryContext(ctx, deviceSelect+` ORDER BY d.paired_at, d.id`)
+	rows, err := s.rdb.QueryContext(ctx, deviceSelect+` ORDER BY d.paired_at, d.id`)
 	if err != nil {
 		return nil, fmt.Errorf("listing devices: %w", err)
 	}
@@ -218,7 +218,7 @@ func isRevokedTx(ctx context.Context, q querier, id identity.DeviceID) (bool, er
 
 // IsRevoked reports whether id is revoked (removed devices stay revoked).
 func (s *Store) IsRevoked(ctx context.Context, id identity.DeviceID) (bool, error) {
-	revoked, err := isRevokedTx(ctx, s.db, id)
+	revoked, err := isRevokedTx(ctx, s.rdb, id)
 	if err != nil {
 		return false, fmt.Errorf("checking revocation of device %s: %w", id, err)
 	}
@@ -227,7 +227,7 @@ func (s *Store) IsRevoked(ctx context.Context, id identity.DeviceID) (bool, erro
 
 // RevokedDevices returns every revoked device ID, for an in-memory index.
 func (s *Store) RevokedDevices(ctx context.Context) ([]identity.DeviceID, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT device_id FROM revocations ORDER BY revoked_at, device_id`)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT device_id FROM revocations ORDER BY revoked_at, device_id`)
 	if err != nil {
 		return nil, fmt.Errorf("listing revoked devices: %w", err)
 	}

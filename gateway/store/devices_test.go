@@ -152,3 +152,46 @@ func TestNodes(t *testing.T) {
 		t.Fatalf("ListNodes = %+v, want [%+v]", nodes, n)
 	}
 }
+
+// TouchNodes writes many last-seen times in one transaction, never moves
+// one back, and skips devices that never registered.
+func TestTouchNodes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := openTest(t)
+	a, _ := pairedDevice(t, s)
+	b, _ := pairedDevice(t, s)
+	stranger, _ := newDevice(t)
+	for _, d := range []Device{a, b} {
+		if err := s.UpsertNode(ctx, Node{DeviceID: d.ID, Name: d.ID.Short(), LastSeen: t0.Add(time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := s.Commits()
+	err := s.TouchNodes(ctx, map[identity.DeviceID]time.Time{
+		a.ID:     t0.Add(2 * time.Minute),
+		b.ID:     t0, // older than its registration: kept at the registration's
+		stranger: t0.Add(3 * time.Minute),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Commits() - before; n != 1 {
+		t.Errorf("TouchNodes of 3 nodes took %d commits, want 1", n)
+	}
+	if err := s.TouchNodes(ctx, nil); err != nil || s.Commits()-before != 1 {
+		t.Errorf("TouchNodes of none: err %v, %d commits in all, want none more", err, s.Commits()-before)
+	}
+	nodes, err := s.ListNodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[identity.DeviceID]time.Time{}
+	for _, n := range nodes {
+		got[n.DeviceID] = n.LastSeen
+	}
+	want := map[identity.DeviceID]time.Time{a.ID: t0.Add(2 * time.Minute), b.ID: t0.Add(time.Minute)}
+	if len(got) != len(want) || !got[a.ID].Equal(want[a.ID]) || !got[b.ID].Equal(want[b.ID]) {
+		t.Fatalf("last seen %v, want %v", got, want)
+	}
+}

@@ -171,7 +171,7 @@ func (s *Store) QueueInvocation(ctx context.Context, inv Invocation) error {
 // at most MaxPendingInvocations. It changes nothing; expiry is left to
 // ExpireInvocations.
 func (s *Store) PendingInvocations(ctx context.Context, id identity.DeviceID, now time.Time) ([]Invocation, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+invocationColumns+` FROM invocations
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+invocationColumns+` FROM invocations
 		WHERE device_id = ? AND state IN ('queued', 'delivered') AND expires_at > ?
 		ORDER BY created_at, request_id LIMIT ?`, dbDeviceID(id), now.UnixNano(), MaxPendingInvocations)
 	if err != nil {
@@ -271,7 +271,7 @@ func pendingInvocationTx(ctx context.Context, tx *sql.Tx, requestID string, now 
 // does not expire it; callers compare ExpiresAt themselves or call
 // ExpireInvocations.
 func (s *Store) GetInvocation(ctx context.Context, requestID string) (Invocation, error) {
-	inv, err := getInvocationTx(ctx, s.db, requestID)
+	inv, err := getInvocationTx(ctx, s.rdb, requestID)
 	if err != nil {
 		return Invocation{}, fmt.Errorf("reading invocation %s: %w", requestID, err)
 	}
@@ -400,7 +400,7 @@ func (s *Store) ListInvocations(ctx context.Context, f InvocationFilter) ([]Invo
 	}
 	query += ` ORDER BY created_at DESC, request_id DESC LIMIT ?`
 	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.rdb.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing invocations: %w", err)
 	}

@@ -64,9 +64,36 @@ func (s *Store) TouchNode(ctx context.Context, id identity.DeviceID, lastSeen ti
 	return nil
 }
 
+// TouchNodes records the last-seen times of many nodes in one transaction
+// (one sync to disk for them all). A time never moves a node's last-seen
+// back, so a batch that was late cannot undo a newer registration; nodes
+// that never registered are skipped.
+func (s *Store) TouchNodes(ctx context.Context, lastSeen map[identity.DeviceID]time.Time) error {
+	if len(lastSeen) == 0 {
+		return nil
+	}
+	err := s.update(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `UPDATE nodes SET last_seen = MAX(COALESCE(last_seen, 0), ?) WHERE device_id = ?`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for id, at := range lastSeen {
+			if _, err := stmt.ExecContext(ctx, dbTime(at), dbDeviceID(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recording the last-seen times of %d nodes: %w", len(lastSeen), err)
+	}
+	return nil
+}
+
 // ListNodes returns the nodes of existing devices, revoked ones included.
 func (s *Store) ListNodes(ctx context.Context) ([]Node, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT n.device_id, n.name, n.platform, n.version, n.last_seen
+	rows, err := s.rdb.QueryContext(ctx, `SELECT n.device_id, n.name, n.platform, n.version, n.last_seen
 		FROM nodes n JOIN devices d ON d.id = n.device_id ORDER BY n.name, n.device_id`)
 	if err != nil {
 		return nil, fmt.Errorf("listing nodes: %w", err)

@@ -45,10 +45,15 @@ func TestOpenFreshAndReopen(t *testing.T) {
 		}
 	}
 
-	// Every pooled connection must carry the pragmas: check several at once.
-	conns := make([]*sql.Conn, 3)
+	// Every pooled connection must carry the pragmas: check the writer and
+	// several readers at once. Only the readers are query_only.
+	conns := make([]*sql.Conn, 1+DefaultMaxReaders)
 	for i := range conns {
-		c, err := s.db.Conn(ctx)
+		db := s.rdb
+		if i == 0 {
+			db = s.db
+		}
+		c, err := db.Conn(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +62,13 @@ func TestOpenFreshAndReopen(t *testing.T) {
 	}
 	for i, c := range conns {
 		var mode string
-		var fk, syncMode, busy int
+		var fk, syncMode, busy, readOnly int
+		if err := c.QueryRowContext(ctx, `PRAGMA query_only`).Scan(&readOnly); err != nil {
+			t.Fatal(err)
+		}
+		if want := boolInt(i > 0); readOnly != want {
+			t.Errorf("conn %d: query_only=%d, want %d", i, readOnly, want)
+		}
 		if err := c.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
 			t.Fatal(err)
 		}

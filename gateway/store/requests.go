@@ -191,7 +191,7 @@ func checkRequest(r Request, now time.Time) error {
 // GetRequest returns the request with id, or ErrNotFound. It does not
 // expire it; callers compare ExpiresAt themselves or call Sweep.
 func (s *Store) GetRequest(ctx context.Context, id string) (Request, error) {
-	r, err := getRequestTx(ctx, s.db, id)
+	r, err := getRequestTx(ctx, s.rdb, id)
 	if err != nil {
 		return Request{}, fmt.Errorf("reading pairing request %s: %w", id, err)
 	}

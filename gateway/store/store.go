@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -52,6 +53,13 @@ var (
 // write lock before failing.
 const DefaultBusyTimeout = 5 * time.Second
 
+// DefaultMaxReaders is how many connections read at once. SQLite in WAL
+// mode has one writer at a time and readers beside it; each connection
+// holds open files (the database and its WAL) and a page cache, so the
+// pool is bounded whatever the load: callers past the bound wait for a
+// connection (within their context), not for a new one.
+const DefaultMaxReaders = 4
+
 // Options configures Open.
 type Options struct {
 	// Now is the clock for the few records that carry no caller-given time
@@ -61,18 +69,31 @@ type Options struct {
 	// BusyTimeout bounds waiting for another process's lock; zero means
 	// DefaultBusyTimeout.
 	BusyTimeout time.Duration
+	// MaxReaders bounds the connections that only read; zero means
+	// DefaultMaxReaders.
+	MaxReaders int
 }
 
 // Store is the gateway's state. It is safe for concurrent use.
 type Store struct {
-	db  *sql.DB
+	// db is the one connection that writes (and runs migrations); every
+	// transaction begins IMMEDIATE on it.
+	db *sql.DB
+	// rdb holds the connections that only read (query_only).
+	rdb *sql.DB
 	now func() time.Time
 
 	// writeMu serializes this process's write transactions, so they queue
 	// here rather than in SQLite's busy handler. Other processes are
 	// handled by the busy timeout.
 	writeMu sync.Mutex
+	// commits counts the write transactions committed (Commits).
+	commits atomic.Uint64
 }
+
+// Commits is how many write transactions this Store has committed since
+// Open, each one sync to disk: for metrics, and for tests of batching.
+func (s *Store) Commits() uint64 { return s.commits.Load() }
 
 // Open opens (creating if needed) the database at path and brings its schema
 // up to date.
@@ -102,31 +123,47 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if busy <= 0 {
 		busy = DefaultBusyTimeout
 	}
-	// Pragmas in the DSN apply to every connection of the pool.
-	dsn := fmt.Sprintf("%s?_txlock=immediate&_busy_timeout=%d&_foreign_keys=on&_journal_mode=WAL&_synchronous=FULL",
-		abs, busy.Milliseconds())
-	db, err := sql.Open("sqlite", dsn)
+	readers := opts.MaxReaders
+	if readers <= 0 {
+		readers = DefaultMaxReaders
+	}
+	// Pragmas in the DSN apply to every connection of a pool.
+	common := fmt.Sprintf("%s?_busy_timeout=%d&_foreign_keys=on&_journal_mode=WAL&_synchronous=FULL", abs, busy.Milliseconds())
+	db, err := sql.Open("sqlite", common+"&_txlock=immediate")
 	if err != nil {
 		return nil, err
 	}
+	// One writer: this process's writes queue on writeMu anyway, and a
+	// second writing connection would only wait in SQLite's busy handler.
+	// It is kept open, so its files and cache are not made again for
+	// every write.
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	rdb, err := sql.Open("sqlite", common+"&_query_only=1")
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	rdb.SetMaxOpenConns(readers)
+	rdb.SetMaxIdleConns(readers)
 	now := opts.Now
 	if now == nil {
 		now = time.Now
 	}
-	s := &Store{db: db, now: now}
+	s := &Store{db: db, rdb: rdb, now: now}
 	if err := s.checkPragmas(ctx); err != nil {
-		db.Close()
+		s.closeDBs()
 		return nil, err
 	}
 	if err := s.migrate(ctx); err != nil {
-		db.Close()
+		s.closeDBs()
 		return nil, err
 	}
 	// SQLite gives the -wal and -shm files the database file's mode; check
 	// anyway, since they carry the same data.
 	for _, suffix := range []string{"-wal", "-shm"} {
 		if err := checkMode(abs + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
-			db.Close()
+			s.closeDBs()
 			return nil, err
 		}
 	}
@@ -135,10 +172,19 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 
 // Close closes the database.
 func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
+	if err := s.closeDBs(); err != nil {
 		return fmt.Errorf("closing gateway store: %w", err)
 	}
 	return nil
+}
+
+// closeDBs closes both pools, readers first.
+func (s *Store) closeDBs() error {
+	var err error
+	if s.rdb != nil {
+		err = s.rdb.Close()
+	}
+	return errors.Join(err, s.db.Close())
 }
 
 // prepareFile creates the database file with mode 0600, or checks that an
@@ -183,7 +229,21 @@ func checkMode(path string) error {
 // checkPragmas verifies that the connection settings took effect: a driver
 // that silently ignored them would lose durability or integrity.
 func (s *Store) checkPragmas(ctx context.Context) error {
-	conn, err := s.db.Conn(ctx)
+	if err := checkPragmasOf(ctx, s.db); err != nil {
+		return err
+	}
+	if err := checkPragmasOf(ctx, s.rdb); err != nil {
+		return fmt.Errorf("reading connection: %w", err)
+	}
+	var readOnly int
+	if err := s.rdb.QueryRowContext(ctx, "PRAGMA query_only").Scan(&readOnly); err != nil || readOnly != 1 {
+		return fmt.Errorf("sqlite settings not applied (query_only=%d on a reading connection): %v", readOnly, err)
+	}
+	return nil
+}
+
+func checkPragmasOf(ctx context.Context, db *sql.DB) error {
+	conn, err := db.Conn(ctx)
 	if err != nil {
 		return err
 	}
@@ -232,6 +292,7 @@ func (s *Store) update(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if cerr := tx.Commit(); cerr != nil {
 		return fmt.Errorf("committing: %w", cerr)
 	}
+	s.commits.Add(1)
 	if err != nil {
 		return keep.err
 	}

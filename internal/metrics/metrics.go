@@ -373,6 +373,8 @@ func (gv *GaugeVec) appendSamples(b []byte) []byte {
 	return b
 }
 
+// gaugeFunc is a series read from a function at each scrape: a gauge's,
+// or a counter's (CounterFunc).
 type gaugeFunc struct {
 	desc *desc
 	f    func() float64
@@ -385,6 +387,17 @@ func (r *Registry) GaugeFunc(name, help string, f func() float64) {
 		panic(fmt.Sprintf("metrics: %s: nil gauge function", name))
 	}
 	d := &desc{name: name, help: help, typ: "gauge"}
+	r.register(d, &gaugeFunc{desc: d, f: f})
+}
+
+// CounterFunc registers a counter whose value is f's answer at each
+// scrape, for a count kept elsewhere; f must never go down, must be safe
+// to call from any goroutine and should be quick.
+func (r *Registry) CounterFunc(name, help string, f func() float64) {
+	if f == nil {
+		panic(fmt.Sprintf("metrics: %s: nil counter function", name))
+	}
+	d := &desc{name: name, help: help, typ: "counter"}
 	r.register(d, &gaugeFunc{desc: d, f: f})
 }
 

@@ -31,6 +31,7 @@ func exampleRegistry() *Registry {
 	temp.Dec()
 	r.Gauge("app_help_escaping", "Line one\nback\\slash \"quoted\".")
 	r.GaugeFunc("app_up_seconds", "Seconds since start.", func() float64 { return 42 })
+	r.CounterFunc("app_commits_total", "Commits, counted elsewhere.", func() float64 { return 7 })
 	lat := r.Histogram("app_latency_seconds", "Latency.", []float64{0.25, 0.5, 1}, "path")
 	for _, v := range []float64{2, 0.25, 0.375, 0.125} {
 		lat.With("/a").Observe(v)
@@ -43,6 +44,9 @@ func exampleRegistry() *Registry {
 const exampleText = `# HELP app_bytes_total Bytes, in halves.
 # TYPE app_bytes_total counter
 app_bytes_total 1.5
+# HELP app_commits_total Commits, counted elsewhere.
+# TYPE app_commits_total counter
+app_commits_total 7
 # HELP app_help_escaping Line one\nback\\slash "quoted".
 # TYPE app_help_escaping gauge
 app_help_escaping 0
@@ -139,8 +143,8 @@ func TestOutputParses(t *testing.T) {
 		}
 		samples = append(samples, s)
 	}
-	if len(samples) != 21 {
-		t.Errorf("parsed %d samples, want 21", len(samples))
+	if len(samples) != 22 {
+		t.Errorf("parsed %d samples, want 22", len(samples))
 	}
 	var lastBucket float64
 	for _, s := range samples {
@@ -431,6 +435,7 @@ func TestRegistrationMistakesPanic(t *testing.T) {
 		"buckets decreasing":      func(r *Registry) { r.Histogram("a", "", []float64{2, 1}) },
 		"NaN bucket":              func(r *Registry) { r.Histogram("a", "", []float64{math.NaN()}) },
 		"nil gauge func":          func(r *Registry) { r.GaugeFunc("a", "", nil) },
+		"nil counter func":        func(r *Registry) { r.CounterFunc("a_total", "", nil) },
 		"too few label values":    func(r *Registry) { r.Counter("a", "", "x", "y").With("1") },
 		"too many label values":   func(r *Registry) { r.Gauge("a", "", "x").With("1", "2") },
 		"values without labels":   func(r *Registry) { r.Histogram("a", "", []float64{1}).With("1") },

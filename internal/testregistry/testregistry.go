@@ -233,10 +233,12 @@ func BenchInvoke(b *testing.B, invoke func(context.Context, identity.DeviceID, *
 }
 
 // Devices authenticates the devices of a test CA as a gateway does,
-// refusing those the test revoked.
+// refusing those the test revoked, and failing as a gateway whose store
+// fails does while the test says so (Fail).
 type Devices struct {
 	CA      *identity.CA
 	revoked sync.Map // identity.DeviceID -> bool
+	failing atomic.Pointer[error]
 }
 
 // Authenticate verifies a device's chain against the CA.
@@ -245,10 +247,23 @@ func (d *Devices) Authenticate(raw [][]byte) (identity.DeviceID, error) {
 	if err != nil {
 		return id, err
 	}
+	if err := d.failing.Load(); err != nil {
+		return id, carrier.Busy(fmt.Errorf("checking device %s: %w", id, *err))
+	}
 	if _, ok := d.revoked.Load(id); ok {
 		return id, fmt.Errorf("device %s: %w", id, identity.ErrRevoked)
 	}
 	return id, nil
+}
+
+// Fail makes Authenticate answer a good chain with err as the store's
+// failure (a *carrier.BusyError), until Fail(nil).
+func (d *Devices) Fail(err error) {
+	if err == nil {
+		d.failing.Store(nil)
+		return
+	}
+	d.failing.Store(&err)
 }
 
 // Revoke makes Authenticate refuse device id as revoked.

@@ -142,6 +142,10 @@ const (
 	CodeRefused = 0x105
 	// CodeInternal: the gateway failed.
 	CodeInternal = 0x106
+	// CodeBusy: the gateway could not serve the registration now (its store
+	// failed) and said when to retry, in an Error frame (CODE_BUSY) sent
+	// before the close.
+	CodeBusy = 0x107
 )
 
 // ALPN is the application protocol the node and the gateway negotiate on

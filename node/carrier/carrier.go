@@ -91,7 +91,8 @@ func (cfg *Config) Validate() error {
 // the TLS configuration for each (ClientTLS), until one connects. The
 // gateway's verdict on this device (see IsVerdict) stops at the address
 // that gave it; other failures try the next address, and are all returned
-// if none connects. carrier names the transport in messages.
+// if none connects. A busy gateway (ErrGatewayBusy) stops there too: its
+// other addresses share its store. carrier names the transport in messages.
 func DialEach[C any](ctx context.Context, cfg Config, carrier string, dial func(context.Context, Config, string, *tls.Config) (C, error)) (C, error) {
 	var none C
 	if err := cfg.Validate(); err != nil {
@@ -108,7 +109,7 @@ func DialEach[C any](ctx context.Context, cfg Config, carrier string, dial func(
 			return c, nil
 		}
 		err = fmt.Errorf("dialing gateway over %s at %s: %w", carrier, addr, err)
-		if ctx.Err() != nil || IsVerdict(err) {
+		if ctx.Err() != nil || EndsAttempt(err) {
 			return none, err
 		}
 		cfg.Logger.Info("gateway address failed", "address", addr, "transport", carrier, "err", err)

@@ -3,6 +3,7 @@ package carrier
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/palyra/palyra-go/identity"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
@@ -34,7 +35,57 @@ var (
 	// gateway will deliver it again on the next session, so the node may
 	// let it finish and keep its result.
 	ErrSessionEnded = errors.New("the session to the gateway ended")
+	// ErrGatewayBusy is what a *BusyError is: the gateway could not serve
+	// the registration now (its store failed) and asked the node to come
+	// back later. Nothing is wrong with the device or the network.
+	ErrGatewayBusy = errors.New("gateway busy")
 )
+
+// BusyError is a busy gateway's answer, with the wait it asked for.
+type BusyError struct {
+	RetryAfter time.Duration
+	// Message is the gateway's, e.g. "gateway busy; retry in 4 s".
+	Message string
+}
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("the gateway is busy and asked to be tried again in %s: %q", e.RetryAfter, e.Message)
+}
+
+// Is makes errors.Is(err, ErrGatewayBusy) hold.
+func (e *BusyError) Is(target error) bool { return target == ErrGatewayBusy }
+
+// maxBusyRetry bounds the wait a gateway may ask for, so that a broken or
+// hostile answer cannot park a node for good; minBusyRetry keeps a node
+// from retrying in a loop on an answer of zero.
+const (
+	minBusyRetry = time.Second
+	maxBusyRetry = 5 * time.Minute
+)
+
+// Busy is a busy gateway's answer asking for retryAfter, held within
+// sensible bounds.
+func Busy(retryAfter time.Duration, message string) *BusyError {
+	return &BusyError{RetryAfter: min(max(retryAfter, minBusyRetry), maxBusyRetry), Message: message}
+}
+
+// RetryAfter returns the wait a busy gateway asked for, if err is its
+// answer.
+func RetryAfter(err error) (time.Duration, bool) {
+	var b *BusyError
+	if errors.As(err, &b) {
+		return b.RetryAfter, true
+	}
+	return 0, false
+}
+
+// EndsAttempt reports whether err, from one address or carrier, says what
+// any other address or carrier of the same gateway would: its verdict on
+// this device, or that it is busy. Either way the node does not try the
+// others (a busy gateway's store is the same behind each of them).
+func EndsAttempt(err error) bool {
+	return IsVerdict(err) || errors.Is(err, ErrGatewayBusy)
+}
 
 // IsVerdict reports whether err is the gateway's verdict on this device
 // (revoked, certificate or registration refused), which another address or
@@ -52,6 +103,10 @@ func ErrorFrame(e *nodev1.Error) error {
 		sentinel = ErrRevoked
 	case nodev1.Error_CODE_UNKNOWN_DEVICE:
 		sentinel = ErrRegistrationRefused
+	case nodev1.Error_CODE_BUSY:
+		// Bounded before the multiplication, which could overflow.
+		ms := min(max(e.GetRetryAfterMs(), 0), maxBusyRetry.Milliseconds())
+		return Busy(time.Duration(ms)*time.Millisecond, e.GetMessage())
 	default:
 		sentinel = ErrProtocol
 	}

@@ -3,6 +3,7 @@ package grpccarrier
 import (
 	"fmt"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -41,6 +42,12 @@ func classify(err error, from rpc) error {
 	case codes.Unavailable:
 		if st.Message() == shutdownMessage {
 			sentinel = carrier.ErrGatewayShutdown
+		}
+		// The gateway's store failed: it says when to come back.
+		for _, d := range st.Details() {
+			if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay().IsValid() {
+				sentinel = carrier.Busy(ri.GetRetryDelay().AsDuration(), st.Message())
+			}
 		}
 	case codes.FailedPrecondition:
 		sentinel = carrier.ErrProtocol

@@ -4,12 +4,26 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/palyra/palyra-go/node/carrier"
 )
+
+// busyStatus is what a gateway whose store failed answers.
+func busyStatus(t *testing.T, wait time.Duration) error {
+	t.Helper()
+	st, err := status.New(codes.Unavailable, "gateway busy; retry in 4 s").
+		WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Err()
+}
 
 func TestClassify(t *testing.T) {
 	t.Parallel()
@@ -32,9 +46,11 @@ func TestClassify(t *testing.T) {
 		{"protocol", status.Error(codes.InvalidArgument, "empty frame"), rpcStream, carrier.ErrProtocol},
 		{"too large", status.Error(codes.ResourceExhausted, "message larger than max"), rpcStream, carrier.ErrProtocol},
 		{"not a status", io.EOF, rpcStream, nil},
+		{"busy at registration", busyStatus(t, 4*time.Second), rpcRegister, carrier.ErrGatewayBusy},
+		{"busy on the stream", busyStatus(t, 4*time.Second), rpcStream, carrier.ErrGatewayBusy},
 	}
 	sentinels := []error{carrier.ErrRevoked, carrier.ErrCertificateRefused, carrier.ErrRegistrationRefused,
-		carrier.ErrProtocol, carrier.ErrReplaced, carrier.ErrLeaseExpired, carrier.ErrGatewayShutdown}
+		carrier.ErrProtocol, carrier.ErrReplaced, carrier.ErrLeaseExpired, carrier.ErrGatewayShutdown, carrier.ErrGatewayBusy}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -51,5 +67,24 @@ func TestClassify(t *testing.T) {
 	}
 	if classify(nil, rpcStream) != nil {
 		t.Error("classify(nil) != nil")
+	}
+}
+
+// A busy gateway's wait reaches the agent, held within bounds: a zero or a
+// huge RetryInfo neither spins the node nor parks it for good.
+func TestClassifyBusyWait(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ asked, want time.Duration }{
+		{4 * time.Second, 4 * time.Second},
+		{0, time.Second},
+		{1000 * time.Hour, 5 * time.Minute},
+	} {
+		got, ok := carrier.RetryAfter(classify(busyStatus(t, tt.asked), rpcRegister))
+		if !ok || got != tt.want {
+			t.Errorf("asked to wait %v: RetryAfter = %v, %v; want %v", tt.asked, got, ok, tt.want)
+		}
+	}
+	if carrier.IsVerdict(classify(busyStatus(t, time.Second), rpcRegister)) {
+		t.Error("a busy gateway's answer is taken as its verdict on the device")
 	}
 }

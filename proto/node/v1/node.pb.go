@@ -194,6 +194,10 @@ const (
 	Error_CODE_WRONG_DEVICE Error_Code = 5
 	// A result for a request this device was not sent, or a second result.
 	Error_CODE_UNKNOWN_REQUEST Error_Code = 6
+	// The gateway cannot serve the registration now (its store failed or is
+	// overloaded): nothing is wrong with the device; retry after
+	// retry_after_ms, on the same carrier.
+	Error_CODE_BUSY Error_Code = 7
 )
 
 // Enum value maps for Error_Code.
@@ -206,6 +210,7 @@ var (
 		4: "CODE_INTERNAL",
 		5: "CODE_WRONG_DEVICE",
 		6: "CODE_UNKNOWN_REQUEST",
+		7: "CODE_BUSY",
 	}
 	Error_Code_value = map[string]int32{
 		"CODE_UNSPECIFIED":     0,
@@ -215,6 +220,7 @@ var (
 		"CODE_INTERNAL":        4,
 		"CODE_WRONG_DEVICE":    5,
 		"CODE_UNKNOWN_REQUEST": 6,
+		"CODE_BUSY":            7,
 	}
 )
 
@@ -1368,9 +1374,12 @@ func (x *CertificateRenewed) GetCertificate() []byte {
 
 // Error tells the peer why a stream or the session ends.
 type Error struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          Error_Code             `protobuf:"varint,1,opt,name=code,proto3,enum=palyra.node.v1.Error_Code" json:"code,omitempty"`
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Code    Error_Code             `protobuf:"varint,1,opt,name=code,proto3,enum=palyra.node.v1.Error_Code" json:"code,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// With CODE_BUSY: how long the node should wait before it tries again
+	// (the gateway adds jitter, so nodes refused together come back apart).
+	RetryAfterMs  int64 `protobuf:"varint,3,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1417,6 +1426,13 @@ func (x *Error) GetMessage() string {
 		return x.Message
 	}
 	return ""
+}
+
+func (x *Error) GetRetryAfterMs() int64 {
+	if x != nil {
+		return x.RetryAfterMs
+	}
+	return 0
 }
 
 var File_proto_node_v1_node_proto protoreflect.FileDescriptor
@@ -1526,10 +1542,11 @@ const file_proto_node_v1_node_proto_rawDesc = "" +
 	"\x10RenewCertificate\x12\x10\n" +
 	"\x03csr\x18\x01 \x01(\fR\x03csr\"6\n" +
 	"\x12CertificateRenewed\x12 \n" +
-	"\vcertificate\x18\x01 \x01(\fR\vcertificate\"\xf3\x01\n" +
+	"\vcertificate\x18\x01 \x01(\fR\vcertificate\"\xa8\x02\n" +
 	"\x05Error\x12.\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x1a.palyra.node.v1.Error.CodeR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\x9f\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12$\n" +
+	"\x0eretry_after_ms\x18\x03 \x01(\x03R\fretryAfterMs\"\xae\x01\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eCODE_MALFORMED\x10\x01\x12\x10\n" +
@@ -1537,7 +1554,8 @@ const file_proto_node_v1_node_proto_rawDesc = "" +
 	"\x13CODE_UNKNOWN_DEVICE\x10\x03\x12\x11\n" +
 	"\rCODE_INTERNAL\x10\x04\x12\x15\n" +
 	"\x11CODE_WRONG_DEVICE\x10\x05\x12\x18\n" +
-	"\x14CODE_UNKNOWN_REQUEST\x10\x062\xe7\x01\n" +
+	"\x14CODE_UNKNOWN_REQUEST\x10\x06\x12\r\n" +
+	"\tCODE_BUSY\x10\a2\xe7\x01\n" +
 	"\x04Node\x12E\n" +
 	"\fRegisterNode\x12\x1c.palyra.node.v1.RegisterNode\x1a\x17.palyra.node.v1.Welcome\x12@\n" +
 	"\fStreamEvents\x12\x15.palyra.node.v1.Frame\x1a\x15.palyra.node.v1.Frame(\x010\x01\x12V\n" +
