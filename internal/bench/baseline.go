@@ -149,26 +149,17 @@ const (
 	rawMaxAttempts = 100_000
 )
 
-// rawFleet is n quic-go clients on one shared socket holding connections
-// to a quicecho server, each redialing with the node's backoff when its
-// connection ends.
-type rawFleet struct {
-	srv    *quicecho.Server
-	addr   string
-	cert   tls.Certificate
-	tr     *quic.Transport
-	pc     net.PacketConn
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	mu sync.Mutex
-	// up[i] is when client i's connection came up, zero while it is
-	// down; guarded by mu.
-	up      []time.Time
-	changed chan struct{}
+// rawEnds are a quicecho server and one socket its clients share, as the
+// nodes share theirs.
+type rawEnds struct {
+	srv  *quicecho.Server
+	addr string
+	cert tls.Certificate
+	pc   net.PacketConn
+	tr   *quic.Transport
 }
 
-func startRawFleet(p *pki, n int) (*rawFleet, error) {
+func openRawEnds(p *pki) (*rawEnds, error) {
 	cert, err := p.cert()
 	if err != nil {
 		return nil, err
@@ -182,9 +173,45 @@ func startRawFleet(p *pki, n int) (*rawFleet, error) {
 		srv.Close()
 		return nil, err
 	}
+	return &rawEnds{srv: srv, addr: srv.Addr(), cert: cert, pc: pc, tr: &quic.Transport{Conn: pc}}, nil
+}
+
+func (e *rawEnds) dial(ctx context.Context, conf *quic.Config) (*quicecho.Client, error) {
+	c, err := quicecho.DialTransport(ctx, e.tr, e.addr, e.cert, wire.ALPN, conf)
+	if err != nil {
+		return nil, fmt.Errorf("raw quic-go baseline: %w", err)
+	}
+	return c, nil
+}
+
+func (e *rawEnds) close() {
+	_ = e.srv.Close()
+	_ = e.tr.Close()
+	_ = e.pc.Close()
+}
+
+// rawFleet is n quic-go clients on one shared socket holding connections
+// to a quicecho server, each redialing with the node's backoff when its
+// connection ends.
+type rawFleet struct {
+	*rawEnds
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu sync.Mutex
+	// up[i] is when client i's connection came up, zero while it is
+	// down; guarded by mu.
+	up      []time.Time
+	changed chan struct{}
+}
+
+func startRawFleet(p *pki, n int) (*rawFleet, error) {
+	ends, err := openRawEnds(p)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &rawFleet{srv: srv, addr: srv.Addr(), cert: cert, tr: &quic.Transport{Conn: pc}, pc: pc, cancel: cancel,
-		up: make([]time.Time, n), changed: make(chan struct{}, 1)}
+	f := &rawFleet{rawEnds: ends, cancel: cancel, up: make([]time.Time, n), changed: make(chan struct{}, 1)}
 	for i := range n {
 		f.wg.Go(func() { f.client(ctx, i) })
 	}
@@ -199,7 +226,7 @@ func (f *rawFleet) client(ctx context.Context, i int) {
 	conf := &quic.Config{HandshakeIdleTimeout: nodecarrier.HandshakeIdleTimeout, KeepAlivePeriod: rawKeepAlive, MaxIdleTimeout: rawIdleTimeout}
 	for range rawMaxAttempts {
 		start := time.Now()
-		c, err := quicecho.DialTransport(ctx, f.tr, f.addr, f.cert, wire.ALPN, conf)
+		c, err := f.dial(ctx, conf)
 		var upAt time.Time
 		if err == nil {
 			upAt = time.Now()
@@ -308,7 +335,5 @@ func (f *rawFleet) startServer() error {
 func (f *rawFleet) close() {
 	f.cancel()
 	f.wg.Wait()
-	_ = f.srv.Close()
-	_ = f.tr.Close()
-	_ = f.pc.Close()
+	f.rawEnds.close()
 }

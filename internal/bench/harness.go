@@ -9,6 +9,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -297,10 +299,29 @@ func (f *Fleet) Wait(ctx context.Context, what string, ok func(node.Status) bool
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting until %s: %d of %d nodes are: %w", what, n, len(f.Agents), context.Cause(ctx))
+			return fmt.Errorf("waiting until %s: %d of %d nodes are (the others: %s): %w", what, n, len(f.Agents), f.others(ok), context.Cause(ctx))
 		case <-f.changed:
 		}
 	}
+}
+
+// others says how many agents whose status does not satisfy ok are in
+// which state, with which last error.
+func (f *Fleet) others(ok func(node.Status) bool) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	counts := map[string]int{}
+	for _, st := range f.status {
+		if !ok(st) {
+			counts[fmt.Sprintf("%s %s %.200q", st.State, st.Transport, st.LastError)]++
+		}
+	}
+	var parts []string
+	for k, c := range counts {
+		parts = append(parts, fmt.Sprintf("%d %s", c, k))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, "; ")
 }
 
 // Connected says a status is connected over QUIC.

@@ -15,8 +15,10 @@ import (
 
 const (
 	// stormWait bounds one restart's wait for every node (or raw client)
-	// to be back, beside the time per node.
-	stormWait = time.Minute
+	// to be back, beside stormWaitPerNode: generous, because a node whose
+	// dials keep failing in the crush backs off up to 30 s between them.
+	stormWait        = 2 * time.Minute
+	stormWaitPerNode = 20 * time.Millisecond
 	// adminProbeInterval is how often the admin API is asked for the node
 	// list while nodes come back.
 	adminProbeInterval = 100 * time.Millisecond
@@ -97,7 +99,7 @@ func (b *run) many(ctx context.Context) error {
 		return err
 	}
 	defer raw.close()
-	wctx, cancel := deadlineFor(ctx, stormWait+time.Duration(n)*10*time.Millisecond)
+	wctx, cancel := deadlineFor(ctx, stormWait+time.Duration(n)*stormWaitPerNode)
 	defer cancel()
 	if err := raw.wait(wctx, "connected", time.Time{}, func(c int) bool { return c == n }); err != nil {
 		return err
@@ -257,7 +259,7 @@ func RestartGateway(ctx context.Context, gw *Gateway, o GatewayOptions, fleet *F
 		defer close(probed)
 		probeAdmin(probeCtx, next, &back, listed)
 	}()
-	wctx, cancel = deadlineFor(ctx, stormWait+time.Duration(n)*10*time.Millisecond)
+	wctx, cancel = deadlineFor(ctx, stormWait+time.Duration(n)*stormWaitPerNode)
 	defer cancel()
 	sinceRestart := func(st node.Status) bool {
 		return st.State == node.StateConnected && st.ConnectedSince.After(back.Restarted)
@@ -316,7 +318,7 @@ func (b *run) rawStorm(ctx context.Context, raw *rawFleet) (stormFigures, error)
 		if err := raw.stopServer(); err != nil {
 			return f, err
 		}
-		wctx, cancel := deadlineFor(ctx, stormWait+time.Duration(n)*10*time.Millisecond)
+		wctx, cancel := deadlineFor(ctx, stormWait+time.Duration(n)*stormWaitPerNode)
 		if err := raw.wait(wctx, "disconnected", time.Time{}, func(c int) bool { return c == 0 }); err != nil {
 			cancel()
 			return f, err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"path/filepath"
 	"sync/atomic"
 	"time"
@@ -110,40 +109,28 @@ func (b *run) gateway(ctx context.Context, name string) (*Gateway, error) {
 	return StartGateway(ctx, filepath.Join(dir, "gateway"), b.gatewayOptions())
 }
 
-// rawClients are n raw quic-go echo clients of one server, on one shared
-// socket like the nodes, with a buffer per worker.
+// rawClients are n raw quic-go echo clients of one server.
 type rawClients struct {
-	srv     *quicecho.Server
-	pc      net.PacketConn
-	tr      *quic.Transport
+	*rawEnds
 	clients []*quicecho.Client
 	msg     []byte
 }
 
 func (b *run) rawClients(ctx context.Context, n int) (*rawClients, error) {
-	cert, err := b.pki.cert()
-	if err != nil {
-		return nil, err
-	}
 	msg, err := invokeFrame()
 	if err != nil {
 		return nil, err
 	}
-	srv, err := quicecho.Listen(cert, wire.ALPN)
+	ends, err := openRawEnds(b.pki)
 	if err != nil {
 		return nil, err
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		srv.Close()
-		return nil, err
-	}
-	rc := &rawClients{srv: srv, pc: pc, tr: &quic.Transport{Conn: pc}, msg: msg}
+	rc := &rawClients{rawEnds: ends, msg: msg}
 	for range n {
-		c, err := quicecho.DialTransport(ctx, rc.tr, srv.Addr(), cert, wire.ALPN, &quic.Config{MaxIncomingStreams: 1 << 16})
+		c, err := rc.dial(ctx, &quic.Config{MaxIncomingStreams: 1 << 16})
 		if err != nil {
 			rc.close()
-			return nil, fmt.Errorf("raw quic-go baseline: %w", err)
+			return nil, err
 		}
 		rc.clients = append(rc.clients, c)
 	}
@@ -160,9 +147,7 @@ func (rc *rawClients) close() {
 	for _, c := range rc.clients {
 		_ = c.Close()
 	}
-	_ = rc.srv.Close()
-	_ = rc.tr.Close()
-	_ = rc.pc.Close()
+	rc.rawEnds.close()
 }
 
 // latency times sequential calls from the gateway's in-process admin API
@@ -187,8 +172,16 @@ func (b *run) latency(ctx context.Context) error {
 	}
 	defer raw.close()
 	buf := make([]byte, len(raw.msg))
-	call := func() error { return gw.Invoke(ctx, id) }
-	rawCall := func() error { return raw.roundTrip(ctx, 0, buf) }
+	return b.sequential(ctx, PhaseLatency, "invoke", "invoke %s, sequential, in-process admin API (raw: new-stream echo)",
+		func() error { return gw.Invoke(ctx, id) },
+		func() error { return raw.roundTrip(ctx, 0, buf) })
+}
+
+// sequential times Calls calls of call and of rawCall, one after the
+// other, after warmCalls of each, per repetition, and records their p50
+// and p99 as figure_p50_us and figure_p99_us, label a format for the
+// percentile's name.
+func (b *run) sequential(ctx context.Context, phase, figure, label string, call, rawCall func() error) error {
 	if _, err := timeCalls(ctx, warmCalls, call); err != nil {
 		return err
 	}
@@ -204,9 +197,9 @@ func (b *run) latency(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		b.r.pair("invoke_p50_us", "invoke p50, sequential, in-process admin API (raw: new-stream echo)", micros(percentile(d, 0.5)), micros(percentile(rd, 0.5)))
-		b.r.pair("invoke_p99_us", "invoke p99, the same", micros(percentile(d, 0.99)), micros(percentile(rd, 0.99)))
-		b.progress("latency %d/%d", rep+1, b.opts.Reps)
+		b.r.pair(figure+"_p50_us", fmt.Sprintf(label, "p50"), micros(percentile(d, 0.5)), micros(percentile(rd, 0.5)))
+		b.r.pair(figure+"_p99_us", fmt.Sprintf(label, "p99"), micros(percentile(d, 0.99)), micros(percentile(rd, 0.99)))
+		b.progress("%s %d/%d", phase, rep+1, b.opts.Reps)
 	}
 	return nil
 }
@@ -386,26 +379,7 @@ func (b *run) grpc(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	call := func() error { return gw.Invoke(ctx, id) }
-	rawCall := func() error { return grpcEchoCall(ctx, conn, msg) }
-	if _, err := timeCalls(ctx, warmCalls, call); err != nil {
-		return err
-	}
-	if _, err := timeCalls(ctx, warmCalls, rawCall); err != nil {
-		return err
-	}
-	for rep := range b.opts.Reps {
-		d, err := timeCalls(ctx, b.opts.Calls, call)
-		if err != nil {
-			return err
-		}
-		rd, err := timeCalls(ctx, b.opts.Calls, rawCall)
-		if err != nil {
-			return err
-		}
-		b.r.pair("grpc_invoke_p50_us", "gRPC fallback invoke p50 (raw: grpc-go unary, mTLS)", micros(percentile(d, 0.5)), micros(percentile(rd, 0.5)))
-		b.r.pair("grpc_invoke_p99_us", "gRPC fallback invoke p99, the same", micros(percentile(d, 0.99)), micros(percentile(rd, 0.99)))
-		b.progress("grpc %d/%d", rep+1, b.opts.Reps)
-	}
-	return nil
+	return b.sequential(ctx, PhaseGRPC, "grpc_invoke", "gRPC fallback invoke %s (raw: grpc-go unary, mTLS)",
+		func() error { return gw.Invoke(ctx, id) },
+		func() error { return grpcEchoCall(ctx, conn, msg) })
 }
