@@ -6,6 +6,9 @@ FUZZTIME  ?= 1m
 BENCHTIME ?= 1s
 # Which benchmarks make bench runs (a go test -bench pattern).
 BENCH     ?= .
+# What make bench then has `palyra bench` measure (its flags; see
+# palyra bench --help): a short run, about a minute and a half here.
+PALYRA_BENCH ?= --phases latency,throughput,grpc,idle --nodes 200 --reps 3 --calls 2000 --window 2s --idle-window 5s
 
 # System packages, by purpose (Debian names).
 TEST_PACKAGES  := bash-completion dbus dbus-x11 gnome-keyring libsecret-tools xvfb xclip xsel x11-apps x11-xserver-utils iproute2 nftables util-linux systemd
@@ -54,7 +57,7 @@ help:
 	@echo "make test    install test dependencies, vet, run every test with -race"
 	@echo "make build   build everything (cgo-free packages with CGO_ENABLED=0)"
 	@echo "make fuzz    run every fuzz target for FUZZTIME (default $(FUZZTIME)) each"
-	@echo "make bench   run the Go benchmarks (BENCH=pattern for some of them)"
+	@echo "make bench   run the Go benchmarks (BENCH=pattern for some of them), then palyra bench (PALYRA_BENCH=flags)"
 	@echo "make proto   regenerate the protobuf code in proto/"
 	@echo "make man     write the command line's man pages into man/ (MANDIR=dir for elsewhere)"
 	@echo "make run     build the desktop app and start it with its local gateway"
@@ -95,6 +98,7 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) ./...
+	$(GO) run ./cmd/palyra bench $(PALYRA_BENCH)
 
 # One page per command (palyra.1, palyra-nodes-invoke.1, ...), generated
 # from the commands' own help by the hidden `palyra gen-man` command; not

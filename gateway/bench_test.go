@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/palyra/palyra-go/gateway"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
+	"github.com/palyra/palyra-go/internal/bench"
 	"github.com/palyra/palyra-go/internal/quicecho"
 	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node/capability"
@@ -23,17 +23,7 @@ import (
 
 // echoCapability answers with its arguments, so that the benchmarks
 // measure the path, not the work.
-var echoCapability = capability.Capability{
-	Spec: capability.Spec{
-		Name:           "bench.echo",
-		Description:    "returns its arguments",
-		Schema:         json.RawMessage(`{"type":"object"}`),
-		Privacy:        capability.PrivacyLow,
-		DefaultEnabled: true,
-		DefaultConsent: capability.ConsentAllow,
-	},
-	Run: func(_ context.Context, c capability.Call) (json.RawMessage, error) { return c.Args, nil },
-}
+var echoCapability = bench.EchoCapability
 
 // BenchmarkInvoke measures a call from the gateway's admin API to a
 // connected node and back, beside a raw quic-go echo on a new stream per

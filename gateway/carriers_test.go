@@ -21,18 +21,22 @@ import (
 )
 
 // pairedAgent is a node paired with rg (approved at once) with caps,
-// probing QUIC every probe while on gRPC.
-func pairedAgent(tb testing.TB, rg *runningGateway, name string, caps []capability.Capability, probe time.Duration) *node.Agent {
+// probing QUIC every probe while on gRPC; options change its Config.
+func pairedAgent(tb testing.TB, rg *runningGateway, name string, caps []capability.Capability, probe time.Duration, options ...func(*node.Config)) *node.Agent {
 	tb.Helper()
 	dir := tb.TempDir()
 	secrets, err := secretstore.NewFile(filepath.Join(dir, "secrets"))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	a, err := node.New(node.Config{
+	cfg := node.Config{
 		ConfigDir: dir, Secrets: secrets, Name: name, Logger: testlog.New(tb, "who", name),
 		Capabilities: caps, QUICProbeInterval: probe,
-	})
+	}
+	for _, o := range options {
+		o(&cfg)
+	}
+	a, err := node.New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/palyra/palyra-go/node/carrier"
 	"github.com/palyra/palyra-go/node/netwatch"
 	"github.com/palyra/palyra-go/node/pairclient"
+	"github.com/palyra/palyra-go/node/quiccarrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -114,6 +115,11 @@ type Config struct {
 	// QUICProbeInterval is how often a node connected over gRPC tries
 	// QUIC again, with jitter; zero means DefaultQUICProbeInterval.
 	QUICProbeInterval time.Duration
+	// QUICTransport, if set, is the UDP socket the agent's QUIC sessions
+	// use, shared with other agents in the process; the embedder closes it
+	// once their Runs have returned (closing it ends their sessions
+	// abruptly). nil: each dial opens a socket of its own.
+	QUICTransport *quiccarrier.Transport
 }
 
 // Agent is one node.
@@ -175,6 +181,9 @@ func New(cfg Config) (*Agent, error) {
 		cfg.NetworkEvents = func(ctx context.Context) <-chan netwatch.Event { return netwatch.Watch(ctx, cfg.Logger) }
 	}
 	a := &Agent{cfg: cfg, nameGiven: explicitName, watchers: map[chan Status]struct{}{}, journal: newCallJournal(cfg.ConfigDir), carriers: realCarriers}
+	if tr := cfg.QUICTransport; tr != nil {
+		a.carriers.quic = func(ctx context.Context, c carrier.Config) (carrier.Conn, error) { return tr.Dial(ctx, c) }
+	}
 	if err := a.load(); err != nil {
 		return nil, err
 	}

@@ -118,6 +118,7 @@ PALYRA_SECRET_STORE (node commands).`,
 		group("node", "this machine's node: pair, run, status, what it shares",
 			cmdNodePair(env), cmdNodeRun(env), cmdNodeStatus(env), cmdNodeForget(env), cmdNodeCapabilities(env)),
 		cmdDoctor(env),
+		cmdBench(env),
 		cmdVersion(env),
 		cmdGenMan(),
 	)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 
 	"github.com/quic-go/quic-go"
 )
@@ -20,12 +21,23 @@ type Server struct {
 	tr   *quic.Transport
 	ln   *quic.Listener
 	done chan struct{}
+
+	mu sync.Mutex
+	// conns are the accepted connections, closed with the server;
+	// guarded by mu.
+	conns map[*quic.Conn]struct{}
 }
 
 // Listen starts a server on 127.0.0.1 with cert, requiring any client
 // certificate.
 func Listen(cert tls.Certificate, alpn string) (*Server, error) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	return ListenAddr("127.0.0.1:0", cert, alpn)
+}
+
+// ListenAddr is Listen on addr (a loopback HOST:PORT), so that a server
+// can be restarted where the previous one was.
+func ListenAddr(addr string, cert tls.Certificate, alpn string) (*Server, error) {
+	pc, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -41,7 +53,7 @@ func Listen(cert tls.Certificate, alpn string) (*Server, error) {
 		_ = pc.Close()
 		return nil, err
 	}
-	s := &Server{pc: pc, tr: tr, ln: ln, done: make(chan struct{})}
+	s := &Server{pc: pc, tr: tr, ln: ln, done: make(chan struct{}), conns: map[*quic.Conn]struct{}{}}
 	go s.serve()
 	return s, nil
 }
@@ -56,7 +68,15 @@ func (s *Server) serve() {
 		if err != nil {
 			return
 		}
+		s.mu.Lock()
+		s.conns[conn] = struct{}{}
+		s.mu.Unlock()
 		go func() {
+			defer func() {
+				s.mu.Lock()
+				delete(s.conns, conn)
+				s.mu.Unlock()
+			}()
 			for {
 				str, err := conn.AcceptStream(context.Background())
 				if err != nil {
@@ -72,10 +92,23 @@ func (s *Server) serve() {
 	}
 }
 
-// Close stops the server.
+// Conns is how many connections the server holds.
+func (s *Server) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Close stops the server, closing its connections (so clients hear of
+// it at once, as from a gateway that shuts down).
 func (s *Server) Close() error {
 	err := s.ln.Close()
 	<-s.done
+	s.mu.Lock()
+	for conn := range s.conns {
+		_ = conn.CloseWithError(0, "server closing")
+	}
+	s.mu.Unlock()
 	_ = s.tr.Close()
 	_ = s.pc.Close()
 	return err
@@ -89,17 +122,40 @@ type Client struct {
 // Dial connects with the client certificate cert. The server is not
 // verified: it is the caller's own, on loopback.
 func Dial(ctx context.Context, addr string, cert tls.Certificate, alpn string) (*Client, error) {
-	conn, err := quic.DialAddr(ctx, addr, &tls.Config{
-		MinVersion:         tls.VersionTLS13,
-		NextProtos:         []string{alpn},
-		InsecureSkipVerify: true,
-		Certificates:       []tls.Certificate{cert},
-	}, &quic.Config{})
+	conn, err := quic.DialAddr(ctx, addr, clientTLS(cert, alpn), &quic.Config{})
 	if err != nil {
 		return nil, err
 	}
 	return &Client{conn: conn}, nil
 }
+
+// clientTLS presents cert and does not verify the server: it is the
+// caller's own, on loopback.
+func clientTLS(cert tls.Certificate, alpn string) *tls.Config {
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS13,
+		NextProtos:         []string{alpn},
+		InsecureSkipVerify: true,
+		Certificates:       []tls.Certificate{cert},
+	}
+}
+
+// DialTransport is Dial on tr, a socket shared with other clients, with
+// conf (nil: quic-go's defaults).
+func DialTransport(ctx context.Context, tr *quic.Transport, addr string, cert tls.Certificate, alpn string, conf *quic.Config) (*Client, error) {
+	udpAddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := tr.Dial(ctx, udpAddr, clientTLS(cert, alpn), conf)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{conn: conn}, nil
+}
+
+// Done is closed when the connection ends.
+func (c *Client) Done() <-chan struct{} { return c.conn.Context().Done() }
 
 // Stream opens a stream, for echoes on one stream.
 func (c *Client) Stream(ctx context.Context) (*quic.Stream, error) {

@@ -82,27 +82,36 @@ var _ carrier.Conn = (*Conn)(nil)
 // Dial connects to the first address that answers, registers and waits for
 // Welcome. A refusal of this device (revoked, bad certificate) is final and
 // stops at that address; other failures try the next one.
+// Each dial opens a UDP socket of its own (Transport.Dial shares one).
 func Dial(ctx context.Context, cfg carrier.Config) (*Conn, error) {
-	return carrier.DialEach(ctx, cfg, "QUIC", dial)
+	return carrier.DialEach(ctx, cfg, "QUIC", connect(quic.DialAddr))
 }
 
-func dial(ctx context.Context, cfg carrier.Config, addr string, tlsConf *tls.Config) (*Conn, error) {
-	tlsConf.NextProtos = []string{ALPN}
-	quicConf := &quic.Config{
-		HandshakeIdleTimeout: carrier.HandshakeIdleTimeout,
-		KeepAlivePeriod:      keepAlivePeriod,
-		MaxIdleTimeout:       maxIdleTimeout,
+// openFunc opens the QUIC connection of one dial: quic.DialAddr, or a
+// shared Transport's.
+type openFunc func(ctx context.Context, addr string, tlsConf *tls.Config, conf *quic.Config) (*quic.Conn, error)
+
+// connect is the dial of one address for carrier.DialEach: open the
+// connection with open, then register.
+func connect(open openFunc) func(context.Context, carrier.Config, string, *tls.Config) (*Conn, error) {
+	return func(ctx context.Context, cfg carrier.Config, addr string, tlsConf *tls.Config) (*Conn, error) {
+		tlsConf.NextProtos = []string{ALPN}
+		quicConf := &quic.Config{
+			HandshakeIdleTimeout: carrier.HandshakeIdleTimeout,
+			KeepAlivePeriod:      keepAlivePeriod,
+			MaxIdleTimeout:       maxIdleTimeout,
+		}
+		conn, err := open(ctx, addr, tlsConf, quicConf)
+		if err != nil {
+			return nil, classify(err)
+		}
+		c, err := register(ctx, cfg, conn)
+		if err != nil {
+			_ = conn.CloseWithError(wire.CodeNoError, "registration failed")
+			return nil, err
+		}
+		return c, nil
 	}
-	conn, err := quic.DialAddr(ctx, addr, tlsConf, quicConf)
-	if err != nil {
-		return nil, classify(err)
-	}
-	c, err := register(ctx, cfg, conn)
-	if err != nil {
-		_ = conn.CloseWithError(wire.CodeNoError, "registration failed")
-		return nil, err
-	}
-	return c, nil
 }
 
 // register opens the control stream, sends RegisterNode and reads Welcome.

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/palyra/palyra-go/internal/bench"
+)
+
+func cmdBench(env *environment) *cobra.Command {
+	c := leaf("bench", "measure a gateway and its nodes on loopback, beside raw quic-go and grpc-go", 0, 0)
+	c.Long = `bench measures the gateway the way it runs, in this process: the real gateway
+with its SQLite store in a temporary directory and real nodes paired through
+the real flow, on loopback only. Each figure is measured beside its raw
+quic-go or grpc-go baseline in the same run, and printed as the median
+[min–max] over --reps repetitions with the ratio of the medians.
+
+Phases: latency (sequential calls), throughput (calls in flight on many
+nodes, then on one), pairing, grpc (a node on the gRPC fallback), idle
+(--nodes idle nodes: memory per node, CPU) and storm (the gateway restarted
+under --nodes nodes: how long until half and all are back). The nodes share
+one UDP socket.`
+	d := bench.Defaults
+	fs := c.Flags()
+	phases := fs.String("phases", strings.Join(d.Phases, ","), "the phases to run, comma-separated: "+strings.Join(bench.Phases, ", "))
+	opts := &d
+	fs.IntVar(&opts.Reps, "reps", d.Reps, "repetitions of each figure")
+	fs.IntVar(&opts.Calls, "calls", d.Calls, "sequential calls in one repetition of latency and grpc")
+	fs.DurationVar(&opts.Window, "window", d.Window, "how long one repetition of throughput runs")
+	fs.IntVar(&opts.ThroughputNodes, "throughput-nodes", d.ThroughputNodes, "nodes throughput calls at once")
+	fs.IntVar(&opts.InFlight, "in-flight", d.InFlight, "calls in flight to each of those nodes")
+	fs.IntVar(&opts.OneNodeInFlight, "one-node-in-flight", d.OneNodeInFlight, "calls in flight to one node, after that")
+	fs.IntVar(&opts.Pairings, "pairings", d.Pairings, "devices that pair in one repetition of pairing")
+	fs.IntVar(&opts.Nodes, "nodes", d.Nodes, "nodes idle and storm hold")
+	fs.DurationVar(&opts.IdleWindow, "idle-window", d.IdleWindow, "how long one repetition of idle measures CPU")
+	fs.BoolVar(&opts.DefaultLimits, "default-limits", false, "keep the gateway's per-source caps on pairing and QUIC handshakes (every node dials from 127.0.0.1)")
+	fs.DurationVar(&opts.Timeout, "timeout", d.Timeout, "give up after this long")
+	asJSON := fs.Bool("json", false, "print the medians as JSON (keys: figure names with _us, _ms, _per_s, _bytes; baseline_ and ratio_ before them)")
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		opts.Phases = nil
+		for p := range strings.SplitSeq(*phases, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				opts.Phases = append(opts.Phases, p)
+			}
+		}
+		if err := opts.Validate(); err != nil {
+			return usageError{err}
+		}
+		opts.Progress = env.stderr
+		r, err := bench.Run(c.Context(), *opts)
+		if err != nil {
+			if r != nil && len(r.Figures) > 0 && !*asJSON {
+				fmt.Fprintln(env.stderr, "measured before the failure:")
+				_ = r.WriteTable(env.stderr)
+			}
+			return fmt.Errorf("benchmarking: %w", err)
+		}
+		if *asJSON {
+			return writeJSON(env.stdout, r.JSON())
+		}
+		return r.WriteTable(env.stdout)
+	}
+	return c
+}

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// TestBenchJSON runs a short `palyra bench` of the latency and grpc
+// phases: its JSON has every figure of both, beside its baseline and
+// ratio, each positive.
+func TestBenchJSON(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	rc, out, errOut := c.run(nil, "", "bench", "--phases", "latency,grpc", "--reps", "1", "--calls", "50", "--json")
+	if rc != 0 {
+		t.Fatalf("palyra bench: exit %d\nstdout: %s\nstderr: %s", rc, out, errOut)
+	}
+	if !strings.Contains(errOut, "bench: phase latency") || !strings.Contains(errOut, "bench: phase grpc") {
+		t.Errorf("no progress on standard error: %q", errOut)
+	}
+	var got map[string]float64
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("palyra bench --json printed %q: %v", out, err)
+	}
+	for _, figure := range []string{"invoke_p50_us", "invoke_p99_us", "grpc_invoke_p50_us", "grpc_invoke_p99_us"} {
+		for _, key := range []string{figure, "baseline_" + figure, "ratio_" + strings.TrimSuffix(figure, "_us")} {
+			if v, ok := got[key]; !ok || v <= 0 {
+				t.Errorf("%s is %v (present: %v) in %s", key, v, ok, out)
+			}
+		}
+	}
+}
+
+// TestBenchUsage: a phase that does not exist is a usage error that
+// names the phases.
+func TestBenchUsage(t *testing.T) {
+	t.Parallel()
+	rc, _, errOut := newCLI(t).run(nil, "", "bench", "--phases", "latency,nope")
+	if rc != 2 || !strings.Contains(errOut, `unknown phase "nope"`) || !strings.Contains(errOut, "throughput") {
+		t.Errorf("palyra bench --phases latency,nope: exit %d, stderr %q", rc, errOut)
+	}
+}

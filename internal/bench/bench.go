@@ -1,0 +1,189 @@
+// Package bench measures the gateway the way it runs: the real gateway.New
+// and Run with a SQLite store in a temporary directory, and real
+// node.Agents paired through the real flow, on loopback, each figure
+// beside its raw quic-go or grpc-go baseline measured in the same process
+// and run. It is the harness of `palyra bench`; it must not import
+// testing, so that the command can run it.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/palyra/palyra-go/node/quiccarrier"
+)
+
+// The phases, in the order a run measures them.
+const (
+	PhaseLatency    = "latency"
+	PhaseThroughput = "throughput"
+	PhasePairing    = "pairing"
+	PhaseGRPC       = "grpc"
+	PhaseIdle       = "idle"
+	PhaseStorm      = "storm"
+)
+
+// Phases are the phases there are, in the order they run.
+var Phases = []string{PhaseLatency, PhaseThroughput, PhasePairing, PhaseGRPC, PhaseIdle, PhaseStorm}
+
+// Options say what to measure, how often and how long.
+type Options struct {
+	// Phases to run (Phases' names); they run in Phases' order.
+	Phases []string
+	// Reps is how many times each figure is measured.
+	Reps int
+	// Calls is how many sequential calls one repetition of latency and
+	// grpc times.
+	Calls int
+	// Window is how long one repetition of throughput runs.
+	Window time.Duration
+	// ThroughputNodes × InFlight calls run at once in throughput, then
+	// OneNodeInFlight to a single node.
+	ThroughputNodes, InFlight, OneNodeInFlight int
+	// Pairings is how many devices pair, one after the other, in one
+	// repetition of pairing.
+	Pairings int
+	// Nodes is how many nodes idle and storm hold.
+	Nodes int
+	// IdleWindow is how long one repetition of idle measures CPU.
+	IdleWindow time.Duration
+	// DefaultLimits keeps the gateway's per-source caps (GatewayOptions).
+	DefaultLimits bool
+	// Timeout bounds the whole run.
+	Timeout time.Duration
+	// Progress gets a line now and then during long phases; nil discards.
+	Progress io.Writer
+	// Logger is the gateway's; nil discards.
+	Logger *slog.Logger
+}
+
+// Defaults are the options of `palyra bench` without flags.
+var Defaults = Options{
+	Phases:          []string{PhaseLatency, PhaseThroughput, PhasePairing, PhaseGRPC},
+	Reps:            5,
+	Calls:           5000,
+	Window:          3 * time.Second,
+	ThroughputNodes: 100,
+	InFlight:        64,
+	OneNodeInFlight: 256,
+	Pairings:        20,
+	Nodes:           1000,
+	IdleWindow:      10 * time.Second,
+	Timeout:         30 * time.Minute,
+}
+
+// Validate refuses options that cannot run, saying which.
+func (o *Options) Validate() error {
+	for _, p := range o.Phases {
+		if !slices.Contains(Phases, p) {
+			return fmt.Errorf("unknown phase %q: the phases are %s", p, strings.Join(Phases, ", "))
+		}
+	}
+	switch {
+	case len(o.Phases) == 0:
+		return errors.New("no phase chosen: the phases are " + strings.Join(Phases, ", "))
+	case o.Reps < 1:
+		return fmt.Errorf("--reps must be at least 1, not %d", o.Reps)
+	case o.Calls < 1:
+		return fmt.Errorf("--calls must be at least 1, not %d", o.Calls)
+	case o.Window <= 0 || o.IdleWindow <= 0 || o.Timeout <= 0:
+		return errors.New("--window, --idle-window and --timeout must be positive")
+	case o.ThroughputNodes < 1 || o.InFlight < 1 || o.OneNodeInFlight < 1:
+		return errors.New("--throughput-nodes, --in-flight and --one-node-in-flight must be at least 1")
+	case o.Pairings < 1:
+		return fmt.Errorf("--pairings must be at least 1, not %d", o.Pairings)
+	case o.Nodes < 2:
+		return fmt.Errorf("--nodes must be at least 2, not %d", o.Nodes)
+	}
+	return nil
+}
+
+func (o *Options) has(phase string) bool { return slices.Contains(o.Phases, phase) }
+
+// run is one run's state.
+type run struct {
+	opts Options
+	r    *Report
+	dir  string
+	pki  *pki
+	// tr is the QUIC socket every node of the run shares.
+	tr *quiccarrier.Transport
+}
+
+func (b *run) progress(format string, a ...any) {
+	if b.opts.Progress != nil {
+		fmt.Fprintf(b.opts.Progress, "bench: "+format+"\n", a...)
+	}
+}
+
+func (b *run) gatewayOptions() GatewayOptions {
+	return GatewayOptions{DefaultLimits: b.opts.DefaultLimits, Logger: b.opts.Logger}
+}
+
+// Run measures the phases opts names and returns what it measured; on an
+// error it returns what it measured before it, too.
+func Run(ctx context.Context, opts Options) (*Report, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, opts.Timeout, fmt.Errorf("the run's --timeout (%v) ran out", opts.Timeout))
+	defer cancel()
+	dir, err := os.MkdirTemp("", "palyra-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	b := &run{opts: opts, r: &Report{}, dir: dir}
+	if b.pki, err = newPKI(); err != nil {
+		return nil, err
+	}
+	if b.tr, err = quiccarrier.NewTransport("127.0.0.1:0"); err != nil {
+		return nil, err
+	}
+	defer b.tr.Close()
+	b.r.Notes = append(b.r.Notes, "every node of the run shares one UDP socket (node.Config.QUICTransport), and so does every raw quic-go client")
+	if !opts.DefaultLimits {
+		b.r.Notes = append(b.r.Notes, "the gateway's per-source caps on pairing and QUIC handshakes are off: every node dials from 127.0.0.1 (--default-limits keeps them)")
+	}
+	phases := []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{PhaseLatency, b.latency},
+		{PhaseThroughput, b.throughput},
+		{PhasePairing, b.pairing},
+		{PhaseGRPC, b.grpc},
+	}
+	for _, p := range phases {
+		if !opts.has(p.name) {
+			continue
+		}
+		b.progress("phase %s", p.name)
+		if err := p.run(ctx); err != nil {
+			return b.r, fmt.Errorf("phase %s: %w", p.name, err)
+		}
+	}
+	if opts.has(PhaseIdle) || opts.has(PhaseStorm) {
+		if err := b.many(ctx); err != nil {
+			return b.r, err
+		}
+	}
+	return b.r, nil
+}
+
+// subdir is a new directory under the run's.
+func (b *run) subdir(name string) (string, error) {
+	dir, err := os.MkdirTemp(b.dir, name+"-")
+	if err != nil {
+		return "", err
+	}
+	return dir, os.MkdirAll(filepath.Join(dir, "gateway"), 0o700)
+}
