@@ -46,7 +46,7 @@ define ensure_packages
 	fi
 endef
 
-.PHONY: man all build test test-deps vet cross cross-deps fuzz bench proto proto-deps clean help gui-deps desktop run package screenshots
+.PHONY: man all build test test-deps vet cross cross-deps test-windows fuzz bench proto proto-deps clean help gui-deps desktop run package screenshots
 
 all: build
 
@@ -54,6 +54,7 @@ help:
 	@echo "make test    install test dependencies, vet, run every test with -race"
 	@echo "make build   build everything (cgo-free packages with CGO_ENABLED=0)"
 	@echo "make cross   build the command line for Linux, Windows and macOS, and type-check the code and tests for the last two"
+	@echo "make test-windows  the Windows smoke tests, under Wine"
 	@echo "make fuzz    run every fuzz target for FUZZTIME (default $(FUZZTIME)) each"
 	@echo "make bench   run the Go benchmarks (BENCH=pattern for some of them)"
 	@echo "make proto   regenerate the protobuf code in proto/"
@@ -106,9 +107,21 @@ cross: cross-deps
 	done
 	CGO_ENABLED=1 GOOS=windows GOARCH=amd64 CC=$(MINGW_CC) $(GO) vet .
 
+# Windows programs under Wine (the files tagged wine; internal/testwine):
+# Credential Manager through the secret store, and palyra.exe as a node of a
+# Linux gateway. The booted Wine prefix is kept in the user's cache dir
+# (PALYRA_WINE_CACHE elsewhere); each test clones it.
+WINE_PACKAGES := wine wine64 $(CROSS_PACKAGES)
+WINE_TESTS    := ./cmd/palyra ./identity/secretstore
+
+test-windows:
+	$(call ensure_packages,$(WINE_PACKAGES))
+	$(GO) vet -tags wine $(WINE_TESTS) ./internal/testwine
+	$(GO) test -tags wine -race -count=1 -run UnderWine $(WINE_TESTS)
+
 # The keychain tests start their own D-Bus session and gnome-keyring, with a
 # throwaway HOME, so they never touch the keyring of the person running them.
-test: test-deps vet build cross
+test: test-deps vet build cross test-windows
 	$(GO) test -race -count=1 -timeout 30m ./...
 	cd $(ZLINT_MODULE) && $(GO) test -race -count=1 ./...
 
