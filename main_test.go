@@ -468,7 +468,7 @@ func goBuild(t *testing.T, bin, pkg string, cgo bool) string {
 // since a test step that fails afterwards is usually its consequence.
 func (d *desktopEnv) background(cmd *exec.Cmd) {
 	d.t.Helper()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	ownGroup(cmd)
 	var out syncBuffer
 	if cmd.Stdout == nil {
 		cmd.Stdout = &out
@@ -491,11 +491,11 @@ func (d *desktopEnv) background(cmd *exec.Cmd) {
 	}()
 	d.t.Cleanup(func() {
 		ending.Store(true)
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		signalGroup(cmd.Process, syscall.SIGTERM)
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			signalGroup(cmd.Process, syscall.SIGKILL)
 			<-done
 		}
 	})

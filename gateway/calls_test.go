@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -201,67 +199,5 @@ func TestCancelQueuedCall(t *testing.T) {
 	}
 	if c, err := g.GetCall(t.Context(), cancelled, 0); err != nil || c.State != gateway.CallCancelled || c.Attempts != 0 {
 		t.Fatalf("the cancelled call afterwards: %+v, %v", c, err)
-	}
-}
-
-// TestCancelDeliveredCall: a call cancelled while its node runs it is
-// stopped there (its command is killed, having done what it did), keeps
-// the gateway's answer rather than the node's, and is not delivered again.
-func TestCancelDeliveredCall(t *testing.T) {
-	t.Parallel()
-	rg := startGateway(t, t.TempDir(), "127.0.0.1:0", nil)
-	g := rg.g
-	a := newAgent(t, "running")
-	call := queueGatedCall(t, rg, a, `echo $$ > "$1.pid"; echo start >> "$1"; read line < "$2"; echo run >> "$1"`)
-	stop := runAgent(a)
-	defer func() { stop() }()
-	waitForFile(t, call.marks, "start\n")
-
-	was, c, err := g.CancelCall(t.Context(), call.requestID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if was != gateway.CallDelivered || c.State != gateway.CallCancelled || c.Attempts != 1 {
-		t.Fatalf("cancelled %s: %+v", was, c)
-	}
-	// The node kills the command (its process ends; nobody writes its
-	// pipe, which would let it go on).
-	b, err := os.ReadFile(call.marks + ".pid")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the node did not stop the cancelled command (pid %d)", pid)
-		}
-		<-tick.C
-	}
-	if b, _ := os.ReadFile(call.marks); string(b) != "start\n" {
-		t.Fatalf("the command went on after the cancel: %q", b)
-	}
-
-	// A reconnect delivers nothing again; a later call runs.
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	waitOnline(t, rg, call.device, false)
-	stop = runAgent(a)
-	after, _ := queueFor(t, rg, call.device, "shell.exec", markCall(call.marks, "after"))
-	if c, err := g.GetCall(t.Context(), after, 20*time.Second); err != nil || c.State != gateway.CallDone {
-		t.Fatalf("a call after the cancel: %+v, %v", c, err)
-	}
-	if b, _ := os.ReadFile(call.marks); string(b) != "start\nafter\n" {
-		t.Fatalf("marks %q, want the cancelled command's start and the later call", b)
-	}
-	c, err = g.GetCall(t.Context(), call.requestID, 0)
-	if err != nil || c.State != gateway.CallCancelled || c.Attempts != 1 || c.Result.ErrorMessage != "the call was cancelled by an admin" {
-		t.Fatalf("the cancelled call at the end: %+v (%+v), %v", c, c.Result, err)
 	}
 }

@@ -173,15 +173,23 @@ func cmdNodeRun(env *environment) *cobra.Command {
 		if !a.Paired() && !a.HasPendingPairing() {
 			return errors.New("this node is not paired; run 'palyra node pair' first")
 		}
+		// Without Unix sockets (an old Windows, Wine) the node still
+		// connects and runs calls; only the local API is missing.
 		ln, err := unixsock.Listen(socket)
-		if err != nil {
+		switch {
+		case errors.Is(err, unixsock.ErrUnsupported):
+			log.Warn("running without the local API: palyra node status and the desktop app cannot reach this node", "err", err)
+		case err != nil:
 			return err
-		}
-		if err := userdirs.RecordSocket(dir, userdirs.NodeSocketRecord, socket); err != nil {
-			log.Warn("could not record the local API socket's path in the config directory", "err", err)
+		default:
+			if err := userdirs.RecordSocket(dir, userdirs.NodeSocketRecord, socket); err != nil {
+				log.Warn("could not record the local API socket's path in the config directory", "err", err)
+			}
 		}
 		eg, ctx := errgroup.WithContext(ctx)
-		eg.Go(func() error { return localapi.Serve(ctx, ln, a) })
+		if ln != nil {
+			eg.Go(func() error { return localapi.Serve(ctx, ln, a) })
+		}
 		// When the agent stops (revoked), the group's context ends and the
 		// local API with it.
 		eg.Go(func() error { return a.Run(ctx) })

@@ -34,6 +34,9 @@ func Listen(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("removing stale socket %s: %w", path, err)
 	}
 	ln, err := listenPrivate(path)
+	if err != nil && noUnixSockets(err) {
+		return nil, fmt.Errorf("listening on %s: %w: %w", path, ErrUnsupported, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", path, err)
 	}
@@ -53,6 +56,9 @@ var (
 	ErrNotServed = errors.New("nothing serves the socket")
 	// ErrPermission: the socket, or its directory, belongs to another user.
 	ErrPermission = errors.New("permission denied")
+	// ErrUnsupported: the system has no Unix sockets (Windows before 10
+	// version 1803, Wine), which Listen's error wraps.
+	ErrUnsupported = errors.New("this system has no Unix sockets")
 )
 
 // Check connects to the socket at path once and says why it cannot be
