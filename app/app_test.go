@@ -393,6 +393,9 @@ func TestPrompter(t *testing.T) {
 	test.NewTempApp(t)
 	p := NewPrompter(fyne.CurrentApp())
 	p.shown = make(chan *Prompt, 1)
+	// Fyne's caches are global: the test's taps and the prompter's windows
+	// take the lock every test UI's goroutines take.
+	p.do = func(f func()) { uiMu.Lock(); defer uiMu.Unlock(); f() }
 	q := capability.Question{Capability: "shell.exec", Label: "Run allowed programs", Summary: "run /usr/bin/uptime", Caller: "admin@Home"}
 	for _, tc := range []struct {
 		name string
@@ -414,7 +417,7 @@ func TestPrompter(t *testing.T) {
 			if !strings.Contains(pr.Text.Text, "admin@Home asks to use \u201cRun allowed programs\u201d (shell.exec)") || !strings.Contains(pr.Text.Text, "run /usr/bin/uptime") {
 				t.Errorf("prompt text %q", pr.Text.Text)
 			}
-			tc.tap(pr)
+			p.do(func() { tc.tap(pr) })
 			if got := <-res; got != tc.want {
 				t.Errorf("answer %v, want %v", got, tc.want)
 			}

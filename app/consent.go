@@ -22,11 +22,14 @@ type Prompter struct {
 	onAttention func(delta int)
 	// shown, for tests, receives each prompt as it opens.
 	shown chan *Prompt
+	// do runs a function on the Fyne goroutine: fyne.Do, or in tests the
+	// lock that stands in for it.
+	do func(func())
 }
 
 // NewPrompter makes a Prompter that opens its windows in fa.
 func NewPrompter(fa fyne.App) *Prompter {
-	return &Prompter{fa: fa, notes: newNotifier(fa.SendNotification, nil)}
+	return &Prompter{fa: fa, notes: newNotifier(fa.SendNotification, nil), do: fyne.Do}
 }
 
 var _ capability.Asker = (*Prompter)(nil)
@@ -56,7 +59,7 @@ func PromptText(q capability.Question) string {
 // Ask shows the question and waits for an answer or for ctx to end.
 func (p *Prompter) Ask(ctx context.Context, q capability.Question) (capability.Answer, error) {
 	pr := &Prompt{answer: make(chan capability.Answer, 1)}
-	fyne.Do(func() {
+	p.do(func() {
 		pr.W = p.fa.NewWindow("Allow " + q.Capability + "?")
 		pr.Text = widget.NewLabel(PromptText(q))
 		pr.Text.Wrapping = fyne.TextWrapWord
@@ -100,7 +103,7 @@ func (p *Prompter) Ask(ctx context.Context, q capability.Question) (capability.A
 	case a := <-pr.answer:
 		return a, nil
 	case <-ctx.Done():
-		fyne.Do(func() {
+		p.do(func() {
 			if pr.W != nil {
 				pr.W.Close()
 			}

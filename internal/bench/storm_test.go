@@ -105,9 +105,25 @@ func TestStorm(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	nodes, err := gw.G.Nodes(ctx)
-	if err != nil {
-		t.Fatal(err)
+	// A node says "connected" once it has the gateway's welcome; the
+	// gateway may still be finishing the attach of a session that replaced
+	// another (a node back from gRPC): give the list a few seconds to agree
+	// with the nodes, then check it.
+	var nodes []gateway.Node
+	listDeadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		if nodes, err = gw.G.Nodes(ctx); err != nil {
+			t.Fatal(err)
+		}
+		agree := len(nodes) == stormNodes
+		for _, n := range nodes {
+			agree = agree && n.Online && n.Transport == "quic"
+		}
+		if agree || time.Now().After(listDeadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	want := map[string]bool{}
 	for _, a := range agents {
