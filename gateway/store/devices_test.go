@@ -131,7 +131,6 @@ func TestNodes(t *testing.T) {
 	stranger, _ := newDevice(t)
 
 	wantErr(t, "UpsertNode of an unknown device", s.UpsertNode(ctx, Node{DeviceID: stranger, Name: "x"}), ErrNotFound)
-	wantErr(t, "TouchNode before registering", s.TouchNode(ctx, d.ID, t0), ErrNotFound)
 	n := Node{DeviceID: d.ID, Name: "laptop", Platform: "darwin/arm64", Version: "1.0.0", LastSeen: t0}
 	if err := s.UpsertNode(ctx, n); err != nil {
 		t.Fatal(err)
@@ -140,7 +139,7 @@ func TestNodes(t *testing.T) {
 	if err := s.UpsertNode(ctx, n); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.TouchNode(ctx, d.ID, t0.Add(time.Minute)); err != nil {
+	if err := s.TouchNodes(ctx, map[identity.DeviceID]time.Time{d.ID: t0.Add(time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
 	nodes, err := s.ListNodes(ctx)

@@ -43,27 +43,6 @@ func (s *Store) UpsertNode(ctx context.Context, n Node) error {
 	return nil
 }
 
-// TouchNode updates a node's last-seen time; ErrNotFound when the node never
-// registered.
-func (s *Store) TouchNode(ctx context.Context, id identity.DeviceID, lastSeen time.Time) error {
-	err := s.update(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE nodes SET last_seen = ? WHERE device_id = ?`, dbTime(lastSeen), dbDeviceID(id))
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("touching node %s: %w", id, err)
-	}
-	return nil
-}
-
 // TouchNodes records the last-seen times of many nodes in one transaction
 // (one sync to disk for them all). A time never moves a node's last-seen
 // back, so a batch that was late cannot undo a newer registration; nodes

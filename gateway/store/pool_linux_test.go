@@ -66,7 +66,7 @@ func poolLoad(tb testing.TB, s *Store, path string, ids []identity.DeviceID, wor
 				case 0, 1:
 					_, err = s.GetDevice(ctx, id)
 				case 2:
-					err = s.TouchNode(ctx, id, t0.Add(time.Duration(i)*time.Second))
+					err = s.TouchNodes(ctx, map[identity.DeviceID]time.Time{id: t0.Add(time.Duration(i) * time.Second)})
 				case 3:
 					_, err = s.ListNodes(ctx)
 				}
