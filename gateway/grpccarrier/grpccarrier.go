@@ -43,18 +43,19 @@ package grpccarrier
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"github.com/palyra/palyra-go/internal/retryinfo"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/identity"
@@ -245,11 +246,7 @@ func authStatus(err error) error {
 // Unavailable with the wait in a RetryInfo detail (the store's error stays
 // in the gateway's log).
 func busyStatus(b *carrier.BusyError) error {
-	st := status.Newf(codes.Unavailable, "gateway busy; retry in %d s", int(b.RetryAfter/time.Second))
-	if withRetry, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(b.RetryAfter)}); err == nil {
-		st = withRetry
-	}
-	return st.Err()
+	return retryinfo.Error(codes.Unavailable, fmt.Sprintf("gateway busy; retry in %d s", int(b.RetryAfter/time.Second)), b.RetryAfter)
 }
 
 // registerNode records a registration for the device's next StreamEvents.

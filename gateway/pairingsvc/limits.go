@@ -6,11 +6,11 @@ import (
 	"net"
 	"net/netip"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"github.com/palyra/palyra-go/internal/retryinfo"
+
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/palyra/palyra-go/gateway/pairingsvc/limit"
 	"github.com/palyra/palyra-go/gateway/store"
@@ -51,11 +51,7 @@ func (s *Service) admit(ctx context.Context) (*limit.Ticket, error) {
 // refusalStatus is the gRPC status of a refusal: ResourceExhausted, the
 // refusal's words, and the wait as a RetryInfo detail for clients to read.
 func refusalStatus(r *limit.Refusal) error {
-	st := status.New(codes.ResourceExhausted, r.Error())
-	if withRetry, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(r.RetryAfter)}); err == nil {
-		st = withRetry
-	}
-	return st.Err()
+	return retryinfo.Error(codes.ResourceExhausted, r.Error(), r.RetryAfter)
 }
 
 // sourceAddr is the IP address the call came from; the zero Addr (one

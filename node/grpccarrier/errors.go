@@ -3,7 +3,8 @@ package grpccarrier
 import (
 	"fmt"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"github.com/palyra/palyra-go/internal/retryinfo"
+
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -44,10 +45,8 @@ func classify(err error, from rpc) error {
 			sentinel = carrier.ErrGatewayShutdown
 		}
 		// The gateway's store failed: it says when to come back.
-		for _, d := range st.Details() {
-			if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay().IsValid() {
-				sentinel = carrier.Busy(ri.GetRetryDelay().AsDuration(), st.Message())
-			}
+		if after, ok := retryinfo.After(st); ok {
+			sentinel = carrier.Busy(after, st.Message())
 		}
 	case codes.FailedPrecondition:
 		sentinel = carrier.ErrProtocol

@@ -14,7 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"github.com/palyra/palyra-go/internal/retryinfo"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -61,13 +62,11 @@ func throttled(addr string, st *status.Status) error {
 	if st.Code() != codes.ResourceExhausted {
 		return nil
 	}
-	for _, d := range st.Details() {
-		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay().IsValid() {
-			wait := min(max(ri.GetRetryDelay().AsDuration(), time.Second), maxRetryAfter)
-			return &ThrottledError{Address: addr, Message: st.Message(), RetryAfter: wait}
-		}
+	after, ok := retryinfo.After(st)
+	if !ok {
+		return nil
 	}
-	return nil
+	return &ThrottledError{Address: addr, Message: st.Message(), RetryAfter: min(max(after, time.Second), maxRetryAfter)}
 }
 
 // Pending describes a request that waits for an admin.
