@@ -30,8 +30,8 @@ import (
 	"github.com/palyra/palyra-go/app/localgw"
 	"github.com/palyra/palyra-go/assets"
 	"github.com/palyra/palyra-go/identity/secretstore"
+	"github.com/palyra/palyra-go/internal/localsock"
 	"github.com/palyra/palyra-go/internal/oneinstance"
-	"github.com/palyra/palyra-go/internal/unixsock"
 	"github.com/palyra/palyra-go/internal/userdirs"
 	"github.com/palyra/palyra-go/node"
 	"github.com/palyra/palyra-go/node/localapi"
@@ -249,7 +249,7 @@ func run(c config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("opening the node: %w", err)
 	}
-	ln, err := unixsock.Listen(socket)
+	ln, err := localsock.Listen(socket)
 	if err != nil {
 		return fmt.Errorf("opening the node's local API (is 'palyra node run' or another palyra-desktop running with this config dir?): %w", err)
 	}

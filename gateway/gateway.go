@@ -48,8 +48,8 @@ import (
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/connlimit"
 	"github.com/palyra/palyra-go/internal/dirlock"
+	"github.com/palyra/palyra-go/internal/localsock"
 	"github.com/palyra/palyra-go/internal/metrics"
-	"github.com/palyra/palyra-go/internal/unixsock"
 	"github.com/palyra/palyra-go/internal/userdirs"
 	"github.com/palyra/palyra-go/internal/wire"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
@@ -105,7 +105,8 @@ type Config struct {
 	// InterfaceAddrs lists the machine's addresses for a wildcard Listen;
 	// nil: net.InterfaceAddrs.
 	InterfaceAddrs func() ([]net.Addr, error)
-	// AdminSocket is the Unix socket path of the admin API.
+	// AdminSocket is the admin API's Unix socket, or on Windows its
+	// endpoint file (internal/localsock).
 	AdminSocket string
 
 	TCPListener   net.Listener
@@ -445,7 +446,7 @@ func (g *Gateway) listen() error {
 		}
 	}
 	if g.admLn = g.cfg.AdminListener; g.admLn == nil {
-		if g.admLn, err = unixsock.Listen(g.cfg.AdminSocket); err != nil {
+		if g.admLn, err = localsock.Listen(g.cfg.AdminSocket); err != nil {
 			return err
 		}
 		// For commands that compute another path (another
@@ -473,7 +474,8 @@ func (g *Gateway) Addresses() []string {
 	return []string{g.tcp.Addr().String()}
 }
 
-// AdminAddr is the admin API's listener address (the socket path).
+// AdminAddr is the admin API's listener address (the socket path, or on
+// Windows the endpoint file's).
 func (g *Gateway) AdminAddr() net.Addr { return g.admLn.Addr() }
 
 // PairingDevicesWaiting is the number of devices connected and waiting for

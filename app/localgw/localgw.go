@@ -29,7 +29,7 @@ import (
 	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/identity/pairing/qr"
 	"github.com/palyra/palyra-go/internal/atomicfile"
-	"github.com/palyra/palyra-go/internal/unixsock"
+	"github.com/palyra/palyra-go/internal/localsock"
 	"github.com/palyra/palyra-go/internal/userdirs"
 	"github.com/palyra/palyra-go/node"
 )
@@ -196,7 +196,7 @@ func Start(ctx context.Context, opts Options) (*Gateway, error) {
 	}
 	// The socket first: it tells "another local gateway runs here" apart
 	// from "another program holds the port".
-	admLn, err := unixsock.Listen(socket)
+	admLn, err := localsock.Listen(socket)
 	if err != nil {
 		return nil, fmt.Errorf("opening the local gateway's admin socket (is it already running?): %w", err)
 	}

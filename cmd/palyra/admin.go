@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -18,21 +19,27 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/palyra/palyra-go/identity/pairing/qr"
-	"github.com/palyra/palyra-go/internal/unixsock"
+	"github.com/palyra/palyra-go/internal/localsock"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
 )
 
-// adminClient connects to the gateway's admin socket. The socket's file
-// mode is the access control, so the connection itself needs no TLS.
+// adminClient connects to the gateway's admin socket (on Windows, the
+// loopback port its endpoint file names, with the file's token). The
+// socket's file mode, or the token only its user can read, is the access
+// control, so the connection itself needs no TLS.
 func adminClient(env *environment, flagValue string) (adminv1.AdminClient, func(), error) {
 	path := adminSocket(env, flagValue)
-	if err := unixsock.Check(path); err != nil {
-		if errors.Is(err, unixsock.ErrNoSocket) {
+	if err := localsock.Check(path); err != nil {
+		if errors.Is(err, localsock.ErrNoSocket) {
 			return nil, nil, fmt.Errorf("no gateway admin socket at %s (is the gateway running? set --admin-socket or PALYRA_ADMIN_SOCKET)", path)
 		}
 		return nil, nil, fmt.Errorf("the gateway's admin socket: %w", err)
 	}
-	conn, err := grpc.NewClient("unix://"+path, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// Every connection gRPC opens goes through localsock.Dial; the
+	// authority is a fixed name, since a path is none.
+	conn, err := grpc.NewClient("passthrough:///admin", grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithAuthority("localhost"),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return localsock.Dial(ctx, path) }))
 	if err != nil {
 		return nil, nil, fmt.Errorf("connecting to the admin socket %s: %w", path, err)
 	}
@@ -41,7 +48,7 @@ func adminClient(env *environment, flagValue string) (adminv1.AdminClient, func(
 
 // addAdminFlag gives c the --admin-socket flag every admin command has.
 func addAdminFlag(c *cobra.Command) *string {
-	return c.Flags().String("admin-socket", "", "gateway admin socket (default $PALYRA_ADMIN_SOCKET or a per-user path)")
+	return c.Flags().String("admin-socket", "", "gateway admin socket, on Windows its endpoint file (default $PALYRA_ADMIN_SOCKET or a per-user path)")
 }
 
 // listFormat says how a list command prints its items: for people, a

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/palyra/palyra-go/internal/syncbuf"
+	"github.com/palyra/palyra-go/internal/testwine"
 	"github.com/palyra/palyra-go/internal/unixsock"
 	"github.com/palyra/palyra-go/internal/version"
 )
@@ -30,7 +31,8 @@ type cli struct {
 }
 
 func newCLI(t *testing.T) *cli {
-	dir := t.TempDir()
+	// testwine.TempDir: the Windows tests run under Wine too.
+	dir := testwine.TempDir(t)
 	return &cli{t: t, env: map[string]string{
 		"PALYRA_ADMIN_SOCKET": filepath.Join(dir, "run", "admin.sock"),
 		"XDG_DATA_HOME":       filepath.Join(dir, "data"),

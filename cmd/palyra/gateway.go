@@ -18,7 +18,7 @@ func cmdGatewayRun(env *environment) *cobra.Command {
 	dir := fs.String("data-dir", dataDir(env), "directory for the gateway's state (created 0700)")
 	listen := fs.String("listen", gateway.DefaultListen, "HOST:PORT to listen on, TCP (pairing) and UDP (QUIC)")
 	advertise := fs.String("advertise", "", "comma-separated HOST:PORT addresses nodes are told to use (default: the listen address)")
-	socket := fs.String("admin-socket", "", "admin API socket (default $PALYRA_ADMIN_SOCKET or a per-user path)")
+	socket := fs.String("admin-socket", "", "admin API socket, on Windows its endpoint file (default $PALYRA_ADMIN_SOCKET or a per-user path)")
 	name := fs.String("name", gateway.DefaultName, "the gateway's name, shown to devices")
 	metricsListen := fs.String("metrics-listen", "", "loopback HOST:PORT to serve Prometheus metrics on, e.g. 127.0.0.1:9464 (default: none)")
 	auditRetention := fs.Duration("audit-retention", gateway.DefaultAuditRetention, "how long audit rows are kept before the gateway deletes them (at least 1h; 2160h is 90 days)")

@@ -17,7 +17,7 @@ import (
 
 	"github.com/palyra/palyra-go/identity/pairing/qr"
 	"github.com/palyra/palyra-go/identity/secretstore"
-	"github.com/palyra/palyra-go/internal/unixsock"
+	"github.com/palyra/palyra-go/internal/localsock"
 	"github.com/palyra/palyra-go/internal/userdirs"
 	"github.com/palyra/palyra-go/node"
 	"github.com/palyra/palyra-go/node/localapi"
@@ -173,11 +173,12 @@ func cmdNodeRun(env *environment) *cobra.Command {
 		if !a.Paired() && !a.HasPendingPairing() {
 			return errors.New("this node is not paired; run 'palyra node pair' first")
 		}
-		// Without Unix sockets (an old Windows, Wine) the node still
-		// connects and runs calls; only the local API is missing.
-		ln, err := unixsock.Listen(socket)
+		// Without Unix sockets (a Unix without AF_UNIX; Windows uses a
+		// loopback port instead) the node still connects and runs calls;
+		// only the local API is missing.
+		ln, err := localsock.Listen(socket)
 		switch {
-		case errors.Is(err, unixsock.ErrUnsupported):
+		case errors.Is(err, localsock.ErrUnsupported):
 			log.Warn("running without the local API: palyra node status and the desktop app cannot reach this node", "err", err)
 		case err != nil:
 			return err

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/palyra/palyra-go/identity"
-	"github.com/palyra/palyra-go/internal/unixsock"
+	"github.com/palyra/palyra-go/internal/localsock"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
 )
 
@@ -113,7 +113,7 @@ func deviceArg(c *cobra.Command, env *environment) *string {
 // completeDevices offers the gateway's devices by name and by ID, each
 // described by the other; nothing when no gateway answers.
 func completeDevices(ctx context.Context, env *environment, socket string) []cobra.Completion {
-	if unixsock.Check(adminSocket(env, socket)) != nil {
+	if localsock.Check(adminSocket(env, socket)) != nil {
 		return nil
 	}
 	client, done, err := adminClient(env, socket)

@@ -24,8 +24,13 @@ const wineDeadline = 60 * time.Second
 // a new process reads the key from there, connects over gRPC on TCP, and
 // answers system.info with Windows facts.
 //
+// The running node serves its local API on a loopback port named, with its
+// token, in node.endpoint in its config dir (under LOCALAPPDATA): another
+// palyra.exe reads its status through it, and one given a file with
+// another token is refused.
+//
 // Wine has no UDP, so the node's QUIC attempt fails and QUIC is not tested
-// here; nor is the node's local API (Wine has no Unix sockets either).
+// here.
 func TestWindowsNodeUnderWine(t *testing.T) {
 	exe := testwine.BuildExe(t, "github.com/palyra/palyra-go/cmd/palyra")
 	w := testwine.New(t)
@@ -85,7 +90,7 @@ func TestWindowsNodeUnderWine(t *testing.T) {
 	if strings.Contains(reg, "LS0tLS1CRUdJTi") || strings.Contains(reg, "PRIVATE KEY") {
 		t.Error("the registry holds a PEM in the clear")
 	}
-	configDirs, _ := filepath.Glob(filepath.Join(w.Prefix, "drive_c", "users", "*", "AppData", "Roaming", "palyra", "node"))
+	configDirs, _ := filepath.Glob(filepath.Join(w.Prefix, "drive_c", "users", "*", "AppData", "Local", "Palyra", "node"))
 	if len(configDirs) != 1 {
 		t.Fatalf("the node's config dir in the prefix: %v", configDirs)
 	}
@@ -116,6 +121,43 @@ func TestWindowsNodeUnderWine(t *testing.T) {
 	}
 	t.Log("QUIC not tested: Wine fails every UDP socket (WSAIoctl SIO_UDP_CONNRESET, winapi error 10045)")
 
+	// The local API, from another palyra.exe.
+	if strings.Contains(runOut.String(), "running without the local API") {
+		t.Fatalf("palyra.exe node run serves no local API:\n%s", runOut.String())
+	}
+	endpoint := filepath.Join(configDirs[0], "node.endpoint")
+	good, err := os.ReadFile(endpoint)
+	if err != nil {
+		t.Fatalf("the running node's endpoint file: %v", err)
+	}
+	status := runUnderWine(t, w, exe, "node", "status")
+	if !strings.HasPrefix(status, "connected to Palyra gateway as winbox over gRPC (TCP)") {
+		t.Fatalf("palyra.exe node status, beside palyra.exe node run:\n%s", status)
+	}
+	lines := strings.Split(strings.TrimSpace(string(good)), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("endpoint file:\n%s", good)
+	}
+	forgedDir := filepath.Join(w.Prefix, "drive_c", "forged")
+	if err := os.MkdirAll(forgedDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	forgedToken := strings.Repeat("A", len(lines[2]))
+	if err := os.WriteFile(filepath.Join(forgedDir, "node.endpoint"), []byte(lines[0]+"\n"+lines[1]+"\n"+forgedToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithTimeout(t.Context(), wineDeadline)
+	defer cancel()
+	refused, err := w.Command(ctx, exe, "node", "status", "--config-dir", `C:\forged`).CombinedOutput()
+	if err == nil || !strings.Contains(string(refused), "wrong token") {
+		t.Errorf("palyra.exe node status with another token: %v\n%s", err, refused)
+	}
+	for _, out := range []string{string(refused), runOut.String(), status} {
+		if strings.Contains(out, lines[2]) {
+			t.Errorf("the token is in an output:\n%s", out)
+		}
+	}
+
 	var res struct {
 		OK     bool `json:"ok"`
 		Output struct {
@@ -126,6 +168,14 @@ func TestWindowsNodeUnderWine(t *testing.T) {
 	if !res.OK || res.Output.OS != "windows" || res.Output.Arch != "amd64" || !strings.Contains(res.Output.User, `\`) {
 		t.Fatalf("system.info from the Windows node: %+v\n%s", res, runOut.String())
 	}
+}
+
+// TestWindowsAdminUnderWine runs TestAdminOverEndpointFile, built for
+// Windows, under Wine: the admin commands over the gateway's endpoint file.
+func TestWindowsAdminUnderWine(t *testing.T) {
+	exe := testwine.BuildTest(t, "github.com/palyra/palyra-go/cmd/palyra")
+	w := testwine.New(t)
+	t.Log(w.RunTests(t, exe, "^TestAdminOverEndpointFile$", 2*time.Minute))
 }
 
 // runUnderWine runs palyra.exe with args to completion and returns its

@@ -6,10 +6,10 @@
 //
 // What Wine 8 cannot do, and these tests therefore cannot cover: UDP
 // (WSAIoctl SIO_UDP_CONNRESET is not implemented, so every UDP socket fails
-// with winapi error 10045 — no QUIC), AF_UNIX sockets (error 10047 — no
-// admin socket or node local API), and removing directories the way Go's
-// os.RemoveAll does (FileDispositionInformationEx: "Invalid function"), so
-// Windows tests that clean up a t.TempDir fail under it.
+// with winapi error 10045 — no QUIC), AF_UNIX sockets (error 10047; on
+// Windows the local APIs are internal/localsock's loopback ports), keeping file ACLs (it derives them from Unix mode bits),
+// and removing directory entries the way Go's os.RemoveAll does (see
+// TempDir, which tests that run under Wine use instead of t.TempDir).
 //
 // It must not be imported by anything but tests.
 package testwine

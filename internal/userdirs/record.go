@@ -3,6 +3,7 @@ package userdirs
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/palyra/palyra-go/internal/atomicfile"
@@ -46,7 +47,9 @@ func FindSocket(computed, stateDir, record string) string {
 	return computed
 }
 
+// isSocket reports whether a local API's endpoint is at path: a socket,
+// or on Windows an endpoint file.
 func isSocket(path string) bool {
 	fi, err := os.Stat(path)
-	return err == nil && fi.Mode().Type() == os.ModeSocket
+	return err == nil && (fi.Mode().Type() == os.ModeSocket || runtime.GOOS == "windows" && fi.Mode().IsRegular())
 }

@@ -79,9 +79,10 @@ func LocalGatewayDataDir(e Env) (string, error) {
 
 // RuntimeDir holds sockets: XDG_RUNTIME_DIR where there is one (it is
 // private to the user and cleared at logout), else fallback, beside the
-// state.
+// state. Windows has no such directory (a variable of that name there is
+// some Unix tool's, and nothing makes it private), so it is the fallback.
 func RuntimeDir(e Env, fallback string) string {
-	if d := e.Getenv("XDG_RUNTIME_DIR"); d != "" {
+	if d := e.Getenv("XDG_RUNTIME_DIR"); d != "" && e.GOOS != "windows" {
 		return filepath.Join(d, "palyra")
 	}
 	return fallback
@@ -97,12 +98,22 @@ func AdminSocket(e Env, flagValue string) string {
 	if v := e.Getenv("PALYRA_ADMIN_SOCKET"); v != "" {
 		return v
 	}
-	return filepath.Join(RuntimeDir(e, GatewayDataDir(e)), "admin.sock")
+	return filepath.Join(RuntimeDir(e, GatewayDataDir(e)), endpointName(e, "admin"))
+}
+
+// endpointName is the file name of a local API's endpoint: a socket, or
+// on Windows the endpoint file.
+func endpointName(e Env, api string) string {
+	if e.GOOS == "windows" {
+		return api + ".endpoint"
+	}
+	return api + ".sock"
 }
 
 // NodeConfigDir is where a node keeps its configuration: flagValue, then
-// PALYRA_CONFIG_DIR, then the OS's per-user config directory (XDG's where
-// it applies), or the working directory without one. `palyra node` and the
+// PALYRA_CONFIG_DIR, then on Windows %LOCALAPPDATA%\Palyra\node, else the
+// OS's per-user config directory (XDG's where it applies), or the working
+// directory without one. `palyra node` and the
 // desktop app use the same one, so both see one device.
 func NodeConfigDir(e Env, flagValue string) string {
 	if flagValue != "" {
@@ -113,6 +124,9 @@ func NodeConfigDir(e Env, flagValue string) string {
 	}
 	if d := e.Getenv("XDG_CONFIG_HOME"); d != "" && e.GOOS != "darwin" && e.GOOS != "windows" {
 		return filepath.Join(d, "palyra", "node")
+	}
+	if d := e.Getenv("LOCALAPPDATA"); d != "" && e.GOOS == "windows" {
+		return filepath.Join(d, "Palyra", "node")
 	}
 	d, err := e.ConfigDir()
 	if err != nil {
@@ -127,12 +141,12 @@ func NodeConfigDirGiven(e Env, flagValue string) bool {
 	return flagValue != "" || e.Getenv("PALYRA_CONFIG_DIR") != ""
 }
 
-// NodeSocket is the node agent's local API socket for the config dir dir.
+// NodeSocket is the node agent's local API endpoint for the config dir dir.
 // With a config dir that was named (given) it lives inside it, so two
 // nodes on one machine (as in tests) never share a socket.
 func NodeSocket(e Env, dir string, given bool) string {
 	if given {
-		return filepath.Join(dir, "node.sock")
+		return filepath.Join(dir, endpointName(e, "node"))
 	}
-	return filepath.Join(RuntimeDir(e, dir), "node.sock")
+	return filepath.Join(RuntimeDir(e, dir), endpointName(e, "node"))
 }

@@ -1,5 +1,5 @@
 // Package localapi serves a running node agent on a local Unix socket (mode
-// 0600), so `palyra node status` and other local tools can read its state,
+// 0600; on Windows a loopback port behind a token, see internal/localsock), so `palyra node status` and other local tools can read its state,
 // and `palyra node capabilities` can change what it shares while it runs,
 // without touching the agent's secrets.
 package localapi
@@ -13,8 +13,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
+	"github.com/palyra/palyra-go/internal/localsock"
 	"github.com/palyra/palyra-go/node"
 	"github.com/palyra/palyra-go/node/capability"
 )
@@ -84,8 +86,7 @@ func ChangeSharing(ctx context.Context, path string, c node.SharingChange) ([]ca
 func call(ctx context.Context, path, method, endpoint string, body, out any) error {
 	client := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
+			return localsock.Dial(ctx, path)
 		},
 	}}
 	defer client.CloseIdleConnections()
@@ -102,6 +103,15 @@ func call(ctx context.Context, path, method, endpoint string, body, out any) err
 		return err
 	}
 	resp, err := client.Do(req)
+	if errors.Is(err, localsock.ErrRefused) {
+		// An agent answers, but not to this token: saying "not
+		// running" would send the user to start a second one.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("the node agent's local API: %w", err)
+	}
 	if err != nil {
 		return fmt.Errorf("%w (no answer on %s)", ErrNotRunning, path)
 	}
