@@ -154,11 +154,10 @@ func runShell(ctx context.Context, cfg Config, args shellArgs, progress func(str
 	}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	cmd.WaitDelay = shellWaitDelay
-	// On Unix the command leads its own process group, and stopping it
-	// kills the whole group, so its children die with it.
-	killTree(cmd)
-
-	if err := cmd.Start(); err != nil {
+	// The command and its children are one tree that stopping it kills:
+	// on Unix a process group, on Windows a job object.
+	release, err := startTree(cmd)
+	if err != nil {
 		if runCtx.Err() != nil {
 			// The deadline passed, or the caller gave up, before it
 			// started.
@@ -168,6 +167,7 @@ func runShell(ctx context.Context, cfg Config, args shellArgs, progress func(str
 	}
 	progress(fmt.Sprintf("running %s (pid %d)", path, cmd.Process.Pid))
 	waitErr := cmd.Wait()
+	release()
 
 	switch {
 	case out.overflowed():

@@ -1,4 +1,4 @@
-//go:build !unix
+//go:build !unix && !windows
 
 package builtin
 
@@ -6,10 +6,9 @@ import (
 	"os/exec"
 )
 
-// killTree leaves stopping to exec's default, which kills the process
+// startTree leaves stopping to exec's default, which kills the process
 // only: there are no process groups to kill here.
-func killTree(*exec.Cmd) {}
+func startTree(cmd *exec.Cmd) (release func(), err error) { return func() {}, cmd.Start() }
 
-// shellEnvNames name the little of the node's environment a command
-// gets; on Windows many programs fail to start without SystemRoot.
-var shellEnvNames = []string{"PATH", "HOME", "LANG", "USERPROFILE", "SystemRoot"}
+// shellEnvNames name the little of the node's environment a command gets.
+var shellEnvNames = []string{"PATH", "HOME", "LANG"}

@@ -9,9 +9,11 @@ import (
 	"syscall"
 )
 
-// killTree makes the command lead a process group of its own, and makes
-// stopping it kill that whole group.
-func killTree(cmd *exec.Cmd) {
+// startTree starts the command as the leader of a process group of its
+// own, and makes stopping it kill that whole group. Children it leaves
+// running after it exits by itself are left alone. release has nothing to
+// do here.
+func startTree(cmd *exec.Cmd) (release func(), err error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error {
 		err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
@@ -21,6 +23,7 @@ func killTree(cmd *exec.Cmd) {
 		}
 		return err
 	}
+	return func() {}, cmd.Start()
 }
 
 // shellEnvNames name the little of the node's environment a command gets.
