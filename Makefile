@@ -115,7 +115,7 @@ cross: cross-deps
 # Linux gateway. The booted Wine prefix is kept in the user's cache dir
 # (PALYRA_WINE_CACHE elsewhere); each test clones it.
 WINE_PACKAGES := wine wine64 $(CROSS_PACKAGES)
-WINE_TESTS    := ./cmd/palyra ./identity/secretstore ./internal/localsock ./internal/userdirs ./node/capability/builtin
+WINE_TESTS    := ./cmd/palyra ./identity/secretstore ./internal/localsock ./internal/userdirs ./node/capability/builtin ./app/autostart
 
 test-windows:
 	$(call ensure_packages,$(WINE_PACKAGES))

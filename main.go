@@ -159,15 +159,11 @@ func absPath(p string) string {
 	return p
 }
 
-// autostartEntry is the app's login entry, or nil where the desktop has no
-// XDG autostart (the menu then has no "Start at login").
+// autostartEntry is the app's login entry (an XDG autostart entry, or on
+// Windows its Run key value), or nil where the app writes none (the menu
+// then has no "Start at login").
 func autostartEntry(c config, log *slog.Logger) app.Autostart {
 	if !autostart.Supported(runtime.GOOS) {
-		return nil
-	}
-	configHome, err := os.UserConfigDir()
-	if err != nil {
-		log.Info("no \"Start at login\": no config directory to put the autostart entry in", "err", err)
 		return nil
 	}
 	exe, err := os.Executable()
@@ -175,7 +171,12 @@ func autostartEntry(c config, log *slog.Logger) app.Autostart {
 		log.Info("no \"Start at login\": the app's own path is unknown", "err", err)
 		return nil
 	}
-	return autostart.Entry{Path: autostart.PathIn(configHome), Exec: exe, Args: c.autostartArgs()}
+	entry, err := autostart.ForApp(exe, c.autostartArgs())
+	if err != nil {
+		log.Info("no \"Start at login\"", "err", err)
+		return nil
+	}
+	return entry
 }
 
 func main() {

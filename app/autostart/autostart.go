@@ -1,11 +1,12 @@
-// Package autostart starts the desktop app when its user logs in, where the
-// desktop follows the XDG Autostart specification (Linux and the BSDs): a
-// desktop entry in $XDG_CONFIG_HOME/autostart. It is off until the user
-// turns it on, and turning it off removes the entry.
+// Package autostart starts the desktop app when its user logs in: where the
+// desktop follows the XDG Autostart specification (Linux and the BSDs), a
+// desktop entry in $XDG_CONFIG_HOME/autostart; on Windows, a value under
+// HKCU\Software\Microsoft\Windows\CurrentVersion\Run (RunKey, written with
+// golang.org/x/sys/windows/registry, no cgo). It is off until the user turns
+// it on, and turning it off removes the entry.
 //
-// macOS (a LaunchAgent plist in ~/Library/LaunchAgents) and Windows (a value
-// under HKCU\Software\Microsoft\Windows\CurrentVersion\Run) have their own
-// mechanisms, not written here: Supported is false there and the app hides
+// macOS (a LaunchAgent plist in ~/Library/LaunchAgents) has its own
+// mechanism, not written here: Supported is false there and the app hides
 // its "Start at login" item rather than pretend.
 package autostart
 
@@ -23,13 +24,26 @@ import (
 // FileName is the desktop entry's name, after the app's ID.
 const FileName = "palyra-desktop.desktop"
 
-// Supported reports whether goos has XDG autostart.
+// Supported reports whether goos has a login entry this package writes:
+// XDG autostart, or Windows' Run key.
 func Supported(goos string) bool {
 	switch goos {
-	case "darwin", "windows", "ios", "android", "plan9", "js", "wasip1":
+	case "darwin", "ios", "android", "plan9", "js", "wasip1":
 		return false
 	}
 	return true
+}
+
+// Switch is a login entry, on or off: an Entry, or on Windows a RunKey.
+type Switch interface {
+	Enabled() bool
+	Set(on bool) error
+}
+
+// errRelative refuses a login entry for a program named by a relative
+// path, which the session would resolve against another directory.
+func errRelative(exec string) error {
+	return fmt.Errorf("starting at login needs the app's absolute path, not %q", exec)
 }
 
 // Entry is the app's autostart entry: where it lives and what it runs.
@@ -72,7 +86,7 @@ func (e Entry) Set(on bool) error {
 		return nil
 	}
 	if !filepath.IsAbs(e.Exec) {
-		return fmt.Errorf("starting at login needs the app's absolute path, not %q", e.Exec)
+		return errRelative(e.Exec)
 	}
 	if err := os.MkdirAll(filepath.Dir(e.Path), 0o755); err != nil {
 		return fmt.Errorf("creating the autostart folder: %w", err)
