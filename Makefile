@@ -111,8 +111,9 @@ cross: cross-deps
 	CGO_ENABLED=1 GOOS=windows GOARCH=amd64 CC=$(MINGW_CC) $(GO) vet .
 
 # Windows programs under Wine (the files tagged wine; internal/testwine):
-# Credential Manager through the secret store, and palyra.exe as a node of a
-# Linux gateway. The booted Wine prefix is kept in the user's cache dir
+# Credential Manager through the secret store, palyra.exe as a node of a
+# Linux gateway with its local API, the admin commands over the endpoint
+# file, the per-user directories, shell.exec's job object, the Run key. The booted Wine prefix is kept in the user's cache dir
 # (PALYRA_WINE_CACHE elsewhere); each test clones it.
 WINE_PACKAGES := wine wine64 $(CROSS_PACKAGES)
 WINE_TESTS    := ./cmd/palyra ./identity/secretstore ./internal/localsock ./internal/userdirs ./node/capability/builtin ./app/autostart

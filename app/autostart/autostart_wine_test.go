@@ -14,9 +14,7 @@ import (
 // Windows, under Wine, and checks that they left nothing in the prefix's
 // registry.
 func TestRunKeyUnderWine(t *testing.T) {
-	exe := testwine.BuildTest(t, "github.com/palyra/palyra-go/app/autostart")
-	w := testwine.New(t)
-	t.Log(w.RunTests(t, exe, "^(TestRunKey|TestForAppIsRunKey)", time.Minute))
+	w := testwine.TestPackage(t, "github.com/palyra/palyra-go/app/autostart", "^(TestRunKey|TestForAppIsRunKey)", time.Minute)
 	w.RestartServer(t)
 	if reg := w.UserRegistry(t); strings.Contains(reg, `"Palyra test `) {
 		t.Error("a test value is left under the Run key")

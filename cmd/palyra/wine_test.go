@@ -173,9 +173,7 @@ func TestWindowsNodeUnderWine(t *testing.T) {
 // TestWindowsAdminUnderWine runs TestAdminOverEndpointFile, built for
 // Windows, under Wine: the admin commands over the gateway's endpoint file.
 func TestWindowsAdminUnderWine(t *testing.T) {
-	exe := testwine.BuildTest(t, "github.com/palyra/palyra-go/cmd/palyra")
-	w := testwine.New(t)
-	t.Log(w.RunTests(t, exe, "^TestAdminOverEndpointFile$", 2*time.Minute))
+	testwine.TestPackage(t, "github.com/palyra/palyra-go/cmd/palyra", "^TestAdminOverEndpointFile$", 2*time.Minute)
 }
 
 // runUnderWine runs palyra.exe with args to completion and returns its

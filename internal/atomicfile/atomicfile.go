@@ -18,7 +18,15 @@ import (
 // Write writes data to a temporary file in path's directory with
 // mode perm, syncs it and renames it over path, so that path holds either
 // the old content or all of the new.
-func Write(path string, data []byte, perm os.FileMode) (err error) {
+func Write(path string, data []byte, perm os.FileMode) error {
+	return WritePrepared(path, data, perm, nil)
+}
+
+// WritePrepared is Write, with prepare (if not nil) called on the
+// temporary file's path once it exists, empty, before data is written: to
+// set what its mode cannot say, such as a Windows ACL, before the file
+// holds anything.
+func WritePrepared(path string, data []byte, perm os.FileMode, prepare func(tmp string) error) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -33,6 +41,11 @@ func Write(path string, data []byte, perm os.FileMode) (err error) {
 	}()
 	if err = f.Chmod(perm); err != nil {
 		return err
+	}
+	if prepare != nil {
+		if err = prepare(tmp); err != nil {
+			return err
+		}
 	}
 	if _, err = f.Write(data); err != nil {
 		return err

@@ -15,7 +15,5 @@ import (
 // from the Unix mode bits, and a DACL naming only this user changes
 // nothing), so that test is for a real Windows.
 func TestTokenEndpointUnderWine(t *testing.T) {
-	exe := testwine.BuildTest(t, "github.com/palyra/palyra-go/internal/localsock")
-	w := testwine.New(t)
-	t.Log(w.RunTests(t, exe, "^(TestToken|TestParseEndpoint|TestListenIsTokenEndpoint)", 2*time.Minute))
+	testwine.TestPackage(t, "github.com/palyra/palyra-go/internal/localsock", "^(TestToken|TestParseEndpoint|TestListenIsTokenEndpoint)", 2*time.Minute)
 }

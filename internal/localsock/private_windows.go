@@ -2,41 +2,23 @@ package localsock
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/windows"
+
+	"github.com/palyra/palyra-go/internal/atomicfile"
 )
 
 // writePrivate replaces path with data in a file whose ACL grants this
 // user alone, nothing inherited from the directory: the ACL is set on the
 // new, empty temporary file before data is written to it, and the rename
 // keeps it, so no one else can ever read the token.
-func writePrivate(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
+func writePrivate(path string, data []byte) error {
+	return atomicfile.WritePrepared(path, data, 0o600, func(tmp string) error {
+		if err := restrictToUser(tmp); err != nil {
+			return fmt.Errorf("restricting %s to this user: %w", tmp, err)
 		}
-	}()
-	if err = restrictToUser(tmp); err != nil {
-		return fmt.Errorf("restricting %s to this user: %w", tmp, err)
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+		return nil
+	})
 }
 
 // fileAllAccess is FILE_ALL_ACCESS, which x/sys/windows does not name.

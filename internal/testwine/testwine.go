@@ -153,6 +153,18 @@ func (w *Wine) RunTests(tb testing.TB, exe, pattern string, timeout time.Duratio
 	return text
 }
 
+// TestPackage builds the tests of pkg (an import path) for Windows and runs
+// those matching pattern under Wine in a new prefix (see RunTests), with
+// their output in tb's log; it returns the prefix, for what the caller
+// checks in it afterwards.
+func TestPackage(tb testing.TB, pkg, pattern string, timeout time.Duration) *Wine {
+	tb.Helper()
+	exe := BuildTest(tb, pkg)
+	w := New(tb)
+	tb.Log(w.RunTests(tb, exe, pattern, timeout))
+	return w
+}
+
 // BuildExe builds the main package pkg (an import path) for windows/amd64
 // without cgo, into tb's temporary directory.
 func BuildExe(tb testing.TB, pkg string) string {

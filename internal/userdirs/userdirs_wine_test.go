@@ -13,7 +13,5 @@ import (
 // Wine: every OS's answers computed on Windows (its path separator), and
 // the endpoint record.
 func TestDirsUnderWine(t *testing.T) {
-	exe := testwine.BuildTest(t, "github.com/palyra/palyra-go/internal/userdirs")
-	w := testwine.New(t)
-	t.Log(w.RunTests(t, exe, "^Test", time.Minute))
+	testwine.TestPackage(t, "github.com/palyra/palyra-go/internal/userdirs", "^Test", time.Minute)
 }

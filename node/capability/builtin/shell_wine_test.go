@@ -13,7 +13,5 @@ import (
 // built for Windows, under Wine: the command's job object kills its child
 // and grandchild when the call is canceled, and when the call ends.
 func TestShellExecJobUnderWine(t *testing.T) {
-	exe := testwine.BuildTest(t, "github.com/palyra/palyra-go/node/capability/builtin")
-	w := testwine.New(t)
-	t.Log(w.RunTests(t, exe, "^TestShellExecTree", 2*time.Minute))
+	testwine.TestPackage(t, "github.com/palyra/palyra-go/node/capability/builtin", "^TestShellExecTree", 2*time.Minute)
 }
