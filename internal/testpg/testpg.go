@@ -104,7 +104,7 @@ func New(tb testing.TB) Database {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := srv.admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE template0"); err != nil {
+	if _, err := srv.admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE template0"+srv.strategy); err != nil {
 		tb.Fatalf("testpg: creating database %s: %v", name, err)
 	}
 	tb.Cleanup(func() {
@@ -176,6 +176,10 @@ type server struct {
 	// exited is closed when the watchdog shell has exited.
 	exited chan struct{}
 	cmd    *exec.Cmd
+	// strategy ends CREATE DATABASE: copying the template's files is
+	// about twice as fast for an empty database with fsync off as
+	// PostgreSQL 15's default, which writes it all to the WAL.
+	strategy string
 }
 
 func (s *server) url(userName, password, database string) string {
@@ -353,9 +357,16 @@ func start() (*server, error) {
 	if s.admin, err = pgxpool.New(ctx, s.url(Superuser, "", "postgres")); err == nil {
 		err = s.admin.Ping(ctx)
 	}
+	var version int
+	if err == nil {
+		err = s.admin.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&version)
+	}
 	if err != nil {
 		s.stop()
 		return nil, fmt.Errorf("connecting to the test server: %v", err)
+	}
+	if version >= 150000 {
+		s.strategy = " STRATEGY FILE_COPY"
 	}
 	return s, nil
 }
