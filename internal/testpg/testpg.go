@@ -35,7 +35,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -308,7 +307,7 @@ func start() (*server, error) {
 		"-c", "shared_buffers=32MB", "-c", "max_connections=200", "-c", "logging_collector=off", "-c", "lc_messages=C")
 	cmd := exec.Command("/bin/sh", args...)
 	cmd.Dir, cmd.Env = dir, env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	ownProcessGroup(cmd)
 	stdin, keep, err := os.Pipe()
 	if err != nil {
 		cleanup()
@@ -385,7 +384,7 @@ func (s *server) stop() error {
 	case <-s.exited:
 		return nil
 	case <-t.C:
-		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		killProcessGroup(s.cmd)
 		<-s.exited
 		os.RemoveAll(s.dir)
 		return fmt.Errorf("postgres did not stop within %v; killed it", stopTimeout)
