@@ -11,7 +11,7 @@ BENCH     ?= .
 PALYRA_BENCH ?= --phases latency,throughput,grpc,idle --nodes 200 --reps 3 --calls 2000 --window 2s --idle-window 5s
 
 # System packages, by purpose (Debian names).
-TEST_PACKAGES  := bash-completion dbus dbus-x11 gnome-keyring libsecret-tools xvfb xclip xsel x11-apps x11-xserver-utils iproute2 nftables util-linux systemd
+TEST_PACKAGES  := bash-completion dbus dbus-x11 gnome-keyring libsecret-tools xvfb xclip xsel x11-apps x11-xserver-utils iproute2 nftables util-linux systemd postgresql
 PROTO_PACKAGES := protobuf-compiler
 # The desktop app (cgo, OpenGL), and its tests under Xvfb with a real tray
 # host (gtk-sni-tray-standalone) and notification daemon (dunst);

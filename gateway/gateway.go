@@ -92,9 +92,19 @@ const (
 // Config describes one gateway. Listeners may be handed in (tests bind
 // 127.0.0.1:0 first); otherwise Run opens them from the addresses.
 type Config struct {
-	// DataDir holds the store (and with it the CA key); created 0700.
+	// DataDir holds the store (and with it the CA key) unless Database
+	// is set, and the gateway's lock and socket record; created 0700.
 	DataDir string
 	Name    string
+	// Database, if set, is the postgres:// URL of the PostgreSQL database
+	// the store is in instead of DataDir's SQLite file: several gateways
+	// may share one. It may hold a password, which the gateway shows
+	// nowhere (store.DescribeDatabase is what it logs).
+	Database string
+	// SkipMigrations leaves the database's schema alone, for operators
+	// who migrate separately (palyra gateway migrate); New then refuses
+	// a schema older than this program's.
+	SkipMigrations bool
 	// Listen is HOST:PORT for both TCP (pairing) and UDP (QUIC).
 	Listen string
 	// Advertise lists the HOST:PORT addresses nodes are told to use;
@@ -280,9 +290,10 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 
-	if g.store, err = store.Open(ctx, filepath.Join(cfg.DataDir, StoreFile), store.Options{Now: cfg.Now}); err != nil {
+	if g.store, err = openStore(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("opening gateway store: %w", err)
 	}
+	cfg.Logger.Info("opened gateway store", "backend", g.store.Backend(), "at", StoreLocation(cfg))
 	if g.ca, err = g.loadCA(ctx); err != nil {
 		return nil, err
 	}
@@ -404,14 +415,29 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	return g, nil
 }
 
+// openStore opens the store cfg names: its PostgreSQL database, or the
+// SQLite file in its data directory.
+func openStore(ctx context.Context, cfg Config) (*store.Store, error) {
+	opts := store.Options{Now: cfg.Now, SkipMigrations: cfg.SkipMigrations}
+	if cfg.Database != "" {
+		return store.OpenPostgres(ctx, cfg.Database, opts)
+	}
+	return store.Open(ctx, filepath.Join(cfg.DataDir, StoreFile), opts)
+}
+
+// StoreLocation says where cfg's store is, for logs and messages: the
+// database URL without its password, or the SQLite file's path.
+func StoreLocation(cfg Config) string {
+	if cfg.Database != "" {
+		return store.DescribeDatabase(cfg.Database)
+	}
+	return filepath.Join(cfg.DataDir, StoreFile)
+}
+
 func (g *Gateway) loadCA(ctx context.Context) (*identity.CA, error) {
 	certPEM, keyPEM, err := g.store.LoadCA(ctx)
 	if err == nil {
-		ca, err := identity.ParseCA(certPEM, keyPEM)
-		if err != nil {
-			return nil, fmt.Errorf("loading gateway CA: %w", err)
-		}
-		return ca, nil
+		return parseCA(certPEM, keyPEM)
 	}
 	if !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("loading gateway CA: %w", err)
@@ -424,10 +450,25 @@ func (g *Gateway) loadCA(ctx context.Context) (*identity.CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := g.store.SaveCA(ctx, certPEM, keyPEM); err != nil {
+	if err := g.store.SaveCA(ctx, certPEM, keyPEM); errors.Is(err, store.ErrIllegalTransition) {
+		// Another gateway on the same database saved its CA first: all
+		// gateways of a database share one CA, so use that one.
+		if certPEM, keyPEM, err = g.store.LoadCA(ctx); err != nil {
+			return nil, fmt.Errorf("loading the gateway CA another gateway saved: %w", err)
+		}
+		return parseCA(certPEM, keyPEM)
+	} else if err != nil {
 		return nil, fmt.Errorf("saving gateway CA: %w", err)
 	}
 	g.cfg.Logger.Info("created gateway CA", "fingerprint", ca.Fingerprint().String())
+	return ca, nil
+}
+
+func parseCA(certPEM, keyPEM []byte) (*identity.CA, error) {
+	ca, err := identity.ParseCA(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("loading gateway CA: %w", err)
+	}
 	return ca, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/palyra/palyra-go/identity/secretstore"
 	"github.com/palyra/palyra-go/internal/testflood"
 	"github.com/palyra/palyra-go/internal/testlog"
+	"github.com/palyra/palyra-go/internal/testpg"
 	"github.com/palyra/palyra-go/node"
 	nodecarrier "github.com/palyra/palyra-go/node/carrier"
 	"github.com/palyra/palyra-go/node/pairclient"
@@ -25,7 +26,7 @@ import (
 func TestMain(m *testing.M) {
 	testflood.Main() // in a flood's child process, runs the flood and exits
 	os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
-	os.Exit(m.Run())
+	os.Exit(testpg.Main(m))
 }
 
 // runningGateway is a gateway served in the background of a test.

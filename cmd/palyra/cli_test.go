@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/palyra/palyra-go/internal/syncbuf"
+	"github.com/palyra/palyra-go/internal/testpg"
 	"github.com/palyra/palyra-go/internal/testwine"
 	"github.com/palyra/palyra-go/internal/unixsock"
 	"github.com/palyra/palyra-go/internal/version"
@@ -21,7 +22,7 @@ import (
 
 func TestMain(m *testing.M) {
 	os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
-	os.Exit(m.Run())
+	os.Exit(testpg.Main(m))
 }
 
 // cli runs palyra in-process with its own environment.

@@ -3,11 +3,13 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/palyra/palyra-go/gateway"
+	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/internal/sdnotify"
 	"github.com/palyra/palyra-go/internal/userdirs"
 )
@@ -32,6 +34,8 @@ func cmdGatewayRun(env *environment) *cobra.Command {
 	pairingBurst := fs.Int("pairing-burst", gateway.DefaultPairingBurst, "pairing attempts one source address may make at once (negative: no per-address limit)")
 	pairingInterval := fs.Duration("pairing-interval", gateway.DefaultPairingInterval, "after its burst, a source address may make one more pairing attempt every DURATION")
 	pairingConcurrency := fs.Int("pairing-concurrency", gateway.DefaultPairingConcurrency, "pairing attempts in progress at once, from all addresses (negative: no limit)")
+	database := databaseFlag(env, c)
+	noMigrate := fs.Bool("no-migrate", false, "do not migrate the database's schema (for operators who run 'palyra gateway migrate' themselves); refuse an older one")
 	c.RunE = func(c *cobra.Command, _ []string) error {
 		// Zero would mean the default in gateway.Config; on the command
 		// line it would more likely be meant as "none", so it is refused.
@@ -41,9 +45,14 @@ func cmdGatewayRun(env *environment) *cobra.Command {
 		if *pairingInterval <= 0 {
 			return usagef("--pairing-interval must be positive")
 		}
+		db := database()
+		if err := checkDatabaseURL(db); err != nil {
+			return err
+		}
 		return gatewayRun(c, env, gateway.Config{
 			DataDir: *dir, Name: *name, Listen: *listen, AdminSocket: userdirs.AdminSocket(dirs(env), *socket),
 			MetricsListen: *metricsListen, AuditRetention: *auditRetention,
+			Database: db, SkipMigrations: *noMigrate,
 
 			MaxUnauthenticatedConns:          *maxUnauth,
 			MaxUnauthenticatedConnsPerSource: *maxUnauthPerSource,
@@ -72,6 +81,60 @@ func gatewayRun(c *cobra.Command, env *environment, cfg gateway.Config, advertis
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stderr, "gateway %q listening on %s; admin socket %s\n", cfg.Name, strings.Join(g.Addresses(), ", "), g.AdminAddr())
+	fmt.Fprintf(env.stderr, "gateway %q listening on %s; admin socket %s; store %s\n", cfg.Name, strings.Join(g.Addresses(), ", "),
+		g.AdminAddr(), gateway.StoreLocation(cfg))
 	return g.Run(c.Context())
+}
+
+// databaseFlag adds --database to c; the function it returns gives the
+// flag's value, or $PALYRA_DATABASE_URL when the flag is not given. The
+// variable keeps a password out of the process list, where other users
+// can read a flag (and out of --help, where a default would show it).
+func databaseFlag(env *environment, c *cobra.Command) func() string {
+	database := c.Flags().String("database", "",
+		"postgres:// URL of a PostgreSQL database to keep the state in, shared by several gateways, instead of the SQLite file in --data-dir (default $PALYRA_DATABASE_URL; a password is better there, in PGPASSWORD or in ~/.pgpass than in this flag)")
+	return func() string {
+		if !c.Flags().Changed("database") {
+			return env.getenv("PALYRA_DATABASE_URL")
+		}
+		if u, err := url.Parse(*database); err == nil {
+			if _, has := u.User.Password(); has {
+				fmt.Fprintln(env.stderr, "palyra: warning: the --database URL holds a password, which other users of this machine can see in the process list; "+
+					"put the URL in PALYRA_DATABASE_URL, or the password in PGPASSWORD or ~/.pgpass")
+			}
+		}
+		return *database
+	}
+}
+
+// checkDatabaseURL refuses a --database that is not a postgres:// URL.
+func checkDatabaseURL(database string) error {
+	if database != "" && !store.IsDatabaseURL(database) {
+		return usagef("--database must be a postgres:// URL (postgres://USER@HOST:PORT/DATABASE)")
+	}
+	return nil
+}
+
+func cmdGatewayMigrate(env *environment) *cobra.Command {
+	c := leaf("migrate", "bring a PostgreSQL database's schema up to date, and nothing else", 0, 0)
+	database := databaseFlag(env, c)
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		db := database()
+		if db == "" {
+			return usagef("--database (or PALYRA_DATABASE_URL) is required; a gateway on SQLite migrates its file itself")
+		}
+		if err := checkDatabaseURL(db); err != nil {
+			return err
+		}
+		s, err := store.OpenPostgres(c.Context(), db, store.Options{})
+		if err != nil {
+			return err
+		}
+		if err := s.Close(); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "%s is at schema version %d\n", store.DescribeDatabase(db), store.SchemaVersion())
+		return nil
+	}
+	return c
 }

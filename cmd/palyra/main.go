@@ -88,7 +88,8 @@ Devices and nodes can be named by ID, by name, or by a unique start of
 their ID (case and dashes do not matter).
 
 Environment: PALYRA_ADMIN_SOCKET (admin commands), PALYRA_CONFIG_DIR and
-PALYRA_SECRET_STORE (node commands).`,
+PALYRA_SECRET_STORE (node commands), PALYRA_DATABASE_URL (gateway run and
+migrate).`,
 		Version:                    version.Version,
 		Args:                       noSubcommand,
 		RunE:                       func(c *cobra.Command, _ []string) error { return c.Help() },
@@ -105,8 +106,8 @@ PALYRA_SECRET_STORE (node commands).`,
 	root.PersistentFlags().Bool("verbose", false, "print errors whole, with every cause (gateway run: also log debug messages)")
 
 	root.AddCommand(
-		group("gateway", "run a gateway",
-			cmdGatewayRun(env)),
+		group("gateway", "run a gateway, migrate its database",
+			cmdGatewayRun(env), cmdGatewayMigrate(env)),
 		group("pairing", "mint pairing codes and decide pairing requests",
 			cmdPairingCode(env), cmdPairingList(env), cmdPairingDecide(env, true), cmdPairingDecide(env, false)),
 		group("nodes", "list, describe, watch nodes and run their capabilities (the gateway's view)",

@@ -76,7 +76,7 @@ func (s *Store) Audit(ctx context.Context, e AuditEvent) error {
 	if e.At.IsZero() {
 		e.At = s.now()
 	}
-	err := s.update(ctx, func(tx *sql.Tx) error { return writeAudit(ctx, tx, e) })
+	err := s.update(ctx, func(tx *txn) error { return writeAudit(ctx, tx, e) })
 	if err != nil {
 		return fmt.Errorf("writing audit event %s: %w", e.Kind, err)
 	}
@@ -94,7 +94,7 @@ func (s *Store) AuditBatch(ctx context.Context, events []AuditEvent) error {
 			events[i].At = s.now()
 		}
 	}
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *txn) error {
 		for _, e := range events {
 			if err := writeAudit(ctx, tx, e); err != nil {
 				return err
@@ -115,7 +115,7 @@ func writeAudit(ctx context.Context, q querier, e AuditEvent) error {
 		_, err = q.ExecContext(ctx, `INSERT INTO audit_log (at, kind, device_id, request_id, detail, source, count, aggregated)
 			VALUES (?, ?, ?, ?, ?, ?, ?, 1)
 			ON CONFLICT (kind, source, device_id, request_id, at) WHERE aggregated = 1
-			DO UPDATE SET count = count + excluded.count`,
+			DO UPDATE SET count = audit_log.count + excluded.count`,
 			e.At.Truncate(time.Minute).UnixNano(), e.Kind, dbDeviceID(e.DeviceID), e.RequestID, e.Detail, e.Source, count)
 	} else {
 		_, err = q.ExecContext(ctx, `INSERT INTO audit_log (at, kind, device_id, request_id, detail, source, count)
@@ -130,11 +130,14 @@ func writeAudit(ctx context.Context, q querier, e AuditEvent) error {
 
 // ListAudit returns up to limit events, newest first; limit <= 0 means all.
 func (s *Store) ListAudit(ctx context.Context, limit int) ([]AuditEvent, error) {
-	if limit <= 0 {
-		limit = -1
+	query := `SELECT id, at, kind, device_id, request_id, detail, source, count, aggregated
+		FROM audit_log ORDER BY id DESC`
+	var args []any
+	if limit > 0 {
+		query += ` LIMIT ?`
+		args = append(args, limit)
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id, at, kind, device_id, request_id, detail, source, count, aggregated
-		FROM audit_log ORDER BY id DESC LIMIT ?`, limit)
+	rows, err := s.rdb.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing audit log: %w", err)
 	}
@@ -170,7 +173,7 @@ func (s *Store) PruneAudit(ctx context.Context, before, now time.Time) (int, err
 	total := 0
 	for {
 		var n int64
-		err := s.update(ctx, func(tx *sql.Tx) error {
+		err := s.update(ctx, func(tx *txn) error {
 			res, err := tx.ExecContext(ctx, `DELETE FROM audit_log WHERE id IN
 				(SELECT id FROM audit_log WHERE at < ? ORDER BY at LIMIT ?)`, before.UnixNano(), pruneBatch)
 			if err != nil {

@@ -29,7 +29,7 @@ func (s *Store) SaveCA(ctx context.Context, certPEM, keyPEM []byte) error {
 	if _, err := identity.ParseCA(certPEM, keyPEM); err != nil {
 		return fmt.Errorf("saving gateway CA: %w", err)
 	}
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *txn) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO ca (id, cert_pem, key_pem, created_at) VALUES (1, ?, ?, ?)
 			ON CONFLICT (id) DO NOTHING`, certPEM, keyPEM, s.now().UnixNano())
 		if err != nil {

@@ -76,7 +76,7 @@ func (s *Store) CreateCode(ctx context.Context, c Code) (Code, error) {
 	c.State = CodeOpen
 	c.FailedAttempts = 0
 	now := c.CreatedAt
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *txn) error {
 		if _, err := expireCodesTx(ctx, tx, c.Selector, now); err != nil {
 			return err
 		}
@@ -122,7 +122,8 @@ func (s *Store) GetCode(ctx context.Context, id int64) (Code, error) {
 // only, or all when includeClosed. Stale open codes are marked expired first.
 func (s *Store) ListCodes(ctx context.Context, includeClosed bool, now time.Time) ([]Code, error) {
 	var out []Code
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *txn) error {
+		out = out[:0] // a retried transaction lists afresh
 		if _, err := expireCodesTx(ctx, tx, "", now); err != nil {
 			return err
 		}
@@ -154,7 +155,7 @@ func (s *Store) ListCodes(ctx context.Context, includeClosed bool, now time.Time
 // expireCodesTx marks open codes whose expiry is at or before now expired
 // (only those with selector, unless it is empty), clears their secrets and
 // audits each. It returns how many changed.
-func expireCodesTx(ctx context.Context, tx *sql.Tx, selector string, now time.Time) (int, error) {
+func expireCodesTx(ctx context.Context, tx *txn, selector string, now time.Time) (int, error) {
 	rows, err := tx.QueryContext(ctx, `UPDATE pairing_codes
 		SET state = 'expired', pin_secret = NULL, link_secret = NULL
 		WHERE state = 'open' AND expires_at <= ? AND (? = '' OR selector = ?)
@@ -204,7 +205,7 @@ func expireCodesTx(ctx context.Context, tx *sql.Tx, selector string, now time.Ti
 // ErrCodeNotOpen.
 func (s *Store) BeginAttempt(ctx context.Context, selector string, now time.Time) (Code, error) {
 	var code Code
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *txn) error {
 		c, err := scanCode(tx.QueryRowContext(ctx, `SELECT `+codeColumns+` FROM pairing_codes
 			WHERE selector = ? AND state = 'open'`, selector))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -257,7 +258,7 @@ func (s *Store) BeginAttempt(ctx context.Context, selector string, now time.Time
 // keeps it among the last 64: an UPDATE of a count and one of an indexed
 // row, the work of an open code's attempt (its count, its audit row), so
 // that the decoy costs the same in bounded space.
-func countDecoyTx(ctx context.Context, tx *sql.Tx, selector string, now time.Time) error {
+func countDecoyTx(ctx context.Context, tx *txn, selector string, now time.Time) error {
 	var n int64
 	if err := tx.QueryRowContext(ctx, `UPDATE pairing_decoys SET answered = answered + 1 WHERE id = 1 RETURNING answered`).
 		Scan(&n); err != nil {
@@ -272,7 +273,7 @@ func countDecoyTx(ctx context.Context, tx *sql.Tx, selector string, now time.Tim
 
 // closeCodeTx closes an open code that has used up its attempts and clears
 // its secrets; runs already begun keep theirs in memory.
-func closeCodeTx(ctx context.Context, tx *sql.Tx, c Code, now time.Time) error {
+func closeCodeTx(ctx context.Context, tx *txn, c Code, now time.Time) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE pairing_codes SET state = 'closed', pin_secret = NULL, link_secret = NULL
 		WHERE id = ? AND state = 'open'`, c.ID); err != nil {
 		return err

@@ -11,10 +11,12 @@ import (
 	"github.com/palyra/palyra-go/internal/testsqlite"
 )
 
-func TestCreateCode(t *testing.T) {
+func TestCreateCode(t *testing.T) { bothBackends(t, testCreateCode) }
+
+func testCreateCode(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := openTest(t)
+	s, _ := be.openTest(t)
 
 	c := testCode(false)
 	c.State, c.FailedAttempts = CodeUsed, 7 // ignored
@@ -75,10 +77,12 @@ func TestCreateCode(t *testing.T) {
 	}
 }
 
-func TestBeginAttemptExpired(t *testing.T) {
+func TestBeginAttemptExpired(t *testing.T) { bothBackends(t, testBeginAttemptExpired) }
+
+func testBeginAttemptExpired(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := openTest(t)
+	s, _ := be.openTest(t)
 	c := mustCreateCode(t, s, testCode(false))
 
 	if _, err := s.BeginAttempt(ctx, c.Selector, c.ExpiresAt.Add(-time.Nanosecond)); err != nil {
@@ -99,10 +103,12 @@ func TestBeginAttemptExpired(t *testing.T) {
 	wantErr(t, "attempt on an unknown selector", err, ErrCodeNotOpen)
 }
 
-func TestBeginAttemptLimit(t *testing.T) {
+func TestBeginAttemptLimit(t *testing.T) { bothBackends(t, testBeginAttemptLimit) }
+
+func testBeginAttemptLimit(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := openTest(t)
+	s, _ := be.openTest(t)
 	c := mustCreateCode(t, s, testCode(false))
 	for i := 1; i <= MaxFailedAttempts; i++ {
 		got, err := s.BeginAttempt(ctx, c.Selector, t0)
@@ -134,9 +140,13 @@ func TestBeginAttemptLimit(t *testing.T) {
 // The run that used up the last attempt may still succeed: the code closes to
 // new runs, not to runs already begun.
 func TestCompletePairingOnLastAttempt(t *testing.T) {
+	bothBackends(t, testCompletePairingOnLastAttempt)
+}
+
+func testCompletePairingOnLastAttempt(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := openTest(t)
+	s, _ := be.openTest(t)
 	c := mustCreateCode(t, s, testCode(false))
 	for range MaxFailedAttempts {
 		if _, err := s.BeginAttempt(ctx, c.Selector, t0); err != nil {
@@ -158,10 +168,12 @@ func TestCompletePairingOnLastAttempt(t *testing.T) {
 	wantErr(t, "second CompletePairing", err, ErrCodeNotOpen)
 }
 
-func TestCompletePairing(t *testing.T) {
+func TestCompletePairing(t *testing.T) { bothBackends(t, testCompletePairing) }
+
+func testCompletePairing(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := openTest(t)
+	s, _ := be.openTest(t)
 	c := mustCreateCode(t, s, testCode(false))
 	for range 3 {
 		if _, err := s.BeginAttempt(ctx, c.Selector, t0); err != nil {
@@ -234,10 +246,12 @@ func TestCompletePairing(t *testing.T) {
 	}
 }
 
-func TestConcurrentBeginAttempt(t *testing.T) {
+func TestConcurrentBeginAttempt(t *testing.T) { bothBackends(t, testConcurrentBeginAttempt) }
+
+func testConcurrentBeginAttempt(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := t.Context()
-	s, _ := openTest(t)
+	s, _ := be.openTest(t)
 	c := mustCreateCode(t, s, testCode(false))
 
 	const runs = 20
@@ -271,10 +285,12 @@ func TestConcurrentBeginAttempt(t *testing.T) {
 	}
 }
 
-func TestSweepAndListCodes(t *testing.T) {
+func TestSweepAndListCodes(t *testing.T) { bothBackends(t, testSweepAndListCodes) }
+
+func testSweepAndListCodes(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := openTest(t)
+	s, _ := be.openTest(t)
 	short := testCode(false)
 	short.ExpiresAt = t0.Add(time.Minute)
 	a := mustCreateCode(t, s, short)
@@ -334,10 +350,14 @@ func TestSweepAndListCodes(t *testing.T) {
 // Two Stores on one file stand in for two processes: SQLite's locking, not
 // the in-process mutex, must keep the count right.
 func TestConcurrentBeginAttemptTwoStores(t *testing.T) {
+	bothBackends(t, testConcurrentBeginAttemptTwoStores)
+}
+
+func testConcurrentBeginAttemptTwoStores(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := t.Context()
-	a, path := openTest(t)
-	b := openAt(t, path)
+	a, path := be.openTest(t)
+	b := be.openAt(t, path)
 	defer b.Close()
 	c := mustCreateCode(t, a, testCode(false))
 
@@ -375,22 +395,18 @@ func TestConcurrentBeginAttemptTwoStores(t *testing.T) {
 // A guess at a selector with no open code costs one write, as an attempt
 // on an open code does (the gateway's decoy must take as long): each adds
 // one to the count of decoys and writes nothing else, no audit row either.
-// While another process holds the write lock, a guess and an attempt both
-// wait for it and fail alike, with the store's error, not ErrCodeNotOpen.
-func TestBeginAttemptCountsDecoys(t *testing.T) {
+func TestBeginAttemptCountsDecoys(t *testing.T) { bothBackends(t, testBeginAttemptCountsDecoys) }
+
+func testBeginAttemptCountsDecoys(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "gateway.db")
-	s, err := Open(ctx, path, Options{Now: fixedClock, BusyTimeout: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, _ := be.openTest(t)
 	c := mustCreateCode(t, s, testCode(false))
 	unknown := "99"
 	if c.Selector == unknown {
 		unknown = "98"
 	}
+	commits := s.Commits()
 	decoys := func() (n, at int64) {
 		t.Helper()
 		if err := s.db.QueryRowContext(ctx, `SELECT answered, (SELECT at FROM recent_decoys WHERE slot = answered % 64
@@ -417,10 +433,31 @@ func TestBeginAttemptCountsDecoys(t *testing.T) {
 	if n, at := decoys(); n != guesses || at != t0.UnixNano() {
 		t.Fatalf("decoys counted %d (last at %d), want %d (at %d)", n, at, guesses, t0.UnixNano())
 	}
+	if got := s.Commits() - commits; got != guesses {
+		t.Fatalf("%d guesses made %d commits, want one each", guesses, got)
+	}
 	if got := audited(); got != rows {
 		t.Fatalf("guesses wrote %d audit rows; the audit of guesses is the caller's, aggregated", got-rows)
 	}
+}
 
+// While another process holds SQLite's write lock, a guess and an attempt
+// both wait for it and fail alike, with the store's error, not
+// ErrCodeNotOpen.
+func TestBeginAttemptWhileLocked(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "gateway.db")
+	s, err := Open(ctx, path, Options{Now: fixedClock, BusyTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := mustCreateCode(t, s, testCode(false))
+	unknown := "99"
+	if c.Selector == unknown {
+		unknown = "98"
+	}
 	testsqlite.LockForWriting(t, path)
 	for _, sel := range []string{unknown, c.Selector} {
 		if _, err := s.BeginAttempt(ctx, sel, t0); err == nil || errors.Is(err, ErrCodeNotOpen) {

@@ -102,7 +102,7 @@ func checkCertificate(c Certificate) error {
 	return nil
 }
 
-func insertCertificateTx(ctx context.Context, tx *sql.Tx, c Certificate, now time.Time) error {
+func insertCertificateTx(ctx context.Context, tx *txn, c Certificate, now time.Time) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO certificates (serial, device_id, not_before, not_after, der, recorded_at)
 		VALUES (?, ?, ?, ?, ?, ?)`,
 		c.Serial, dbDeviceID(c.DeviceID), dbTime(c.NotBefore), dbTime(c.NotAfter), c.DER, now.UnixNano())
@@ -119,7 +119,7 @@ func (s *Store) RecordCertificate(ctx context.Context, cert Certificate, now tim
 	if err := checkCertificate(cert); err != nil {
 		return fmt.Errorf("recording certificate: %w", err)
 	}
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *txn) error {
 		revoked, err := isRevokedTx(ctx, tx, cert.DeviceID)
 		if err != nil {
 			return err
@@ -151,7 +151,7 @@ func (s *Store) RecordCertificate(ctx context.Context, cert Certificate, now tim
 // It returns the device with RevokedAt set, or ErrNotFound.
 func (s *Store) RevokeDevice(ctx context.Context, id identity.DeviceID, now time.Time) (Device, error) {
 	var d Device
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *txn) error {
 		if _, err := getDeviceTx(ctx, tx, id); err != nil {
 			return err
 		}
@@ -179,7 +179,7 @@ func (s *Store) RevokeDevice(ctx context.Context, id identity.DeviceID, now time
 // and the same device key cannot pair again. ErrNotFound when it is not
 // paired.
 func (s *Store) RemoveDevice(ctx context.Context, id identity.DeviceID, now time.Time) error {
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *txn) error {
 		d, err := getDeviceTx(ctx, tx, id)
 		if err != nil {
 			return err
@@ -200,7 +200,7 @@ func (s *Store) RemoveDevice(ctx context.Context, id identity.DeviceID, now time
 }
 
 // revokeTx adds a revocation unless one exists, and reports whether it did.
-func revokeTx(ctx context.Context, tx *sql.Tx, id identity.DeviceID, now time.Time) (bool, error) {
+func revokeTx(ctx context.Context, tx *txn, id identity.DeviceID, now time.Time) (bool, error) {
 	res, err := tx.ExecContext(ctx, `INSERT INTO revocations (device_id, revoked_at) VALUES (?, ?)
 		ON CONFLICT (device_id) DO NOTHING`, dbDeviceID(id), now.UnixNano())
 	if err != nil {

@@ -10,10 +10,12 @@ import (
 	"github.com/palyra/palyra-go/identity"
 )
 
-func TestRevocation(t *testing.T) {
+func TestRevocation(t *testing.T) { bothBackends(t, testRevocation) }
+
+func testRevocation(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := openTest(t)
+	s, _ := be.openTest(t)
 	d, _ := pairedDevice(t, s)
 	keep, _ := pairedDevice(t, s)
 
@@ -123,10 +125,12 @@ func revokeForTest(ctx context.Context, s *Store, id identity.DeviceID) error {
 	return err
 }
 
-func TestNodes(t *testing.T) {
+func TestNodes(t *testing.T) { bothBackends(t, testNodes) }
+
+func testNodes(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := openTest(t)
+	s, _ := be.openTest(t)
 	d, _ := pairedDevice(t, s)
 	stranger, _ := newDevice(t)
 
@@ -154,10 +158,12 @@ func TestNodes(t *testing.T) {
 
 // TouchNodes writes many last-seen times in one transaction, never moves
 // one back, and skips devices that never registered.
-func TestTouchNodes(t *testing.T) {
+func TestTouchNodes(t *testing.T) { bothBackends(t, testTouchNodes) }
+
+func testTouchNodes(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := openTest(t)
+	s, _ := be.openTest(t)
 	a, _ := pairedDevice(t, s)
 	b, _ := pairedDevice(t, s)
 	stranger, _ := newDevice(t)

@@ -7,12 +7,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/internal/testpg"
 )
 
 // t0 is the tests' "now"; nothing here reads the wall clock.
@@ -20,21 +22,77 @@ var t0 = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 
 func fixedClock() time.Time { return t0 }
 
-func openAt(t testing.TB, path string) *Store {
+func TestMain(m *testing.M) { os.Exit(testpg.Main(m)) }
+
+// backend is a database a store can be in. The store's tests are one
+// conformance suite: each runs on both backends (bothBackends), except
+// those about SQLite itself (its file, pragmas, pool and locks).
+type backend struct {
+	name string
+	// fresh returns where a new, empty store can be opened: a file path,
+	// or the URL of a database of the test's own.
+	fresh func(t testing.TB) string
+	open  func(ctx context.Context, where string, opts Options) (*Store, error)
+}
+
+var (
+	sqliteBackend = backend{
+		name:  "sqlite",
+		fresh: func(t testing.TB) string { return filepath.Join(t.TempDir(), "gateway.db") },
+		open:  Open,
+	}
+	postgresBackend = backend{
+		name:  "postgres",
+		fresh: func(t testing.TB) string { return testpg.New(t).URL },
+		open:  OpenPostgres,
+	}
+)
+
+// bothBackends runs test on each backend, as parallel subtests named
+// after them.
+func bothBackends(t *testing.T, test func(t *testing.T, b backend)) {
+	t.Parallel()
+	for _, b := range []backend{sqliteBackend, postgresBackend} {
+		t.Run(b.name, func(t *testing.T) { test(t, b) })
+	}
+}
+
+// openAt opens the store at where (a path or URL of b) with the tests'
+// clock.
+func (b backend) openAt(t testing.TB, where string) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), path, Options{Now: fixedClock})
+	s, err := b.open(context.Background(), where, Options{Now: fixedClock})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
 	return s
 }
 
-func openTest(t testing.TB) (*Store, string) {
+// openTest opens a new store, closed when t ends, and says where it is.
+func (b backend) openTest(t testing.TB) (*Store, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "gateway.db")
-	s := openAt(t, path)
+	where := b.fresh(t)
+	s := b.openAt(t, where)
 	t.Cleanup(func() { s.Close() })
-	return s, path
+	return s, where
+}
+
+// openAt and openTest are SQLite's, for the tests about SQLite.
+func openAt(t testing.TB, path string) *Store       { t.Helper(); return sqliteBackend.openAt(t, path) }
+func openTest(t testing.TB) (s *Store, path string) { t.Helper(); return sqliteBackend.openTest(t) }
+
+// hasRelation reports whether the store has a table or index named name.
+func hasRelation(t testing.TB, s *Store, name string) bool {
+	t.Helper()
+	q := `SELECT COUNT(*) FROM sqlite_master WHERE name = ?`
+	if s.dialect == postgresDialect {
+		q = `SELECT COUNT(*) FROM pg_class WHERE relname = ?`
+	}
+	var n int
+	if err := s.db.QueryRowContext(context.Background(), q, name).Scan(&n); err != nil {
+		t.Fatalf("looking for %s: %v", name, err)
+	}
+	return n > 0
 }
 
 var deviceSeed atomic.Uint32

@@ -130,7 +130,7 @@ func (s *Store) QueueInvocation(ctx context.Context, inv Invocation) error {
 	if err := checkInvocation(inv); err != nil {
 		return fmt.Errorf("queueing invocation %s: %w", inv.RequestID, err)
 	}
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *txn) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM invocations WHERE request_id = ?`,
 			inv.RequestID).Scan(&n); err != nil {
@@ -199,7 +199,7 @@ func (s *Store) PendingInvocations(ctx context.Context, id identity.DeviceID, no
 // unknown request ID gives ErrNotFound.
 func (s *Store) MarkDelivered(ctx context.Context, requestID string, now time.Time) (Invocation, error) {
 	var out Invocation
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *txn) error {
 		inv, err := pendingInvocationTx(ctx, tx, requestID, now)
 		if err != nil {
 			return err
@@ -224,7 +224,7 @@ func (s *Store) MarkDelivered(ctx context.Context, requestID string, now time.Ti
 // result for one past its expiry, which is marked expired (and audited)
 // first. An unknown request ID gives ErrNotFound.
 func (s *Store) FinishInvocation(ctx context.Context, requestID string, result []byte, ok bool, now time.Time) error {
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *txn) error {
 		inv, err := pendingInvocationTx(ctx, tx, requestID, now)
 		if err != nil {
 			return err
@@ -249,7 +249,7 @@ func (s *Store) FinishInvocation(ctx context.Context, requestID string, result [
 // pendingInvocationTx returns the invocation if it is queued or delivered
 // and not past its expiry. One past its expiry is marked expired and a
 // commitThen returned, so that the expiry is kept while the caller fails.
-func pendingInvocationTx(ctx context.Context, tx *sql.Tx, requestID string, now time.Time) (Invocation, error) {
+func pendingInvocationTx(ctx context.Context, tx *txn, requestID string, now time.Time) (Invocation, error) {
 	inv, err := getInvocationTx(ctx, tx, requestID)
 	if err != nil {
 		return Invocation{}, err
@@ -283,7 +283,7 @@ func (s *Store) GetInvocation(ctx context.Context, requestID string) (Invocation
 // how many changed.
 func (s *Store) ExpireInvocations(ctx context.Context, now time.Time) (int, error) {
 	var n int
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *txn) error {
 		var err error
 		n, err = expireInvocationsTx(ctx, tx, "", now)
 		return err
@@ -297,7 +297,7 @@ func (s *Store) ExpireInvocations(ctx context.Context, now time.Time) (int, erro
 // expireInvocationsTx marks queued and delivered invocations whose expiry is
 // at or before now expired (only requestID, unless it is empty), with
 // FinishedAt their expiry, and audits each. It returns how many changed.
-func expireInvocationsTx(ctx context.Context, tx *sql.Tx, requestID string, now time.Time) (int, error) {
+func expireInvocationsTx(ctx context.Context, tx *txn, requestID string, now time.Time) (int, error) {
 	rows, err := tx.QueryContext(ctx, `UPDATE invocations SET state = 'expired', finished_at = expires_at
 		WHERE state IN ('queued', 'delivered') AND expires_at <= ? AND (? = '' OR request_id = ?)
 		RETURNING request_id, device_id, capability, caller, attempts`, now.UnixNano(), requestID, requestID)
@@ -344,7 +344,7 @@ func expireInvocationsTx(ctx context.Context, tx *sql.Tx, requestID string, now 
 func (s *Store) CancelInvocation(ctx context.Context, requestID string, result []byte, now time.Time) (InvocationState, Invocation, error) {
 	var was InvocationState
 	var out Invocation
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *txn) error {
 		inv, err := pendingInvocationTx(ctx, tx, requestID, now)
 		if err != nil {
 			return err

@@ -3,11 +3,9 @@ package store
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -54,6 +52,10 @@ func testInvocation(t testing.TB, dev identity.DeviceID, created time.Time) Invo
 // gateway's earlier, hand-written ULID encoder readable: the same bytes give
 // the same text, and a stored call under such an ID is found by it.
 func TestRequestIDsOfEarlierReleasesStillParse(t *testing.T) {
+	bothBackends(t, testRequestIDsOfEarlierReleasesStillParse)
+}
+
+func testRequestIDsOfEarlierReleasesStillParse(t *testing.T, be backend) {
 	t.Parallel()
 	ff := bytes.Repeat([]byte{0xFF}, 16)
 	aa := bytes.Repeat([]byte{0x55}, 16)
@@ -69,7 +71,7 @@ func TestRequestIDsOfEarlierReleasesStillParse(t *testing.T) {
 		{"00000000010000000000000000", []byte{5: 1, 15: 0}, 1},
 	}
 	ctx := context.Background()
-	s, _ := openTest(t)
+	s, _ := be.openTest(t)
 	d, _ := pairedDevice(t, s)
 	for _, tt := range tests {
 		u, err := ulid.ParseStrict(tt.id)
@@ -133,10 +135,12 @@ func requestIDs(invs []Invocation) []string {
 	return ids
 }
 
-func TestInvocationLifecycle(t *testing.T) {
+func TestInvocationLifecycle(t *testing.T) { bothBackends(t, testInvocationLifecycle) }
+
+func testInvocationLifecycle(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, path := openTest(t)
+	s, path := be.openTest(t)
 	d, _ := pairedDevice(t, s)
 
 	inv := testInvocation(t, d.ID, t0)
@@ -195,7 +199,7 @@ func TestInvocationLifecycle(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s2 := openAt(t, path)
+	s2 := be.openAt(t, path)
 	defer s2.Close()
 	if got := mustGetInvocation(t, s2, inv.RequestID); !reflect.DeepEqual(got, want) {
 		t.Fatalf("after reopening\n%+v\nwant\n%+v", got, want)
@@ -204,10 +208,12 @@ func TestInvocationLifecycle(t *testing.T) {
 		ErrIllegalTransition)
 }
 
-func TestQueueInvocationDuplicate(t *testing.T) {
+func TestQueueInvocationDuplicate(t *testing.T) { bothBackends(t, testQueueInvocationDuplicate) }
+
+func testQueueInvocationDuplicate(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := openTest(t)
+	s, _ := be.openTest(t)
 	d, _ := pairedDevice(t, s)
 	inv := testInvocation(t, d.ID, t0)
 	mustQueue(t, s, inv)
@@ -233,10 +239,12 @@ func TestQueueInvocationDuplicate(t *testing.T) {
 	}
 }
 
-func TestQueueInvocationRejects(t *testing.T) {
+func TestQueueInvocationRejects(t *testing.T) { bothBackends(t, testQueueInvocationRejects) }
+
+func testQueueInvocationRejects(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := openTest(t)
+	s, _ := be.openTest(t)
 	d, _ := pairedDevice(t, s)
 	revoked, _ := pairedDevice(t, s)
 	if _, err := s.RevokeDevice(ctx, revoked.ID, t0); err != nil {
@@ -332,7 +340,9 @@ func invocationIn(t *testing.T, s *Store, dev identity.DeviceID, state Invocatio
 	return got
 }
 
-func TestInvocationTransitions(t *testing.T) {
+func TestInvocationTransitions(t *testing.T) { bothBackends(t, testInvocationTransitions) }
+
+func testInvocationTransitions(t *testing.T, be backend) {
 	t.Parallel()
 	type action string
 	const (
@@ -364,7 +374,7 @@ func TestInvocationTransitions(t *testing.T) {
 		{InvocationCancelled, deliver, InvocationCancelled, 0, ErrIllegalTransition},
 		{InvocationCancelled, finish, InvocationCancelled, 0, ErrIllegalTransition},
 	}
-	s, _ := openTest(t)
+	s, _ := be.openTest(t)
 	d, _ := pairedDevice(t, s)
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s %s", tt.from, tt.act), func(t *testing.T) {
@@ -404,9 +414,13 @@ func TestInvocationTransitions(t *testing.T) {
 }
 
 func TestFinishInvocationTwiceRefused(t *testing.T) {
+	bothBackends(t, testFinishInvocationTwiceRefused)
+}
+
+func testFinishInvocationTwiceRefused(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := openTest(t)
+	s, _ := be.openTest(t)
 	d, _ := pairedDevice(t, s)
 	inv := invocationIn(t, s, d.ID, InvocationDelivered)
 	if err := s.FinishInvocation(ctx, inv.RequestID, []byte("first"), false, t0.Add(time.Second)); err != nil {
@@ -430,9 +444,13 @@ func TestFinishInvocationTwiceRefused(t *testing.T) {
 // A result that arrives after the queue TTL is refused whether or not the
 // sweep has run yet; when it has not, the invocation is expired on the spot.
 func TestFinishExpiredInvocationRefused(t *testing.T) {
+	bothBackends(t, testFinishExpiredInvocationRefused)
+}
+
+func testFinishExpiredInvocationRefused(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := openTest(t)
+	s, _ := be.openTest(t)
 	d, _ := pairedDevice(t, s)
 
 	unswept := invocationIn(t, s, d.ID, InvocationDelivered)
@@ -461,10 +479,12 @@ func TestFinishExpiredInvocationRefused(t *testing.T) {
 	wantErr(t, "delivering an expired invocation", err, ErrIllegalTransition)
 }
 
-func TestExpireInvocations(t *testing.T) {
+func TestExpireInvocations(t *testing.T) { bothBackends(t, testExpireInvocations) }
+
+func testExpireInvocations(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := openTest(t)
+	s, _ := be.openTest(t)
 	d, _ := pairedDevice(t, s)
 	other, _ := pairedDevice(t, s)
 
@@ -554,10 +574,12 @@ func TestExpireInvocations(t *testing.T) {
 	}
 }
 
-func TestPendingInvocations(t *testing.T) {
+func TestPendingInvocations(t *testing.T) { bothBackends(t, testPendingInvocations) }
+
+func testPendingInvocations(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := openTest(t)
+	s, _ := be.openTest(t)
 	d, _ := pairedDevice(t, s)
 	other, _ := pairedDevice(t, s)
 
@@ -617,16 +639,19 @@ func TestPendingInvocations(t *testing.T) {
 
 // Equal creation times fall back to request ID order, and the list is
 // bounded.
-func TestPendingInvocationsBounded(t *testing.T) {
+func TestPendingInvocationsBounded(t *testing.T) { bothBackends(t, testPendingInvocationsBounded) }
+
+func testPendingInvocationsBounded(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := openTest(t)
+	s, _ := be.openTest(t)
 	d, _ := pairedDevice(t, s)
 	const n = MaxPendingInvocations + 5
 	// Insert directly in one transaction: a thousand durable commits would
 	// make this test slow without testing anything more.
 	var ids []string
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *txn) error {
+		ids = ids[:0]
 		for range n {
 			inv := testInvocation(t, d.ID, t0)
 			ids = append(ids, inv.RequestID)
@@ -656,37 +681,38 @@ func TestPendingInvocationsBounded(t *testing.T) {
 }
 
 // storeAtVersion makes a database as a program that knew only the first
-// version migrations left it; next is the name of the migration after.
-func storeAtVersion(t *testing.T, version int, next string) (string, *Store) {
+// version migrations left it, on backend be; next is the name of the
+// migration after. It returns where the database is and the old program's
+// store.
+func storeAtVersion(t *testing.T, be backend, version int, next string) (string, *Store) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "gateway.db")
-	if err := prepareFile(path); err != nil {
-		t.Fatal(err)
+	where := be.fresh(t)
+	d := sqliteDialect
+	if be.name == postgresBackend.name {
+		d = postgresDialect
 	}
-	db, err := sql.Open("sqlite", path+"?_txlock=immediate&_foreign_keys=on&_journal_mode=WAL&_synchronous=FULL")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := loadMigrations(migrationFiles, "migrations")
+	ms, err := loadMigrations(migrationFiles, d.migrationsDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(ms) <= version || ms[version].name != next {
 		t.Fatalf("migrations %v, want %s after version %d", ms, next, version)
 	}
-	old := &Store{db: db, now: fixedClock}
-	if err := old.applyMigrations(context.Background(), ms[:version]); err != nil {
+	old, err := be.open(context.Background(), where, Options{Now: fixedClock, migrations: ms[:version]})
+	if err != nil {
 		t.Fatal(err)
 	}
-	return path, old
+	return where, old
 }
 
 // A database created by a program that knew only migration 0001 is brought
 // to the current version with its data intact.
-func TestMigrateFromVersion1(t *testing.T) {
+func TestMigrateFromVersion1(t *testing.T) { bothBackends(t, testMigrateFromVersion1) }
+
+func testMigrateFromVersion1(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	path, old := storeAtVersion(t, 1, "0002_invocations.sql")
+	path, old := storeAtVersion(t, be, 1, "0002_invocations.sql")
 	db := old.db
 	// Version 1's rows, written as its program wrote them.
 	d, pub := newDevice(t)
@@ -698,11 +724,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 		t0.UnixNano(), d.String()); err != nil {
 		t.Fatal(err)
 	}
-	var tables int
-	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE name = 'invocations'`).Scan(&tables); err != nil {
-		t.Fatal(err)
-	}
-	if tables != 0 {
+	if hasRelation(t, old, "invocations") {
 		t.Fatal("version 1 already has the invocations table")
 	}
 	auditBefore := []AuditEvent{{ID: 1, At: t0, Kind: AuditRequestApproved, DeviceID: d, Detail: "by hand", Count: 1}}
@@ -710,7 +732,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s := openAt(t, path)
+	s := be.openAt(t, path)
 	defer s.Close()
 	var version int
 	if err := s.db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&version); err != nil {
@@ -719,12 +741,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if version != SchemaVersion() || version < 2 {
 		t.Fatalf("schema version %d after Open, want %d (at least 2)", version, SchemaVersion())
 	}
-	var indexes int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master
-		WHERE type = 'index' AND name = 'invocations_device_state'`).Scan(&indexes); err != nil {
-		t.Fatal(err)
-	}
-	if indexes != 1 {
+	if !hasRelation(t, s, "invocations_device_state") {
 		t.Fatal("no (device_id, state) index")
 	}
 	if got, err := s.GetDevice(ctx, d); err != nil || got.ID != d {
@@ -762,10 +779,12 @@ func BenchmarkQueueAndFinishInvocation(b *testing.B) {
 
 // CancelInvocation says what the call was, keeps what its caller is told,
 // and audits it; a call past its expiry is expired, not cancelled.
-func TestCancelInvocation(t *testing.T) {
+func TestCancelInvocation(t *testing.T) { bothBackends(t, testCancelInvocation) }
+
+func testCancelInvocation(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := openTest(t)
+	s, _ := be.openTest(t)
 	d, _ := pairedDevice(t, s)
 	inv := invocationIn(t, s, d.ID, InvocationDelivered)
 	was, got, err := s.CancelInvocation(ctx, inv.RequestID, []byte("told"), t0.Add(time.Second))
@@ -790,10 +809,12 @@ func TestCancelInvocation(t *testing.T) {
 }
 
 // ListInvocations filters by device and state, newest first, bounded.
-func TestListInvocations(t *testing.T) {
+func TestListInvocations(t *testing.T) { bothBackends(t, testListInvocations) }
+
+func testListInvocations(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := openTest(t)
+	s, _ := be.openTest(t)
 	d1, _ := pairedDevice(t, s)
 	d2, _ := pairedDevice(t, s)
 	var all []Invocation // oldest first
@@ -834,30 +855,35 @@ func TestListInvocations(t *testing.T) {
 
 // Migration 0004 keeps the calls that ended before it, and tells the failed
 // ones from the done ones by their audit rows.
-func TestMigrateInvocationOutcomes(t *testing.T) {
+func TestMigrateInvocationOutcomes(t *testing.T) { bothBackends(t, testMigrateInvocationOutcomes) }
+
+func testMigrateInvocationOutcomes(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	path, old := storeAtVersion(t, 3, "0004_invocation_outcomes.sql")
+	path, old := storeAtVersion(t, be, 3, "0004_invocation_outcomes.sql")
 	db := old.db
 	d, _ := pairedDevice(t, old)
 	ok, failed, queued := testInvocation(t, d.ID, t0), testInvocation(t, d.ID, t0), testInvocation(t, d.ID, t0)
 	for _, inv := range []Invocation{ok, failed, queued} {
 		mustQueue(t, old, inv)
 	}
-	for _, q := range []string{
-		`UPDATE invocations SET state = 'done', result = x'01', finished_at = 1 WHERE request_id = '` + ok.RequestID + `'`,
-		`UPDATE invocations SET state = 'done', result = x'02', finished_at = 1 WHERE request_id = '` + failed.RequestID + `'`,
-		`INSERT INTO audit_log (at, kind, request_id) VALUES (1, 'invocation.done', '` + ok.RequestID + `')`,
-		`INSERT INTO audit_log (at, kind, request_id) VALUES (1, 'invocation.failed', '` + failed.RequestID + `')`,
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`UPDATE invocations SET state = 'done', result = ?, finished_at = 1 WHERE request_id = ?`, []any{[]byte{1}, ok.RequestID}},
+		{`UPDATE invocations SET state = 'done', result = ?, finished_at = 1 WHERE request_id = ?`, []any{[]byte{2}, failed.RequestID}},
+		{`INSERT INTO audit_log (at, kind, request_id) VALUES (1, 'invocation.done', ?)`, []any{ok.RequestID}},
+		{`INSERT INTO audit_log (at, kind, request_id) VALUES (1, 'invocation.failed', ?)`, []any{failed.RequestID}},
 	} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
+		if _, err := db.ExecContext(ctx, q.sql, q.args...); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := old.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s := openAt(t, path)
+	s := be.openAt(t, path)
 	defer s.Close()
 	for id, want := range map[string]InvocationState{ok.RequestID: InvocationDone, failed.RequestID: InvocationFailed, queued.RequestID: InvocationQueued} {
 		if got := mustGetInvocation(t, s, id); got.State != want || (want != InvocationQueued && len(got.Result) != 1) {

@@ -20,7 +20,7 @@ type Node struct {
 // UpsertNode records a node's registration. The device must be paired
 // (ErrNotFound) and not revoked (ErrDeviceRevoked).
 func (s *Store) UpsertNode(ctx context.Context, n Node) error {
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *txn) error {
 		revoked, err := isRevokedTx(ctx, tx, n.DeviceID)
 		if err != nil {
 			return err
@@ -51,14 +51,17 @@ func (s *Store) TouchNodes(ctx context.Context, lastSeen map[identity.DeviceID]t
 	if len(lastSeen) == 0 {
 		return nil
 	}
-	err := s.update(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `UPDATE nodes SET last_seen = MAX(COALESCE(last_seen, 0), ?) WHERE device_id = ?`)
+	err := s.update(ctx, func(tx *txn) error {
+		stmt, err := tx.PrepareContext(ctx, `UPDATE nodes SET last_seen = ? WHERE device_id = ? AND COALESCE(last_seen, 0) < ?`)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
 		for id, at := range lastSeen {
-			if _, err := stmt.ExecContext(ctx, dbTime(at), dbDeviceID(id)); err != nil {
+			if at.IsZero() {
+				continue // never moves a last-seen back
+			}
+			if _, err := stmt.ExecContext(ctx, at.UnixNano(), dbDeviceID(id), at.UnixNano()); err != nil {
 				return err
 			}
 		}

@@ -13,10 +13,12 @@ import (
 	"testing/fstest"
 )
 
-func TestOpenFreshAndReopen(t *testing.T) {
+func TestOpenFreshAndReopen(t *testing.T) { bothBackends(t, testOpenFreshAndReopen) }
+
+func testOpenFreshAndReopen(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, path := openTest(t)
+	s, path := be.openTest(t)
 
 	versions := func(s *Store) []int {
 		t.Helper()
@@ -45,8 +47,23 @@ func TestOpenFreshAndReopen(t *testing.T) {
 		}
 	}
 
-	// Every pooled connection must carry the pragmas: check the writer and
-	// several readers at once. Only the readers are query_only.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := be.openAt(t, path)
+	defer s2.Close()
+	if again := versions(s2); len(again) != len(first) {
+		t.Fatalf("reopen applied versions %v, first open %v", again, first)
+	}
+}
+
+// Every pooled SQLite connection carries the pragmas: the writer and
+// several readers at once. Only the readers are query_only.
+func TestOpenPragmas(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := openTest(t)
 	conns := make([]*sql.Conn, 1+DefaultMaxReaders)
 	for i := range conns {
 		db := s.rdb
@@ -87,15 +104,6 @@ func TestOpenFreshAndReopen(t *testing.T) {
 	}
 	for _, c := range conns {
 		c.Close()
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s2 := openAt(t, path)
-	defer s2.Close()
-	if again := versions(s2); len(again) != len(first) {
-		t.Fatalf("reopen applied versions %v, first open %v", again, first)
 	}
 }
 
@@ -170,10 +178,12 @@ func TestOpenRefusesInsecureFile(t *testing.T) {
 	}
 }
 
-func TestOpenRefusesNewerSchema(t *testing.T) {
+func TestOpenRefusesNewerSchema(t *testing.T) { bothBackends(t, testOpenRefusesNewerSchema) }
+
+func testOpenRefusesNewerSchema(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, path := openTest(t)
+	s, path := be.openTest(t)
 	future := SchemaVersion() + 1
 	if _, err := s.db.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, '9999_future.sql', 0)`, future); err != nil {
 		t.Fatal(err)
@@ -181,9 +191,45 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Open(ctx, path, Options{Now: fixedClock})
-	if !errors.Is(err, ErrSchemaTooNew) {
-		t.Fatalf("Open of a newer schema: %v, want ErrSchemaTooNew", err)
+	for _, skip := range []bool{false, true} {
+		_, err := be.open(ctx, path, Options{Now: fixedClock, SkipMigrations: skip})
+		if !errors.Is(err, ErrSchemaTooNew) || !strings.Contains(err.Error(), "upgrade palyra") {
+			t.Fatalf("Open of a newer schema (SkipMigrations %t): %v, want ErrSchemaTooNew", skip, err)
+		}
+	}
+}
+
+// With SkipMigrations, Open migrates nothing and refuses a schema older
+// than this program's, saying how to migrate; once migrated, it opens.
+func TestSkipMigrations(t *testing.T) { bothBackends(t, testSkipMigrations) }
+
+func testSkipMigrations(t *testing.T, be backend) {
+	t.Parallel()
+	ctx := context.Background()
+	where, old := storeAtVersion(t, be, 2, "0003_audit_counts.sql")
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // and it still is at version 2 the second time
+		_, err := be.open(ctx, where, Options{Now: fixedClock, SkipMigrations: true})
+		if !errors.Is(err, ErrSchemaTooOld) || !strings.Contains(err.Error(), "at version 2") ||
+			!strings.Contains(err.Error(), "palyra gateway migrate") {
+			t.Fatalf("Open of an old schema with SkipMigrations: %v, want ErrSchemaTooOld saying what to run", err)
+		}
+	}
+	empty := be.fresh(t)
+	if _, err := be.open(ctx, empty, Options{Now: fixedClock, SkipMigrations: true}); !errors.Is(err, ErrSchemaTooOld) ||
+		!strings.Contains(err.Error(), "at version 0") {
+		t.Fatalf("Open of an empty database with SkipMigrations: %v, want ErrSchemaTooOld", err)
+	}
+	be.openAt(t, where).Close() // migrates
+	s, err := be.open(ctx, where, Options{Now: fixedClock, SkipMigrations: true})
+	if err != nil {
+		t.Fatalf("Open with SkipMigrations of a migrated database: %v", err)
+	}
+	defer s.Close()
+	if _, err := s.ListAudit(ctx, 0); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -248,10 +294,14 @@ func TestLoadMigrations(t *testing.T) {
 // A later migration runs on a database that has the earlier ones, in order,
 // and a failing one leaves nothing behind.
 func TestApplyMigrationsIncrementally(t *testing.T) {
+	bothBackends(t, testApplyMigrationsIncrementally)
+}
+
+func testApplyMigrationsIncrementally(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := openTest(t)
-	base, err := loadMigrations(migrationFiles, "migrations")
+	s, _ := be.openTest(t)
+	base, err := loadMigrations(migrationFiles, s.dialect.migrationsDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +310,7 @@ func TestApplyMigrationsIncrementally(t *testing.T) {
 		migration{version: n + 1, name: "x1", sql: `CREATE TABLE extra1 (a INTEGER); INSERT INTO extra1 VALUES (1);`},
 		migration{version: n + 2, name: "x2", sql: `CREATE TABLE extra2 (a INTEGER); INSERT INTO nosuchtable VALUES (1);`},
 	)
-	err = s.applyMigrations(ctx, extra)
+	err = s.applyMigrations(ctx, extra, 0)
 	if err == nil || !strings.Contains(err.Error(), "x2") {
 		t.Fatalf("applying a broken migration: %v", err)
 	}
@@ -271,19 +321,17 @@ func TestApplyMigrationsIncrementally(t *testing.T) {
 	if cur != n+1 {
 		t.Fatalf("schema version %d after a failed migration, want %d", cur, n+1)
 	}
-	var tables int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE name = 'extra2'`).Scan(&tables); err != nil {
-		t.Fatal(err)
-	}
-	if tables != 0 {
+	if hasRelation(t, s, "extra2") {
 		t.Fatal("the failed migration left its table behind")
 	}
 }
 
-func TestCA(t *testing.T) {
+func TestCA(t *testing.T) { bothBackends(t, testCA) }
+
+func testCA(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, path := openTest(t)
+	s, path := be.openTest(t)
 	if _, _, err := s.LoadCA(ctx); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("LoadCA on a fresh store: %v, want ErrNotFound", err)
 	}
@@ -298,7 +346,7 @@ func TestCA(t *testing.T) {
 	wantErr(t, "second SaveCA", s.SaveCA(ctx, otherCert, otherKey), ErrIllegalTransition)
 	s.Close()
 
-	s = openAt(t, path)
+	s = be.openAt(t, path)
 	defer s.Close()
 	c, k, err := s.LoadCA(ctx)
 	if err != nil {

@@ -106,7 +106,7 @@ func (s *Store) CompletePairing(ctx context.Context, codeID int64, r Request, no
 	r.CodeID = codeID
 	r.DecidedAt = time.Time{}
 	r.CertificateSerial = ""
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *txn) error {
 		c, err := scanCode(tx.QueryRowContext(ctx, `SELECT `+codeColumns+` FROM pairing_codes WHERE id = ?`, codeID))
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrCodeNotOpen
@@ -138,7 +138,8 @@ func (s *Store) CompletePairing(ctx context.Context, codeID int64, r Request, no
 			return commitThen{ErrDeviceRevoked}
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE pairing_codes
-			SET state = 'used', failed_attempts = MAX(failed_attempts - 1, 0), pin_secret = NULL, link_secret = NULL
+			SET state = 'used', failed_attempts = CASE WHEN failed_attempts > 0 THEN failed_attempts - 1 ELSE 0 END,
+				pin_secret = NULL, link_secret = NULL
 			WHERE id = ?`, c.ID); err != nil {
 			return err
 		}
@@ -202,7 +203,8 @@ func (s *Store) GetRequest(ctx context.Context, id string) (Request, error) {
 // first. Pending requests past their expiry are marked expired first.
 func (s *Store) ListRequests(ctx context.Context, includeDecided bool, now time.Time) ([]Request, error) {
 	var out []Request
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *txn) error {
+		out = out[:0] // a retried transaction lists afresh
 		if _, err := expireRequestsTx(ctx, tx, "", now); err != nil {
 			return err
 		}
@@ -233,7 +235,7 @@ func (s *Store) ListRequests(ctx context.Context, includeDecided bool, now time.
 // expireRequestsTx marks pending requests whose expiry is at or before now
 // expired (only id, unless it is empty), clears their grant keys and audits
 // each. It returns how many changed.
-func expireRequestsTx(ctx context.Context, tx *sql.Tx, id string, now time.Time) (int, error) {
+func expireRequestsTx(ctx context.Context, tx *txn, id string, now time.Time) (int, error) {
 	rows, err := tx.QueryContext(ctx, `UPDATE pairing_requests
 		SET state = 'expired', grant_key = NULL, decided_at = expires_at
 		WHERE state = 'pending' AND expires_at <= ? AND (? = '' OR id = ?)
@@ -294,7 +296,7 @@ func (s *Store) RejectRequest(ctx context.Context, id string, now time.Time) (Re
 
 func (s *Store) decide(ctx context.Context, id string, to RequestState, now time.Time) (Request, error) {
 	var out Request
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *txn) error {
 		r, err := getRequestTx(ctx, tx, id)
 		if err != nil {
 			return err
@@ -342,7 +344,7 @@ func (s *Store) decide(ctx context.Context, id string, to RequestState, now time
 // cert.DeviceID may be zero (the request's is used) but must not differ.
 func (s *Store) IssueCertificate(ctx context.Context, requestID string, cert Certificate, now time.Time) (Device, error) {
 	var dev Device
-	err := s.update(ctx, func(tx *sql.Tx) error {
+	err := s.update(ctx, func(tx *txn) error {
 		r, err := getRequestTx(ctx, tx, requestID)
 		if err != nil {
 			return err
@@ -402,7 +404,7 @@ func (s *Store) IssueCertificate(ctx context.Context, requestID string, cert Cer
 // many codes and requests changed. (ExpireInvocations does the invocations
 // alone and counts them.)
 func (s *Store) Sweep(ctx context.Context, now time.Time) (codes, requests int, err error) {
-	err = s.update(ctx, func(tx *sql.Tx) error {
+	err = s.update(ctx, func(tx *txn) error {
 		var err error
 		if codes, err = expireCodesTx(ctx, tx, "", now); err != nil {
 			return err

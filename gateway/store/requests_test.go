@@ -45,7 +45,9 @@ func requestIn(t *testing.T, s *Store, state RequestState) Request {
 	return got
 }
 
-func TestRequestTransitions(t *testing.T) {
+func TestRequestTransitions(t *testing.T) { bothBackends(t, testRequestTransitions) }
+
+func testRequestTransitions(t *testing.T, be backend) {
 	t.Parallel()
 	type action string
 	const (
@@ -75,7 +77,7 @@ func TestRequestTransitions(t *testing.T) {
 		{RequestIssued, reject, RequestIssued, ErrIllegalTransition},
 		{RequestIssued, issue, RequestIssued, ErrIllegalTransition},
 	}
-	s, _ := openTest(t)
+	s, _ := be.openTest(t)
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s %s", tt.from, tt.act), func(t *testing.T) {
 			t.Parallel()
@@ -127,9 +129,11 @@ func TestRequestTransitions(t *testing.T) {
 	})
 }
 
-func TestDecideAfterExpiry(t *testing.T) {
+func TestDecideAfterExpiry(t *testing.T) { bothBackends(t, testDecideAfterExpiry) }
+
+func testDecideAfterExpiry(t *testing.T, be backend) {
 	t.Parallel()
-	s, _ := openTest(t)
+	s, _ := be.openTest(t)
 	for _, reject := range []bool{false, true} {
 		ctx := context.Background()
 		r := requestIn(t, s, RequestPending)
@@ -150,10 +154,12 @@ func TestDecideAfterExpiry(t *testing.T) {
 	}
 }
 
-func TestApproveRequestValues(t *testing.T) {
+func TestApproveRequestValues(t *testing.T) { bothBackends(t, testApproveRequestValues) }
+
+func testApproveRequestValues(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := openTest(t)
+	s, _ := be.openTest(t)
 	r := requestIn(t, s, RequestPending)
 	now := t0.Add(3 * time.Second)
 	got, err := s.ApproveRequest(ctx, r.ID, now)
@@ -192,10 +198,12 @@ func TestApproveRequestValues(t *testing.T) {
 	}
 }
 
-func TestAutoApprove(t *testing.T) {
+func TestAutoApprove(t *testing.T) { bothBackends(t, testAutoApprove) }
+
+func testAutoApprove(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := openTest(t)
+	s, _ := be.openTest(t)
 	_, r := pair(t, s, true, testRequest(t))
 	if r.State != RequestApproved || !r.DecidedAt.Equal(t0) {
 		t.Fatalf("auto-approved request %+v", r)
@@ -209,10 +217,12 @@ func TestAutoApprove(t *testing.T) {
 	}
 }
 
-func TestIssueCertificate(t *testing.T) {
+func TestIssueCertificate(t *testing.T) { bothBackends(t, testIssueCertificate) }
+
+func testIssueCertificate(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := openTest(t)
+	s, _ := be.openTest(t)
 	r := requestIn(t, s, RequestApproved)
 
 	other, _ := newDevice(t)

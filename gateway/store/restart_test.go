@@ -61,10 +61,12 @@ func takeSnapshot(t *testing.T, s *Store) snapshot {
 	return snap
 }
 
-func TestRestartKeepsEverything(t *testing.T) {
+func TestRestartKeepsEverything(t *testing.T) { bothBackends(t, testRestartKeepsEverything) }
+
+func testRestartKeepsEverything(t *testing.T, be backend) {
 	t.Parallel()
 	ctx := context.Background()
-	s, path := openTest(t)
+	s, path := be.openTest(t)
 
 	certPEM, keyPEM := newCAPEM(t)
 	if err := s.SaveCA(ctx, certPEM, keyPEM); err != nil {
@@ -110,7 +112,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s2 := openAt(t, path)
+	s2 := be.openAt(t, path)
 	defer s2.Close()
 	after := takeSnapshot(t, s2)
 	if !reflect.DeepEqual(before, after) {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/palyra/palyra-go/identity"
@@ -44,6 +46,9 @@ var (
 	ErrDuplicate = errors.New("duplicate")
 	// ErrSchemaTooNew means the database was written by a newer program.
 	ErrSchemaTooNew = errors.New("database schema is newer than this program supports")
+	// ErrSchemaTooOld means the database needs migrations this program
+	// was told not to run (Options.SkipMigrations).
+	ErrSchemaTooOld = errors.New("database schema is older than this program needs")
 	// ErrInsecureFile means the database file can be read or written by
 	// users other than its owner.
 	ErrInsecureFile = errors.New("database file is accessible to other users")
@@ -60,43 +65,71 @@ const DefaultBusyTimeout = 5 * time.Second
 // connection (within their context), not for a new one.
 const DefaultMaxReaders = 4
 
-// Options configures Open.
+// DefaultMigrationLockTimeout is how long Open waits for another gateway
+// that is migrating the same PostgreSQL database.
+const DefaultMigrationLockTimeout = time.Minute
+
+// Options configures Open and OpenPostgres.
 type Options struct {
 	// Now is the clock for the few records that carry no caller-given time
 	// (migration records, the CA's created_at, audit events without At).
 	// nil means time.Now. Methods that depend on time take a now parameter.
 	Now func() time.Time
-	// BusyTimeout bounds waiting for another process's lock; zero means
-	// DefaultBusyTimeout.
+	// BusyTimeout bounds waiting for another process's lock (SQLite);
+	// zero means DefaultBusyTimeout.
 	BusyTimeout time.Duration
 	// MaxReaders bounds the connections that only read; zero means
-	// DefaultMaxReaders.
+	// DefaultMaxReaders. On PostgreSQL the pool holds MaxReaders + 1
+	// connections, the one more for this process's writes.
 	MaxReaders int
+	// SkipMigrations leaves the schema as it is, for operators who migrate
+	// separately (palyra gateway migrate): Open then refuses a schema
+	// older than this program's with ErrSchemaTooOld, as it refuses a
+	// newer one with ErrSchemaTooNew.
+	SkipMigrations bool
+	// MigrationLockTimeout bounds waiting for another gateway that is
+	// migrating the same PostgreSQL database; zero means
+	// DefaultMigrationLockTimeout.
+	MigrationLockTimeout time.Duration
+
+	// migrations, if not nil, replace the embedded ones (tests make
+	// databases as older programs left them).
+	migrations []migration
 }
 
 // Store is the gateway's state. It is safe for concurrent use.
 type Store struct {
-	// db is the one connection that writes (and runs migrations); every
-	// transaction begins IMMEDIATE on it.
-	db *sql.DB
-	// rdb holds the connections that only read (query_only).
-	rdb *sql.DB
-	now func() time.Time
+	// db is the pool that writes (and runs migrations). On SQLite it is
+	// one connection, on which every transaction begins IMMEDIATE.
+	db *db
+	// rdb holds the connections that only read: on SQLite query_only
+	// ones beside the writer; on PostgreSQL the same pool as db.
+	rdb *db
+	// pool is the pgx pool under db on PostgreSQL; nil on SQLite.
+	pool    *pgxpool.Pool
+	dialect dialect
+	now     func() time.Time
 
 	// writeMu serializes this process's write transactions, so they queue
-	// here rather than in SQLite's busy handler. Other processes are
-	// handled by the busy timeout.
+	// here rather than in SQLite's busy handler, and so that on
+	// PostgreSQL at most one transaction per gateway takes part in a
+	// conflict, which keeps the retries of update few and bounded.
 	writeMu sync.Mutex
 	// commits counts the write transactions committed (Commits).
 	commits atomic.Uint64
+	// retries counts the transactions run again after a conflict.
+	retries atomic.Uint64
 }
 
 // Commits is how many write transactions this Store has committed since
 // Open, each one sync to disk: for metrics, and for tests of batching.
 func (s *Store) Commits() uint64 { return s.commits.Load() }
 
-// Open opens (creating if needed) the database at path and brings its schema
-// up to date.
+// Backend names the database the store is in: "sqlite" or "postgres".
+func (s *Store) Backend() string { return s.dialect.String() }
+
+// Open opens (creating if needed) the SQLite database at path and brings
+// its schema up to date (unless opts.SkipMigrations).
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	s, err := open(ctx, path, opts)
 	if err != nil {
@@ -129,7 +162,7 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	// Pragmas in the DSN apply to every connection of a pool.
 	common := fmt.Sprintf("%s?_busy_timeout=%d&_foreign_keys=on&_journal_mode=WAL&_synchronous=FULL", abs, busy.Milliseconds())
-	db, err := sql.Open("sqlite", common+"&_txlock=immediate")
+	wdb, err := sql.Open("sqlite", common+"&_txlock=immediate")
 	if err != nil {
 		return nil, err
 	}
@@ -137,25 +170,21 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 	// second writing connection would only wait in SQLite's busy handler.
 	// It is kept open, so its files and cache are not made again for
 	// every write.
-	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1)
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
 	rdb, err := sql.Open("sqlite", common+"&_query_only=1")
 	if err != nil {
-		db.Close()
+		wdb.Close()
 		return nil, err
 	}
 	rdb.SetMaxOpenConns(readers)
 	rdb.SetMaxIdleConns(readers)
-	now := opts.Now
-	if now == nil {
-		now = time.Now
-	}
-	s := &Store{db: db, rdb: rdb, now: now}
+	s := &Store{db: &db{wdb, sqliteDialect}, rdb: &db{rdb, sqliteDialect}, dialect: sqliteDialect, now: clock(opts)}
 	if err := s.checkPragmas(ctx); err != nil {
 		s.closeDBs()
 		return nil, err
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.prepareSchema(ctx, opts); err != nil {
 		s.closeDBs()
 		return nil, err
 	}
@@ -170,6 +199,29 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+func clock(opts Options) func() time.Time {
+	if opts.Now == nil {
+		return time.Now
+	}
+	return opts.Now
+}
+
+// prepareSchema migrates, or with opts.SkipMigrations checks that the
+// schema is this program's.
+func (s *Store) prepareSchema(ctx context.Context, opts Options) error {
+	ms := opts.migrations
+	if ms == nil {
+		var err error
+		if ms, err = loadMigrations(migrationFiles, s.dialect.migrationsDir()); err != nil {
+			return err
+		}
+	}
+	if opts.SkipMigrations {
+		return s.checkSchema(ctx, ms)
+	}
+	return s.applyMigrations(ctx, ms, opts.MigrationLockTimeout)
+}
+
 // Close closes the database.
 func (s *Store) Close() error {
 	if err := s.closeDBs(); err != nil {
@@ -178,13 +230,17 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// closeDBs closes both pools, readers first.
+// closeDBs closes both pools, readers first, and the pgx pool under them.
 func (s *Store) closeDBs() error {
 	var err error
-	if s.rdb != nil {
+	if s.rdb != nil && s.rdb != s.db {
 		err = s.rdb.Close()
 	}
-	return errors.Join(err, s.db.Close())
+	err = errors.Join(err, s.db.Close())
+	if s.pool != nil {
+		s.pool.Close()
+	}
+	return err
 }
 
 // prepareFile creates the database file with mode 0600, or checks that an
@@ -229,10 +285,10 @@ func checkMode(path string) error {
 // checkPragmas verifies that the connection settings took effect: a driver
 // that silently ignored them would lose durability or integrity.
 func (s *Store) checkPragmas(ctx context.Context) error {
-	if err := checkPragmasOf(ctx, s.db); err != nil {
+	if err := checkPragmasOf(ctx, s.db.DB); err != nil {
 		return err
 	}
-	if err := checkPragmasOf(ctx, s.rdb); err != nil {
+	if err := checkPragmasOf(ctx, s.rdb.DB); err != nil {
 		return fmt.Errorf("reading connection: %w", err)
 	}
 	var readOnly int
@@ -274,15 +330,39 @@ type commitThen struct{ err error }
 func (c commitThen) Error() string { return c.err.Error() }
 func (c commitThen) Unwrap() error { return c.err }
 
+// maxTxAttempts bounds how often update runs a transaction that keeps
+// losing races with other gateways' (PostgreSQL only).
+const maxTxAttempts = 12
+
 // update runs fn in one write transaction. It commits when fn returns nil or
-// a commitThen, and rolls back otherwise.
-func (s *Store) update(ctx context.Context, fn func(tx *sql.Tx) error) error {
+// a commitThen, and rolls back otherwise. On PostgreSQL a transaction that
+// failed for a concurrent one's sake (a serialization failure, a deadlock)
+// is run again, up to maxTxAttempts times with a growing random pause: fn
+// must set what it returns afresh each time it runs.
+func (s *Store) update(ctx context.Context, fn func(tx *txn) error) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	tx, err := s.db.BeginTx(ctx, nil)
+	for attempt := 1; ; attempt++ {
+		err := s.updateOnce(ctx, fn)
+		if !s.dialect.retryable(err) {
+			return err
+		}
+		if attempt == maxTxAttempts {
+			return fmt.Errorf("giving up after %d attempts, each in conflict with another transaction: %w", attempt, err)
+		}
+		s.retries.Add(1)
+		if err := pause(ctx, retryPause(attempt)); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *Store) updateOnce(ctx context.Context, fn func(tx *txn) error) error {
+	sqlTx, err := s.db.BeginTx(ctx, s.dialect.txOptions())
 	if err != nil {
 		return fmt.Errorf("beginning transaction: %w", err)
 	}
+	tx := &txn{sqlTx, s.dialect}
 	err = fn(tx)
 	var keep commitThen
 	if err != nil && !errors.As(err, &keep) {
@@ -299,7 +379,26 @@ func (s *Store) update(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return nil
 }
 
-// querier is what both *sql.DB and *sql.Tx offer.
+// retryPause is how long to wait before attempt+1: a random time up to
+// 1 ms doubled per attempt, at most 100 ms, so that the transactions that
+// collided do not collide again in step.
+func retryPause(attempt int) time.Duration {
+	ceiling := min(time.Millisecond<<min(attempt, 7), 100*time.Millisecond)
+	return time.Duration(rand.Int64N(int64(ceiling))) + 1
+}
+
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// querier is what both *db and *txn offer.
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
