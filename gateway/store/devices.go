@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/palyra/palyra-go/identity"
@@ -200,14 +201,79 @@ func (s *Store) RemoveDevice(ctx context.Context, id identity.DeviceID, now time
 }
 
 // revokeTx adds a revocation unless one exists, and reports whether it did.
+// The new revocation takes the next sequence number (migration 0007 says
+// why MAX + 1); on PostgreSQL the transaction also notifies
+// RevocationChannel, which PostgreSQL delivers to the other gateways only
+// once it commits, and not at all if it rolls back.
 func revokeTx(ctx context.Context, tx *txn, id identity.DeviceID, now time.Time) (bool, error) {
-	res, err := tx.ExecContext(ctx, `INSERT INTO revocations (device_id, revoked_at) VALUES (?, ?)
-		ON CONFLICT (device_id) DO NOTHING`, dbDeviceID(id), now.UnixNano())
+	var seq int64
+	err := tx.QueryRowContext(ctx, `INSERT INTO revocations (device_id, revoked_at, seq)
+		VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM revocations))
+		ON CONFLICT (device_id) DO NOTHING RETURNING seq`, dbDeviceID(id), now.UnixNano()).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
 	if err != nil {
 		return false, err
 	}
-	n, err := res.RowsAffected()
-	return n > 0, err
+	if tx.d == postgresDialect {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_notify(?, ?)`, RevocationChannel, strconv.FormatInt(seq, 10)); err != nil {
+			return false, fmt.Errorf("notifying the other gateways: %w", err)
+		}
+	}
+	return true, nil
+}
+
+// RevocationChannel is the PostgreSQL notification channel on which every
+// revocation is announced, with its sequence number as the payload.
+const RevocationChannel = "palyra_revocations"
+
+// Revocation is a revoked (or removed) device, with the sequence number
+// its revocation took.
+type Revocation struct {
+	Seq       int64
+	DeviceID  identity.DeviceID
+	RevokedAt time.Time
+}
+
+// LastRevocation is the highest revocation sequence number, 0 when no
+// device was ever revoked: where a gateway starting up begins to follow
+// revocations (RevocationsAfter).
+func (s *Store) LastRevocation(ctx context.Context) (int64, error) {
+	var seq int64
+	if err := s.rdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM revocations`).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("reading the last revocation: %w", err)
+	}
+	return seq, nil
+}
+
+// RevocationsAfter returns up to limit revocations whose sequence number is
+// above after, in sequence order.
+func (s *Store) RevocationsAfter(ctx context.Context, after int64, limit int) ([]Revocation, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT seq, device_id, revoked_at FROM revocations
+		WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("reading revocations after %d: %w", after, err)
+	}
+	defer rows.Close()
+	var out []Revocation
+	for rows.Next() {
+		var r Revocation
+		var dev string
+		var at sql.NullInt64
+		if err := rows.Scan(&r.Seq, &dev, &at); err != nil {
+			return nil, fmt.Errorf("reading revocations after %d: %w", after, err)
+		}
+		if r.DeviceID, err = goDeviceID(dev); err != nil {
+			return nil, fmt.Errorf("reading revocations after %d: %w", after, err)
+		}
+		r.RevokedAt = goTime(at)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading revocations after %d: %w", after, err)
+	}
+	return out, nil
 }
 
 func isRevokedTx(ctx context.Context, q querier, id identity.DeviceID) (bool, error) {

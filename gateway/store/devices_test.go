@@ -121,7 +121,8 @@ func testRevocation(t *testing.T, be backend) {
 
 // revokeForTest revokes a device ID that has no device row yet.
 func revokeForTest(ctx context.Context, s *Store, id identity.DeviceID) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO revocations (device_id, revoked_at) VALUES (?, ?)`, id.String(), t0.UnixNano())
+	_, err := s.db.ExecContext(ctx, `INSERT INTO revocations (device_id, revoked_at, seq)
+		VALUES (?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM revocations))`, id.String(), t0.UnixNano())
 	return err
 }
 

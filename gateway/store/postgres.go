@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -55,7 +56,7 @@ func openPostgres(ctx context.Context, cfg *pgxpool.Config, opts Options) (*Stor
 		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
 	}
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
-		cfg.ConnConfig.RuntimeParams["application_name"] = "palyra-gateway"
+		cfg.ConnConfig.RuntimeParams["application_name"] = DefaultApplicationName
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -76,6 +77,41 @@ func openPostgres(ctx context.Context, cfg *pgxpool.Config, opts Options) (*Stor
 		return nil, err
 	}
 	return s, nil
+}
+
+// DefaultApplicationName is what the gateway's connections are called in
+// pg_stat_activity when the URL sets no application_name.
+const DefaultApplicationName = "palyra-gateway"
+
+// Dialer returns a function that opens one connection of its own to the
+// database rawURL names, outside the store's pool, for a job that needs
+// the connection itself: LISTEN, or a session-level advisory lock that
+// must go when the connection does. Its application_name is the URL's (or
+// DefaultApplicationName) followed by purpose, so that each gateway's
+// connections can be told apart (give each gateway its own
+// application_name in its URL). Errors say why in one line and never
+// carry the password.
+func Dialer(rawURL, purpose string) (func(context.Context) (*pgx.Conn, error), error) {
+	cfg, _, err := parseDatabaseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	cc := cfg.ConnConfig
+	if cc.ConnectTimeout == 0 {
+		cc.ConnectTimeout = DefaultConnectTimeout
+	}
+	name := cc.RuntimeParams["application_name"]
+	if name == "" {
+		name = DefaultApplicationName
+	}
+	cc.RuntimeParams["application_name"] = name + " " + purpose
+	return func(ctx context.Context) (*pgx.Conn, error) {
+		conn, err := pgx.ConnectConfig(ctx, cc.Copy())
+		if err != nil {
+			return nil, redact(connectError(err, cc.Config), cc.Password)
+		}
+		return conn, nil
+	}, nil
 }
 
 // parseDatabaseURL parses a postgres:// URL, and describes it without its

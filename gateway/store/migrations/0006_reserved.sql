@@ -1,0 +1,1 @@
+-- 0006: no change to the schema.
