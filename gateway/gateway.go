@@ -37,6 +37,7 @@ import (
 	"github.com/palyra/palyra-go/gateway/adminrpc"
 	"github.com/palyra/palyra-go/gateway/auditlog"
 	"github.com/palyra/palyra-go/gateway/carrier"
+	"github.com/palyra/palyra-go/gateway/cluster"
 	"github.com/palyra/palyra-go/gateway/dispatch"
 	"github.com/palyra/palyra-go/gateway/events"
 	"github.com/palyra/palyra-go/gateway/grpccarrier"
@@ -101,6 +102,10 @@ type Config struct {
 	// may share one. It may hold a password, which the gateway shows
 	// nowhere (store.DescribeDatabase is what it logs).
 	Database string
+	// SweeperRetry is, on PostgreSQL, how often a gateway that is not the
+	// sweeper tries to become it, and how often the sweeper checks the
+	// connection that holds its lock; zero: cluster.DefaultLeaderRetry.
+	SweeperRetry time.Duration
 	// SkipMigrations leaves the database's schema alone, for operators
 	// who migrate separately (palyra gateway migrate); New then refuses
 	// a schema older than this program's.
@@ -230,6 +235,12 @@ type Gateway struct {
 	certMu sync.Mutex
 	// cert is the current TLS server certificate; guarded by certMu.
 	cert *tls.Certificate
+
+	// On PostgreSQL (nil on SQLite): revocations closes the sessions of
+	// devices revoked through other gateways, and sweeper decides whether
+	// this gateway is the one that sweeps.
+	revocations *cluster.Revocations
+	sweeper     *cluster.Leader
 }
 
 // New opens the store, loads or creates the CA, and prepares the services.
@@ -313,6 +324,11 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	}); err != nil {
 		return nil, err
 	}
+	if cfg.Database != "" {
+		if err := g.joinCluster(ctx); err != nil {
+			return nil, err
+		}
+	}
 	g.events = events.New()
 	if cfg.MetricsListen != "" {
 		// g.pairing is set below, before Run serves any scrape.
@@ -324,6 +340,8 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 			pairingAddresses: func() float64 { return float64(g.pairing.TrackedAddresses()) },
 			pairingWaiting:   func() float64 { return float64(g.pairing.DevicesWaiting()) },
 			storeCommits:     func() float64 { return float64(g.store.Commits()) },
+			sweeper:          func() float64 { return boolGauge(g.Sweeper()) },
+			cluster:          g.clusterGauges(),
 		})
 	}
 	if g.audit, err = auditlog.New(auditlog.Config{
@@ -413,6 +431,71 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	}
 	ok = true
 	return g, nil
+}
+
+// joinCluster prepares what a gateway on PostgreSQL shares with the others
+// of its database (package cluster): the listener for their revocations,
+// which starts after the last revocation made so far (this gateway has no
+// sessions yet), and its part in choosing the sweeper. Each has a
+// connection of its own, named after the URL's application_name.
+func (g *Gateway) joinCluster(ctx context.Context) error {
+	after, err := g.store.LastRevocation(ctx)
+	if err != nil {
+		return err
+	}
+	dialRevocations, err := store.Dialer(g.cfg.Database, "revocations")
+	if err != nil {
+		return err
+	}
+	dialSweeper, err := store.Dialer(g.cfg.Database, "sweeper")
+	if err != nil {
+		return err
+	}
+	log := g.cfg.Logger.With("component", "cluster")
+	if g.revocations, err = cluster.NewRevocations(cluster.RevocationsConfig{
+		Dial:  dialRevocations,
+		Store: g.store,
+		After: after,
+		Apply: func(r store.Revocation) {
+			// The gateway that revoked has closed its own sessions of
+			// the device already; here it has none, or they close now.
+			if n := g.sessions.Disconnect(r.DeviceID, "revoked"); n > 0 {
+				log.Info("closed the sessions of a device revoked through another gateway", "device", r.DeviceID, "sessions_closed", n)
+			}
+		},
+		Logger: log,
+	}); err != nil {
+		return err
+	}
+	g.sweeper, err = cluster.NewLeader(cluster.LeaderConfig{Dial: dialSweeper, Retry: g.cfg.SweeperRetry, Logger: log})
+	return err
+}
+
+// Sweeper reports whether this gateway runs the sweeps (expiring codes,
+// requests and queued calls, pruning the audit log): on SQLite always, on
+// PostgreSQL while it holds the sweeper lock (package cluster).
+func (g *Gateway) Sweeper() bool {
+	return g.sweeper == nil || g.sweeper.Leading()
+}
+
+// clusterGauges are the metrics of the revocation listener, nil on SQLite.
+func (g *Gateway) clusterGauges() *clusterGauges {
+	if g.revocations == nil {
+		return nil
+	}
+	r := g.revocations
+	return &clusterGauges{
+		listening: func() float64 { return boolGauge(r.Listening()) },
+		losses:    func() float64 { return float64(r.Losses()) },
+		applied:   func() float64 { return float64(r.Applied()) },
+	}
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // openStore opens the store cfg names: its PostgreSQL database, or the
@@ -674,7 +757,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 	})
 	eg.Go(func() error { return serveGRPC(ctx, adminServer, g.admLn, adminHealth.Shutdown) })
 	eg.Go(func() error { return g.nodes.Serve(ctx, g.udp) })
-	eg.Go(func() error { return g.sweep(ctx) })
+	if g.sweeper != nil {
+		eg.Go(func() error { return g.revocations.Run(ctx) })
+		eg.Go(func() error { return g.sweeper.Run(ctx, g.sweep) })
+	} else {
+		eg.Go(func() error { return g.sweep(ctx) })
+	}
 	eg.Go(func() error { return g.audit.Run(ctx) })
 	eg.Go(func() error { return g.presence.Run(ctx) })
 	// Every listener was bound in New, so connections made from here on
@@ -765,7 +853,10 @@ func (s freshStore) ListNodes(ctx context.Context) ([]store.Node, error) {
 }
 
 // sweep expires stale codes and requests, so listings stay true even when
-// nobody touches them, and deletes the audit rows past the retention.
+// nobody touches them, and deletes the audit rows past the retention. On
+// PostgreSQL one gateway of the database runs it (Sweeper); everything it
+// does changes a row only if it is still due, so two running at once (for
+// the moment a sweeper takes to notice it lost its lock) do it once.
 func (g *Gateway) sweep(ctx context.Context) error {
 	ticker := time.NewTicker(sweepInterval)
 	defer ticker.Stop()

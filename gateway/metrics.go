@@ -103,6 +103,20 @@ type gauges struct {
 	pairingWaiting func() float64
 	// storeCommits is palyra_store_commits_total.
 	storeCommits func() float64
+	// sweeper is palyra_sweeper.
+	sweeper func() float64
+	// cluster, on PostgreSQL only, are the revocation listener's.
+	cluster *clusterGauges
+}
+
+// clusterGauges are the metrics of a gateway that shares its database.
+type clusterGauges struct {
+	// listening is palyra_revocation_listener_up.
+	listening func() float64
+	// losses is palyra_revocation_listener_losses_total.
+	losses func() float64
+	// applied is palyra_revocations_applied.
+	applied func() float64
 }
 
 // newGatewayMetrics registers the gateway's metrics in a new registry.
@@ -145,6 +159,19 @@ func newGatewayMetrics(g gauges) *gatewayMetrics {
 	r.CounterFunc("palyra_store_commits_total",
 		"Write transactions the store committed, each one sync to disk (audit rows and last-seen times are batched, many to a commit).",
 		g.storeCommits)
+	r.GaugeFunc("palyra_sweeper",
+		"1 if this gateway runs the sweeps (expiring codes, requests and queued calls, pruning the audit log): always on SQLite; on PostgreSQL the one gateway of the database that holds the sweeper lock.",
+		g.sweeper)
+	if c := g.cluster; c != nil {
+		r.GaugeFunc("palyra_revocation_listener_up",
+			"1 while the connection that listens for revocations made through other gateways is up (PostgreSQL only).", c.listening)
+		r.CounterFunc("palyra_revocation_listener_losses_total",
+			"Times the revocation listener's connection was lost or could not be made, once per outage; it reconnects by itself and then applies what was revoked meanwhile.",
+			c.losses)
+		r.GaugeFunc("palyra_revocations_applied",
+			"Sequence number of the last revocation this gateway applied (closed its device's sessions); equal on every gateway of the database once they are caught up.",
+			c.applied)
+	}
 	r.Append(standardMetrics())
 	r.Gauge("palyra_build_info", "Always 1; the version label names the gateway's build.", "version").
 		With(version.Version).Set(1)

@@ -22,6 +22,12 @@ func TestGatewayMetrics(t *testing.T) {
 		pairingAddresses: func() float64 { return 7 },
 		pairingWaiting:   func() float64 { return 2 },
 		storeCommits:     func() float64 { return 12 },
+		sweeper:          func() float64 { return 1 },
+		cluster: &clusterGauges{
+			listening: func() float64 { return 0 },
+			losses:    func() float64 { return 2 },
+			applied:   func() float64 { return 41 },
+		},
 	})
 	m.invocationDone(transportQUIC, outcomeOK, 3*time.Millisecond)
 	m.invocationDone(transportGRPC, "offline", 50*time.Microsecond)
@@ -80,6 +86,10 @@ func TestGatewayMetrics(t *testing.T) {
 		"# TYPE palyra_quic_retries_total counter\npalyra_quic_retries_total 1\n",
 		"# TYPE palyra_tcp_unauthenticated_connections gauge\npalyra_tcp_unauthenticated_connections 17\n",
 		"# TYPE palyra_quic_handshakes_in_progress gauge\npalyra_quic_handshakes_in_progress 5\n",
+		"# TYPE palyra_sweeper gauge\npalyra_sweeper 1\n",
+		"# TYPE palyra_revocation_listener_up gauge\npalyra_revocation_listener_up 0\n",
+		"# TYPE palyra_revocation_listener_losses_total counter\npalyra_revocation_listener_losses_total 2\n",
+		"# TYPE palyra_revocations_applied gauge\npalyra_revocations_applied 41\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("metrics lack %q in:\n%s", want, out)

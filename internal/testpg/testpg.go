@@ -166,6 +166,31 @@ func (d Database) Role(tb testing.TB, password string) (name, roleURL string) {
 	return name, d.srv.url(name, password, d.Name)
 }
 
+// Terminate ends the server processes of d's connections whose
+// application_name is application, as pg_terminate_backend by an operator
+// (or a server process that crashed) would: their clients see the
+// connection fail. It waits, bounded, until there is such a connection.
+func (d Database) Terminate(tb testing.TB, application string) {
+	tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var n int
+		err := d.srv.admin.QueryRow(context.Background(), `SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE application_name = $1 AND datname = $2`, application, d.Name).Scan(&n)
+		switch {
+		case err != nil:
+			tb.Fatalf("testpg: terminating the connections named %q: %v", application, err)
+		case n > 0:
+			return
+		case time.Now().After(deadline):
+			tb.Fatalf("testpg: no connection to %s named %q", d.Name, application)
+		}
+		<-tick.C
+	}
+}
+
 // server is the running PostgreSQL of this binary.
 type server struct {
 	dir   string // the temporary directory: data/, the socket, owned by the server's user
