@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -61,7 +62,7 @@ func attachedNode(t *testing.T, rg *runningGateway, name string) (*node.Agent, s
 
 // watchOffline returns a channel that gets the offline event of device id
 // on rg: its session there closed.
-func watchOffline(t *testing.T, rg *runningGateway, id string) <-chan gateway.Event {
+func watchOffline(t testing.TB, rg *runningGateway, id string) <-chan gateway.Event {
 	t.Helper()
 	events, err := rg.g.WatchEvents(t.Context(), id)
 	if err != nil {
@@ -234,4 +235,48 @@ func TestSweeperFailsOver(t *testing.T) {
 	if !next.g.Sweeper() {
 		t.Fatal("the code expired, but the gateway that took over is not the sweeper")
 	}
+}
+
+// BenchmarkRevocationPropagation times revocations made through gateway A
+// until gateway B, on the same database, has closed the revoked node's
+// session (B's offline event), for 50 nodes attached to B, one revocation
+// at a time:
+//
+//	ms-min/-median/-max   from calling RevokeDevice on A (its transaction
+//	                      included) to B's session closed: the commit, the
+//	                      notification, B's read of the revocations after
+//	                      the last it applied, Disconnect
+func BenchmarkRevocationPropagation(b *testing.B) {
+	const nodes = 50
+	var took []time.Duration
+	run := func() {
+		db := testpg.New(b)
+		ga := startGateway(b, b.TempDir(), "127.0.0.1:0", nil, onDatabase(db.URL, "gw-a"))
+		gb := startGateway(b, b.TempDir(), "127.0.0.1:0", nil, onDatabase(db.URL, "gw-b"))
+		defer ga.stop()
+		defer gb.stop()
+		ids := make([]string, nodes)
+		for i := range ids {
+			a := pairedAgent(b, gb, fmt.Sprintf("node-%02d", i), nil, 0)
+			stop := runAgent(a)
+			defer stop()
+			ids[i] = waitFor(b, a, 30*time.Second, "connected", func(st node.Status) bool { return st.State == node.StateConnected }).DeviceID
+		}
+		for _, id := range ids {
+			waitOnline(b, gb, id, true)
+		}
+		for _, id := range ids {
+			offline := watchOffline(b, gb, id)
+			start := time.Now()
+			if _, err := ga.g.RevokeDevice(b.Context(), id); err != nil {
+				b.Fatal(err)
+			}
+			testwait.Recv(b, offline, 20*time.Second, "B closing the session of "+id)
+			took = append(took, time.Since(start))
+		}
+	}
+	for b.Loop() {
+		run()
+	}
+	reportSpread(b, took)
 }
