@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -26,18 +25,6 @@ func onDatabase(url, name string) func(*gateway.Config) {
 		c.Name = name
 		c.SweeperRetry = 50 * time.Millisecond
 	}
-}
-
-// dbAdmin connects to the test database as its superuser, for what an
-// operator (or a failure) does to the gateways' connections.
-func dbAdmin(t testing.TB, db testpg.Database) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(t.Context(), db.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
 }
 
 // attachedNode pairs a node through rg by PIN, approved there, runs it
@@ -117,7 +104,7 @@ func TestRevocationListenerResyncsAfterReconnect(t *testing.T) {
 	t.Parallel()
 	db := testpg.New(t)
 	role, roleURL := db.Role(t, "b-password")
-	admin := dbAdmin(t, db)
+	admin := db.Conn(t)
 	// B first, as the role that owns the database: it makes the tables.
 	b := startGateway(t, t.TempDir(), "127.0.0.1:0", nil, onDatabase(roleURL, "gw-b"), func(c *gateway.Config) { c.MetricsListen = "127.0.0.1:0" })
 	a := startGateway(t, t.TempDir(), "127.0.0.1:0", nil, onDatabase(db.URL, "gw-a"))
@@ -190,7 +177,7 @@ func TestSweeperFailsOver(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	admin := dbAdmin(t, db)
+	admin := db.Conn(t)
 	took := make(chan error, 1)
 	go func() {
 		_, err := admin.Exec(t.Context(), `SELECT pg_advisory_lock($1)`, int64(cluster.SweeperLockKey))

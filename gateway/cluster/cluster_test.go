@@ -37,17 +37,6 @@ func TestImports(t *testing.T) {
 // are named after.
 func named(url, name string) string { return url + "&application_name=" + name }
 
-// superuser connects to the test database as its superuser.
-func superuser(t *testing.T, db testpg.Database) *pgx.Conn {
-	t.Helper()
-	conn, err := pgx.Connect(t.Context(), db.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
-
 func openStore(t *testing.T, url string) *store.Store {
 	t.Helper()
 	s, err := store.OpenPostgres(t.Context(), url, store.Options{})
@@ -278,7 +267,7 @@ func TestLeaderJobError(t *testing.T) {
 	// process: wait for it (bounded) rather than try once.
 	wait, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	if _, err := superuser(t, db).Exec(wait, `SELECT pg_advisory_lock($1)`, int64(cluster.SweeperLockKey)); err != nil {
+	if _, err := db.Conn(t).Exec(wait, `SELECT pg_advisory_lock($1)`, int64(cluster.SweeperLockKey)); err != nil {
 		t.Fatalf("taking the lock after Run returned: %v", err)
 	}
 }

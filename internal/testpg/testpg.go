@@ -166,6 +166,18 @@ func (d Database) Role(tb testing.TB, password string) (name, roleURL string) {
 	return name, d.srv.url(name, password, d.Name)
 }
 
+// Conn connects to d as Superuser, for what a test does as the
+// database's operator; the connection is closed when tb ends.
+func (d Database) Conn(tb testing.TB) *pgx.Conn {
+	tb.Helper()
+	conn, err := pgx.Connect(tb.Context(), d.URL)
+	if err != nil {
+		tb.Fatalf("testpg: connecting to %s: %v", d.Name, err)
+	}
+	tb.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
 // Terminate ends the server processes of d's connections whose
 // application_name is application, as pg_terminate_backend by an operator
 // (or a server process that crashed) would: their clients see the
