@@ -116,7 +116,7 @@ cross: cross-deps
 # file, the per-user directories, shell.exec's job object, the Run key. The booted Wine prefix is kept in the user's cache dir
 # (PALYRA_WINE_CACHE elsewhere); each test clones it.
 WINE_PACKAGES := wine wine64 $(CROSS_PACKAGES)
-WINE_TESTS    := ./cmd/palyra ./identity/secretstore ./internal/localsock ./internal/userdirs ./node/capability/builtin ./app/autostart
+WINE_TESTS    := ./cmd/palyra ./identity/secretstore ./internal/localsock ./internal/userdirs ./node/capability/builtin ./app/autostart ./internal/oneinstance
 
 test-windows:
 	$(call ensure_packages,$(WINE_PACKAGES))
