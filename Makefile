@@ -114,14 +114,17 @@ cross: cross-deps
 # Credential Manager through the secret store, palyra.exe as a node of a
 # Linux gateway with its local API, the admin commands over the endpoint
 # file, the per-user directories, shell.exec's job object, the Run key. The booted Wine prefix is kept in the user's cache dir
-# (PALYRA_WINE_CACHE elsewhere); each test clones it.
-WINE_PACKAGES := wine wine64 $(CROSS_PACKAGES)
-WINE_TESTS    := ./cmd/palyra ./identity/secretstore ./internal/localsock ./internal/userdirs ./node/capability/builtin ./app/autostart
+# (PALYRA_WINE_CACHE elsewhere); each test clones it. The desktop app
+# (the root package) is built with mingw-w64 cgo and run on Xvfb: from a
+# cold build cache that build alone takes minutes, hence the timeout; its
+# test binary is the root package's, built for Linux with cgo.
+WINE_PACKAGES := wine wine64 $(CROSS_PACKAGES) $(GUI_PACKAGES) xvfb imagemagick xdotool
+WINE_TESTS    := ./cmd/palyra ./identity/secretstore ./internal/localsock ./internal/userdirs ./node/capability/builtin ./app/autostart ./internal/oneinstance .
 
 test-windows:
 	$(call ensure_packages,$(WINE_PACKAGES))
 	$(GO) vet -tags wine $(WINE_TESTS) ./internal/testwine
-	$(GO) test -tags wine -race -count=1 -run UnderWine $(WINE_TESTS)
+	$(GO) test -tags wine -race -count=1 -timeout 30m -run UnderWine $(WINE_TESTS)
 
 # The keychain tests start their own D-Bus session and gnome-keyring, with a
 # throwaway HOME, so they never touch the keyring of the person running them.

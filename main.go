@@ -227,8 +227,7 @@ func run(c config, log *slog.Logger) error {
 	// One app per node: a second launch shows the first one's window and
 	// ends here, before it opens the keys and a second agent.
 	socket := nodeSocket(c, os.Getenv)
-	instSocket := filepath.Join(filepath.Dir(socket), "desktop.sock")
-	inst, err := oneinstance.Acquire(instSocket)
+	inst, err := oneinstance.Acquire(filepath.Dir(socket))
 	if errors.Is(err, oneinstance.ErrRunning) {
 		fmt.Printf("palyra-desktop is already running for %s; brought its window forward\n", c.configDir)
 		return nil

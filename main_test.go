@@ -413,7 +413,20 @@ func pairSecondNode(t *testing.T, d *desktopEnv, win string, admin adminv1.Admin
 
 func newDesktop(t *testing.T) *desktopEnv {
 	t.Helper()
-	for _, tool := range []string{"Xvfb", "dbus-daemon", "gnome-keyring-daemon", "import", "xdotool"} {
+	d := newDisplay(t, "dbus-daemon", "gnome-keyring-daemon")
+	d.bus = d.startBus()
+	d.env = append(d.env, "DBUS_SESSION_BUS_ADDRESS="+d.bus)
+	d.startKeyring()
+	d.bin = buildDesktop(t, d.dir)
+	return d
+}
+
+// newDisplay is a throwaway desktop with only its X server, and the
+// private HOME and XDG directories; tools are the other commands the test
+// needs.
+func newDisplay(t *testing.T, tools ...string) *desktopEnv {
+	t.Helper()
+	for _, tool := range append([]string{"Xvfb", "import", "xdotool"}, tools...) {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s not found: the desktop test needs xvfb, dbus, gnome-keyring, imagemagick and xdotool (make test installs them)", tool)
 		}
@@ -436,10 +449,7 @@ func newDesktop(t *testing.T) *desktopEnv {
 		"PATH=" + os.Getenv("PATH"), "LANG=C.UTF-8", "QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING=true",
 	}
 	d.display = d.startXvfb()
-	d.bus = d.startBus()
-	d.env = append(d.env, "DISPLAY="+d.display, "DBUS_SESSION_BUS_ADDRESS="+d.bus)
-	d.startKeyring()
-	d.bin = buildDesktop(t, dir)
+	d.env = append(d.env, "DISPLAY="+d.display)
 	if err := os.MkdirAll(artifactDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -581,6 +591,14 @@ type appProcess struct {
 
 func (d *desktopEnv) start(name string, args ...string) *appProcess {
 	d.t.Helper()
+	cmd := exec.Command(d.bin, args...)
+	cmd.Env = d.env
+	return d.startCmd(name, cmd)
+}
+
+// startCmd starts cmd, a run of palyra-desktop, with its output in a log.
+func (d *desktopEnv) startCmd(name string, cmd *exec.Cmd) *appProcess {
+	d.t.Helper()
 	logPath := filepath.Join(d.dir, name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -589,8 +607,6 @@ func (d *desktopEnv) start(name string, args ...string) *appProcess {
 	// A new client may get the window IDs of one that quit: X hands out
 	// the same ID range again.
 	clear(d.closed)
-	cmd := exec.Command(d.bin, args...)
-	cmd.Env = d.env
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		d.t.Fatal(err)

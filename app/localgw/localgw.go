@@ -18,6 +18,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,9 +44,6 @@ const (
 	// PortFile (in the data directory) remembers the port in use, so that
 	// paired devices find the gateway again after a restart.
 	PortFile = "port"
-	// AdminSocketFile (in the data directory) is the admin API's socket.
-	AdminSocketFile = "admin.sock"
-
 	// maxSocketPath is the longest Unix socket path every supported OS
 	// accepts (macOS: 104 bytes with the terminating NUL).
 	maxSocketPath = 103
@@ -191,7 +189,9 @@ func Start(ctx context.Context, opts Options) (*Gateway, error) {
 		return nil, fmt.Errorf("creating the local gateway's data directory: %w", err)
 	}
 	socket := filepath.Join(opts.DataDir, AdminSocketFile)
-	if len(socket) > maxSocketPath {
+	// Only a Unix socket's path is bounded; Windows' endpoint file is a
+	// file like any other.
+	if runtime.GOOS != "windows" && len(socket) > maxSocketPath {
 		return nil, fmt.Errorf("the local gateway's admin socket %s is longer than the %d bytes a Unix socket path may have; choose a shorter data directory", socket, maxSocketPath)
 	}
 	// The socket first: it tells "another local gateway runs here" apart

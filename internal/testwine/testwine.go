@@ -53,23 +53,38 @@ const (
 	serverDeadline = 30 * time.Second
 	// buildDeadline bounds one go build of a Windows binary.
 	buildDeadline = 5 * time.Minute
+	// cgoBuildDeadline bounds one go build with cgo: from a cold build
+	// cache the desktop app's compiles GLFW and the rest of Fyne's C with
+	// mingw-w64, about ten minutes on two cores.
+	cgoBuildDeadline = 20 * time.Minute
 )
 
 // Wine is a private prefix, for one test.
 type Wine struct {
 	// Prefix is WINEPREFIX, inside the test's temporary directory.
 	Prefix string
-	wine   string
-	server string
+	// display is the X display its programs draw on, or none.
+	display string
+	wine    string
+	server  string
 }
 
 // New gives tb a private prefix, made from the cached template (booting it
-// first if there is none yet), and stops its wineserver when tb ends.
+// first if there is none yet), and stops its wineserver when tb ends. Its
+// programs have no display.
 func New(tb testing.TB) *Wine {
+	tb.Helper()
+	return NewOnDisplay(tb, "")
+}
+
+// NewOnDisplay is New for programs that open windows: they draw on the X
+// display (an X server of the test's own, such as Xvfb), and so do Wine's
+// desktop and its system tray, which the prefix's first program starts.
+func NewOnDisplay(tb testing.TB, display string) *Wine {
 	tb.Helper()
 	wine, server := lookPath(tb, "wine"), lookPath(tb, "wineserver")
 	template := ensureTemplate(tb, wine, server)
-	w := &Wine{Prefix: filepath.Join(tb.TempDir(), "prefix"), wine: wine, server: server}
+	w := &Wine{Prefix: filepath.Join(tb.TempDir(), "prefix"), display: display, wine: wine, server: server}
 	if err := clonePrefix(template, w.Prefix); err != nil {
 		tb.Fatalf("cloning the Wine prefix %s: %v", template, err)
 	}
@@ -82,7 +97,7 @@ func New(tb testing.TB) *Wine {
 // prefix, with this process's environment besides.
 func (w *Wine) Command(ctx context.Context, exe string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, w.wine, append([]string{exe}, args...)...)
-	cmd.Env = append(os.Environ(), prefixEnv(w.Prefix)...)
+	cmd.Env = append(os.Environ(), w.env()...)
 	// Should a Wine helper process still hold the output once the
 	// program ended, Wait gives up on it rather than hang.
 	cmd.WaitDelay = 5 * time.Second
@@ -105,7 +120,7 @@ func (w *Wine) startServer(tb testing.TB) {
 	ctx, cancel := context.WithTimeout(tb.Context(), serverDeadline)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, w.server, "-p")
-	cmd.Env = append(os.Environ(), prefixEnv(w.Prefix)...)
+	cmd.Env = append(os.Environ(), w.env()...)
 	// wineserver forks into the background and this returns; its output
 	// goes to /dev/null.
 	if err := cmd.Run(); err != nil {
@@ -170,7 +185,21 @@ func TestPackage(tb testing.TB, pkg, pattern string, timeout time.Duration) *Win
 func BuildExe(tb testing.TB, pkg string) string {
 	tb.Helper()
 	exe := filepath.Join(tb.TempDir(), filepath.Base(pkg)+".exe")
-	goWindows(tb, "build", "-o", exe, pkg)
+	goWindows(tb, false, "build", "-o", exe, pkg)
+	return exe
+}
+
+// BuildCgoExe builds the main package pkg (an import path, or "." for the
+// one in the test's directory) as name.exe for windows/amd64 with cgo, by
+// mingw-w64, into tb's temporary directory, and logs how long it took (the
+// Go build cache keeps the C objects; from a cold cache the desktop app
+// takes minutes).
+func BuildCgoExe(tb testing.TB, pkg, name string) string {
+	tb.Helper()
+	exe := filepath.Join(tb.TempDir(), name+".exe")
+	start := time.Now()
+	goWindows(tb, true, "build", "-o", exe, pkg)
+	tb.Logf("built %s for windows/amd64 with cgo (%s) in %s", name+".exe", mingwCC, time.Since(start).Round(100*time.Millisecond))
 	return exe
 }
 
@@ -179,18 +208,25 @@ func BuildExe(tb testing.TB, pkg string) string {
 func BuildTest(tb testing.TB, pkg string) string {
 	tb.Helper()
 	exe := filepath.Join(tb.TempDir(), filepath.Base(pkg)+".test.exe")
-	goWindows(tb, "test", "-c", "-o", exe, pkg)
+	goWindows(tb, false, "test", "-c", "-o", exe, pkg)
 	return exe
 }
 
-func goWindows(tb testing.TB, args ...string) {
+func goWindows(tb testing.TB, cgo bool, args ...string) {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(tb.Context(), buildDeadline)
+	deadline, env := buildDeadline, []string{"GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0"}
+	if cgo {
+		// CC by name, not path, as make cross gives it: the value is
+		// part of the build cache's keys.
+		lookPath(tb, mingwCC)
+		deadline, env = cgoBuildDeadline, []string{"GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=1", "CC=" + mingwCC}
+	}
+	ctx, cancel := context.WithTimeout(tb.Context(), deadline)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(runtime.GOROOT(), "bin", "go"), args...)
-	cmd.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("go %s for windows/amd64: %v\n%s", strings.Join(args, " "), err, out)
+		tb.Fatalf("%s go %s for windows/amd64: %v\n%s", strings.Join(env, " "), strings.Join(args, " "), err, out)
 	}
 }
 
@@ -205,8 +241,14 @@ func lookPath(tb testing.TB, name string) string {
 
 func prefixEnv(prefix string) []string {
 	// WINEDEBUG=-all: Wine's fixme lines would bury the programs' output.
-	// No display: nothing here opens a window, and wineboot asks for none.
+	// No display: wineboot asks for none, and the programs of New open no
+	// window.
 	return []string{"WINEPREFIX=" + prefix, "WINEDEBUG=-all", "WINEDLLOVERRIDES=mscoree,mshtml=", "DISPLAY="}
+}
+
+// env is the environment of the prefix's wineserver and programs.
+func (w *Wine) env() []string {
+	return append(prefixEnv(w.Prefix), "DISPLAY="+w.display)
 }
 
 func (w *Wine) stopServer(tb testing.TB) {
