@@ -19,7 +19,7 @@ type Config struct {
 	// Authenticate verifies a client's certificates (leaf first) and returns
 	// the device ID; it must refuse revoked devices with an error wrapping
 	// identity.ErrRevoked. The carriers call it for every connection or
-	// RPC, and Attach again under the presence lock. Required.
+	// RPC, and Attach again under the device's lock. Required.
 	Authenticate func(rawCerts [][]byte) (identity.DeviceID, error)
 	// Refused, if set, hears of every connection or RPC whose certificate
 	// Authenticate refused, with the client's address (Refuse).
@@ -69,10 +69,13 @@ type Registry struct {
 	cfg Config
 	log *slog.Logger
 
-	// presence serializes the runtime's presence calls (NodeRegistered,
-	// NodeReady, NodeGone) with the changes of current they go with, so
-	// that for one device they arrive in order. Taken before mu.
-	presence sync.Mutex
+	// devices serializes, per device, the runtime's presence calls
+	// (NodeRegistered, NodeReady, NodeGone) with the changes of current
+	// they go with, so that for one device they arrive in order. Devices
+	// do not wait for each other: NodeRegistered writes to the store, and
+	// one lock for all would make a storm of reconnects as slow as its
+	// writes one after the other. A device's lock is taken before mu.
+	devices deviceLocks
 
 	// mu guards the fields below it and every session's info, epoch and
 	// end.
@@ -167,13 +170,12 @@ func (r *Registry) ShuttingDown(transport string) bool {
 // down.
 var ErrShuttingDown = errors.New("the carrier is shutting down")
 
-// Register tells the runtime NodeRegistered for info under the presence
+// Register tells the runtime NodeRegistered for info under the device's
 // lock, for a carrier that registers a node apart from attaching its
 // session; keep, if the runtime accepts, runs under the same lock. It
 // refuses with ErrShuttingDown while info's transport is shutting down.
 func (r *Registry) Register(ctx context.Context, info SessionInfo, keep func()) error {
-	r.presence.Lock()
-	defer r.presence.Unlock()
+	defer r.devices.lock(info.DeviceID)()
 	if r.ShuttingDown(info.Transport) {
 		return ErrShuttingDown
 	}
@@ -185,7 +187,9 @@ func (r *Registry) Register(ctx context.Context, info SessionInfo, keep func()) 
 }
 
 // Attach is where a session becomes its device's current session, on
-// either carrier. Under the presence lock it authenticates s again (the
+// either carrier. Under the device's lock (devices register at the same
+// time; only sessions of one device wait for each other) it authenticates
+// s again (the
 // device may have been revoked since its handshake, and Disconnect may have
 // missed it), refuses s if it has ended, and runs register, the carrier's
 // own step (telling the runtime NodeRegistered, or taking a pending
@@ -201,13 +205,13 @@ func (r *Registry) Register(ctx context.Context, info SessionInfo, keep func()) 
 func (r *Registry) Attach(s *Session, register func() (SessionInfo, error)) error {
 	var replaced *Session
 	defer func() {
-		// Closing waits for the connection; the presence lock need not.
+		// Closing waits for the connection; the device's lock need not.
 		if replaced != nil {
 			r.closeWhenIdle(replaced)
 		}
 	}()
-	r.presence.Lock()
-	defer r.presence.Unlock()
+	unlock := r.devices.lock(s.ID)
+	defer unlock()
 	if _, err := r.cfg.Authenticate(s.RawCerts); err != nil {
 		return err
 	}
@@ -310,8 +314,7 @@ func (r *Registry) BeginCall(s *Session) (done func(), ok bool) {
 // reports whether it did. A session that ended after Attach is not made
 // reachable.
 func (r *Registry) Ready(s *Session) bool {
-	r.presence.Lock()
-	defer r.presence.Unlock()
+	defer r.devices.lock(s.ID)()
 	r.mu.Lock()
 	cur := r.current[s.ID]
 	ok := cur == s && cur.epoch == s.epoch && s.end == nil
@@ -329,8 +332,7 @@ func (r *Registry) Ready(s *Session) bool {
 // the runtime hears NodeGone; an older session's Detach changes nothing
 // else.
 func (r *Registry) Detach(s *Session, fallback string) string {
-	r.presence.Lock()
-	defer r.presence.Unlock()
+	defer r.devices.lock(s.ID)()
 	r.mu.Lock()
 	delete(r.tracked, s)
 	// The wire is done with s: a wait for its calls has nothing to close.
@@ -357,8 +359,8 @@ func (r *Registry) Detach(s *Session, fallback string) string {
 // closed: every tracked session of device id, attached or not, on every
 // carrier, ends at once with EndRevoked. It returns how many it closed;
 // the runtime hears NodeGone with reason ("device revoked" if empty) when
-// the current one is detached. It does not take the presence lock, so
-// the runtime may call it from its callbacks.
+// the current one is detached. It takes no device's lock, so the runtime
+// may call it from its callbacks.
 func (r *Registry) Disconnect(id identity.DeviceID, reason string) int {
 	if reason == "" {
 		reason = RevokedReason
@@ -473,6 +475,51 @@ func (r *Registry) Count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.current)
+}
+
+// deviceLocks is a mutex per device, held only while someone holds or
+// waits for it, so the table stays as small as the registrations in
+// progress.
+type deviceLocks struct {
+	mu    sync.Mutex
+	locks map[identity.DeviceID]*deviceLock
+}
+
+type deviceLock struct {
+	mu sync.Mutex
+	// refs counts the holder and the waiters; guarded by deviceLocks.mu.
+	refs int
+}
+
+// lock takes device id's lock and returns its unlock.
+func (d *deviceLocks) lock(id identity.DeviceID) (unlock func()) {
+	d.mu.Lock()
+	if d.locks == nil {
+		d.locks = make(map[identity.DeviceID]*deviceLock)
+	}
+	l := d.locks[id]
+	if l == nil {
+		l = &deviceLock{}
+		d.locks[id] = l
+	}
+	l.refs++
+	d.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		d.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(d.locks, id)
+		}
+		d.mu.Unlock()
+	}
+}
+
+// held is how many devices' locks are held or waited for (for tests).
+func (d *deviceLocks) held() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.locks)
 }
 
 // StartCall finds device id's current session for a carrier's Invoke:

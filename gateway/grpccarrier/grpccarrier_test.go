@@ -365,6 +365,36 @@ func TestRegistryRefuses(t *testing.T) {
 	}
 }
 
+// TestRegistrationsDoNotWaitForEachOther: while one device's RegisterNode
+// is held in the runtime (testregistry.HoldDevice, as a write waiting for
+// the store's lock), another device registers and opens its session.
+func TestRegistrationsDoNotWaitForEachOther(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 5*time.Second)
+	slow, quick := testpki.NewDevice(t, f.CA), testpki.NewDevice(t, f.CA)
+	held, release := f.Runtime.HoldDevice(slow.ID())
+	defer release()
+	dialed := make(chan error, 1)
+	go func() {
+		c, err := nodegrpc.Dial(t.Context(), f.sessionConfig(slow))
+		if err == nil {
+			c.Close()
+		}
+		dialed <- err
+	}()
+	testwait.Recv(t, held, waitTimeout, "the slow device's registration to be held")
+
+	f.runNode(t, f.sessionConfig(quick))
+	if got := testwait.Recv(t, f.Runtime.Ready, waitTimeout, "the other device's session while the first one's registration is held"); got.DeviceID != quick.ID() {
+		t.Fatalf("NodeReady(%s) first, want %s", got.DeviceID, quick.ID())
+	}
+	testwait.None(t, dialed, "the held device's Dial")
+	release()
+	if err := testwait.Recv(t, dialed, waitTimeout, "the held device's Dial once released"); err != nil {
+		t.Fatalf("the held device's Dial: %v", err)
+	}
+}
+
 func TestLeaseLapses(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 300*time.Millisecond)

@@ -264,8 +264,7 @@ func (s *Server) attach(ss *session) error {
 		now := s.reg.Now()
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		reg := s.pending[ss.ID]
-		delete(s.pending, ss.ID)
+		reg := s.takePendingLocked(ss.ID)
 		if reg == nil || now.Sub(reg.at) > s.cfg.LeaseTTL {
 			return carrier.SessionInfo{}, errNotRegistered
 		}

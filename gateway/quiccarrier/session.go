@@ -130,7 +130,8 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 		Transport:    wire.TransportQUIC,
 	}
 	// Registering is part of attaching: the runtime hears NodeRegistered
-	// under the Registry's presence lock.
+	// under the device's lock in the Registry (other devices' registrations
+	// do not wait for it).
 	err = s.reg.Attach(ss.Session, func() (carrier.SessionInfo, error) {
 		return info, s.rt.NodeRegistered(ctx, info)
 	})
@@ -142,13 +143,13 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 		if errors.As(err, &busy) {
 			return c.busy(ctx, busy)
 		}
-		kind, ecode := carrier.EndRefused, nodev1.Error_CODE_UNKNOWN_DEVICE
+		kind, ecode, msg := carrier.EndRefused, nodev1.Error_CODE_UNKNOWN_DEVICE, "registration refused"
 		if errors.Is(err, identity.ErrRevoked) {
-			kind, ecode = carrier.EndRevoked, nodev1.Error_CODE_REVOKED
+			kind, ecode, msg = carrier.EndRevoked, nodev1.Error_CODE_REVOKED, carrier.RevokedReason
 		}
 		s.log.Info("node registration refused", "device", ss.ID, "err", err)
-		_ = c.write(errorFrame(ecode, "registration refused"))
-		ss.close(kind, "registration refused")
+		_ = c.write(errorFrame(ecode, msg))
+		ss.close(kind, msg)
 		return fmt.Errorf("registering node: %w", err)
 	}
 	s.log.Info("node registered", "device", ss.ID, "name", info.Name, "platform", info.Platform, "remote", ss.Remote)
