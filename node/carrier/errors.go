@@ -39,6 +39,11 @@ var (
 	// the registration now (its store failed) and asked the node to come
 	// back later. Nothing is wrong with the device or the network.
 	ErrGatewayBusy = errors.New("gateway busy")
+	// ErrConnectionRefused: the gateway answered over UDP and refused the
+	// QUIC connection (CONNECTION_REFUSED: its cap on handshakes in
+	// progress, or quic-go's full accept queue). The path works and the
+	// gateway is up; a later attempt gets in.
+	ErrConnectionRefused = errors.New("the gateway refused the QUIC connection for now (too many handshakes in progress)")
 )
 
 // BusyError is a busy gateway's answer, with the wait it asked for.
@@ -85,6 +90,14 @@ func RetryAfter(err error) (time.Duration, bool) {
 // others (a busy gateway's store is the same behind each of them).
 func EndsAttempt(err error) bool {
 	return IsVerdict(err) || errors.Is(err, ErrGatewayBusy)
+}
+
+// ProvesQUIC reports whether err, a QUIC attempt's failure, is an answer
+// of the gateway over UDP that asks the node to come back later (busy, or
+// the connection refused for now): the path works, so the node stays on
+// QUIC and does not take the gRPC fallback for it.
+func ProvesQUIC(err error) bool {
+	return errors.Is(err, ErrGatewayBusy) || errors.Is(err, ErrConnectionRefused)
 }
 
 // IsVerdict reports whether err is the gateway's verdict on this device

@@ -40,6 +40,14 @@ const (
 	// connection's timeout: together with carrier.SilenceLimit, a gateway
 	// that vanished is noticed within 15 s.
 	maxIdleTimeout = 15 * time.Second
+	// maxIncomingStreams is how many of the gateway's calls may run at
+	// once on the session (a stream each); more wait at the gateway for
+	// one to end. quic-go's default of 100 made the 101st call wait even
+	// when the calls are cheap. The bound is on goroutines (each call runs
+	// on one, a few KB of stack plus what its capability holds); the
+	// memory the streams' data can take is bounded apart from it, by the
+	// connection's flow-control window.
+	maxIncomingStreams = 1024
 )
 
 // Run dials, registers and keeps the lease renewed until ctx ends (it then
@@ -100,10 +108,14 @@ func connect(open openFunc) func(context.Context, carrier.Config, string, *tls.C
 			HandshakeIdleTimeout: carrier.HandshakeIdleTimeout,
 			KeepAlivePeriod:      keepAlivePeriod,
 			MaxIdleTimeout:       maxIdleTimeout,
+			MaxIncomingStreams:   maxIncomingStreams,
 		}
 		conn, err := open(ctx, addr, tlsConf, quicConf)
 		if err != nil {
 			return nil, classify(err)
+		}
+		if cfg.Reached != nil {
+			cfg.Reached()
 		}
 		c, err := register(ctx, cfg, conn)
 		if err != nil {
