@@ -118,6 +118,9 @@ type End struct {
 	Message string
 	// Reason is what the runtime hears in NodeGone.
 	Reason string
+	// ReconnectWithin, on EndShutdown, is the window the node is asked to
+	// come back within (a GoAway), spreading the returns; 0: none.
+	ReconnectWithin time.Duration
 }
 
 // Messages of the ends the Registry itself decides.

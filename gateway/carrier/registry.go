@@ -376,13 +376,24 @@ func (r *Registry) Disconnect(id identity.DeviceID, reason string) int {
 }
 
 // Shutdown refuses new sessions of transport and ends its tracked ones
-// with EndShutdown; it returns how many it ended.
+// with EndShutdown, asking their nodes to come back within
+// ReconnectWindow of every session the gateway holds (they all come back
+// to the next gateway). The sessions are closed at once, each on its own
+// goroutine: a carrier's Close may wait a moment for its node to hear the
+// window. It returns how many it ended, once they are closed.
 func (r *Registry) Shutdown(transport string) int {
 	r.mu.Lock()
 	r.closing[transport] = true
-	closed := r.endMatchingLocked(func(s *Session) bool { return s.Transport == transport }, End{Kind: EndShutdown, Message: ShutdownMessage, Reason: ShutdownMessage})
+	within := ReconnectWindow(len(r.tracked))
+	closed := r.endMatchingLocked(func(s *Session) bool { return s.Transport == transport },
+		End{Kind: EndShutdown, Message: ShutdownMessage, Reason: ShutdownMessage, ReconnectWithin: within})
 	r.mu.Unlock()
-	return closeAll(closed)
+	var wg sync.WaitGroup
+	for _, s := range closed {
+		wg.Go(func() { s.Close(*s.end) })
+	}
+	wg.Wait()
+	return len(closed)
 }
 
 // endMatchingLocked ends the tracked sessions match selects and returns

@@ -574,13 +574,14 @@ func TestShutdown(t *testing.T) {
 	if g := testwait.Recv(t, f.Runtime.Gone, waitTimeout, "NodeGone"); g.Reason != "gateway shutting down" {
 		t.Errorf("NodeGone reason %q", g.Reason)
 	}
-	if err := testwait.Recv(t, n.done, waitTimeout, "Serve to return"); !errors.Is(err, nodecarrier.ErrGatewayShutdown) {
-		t.Errorf("Serve = %v, want ErrGatewayShutdown", err)
+	err := testwait.Recv(t, n.done, waitTimeout, "Serve to return")
+	if within, ok := nodecarrier.ReconnectWithin(err); !errors.Is(err, nodecarrier.ErrGatewayShutdown) || !ok || within != carrier.ReconnectWindow(1) {
+		t.Errorf("Serve = %v, want a GoAway with the window for one node (%v)", err, carrier.ReconnectWindow(1))
 	}
 	if err := testwait.Recv(t, calls, waitTimeout, "Invoke to fail"); !errors.Is(err, carrier.ErrNodeGone) {
 		t.Errorf("Invoke = %v, want ErrNodeGone", err)
 	}
-	_, err := f.rawClient(t, d.Cert).RegisterNode(t.Context(), &nodev1.RegisterNode{})
+	_, err = f.rawClient(t, d.Cert).RegisterNode(t.Context(), &nodev1.RegisterNode{})
 	wantCode(t, err, codes.Unavailable)
 	if _, err := nodegrpc.Dial(t.Context(), f.sessionConfig(d)); !errors.Is(err, nodecarrier.ErrGatewayShutdown) {
 		t.Errorf("Dial after Close = %v, want ErrGatewayShutdown", err)

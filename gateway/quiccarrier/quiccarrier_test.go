@@ -555,8 +555,9 @@ func TestShutdownClosesSessions(t *testing.T) {
 	if err := testwait.Recv(t, errc, waitTimeout, "Serve to return"); err != nil {
 		t.Errorf("Serve = %v", err)
 	}
-	if err := testwait.Recv(t, done, waitTimeout, "Run to return"); !errors.Is(err, nodecarrier.ErrGatewayShutdown) {
-		t.Errorf("Run = %v, want ErrGatewayShutdown", err)
+	err = testwait.Recv(t, done, waitTimeout, "Run to return")
+	if within, ok := nodecarrier.ReconnectWithin(err); !errors.Is(err, nodecarrier.ErrGatewayShutdown) || !ok || within != carrier.ReconnectWindow(1) {
+		t.Errorf("Run = %v, want a GoAway with the window for one node (%v)", err, carrier.ReconnectWindow(1))
 	}
 	if g := testwait.Recv(t, f.Runtime.Gone, waitTimeout, "NodeGone"); !strings.Contains(g.Reason, "shutting down") {
 		t.Errorf("NodeGone reason %q", g.Reason)

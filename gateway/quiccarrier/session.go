@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -25,6 +26,35 @@ type session struct {
 	srv      *Server
 	conn     *quic.Conn
 	notAfter time.Time
+	// ctrl is the control stream once the node is welcomed, for a GoAway.
+	ctrl atomic.Pointer[controlStream]
+}
+
+// goAwayLinger bounds how long a shutting-down gateway waits for a node it
+// sent GoAway to close the connection itself: closing first could lose
+// the frame. The nodes are told in parallel, so this is about what a
+// shutdown waits for them all.
+const goAwayLinger = time.Second
+
+// closeWire closes ss's connection with e's code. A shutdown that gives
+// the node a window first sends it GoAway and waits (at most goAwayLinger)
+// for the node to close.
+func (ss *session) closeWire(e carrier.End) {
+	if c := ss.ctrl.Load(); c != nil && e.Kind == carrier.EndShutdown && e.ReconnectWithin > 0 {
+		f := &nodev1.Frame{Body: &nodev1.Frame_GoAway{GoAway: &nodev1.GoAway{
+			ReconnectWithinMs: e.ReconnectWithin.Milliseconds(),
+			Message:           e.Message,
+		}}}
+		if c.writeWithin(f, goAwayLinger/2) == nil {
+			t := time.NewTimer(goAwayLinger)
+			select {
+			case <-ss.conn.Context().Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
+	}
+	_ = ss.conn.CloseWithError(codeFor(e.Kind), e.Message)
 }
 
 // close ends ss with kind, reason being both what the node is told and what
@@ -59,15 +89,13 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 			Transport: wire.TransportQUIC,
 			RawCerts:  raw,
 			Remote:    conn.RemoteAddr().String(),
-			Close: func(e carrier.End) {
-				_ = conn.CloseWithError(codeFor(e.Kind), e.Message)
-			},
 		},
 		srv:      s,
 		conn:     conn,
 		notAfter: state.PeerCertificates[0].NotAfter,
 	}
 	ss.Conn = ss
+	ss.Close = ss.closeWire
 	if !s.reg.Track(ss.Session) {
 		_ = conn.CloseWithError(CodeShutdown, carrier.ShutdownMessage)
 		return
@@ -108,7 +136,7 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 		return fmt.Errorf("accepting control stream: %w", err)
 	}
 	defer str.CancelRead(0)
-	c := &controlStream{ss: ss, str: str, ttl: ttl}
+	c := &controlStream{ss: ss, str: str, ttl: ttl, wmu: make(chan struct{}, 1)}
 
 	var f nodev1.Frame
 	if err := c.read(&f); err != nil {
@@ -153,6 +181,9 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 		return fmt.Errorf("registering node: %w", err)
 	}
 	s.log.Info("node registered", "device", ss.ID, "name", info.Name, "platform", info.Platform, "remote", ss.Remote)
+	// From here on a shutdown sends GoAway, before or after the Welcome
+	// (the node reads either).
+	ss.ctrl.Store(c)
 	err = c.write(&nodev1.Frame{Body: &nodev1.Frame_Welcome{Welcome: s.cfg.Welcome(ss.ID, info.ConnectedAt, ss.notAfter)}})
 	if err != nil {
 		return err
@@ -247,6 +278,10 @@ type controlStream struct {
 	ss  *session
 	str *quic.Stream
 	ttl time.Duration
+	// wmu is held while a frame is written: the session's goroutine and a
+	// shutdown's GoAway both write, and the GoAway must not wait long for
+	// a node that does not read.
+	wmu chan struct{}
 }
 
 // read reads one frame. A lapsed lease or a bad frame closes the connection.
@@ -280,7 +315,24 @@ func isTimeout(err error) bool {
 
 // write writes one frame, waiting at most one lease TTL.
 func (c *controlStream) write(f *nodev1.Frame) error {
-	_ = c.str.SetWriteDeadline(time.Now().Add(c.ttl))
+	return c.writeWithin(f, c.ttl)
+}
+
+// errWriteBusy: another write held the stream for the whole wait.
+var errWriteBusy = errors.New("the control stream is busy with another write")
+
+// writeWithin writes one frame, waiting at most d in all.
+func (c *controlStream) writeWithin(f *nodev1.Frame, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case c.wmu <- struct{}{}:
+	case <-t.C:
+		return errWriteBusy
+	}
+	defer func() { <-c.wmu }()
+	_ = c.str.SetWriteDeadline(deadline)
 	if err := wire.WriteFrame(c.str, f); err != nil {
 		return fmt.Errorf("writing control stream: %w", err)
 	}

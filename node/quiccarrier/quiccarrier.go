@@ -151,6 +151,10 @@ func register(ctx context.Context, cfg carrier.Config, conn *quic.Conn) (*Conn, 
 	if e := f.GetError(); e != nil {
 		return nil, fmt.Errorf("registering: %w", carrier.ErrorFrame(e))
 	}
+	if g := f.GetGoAway(); g != nil {
+		// The gateway began to shut down as it welcomed us.
+		return nil, fmt.Errorf("registering: %w", carrier.GoAway(g))
+	}
 	w := f.GetWelcome()
 	if w == nil {
 		return nil, fmt.Errorf("%w: expected Welcome, got %T", carrier.ErrProtocol, f.Body)
@@ -201,10 +205,15 @@ func (c *Conn) Serve(ctx context.Context) error {
 		<-callsDone
 	}()
 	err := c.s.KeepLease(leaseCtx)
-	if ctx.Err() != nil {
+	_, goAway := carrier.ReconnectWithin(err)
+	switch {
+	case ctx.Err() != nil:
 		_ = c.conn.CloseWithError(wire.CodeNoError, "node going away")
 		err = ctx.Err()
-	} else {
+	case goAway:
+		// Closing at once lets the gateway stop without waiting for us.
+		_ = c.conn.CloseWithError(wire.CodeNoError, "gateway going away")
+	default:
 		// Tell the gateway why, if it is still listening.
 		_ = c.conn.CloseWithError(wire.CodeProtocol, "session failed")
 	}
@@ -232,6 +241,8 @@ func (c *Conn) readLoop() error {
 				continue
 			}
 			return carrier.ErrorFrame(body.Error)
+		case *nodev1.Frame_GoAway:
+			return carrier.GoAway(body.GoAway)
 		default:
 			return fmt.Errorf("%w: unexpected frame %T", carrier.ErrProtocol, f.Body)
 		}
