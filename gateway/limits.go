@@ -31,6 +31,11 @@ const (
 	// DefaultMaxQUICHandshakes caps the QUIC handshakes in progress: at
 	// about 48 KB each in quic-go, 24 MB at most.
 	DefaultMaxQUICHandshakes = 512
+	// DefaultMaxAdmittingNodes caps the nodes connecting at once: at the
+	// 1.5 ms a node's return costs (carrier.ReconnectWindow), 256 are a
+	// fraction of a second's work, well inside a node's registration
+	// timeout, and more would only queue.
+	DefaultMaxAdmittingNodes = 256
 	// sourceShare: by default one source may hold 1/16 of a cap, so that
 	// it takes at least 16 sources (IPv4 addresses or IPv6 /64s) to fill
 	// it.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/palyra/palyra-go/identity"
@@ -24,6 +26,14 @@ type Config struct {
 	// Refused, if set, hears of every connection or RPC whose certificate
 	// Authenticate refused, with the client's address (Refuse).
 	Refused func(remote net.Addr, err error)
+	// MaxAdmitting bounds the nodes being admitted at once, from the start
+	// of a QUIC handshake (or a gRPC RegisterNode) to the end of the
+	// registration; past it a node is answered busy, with a wait drawn from
+	// [AdmitRetryMin, AdmitRetryMax], rather than left to time out in a
+	// queue (Admit). 0: no bound.
+	MaxAdmitting int
+	// Deferred, if set, hears of each node Admit answered busy (metrics).
+	Deferred func()
 	// Now is the clock for the timestamps the runtime and nodes see; nil
 	// means time.Now.
 	Now func() time.Time
@@ -91,7 +101,46 @@ type Registry struct {
 	// forget is told the devices Disconnect closes, so a carrier can drop
 	// what it holds for them outside sessions.
 	forget []func(identity.DeviceID)
+
+	// admitting counts the nodes Admit let in that are not registered
+	// yet.
+	admitting atomic.Int64
 }
+
+// The range of the wait a node refused by MaxAdmitting is asked for, drawn
+// to the millisecond so that the nodes of a storm come back spread over
+// it: at the cost BenchmarkConnect measures (ReconnectWindow), two cores
+// admit about a thousand nodes a second, so nine seconds spread the ten
+// thousand of a big gateway's storm.
+const (
+	AdmitRetryMin = time.Second
+	AdmitRetryMax = 10 * time.Second
+)
+
+// ErrAdmission is the cause in the *BusyError Admit refuses with.
+var ErrAdmission = errors.New("too many nodes connecting at once")
+
+// Admit takes a slot for a node that is connecting, until release is
+// called (at the end of its registration, or of its attempt; more calls
+// do nothing). With MaxAdmitting slots taken it returns a *BusyError
+// instead, asking the node to retry within the jitter window.
+func (r *Registry) Admit() (release func(), err error) {
+	if r.cfg.MaxAdmitting <= 0 {
+		return func() {}, nil
+	}
+	if r.admitting.Add(1) > int64(r.cfg.MaxAdmitting) {
+		r.admitting.Add(-1)
+		if r.cfg.Deferred != nil {
+			r.cfg.Deferred()
+		}
+		lo, hi := AdmitRetryMin.Milliseconds(), AdmitRetryMax.Milliseconds()
+		return nil, &BusyError{RetryAfter: time.Duration(lo+rand.Int64N(hi-lo+1)) * time.Millisecond, Err: ErrAdmission}
+	}
+	return sync.OnceFunc(func() { r.admitting.Add(-1) }), nil
+}
+
+// Admitting is how many nodes are being admitted now.
+func (r *Registry) Admitting() int { return int(r.admitting.Load()) }
 
 // ErrEnded is returned by Attach for a session that was ended before it
 // could become current.

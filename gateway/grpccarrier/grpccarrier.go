@@ -292,6 +292,13 @@ func busyStatus(b *carrier.BusyError) error {
 
 // registerNode records a registration for the device's next StreamEvents.
 func (s *Server) registerNode(ctx context.Context, reg *nodev1.RegisterNode) (*nodev1.Welcome, error) {
+	release, err := s.reg.Admit()
+	if err != nil {
+		var busy *carrier.BusyError
+		errors.As(err, &busy)
+		return nil, busyStatus(busy)
+	}
+	defer release()
 	pd, err := s.authenticate(ctx)
 	if err != nil {
 		return nil, err

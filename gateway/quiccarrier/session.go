@@ -146,6 +146,9 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 	if reg == nil {
 		return c.protocolError("the first frame must be RegisterNode")
 	}
+	if busy, ok := ss.conn.Context().Value(admissionKey{}).(*carrier.BusyError); ok {
+		return c.busy(ctx, busy)
+	}
 	info := carrier.SessionInfo{
 		DeviceID:     ss.ID,
 		Name:         reg.GetName(),
@@ -184,6 +187,7 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 	// From here on a shutdown sends GoAway, before or after the Welcome
 	// (the node reads either).
 	ss.ctrl.Store(c)
+	releaseAdmission(ss.conn)
 	err = c.write(&nodev1.Frame{Body: &nodev1.Frame_Welcome{Welcome: s.cfg.Welcome(ss.ID, info.ConnectedAt, ss.notAfter)}})
 	if err != nil {
 		return err
@@ -222,12 +226,13 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 // that says when.
 const busyLinger = 2 * time.Second
 
-// busy answers a registration the store could not serve: an Error frame
+// busy answers a registration the gateway cannot serve now (its store
+// failed, or too many nodes are being admitted): an Error frame
 // with the wait, then the close once the node has read it and gone (or
 // after busyLinger).
 func (c *controlStream) busy(ctx context.Context, b *carrier.BusyError) error {
 	secs := int(b.RetryAfter / time.Second)
-	c.ss.srv.log.Warn("node registration deferred: the store failed; asked to retry", "device", c.ss.ID, "retry_in_s", secs, "err", b.Err)
+	c.ss.srv.log.Warn("node registration deferred; asked to retry", "device", c.ss.ID, "retry_in_s", secs, "err", b.Err)
 	msg := fmt.Sprintf("gateway busy; retry in %d s", secs)
 	f := errorFrame(nodev1.Error_CODE_BUSY, msg)
 	f.GetError().RetryAfterMs = b.RetryAfter.Milliseconds()
