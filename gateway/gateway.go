@@ -151,12 +151,12 @@ type Config struct {
 	// a client must prove its address with a Retry first; it must be below
 	// MaxQUICHandshakes. Zero: 1/8 of MaxQUICHandshakes; negative: never.
 	QUICRetryThreshold int
-	// MaxAdmittingNodes caps the paired nodes connecting at once (from
-	// the start of a QUIC handshake or a gRPC registration to the end of
-	// the registration); past it a node is answered "gateway busy, retry
-	// in N s", N drawn from 1–10 s, so a storm of reconnects spreads out
-	// instead of timing out. Zero: DefaultMaxAdmittingNodes; negative:
-	// no cap.
+	// MaxAdmittingNodes caps the registrations of paired nodes in
+	// progress (after the handshake, up to the Welcome; the handshakes are
+	// capped by MaxQUICHandshakes); past it a node is answered "gateway
+	// busy, retry in N s", N drawn from 1–10 s, so a storm of reconnects
+	// spreads out instead of timing out in the queue for the store. Zero:
+	// DefaultMaxAdmittingNodes; negative: no cap.
 	MaxAdmittingNodes int
 
 	// Limits on the Pairing service, which anyone may call: each source

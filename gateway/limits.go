@@ -31,7 +31,7 @@ const (
 	// DefaultMaxQUICHandshakes caps the QUIC handshakes in progress: at
 	// about 48 KB each in quic-go, 24 MB at most.
 	DefaultMaxQUICHandshakes = 512
-	// DefaultMaxAdmittingNodes caps the nodes connecting at once: at the
+	// DefaultMaxAdmittingNodes caps the registrations in progress: at the
 	// 1.5 ms a node's return costs (carrier.ReconnectWindow), 256 are a
 	// fraction of a second's work, well inside a node's registration
 	// timeout, and more would only queue.

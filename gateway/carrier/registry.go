@@ -26,11 +26,12 @@ type Config struct {
 	// Refused, if set, hears of every connection or RPC whose certificate
 	// Authenticate refused, with the client's address (Refuse).
 	Refused func(remote net.Addr, err error)
-	// MaxAdmitting bounds the nodes being admitted at once, from the start
-	// of a QUIC handshake (or a gRPC RegisterNode) to the end of the
-	// registration; past it a node is answered busy, with a wait drawn from
-	// [AdmitRetryMin, AdmitRetryMax], rather than left to time out in a
-	// queue (Admit). 0: no bound.
+	// MaxAdmitting bounds the registrations in progress (from a node's
+	// RegisterNode, once its handshake is done, to its Welcome); past it
+	// a node is answered busy, with a wait drawn from [AdmitRetryMin,
+	// AdmitRetryMax], rather than left to time out in the queue for the
+	// store (Admit). The handshakes before are bounded by the QUIC
+	// carrier's own cap. 0: no bound.
 	MaxAdmitting int
 	// Deferred, if set, hears of each node Admit answered busy (metrics).
 	Deferred func()

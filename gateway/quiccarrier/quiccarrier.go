@@ -327,28 +327,7 @@ func (s *Server) startHandshake(ctx context.Context, info *quic.ClientInfo) (con
 		return ctx, err
 	}
 	context.AfterFunc(ctx, slot.Release)
-	ctx = context.WithValue(ctx, handshakeKey{}, slot)
-	// Past the Registry's bound on nodes being admitted, the handshake
-	// goes on (only at its end can the node be told when to come back),
-	// and the session answers busy before it touches the store.
-	release, err := s.reg.Admit()
-	if err != nil {
-		return context.WithValue(ctx, admissionKey{}, err), nil
-	}
-	context.AfterFunc(ctx, release)
-	return context.WithValue(ctx, admissionKey{}, release), nil
-}
-
-// admissionKey is the context key of a connection's admission: its
-// release, or the *carrier.BusyError it was refused with.
-type admissionKey struct{}
-
-// releaseAdmission gives back conn's admission slot, once it is
-// registered.
-func releaseAdmission(conn *quic.Conn) {
-	if release, ok := conn.Context().Value(admissionKey{}).(func()); ok {
-		release()
-	}
+	return context.WithValue(ctx, handshakeKey{}, slot), nil
 }
 
 // handshakeDone gives back the slot of conn, whose handshake completed.

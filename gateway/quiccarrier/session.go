@@ -146,9 +146,17 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 	if reg == nil {
 		return c.protocolError("the first frame must be RegisterNode")
 	}
-	if busy, ok := ss.conn.Context().Value(admissionKey{}).(*carrier.BusyError); ok {
+	// Past the Registry's bound on registrations in progress the node is
+	// told when to come back before its registration queues on the store.
+	// (Handshakes are bounded apart, by Limits.MaxHandshakes: refusing
+	// there costs no handshake.)
+	release, err := s.reg.Admit()
+	if err != nil {
+		var busy *carrier.BusyError
+		errors.As(err, &busy)
 		return c.busy(ctx, busy)
 	}
+	defer release()
 	info := carrier.SessionInfo{
 		DeviceID:     ss.ID,
 		Name:         reg.GetName(),
@@ -187,7 +195,7 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 	// From here on a shutdown sends GoAway, before or after the Welcome
 	// (the node reads either).
 	ss.ctrl.Store(c)
-	releaseAdmission(ss.conn)
+	release()
 	err = c.write(&nodev1.Frame{Body: &nodev1.Frame_Welcome{Welcome: s.cfg.Welcome(ss.ID, info.ConnectedAt, ss.notAfter)}})
 	if err != nil {
 		return err
