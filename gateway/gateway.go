@@ -156,7 +156,7 @@ type Config struct {
 	// capped by MaxQUICHandshakes); past it a node is answered "gateway
 	// busy, retry in N s", N drawn from 1–10 s, so a storm of reconnects
 	// spreads out instead of timing out in the queue for the store. Zero:
-	// DefaultMaxAdmittingNodes; negative: no cap.
+	// DefaultMaxAdmittingNodes (none); negative: no cap.
 	MaxAdmittingNodes int
 
 	// Limits on the Pairing service, which anyone may call: each source
