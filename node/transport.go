@@ -116,6 +116,7 @@ func (c carriers) race(ctx context.Context, cfg carrier.Config, log *slog.Logger
 		verdict          error
 		quicErr, grpcErr error
 		quicLate         bool
+		quicReached      bool
 		grpcStarted      bool
 		// grpcDropped: the gRPC attempt was cancelled for QUIC's
 		// handshake, so its error says nothing.
@@ -138,6 +139,7 @@ func (c carriers) race(ctx context.Context, cfg carrier.Config, log *slog.Logger
 			startGRPC()
 		case <-reachedC:
 			reachedC, headC = nil, nil
+			quicReached = true
 			if won == nil && grpcStarted {
 				cancelGRPC() // the path works: wait for QUIC's registration
 				grpcDropped = true
@@ -173,10 +175,15 @@ func (c carriers) race(ctx context.Context, cfg carrier.Config, log *slog.Logger
 				// Cancelled: its error says only that.
 			case r.transport == wire.TransportQUIC:
 				quicErr = r.err
-				// QUIC failed: TCP need not wait out the head start. After
-				// a handshake that completed it is tried only if it was
-				// not under way already (and cancelled for QUIC).
-				startGRPC()
+				// QUIC failed: TCP need not wait out the head start, unless
+				// QUIC's handshake had completed: then UDP works and the
+				// gateway was only slow to register (its store is busy
+				// with a storm), which TCP would not make faster. The next
+				// attempt tries QUIC again, and falls back if UDP stopped
+				// getting through meanwhile.
+				if !quicReached {
+					startGRPC()
+				}
 			default:
 				grpcErr = r.err
 			}

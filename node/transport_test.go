@@ -313,6 +313,25 @@ func TestRaceSlowRegistrationStaysOnQUIC(t *testing.T) {
 	}
 }
 
+// A registration that times out after a completed handshake is not
+// retried over gRPC: UDP works, the gateway is only slow.
+func TestRaceRegistrationTimeoutAfterHandshakeStaysOnQUIC(t *testing.T) {
+	timeout := errors.New("waiting for welcome: deadline exceeded")
+	grpc := up(&fakeConn{})
+	c := carriers{quic: func(ctx context.Context, cfg carrier.Config) (carrier.Conn, error) {
+		cfg.Reached()
+		return nil, timeout
+	}, grpc: grpc.fn, headStart: never}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := c.race(ctx, carrier.Config{}, slog.New(slog.DiscardHandler)); !errors.Is(err, timeout) {
+		t.Fatalf("race error = %v, want QUIC's", err)
+	}
+	if grpc.calls.Load() != 0 {
+		t.Error("gRPC was dialed after QUIC's handshake had completed")
+	}
+}
+
 // A refused connection (CONNECTION_REFUSED: the gateway's cap on handshakes,
 // quic-go's full accept queue) proves UDP works: the race ends with it and
 // gRPC is not dialed, or is cancelled.
