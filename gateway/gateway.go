@@ -167,6 +167,13 @@ type Config struct {
 	// a client must prove its address with a Retry first; it must be below
 	// MaxQUICHandshakes. Zero: 1/8 of MaxQUICHandshakes; negative: never.
 	QUICRetryThreshold int
+	// MaxAdmittingNodes caps the registrations of paired nodes in
+	// progress (after the handshake, up to the Welcome; the handshakes are
+	// capped by MaxQUICHandshakes); past it a node is answered "gateway
+	// busy, retry in N s", N drawn from 1–10 s, so a storm of reconnects
+	// spreads out instead of timing out in the queue for the store. Zero:
+	// DefaultMaxAdmittingNodes (none); negative: no cap.
+	MaxAdmittingNodes int
 
 	// Limits on the Pairing service, which anyone may call: each source
 	// address (IPv6 by /64) may start PairingBurst pairing, resume or
@@ -319,6 +326,8 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		Runtime:      g.runtime,
 		Authenticate: g.authenticate,
 		Refused:      g.sessionRefused,
+		MaxAdmitting: capOf(cfg.MaxAdmittingNodes, DefaultMaxAdmittingNodes),
+		Deferred:     func() { g.metrics.nodeDeferred() },
 		Now:          cfg.Now,
 		Logger:       cfg.Logger.With("component", "sessions"),
 	}); err != nil {

@@ -31,6 +31,16 @@ const (
 	// DefaultMaxQUICHandshakes caps the QUIC handshakes in progress: at
 	// about 48 KB each in quic-go, 24 MB at most.
 	DefaultMaxQUICHandshakes = 512
+	// DefaultMaxAdmittingNodes, 0, is no cap on the registrations in
+	// progress until a cap is shown to help: a node is told "busy" only
+	// after its handshake, so each return of a refused node costs the
+	// gateway another handshake, and the runs of `palyra bench --phases
+	// storm --nodes 2000` with a cap of 256 did no better than without
+	// (on a shared 2-core machine, where both also failed now and then
+	// to connect 2,000 nodes at once within the bench's 50 s). A restart
+	// is spread by the GoAway window instead; set a cap where the store,
+	// not the CPU, is what makes registrations wait.
+	DefaultMaxAdmittingNodes = 0
 	// sourceShare: by default one source may hold 1/16 of a cap, so that
 	// it takes at least 16 sources (IPv4 addresses or IPv6 /64s) to fill
 	// it.

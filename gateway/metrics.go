@@ -81,6 +81,9 @@ type gatewayMetrics struct {
 	tcpRefusals  *metrics.CounterVec
 	quicRefusals *metrics.CounterVec
 	quicRetries  *metrics.Counter
+	// nodesDeferred counts the nodes told to come back because too many
+	// were connecting at once.
+	nodesDeferred *metrics.Counter
 	// pairingRefusals counts Pairing service calls the limits refused, by
 	// reason.
 	pairingRefusals *metrics.CounterVec
@@ -145,6 +148,8 @@ func newGatewayMetrics(g gauges) *gatewayMetrics {
 		quicRefusals: r.Counter("palyra_quic_handshakes_refused_total",
 			`QUIC Initial packets refused (CONNECTION_REFUSED) by a cap on handshakes in progress: "total" or "per_source" (a client's first flight may take two packets).`,
 			"cap"),
+		nodesDeferred: r.Counter("palyra_nodes_deferred_total",
+			`Paired nodes answered "gateway busy, retry in N s" because too many nodes were connecting at once (Config.MaxAdmittingNodes).`).With(),
 		quicRetries: r.Counter("palyra_quic_retries_total",
 			"QUIC Retries asked of clients to prove their address, because many handshakes were in progress (per Initial packet).").With(),
 	}
@@ -212,6 +217,15 @@ func (m *gatewayMetrics) quicRefused(r connlimit.Reason) {
 		return
 	}
 	m.quicRefusals.With(known(capReasons, string(r))).Inc()
+}
+
+// nodeDeferred records a node told to come back because too many were
+// connecting at once.
+func (m *gatewayMetrics) nodeDeferred() {
+	if m == nil {
+		return
+	}
+	m.nodesDeferred.Inc()
 }
 
 // quicRetried records a Retry asked of a QUIC client.

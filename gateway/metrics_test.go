@@ -44,6 +44,8 @@ func TestGatewayMetrics(t *testing.T) {
 	m.tcpRefused("invented")
 	m.quicRefused(connlimit.Total)
 	m.quicRetried()
+	m.nodeDeferred()
+	m.nodeDeferred()
 	nodes = 3
 
 	var b bytes.Buffer
@@ -84,6 +86,7 @@ func TestGatewayMetrics(t *testing.T) {
 		"palyra_quic_handshakes_refused_total{cap=\"total\"} 1\n",
 		"palyra_quic_handshakes_refused_total{cap=\"per_source\"} 0\n",
 		"# TYPE palyra_quic_retries_total counter\npalyra_quic_retries_total 1\n",
+		"# TYPE palyra_nodes_deferred_total counter\npalyra_nodes_deferred_total 2\n",
 		"# TYPE palyra_tcp_unauthenticated_connections gauge\npalyra_tcp_unauthenticated_connections 17\n",
 		"# TYPE palyra_quic_handshakes_in_progress gauge\npalyra_quic_handshakes_in_progress 5\n",
 		"# TYPE palyra_sweeper gauge\npalyra_sweeper 1\n",

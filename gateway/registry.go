@@ -41,7 +41,11 @@ func (r *nodeRuntime) NodeRegistered(ctx context.Context, s carrier.SessionInfo)
 		LastSeen: s.ConnectedAt,
 	})
 	switch {
-	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrDeviceRevoked):
+	case errors.Is(err, store.ErrDeviceRevoked):
+		// Revoked since its handshake: the node must hear that it is
+		// revoked (and stop), not that its registration was refused.
+		return fmt.Errorf("recording node %s: %w: %w", s.DeviceID, identity.ErrRevoked, err)
+	case errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("recording node %s: %w", s.DeviceID, err)
 	case err != nil:
 		// The store failed, not the device: it is asked to come back.

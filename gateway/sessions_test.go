@@ -11,6 +11,7 @@ import (
 	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/gateway/grpccarrier"
 	"github.com/palyra/palyra-go/gateway/quiccarrier"
+	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/testregistry"
 	"github.com/palyra/palyra-go/internal/testwait"
@@ -117,5 +118,27 @@ func TestGRPCSessionReplacesQUICSession(t *testing.T) {
 	testwait.Recv(t, served, wait, "the gRPC session to end")
 	if g := testwait.Recv(t, rt.Gone, wait, "NodeGone"); g.ID != d.ID() {
 		t.Errorf("NodeGone = %+v", g)
+	}
+}
+
+// TestRegistrationOfRevokedDeviceSaysRevoked: a device revoked between its
+// handshake and its registration (the store refuses the node's record) is
+// refused as revoked, which the carriers tell the node as a revocation,
+// and not as a refused registration.
+func TestRegistrationOfRevokedDeviceSaysRevoked(t *testing.T) {
+	rg := startGateway(t, t.TempDir(), "127.0.0.1:0", nil)
+	a := pairedAgent(t, rg, "revoked", nil, 0)
+	id, err := identity.ParseDeviceID(a.Status().DeviceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rg.g.RegisterNode(t.Context(), id); err != nil {
+		t.Fatalf("registering the paired device: %v", err)
+	}
+	if _, err := rg.g.RevokeDevice(t.Context(), id.String()); err != nil {
+		t.Fatal(err)
+	}
+	if err := rg.g.RegisterNode(t.Context(), id); !errors.Is(err, identity.ErrRevoked) || errors.Is(err, carrier.ErrBusy) {
+		t.Fatalf("registering the revoked device = %v, want identity.ErrRevoked", err)
 	}
 }

@@ -582,7 +582,14 @@ func (a *Agent) Run(ctx context.Context) error {
 			lastError = err.Error()
 		}
 		var wait time.Duration
-		if busyWait, busy := carrier.RetryAfter(err); busy {
+		if within, goAway := carrier.ReconnectWithin(err); goAway {
+			// The gateway is restarting and spreads its nodes' returns
+			// over within; a clean end, not a failure for the backoff.
+			wait = time.Duration(mathrand.Int64N(int64(within) + 1))
+			backoff.Reset()
+			lastError = fmt.Sprintf("gateway restarting, reconnecting in %d s", int((wait+time.Second/2)/time.Second))
+			a.cfg.Logger.Info(lastError, "window", within)
+		} else if busyWait, busy := carrier.RetryAfter(err); busy {
 			// The gateway answered and named the wait (its store
 			// failed); the backoff is for gateways that do not answer.
 			wait = busyWait

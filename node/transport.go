@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	mathrand "math/rand/v2"
+	"sync"
 	"syscall"
 	"time"
 
@@ -77,45 +78,72 @@ type attempt struct {
 // other connect anyway, the later of the two is kept: registering replaced
 // the earlier one at the gateway, which closed it. The gateway's verdict
 // on this device (carrier.IsVerdict) from either attempt ends the race with
-// that verdict, and so does a busy gateway's answer (carrier.ErrGatewayBusy):
-// the gateway was reached and asked for a wait, so gRPC is not tried for
-// it, and the agent comes back on QUIC after the wait. race returns once
-// both attempts are over.
+// that verdict.
+//
+// gRPC is the fallback for networks that drop UDP, so it is not taken for
+// an answer that proves UDP works: once QUIC's handshake is done
+// (carrier.Config.Reached), a registration that is merely slow (a gateway
+// busy with a storm of reconnects) is waited for and a gRPC attempt under
+// way is cancelled; and a gateway that refuses the connection for now or
+// answers busy (carrier.ProvesQUIC) ends the race with that answer, the
+// agent coming back on QUIC after the wait. race returns once every
+// attempt is over.
 func (c carriers) race(ctx context.Context, cfg carrier.Config, log *slog.Logger) (dialed, error) {
 	quicCtx, cancelQUIC := context.WithCancel(ctx)
 	defer cancelQUIC()
-	grpcCtx, cancelGRPC := context.WithCancel(ctx)
-	defer cancelGRPC()
+	// gRPC's attempt gets its context when it starts, so a QUIC handshake
+	// that completed before it does not cancel it in advance.
+	cancelGRPC := func() {}
+	defer func() { cancelGRPC() }()
 	results := make(chan attempt, 2)
-	start := func(ctx context.Context, transport string, dial dialFunc) {
+	start := func(ctx context.Context, transport string, dial dialFunc, cfg carrier.Config) {
 		go func() {
 			conn, err := dial(ctx, cfg)
 			results <- attempt{transport, conn, err}
 		}()
 	}
-	start(quicCtx, wire.TransportQUIC, c.quic)
+	reached := make(chan struct{})
+	var reachedOnce sync.Once
+	quicCfg := cfg
+	quicCfg.Reached = func() { reachedOnce.Do(func() { close(reached) }) }
+	start(quicCtx, wire.TransportQUIC, c.quic, quicCfg)
 	running := 1
 	head := time.NewTimer(c.headStart)
 	defer head.Stop()
-	headC := head.C
-	startGRPC := func() {
-		if headC != nil {
-			headC = nil
-			running++
-			start(grpcCtx, wire.TransportGRPC, c.grpc)
-		}
-	}
+	headC, reachedC := head.C, (<-chan struct{})(reached)
 	var (
 		won              *attempt
 		verdict          error
 		quicErr, grpcErr error
 		quicLate         bool
+		quicReached      bool
+		grpcStarted      bool
+		// grpcDropped: the gRPC attempt was cancelled for QUIC's
+		// handshake, so its error says nothing.
+		grpcDropped bool
 	)
+	startGRPC := func() {
+		headC = nil
+		if !grpcStarted && won == nil && verdict == nil {
+			grpcStarted = true
+			running++
+			var grpcCtx context.Context
+			grpcCtx, cancelGRPC = context.WithCancel(ctx)
+			start(grpcCtx, wire.TransportGRPC, c.grpc, cfg)
+		}
+	}
 	for running > 0 {
 		select {
 		case <-headC:
 			quicLate = true
 			startGRPC()
+		case <-reachedC:
+			reachedC, headC = nil, nil
+			quicReached = true
+			if won == nil && grpcStarted {
+				cancelGRPC() // the path works: wait for QUIC's registration
+				grpcDropped = true
+			}
 		case r := <-results:
 			running--
 			switch {
@@ -132,7 +160,7 @@ func (c carriers) race(ctx context.Context, cfg carrier.Config, log *slog.Logger
 				headC = nil // no gRPC attempt if QUIC won in its head start
 				cancelQUIC()
 				cancelGRPC()
-			case carrier.EndsAttempt(r.err):
+			case carrier.EndsAttempt(r.err) || carrier.ProvesQUIC(r.err):
 				if verdict == nil {
 					verdict = r.err
 				}
@@ -143,11 +171,19 @@ func (c carriers) race(ctx context.Context, cfg carrier.Config, log *slog.Logger
 					closeLoser(log, *won)
 					won = nil
 				}
-			case won != nil:
-				// The loser, cancelled: its error says only that.
+			case won != nil, r.transport == wire.TransportGRPC && grpcDropped:
+				// Cancelled: its error says only that.
 			case r.transport == wire.TransportQUIC:
 				quicErr = r.err
-				startGRPC() // QUIC failed: TCP need not wait out the head start
+				// QUIC failed: TCP need not wait out the head start, unless
+				// QUIC's handshake had completed: then UDP works and the
+				// gateway was only slow to register (its store is busy
+				// with a storm), which TCP would not make faster. The next
+				// attempt tries QUIC again, and falls back if UDP stopped
+				// getting through meanwhile.
+				if !quicReached {
+					startGRPC()
+				}
 			default:
 				grpcErr = r.err
 			}
@@ -165,6 +201,8 @@ func (c carriers) race(ctx context.Context, cfg carrier.Config, log *slog.Logger
 		return d, nil
 	case ctx.Err() != nil:
 		return dialed{}, fmt.Errorf("dialing the gateway: %w", context.Cause(ctx))
+	case grpcErr == nil:
+		return dialed{}, quicErr
 	default:
 		return dialed{}, fmt.Errorf("%w; gRPC fallback: %w", quicErr, grpcErr)
 	}
@@ -201,13 +239,22 @@ func (a *Agent) dial(ctx context.Context, cfg carrier.Config) (dialed, error) {
 	return a.carriers.race(ctx, cfg, a.cfg.Logger)
 }
 
-// probeInterval is the wait before the next QUIC probe: the configured
-// interval ± quicProbeJitter.
-func (a *Agent) probeInterval() time.Duration {
+// quicProbeBackoff is how far failed probes stretch the interval: it
+// doubles after each, up to this many times the configured one, so a
+// node that stays on a network that drops UDP probes every two minutes
+// or so, not every thirty seconds forever, and one that moves to a
+// network with UDP still finds it within a few minutes.
+const quicProbeBackoff = 4
+
+// probeInterval is the wait before the next QUIC probe after failed
+// probes that failed: the configured interval, doubled for each failure
+// up to quicProbeBackoff times it, ± quicProbeJitter.
+func (a *Agent) probeInterval(failed int) time.Duration {
 	base := a.cfg.QUICProbeInterval
 	if base <= 0 {
 		base = DefaultQUICProbeInterval
 	}
+	base *= time.Duration(min(1<<min(failed, 8), quicProbeBackoff))
 	return time.Duration(float64(base) * (1 - quicProbeJitter + 2*quicProbeJitter*mathrand.Float64()))
 }
 
@@ -216,8 +263,10 @@ func (a *Agent) probeInterval() time.Duration {
 // verdict. register builds the registration at each probe, so it carries
 // the current manifest.
 func (a *Agent) probeQUIC(ctx context.Context, cfg carrier.Config, register func() carrier.Config) (carrier.Conn, error) {
-	for {
-		timer := time.NewTimer(a.probeInterval())
+	var busyWait time.Duration
+	for failed := 0; ; failed++ {
+		// A busy gateway named its wait; a probe does not come sooner.
+		timer := time.NewTimer(max(a.probeInterval(failed), busyWait))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -235,6 +284,7 @@ func (a *Agent) probeQUIC(ctx context.Context, cfg carrier.Config, register func
 		case carrier.IsVerdict(err):
 			return nil, err
 		}
+		busyWait, _ = carrier.RetryAfter(err)
 		a.cfg.Logger.Debug("QUIC probe failed; staying on gRPC", "err", err)
 	}
 }

@@ -224,16 +224,125 @@ func TestRaceBothFail(t *testing.T) {
 	}
 }
 
-// The probe interval stays within its jitter.
+// The probe interval stays within its jitter, and doubles with each
+// failed probe up to quicProbeBackoff times the configured one.
 func TestProbeInterval(t *testing.T) {
 	a := &Agent{cfg: Config{QUICProbeInterval: 10 * time.Second}}
-	for range 100 {
-		if d := a.probeInterval(); d < 8*time.Second || d > 12*time.Second {
-			t.Fatalf("probe interval %v outside 10 s ± 20%%", d)
+	for failed, want := range []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 40 * time.Second, 40 * time.Second} {
+		if failed == 4 {
+			failed = 1000 // no overflow however long a node stays on gRPC
+		}
+		for range 100 {
+			if d := a.probeInterval(failed); d < want*8/10 || d > want*12/10 {
+				t.Fatalf("probe interval after %d failed probes is %v, outside %v ± 20%%", failed, d, want)
+			}
 		}
 	}
 	a.cfg.QUICProbeInterval = 0
-	if d := a.probeInterval(); d < DefaultQUICProbeInterval*8/10 || d > DefaultQUICProbeInterval*12/10 {
+	if d := a.probeInterval(0); d < DefaultQUICProbeInterval*8/10 || d > DefaultQUICProbeInterval*12/10 {
 		t.Fatalf("default probe interval %v", d)
+	}
+}
+
+// reaches is a QUIC dial whose handshake completes at once (it calls
+// Config.Reached) and whose registration then takes until release is
+// closed: a gateway slow to register in a storm.
+func reaches(c carrier.Conn, release <-chan struct{}) *fakeDial {
+	f := &fakeDial{}
+	f.dial = func(ctx context.Context) (carrier.Conn, error) {
+		select {
+		case <-release:
+			return c, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return f
+}
+
+// A slow registration after a completed handshake is waited for: gRPC is
+// not dialed (or is cancelled if the head start had it under way), and the
+// node stays on QUIC.
+func TestRaceSlowRegistrationStaysOnQUIC(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		headStart time.Duration
+	}{{"handshake within the head start", never}, {"handshake after the head start", time.Millisecond}} {
+		t.Run(tt.name, func(t *testing.T) {
+			q := &fakeConn{name: "quic"}
+			release := make(chan struct{})
+			quic := reaches(q, release)
+			grpcStarted, grpcCancelled := make(chan struct{}), make(chan struct{})
+			grpc := &fakeDial{dial: func(ctx context.Context) (carrier.Conn, error) {
+				close(grpcStarted)
+				<-ctx.Done()
+				close(grpcCancelled)
+				return nil, ctx.Err()
+			}}
+			c := carriers{quic: func(ctx context.Context, cfg carrier.Config) (carrier.Conn, error) {
+				if tt.headStart != never {
+					<-grpcStarted // the head start ran out before the handshake completed
+				}
+				cfg.Reached()
+				go func() {
+					if tt.headStart != never {
+						// Registered once gRPC gave way (or the race's
+						// deadline, if it never does).
+						select {
+						case <-grpcCancelled:
+						case <-ctx.Done():
+						}
+					}
+					close(release)
+				}()
+				return quic.fn(ctx, cfg)
+			}, grpc: grpc.fn, headStart: tt.headStart}
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			d, err := c.race(ctx, carrier.Config{}, slog.New(slog.DiscardHandler))
+			if err != nil || d.transport != wire.TransportQUIC || d.conn != q {
+				t.Fatalf("race = %+v, %v; want the QUIC session", d, err)
+			}
+			if tt.headStart == never && grpc.calls.Load() != 0 {
+				t.Error("gRPC was dialed although QUIC's handshake had completed")
+			}
+			if tt.headStart != never && grpc.cancelled.Load() != 1 {
+				t.Error("the gRPC attempt was not cancelled when QUIC's handshake completed")
+			}
+		})
+	}
+}
+
+// A registration that times out after a completed handshake is not
+// retried over gRPC: UDP works, the gateway is only slow.
+func TestRaceRegistrationTimeoutAfterHandshakeStaysOnQUIC(t *testing.T) {
+	timeout := errors.New("waiting for welcome: deadline exceeded")
+	grpc := up(&fakeConn{})
+	c := carriers{quic: func(ctx context.Context, cfg carrier.Config) (carrier.Conn, error) {
+		cfg.Reached()
+		return nil, timeout
+	}, grpc: grpc.fn, headStart: never}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := c.race(ctx, carrier.Config{}, slog.New(slog.DiscardHandler)); !errors.Is(err, timeout) {
+		t.Fatalf("race error = %v, want QUIC's", err)
+	}
+	if grpc.calls.Load() != 0 {
+		t.Error("gRPC was dialed after QUIC's handshake had completed")
+	}
+}
+
+// A refused connection (CONNECTION_REFUSED: the gateway's cap on handshakes,
+// quic-go's full accept queue) proves UDP works: the race ends with it and
+// gRPC is not dialed, or is cancelled.
+func TestRaceConnectionRefusedStaysOnQUIC(t *testing.T) {
+	refused := fmt.Errorf("dialing: %w", carrier.ErrConnectionRefused)
+	grpc := up(&fakeConn{})
+	_, err := runRace(t, fails(refused), grpc, never)
+	if !errors.Is(err, carrier.ErrConnectionRefused) {
+		t.Fatalf("race error = %v, want the refusal", err)
+	}
+	if grpc.calls.Load() != 0 {
+		t.Error("gRPC was dialed for a gateway that refused the QUIC connection for now")
 	}
 }

@@ -56,8 +56,9 @@ type SessionInfo struct {
 
 // Runtime is what the gateway's node runtime implements to learn about
 // sessions. The presence calls (NodeRegistered, NodeReady, NodeGone) are
-// serialized, so for one device they arrive in order; they must not call
-// back into the Registry except Disconnect, Sessions and Count.
+// serialized per device, so for one device they arrive in order; those of
+// different devices run at the same time. They must not call back into the
+// Registry except Disconnect, Sessions and Count.
 type Runtime interface {
 	// NodeRegistered is called when a node registers; returning an error
 	// refuses it. An error wrapping identity.ErrRevoked is refused as a
@@ -117,6 +118,9 @@ type End struct {
 	Message string
 	// Reason is what the runtime hears in NodeGone.
 	Reason string
+	// ReconnectWithin, on EndShutdown, is the window the node is asked to
+	// come back within (a GoAway), spreading the returns; 0: none.
+	ReconnectWithin time.Duration
 }
 
 // Messages of the ends the Registry itself decides.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/palyra/palyra-go/identity"
@@ -19,11 +21,20 @@ type Config struct {
 	// Authenticate verifies a client's certificates (leaf first) and returns
 	// the device ID; it must refuse revoked devices with an error wrapping
 	// identity.ErrRevoked. The carriers call it for every connection or
-	// RPC, and Attach again under the presence lock. Required.
+	// RPC, and Attach again under the device's lock. Required.
 	Authenticate func(rawCerts [][]byte) (identity.DeviceID, error)
 	// Refused, if set, hears of every connection or RPC whose certificate
 	// Authenticate refused, with the client's address (Refuse).
 	Refused func(remote net.Addr, err error)
+	// MaxAdmitting bounds the registrations in progress (from a node's
+	// RegisterNode, once its handshake is done, to its Welcome); past it
+	// a node is answered busy, with a wait drawn from [AdmitRetryMin,
+	// AdmitRetryMax], rather than left to time out in the queue for the
+	// store (Admit). The handshakes before are bounded by the QUIC
+	// carrier's own cap. 0: no bound.
+	MaxAdmitting int
+	// Deferred, if set, hears of each node Admit answered busy (metrics).
+	Deferred func()
 	// Now is the clock for the timestamps the runtime and nodes see; nil
 	// means time.Now.
 	Now func() time.Time
@@ -69,10 +80,13 @@ type Registry struct {
 	cfg Config
 	log *slog.Logger
 
-	// presence serializes the runtime's presence calls (NodeRegistered,
-	// NodeReady, NodeGone) with the changes of current they go with, so
-	// that for one device they arrive in order. Taken before mu.
-	presence sync.Mutex
+	// devices serializes, per device, the runtime's presence calls
+	// (NodeRegistered, NodeReady, NodeGone) with the changes of current
+	// they go with, so that for one device they arrive in order. Devices
+	// do not wait for each other: NodeRegistered writes to the store, and
+	// one lock for all would make a storm of reconnects as slow as its
+	// writes one after the other. A device's lock is taken before mu.
+	devices deviceLocks
 
 	// mu guards the fields below it and every session's info, epoch and
 	// end.
@@ -88,7 +102,46 @@ type Registry struct {
 	// forget is told the devices Disconnect closes, so a carrier can drop
 	// what it holds for them outside sessions.
 	forget []func(identity.DeviceID)
+
+	// admitting counts the nodes Admit let in that are not registered
+	// yet.
+	admitting atomic.Int64
 }
+
+// The range of the wait a node refused by MaxAdmitting is asked for, drawn
+// to the millisecond so that the nodes of a storm come back spread over
+// it: at the cost BenchmarkConnect measures (ReconnectWindow), two cores
+// admit about a thousand nodes a second, so nine seconds spread the ten
+// thousand of a big gateway's storm.
+const (
+	AdmitRetryMin = time.Second
+	AdmitRetryMax = 10 * time.Second
+)
+
+// ErrAdmission is the cause in the *BusyError Admit refuses with.
+var ErrAdmission = errors.New("too many nodes connecting at once")
+
+// Admit takes a slot for a node that is connecting, until release is
+// called (at the end of its registration, or of its attempt; more calls
+// do nothing). With MaxAdmitting slots taken it returns a *BusyError
+// instead, asking the node to retry within the jitter window.
+func (r *Registry) Admit() (release func(), err error) {
+	if r.cfg.MaxAdmitting <= 0 {
+		return func() {}, nil
+	}
+	if r.admitting.Add(1) > int64(r.cfg.MaxAdmitting) {
+		r.admitting.Add(-1)
+		if r.cfg.Deferred != nil {
+			r.cfg.Deferred()
+		}
+		lo, hi := AdmitRetryMin.Milliseconds(), AdmitRetryMax.Milliseconds()
+		return nil, &BusyError{RetryAfter: time.Duration(lo+rand.Int64N(hi-lo+1)) * time.Millisecond, Err: ErrAdmission}
+	}
+	return sync.OnceFunc(func() { r.admitting.Add(-1) }), nil
+}
+
+// Admitting is how many nodes are being admitted now.
+func (r *Registry) Admitting() int { return int(r.admitting.Load()) }
 
 // ErrEnded is returned by Attach for a session that was ended before it
 // could become current.
@@ -167,13 +220,12 @@ func (r *Registry) ShuttingDown(transport string) bool {
 // down.
 var ErrShuttingDown = errors.New("the carrier is shutting down")
 
-// Register tells the runtime NodeRegistered for info under the presence
+// Register tells the runtime NodeRegistered for info under the device's
 // lock, for a carrier that registers a node apart from attaching its
 // session; keep, if the runtime accepts, runs under the same lock. It
 // refuses with ErrShuttingDown while info's transport is shutting down.
 func (r *Registry) Register(ctx context.Context, info SessionInfo, keep func()) error {
-	r.presence.Lock()
-	defer r.presence.Unlock()
+	defer r.devices.lock(info.DeviceID)()
 	if r.ShuttingDown(info.Transport) {
 		return ErrShuttingDown
 	}
@@ -185,7 +237,9 @@ func (r *Registry) Register(ctx context.Context, info SessionInfo, keep func()) 
 }
 
 // Attach is where a session becomes its device's current session, on
-// either carrier. Under the presence lock it authenticates s again (the
+// either carrier. Under the device's lock (devices register at the same
+// time; only sessions of one device wait for each other) it authenticates
+// s again (the
 // device may have been revoked since its handshake, and Disconnect may have
 // missed it), refuses s if it has ended, and runs register, the carrier's
 // own step (telling the runtime NodeRegistered, or taking a pending
@@ -201,13 +255,13 @@ func (r *Registry) Register(ctx context.Context, info SessionInfo, keep func()) 
 func (r *Registry) Attach(s *Session, register func() (SessionInfo, error)) error {
 	var replaced *Session
 	defer func() {
-		// Closing waits for the connection; the presence lock need not.
+		// Closing waits for the connection; the device's lock need not.
 		if replaced != nil {
 			r.closeWhenIdle(replaced)
 		}
 	}()
-	r.presence.Lock()
-	defer r.presence.Unlock()
+	unlock := r.devices.lock(s.ID)
+	defer unlock()
 	if _, err := r.cfg.Authenticate(s.RawCerts); err != nil {
 		return err
 	}
@@ -310,8 +364,7 @@ func (r *Registry) BeginCall(s *Session) (done func(), ok bool) {
 // reports whether it did. A session that ended after Attach is not made
 // reachable.
 func (r *Registry) Ready(s *Session) bool {
-	r.presence.Lock()
-	defer r.presence.Unlock()
+	defer r.devices.lock(s.ID)()
 	r.mu.Lock()
 	cur := r.current[s.ID]
 	ok := cur == s && cur.epoch == s.epoch && s.end == nil
@@ -329,8 +382,7 @@ func (r *Registry) Ready(s *Session) bool {
 // the runtime hears NodeGone; an older session's Detach changes nothing
 // else.
 func (r *Registry) Detach(s *Session, fallback string) string {
-	r.presence.Lock()
-	defer r.presence.Unlock()
+	defer r.devices.lock(s.ID)()
 	r.mu.Lock()
 	delete(r.tracked, s)
 	// The wire is done with s: a wait for its calls has nothing to close.
@@ -357,8 +409,8 @@ func (r *Registry) Detach(s *Session, fallback string) string {
 // closed: every tracked session of device id, attached or not, on every
 // carrier, ends at once with EndRevoked. It returns how many it closed;
 // the runtime hears NodeGone with reason ("device revoked" if empty) when
-// the current one is detached. It does not take the presence lock, so
-// the runtime may call it from its callbacks.
+// the current one is detached. It takes no device's lock, so the runtime
+// may call it from its callbacks.
 func (r *Registry) Disconnect(id identity.DeviceID, reason string) int {
 	if reason == "" {
 		reason = RevokedReason
@@ -374,13 +426,24 @@ func (r *Registry) Disconnect(id identity.DeviceID, reason string) int {
 }
 
 // Shutdown refuses new sessions of transport and ends its tracked ones
-// with EndShutdown; it returns how many it ended.
+// with EndShutdown, asking their nodes to come back within
+// ReconnectWindow of every session the gateway holds (they all come back
+// to the next gateway). The sessions are closed at once, each on its own
+// goroutine: a carrier's Close may wait a moment for its node to hear the
+// window. It returns how many it ended, once they are closed.
 func (r *Registry) Shutdown(transport string) int {
 	r.mu.Lock()
 	r.closing[transport] = true
-	closed := r.endMatchingLocked(func(s *Session) bool { return s.Transport == transport }, End{Kind: EndShutdown, Message: ShutdownMessage, Reason: ShutdownMessage})
+	within := ReconnectWindow(len(r.tracked))
+	closed := r.endMatchingLocked(func(s *Session) bool { return s.Transport == transport },
+		End{Kind: EndShutdown, Message: ShutdownMessage, Reason: ShutdownMessage, ReconnectWithin: within})
 	r.mu.Unlock()
-	return closeAll(closed)
+	var wg sync.WaitGroup
+	for _, s := range closed {
+		wg.Go(func() { s.Close(*s.end) })
+	}
+	wg.Wait()
+	return len(closed)
 }
 
 // endMatchingLocked ends the tracked sessions match selects and returns
@@ -473,6 +536,51 @@ func (r *Registry) Count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.current)
+}
+
+// deviceLocks is a mutex per device, held only while someone holds or
+// waits for it, so the table stays as small as the registrations in
+// progress.
+type deviceLocks struct {
+	mu    sync.Mutex
+	locks map[identity.DeviceID]*deviceLock
+}
+
+type deviceLock struct {
+	mu sync.Mutex
+	// refs counts the holder and the waiters; guarded by deviceLocks.mu.
+	refs int
+}
+
+// lock takes device id's lock and returns its unlock.
+func (d *deviceLocks) lock(id identity.DeviceID) (unlock func()) {
+	d.mu.Lock()
+	if d.locks == nil {
+		d.locks = make(map[identity.DeviceID]*deviceLock)
+	}
+	l := d.locks[id]
+	if l == nil {
+		l = &deviceLock{}
+		d.locks[id] = l
+	}
+	l.refs++
+	d.mu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		d.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(d.locks, id)
+		}
+		d.mu.Unlock()
+	}
+}
+
+// held is how many devices' locks are held or waited for (for tests).
+func (d *deviceLocks) held() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.locks)
 }
 
 // StartCall finds device id's current session for a carrier's Invoke:

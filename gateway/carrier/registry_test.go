@@ -244,6 +244,72 @@ func TestDisconnectClosesTheDevicesSessions(t *testing.T) {
 }
 
 // A session that ended after Attach is not made ready.
+// TestConcurrentAttachesLeaveNoGhost: sessions of a few devices attach at
+// once, several per device. Per device the session attached last (the
+// largest epoch) is the current one and every other is closed as
+// replaced; once all detach, no device is current, the runtime heard
+// NodeGone once per device, and no device's lock is left behind.
+func TestConcurrentAttachesLeaveNoGhost(t *testing.T) {
+	const devices, perDevice = 4, 8 // within testregistry's channel depth
+	tb := newTable(t)
+	sessions := make([]*fake, devices*perDevice)
+	for i := range sessions {
+		sessions[i] = tb.track(device(byte(i%devices+1)), wire.TransportQUIC)
+	}
+	var wg sync.WaitGroup
+	for _, f := range sessions {
+		wg.Go(func() {
+			info := carrier.SessionInfo{DeviceID: f.ID, Transport: f.Transport, RemoteAddr: f.Remote}
+			err := tb.reg.Attach(f.Session, func() (carrier.SessionInfo, error) {
+				return info, tb.rt.NodeRegistered(context.Background(), info)
+			})
+			if err != nil {
+				t.Errorf("Attach: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	for d := range devices {
+		id := device(byte(d + 1))
+		cur := tb.reg.Current(id)
+		if cur == nil {
+			t.Fatalf("device %d has no current session", d+1)
+		}
+		var last *fake
+		for _, f := range sessions {
+			if f.ID == id && (last == nil || tb.reg.Info(f.Session).Epoch > tb.reg.Info(last.Session).Epoch) {
+				last = f
+			}
+		}
+		if cur != last.Session {
+			t.Errorf("device %d: the current session is not the one attached last", d+1)
+		}
+		for _, f := range sessions {
+			if f.ID != id || f == last {
+				continue
+			}
+			if e := testwait.Recv(t, f.ends, waitTimeout, "a replaced session's close"); e.Kind != carrier.EndReplaced {
+				t.Errorf("a replaced session was closed with %+v", e)
+			}
+		}
+		testwait.None(t, last.ends, "the current session's close")
+	}
+	for _, f := range sessions {
+		wg.Go(func() { tb.reg.Detach(f.Session, "node disconnected") })
+	}
+	wg.Wait()
+	for range devices {
+		testwait.Recv(t, tb.rt.Gone, waitTimeout, "NodeGone")
+	}
+	testwait.None(t, tb.rt.Gone, "NodeGone of a replaced session")
+	if n := tb.reg.Count(); n != 0 {
+		t.Errorf("%d devices still current after every session detached", n)
+	}
+	if n := tb.reg.DeviceLocks(); n != 0 {
+		t.Errorf("%d device locks left behind", n)
+	}
+}
+
 func TestReadyAfterDetach(t *testing.T) {
 	t.Parallel()
 	tb := newTable(t)

@@ -130,6 +130,47 @@ type Server struct {
 type registration struct {
 	info carrier.SessionInfo
 	at   time.Time
+	// expire drops the registration once it is a lease old, if no
+	// StreamEvents took it: each registration has its own timer, so none
+	// sweeps the others (a storm registers thousands at once).
+	expire *time.Timer
+}
+
+// keepPending holds r as its device's registration, in place of an older
+// one, until a StreamEvents takes it (takePending) or a lease passes.
+func (s *Server) keepPending(r *registration) {
+	id := r.info.DeviceID
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old := s.pending[id]; old != nil {
+		old.expire.Stop()
+	}
+	s.pending[id] = r
+	r.expire = time.AfterFunc(s.cfg.LeaseTTL, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.pending[id] == r {
+			delete(s.pending, id)
+		}
+	})
+}
+
+// takePendingLocked removes and returns device id's registration; s.mu must be
+// held.
+func (s *Server) takePendingLocked(id identity.DeviceID) *registration {
+	r := s.pending[id]
+	if r != nil {
+		r.expire.Stop()
+		delete(s.pending, id)
+	}
+	return r
+}
+
+// dropPendingLocked drops every registration; s.mu must be held.
+func (s *Server) dropPendingLocked() {
+	for id := range s.pending {
+		s.takePendingLocked(id)
+	}
 }
 
 // NewServer checks cfg and returns a Server; Register serves it.
@@ -149,7 +190,7 @@ func NewServer(cfg Config) (*Server, error) {
 	cfg.Registry.OnDisconnect(func(id identity.DeviceID) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		delete(s.pending, id)
+		s.takePendingLocked(id)
 	})
 	return s, nil
 }
@@ -186,7 +227,7 @@ func (s *Server) Close() {
 	s.reg.Shutdown(wire.TransportGRPC)
 	s.mu.Lock()
 	s.closing = true
-	clear(s.pending)
+	s.dropPendingLocked()
 	s.mu.Unlock()
 	s.handlers.Wait()
 }
@@ -251,6 +292,13 @@ func busyStatus(b *carrier.BusyError) error {
 
 // registerNode records a registration for the device's next StreamEvents.
 func (s *Server) registerNode(ctx context.Context, reg *nodev1.RegisterNode) (*nodev1.Welcome, error) {
+	release, err := s.reg.Admit()
+	if err != nil {
+		var busy *carrier.BusyError
+		errors.As(err, &busy)
+		return nil, busyStatus(busy)
+	}
+	defer release()
 	pd, err := s.authenticate(ctx)
 	if err != nil {
 		return nil, err
@@ -267,16 +315,7 @@ func (s *Server) registerNode(ctx context.Context, reg *nodev1.RegisterNode) (*n
 		CertNotAfter: pd.notAfter,
 		Transport:    wire.TransportGRPC,
 	}
-	err = s.reg.Register(ctx, info, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		for id, r := range s.pending {
-			if now.Sub(r.at) > s.cfg.LeaseTTL {
-				delete(s.pending, id)
-			}
-		}
-		s.pending[pd.id] = &registration{info: info, at: now}
-	})
+	err = s.reg.Register(ctx, info, func() { s.keepPending(&registration{info: info, at: now}) })
 	switch {
 	case errors.Is(err, carrier.ErrShuttingDown):
 		return nil, status.Error(codes.Unavailable, shutdownMessage)

@@ -365,6 +365,36 @@ func TestRegistryRefuses(t *testing.T) {
 	}
 }
 
+// TestRegistrationsDoNotWaitForEachOther: while one device's RegisterNode
+// is held in the runtime (testregistry.HoldDevice, as a write waiting for
+// the store's lock), another device registers and opens its session.
+func TestRegistrationsDoNotWaitForEachOther(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 5*time.Second)
+	slow, quick := testpki.NewDevice(t, f.CA), testpki.NewDevice(t, f.CA)
+	held, release := f.Runtime.HoldDevice(slow.ID())
+	defer release()
+	dialed := make(chan error, 1)
+	go func() {
+		c, err := nodegrpc.Dial(t.Context(), f.sessionConfig(slow))
+		if err == nil {
+			c.Close()
+		}
+		dialed <- err
+	}()
+	testwait.Recv(t, held, waitTimeout, "the slow device's registration to be held")
+
+	f.runNode(t, f.sessionConfig(quick))
+	if got := testwait.Recv(t, f.Runtime.Ready, waitTimeout, "the other device's session while the first one's registration is held"); got.DeviceID != quick.ID() {
+		t.Fatalf("NodeReady(%s) first, want %s", got.DeviceID, quick.ID())
+	}
+	testwait.None(t, dialed, "the held device's Dial")
+	release()
+	if err := testwait.Recv(t, dialed, waitTimeout, "the held device's Dial once released"); err != nil {
+		t.Fatalf("the held device's Dial: %v", err)
+	}
+}
+
 func TestLeaseLapses(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, 300*time.Millisecond)
@@ -544,13 +574,14 @@ func TestShutdown(t *testing.T) {
 	if g := testwait.Recv(t, f.Runtime.Gone, waitTimeout, "NodeGone"); g.Reason != "gateway shutting down" {
 		t.Errorf("NodeGone reason %q", g.Reason)
 	}
-	if err := testwait.Recv(t, n.done, waitTimeout, "Serve to return"); !errors.Is(err, nodecarrier.ErrGatewayShutdown) {
-		t.Errorf("Serve = %v, want ErrGatewayShutdown", err)
+	err := testwait.Recv(t, n.done, waitTimeout, "Serve to return")
+	if within, ok := nodecarrier.ReconnectWithin(err); !errors.Is(err, nodecarrier.ErrGatewayShutdown) || !ok || within != carrier.ReconnectWindow(1) {
+		t.Errorf("Serve = %v, want a GoAway with the window for one node (%v)", err, carrier.ReconnectWindow(1))
 	}
 	if err := testwait.Recv(t, calls, waitTimeout, "Invoke to fail"); !errors.Is(err, carrier.ErrNodeGone) {
 		t.Errorf("Invoke = %v, want ErrNodeGone", err)
 	}
-	_, err := f.rawClient(t, d.Cert).RegisterNode(t.Context(), &nodev1.RegisterNode{})
+	_, err = f.rawClient(t, d.Cert).RegisterNode(t.Context(), &nodev1.RegisterNode{})
 	wantCode(t, err, codes.Unavailable)
 	if _, err := nodegrpc.Dial(t.Context(), f.sessionConfig(d)); !errors.Is(err, nodecarrier.ErrGatewayShutdown) {
 		t.Errorf("Dial after Close = %v, want ErrGatewayShutdown", err)

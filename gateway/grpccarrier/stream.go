@@ -30,6 +30,8 @@ type session struct {
 	stop chan struct{}
 	// ended is closed when the session is over: waiting calls fail.
 	ended chan struct{}
+	// wentAway is closed once the writer has sent a GoAway.
+	wentAway chan struct{}
 
 	// gone is why the session ended, set before ended closes; guarded by
 	// srv.mu.
@@ -72,6 +74,42 @@ func endStatus(e carrier.End) error {
 	}
 }
 
+// goAwayFlush bounds how long a session that ends for a shutdown waits
+// for its writer to send the GoAway before the status ends the stream
+// (what is not sent by then is lost with the stream).
+const goAwayFlush = 500 * time.Millisecond
+
+// closeStream is the session's Close: it stops the handler, which ends
+// StreamEvents with e's status. A shutdown that gives the node a window
+// queues a GoAway first, ahead of the calls.
+func (ss *session) closeStream(e carrier.End) {
+	if e.Kind == carrier.EndShutdown && e.ReconnectWithin > 0 {
+		select {
+		case ss.ctrl <- &nodev1.Frame{Body: &nodev1.Frame_GoAway{GoAway: &nodev1.GoAway{
+			ReconnectWithinMs: e.ReconnectWithin.Milliseconds(),
+			Message:           e.Message,
+		}}}:
+		default: // lease grants pile up: the node is not reading
+		}
+	}
+	close(ss.stop)
+}
+
+// awaitGoAway waits (at most goAwayFlush) for a GoAway queued by
+// closeStream to be sent, if one was.
+func (ss *session) awaitGoAway() {
+	if e, _ := ss.srv.reg.Ended(ss.Session); e.Kind != carrier.EndShutdown || e.ReconnectWithin <= 0 {
+		return
+	}
+	t := time.NewTimer(goAwayFlush)
+	defer t.Stop()
+	select {
+	case <-ss.wentAway:
+	case <-ss.ended:
+	case <-t.C:
+	}
+}
+
 // goneReason is why ss ended, once ended is closed.
 func (ss *session) goneReason() string {
 	ss.srv.mu.Lock()
@@ -92,11 +130,12 @@ func (s *Server) streamEvents(stream grpc.BidiStreamingServer[nodev1.Frame, node
 		return err
 	}
 	ss := &session{
-		srv:   s,
-		ctrl:  make(chan *nodev1.Frame, ctrlQueue),
-		out:   make(chan *nodev1.Frame, outQueue),
-		stop:  make(chan struct{}),
-		ended: make(chan struct{}),
+		srv:      s,
+		ctrl:     make(chan *nodev1.Frame, ctrlQueue),
+		out:      make(chan *nodev1.Frame, outQueue),
+		stop:     make(chan struct{}),
+		ended:    make(chan struct{}),
+		wentAway: make(chan struct{}),
 	}
 	ss.Session = &carrier.Session{
 		ID:        pd.id,
@@ -104,7 +143,7 @@ func (s *Server) streamEvents(stream grpc.BidiStreamingServer[nodev1.Frame, node
 		RawCerts:  pd.rawCerts,
 		Remote:    pd.remote,
 		Conn:      ss,
-		Close:     func(carrier.End) { close(ss.stop) },
+		Close:     ss.closeStream,
 	}
 	if !s.startHandler() {
 		return status.Error(codes.Unavailable, shutdownMessage)
@@ -138,6 +177,9 @@ func (s *Server) streamEvents(stream grpc.BidiStreamingServer[nodev1.Frame, node
 			if err := stream.Send(f); err != nil {
 				ss.end(carrier.EndLost, "sending failed", fmt.Sprintf("connection lost: %v", err))
 				return
+			}
+			if f.GetGoAway() != nil {
+				close(ss.wentAway)
 			}
 		}
 	}()
@@ -174,6 +216,7 @@ func (s *Server) serveSession(ss *session, in <-chan received) (string, error) {
 	for {
 		select {
 		case <-ss.stop:
+			ss.awaitGoAway()
 			return "", ss.status()
 		case <-lease.C:
 			ss.end(carrier.EndLeaseExpired, leaseMessage, leaseMessage)
@@ -264,8 +307,7 @@ func (s *Server) attach(ss *session) error {
 		now := s.reg.Now()
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		reg := s.pending[ss.ID]
-		delete(s.pending, ss.ID)
+		reg := s.takePendingLocked(ss.ID)
 		if reg == nil || now.Sub(reg.at) > s.cfg.LeaseTTL {
 			return carrier.SessionInfo{}, errNotRegistered
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/testregistry"
 	"github.com/palyra/palyra-go/internal/wire"
+	nodequic "github.com/palyra/palyra-go/node/quiccarrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -114,4 +115,34 @@ func BenchmarkRawQUICNewStream(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkConnect measures one node's return, one after the other: the
+// QUIC handshake with both certificates checked, the control stream, the
+// registration and the Welcome, then the close (both ends in this
+// process; the runtime records in memory, no store). One at a time, its
+// time per connect is about its CPU time, which carrier.ReconnectWindow
+// counts a node's return as.
+func BenchmarkConnect(b *testing.B) {
+	f := newFixture(b, time.Minute)
+	cfg := f.sessionConfig(testpki.NewDevice(b, f.CA))
+	go func() { // the runtime's record of each registration and end
+		for {
+			select {
+			case <-f.Runtime.Registered:
+			case <-f.Runtime.Gone:
+			case <-b.Context().Done():
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	for b.Loop() {
+		c, err := nodequic.Dial(b.Context(), cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = c.Close()
+	}
+	b.ReportMetric(float64(time.Since(start))/float64(b.N)/float64(time.Millisecond), "ms/connect")
 }

@@ -424,6 +424,34 @@ func TestSecondSessionReplacesFirst(t *testing.T) {
 	}
 }
 
+// TestRegistrationsDoNotWaitForEachOther: while one device's registration
+// is held in the runtime (the seam to the store: testregistry.HoldDevice
+// blocks NodeRegistered as a write waiting for the store's lock would),
+// another device registers and is welcomed; the first is welcomed once
+// its write is let go.
+func TestRegistrationsDoNotWaitForEachOther(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 5*time.Second)
+	slow, quick := testpki.NewDevice(t, f.CA), testpki.NewDevice(t, f.CA)
+	held, release := f.Runtime.HoldDevice(slow.ID())
+	defer release()
+	_, upSlow, _ := f.runNode(t, f.sessionConfig(slow))
+	testwait.Recv(t, held, waitTimeout, "the slow device's registration to be held")
+
+	_, upQuick, _ := f.runNode(t, f.sessionConfig(quick))
+	testwait.Recv(t, upQuick, waitTimeout, "the other device's welcome while the first one's registration is held")
+	if got := testwait.Recv(t, f.Runtime.Registered, waitTimeout, "NodeRegistered"); got.DeviceID != quick.ID() {
+		t.Fatalf("NodeRegistered(%s) finished first, want %s", got.DeviceID, quick.ID())
+	}
+	testwait.None(t, upSlow, "the held device's welcome")
+
+	release()
+	testwait.Recv(t, upSlow, waitTimeout, "the held device's welcome once released")
+	if n := f.Sessions.Count(); n != 2 {
+		t.Errorf("the registry holds %d sessions, want 2", n)
+	}
+}
+
 func TestRegistryRefuses(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, time.Second)
@@ -434,6 +462,20 @@ func TestRegistryRefuses(t *testing.T) {
 		t.Errorf("Run = %v, want ErrRegistrationRefused", err)
 	}
 	testwait.None(t, f.Runtime.Gone, "NodeGone")
+}
+
+// TestRegistrationRefusedAsRevoked: a device the runtime refuses as
+// revoked when it registers (revoked since its handshake) hears that it is
+// revoked, not that its registration was refused.
+func TestRegistrationRefusedAsRevoked(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, time.Second)
+	refusal := fmt.Errorf("recording node: %w", identity.ErrRevoked)
+	f.Runtime.Refuse.Store(&refusal)
+	err := nodequic.Run(t.Context(), f.sessionConfig(testpki.NewDevice(t, f.CA)), nil)
+	if !errors.Is(err, nodecarrier.ErrRevoked) || errors.Is(err, nodecarrier.ErrRegistrationRefused) || !strings.Contains(err.Error(), "device revoked") {
+		t.Errorf("Run = %v, want ErrRevoked saying the device is revoked", err)
+	}
 }
 
 func TestRenewCertificate(t *testing.T) {
@@ -513,8 +555,9 @@ func TestShutdownClosesSessions(t *testing.T) {
 	if err := testwait.Recv(t, errc, waitTimeout, "Serve to return"); err != nil {
 		t.Errorf("Serve = %v", err)
 	}
-	if err := testwait.Recv(t, done, waitTimeout, "Run to return"); !errors.Is(err, nodecarrier.ErrGatewayShutdown) {
-		t.Errorf("Run = %v, want ErrGatewayShutdown", err)
+	err = testwait.Recv(t, done, waitTimeout, "Run to return")
+	if within, ok := nodecarrier.ReconnectWithin(err); !errors.Is(err, nodecarrier.ErrGatewayShutdown) || !ok || within != carrier.ReconnectWindow(1) {
+		t.Errorf("Run = %v, want a GoAway with the window for one node (%v)", err, carrier.ReconnectWindow(1))
 	}
 	if g := testwait.Recv(t, f.Runtime.Gone, waitTimeout, "NodeGone"); !strings.Contains(g.Reason, "shutting down") {
 		t.Errorf("NodeGone reason %q", g.Reason)

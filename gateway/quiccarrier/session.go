@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -25,6 +26,35 @@ type session struct {
 	srv      *Server
 	conn     *quic.Conn
 	notAfter time.Time
+	// ctrl is the control stream once the node is welcomed, for a GoAway.
+	ctrl atomic.Pointer[controlStream]
+}
+
+// goAwayLinger bounds how long a shutting-down gateway waits for a node it
+// sent GoAway to close the connection itself: closing first could lose
+// the frame. The nodes are told in parallel, so this is about what a
+// shutdown waits for them all.
+const goAwayLinger = time.Second
+
+// closeWire closes ss's connection with e's code. A shutdown that gives
+// the node a window first sends it GoAway and waits (at most goAwayLinger)
+// for the node to close.
+func (ss *session) closeWire(e carrier.End) {
+	if c := ss.ctrl.Load(); c != nil && e.Kind == carrier.EndShutdown && e.ReconnectWithin > 0 {
+		f := &nodev1.Frame{Body: &nodev1.Frame_GoAway{GoAway: &nodev1.GoAway{
+			ReconnectWithinMs: e.ReconnectWithin.Milliseconds(),
+			Message:           e.Message,
+		}}}
+		if c.writeWithin(f, goAwayLinger/2) == nil {
+			t := time.NewTimer(goAwayLinger)
+			select {
+			case <-ss.conn.Context().Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
+	}
+	_ = ss.conn.CloseWithError(codeFor(e.Kind), e.Message)
 }
 
 // close ends ss with kind, reason being both what the node is told and what
@@ -59,15 +89,13 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 			Transport: wire.TransportQUIC,
 			RawCerts:  raw,
 			Remote:    conn.RemoteAddr().String(),
-			Close: func(e carrier.End) {
-				_ = conn.CloseWithError(codeFor(e.Kind), e.Message)
-			},
 		},
 		srv:      s,
 		conn:     conn,
 		notAfter: state.PeerCertificates[0].NotAfter,
 	}
 	ss.Conn = ss
+	ss.Close = ss.closeWire
 	if !s.reg.Track(ss.Session) {
 		_ = conn.CloseWithError(CodeShutdown, carrier.ShutdownMessage)
 		return
@@ -108,7 +136,7 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 		return fmt.Errorf("accepting control stream: %w", err)
 	}
 	defer str.CancelRead(0)
-	c := &controlStream{ss: ss, str: str, ttl: ttl}
+	c := &controlStream{ss: ss, str: str, ttl: ttl, wmu: make(chan struct{}, 1)}
 
 	var f nodev1.Frame
 	if err := c.read(&f); err != nil {
@@ -118,6 +146,17 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 	if reg == nil {
 		return c.protocolError("the first frame must be RegisterNode")
 	}
+	// Past the Registry's bound on registrations in progress the node is
+	// told when to come back before its registration queues on the store.
+	// (Handshakes are bounded apart, by Limits.MaxHandshakes: refusing
+	// there costs no handshake.)
+	release, err := s.reg.Admit()
+	if err != nil {
+		var busy *carrier.BusyError
+		errors.As(err, &busy)
+		return c.busy(ctx, busy)
+	}
+	defer release()
 	info := carrier.SessionInfo{
 		DeviceID:     ss.ID,
 		Name:         reg.GetName(),
@@ -130,7 +169,8 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 		Transport:    wire.TransportQUIC,
 	}
 	// Registering is part of attaching: the runtime hears NodeRegistered
-	// under the Registry's presence lock.
+	// under the device's lock in the Registry (other devices' registrations
+	// do not wait for it).
 	err = s.reg.Attach(ss.Session, func() (carrier.SessionInfo, error) {
 		return info, s.rt.NodeRegistered(ctx, info)
 	})
@@ -142,16 +182,20 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 		if errors.As(err, &busy) {
 			return c.busy(ctx, busy)
 		}
-		kind, ecode := carrier.EndRefused, nodev1.Error_CODE_UNKNOWN_DEVICE
+		kind, ecode, msg := carrier.EndRefused, nodev1.Error_CODE_UNKNOWN_DEVICE, "registration refused"
 		if errors.Is(err, identity.ErrRevoked) {
-			kind, ecode = carrier.EndRevoked, nodev1.Error_CODE_REVOKED
+			kind, ecode, msg = carrier.EndRevoked, nodev1.Error_CODE_REVOKED, carrier.RevokedReason
 		}
 		s.log.Info("node registration refused", "device", ss.ID, "err", err)
-		_ = c.write(errorFrame(ecode, "registration refused"))
-		ss.close(kind, "registration refused")
+		_ = c.write(errorFrame(ecode, msg))
+		ss.close(kind, msg)
 		return fmt.Errorf("registering node: %w", err)
 	}
 	s.log.Info("node registered", "device", ss.ID, "name", info.Name, "platform", info.Platform, "remote", ss.Remote)
+	// From here on a shutdown sends GoAway, before or after the Welcome
+	// (the node reads either).
+	ss.ctrl.Store(c)
+	release()
 	err = c.write(&nodev1.Frame{Body: &nodev1.Frame_Welcome{Welcome: s.cfg.Welcome(ss.ID, info.ConnectedAt, ss.notAfter)}})
 	if err != nil {
 		return err
@@ -190,12 +234,13 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 // that says when.
 const busyLinger = 2 * time.Second
 
-// busy answers a registration the store could not serve: an Error frame
+// busy answers a registration the gateway cannot serve now (its store
+// failed, or too many nodes are being admitted): an Error frame
 // with the wait, then the close once the node has read it and gone (or
 // after busyLinger).
 func (c *controlStream) busy(ctx context.Context, b *carrier.BusyError) error {
 	secs := int(b.RetryAfter / time.Second)
-	c.ss.srv.log.Warn("node registration deferred: the store failed; asked to retry", "device", c.ss.ID, "retry_in_s", secs, "err", b.Err)
+	c.ss.srv.log.Warn("node registration deferred; asked to retry", "device", c.ss.ID, "retry_in_s", secs, "err", b.Err)
 	msg := fmt.Sprintf("gateway busy; retry in %d s", secs)
 	f := errorFrame(nodev1.Error_CODE_BUSY, msg)
 	f.GetError().RetryAfterMs = b.RetryAfter.Milliseconds()
@@ -246,6 +291,10 @@ type controlStream struct {
 	ss  *session
 	str *quic.Stream
 	ttl time.Duration
+	// wmu is held while a frame is written: the session's goroutine and a
+	// shutdown's GoAway both write, and the GoAway must not wait long for
+	// a node that does not read.
+	wmu chan struct{}
 }
 
 // read reads one frame. A lapsed lease or a bad frame closes the connection.
@@ -279,7 +328,24 @@ func isTimeout(err error) bool {
 
 // write writes one frame, waiting at most one lease TTL.
 func (c *controlStream) write(f *nodev1.Frame) error {
-	_ = c.str.SetWriteDeadline(time.Now().Add(c.ttl))
+	return c.writeWithin(f, c.ttl)
+}
+
+// errWriteBusy: another write held the stream for the whole wait.
+var errWriteBusy = errors.New("the control stream is busy with another write")
+
+// writeWithin writes one frame, waiting at most d in all.
+func (c *controlStream) writeWithin(f *nodev1.Frame, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case c.wmu <- struct{}{}:
+	case <-t.C:
+		return errWriteBusy
+	}
+	defer func() { <-c.wmu }()
+	_ = c.str.SetWriteDeadline(deadline)
 	if err := wire.WriteFrame(c.str, f); err != nil {
 		return fmt.Errorf("writing control stream: %w", err)
 	}

@@ -47,6 +47,10 @@ type Registry struct {
 	CA *identity.CA
 	// Refuse, when set, is the error NodeRegistered fails with.
 	Refuse atomic.Pointer[error]
+	// Hold, when set, is called first by NodeRegistered with the device:
+	// it may block, as the gateway's store write can (the seam between a
+	// carrier and the store is the Runtime).
+	Hold atomic.Pointer[func(identity.DeviceID)]
 
 	Registered chan carrier.SessionInfo
 	Ready      chan carrier.SessionInfo
@@ -72,11 +76,35 @@ func New(ca *identity.CA) *Registry {
 }
 
 func (r *Registry) NodeRegistered(_ context.Context, s carrier.SessionInfo) error {
+	if hold := r.Hold.Load(); hold != nil {
+		(*hold)(s.DeviceID)
+	}
 	if err := r.Refuse.Load(); err != nil {
 		return *err
 	}
 	r.Registered <- s
 	return nil
+}
+
+// HoldDevice makes NodeRegistered of device id block, as a store write
+// stuck on a lock would, until release is called (release may be called
+// more than once); held receives once it blocks.
+func (r *Registry) HoldDevice(id identity.DeviceID) (held <-chan struct{}, release func()) {
+	h := make(chan struct{}, 1)
+	released := make(chan struct{})
+	var once sync.Once
+	hold := func(d identity.DeviceID) {
+		if d != id {
+			return
+		}
+		select {
+		case h <- struct{}{}:
+		default:
+		}
+		<-released
+	}
+	r.Hold.Store(&hold)
+	return h, func() { once.Do(func() { close(released) }) }
 }
 
 func (r *Registry) NodeReady(s carrier.SessionInfo) {

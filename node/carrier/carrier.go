@@ -60,6 +60,11 @@ type Config struct {
 	// and returns their results; ctx ends at the call's deadline or when
 	// the gateway cancels it. nil refuses every call.
 	Invoke InvokeHandler
+	// Reached, if set, is called once the gateway has answered: the QUIC
+	// carrier calls it when its handshake completes, before registering,
+	// so that a slow registration (a gateway busy with a storm of
+	// reconnects) is not mistaken for a network that drops UDP.
+	Reached func()
 }
 
 // InvokeHandler runs one call; progress sends a Progress frame.

@@ -39,6 +39,11 @@ var (
 	// the registration now (its store failed) and asked the node to come
 	// back later. Nothing is wrong with the device or the network.
 	ErrGatewayBusy = errors.New("gateway busy")
+	// ErrConnectionRefused: the gateway answered over UDP and refused the
+	// QUIC connection (CONNECTION_REFUSED: its cap on handshakes in
+	// progress, or quic-go's full accept queue). The path works and the
+	// gateway is up; a later attempt gets in.
+	ErrConnectionRefused = errors.New("the gateway refused the QUIC connection for now (too many handshakes in progress)")
 )
 
 // BusyError is a busy gateway's answer, with the wait it asked for.
@@ -54,6 +59,42 @@ func (e *BusyError) Error() string {
 
 // Is makes errors.Is(err, ErrGatewayBusy) hold.
 func (e *BusyError) Is(target error) bool { return target == ErrGatewayBusy }
+
+// GoAwayError is a gateway's notice that it is shutting down (a GoAway
+// frame): the node reconnects at a moment drawn at random within Within,
+// and does not count the end of the session as a failure.
+type GoAwayError struct {
+	Within  time.Duration
+	Message string
+}
+
+func (e *GoAwayError) Error() string {
+	return fmt.Sprintf("the gateway is shutting down and asked to be reconnected to within %s: %q", e.Within, e.Message)
+}
+
+// Is makes errors.Is(err, ErrGatewayShutdown) hold.
+func (e *GoAwayError) Is(target error) bool { return target == ErrGatewayShutdown }
+
+// maxGoAwayWindow bounds the window a gateway may ask for, as
+// maxBusyRetry bounds a busy gateway's wait.
+const maxGoAwayWindow = 5 * time.Minute
+
+// GoAway maps a GoAway frame to a *GoAwayError, its window held within
+// [0, maxGoAwayWindow].
+func GoAway(g *nodev1.GoAway) *GoAwayError {
+	ms := min(max(g.GetReconnectWithinMs(), 0), maxGoAwayWindow.Milliseconds())
+	return &GoAwayError{Within: time.Duration(ms) * time.Millisecond, Message: g.GetMessage()}
+}
+
+// ReconnectWithin returns the window a shutting-down gateway asked the
+// node to reconnect within, if err is its GoAway.
+func ReconnectWithin(err error) (time.Duration, bool) {
+	var g *GoAwayError
+	if errors.As(err, &g) {
+		return g.Within, true
+	}
+	return 0, false
+}
 
 // maxBusyRetry bounds the wait a gateway may ask for, so that a broken or
 // hostile answer cannot park a node for good; minBusyRetry keeps a node
@@ -85,6 +126,15 @@ func RetryAfter(err error) (time.Duration, bool) {
 // others (a busy gateway's store is the same behind each of them).
 func EndsAttempt(err error) bool {
 	return IsVerdict(err) || errors.Is(err, ErrGatewayBusy)
+}
+
+// ProvesQUIC reports whether err, a QUIC attempt's failure, is an answer
+// of the gateway over UDP that asks the node to come back later (busy, the
+// connection refused for now, a GoAway): the path works, so the node stays
+// on QUIC and does not take the gRPC fallback for it.
+func ProvesQUIC(err error) bool {
+	_, goAway := ReconnectWithin(err)
+	return goAway || errors.Is(err, ErrGatewayBusy) || errors.Is(err, ErrConnectionRefused)
 }
 
 // IsVerdict reports whether err is the gateway's verdict on this device

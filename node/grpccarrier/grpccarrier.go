@@ -308,6 +308,8 @@ func (c *Conn) readLoop(callsCtx context.Context, calls *sync.WaitGroup) error {
 			c.cancelCall(body.Cancel)
 		case *nodev1.Frame_Error:
 			return carrier.ErrorFrame(body.Error)
+		case *nodev1.Frame_GoAway:
+			return carrier.GoAway(body.GoAway)
 		default:
 			return fmt.Errorf("%w: unexpected frame %T", carrier.ErrProtocol, f.Body)
 		}

@@ -53,9 +53,10 @@ func classify(err error) error {
 	}
 	var te *quic.TransportError
 	if errors.As(err, &te) && te.Remote && te.ErrorCode == quic.ConnectionRefused {
-		// The gateway's cap on handshakes in progress: it is busy (or
-		// flooded), and a later attempt may get through.
-		return fmt.Errorf("the gateway refused the connection: it has too many handshakes in progress: %w", err)
+		// The gateway's cap on handshakes in progress, or quic-go's full
+		// accept queue: it is busy (or flooded), and a later attempt may
+		// get through.
+		return fmt.Errorf("%w: %w", carrier.ErrConnectionRefused, err)
 	}
 	if errors.As(err, &te) && te.Remote && te.ErrorCode >= cryptoErrorBase && te.ErrorCode < cryptoErrorBase+0x100 {
 		switch alert := tls.AlertError(te.ErrorCode - cryptoErrorBase); alert {

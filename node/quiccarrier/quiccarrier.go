@@ -40,6 +40,14 @@ const (
 	// connection's timeout: together with carrier.SilenceLimit, a gateway
 	// that vanished is noticed within 15 s.
 	maxIdleTimeout = 15 * time.Second
+	// maxIncomingStreams is how many of the gateway's calls may run at
+	// once on the session (a stream each); more wait at the gateway for
+	// one to end. quic-go's default of 100 made the 101st call wait even
+	// when the calls are cheap. The bound is on goroutines (each call runs
+	// on one, a few KB of stack plus what its capability holds); the
+	// memory the streams' data can take is bounded apart from it, by the
+	// connection's flow-control window.
+	maxIncomingStreams = 1024
 )
 
 // Run dials, registers and keeps the lease renewed until ctx ends (it then
@@ -100,10 +108,14 @@ func connect(open openFunc) func(context.Context, carrier.Config, string, *tls.C
 			HandshakeIdleTimeout: carrier.HandshakeIdleTimeout,
 			KeepAlivePeriod:      keepAlivePeriod,
 			MaxIdleTimeout:       maxIdleTimeout,
+			MaxIncomingStreams:   maxIncomingStreams,
 		}
 		conn, err := open(ctx, addr, tlsConf, quicConf)
 		if err != nil {
 			return nil, classify(err)
+		}
+		if cfg.Reached != nil {
+			cfg.Reached()
 		}
 		c, err := register(ctx, cfg, conn)
 		if err != nil {
@@ -138,6 +150,10 @@ func register(ctx context.Context, cfg carrier.Config, conn *quic.Conn) (*Conn, 
 	}
 	if e := f.GetError(); e != nil {
 		return nil, fmt.Errorf("registering: %w", carrier.ErrorFrame(e))
+	}
+	if g := f.GetGoAway(); g != nil {
+		// The gateway began to shut down as it welcomed us.
+		return nil, fmt.Errorf("registering: %w", carrier.GoAway(g))
 	}
 	w := f.GetWelcome()
 	if w == nil {
@@ -189,10 +205,15 @@ func (c *Conn) Serve(ctx context.Context) error {
 		<-callsDone
 	}()
 	err := c.s.KeepLease(leaseCtx)
-	if ctx.Err() != nil {
+	_, goAway := carrier.ReconnectWithin(err)
+	switch {
+	case ctx.Err() != nil:
 		_ = c.conn.CloseWithError(wire.CodeNoError, "node going away")
 		err = ctx.Err()
-	} else {
+	case goAway:
+		// Closing at once lets the gateway stop without waiting for us.
+		_ = c.conn.CloseWithError(wire.CodeNoError, "gateway going away")
+	default:
 		// Tell the gateway why, if it is still listening.
 		_ = c.conn.CloseWithError(wire.CodeProtocol, "session failed")
 	}
@@ -220,6 +241,8 @@ func (c *Conn) readLoop() error {
 				continue
 			}
 			return carrier.ErrorFrame(body.Error)
+		case *nodev1.Frame_GoAway:
+			return carrier.GoAway(body.GoAway)
 		default:
 			return fmt.Errorf("%w: unexpected frame %T", carrier.ErrProtocol, f.Body)
 		}

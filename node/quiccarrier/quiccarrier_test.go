@@ -45,9 +45,9 @@ func TestClassify(t *testing.T) {
 		{"handshake failure", crypto(40, true), nil},
 		{"idle timeout", &quic.IdleTimeoutError{}, nil},
 		{"network", &net.OpError{Op: "read", Err: errors.New("connection refused")}, nil},
-		{"too many handshakes", &quic.TransportError{ErrorCode: quic.ConnectionRefused, Remote: true}, nil},
+		{"too many handshakes", &quic.TransportError{ErrorCode: quic.ConnectionRefused, Remote: true}, carrier.ErrConnectionRefused},
 	}
-	sentinels := []error{carrier.ErrRevoked, carrier.ErrCertificateRefused, carrier.ErrReplaced, carrier.ErrLeaseExpired, carrier.ErrGatewayShutdown, carrier.ErrRegistrationRefused, carrier.ErrProtocol}
+	sentinels := []error{carrier.ErrConnectionRefused, carrier.ErrRevoked, carrier.ErrCertificateRefused, carrier.ErrReplaced, carrier.ErrLeaseExpired, carrier.ErrGatewayShutdown, carrier.ErrRegistrationRefused, carrier.ErrProtocol}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -66,7 +66,7 @@ func TestClassify(t *testing.T) {
 		t.Error("ErrRevoked is not identity.ErrRevoked")
 	}
 	busy := classify(&quic.TransportError{ErrorCode: quic.ConnectionRefused, Remote: true})
-	if !strings.HasPrefix(busy.Error(), "the gateway refused the connection: it has too many handshakes in progress: ") {
+	if !strings.HasPrefix(busy.Error(), "the gateway refused the QUIC connection for now (too many handshakes in progress): ") || !carrier.ProvesQUIC(busy) {
 		t.Errorf("a refused handshake reads %q", busy)
 	}
 	if classify(nil) != nil {

@@ -74,7 +74,7 @@ func (x Capability_Privacy) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Capability_Privacy.Descriptor instead.
 func (Capability_Privacy) EnumDescriptor() ([]byte, []int) {
-	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{2, 0}
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{3, 0}
 }
 
 // Whether the node's owner must agree to each call.
@@ -127,7 +127,7 @@ func (x Capability_Consent) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Capability_Consent.Descriptor instead.
 func (Capability_Consent) EnumDescriptor() ([]byte, []int) {
-	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{2, 1}
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{3, 1}
 }
 
 type NodeEvent_Kind int32
@@ -179,7 +179,7 @@ func (x NodeEvent_Kind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NodeEvent_Kind.Descriptor instead.
 func (NodeEvent_Kind) EnumDescriptor() ([]byte, []int) {
-	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{4, 0}
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{5, 0}
 }
 
 type Error_Code int32
@@ -248,7 +248,7 @@ func (x Error_Code) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Error_Code.Descriptor instead.
 func (Error_Code) EnumDescriptor() ([]byte, []int) {
-	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{15, 0}
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{16, 0}
 }
 
 // Frame is one message on a QUIC stream: 4-byte big-endian length, then the
@@ -270,6 +270,7 @@ type Frame struct {
 	//	*Frame_Progress
 	//	*Frame_Result
 	//	*Frame_Cancel
+	//	*Frame_GoAway
 	Body          isFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -429,6 +430,15 @@ func (x *Frame) GetCancel() *Cancel {
 	return nil
 }
 
+func (x *Frame) GetGoAway() *GoAway {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_GoAway); ok {
+			return x.GoAway
+		}
+	}
+	return nil
+}
+
 type isFrame_Body interface {
 	isFrame_Body()
 }
@@ -485,6 +495,10 @@ type Frame_Cancel struct {
 	Cancel *Cancel `protobuf:"bytes,13,opt,name=cancel,proto3,oneof"`
 }
 
+type Frame_GoAway struct {
+	GoAway *GoAway `protobuf:"bytes,14,opt,name=go_away,json=goAway,proto3,oneof"`
+}
+
 func (*Frame_RegisterNode) isFrame_Body() {}
 
 func (*Frame_Welcome) isFrame_Body() {}
@@ -511,6 +525,66 @@ func (*Frame_Result) isFrame_Body() {}
 
 func (*Frame_Cancel) isFrame_Body() {}
 
+func (*Frame_GoAway) isFrame_Body() {}
+
+// GoAway tells a node, on its control stream (over gRPC: its StreamEvents),
+// that the gateway is shutting down and it should reconnect at a moment
+// drawn at random within reconnect_within_ms from now, so that the nodes
+// of a restarted gateway come back spread out rather than all at once. The
+// gateway closes the session after it. It is not a failure: the node's
+// backoff is not counted up for it.
+type GoAway struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	ReconnectWithinMs int64                  `protobuf:"varint,1,opt,name=reconnect_within_ms,json=reconnectWithinMs,proto3" json:"reconnect_within_ms,omitempty"`
+	Message           string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *GoAway) Reset() {
+	*x = GoAway{}
+	mi := &file_proto_node_v1_node_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GoAway) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GoAway) ProtoMessage() {}
+
+func (x *GoAway) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_node_v1_node_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GoAway.ProtoReflect.Descriptor instead.
+func (*GoAway) Descriptor() ([]byte, []int) {
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GoAway) GetReconnectWithinMs() int64 {
+	if x != nil {
+		return x.ReconnectWithinMs
+	}
+	return 0
+}
+
+func (x *GoAway) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 // RegisterNode is the first frame on the node's control stream.
 type RegisterNode struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -525,7 +599,7 @@ type RegisterNode struct {
 
 func (x *RegisterNode) Reset() {
 	*x = RegisterNode{}
-	mi := &file_proto_node_v1_node_proto_msgTypes[1]
+	mi := &file_proto_node_v1_node_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -537,7 +611,7 @@ func (x *RegisterNode) String() string {
 func (*RegisterNode) ProtoMessage() {}
 
 func (x *RegisterNode) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_v1_node_proto_msgTypes[1]
+	mi := &file_proto_node_v1_node_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -550,7 +624,7 @@ func (x *RegisterNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterNode.ProtoReflect.Descriptor instead.
 func (*RegisterNode) Descriptor() ([]byte, []int) {
-	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{1}
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *RegisterNode) GetName() string {
@@ -598,7 +672,7 @@ type Capability struct {
 
 func (x *Capability) Reset() {
 	*x = Capability{}
-	mi := &file_proto_node_v1_node_proto_msgTypes[2]
+	mi := &file_proto_node_v1_node_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -610,7 +684,7 @@ func (x *Capability) String() string {
 func (*Capability) ProtoMessage() {}
 
 func (x *Capability) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_v1_node_proto_msgTypes[2]
+	mi := &file_proto_node_v1_node_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -623,7 +697,7 @@ func (x *Capability) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Capability.ProtoReflect.Descriptor instead.
 func (*Capability) Descriptor() ([]byte, []int) {
-	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{2}
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Capability) GetName() string {
@@ -679,7 +753,7 @@ type CapabilitiesChanged struct {
 
 func (x *CapabilitiesChanged) Reset() {
 	*x = CapabilitiesChanged{}
-	mi := &file_proto_node_v1_node_proto_msgTypes[3]
+	mi := &file_proto_node_v1_node_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -691,7 +765,7 @@ func (x *CapabilitiesChanged) String() string {
 func (*CapabilitiesChanged) ProtoMessage() {}
 
 func (x *CapabilitiesChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_v1_node_proto_msgTypes[3]
+	mi := &file_proto_node_v1_node_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -704,7 +778,7 @@ func (x *CapabilitiesChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CapabilitiesChanged.ProtoReflect.Descriptor instead.
 func (*CapabilitiesChanged) Descriptor() ([]byte, []int) {
-	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{3}
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CapabilitiesChanged) GetCapabilities() []*Capability {
@@ -728,7 +802,7 @@ type NodeEvent struct {
 
 func (x *NodeEvent) Reset() {
 	*x = NodeEvent{}
-	mi := &file_proto_node_v1_node_proto_msgTypes[4]
+	mi := &file_proto_node_v1_node_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -740,7 +814,7 @@ func (x *NodeEvent) String() string {
 func (*NodeEvent) ProtoMessage() {}
 
 func (x *NodeEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_v1_node_proto_msgTypes[4]
+	mi := &file_proto_node_v1_node_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -753,7 +827,7 @@ func (x *NodeEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeEvent.ProtoReflect.Descriptor instead.
 func (*NodeEvent) Descriptor() ([]byte, []int) {
-	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{4}
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *NodeEvent) GetTimeUnixMs() int64 {
@@ -810,7 +884,7 @@ type Invoke struct {
 
 func (x *Invoke) Reset() {
 	*x = Invoke{}
-	mi := &file_proto_node_v1_node_proto_msgTypes[5]
+	mi := &file_proto_node_v1_node_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -822,7 +896,7 @@ func (x *Invoke) String() string {
 func (*Invoke) ProtoMessage() {}
 
 func (x *Invoke) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_v1_node_proto_msgTypes[5]
+	mi := &file_proto_node_v1_node_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -835,7 +909,7 @@ func (x *Invoke) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Invoke.ProtoReflect.Descriptor instead.
 func (*Invoke) Descriptor() ([]byte, []int) {
-	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{5}
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Invoke) GetRequestId() string {
@@ -883,7 +957,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_proto_node_v1_node_proto_msgTypes[6]
+	mi := &file_proto_node_v1_node_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +969,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_v1_node_proto_msgTypes[6]
+	mi := &file_proto_node_v1_node_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +982,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{6}
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Progress) GetRequestId() string {
@@ -946,7 +1020,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_proto_node_v1_node_proto_msgTypes[7]
+	mi := &file_proto_node_v1_node_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -958,7 +1032,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_v1_node_proto_msgTypes[7]
+	mi := &file_proto_node_v1_node_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -971,7 +1045,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{7}
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Result) GetRequestId() string {
@@ -1027,7 +1101,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_proto_node_v1_node_proto_msgTypes[8]
+	mi := &file_proto_node_v1_node_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1039,7 +1113,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_v1_node_proto_msgTypes[8]
+	mi := &file_proto_node_v1_node_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1052,7 +1126,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{8}
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Cancel) GetRequestId() string {
@@ -1078,7 +1152,7 @@ type SubmitResultResponse struct {
 
 func (x *SubmitResultResponse) Reset() {
 	*x = SubmitResultResponse{}
-	mi := &file_proto_node_v1_node_proto_msgTypes[9]
+	mi := &file_proto_node_v1_node_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1090,7 +1164,7 @@ func (x *SubmitResultResponse) String() string {
 func (*SubmitResultResponse) ProtoMessage() {}
 
 func (x *SubmitResultResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_v1_node_proto_msgTypes[9]
+	mi := &file_proto_node_v1_node_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1103,7 +1177,7 @@ func (x *SubmitResultResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitResultResponse.ProtoReflect.Descriptor instead.
 func (*SubmitResultResponse) Descriptor() ([]byte, []int) {
-	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{9}
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{10}
 }
 
 // Welcome answers RegisterNode.
@@ -1122,7 +1196,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_proto_node_v1_node_proto_msgTypes[10]
+	mi := &file_proto_node_v1_node_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1134,7 +1208,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_v1_node_proto_msgTypes[10]
+	mi := &file_proto_node_v1_node_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1147,7 +1221,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{10}
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Welcome) GetDeviceId() string {
@@ -1194,7 +1268,7 @@ type LeaseRenewal struct {
 
 func (x *LeaseRenewal) Reset() {
 	*x = LeaseRenewal{}
-	mi := &file_proto_node_v1_node_proto_msgTypes[11]
+	mi := &file_proto_node_v1_node_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1206,7 +1280,7 @@ func (x *LeaseRenewal) String() string {
 func (*LeaseRenewal) ProtoMessage() {}
 
 func (x *LeaseRenewal) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_v1_node_proto_msgTypes[11]
+	mi := &file_proto_node_v1_node_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1219,7 +1293,7 @@ func (x *LeaseRenewal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRenewal.ProtoReflect.Descriptor instead.
 func (*LeaseRenewal) Descriptor() ([]byte, []int) {
-	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{11}
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LeaseRenewal) GetSequence() uint64 {
@@ -1239,7 +1313,7 @@ type LeaseGranted struct {
 
 func (x *LeaseGranted) Reset() {
 	*x = LeaseGranted{}
-	mi := &file_proto_node_v1_node_proto_msgTypes[12]
+	mi := &file_proto_node_v1_node_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1251,7 +1325,7 @@ func (x *LeaseGranted) String() string {
 func (*LeaseGranted) ProtoMessage() {}
 
 func (x *LeaseGranted) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_v1_node_proto_msgTypes[12]
+	mi := &file_proto_node_v1_node_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1264,7 +1338,7 @@ func (x *LeaseGranted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseGranted.ProtoReflect.Descriptor instead.
 func (*LeaseGranted) Descriptor() ([]byte, []int) {
-	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{12}
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LeaseGranted) GetSequence() uint64 {
@@ -1292,7 +1366,7 @@ type RenewCertificate struct {
 
 func (x *RenewCertificate) Reset() {
 	*x = RenewCertificate{}
-	mi := &file_proto_node_v1_node_proto_msgTypes[13]
+	mi := &file_proto_node_v1_node_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1304,7 +1378,7 @@ func (x *RenewCertificate) String() string {
 func (*RenewCertificate) ProtoMessage() {}
 
 func (x *RenewCertificate) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_v1_node_proto_msgTypes[13]
+	mi := &file_proto_node_v1_node_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1317,7 +1391,7 @@ func (x *RenewCertificate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewCertificate.ProtoReflect.Descriptor instead.
 func (*RenewCertificate) Descriptor() ([]byte, []int) {
-	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{13}
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RenewCertificate) GetCsr() []byte {
@@ -1337,7 +1411,7 @@ type CertificateRenewed struct {
 
 func (x *CertificateRenewed) Reset() {
 	*x = CertificateRenewed{}
-	mi := &file_proto_node_v1_node_proto_msgTypes[14]
+	mi := &file_proto_node_v1_node_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1349,7 +1423,7 @@ func (x *CertificateRenewed) String() string {
 func (*CertificateRenewed) ProtoMessage() {}
 
 func (x *CertificateRenewed) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_v1_node_proto_msgTypes[14]
+	mi := &file_proto_node_v1_node_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1362,7 +1436,7 @@ func (x *CertificateRenewed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateRenewed.ProtoReflect.Descriptor instead.
 func (*CertificateRenewed) Descriptor() ([]byte, []int) {
-	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{14}
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CertificateRenewed) GetCertificate() []byte {
@@ -1386,7 +1460,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_proto_node_v1_node_proto_msgTypes[15]
+	mi := &file_proto_node_v1_node_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1472,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_node_v1_node_proto_msgTypes[15]
+	mi := &file_proto_node_v1_node_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1485,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{15}
+	return file_proto_node_v1_node_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Error) GetCode() Error_Code {
@@ -1439,7 +1513,7 @@ var File_proto_node_v1_node_proto protoreflect.FileDescriptor
 
 const file_proto_node_v1_node_proto_rawDesc = "" +
 	"\n" +
-	"\x18proto/node/v1/node.proto\x12\x0epalyra.node.v1\"\xc5\x06\n" +
+	"\x18proto/node/v1/node.proto\x12\x0epalyra.node.v1\"\xf8\x06\n" +
 	"\x05Frame\x12C\n" +
 	"\rregister_node\x18\x01 \x01(\v2\x1c.palyra.node.v1.RegisterNodeH\x00R\fregisterNode\x123\n" +
 	"\awelcome\x18\x02 \x01(\v2\x17.palyra.node.v1.WelcomeH\x00R\awelcome\x12C\n" +
@@ -1454,8 +1528,12 @@ const file_proto_node_v1_node_proto_rawDesc = "" +
 	" \x01(\v2\x16.palyra.node.v1.InvokeH\x00R\x06invoke\x126\n" +
 	"\bprogress\x18\v \x01(\v2\x18.palyra.node.v1.ProgressH\x00R\bprogress\x120\n" +
 	"\x06result\x18\f \x01(\v2\x16.palyra.node.v1.ResultH\x00R\x06result\x120\n" +
-	"\x06cancel\x18\r \x01(\v2\x16.palyra.node.v1.CancelH\x00R\x06cancelB\x06\n" +
-	"\x04body\"\x98\x01\n" +
+	"\x06cancel\x18\r \x01(\v2\x16.palyra.node.v1.CancelH\x00R\x06cancel\x121\n" +
+	"\ago_away\x18\x0e \x01(\v2\x16.palyra.node.v1.GoAwayH\x00R\x06goAwayB\x06\n" +
+	"\x04body\"R\n" +
+	"\x06GoAway\x12.\n" +
+	"\x13reconnect_within_ms\x18\x01 \x01(\x03R\x11reconnectWithinMs\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x98\x01\n" +
 	"\fRegisterNode\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
 	"\bplatform\x18\x02 \x01(\tR\bplatform\x12\x18\n" +
@@ -1574,60 +1652,62 @@ func file_proto_node_v1_node_proto_rawDescGZIP() []byte {
 }
 
 var file_proto_node_v1_node_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_proto_node_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_proto_node_v1_node_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_proto_node_v1_node_proto_goTypes = []any{
 	(Capability_Privacy)(0),      // 0: palyra.node.v1.Capability.Privacy
 	(Capability_Consent)(0),      // 1: palyra.node.v1.Capability.Consent
 	(NodeEvent_Kind)(0),          // 2: palyra.node.v1.NodeEvent.Kind
 	(Error_Code)(0),              // 3: palyra.node.v1.Error.Code
 	(*Frame)(nil),                // 4: palyra.node.v1.Frame
-	(*RegisterNode)(nil),         // 5: palyra.node.v1.RegisterNode
-	(*Capability)(nil),           // 6: palyra.node.v1.Capability
-	(*CapabilitiesChanged)(nil),  // 7: palyra.node.v1.CapabilitiesChanged
-	(*NodeEvent)(nil),            // 8: palyra.node.v1.NodeEvent
-	(*Invoke)(nil),               // 9: palyra.node.v1.Invoke
-	(*Progress)(nil),             // 10: palyra.node.v1.Progress
-	(*Result)(nil),               // 11: palyra.node.v1.Result
-	(*Cancel)(nil),               // 12: palyra.node.v1.Cancel
-	(*SubmitResultResponse)(nil), // 13: palyra.node.v1.SubmitResultResponse
-	(*Welcome)(nil),              // 14: palyra.node.v1.Welcome
-	(*LeaseRenewal)(nil),         // 15: palyra.node.v1.LeaseRenewal
-	(*LeaseGranted)(nil),         // 16: palyra.node.v1.LeaseGranted
-	(*RenewCertificate)(nil),     // 17: palyra.node.v1.RenewCertificate
-	(*CertificateRenewed)(nil),   // 18: palyra.node.v1.CertificateRenewed
-	(*Error)(nil),                // 19: palyra.node.v1.Error
+	(*GoAway)(nil),               // 5: palyra.node.v1.GoAway
+	(*RegisterNode)(nil),         // 6: palyra.node.v1.RegisterNode
+	(*Capability)(nil),           // 7: palyra.node.v1.Capability
+	(*CapabilitiesChanged)(nil),  // 8: palyra.node.v1.CapabilitiesChanged
+	(*NodeEvent)(nil),            // 9: palyra.node.v1.NodeEvent
+	(*Invoke)(nil),               // 10: palyra.node.v1.Invoke
+	(*Progress)(nil),             // 11: palyra.node.v1.Progress
+	(*Result)(nil),               // 12: palyra.node.v1.Result
+	(*Cancel)(nil),               // 13: palyra.node.v1.Cancel
+	(*SubmitResultResponse)(nil), // 14: palyra.node.v1.SubmitResultResponse
+	(*Welcome)(nil),              // 15: palyra.node.v1.Welcome
+	(*LeaseRenewal)(nil),         // 16: palyra.node.v1.LeaseRenewal
+	(*LeaseGranted)(nil),         // 17: palyra.node.v1.LeaseGranted
+	(*RenewCertificate)(nil),     // 18: palyra.node.v1.RenewCertificate
+	(*CertificateRenewed)(nil),   // 19: palyra.node.v1.CertificateRenewed
+	(*Error)(nil),                // 20: palyra.node.v1.Error
 }
 var file_proto_node_v1_node_proto_depIdxs = []int32{
-	5,  // 0: palyra.node.v1.Frame.register_node:type_name -> palyra.node.v1.RegisterNode
-	14, // 1: palyra.node.v1.Frame.welcome:type_name -> palyra.node.v1.Welcome
-	15, // 2: palyra.node.v1.Frame.lease_renewal:type_name -> palyra.node.v1.LeaseRenewal
-	16, // 3: palyra.node.v1.Frame.lease_granted:type_name -> palyra.node.v1.LeaseGranted
-	17, // 4: palyra.node.v1.Frame.renew_certificate:type_name -> palyra.node.v1.RenewCertificate
-	18, // 5: palyra.node.v1.Frame.certificate_renewed:type_name -> palyra.node.v1.CertificateRenewed
-	19, // 6: palyra.node.v1.Frame.error:type_name -> palyra.node.v1.Error
-	7,  // 7: palyra.node.v1.Frame.capabilities_changed:type_name -> palyra.node.v1.CapabilitiesChanged
-	8,  // 8: palyra.node.v1.Frame.event:type_name -> palyra.node.v1.NodeEvent
-	9,  // 9: palyra.node.v1.Frame.invoke:type_name -> palyra.node.v1.Invoke
-	10, // 10: palyra.node.v1.Frame.progress:type_name -> palyra.node.v1.Progress
-	11, // 11: palyra.node.v1.Frame.result:type_name -> palyra.node.v1.Result
-	12, // 12: palyra.node.v1.Frame.cancel:type_name -> palyra.node.v1.Cancel
-	6,  // 13: palyra.node.v1.RegisterNode.capabilities:type_name -> palyra.node.v1.Capability
-	0,  // 14: palyra.node.v1.Capability.privacy:type_name -> palyra.node.v1.Capability.Privacy
-	1,  // 15: palyra.node.v1.Capability.consent:type_name -> palyra.node.v1.Capability.Consent
-	6,  // 16: palyra.node.v1.CapabilitiesChanged.capabilities:type_name -> palyra.node.v1.Capability
-	2,  // 17: palyra.node.v1.NodeEvent.kind:type_name -> palyra.node.v1.NodeEvent.Kind
-	3,  // 18: palyra.node.v1.Error.code:type_name -> palyra.node.v1.Error.Code
-	5,  // 19: palyra.node.v1.Node.RegisterNode:input_type -> palyra.node.v1.RegisterNode
-	4,  // 20: palyra.node.v1.Node.StreamEvents:input_type -> palyra.node.v1.Frame
-	11, // 21: palyra.node.v1.Node.SubmitCapabilityResult:input_type -> palyra.node.v1.Result
-	14, // 22: palyra.node.v1.Node.RegisterNode:output_type -> palyra.node.v1.Welcome
-	4,  // 23: palyra.node.v1.Node.StreamEvents:output_type -> palyra.node.v1.Frame
-	13, // 24: palyra.node.v1.Node.SubmitCapabilityResult:output_type -> palyra.node.v1.SubmitResultResponse
-	22, // [22:25] is the sub-list for method output_type
-	19, // [19:22] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	6,  // 0: palyra.node.v1.Frame.register_node:type_name -> palyra.node.v1.RegisterNode
+	15, // 1: palyra.node.v1.Frame.welcome:type_name -> palyra.node.v1.Welcome
+	16, // 2: palyra.node.v1.Frame.lease_renewal:type_name -> palyra.node.v1.LeaseRenewal
+	17, // 3: palyra.node.v1.Frame.lease_granted:type_name -> palyra.node.v1.LeaseGranted
+	18, // 4: palyra.node.v1.Frame.renew_certificate:type_name -> palyra.node.v1.RenewCertificate
+	19, // 5: palyra.node.v1.Frame.certificate_renewed:type_name -> palyra.node.v1.CertificateRenewed
+	20, // 6: palyra.node.v1.Frame.error:type_name -> palyra.node.v1.Error
+	8,  // 7: palyra.node.v1.Frame.capabilities_changed:type_name -> palyra.node.v1.CapabilitiesChanged
+	9,  // 8: palyra.node.v1.Frame.event:type_name -> palyra.node.v1.NodeEvent
+	10, // 9: palyra.node.v1.Frame.invoke:type_name -> palyra.node.v1.Invoke
+	11, // 10: palyra.node.v1.Frame.progress:type_name -> palyra.node.v1.Progress
+	12, // 11: palyra.node.v1.Frame.result:type_name -> palyra.node.v1.Result
+	13, // 12: palyra.node.v1.Frame.cancel:type_name -> palyra.node.v1.Cancel
+	5,  // 13: palyra.node.v1.Frame.go_away:type_name -> palyra.node.v1.GoAway
+	7,  // 14: palyra.node.v1.RegisterNode.capabilities:type_name -> palyra.node.v1.Capability
+	0,  // 15: palyra.node.v1.Capability.privacy:type_name -> palyra.node.v1.Capability.Privacy
+	1,  // 16: palyra.node.v1.Capability.consent:type_name -> palyra.node.v1.Capability.Consent
+	7,  // 17: palyra.node.v1.CapabilitiesChanged.capabilities:type_name -> palyra.node.v1.Capability
+	2,  // 18: palyra.node.v1.NodeEvent.kind:type_name -> palyra.node.v1.NodeEvent.Kind
+	3,  // 19: palyra.node.v1.Error.code:type_name -> palyra.node.v1.Error.Code
+	6,  // 20: palyra.node.v1.Node.RegisterNode:input_type -> palyra.node.v1.RegisterNode
+	4,  // 21: palyra.node.v1.Node.StreamEvents:input_type -> palyra.node.v1.Frame
+	12, // 22: palyra.node.v1.Node.SubmitCapabilityResult:input_type -> palyra.node.v1.Result
+	15, // 23: palyra.node.v1.Node.RegisterNode:output_type -> palyra.node.v1.Welcome
+	4,  // 24: palyra.node.v1.Node.StreamEvents:output_type -> palyra.node.v1.Frame
+	14, // 25: palyra.node.v1.Node.SubmitCapabilityResult:output_type -> palyra.node.v1.SubmitResultResponse
+	23, // [23:26] is the sub-list for method output_type
+	20, // [20:23] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_proto_node_v1_node_proto_init() }
@@ -1649,6 +1729,7 @@ func file_proto_node_v1_node_proto_init() {
 		(*Frame_Progress)(nil),
 		(*Frame_Result)(nil),
 		(*Frame_Cancel)(nil),
+		(*Frame_GoAway)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1656,7 +1737,7 @@ func file_proto_node_v1_node_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_node_v1_node_proto_rawDesc), len(file_proto_node_v1_node_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
