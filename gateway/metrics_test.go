@@ -22,6 +22,7 @@ func TestGatewayMetrics(t *testing.T) {
 		pairingAddresses: func() float64 { return 7 },
 		pairingWaiting:   func() float64 { return 2 },
 		storeCommits:     func() float64 { return 12 },
+		peerConnections:  func() float64 { return 2 },
 	})
 	m.invocationDone(transportQUIC, outcomeOK, 3*time.Millisecond)
 	m.invocationDone(transportGRPC, "offline", 50*time.Microsecond)
@@ -38,6 +39,8 @@ func TestGatewayMetrics(t *testing.T) {
 	m.tcpRefused("invented")
 	m.quicRefused(connlimit.Total)
 	m.quicRetried()
+	m.forwarded(outcomeOK)
+	m.forwarded("invented_by_a_peer")
 	nodes = 3
 
 	var b bytes.Buffer
@@ -80,12 +83,17 @@ func TestGatewayMetrics(t *testing.T) {
 		"# TYPE palyra_quic_retries_total counter\npalyra_quic_retries_total 1\n",
 		"# TYPE palyra_tcp_unauthenticated_connections gauge\npalyra_tcp_unauthenticated_connections 17\n",
 		"# TYPE palyra_quic_handshakes_in_progress gauge\npalyra_quic_handshakes_in_progress 5\n",
+		"# TYPE palyra_peer_connections gauge\npalyra_peer_connections 2\n",
+		"palyra_forwarded_calls_total{outcome=\"ok\"} 1\n",
+		"palyra_forwarded_calls_total{outcome=\"other\"} 1\n",
+		"palyra_forwarded_calls_total{outcome=\"offline\"} 0\n",
+		"palyra_invocation_duration_seconds_count{transport=\"peer\"} 0\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("metrics lack %q in:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, "made_up") || strings.Contains(out, "pigeon") || strings.Contains(out, "nonsense") {
+	if strings.Contains(out, "made_up") || strings.Contains(out, "pigeon") || strings.Contains(out, "nonsense") || strings.Contains(out, "invented") {
 		t.Errorf("a value outside the known sets reached the output:\n%s", out)
 	}
 
@@ -97,4 +105,5 @@ func TestGatewayMetrics(t *testing.T) {
 	none.tcpRefused(connlimit.Total)
 	none.quicRefused(connlimit.Total)
 	none.quicRetried()
+	none.forwarded(outcomeOK)
 }
