@@ -691,6 +691,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if g.cluster != nil {
 		// Before any node attaches: its route needs this gateway's row.
 		if err := g.cluster.Join(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while it started
+			}
 			return err
 		}
 		eg.Go(func() error { return g.cluster.Run(ctx) })

@@ -126,6 +126,8 @@ type Cluster struct {
 	mu sync.Mutex
 	// peers holds the connections to the other gateways, by ID.
 	peers map[string]*peerConn
+	// cache holds the routes read for forwarded calls.
+	cache map[identity.DeviceID]cachedRoute
 	// incoming counts the peer connections other gateways hold to this
 	// one.
 	incoming atomic.Int64
@@ -160,7 +162,7 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Cluster{cfg: cfg, log: cfg.Logger, peers: make(map[string]*peerConn), transport: cfg.Transport}
+	c := &Cluster{cfg: cfg, log: cfg.Logger, peers: make(map[string]*peerConn), cache: make(map[identity.DeviceID]cachedRoute), transport: cfg.Transport}
 	if _, err := c.certificate(); err != nil {
 		return nil, err
 	}

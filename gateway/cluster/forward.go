@@ -71,9 +71,11 @@ func (c *Cluster) connected(id string) bool {
 // stale is routed again once, with the route read anew; a call that may
 // have reached the node is never sent twice.
 func (c *Cluster) Forward(ctx context.Context, id identity.DeviceID, inv *nodev1.Invoke, timeout time.Duration) (res *nodev1.Result, handled bool) {
-	r, ok := c.route(ctx, id)
+	r, ok := c.cachedRoute(id)
 	if !ok {
-		return nil, false
+		if r, ok = c.route(ctx, id); !ok {
+			return nil, false
+		}
 	}
 	defer func() {
 		if c.cfg.Forwarded != nil {
@@ -88,15 +90,37 @@ func (c *Cluster) Forward(ctx context.Context, id identity.DeviceID, inv *nodev1
 	if refusal == nil {
 		return res, true
 	}
-	c.log.Info("a gateway refused a forwarded call; reading the route again", "device", id, "gateway", r.GatewayID, "epoch", r.Epoch, "why", refusal.GetMessage())
+	c.log.Info("a forwarded call was not delivered; reading the route again", "device", id, "gateway", r.GatewayID, "epoch", r.Epoch, "why", refusal.GetMessage())
+	c.forgetRoute(id)
 	again, ok := c.route(ctx, id)
 	if !ok || again == r {
 		return failure(callcode.Offline, "node %s is offline", id), true
 	}
 	if res, refusal = c.call(ctx, again, id, inv, timeout); refusal != nil {
+		c.forgetRoute(id)
 		return failure(callcode.Offline, "node %s is offline", id), true
 	}
 	return res, true
+}
+
+// cachedRoute returns the route last read for device id, if it is younger
+// than a lease. A cached route needs no check beyond the holder's own: a
+// stale one is refused (its epoch is not the session's, or the holder is
+// gone), and the route is read anew.
+func (c *Cluster) cachedRoute(id identity.DeviceID) (store.Route, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.cache[id]
+	if !ok || c.cfg.Now().Sub(e.at) >= c.cfg.LeaseTTL {
+		return store.Route{}, false
+	}
+	return e.r, true
+}
+
+func (c *Cluster) forgetRoute(id identity.DeviceID) {
+	c.mu.Lock()
+	delete(c.cache, id)
+	c.mu.Unlock()
 }
 
 // route returns the route of device id through another live gateway.
@@ -113,7 +137,15 @@ func (c *Cluster) route(ctx context.Context, id identity.DeviceID) (store.Route,
 		// more (its removal is on its way).
 		return store.Route{}, false
 	}
+	c.mu.Lock()
+	c.cache[id] = cachedRoute{r: r, at: c.cfg.Now()}
+	c.mu.Unlock()
 	return r, true
+}
+
+type cachedRoute struct {
+	r  store.Route
+	at time.Time
 }
 
 func failure(code, format string, args ...any) *nodev1.Result {
@@ -129,14 +161,15 @@ func (c *Cluster) call(ctx context.Context, r store.Route, id identity.DeviceID,
 			return failure(callcode.Timeout, "the call was cancelled"), nil
 		}
 		c.log.Warn("cannot reach the gateway that holds a node", "device", id, "gateway", r.GatewayID, "address", r.PeerAddress, "err", err)
-		return failure(callcode.Offline, "node %s is offline: gateway %s, which holds it, does not answer", id, r.GatewayID), nil
+		// Nothing was sent: the node may be elsewhere by now.
+		return nil, &peerv1.Refusal{Message: fmt.Sprintf("gateway %s, which holds it, does not answer", r.GatewayID)}
 	}
 	str, err := conn.OpenStreamSync(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return failure(callcode.Timeout, "the call was cancelled"), nil
 		}
-		return failure(callcode.Offline, "node %s is offline: gateway %s, which holds it, went away", id, r.GatewayID), nil
+		return nil, &peerv1.Refusal{Message: fmt.Sprintf("gateway %s, which holds it, went away", r.GatewayID)}
 	}
 	stop := context.AfterFunc(ctx, func() {
 		str.CancelWrite(codeCancelled)

@@ -269,14 +269,6 @@ func (d *Dispatcher) Invoke(ctx context.Context, req Request) (*Response, error)
 	if err := check(&req); err != nil {
 		return nil, err
 	}
-	// A node online has a session that authenticated its certificate and
-	// is closed on revocation; only others need looking up.
-	n := d.reachable(req.DeviceID)
-	if n == nil {
-		if err := d.checkDevice(ctx, req.DeviceID); err != nil {
-			return nil, err
-		}
-	}
 	now := d.cfg.Now()
 	id, err := newRequestID(now, d.cfg.Rand)
 	if err != nil {
@@ -285,12 +277,20 @@ func (d *Dispatcher) Invoke(ctx context.Context, req Request) (*Response, error)
 	resp := &Response{RequestID: id.String()}
 	inv := &nodev1.Invoke{RequestId: resp.RequestID, Capability: req.Capability, ArgsJson: req.Args, Caller: req.Caller}
 
+	// A node online, here or on the gateway its call is forwarded to, has
+	// a session that authenticated its certificate and is closed on
+	// revocation; only others need looking up.
 	transport := ""
-	if n != nil {
+	if n := d.reachable(req.DeviceID); n != nil {
 		resp.Result, transport = d.send(ctx, req.DeviceID, n, inv, req.Timeout, nil), n.transport
 	} else if d.cfg.Remote != nil {
 		if res, ok := d.forward(ctx, req.DeviceID, inv, req.Timeout); ok {
 			resp.Result, transport = res, TransportPeer
+		}
+	}
+	if resp.Result == nil || resp.Result.GetErrorCode() == callcode.Offline && transport == TransportPeer {
+		if err := d.checkDevice(ctx, req.DeviceID); err != nil {
+			return nil, err
 		}
 	}
 	if resp.Result != nil {
