@@ -18,6 +18,7 @@ import (
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/testpg"
+	"github.com/palyra/palyra-go/internal/testwait"
 	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node"
 	"github.com/palyra/palyra-go/node/capability"
@@ -258,4 +259,24 @@ func BenchmarkForwardedInvoke(b *testing.B) {
 	b.ReportMetric(float64(f.p99.Microseconds()), "forwarded-p99-us")
 	b.ReportMetric(float64(f.p50)/float64(d.p50), "ratio-p50")
 	b.ReportMetric(float64(f.p99)/float64(d.p99), "ratio-p99")
+}
+
+// A call queued through A for a node offline everywhere is delivered by
+// B, where the node comes back, and A's caller gets its result.
+func TestQueuedCallDeliveredByAnotherGateway(t *testing.T) {
+	t.Parallel()
+	db := testpg.New(t)
+	epA, epB := listenEndpoint(t), listenEndpoint(t)
+	a := startPeer(t, db, "gw-a", epA, []string{epA.addr})
+	b := startPeer(t, db, "gw-b", epB, []string{epB.addr})
+	laptop := pairedAgent(t, b, "laptop", nil, 0)
+	id := laptop.Status().DeviceID
+	_, answered := queueFor(t, a, id, "system.info", "")
+	stop := runAgent(laptop)
+	defer stop()
+	resp := testwait.Recv(t, answered, 30*time.Second, "the queued call's answer at A")
+	if !resp.Ok || !resp.Queued {
+		t.Fatalf("the queued call: %+v", resp)
+	}
+	waitHeld(t, a, id, "gw-b")
 }

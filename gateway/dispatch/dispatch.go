@@ -475,14 +475,48 @@ func (d *Dispatcher) queue(ctx context.Context, req Request, inv *nodev1.Invoke,
 	d.drain(req.DeviceID)
 	timer := time.NewTimer(req.QueueTTL + req.Timeout)
 	defer timer.Stop()
-	select {
-	case res := <-wait:
-		return res, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-timer.C:
-		return failure(callcode.Expired, "node %s did not come online within %v", req.DeviceID, req.QueueTTL), nil
+	// With other gateways, the node may come back through one of them,
+	// which delivers the call and records its result without telling
+	// this one: the store is looked at now and then.
+	var look <-chan time.Time
+	if d.cfg.Remote != nil {
+		ticker := time.NewTicker(remoteResultPoll)
+		defer ticker.Stop()
+		look = ticker.C
 	}
+	for {
+		select {
+		case res := <-wait:
+			return res, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-timer.C:
+			return failure(callcode.Expired, "node %s did not come online within %v", req.DeviceID, req.QueueTTL), nil
+		case <-look:
+			if res := d.recorded(ctx, inv.GetRequestId()); res != nil {
+				return res, nil
+			}
+		}
+	}
+}
+
+// remoteResultPoll is how often a caller waiting for a queued call looks
+// for a result another gateway of the database recorded.
+const remoteResultPoll = time.Second
+
+// recorded returns the result the store has for the queued call requestID
+// once it has ended, or nil.
+func (d *Dispatcher) recorded(ctx context.Context, requestID string) *nodev1.Result {
+	inv, err := d.cfg.Store.GetInvocation(ctx, requestID)
+	if err != nil || inv.State.Pending() || len(inv.Result) == 0 {
+		return nil
+	}
+	var res nodev1.Result
+	if err := proto.Unmarshal(inv.Result, &res); err != nil {
+		d.log.Error("reading a queued call's recorded result", "request_id", requestID, "err", err)
+		return nil
+	}
+	return &res
 }
 
 // drain delivers the device's queued calls, oldest first, one at a time,
