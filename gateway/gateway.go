@@ -112,6 +112,19 @@ type Config struct {
 	SkipMigrations bool
 	// Listen is HOST:PORT for both TCP (pairing) and UDP (QUIC).
 	Listen string
+	// GatewayID names the gateway among the gateways of its database
+	// (identity.CheckGatewayID); default: the one kept in DataDir's
+	// GatewayIDFile, made the first time. Only with Database.
+	GatewayID string
+	// PeerAddress is the HOST:PORT the other gateways of the database
+	// dial to forward calls to this one: its QUIC port, which serves them
+	// under their own ALPN. Default: the listen address (for a wildcard
+	// one, the first of the machine's addresses).
+	PeerAddress string
+	// PeerLeaseTTL is how long the other gateways count this one as alive
+	// after its last renewal (renewed every third of it); zero means
+	// cluster.DefaultLeaseTTL.
+	PeerLeaseTTL time.Duration
 	// Advertise lists the HOST:PORT addresses nodes are told to use;
 	// default: the listen address, or for a wildcard one (0.0.0.0, [::])
 	// the machine's addresses other machines could dial, with its port
@@ -221,6 +234,9 @@ type Gateway struct {
 	// presence holds the last-seen times not yet written.
 	presence *presence.Tracker
 	limits   limits
+	// cluster is the gateway's membership of its database's gateways; nil
+	// on SQLite, where a gateway is alone.
+	cluster *cluster.Cluster
 	// unauthenticated counts the TCP connections without a verified
 	// device certificate, for the caps.
 	unauthenticated *connlimit.Limiter
@@ -351,7 +367,16 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 			storeCommits:     func() float64 { return float64(g.store.Commits()) },
 			sweeper:          func() float64 { return boolGauge(g.Sweeper()) },
 			cluster:          g.clusterGauges(),
+			peerConnections: func() float64 {
+				if g.cluster == nil {
+					return 0
+				}
+				return float64(g.cluster.PeerConnections())
+			},
 		})
+	}
+	if g.cluster, err = g.newCluster(); err != nil {
+		return nil, err
 	}
 	if g.audit, err = auditlog.New(auditlog.Config{
 		Store:    g.store,
@@ -389,6 +414,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		Logger:  cfg.Logger.With("component", "dispatch"),
 		Done:    g.metrics.invocationDone,
 		Audit:   g.audit.Record,
+		Remote:  g.remote(),
 	}); err != nil {
 		return nil, err
 	}
@@ -399,6 +425,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		TLSCertificate: g.serverCertificate,
 		Common:         carriers("nodes"),
 		Limits:         quicLimits,
+		Peers:          g.peerProtocol(),
 	}); err != nil {
 		return nil, err
 	}
@@ -425,6 +452,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	}
 	if g.admin, err = admin.New(admin.Config{
 		Store:       freshStore{g.store, g.presence},
+		Holders:     g.holders,
 		Sessions:    g.runtime,
 		Nodes:       g.dispatch,
 		Events:      g.events,
@@ -751,8 +779,19 @@ func (g *Gateway) Run(ctx context.Context) error {
 	adminv1.RegisterAdminServer(adminServer, adminrpc.New(g.admin))
 	pairingHealth, adminHealth := addHealthAndReflection(pairingServer), addHealthAndReflection(adminServer)
 
+	if g.cluster != nil {
+		// Before any node attaches: its route needs this gateway's row.
+		if err := g.cluster.Join(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while it started
+			}
+			return err
+		}
+		eg.Go(func() error { return g.cluster.Run(ctx) })
+	}
 	g.cfg.Logger.Info("gateway running", "name", g.cfg.Name, "addresses", g.Addresses(), "admin_socket", g.admLn.Addr().String(),
-		"ca_fingerprint", g.ca.Fingerprint().String())
+		"ca_fingerprint", g.ca.Fingerprint().String(), "backend", g.store.Backend(), "gateway_id", g.GatewayID())
+	g.logPeers(ctx)
 	g.cfg.Logger.Info("connection limits (0: none)", "open_file_limit", connlimit.FileLimit(),
 		"tcp_handshake_timeout", g.limits.handshakeTimeout.String(), "tcp_idle_timeout", g.limits.idleTimeout.String(),
 		"max_unauthenticated_conns", g.limits.unauthenticated, "max_unauthenticated_conns_per_source", g.limits.perSource,
@@ -896,6 +935,9 @@ func (g *Gateway) sweep(ctx context.Context) error {
 }
 
 func (g *Gateway) closeAll() {
+	if g.cluster != nil {
+		g.cluster.Close()
+	}
 	if g.tcp != nil && g.cfg.TCPListener == nil {
 		g.tcp.Close()
 	}

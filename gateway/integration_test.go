@@ -25,6 +25,7 @@ import (
 
 func TestMain(m *testing.M) {
 	testflood.Main() // in a flood's child process, runs the flood and exits
+	peerChildMain()  // in a peer gateway's child process, runs it until killed
 	os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
 	os.Exit(testpg.Main(m))
 }

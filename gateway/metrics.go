@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/palyra/palyra-go/gateway/auditlog"
+	"github.com/palyra/palyra-go/gateway/dispatch"
 	"github.com/palyra/palyra-go/gateway/pairingsvc"
 	"github.com/palyra/palyra-go/gateway/pairingsvc/limit"
 	"github.com/palyra/palyra-go/internal/callcode"
@@ -26,9 +27,11 @@ const (
 	outcomeOK    = "ok"
 	outcomeOther = "other"
 
-	// Transports an invocation reached its node over.
+	// Transports an invocation reached its node over; a call forwarded to
+	// another gateway is "peer".
 	transportQUIC = "quic"
 	transportGRPC = "grpc"
+	transportPeer = dispatch.TransportPeer
 )
 
 // invocationOutcomes are the outcomes palyra_invocations_total counts by
@@ -45,7 +48,7 @@ var invocationOutcomes = []string{
 
 var (
 	capReasons      = []string{string(connlimit.Total), string(connlimit.PerSource)}
-	transports      = []string{transportQUIC, transportGRPC, outcomeOther}
+	transports      = []string{transportQUIC, transportGRPC, transportPeer, outcomeOther}
 	pairingOutcomes = []string{pairingsvc.OutcomePaired, pairingsvc.OutcomeWrongCode, pairingsvc.OutcomeRejected,
 		pairingsvc.OutcomeExpired, pairingsvc.OutcomeRefused, outcomeOther}
 	refusalReasons        = []string{string(limit.ReasonAddress), string(limit.ReasonBusy), outcomeOther}
@@ -87,6 +90,9 @@ type gatewayMetrics struct {
 	// pairingRefusals counts Pairing service calls the limits refused, by
 	// reason.
 	pairingRefusals *metrics.CounterVec
+	// forwardedCalls counts the calls forwarded to the gateway that holds
+	// their node, by outcome.
+	forwardedCalls *metrics.CounterVec
 }
 
 // gauges are sampled at each scrape; each must be safe to call from any
@@ -106,6 +112,8 @@ type gauges struct {
 	pairingWaiting func() float64
 	// storeCommits is palyra_store_commits_total.
 	storeCommits func() float64
+	// peerConnections is palyra_peer_connections.
+	peerConnections func() float64
 	// sweeper is palyra_sweeper.
 	sweeper func() float64
 	// cluster, on PostgreSQL only, are the revocation listener's.
@@ -150,6 +158,9 @@ func newGatewayMetrics(g gauges) *gatewayMetrics {
 			"cap"),
 		nodesDeferred: r.Counter("palyra_nodes_deferred_total",
 			`Paired nodes answered "gateway busy, retry in N s" because too many nodes were connecting at once (Config.MaxAdmittingNodes).`).With(),
+		forwardedCalls: r.Counter("palyra_forwarded_calls_total",
+			`Calls this gateway forwarded to the gateway of its database that holds their node, by outcome: "ok" or the error code.`,
+			"outcome"),
 		quicRetries: r.Counter("palyra_quic_retries_total",
 			"QUIC Retries asked of clients to prove their address, because many handshakes were in progress (per Initial packet).").With(),
 	}
@@ -161,6 +172,7 @@ func newGatewayMetrics(g gauges) *gatewayMetrics {
 	r.GaugeFunc("palyra_pairing_runs_in_progress", "Pairing service calls admitted and not yet past their exchange (requests waiting for approval do not count).", g.pairingRuns)
 	r.GaugeFunc("palyra_pairing_tracked_addresses", "Source addresses the pairing limits keep a bucket for (bounded).", g.pairingAddresses)
 	r.GaugeFunc("palyra_pairing_devices_waiting", "Devices connected and waiting for a decision on their pairing request.", g.pairingWaiting)
+	r.GaugeFunc("palyra_peer_connections", "QUIC connections between this gateway and the other gateways of its database, both ways.", g.peerConnections)
 	r.CounterFunc("palyra_store_commits_total",
 		"Write transactions the store committed, each one sync to disk (audit rows and last-seen times are batched, many to a commit).",
 		g.storeCommits)
@@ -183,6 +195,7 @@ func newGatewayMetrics(g gauges) *gatewayMetrics {
 	// Known series start at 0, so rates are right from the first event.
 	for _, o := range invocationOutcomes {
 		m.invocations.With(o)
+		m.forwardedCalls.With(o)
 	}
 	for _, t := range transports {
 		m.invocationSeconds.With(t)
@@ -244,6 +257,14 @@ func (m *gatewayMetrics) invocationDone(transport, outcome string, d time.Durati
 	}
 	m.invocations.With(known(invocationOutcomes, outcome)).Inc()
 	m.invocationSeconds.With(known(transports, transport)).Observe(d.Seconds())
+}
+
+// forwarded records the outcome of a call forwarded to another gateway.
+func (m *gatewayMetrics) forwarded(outcome string) {
+	if m == nil {
+		return
+	}
+	m.forwardedCalls.With(known(invocationOutcomes, outcome)).Inc()
 }
 
 // pairingAttempt records the outcome of a pairing attempt

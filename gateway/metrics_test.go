@@ -28,6 +28,7 @@ func TestGatewayMetrics(t *testing.T) {
 			losses:    func() float64 { return 2 },
 			applied:   func() float64 { return 41 },
 		},
+		peerConnections: func() float64 { return 2 },
 	})
 	m.invocationDone(transportQUIC, outcomeOK, 3*time.Millisecond)
 	m.invocationDone(transportGRPC, "offline", 50*time.Microsecond)
@@ -46,6 +47,8 @@ func TestGatewayMetrics(t *testing.T) {
 	m.quicRetried()
 	m.nodeDeferred()
 	m.nodeDeferred()
+	m.forwarded(outcomeOK)
+	m.forwarded("invented_by_a_peer")
 	nodes = 3
 
 	var b bytes.Buffer
@@ -93,12 +96,17 @@ func TestGatewayMetrics(t *testing.T) {
 		"# TYPE palyra_revocation_listener_up gauge\npalyra_revocation_listener_up 0\n",
 		"# TYPE palyra_revocation_listener_losses_total counter\npalyra_revocation_listener_losses_total 2\n",
 		"# TYPE palyra_revocations_applied gauge\npalyra_revocations_applied 41\n",
+		"# TYPE palyra_peer_connections gauge\npalyra_peer_connections 2\n",
+		"palyra_forwarded_calls_total{outcome=\"ok\"} 1\n",
+		"palyra_forwarded_calls_total{outcome=\"other\"} 1\n",
+		"palyra_forwarded_calls_total{outcome=\"offline\"} 0\n",
+		"palyra_invocation_duration_seconds_count{transport=\"peer\"} 0\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("metrics lack %q in:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, "made_up") || strings.Contains(out, "pigeon") || strings.Contains(out, "nonsense") {
+	if strings.Contains(out, "made_up") || strings.Contains(out, "pigeon") || strings.Contains(out, "nonsense") || strings.Contains(out, "invented") {
 		t.Errorf("a value outside the known sets reached the output:\n%s", out)
 	}
 
@@ -110,4 +118,5 @@ func TestGatewayMetrics(t *testing.T) {
 	none.tcpRefused(connlimit.Total)
 	none.quicRefused(connlimit.Total)
 	none.quicRetried()
+	none.forwarded(outcomeOK)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/palyra/palyra-go/gateway/carrier"
+	"github.com/palyra/palyra-go/gateway/cluster"
 	"github.com/palyra/palyra-go/gateway/dispatch"
 	"github.com/palyra/palyra-go/gateway/events"
 	"github.com/palyra/palyra-go/gateway/pairingsvc"
@@ -64,6 +65,9 @@ func (r *nodeRuntime) NodeRenewed(id identity.DeviceID, at time.Time) {
 func (r *nodeRuntime) NodeGone(s carrier.SessionInfo, at time.Time, reason string) {
 	r.g.dispatch.Detach(s.DeviceID, r.carrier(s.Transport), reason)
 	r.g.presence.Gone(s.DeviceID, at)
+	if r.g.cluster != nil && s.Epoch != 0 {
+		r.g.cluster.Detached(cluster.Session{DeviceID: s.DeviceID, Epoch: s.Epoch})
+	}
 }
 
 // carrier is the carrier that reaches sessions of transport.
@@ -76,6 +80,10 @@ func (r *nodeRuntime) carrier(transport string) dispatch.Carrier {
 
 func (r *nodeRuntime) NodeReady(s carrier.SessionInfo) {
 	r.g.dispatch.Attach(s.DeviceID, s.Transport, r.carrier(s.Transport), s.Capabilities)
+	// The other gateways of the database learn that this one holds it.
+	if r.g.cluster != nil {
+		r.g.cluster.Attached(cluster.Session{DeviceID: s.DeviceID, Epoch: s.Epoch})
+	}
 }
 
 func (r *nodeRuntime) CapabilitiesChanged(id identity.DeviceID, caps []*nodev1.Capability) {

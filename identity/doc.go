@@ -6,7 +6,8 @@
 // public key alone, so it survives certificate renewal. The gateway's [CA]
 // issues short-lived device certificates from certificate signing requests,
 // taking the identity only from the request's key, and a server certificate
-// for the gateway's own listen addresses. [VerifyDeviceCertificate] is the one
+// for the gateway's own listen addresses, and the peer certificate a gateway
+// presents to the other gateways of its database ([VerifyGatewayCertificate]). [VerifyDeviceCertificate] is the one
 // place that turns a presented client certificate into a DeviceID.
 //
 // Time is always an argument; nothing here reads the clock. The package does

@@ -37,6 +37,10 @@ var (
 	// gateway's server certificate for the requested host.
 	ErrNotServerCertificate = errors.New("not a gateway server certificate")
 
+	// ErrNotGatewayCertificate: a certificate chains to the CA but is not
+	// another gateway's peer certificate (a device's, say).
+	ErrNotGatewayCertificate = errors.New("not a gateway peer certificate")
+
 	// ErrRevoked is for callers that keep the revocation list (the gateway's
 	// store): they wrap it when a verified device is revoked, so that every
 	// layer can tell "revoked" from other failures. This package has no

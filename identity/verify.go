@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -66,6 +67,11 @@ func deviceIDOf(leaf *x509.Certificate) (DeviceID, error) {
 		return DeviceID{}, fmt.Errorf("%w: the certificate's key is %s, device keys are Ed25519", ErrNotDeviceCertificate, keyTypeName(leaf.PublicKey))
 	}
 	id := DeviceIDFromPublicKey(pub)
+	for _, u := range leaf.URIs {
+		if strings.HasPrefix(u.String(), gatewayURIPrefix) {
+			return DeviceID{}, fmt.Errorf("%w: it is a gateway's certificate (%s)", ErrNotDeviceCertificate, u)
+		}
+	}
 	if len(leaf.DNSNames)+len(leaf.IPAddresses)+len(leaf.EmailAddresses) != 0 || len(leaf.URIs) != 1 {
 		return DeviceID{}, fmt.Errorf("%w: the certificate must name exactly one device URI and nothing else", ErrNotDeviceCertificate)
 	}

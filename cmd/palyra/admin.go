@@ -245,14 +245,18 @@ func cmdPairingDecide(env *environment, approve bool) *cobra.Command {
 
 var nodeList = listFormat[*adminv1.Node]{
 	none:   "no nodes",
-	header: "DEVICE\tNAME\tPLATFORM\tONLINE\tLAST SEEN",
+	header: "DEVICE\tNAME\tPLATFORM\tONLINE\tGATEWAY\tLAST SEEN",
 	row: func(n *adminv1.Node) []any {
-		return []any{n.DeviceId, printable(n.Name), printable(n.Platform), n.Online, unixMs(n.LastSeenUnixMs)}
+		gw := printable(n.Gateway)
+		if gw == "" {
+			gw = "-"
+		}
+		return []any{n.DeviceId, printable(n.Name), printable(n.Platform), n.Online, gw, unixMs(n.LastSeenUnixMs)}
 	},
 	json: func(n *adminv1.Node) map[string]any {
 		return map[string]any{
 			"device_id": n.DeviceId, "name": n.Name, "platform": n.Platform, "online": n.Online,
-			"last_seen": unixMs(n.LastSeenUnixMs), "version": n.Version,
+			"last_seen": unixMs(n.LastSeenUnixMs), "version": n.Version, "gateway": n.Gateway,
 		}
 	},
 }

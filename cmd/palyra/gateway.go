@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -19,7 +20,9 @@ func cmdGatewayRun(env *environment) *cobra.Command {
 	fs := c.Flags()
 	dir := fs.String("data-dir", dataDir(env), "directory for the gateway's state (created 0700)")
 	listen := fs.String("listen", gateway.DefaultListen, "HOST:PORT to listen on, TCP (pairing) and UDP (QUIC)")
-	advertise := fs.String("advertise", "", "comma-separated HOST:PORT addresses nodes are told to use (default: the listen address)")
+	advertise := fs.String("advertise", "", "comma-separated HOST:PORT addresses nodes are told to use (default: the listen address); with several gateways on one database, this one's first and then the others', for nodes to fail over")
+	peerAddress := fs.String("peer-address", "", "with --database: the HOST:PORT where the other gateways of the database reach this one (its QUIC port; default: the listen address)")
+	gatewayID := fs.String("gateway-id", "", "with --database: this gateway's ID among the gateways of the database (lowercase letters, digits, hyphens; default: made once and kept in the data directory)")
 	socket := fs.String("admin-socket", "", "admin API socket, on Windows its endpoint file (default $PALYRA_ADMIN_SOCKET or a per-user path)")
 	name := fs.String("name", gateway.DefaultName, "the gateway's name, shown to devices")
 	metricsListen := fs.String("metrics-listen", "", "loopback HOST:PORT to serve Prometheus metrics on, e.g. 127.0.0.1:9464 (default: none)")
@@ -49,10 +52,13 @@ func cmdGatewayRun(env *environment) *cobra.Command {
 		if err := checkDatabaseURL(db); err != nil {
 			return err
 		}
+		if db == "" && (*peerAddress != "" || *gatewayID != "") {
+			return usagef("--peer-address and --gateway-id are for gateways sharing a PostgreSQL database (--database)")
+		}
 		return gatewayRun(c, env, gateway.Config{
 			DataDir: *dir, Name: *name, Listen: *listen, AdminSocket: userdirs.AdminSocket(dirs(env), *socket),
 			MetricsListen: *metricsListen, AuditRetention: *auditRetention,
-			Database: db, SkipMigrations: *noMigrate,
+			Database: db, SkipMigrations: *noMigrate, PeerAddress: *peerAddress, GatewayID: *gatewayID,
 
 			MaxUnauthenticatedConns:          *maxUnauth,
 			MaxUnauthenticatedConnsPerSource: *maxUnauthPerSource,
@@ -83,7 +89,28 @@ func gatewayRun(c *cobra.Command, env *environment, cfg gateway.Config, advertis
 	}
 	fmt.Fprintf(env.stderr, "gateway %q listening on %s; admin socket %s; store %s\n", cfg.Name, strings.Join(g.Addresses(), ", "),
 		g.AdminAddr(), gateway.StoreLocation(cfg))
+	if id := g.GatewayID(); id != "" {
+		fmt.Fprintf(env.stderr, "gateway ID %s on PostgreSQL; %s\n", id, describePeers(c.Context(), g))
+	}
 	return g.Run(c.Context())
+}
+
+// describePeers says which other gateways of the database are alive.
+func describePeers(ctx context.Context, g *gateway.Gateway) string {
+	peers, err := g.Peers(ctx)
+	if err != nil {
+		return fmt.Sprintf("could not list the other gateways: %v", err)
+	}
+	var live []string
+	for _, p := range peers {
+		if p.Live {
+			live = append(live, p.ID+" at "+p.PeerAddress)
+		}
+	}
+	if len(live) == 0 {
+		return "no other gateway of the database is running"
+	}
+	return "other gateways running: " + strings.Join(live, ", ")
 }
 
 // databaseFlag adds --database to c; the function it returns gives the

@@ -40,6 +40,7 @@ func TestGatewayOnPostgresCLI(t *testing.T) {
 		done <- run(ctx, c.environment("", &runOut, &runErr, inEnv), []string{"gateway", "run", "--listen", "127.0.0.1:0", "--no-migrate"})
 	}()
 	line := waitForLine(t, &runErr, "listening on ")
+	peers := waitForLine(t, &runErr, " on PostgreSQL; ")
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("gateway run: exit %d\n%s", code, runErr.String())
@@ -48,6 +49,9 @@ func TestGatewayOnPostgresCLI(t *testing.T) {
 		t.Fatalf("startup line %q does not say %q", line, want)
 	}
 	noPassword("gateway run", runOut.String()+runErr.String())
+	if !strings.Contains(peers, "no other gateway of the database is running") {
+		t.Fatalf("gateway run's line about the other gateways: %q", peers)
+	}
 
 	// In a flag the password works, with a warning.
 	code, out, errOut = c.run(nil, "", "gateway", "migrate", "--database", roleURL)

@@ -68,16 +68,33 @@ func (s *Service) transport(id identity.DeviceID) string {
 	return s.cfg.Nodes.Node(id).Transport
 }
 
-func (s *Service) node(n store.Node) Node {
+// node is n with its presence: online here, or held by the gateway
+// holders names.
+func (s *Service) node(n store.Node, holders map[identity.DeviceID]string) Node {
 	return Node{
 		DeviceID:  n.DeviceID,
 		Name:      n.Name,
 		Platform:  n.Platform,
 		Version:   n.Version,
-		Online:    s.cfg.Sessions.Online(n.DeviceID),
+		Online:    s.cfg.Sessions.Online(n.DeviceID) || holders[n.DeviceID] != "",
 		LastSeen:  n.LastSeen,
 		Transport: s.transport(n.DeviceID),
+		Gateway:   holders[n.DeviceID],
 	}
+}
+
+// holders is Config.Holders' answer, or none: a listing shows at least
+// this gateway's own nodes when the routes cannot be read.
+func (s *Service) holders(ctx context.Context) map[identity.DeviceID]string {
+	if s.cfg.Holders == nil {
+		return nil
+	}
+	h, err := s.cfg.Holders(ctx)
+	if err != nil {
+		s.cfg.Logger.Warn("reading which gateway holds which node; listing this gateway's own", "err", err)
+		return nil
+	}
+	return h
 }
 
 // DescribeNode returns a node with its capabilities and recent events.
@@ -94,7 +111,7 @@ func (s *Service) DescribeNode(ctx context.Context, deviceID string) (NodeDetail
 	found := false
 	for _, n := range nodes {
 		if n.DeviceID == id {
-			out.Node, found = s.node(n), true
+			out.Node, found = s.node(n, s.holders(ctx)), true
 		}
 	}
 	if !found {

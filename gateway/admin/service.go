@@ -82,6 +82,11 @@ type Config struct {
 	Rand        io.Reader
 	Now         func() time.Time
 	Logger      *slog.Logger
+
+	// Holders, if set, maps the nodes online on any gateway of the
+	// database to the ID of the gateway that holds each (gateway/cluster);
+	// nil: this gateway is alone.
+	Holders func(ctx context.Context) (map[identity.DeviceID]string, error)
 }
 
 // Service is the admin API. Its methods are safe for concurrent use.
@@ -293,8 +298,11 @@ type Node struct {
 	Online   bool
 	LastSeen time.Time
 	// Transport is the carrier it is connected over ("quic" or "grpc"),
-	// or "".
+	// or "" (offline, or connected to another gateway of the database).
 	Transport string
+	// Gateway is the ID of the gateway of the database that holds its
+	// session, or "" (offline, or this gateway is alone).
+	Gateway string
 }
 
 // Nodes lists the registered nodes by name, with their presence.
@@ -304,9 +312,10 @@ func (s *Service) Nodes(ctx context.Context) ([]Node, error) {
 		return nil, s.internal("listing nodes", err)
 	}
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+	holders := s.holders(ctx)
 	out := make([]Node, 0, len(nodes))
 	for _, n := range nodes {
-		out = append(out, s.node(n))
+		out = append(out, s.node(n, holders))
 	}
 	return out, nil
 }

@@ -333,6 +333,7 @@ func nodeProto(n admin.Node) *adminv1.Node {
 		Online:         n.Online,
 		LastSeenUnixMs: n.LastSeen.UnixMilli(),
 		Transport:      n.Transport,
+		Gateway:        n.Gateway,
 	}
 }
 

@@ -1,22 +1,32 @@
 // Package cluster is what gateways sharing one PostgreSQL database agree on
-// outside the store's tables, each over a connection of its own (not from
-// the store's pool, whose connections come and go):
+// outside the request path of one gateway:
 //
-//   - Revocations follows the database's revocations: it listens for the
-//     store's notifications (store.RevocationChannel) and, on each one and
-//     after every (re)connect, reads the revocations numbered above the
-//     last it applied and hands each to the gateway, which closes that
-//     device's sessions. A revocation made on any gateway thus closes the
-//     device's sessions on all of them at once; the handshake check
-//     against the store stays the last line.
+//   - Cluster is how they know each other and reach the nodes the others
+//     hold. Each gateway keeps a lease on its row of the gateways table
+//     (renewed every RenewInterval) and writes a route when a node's
+//     session attaches to it and removes it when it detaches. A call that
+//     reaches a gateway for a node another gateway holds is forwarded
+//     there: over QUIC, on the holder's own node port under the peer ALPN
+//     (quiccarrier.Peers), with mutual TLS between gateway peer
+//     certificates of the shared CA, one stream per call carrying the call
+//     and the session epoch its route named. The holder refuses a call
+//     whose epoch is not its session's; the caller then reads the route
+//     again, once.
+//   - Revocations follows the database's revocations over a connection of
+//     its own (not from the store's pool, whose connections come and go):
+//     it listens for the store's notifications (store.RevocationChannel)
+//     and, on each one and after every (re)connect, reads the revocations
+//     numbered above the last it applied and hands each to the gateway,
+//     which closes that device's sessions. A revocation made on any gateway
+//     thus closes the device's sessions on all of them at once; the
+//     handshake check against the store stays the last line.
 //   - Leader runs the gateway's sweeps on one gateway at a time: the one
 //     holding a session-level advisory lock, which PostgreSQL releases
 //     when that connection ends, so another gateway takes over.
 //
-// On SQLite there is one gateway, and neither is used.
-//
-// It must not import the carriers, networking other than the PostgreSQL
-// driver, or UI packages.
+// On SQLite a gateway is alone and none of this runs. It must not import
+// the carriers, the dispatcher or UI packages: it reaches the node runtime
+// through its Local interface and the database through the store.
 package cluster
 
 import (

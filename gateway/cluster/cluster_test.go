@@ -15,23 +15,12 @@ import (
 	"github.com/palyra/palyra-go/gateway/cluster"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
-	"github.com/palyra/palyra-go/internal/golist"
 	"github.com/palyra/palyra-go/internal/testlog"
 	"github.com/palyra/palyra-go/internal/testpg"
 	"github.com/palyra/palyra-go/internal/testwait"
 )
 
 func TestMain(m *testing.M) { os.Exit(testpg.Main(m)) }
-
-const module = "github.com/palyra/palyra-go/"
-
-// The package coordinates over the database only: no carriers, no other
-// networking, no GUI.
-func TestImports(t *testing.T) {
-	t.Parallel()
-	golist.Fence(t, golist.Deps(t), module+"gateway/quiccarrier", module+"gateway/grpccarrier", module+"gateway/carrier",
-		module+"node", module+"app", "fyne.io/", "github.com/quic-go/", "google.golang.org/grpc")
-}
 
 // named is url with an application_name, which the dedicated connections
 // are named after.

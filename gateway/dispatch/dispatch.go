@@ -71,7 +71,22 @@ type Config struct {
 	// the call wait for the disk (the gateway's auditlog.Writer.Record);
 	// otherwise each is written to Store at once.
 	Audit func(store.AuditEvent)
+	// Remote, if set, reaches the nodes other gateways of the database
+	// hold (gateway/cluster): a direct call for a node not attached here
+	// goes there before it is answered "offline" or queued.
+	Remote Remote
 }
+
+// Remote forwards a call to the gateway that holds its node. Forward
+// reports handled false when no other gateway does; otherwise its result
+// is the call's, with ctx's deadline already applied.
+type Remote interface {
+	Forward(ctx context.Context, id identity.DeviceID, inv *nodev1.Invoke, timeout time.Duration) (res *nodev1.Result, handled bool)
+}
+
+// TransportPeer is the transport Config.Done names for a call another
+// gateway carried.
+const TransportPeer = "peer"
 
 // Dispatcher runs invocations. It is safe for concurrent use.
 type Dispatcher struct {
@@ -254,14 +269,6 @@ func (d *Dispatcher) Invoke(ctx context.Context, req Request) (*Response, error)
 	if err := check(&req); err != nil {
 		return nil, err
 	}
-	// A node online has a session that authenticated its certificate and
-	// is closed on revocation; only others need looking up.
-	n := d.reachable(req.DeviceID)
-	if n == nil {
-		if err := d.checkDevice(ctx, req.DeviceID); err != nil {
-			return nil, err
-		}
-	}
 	now := d.cfg.Now()
 	id, err := newRequestID(now, d.cfg.Rand)
 	if err != nil {
@@ -270,15 +277,30 @@ func (d *Dispatcher) Invoke(ctx context.Context, req Request) (*Response, error)
 	resp := &Response{RequestID: id.String()}
 	inv := &nodev1.Invoke{RequestId: resp.RequestID, Capability: req.Capability, ArgsJson: req.Args, Caller: req.Caller}
 
-	if n != nil {
-		resp.Result = d.send(ctx, req.DeviceID, n, inv, req.Timeout)
+	// A node online, here or on the gateway its call is forwarded to, has
+	// a session that authenticated its certificate and is closed on
+	// revocation; only others need looking up.
+	transport := ""
+	if n := d.reachable(req.DeviceID); n != nil {
+		resp.Result, transport = d.send(ctx, req.DeviceID, n, inv, req.Timeout, nil), n.transport
+	} else if d.cfg.Remote != nil {
+		if res, ok := d.forward(ctx, req.DeviceID, inv, req.Timeout); ok {
+			resp.Result, transport = res, TransportPeer
+		}
+	}
+	if resp.Result == nil || resp.Result.GetErrorCode() == callcode.Offline && transport == TransportPeer {
+		if err := d.checkDevice(ctx, req.DeviceID); err != nil {
+			return nil, err
+		}
+	}
+	if resp.Result != nil {
 		if resp.Result.GetErrorCode() != callcode.Offline || req.QueueTTL <= 0 {
 			if ctx.Err() != nil {
 				// The node may have run it: the log says the caller left.
 				d.audit(req.DeviceID, inv, failure(callcode.Canceled, "the caller gave up waiting"))
 				return nil, ctx.Err()
 			}
-			d.done(n.transport, resp.Result, now)
+			d.done(transport, resp.Result, now)
 			d.audit(req.DeviceID, inv, resp.Result)
 			return resp, nil
 		}
@@ -346,16 +368,43 @@ func (d *Dispatcher) checkDevice(ctx context.Context, id identity.DeviceID) erro
 	return nil
 }
 
+// forward sends inv to the gateway that holds device id, waiting at most
+// timeout for the result.
+func (d *Dispatcher) forward(ctx context.Context, id identity.DeviceID, inv *nodev1.Invoke, timeout time.Duration) (*nodev1.Result, bool) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	inv.DeadlineUnixMs = d.cfg.Now().Add(timeout).UnixMilli()
+	res, ok := d.cfg.Remote.Forward(ctx, id, inv, timeout)
+	if ok {
+		res.RequestId = inv.GetRequestId()
+	}
+	return res, ok
+}
+
+// RunLocal runs a call another gateway forwarded on device id's session
+// here, as a direct call runs (the manifest checked, at most timeout),
+// calling progress for its progress reports. The calling gateway keeps
+// the call's audit row and metrics.
+func (d *Dispatcher) RunLocal(ctx context.Context, id identity.DeviceID, inv *nodev1.Invoke, timeout time.Duration, progress func(*nodev1.Progress)) *nodev1.Result {
+	n := d.reachable(id)
+	if n == nil {
+		return failure(callcode.Offline, "node %s is offline", id)
+	}
+	res := d.send(ctx, id, n, inv, min(timeout, MaxTimeout), progress)
+	res.RequestId = inv.GetRequestId()
+	return res
+}
+
 // send checks inv against the node's manifest and sends it, waiting at
 // most timeout for the result.
-func (d *Dispatcher) send(ctx context.Context, id identity.DeviceID, n *attached, inv *nodev1.Invoke, timeout time.Duration) *nodev1.Result {
+func (d *Dispatcher) send(ctx context.Context, id identity.DeviceID, n *attached, inv *nodev1.Invoke, timeout time.Duration, progress func(*nodev1.Progress)) *nodev1.Result {
 	if res := checkManifest(n.caps, inv.GetCapability(), id); res != nil {
 		return res
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	inv.DeadlineUnixMs = d.cfg.Now().Add(timeout).UnixMilli()
-	res, err := n.carrier.Invoke(ctx, id, inv, nil)
+	res, err := n.carrier.Invoke(ctx, id, inv, progress)
 	switch {
 	case err == nil:
 		res.RequestId = inv.GetRequestId()
@@ -426,14 +475,48 @@ func (d *Dispatcher) queue(ctx context.Context, req Request, inv *nodev1.Invoke,
 	d.drain(req.DeviceID)
 	timer := time.NewTimer(req.QueueTTL + req.Timeout)
 	defer timer.Stop()
-	select {
-	case res := <-wait:
-		return res, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-timer.C:
-		return failure(callcode.Expired, "node %s did not come online within %v", req.DeviceID, req.QueueTTL), nil
+	// With other gateways, the node may come back through one of them,
+	// which delivers the call and records its result without telling
+	// this one: the store is looked at now and then.
+	var look <-chan time.Time
+	if d.cfg.Remote != nil {
+		ticker := time.NewTicker(remoteResultPoll)
+		defer ticker.Stop()
+		look = ticker.C
 	}
+	for {
+		select {
+		case res := <-wait:
+			return res, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-timer.C:
+			return failure(callcode.Expired, "node %s did not come online within %v", req.DeviceID, req.QueueTTL), nil
+		case <-look:
+			if res := d.recorded(ctx, inv.GetRequestId()); res != nil {
+				return res, nil
+			}
+		}
+	}
+}
+
+// remoteResultPoll is how often a caller waiting for a queued call looks
+// for a result another gateway of the database recorded.
+const remoteResultPoll = time.Second
+
+// recorded returns the result the store has for the queued call requestID
+// once it has ended, or nil.
+func (d *Dispatcher) recorded(ctx context.Context, requestID string) *nodev1.Result {
+	inv, err := d.cfg.Store.GetInvocation(ctx, requestID)
+	if err != nil || inv.State.Pending() || len(inv.Result) == 0 {
+		return nil
+	}
+	var res nodev1.Result
+	if err := proto.Unmarshal(inv.Result, &res); err != nil {
+		d.log.Error("reading a queued call's recorded result", "request_id", requestID, "err", err)
+		return nil
+	}
+	return &res
 }
 
 // drain delivers the device's queued calls, oldest first, one at a time,
@@ -531,7 +614,7 @@ func (d *Dispatcher) deliver(id identity.DeviceID, n *attached, q store.Invocati
 		return false
 	}
 	inv := &nodev1.Invoke{RequestId: q.RequestID, Capability: q.Capability, ArgsJson: q.Args, Caller: q.Caller}
-	res := d.send(ctx, id, n, inv, q.Timeout)
+	res := d.send(ctx, id, n, inv, q.Timeout, nil)
 	if errors.Is(context.Cause(ctx), errCancelled) {
 		// Cancel recorded it and told those waiting; the node was sent
 		// Cancel if the call had reached it.

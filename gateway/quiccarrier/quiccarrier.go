@@ -42,6 +42,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -109,6 +110,25 @@ type Config struct {
 	carrier.Common
 	// Limits bound the handshakes in progress.
 	Limits Limits
+	// Peers, if set, serves the other gateways of the database on the
+	// same port, under their own ALPN.
+	Peers *Peers
+}
+
+// Peers is the gateway-to-gateway protocol a Server serves beside the node
+// protocol: a client that offers ALPN gets Peers' own TLS certificate
+// and verification, and its connection is handed to Serve.
+type Peers struct {
+	// ALPN names the protocol; a client offering it is a peer.
+	ALPN string
+	// TLSCertificate is the gateway's peer certificate; Verify checks the
+	// peer's (it must refuse anything but another gateway's).
+	TLSCertificate func() (*tls.Certificate, error)
+	Verify         func(rawCerts [][]byte) error
+	// Serve runs one peer connection until it or ctx ends.
+	Serve func(ctx context.Context, conn *quic.Conn)
+	// MaxStreams caps the calls in flight on one peer connection.
+	MaxStreams int64
 }
 
 // Limits bound the handshakes in progress: before a client is known, its
@@ -201,10 +221,14 @@ func NewServer(cfg Config) (*Server, error) {
 	// Each handshake gets its own copy, whose check knows the client's
 	// address (quic-go gives it in the ClientHelloInfo).
 	base := s.tlsConf.Clone()
+	peerConf := cfg.Peers.tlsConfig()
 	s.tlsConf.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 		var remote net.Addr
 		if hello.Conn != nil {
 			remote = hello.Conn.RemoteAddr()
+		}
+		if peerConf != nil && slices.Contains(hello.SupportedProtos, cfg.Peers.ALPN) {
+			return peerConf, nil
 		}
 		c := base.Clone()
 		c.VerifyPeerCertificate = func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
@@ -225,7 +249,39 @@ func NewServer(cfg Config) (*Server, error) {
 		MaxIncomingUniStreams: -1,
 		Allow0RTT:             false,
 	}
+	if cfg.Peers != nil {
+		// quic-go fixes a connection's stream limit at its first packet,
+		// before the ClientHello says which protocol it is, so node
+		// connections get the peers' limit too; a node that opens a second
+		// stream is closed for it (refuseMoreStreams), and the connection's
+		// flow-control window bounds what its streams can make the gateway
+		// buffer whatever their number.
+		s.quicConf.MaxIncomingStreams = max(cfg.Peers.MaxStreams, 1)
+	}
 	return s, nil
+}
+
+// tlsConfig is the TLS configuration of peer connections, or nil.
+func (p *Peers) tlsConfig() *tls.Config {
+	if p == nil {
+		return nil
+	}
+	return &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		NextProtos: []string{p.ALPN},
+		ClientAuth: tls.RequireAnyClientCert,
+		// As for nodes: a resumed session would skip Verify.
+		SessionTicketsDisabled: true,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return p.TLSCertificate()
+		},
+		VerifyPeerCertificate: func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
+			if err := p.Verify(rawCerts); err != nil {
+				return fmt.Errorf("%w: %w", AlertBadCertificate, err)
+			}
+			return nil
+		},
+	}
 }
 
 // verifyPeer runs Authenticate during the handshake of a client at remote;
@@ -296,6 +352,10 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 			break
 		}
 		handshakeDone(conn)
+		if s.cfg.Peers != nil && conn.ConnectionState().TLS.NegotiatedProtocol == s.cfg.Peers.ALPN {
+			wg.Go(func() { s.cfg.Peers.Serve(connCtx, conn) })
+			continue
+		}
 		wg.Go(func() { s.serveConn(connCtx, conn) })
 	}
 	_ = ln.Close()

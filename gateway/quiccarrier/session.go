@@ -105,6 +105,19 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 	s.log.Debug("node connection ended", "device", id, "remote", ss.Remote, "reason", reason, "err", err)
 }
 
+// refuseMoreStreams closes the session if the node opens a stream besides
+// its control stream (a node only answers the streams the gateway opens);
+// it returns when the connection ends.
+func (ss *session) refuseMoreStreams(ctx context.Context) {
+	str, err := ss.conn.AcceptStream(ctx)
+	if err != nil {
+		return
+	}
+	str.CancelRead(0)
+	str.CancelWrite(0)
+	ss.close(carrier.EndProtocol, "a node opens no stream but its control stream")
+}
+
 // goneReason describes err, the end of a session this side did not close.
 func goneReason(err error) string {
 	var app *quic.ApplicationError
@@ -137,6 +150,7 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 	}
 	defer str.CancelRead(0)
 	c := &controlStream{ss: ss, str: str, ttl: ttl, wmu: make(chan struct{}, 1)}
+	go ss.refuseMoreStreams(ctx)
 
 	var f nodev1.Frame
 	if err := c.read(&f); err != nil {

@@ -1292,8 +1292,11 @@ type Node struct {
 	LastSeenUnixMs int64                  `protobuf:"varint,5,opt,name=last_seen_unix_ms,json=lastSeenUnixMs,proto3" json:"last_seen_unix_ms,omitempty"`
 	Version        string                 `protobuf:"bytes,6,opt,name=version,proto3" json:"version,omitempty"`
 	Transport      string                 `protobuf:"bytes,7,opt,name=transport,proto3" json:"transport,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The ID of the gateway that holds the node's session, when gateways
+	// share a database; empty when offline, or when the gateway is alone.
+	Gateway       string `protobuf:"bytes,8,opt,name=gateway,proto3" json:"gateway,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Node) Reset() {
@@ -1371,6 +1374,13 @@ func (x *Node) GetVersion() string {
 func (x *Node) GetTransport() string {
 	if x != nil {
 		return x.Transport
+	}
+	return ""
+}
+
+func (x *Node) GetGateway() string {
+	if x != nil {
+		return x.Gateway
 	}
 	return ""
 }
@@ -1779,7 +1789,7 @@ const file_proto_admin_v1_admin_proto_rawDesc = "" +
 	"\x14DecidePairingRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\"\x12\n" +
-	"\x10ListNodesRequest\"\xce\x01\n" +
+	"\x10ListNodesRequest\"\xe8\x01\n" +
 	"\x04Node\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
@@ -1787,7 +1797,8 @@ const file_proto_admin_v1_admin_proto_rawDesc = "" +
 	"\x06online\x18\x04 \x01(\bR\x06online\x12)\n" +
 	"\x11last_seen_unix_ms\x18\x05 \x01(\x03R\x0elastSeenUnixMs\x12\x18\n" +
 	"\aversion\x18\x06 \x01(\tR\aversion\x12\x1c\n" +
-	"\ttransport\x18\a \x01(\tR\ttransport\"@\n" +
+	"\ttransport\x18\a \x01(\tR\ttransport\x12\x18\n" +
+	"\agateway\x18\b \x01(\tR\agateway\"@\n" +
 	"\x11ListNodesResponse\x12+\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x15.palyra.admin.v1.NodeR\x05nodes\"\x14\n" +
 	"\x12ListDevicesRequest\"\xdc\x01\n" +

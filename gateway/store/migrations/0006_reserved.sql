@@ -1,1 +1,0 @@
--- 0006: no change to the schema.
