@@ -97,12 +97,8 @@ func (w *routeWriter) run(ctx context.Context) {
 				return
 			}
 			w.log.Error("writing a route; trying again", "device", r.DeviceID, "epoch", r.Epoch, "attach", op.add, "err", err, "in", backoff)
-			t := time.NewTimer(backoff)
-			select {
-			case <-ctx.Done():
-				t.Stop()
+			if !sleep(ctx, backoff) {
 				return
-			case <-t.C:
 			}
 			backoff = min(2*backoff, retryMax)
 			continue
