@@ -409,6 +409,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		Events:  g.events,
 		Offline: func(err error) bool { return errors.Is(err, carrier.ErrNodeOffline) },
 		Gone:    func(err error) bool { return errors.Is(err, carrier.ErrNodeGone) },
+		Moved:   func(err error) bool { return errors.Is(err, carrier.ErrNodeMoved) },
 		Now:     cfg.Now,
 		Rand:    cfg.Rand,
 		Logger:  cfg.Logger.With("component", "dispatch"),

@@ -63,7 +63,10 @@ func (r *nodeRuntime) NodeRenewed(id identity.DeviceID, at time.Time) {
 }
 
 func (r *nodeRuntime) NodeGone(s carrier.SessionInfo, at time.Time, reason string) {
-	r.g.dispatch.Detach(s.DeviceID, r.carrier(s.Transport), reason)
+	// The registry tells of the current session's end only, so the node is
+	// gone even if the dispatcher still reaches it through the carrier of
+	// an older session (its new one ended before it was made reachable).
+	r.g.dispatch.Detach(s.DeviceID, nil, reason)
 	r.g.presence.Gone(s.DeviceID, at)
 	if r.g.cluster != nil && s.Epoch != 0 {
 		r.g.cluster.Detached(cluster.Session{DeviceID: s.DeviceID, Epoch: s.Epoch})

@@ -16,6 +16,7 @@ package carrier
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/palyra/palyra-go/identity"
@@ -30,6 +31,10 @@ const DefaultLeaseTTL = 30 * time.Second
 var (
 	// ErrNodeOffline: the device has no registered session.
 	ErrNodeOffline = errors.New("node offline")
+	// ErrNodeMoved: the device's current session is on the other carrier
+	// (it moved, and the runtime may not have heard yet); nothing was sent.
+	// It is an ErrNodeOffline to callers that need not tell them apart.
+	ErrNodeMoved = fmt.Errorf("%w: its session moved to the other carrier", ErrNodeOffline)
 	// ErrNodeGone: the session ended before the node answered.
 	ErrNodeGone = errors.New("node disconnected during the call")
 	// ErrBadAnswer: the node answered with something other than progress

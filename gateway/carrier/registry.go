@@ -587,7 +587,8 @@ func (d *deviceLocks) held() int {
 // its Conn must be a T that mine accepts (a carrier uses only its own
 // sessions). It counts the call on the session as BeginCall does, and
 // returns the Conn with the done to call when the call is over; without
-// such a session it returns ErrNodeOffline.
+// a session it returns ErrNodeOffline, and ErrNodeMoved when the current
+// session is another carrier's.
 func StartCall[T any](r *Registry, id identity.DeviceID, mine func(T) bool) (T, func(), error) {
 	var zero T
 	s := r.Current(id)
@@ -596,7 +597,7 @@ func StartCall[T any](r *Registry, id identity.DeviceID, mine func(T) bool) (T, 
 	}
 	c, ok := s.Conn.(T)
 	if !ok || !mine(c) {
-		return zero, nil, ErrNodeOffline
+		return zero, nil, ErrNodeMoved
 	}
 	done, ok := r.BeginCall(s)
 	if !ok {

@@ -75,6 +75,10 @@ type Config struct {
 	// hold (gateway/cluster): a direct call for a node not attached here
 	// goes there before it is answered "offline" or queued.
 	Remote Remote
+	// Moved reports the carrier error "the node's session is on the other
+	// carrier now; nothing was sent" (an Offline too): the call then goes
+	// to the carrier it moved to.
+	Moved func(error) bool
 }
 
 // Remote forwards a call to the gateway that holds its node. Forward
@@ -105,13 +109,25 @@ type Dispatcher struct {
 	delivering map[string]context.CancelCauseFunc
 	// draining holds the devices whose queue is being delivered.
 	draining map[identity.DeviceID]*drainState
+	// attaches numbers the Attach calls; moves holds, per device, what
+	// its next Attach or Detach closes, for calls waiting on a move.
+	attaches uint64
+	moves    map[identity.DeviceID]chan struct{}
 }
 
 type attached struct {
 	carrier   Carrier
 	transport string
 	caps      []*nodev1.Capability
+	// attach is the number of the Attach that made this entry.
+	attach uint64
 }
+
+// moveWait bounds how long a call waits for the runtime to hear of a
+// node's move to another carrier: the registry has made the new session
+// current and the carrier's next step is to make it reachable, so it is
+// only the time between two calls unless the new session fails.
+const moveWait = 2 * time.Second
 
 // New returns a Dispatcher.
 func New(cfg Config) (*Dispatcher, error) {
@@ -130,6 +146,9 @@ func New(cfg Config) (*Dispatcher, error) {
 	if cfg.Gone == nil {
 		cfg.Gone = func(error) bool { return false }
 	}
+	if cfg.Moved == nil {
+		cfg.Moved = func(error) bool { return false }
+	}
 	if cfg.Events == nil {
 		cfg.Events = events.New()
 	}
@@ -140,6 +159,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		waiters:    make(map[string][]chan *nodev1.Result),
 		delivering: make(map[string]context.CancelCauseFunc),
 		draining:   make(map[identity.DeviceID]*drainState),
+		moves:      make(map[identity.DeviceID]chan struct{}),
 	}, nil
 }
 
@@ -147,20 +167,24 @@ func New(cfg Config) (*Dispatcher, error) {
 // carrier) with its manifest, and delivers its queued calls.
 func (d *Dispatcher) Attach(id identity.DeviceID, transport string, carrier Carrier, caps []*nodev1.Capability) {
 	d.mu.Lock()
-	d.nodes[id] = &attached{carrier: carrier, transport: transport, caps: caps}
+	d.attaches++
+	d.nodes[id] = &attached{carrier: carrier, transport: transport, caps: caps, attach: d.attaches}
+	d.signalMoveLocked(id)
 	d.mu.Unlock()
 	d.publish(events.Event{DeviceID: id, Kind: events.KindOnline, Message: "connected over " + transport})
 	d.drain(id)
 }
 
 // Detach makes the device unreachable, if carrier is still the one it is
-// attached through.
+// attached through; a nil carrier matches any (the caller knows the
+// device's last session ended, whichever carrier it was last reached by).
 func (d *Dispatcher) Detach(id identity.DeviceID, carrier Carrier, reason string) {
 	d.mu.Lock()
 	n := d.nodes[id]
-	gone := n != nil && n.carrier == carrier
+	gone := n != nil && n.carrier != nil && (carrier == nil || n.carrier == carrier)
 	if gone {
 		n.carrier = nil
+		d.signalMoveLocked(id)
 	}
 	d.mu.Unlock()
 	if gone {
@@ -227,6 +251,49 @@ func (d *Dispatcher) reachable(id identity.DeviceID) *attached {
 	}
 	c := *n
 	return &c
+}
+
+// signalMoveLocked wakes the calls waiting for device id to move. d.mu
+// must be held.
+func (d *Dispatcher) signalMoveLocked(id identity.DeviceID) {
+	if ch := d.moves[id]; ch != nil {
+		close(ch)
+		delete(d.moves, id)
+	}
+}
+
+// awaitMove waits, at most moveWait, until device id is reachable through
+// another Attach than number from, and returns that entry; nil if it went
+// offline, ctx ended or the wait timed out.
+func (d *Dispatcher) awaitMove(ctx context.Context, id identity.DeviceID, from uint64) *attached {
+	timeout := time.NewTimer(moveWait)
+	defer timeout.Stop()
+	for {
+		d.mu.Lock()
+		n := d.nodes[id]
+		if n == nil || n.carrier == nil {
+			d.mu.Unlock()
+			return nil
+		}
+		if n.attach != from {
+			c := *n
+			d.mu.Unlock()
+			return &c
+		}
+		moved := d.moves[id]
+		if moved == nil {
+			moved = make(chan struct{})
+			d.moves[id] = moved
+		}
+		d.mu.Unlock()
+		select {
+		case <-moved:
+		case <-timeout.C:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
 }
 
 // Forget drops what is known of a removed device.
@@ -405,6 +472,16 @@ func (d *Dispatcher) send(ctx context.Context, id identity.DeviceID, n *attached
 	defer cancel()
 	inv.DeadlineUnixMs = d.cfg.Now().Add(timeout).UnixMilli()
 	res, err := n.carrier.Invoke(ctx, id, inv, progress)
+	if err != nil && d.cfg.Moved(err) {
+		// The node moved carriers as the call started; it goes where the
+		// node is now (nothing was sent), once the runtime knows where.
+		if moved := d.awaitMove(ctx, id, n.attach); moved != nil {
+			if res := checkManifest(moved.caps, inv.GetCapability(), id); res != nil {
+				return res
+			}
+			res, err = moved.carrier.Invoke(ctx, id, inv, progress)
+		}
+	}
 	switch {
 	case err == nil:
 		res.RequestId = inv.GetRequestId()

@@ -16,12 +16,14 @@ import (
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/internal/callcode"
+	"github.com/palyra/palyra-go/internal/testwait"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
 var (
 	errOffline = errors.New("test carrier: offline")
 	errGone    = errors.New("test carrier: gone")
+	errMoved   = fmt.Errorf("%w: its session moved", errOffline)
 )
 
 // carrier stands in for a transport (QUIC and gRPC have their own tests):
@@ -75,6 +77,7 @@ func newFixture(t *testing.T) *fixture {
 		Events:  f.hub,
 		Offline: func(err error) bool { return errors.Is(err, errOffline) },
 		Gone:    func(err error) bool { return errors.Is(err, errGone) },
+		Moved:   func(err error) bool { return errors.Is(err, errMoved) },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -312,6 +315,45 @@ func TestReconnectDuringDelivery(t *testing.T) {
 		}
 	case <-deadline:
 		t.Fatal("queued call stranded after the reconnect")
+	}
+}
+
+// TestCallFollowsCarrierMove: a call that finds the node's session moved
+// to the other carrier (the old carrier sent nothing) goes to the new one
+// once it is attached, instead of being answered "offline"; if the node
+// goes away instead, it is answered "offline" at once.
+func TestCallFollowsCarrierMove(t *testing.T) {
+	f := newFixture(t)
+	tried := make(chan struct{}, 1)
+	old := &carrier{answer: func(*nodev1.Invoke) (*nodev1.Result, error) {
+		tried <- struct{}{}
+		return nil, errMoved
+	}}
+	fresh := &carrier{answer: ok}
+	f.d.Attach(f.id, "old", old, manifest)
+	got := make(chan *dispatch.Response, 1)
+	call := func() {
+		resp, err := f.d.Invoke(t.Context(), dispatch.Request{DeviceID: f.id, Capability: "system.info"})
+		if err != nil {
+			t.Error(err)
+			resp = &dispatch.Response{}
+		}
+		got <- resp
+	}
+	go call()
+	testwait.Recv(t, tried, 10*time.Second, "the call on the old carrier")
+	testwait.None(t, got, "an answer before the node is attached again")
+	f.d.Attach(f.id, "fresh", fresh, manifest)
+	if r := testwait.Recv(t, got, 10*time.Second, "the call's answer").Result; !r.GetOk() || fresh.count() != 1 {
+		t.Fatalf("call across the move: %v; the new carrier saw %d calls", r, fresh.count())
+	}
+
+	f.d.Attach(f.id, "old", old, manifest)
+	go call()
+	testwait.Recv(t, tried, 10*time.Second, "the second call on the old carrier")
+	f.d.Detach(f.id, nil, "gone")
+	if r := testwait.Recv(t, got, 10*time.Second, "the answer once the node is gone").Result; r.GetErrorCode() != callcode.Offline {
+		t.Fatalf("call after the node went away: %v", r)
 	}
 }
 

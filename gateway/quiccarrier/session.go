@@ -210,11 +210,14 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 	// (the node reads either).
 	ss.ctrl.Store(c)
 	release()
+	// Reachable before the node hears Welcome, so that a node that says it
+	// is connected can be called: streams opened meanwhile wait in its
+	// accept queue until it serves them.
+	s.reg.Ready(ss.Session)
 	err = c.write(&nodev1.Frame{Body: &nodev1.Frame_Welcome{Welcome: s.cfg.Welcome(ss.ID, info.ConnectedAt, ss.notAfter)}})
 	if err != nil {
 		return err
 	}
-	s.reg.Ready(ss.Session)
 
 	for {
 		f.Reset()
