@@ -280,3 +280,32 @@ func TestQueuedCallDeliveredByAnotherGateway(t *testing.T) {
 	}
 	waitHeld(t, a, id, "gw-b")
 }
+
+// A wait for a queued call's outcome on a gateway that neither queued
+// nor delivered it ends when another gateway records the result, not at
+// the wait's end.
+func TestCallWaitOnAThirdGateway(t *testing.T) {
+	t.Parallel()
+	db := testpg.New(t)
+	epA, epB, epC := listenEndpoint(t), listenEndpoint(t), listenEndpoint(t)
+	a := startPeer(t, db, "gw-a", epA, []string{epA.addr})
+	b := startPeer(t, db, "gw-b", epB, []string{epB.addr})
+	c := startPeer(t, db, "gw-c", epC, []string{epC.addr})
+	laptop := pairedAgent(t, b, "laptop", nil, 0)
+	id := laptop.Status().DeviceID
+	requestID, answered := queueFor(t, a, id, "system.info", "")
+	got := make(chan *adminv1.Call, 1)
+	go func() {
+		call, err := c.admin.GetCall(context.Background(), &adminv1.GetCallRequest{RequestId: requestID, WaitMs: 120_000})
+		if err != nil {
+			t.Error(err)
+		}
+		got <- call
+	}()
+	stop := runAgent(laptop)
+	defer stop()
+	testwait.Recv(t, answered, 30*time.Second, "the queued call's answer at A")
+	if call := testwait.Recv(t, got, 30*time.Second, "the wait at C"); call.GetState() != adminv1.Call_STATE_DONE {
+		t.Fatalf("the call as C sees it: %v", call)
+	}
+}

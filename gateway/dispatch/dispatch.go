@@ -552,15 +552,9 @@ func (d *Dispatcher) queue(ctx context.Context, req Request, inv *nodev1.Invoke,
 	d.drain(req.DeviceID)
 	timer := time.NewTimer(req.QueueTTL + req.Timeout)
 	defer timer.Stop()
-	// With other gateways, the node may come back through one of them,
-	// which delivers the call and records its result without telling
-	// this one: the store is looked at now and then.
-	var look <-chan time.Time
-	if d.cfg.Remote != nil {
-		ticker := time.NewTicker(remoteResultPoll)
-		defer ticker.Stop()
-		look = ticker.C
-	}
+	// With other gateways, the node may come back through one of them.
+	look, stopLooking := d.remoteLooks()
+	defer stopLooking()
 	for {
 		select {
 		case res := <-wait:
@@ -782,13 +776,37 @@ func (d *Dispatcher) Await(ctx context.Context, requestID string) (store.Invocat
 	}
 	timer := time.NewTimer(left)
 	defer timer.Stop()
-	select {
-	case <-ended:
-	case <-timer.C:
-	case <-ctx.Done():
-		return inv, ctx.Err()
+	look, stopLooking := d.remoteLooks()
+	defer stopLooking()
+	for {
+		select {
+		case <-ended:
+		case <-timer.C:
+		case <-ctx.Done():
+			return inv, ctx.Err()
+		case <-look:
+			// Another gateway may have delivered it, without telling
+			// this one.
+			now, err := d.cfg.Store.GetInvocation(ctx, requestID)
+			if err != nil || now.State.Pending() {
+				continue
+			}
+			return now, nil
+		}
+		return d.cfg.Store.GetInvocation(context.WithoutCancel(ctx), requestID)
 	}
-	return d.cfg.Store.GetInvocation(context.WithoutCancel(ctx), requestID)
+}
+
+// remoteLooks ticks every remoteResultPoll, until stop, while this
+// gateway shares its store with others: they record the results of the
+// queued calls they deliver without telling this one, so a wait for one
+// looks at the store now and then. On a gateway of its own it never ticks.
+func (d *Dispatcher) remoteLooks() (look <-chan time.Time, stop func()) {
+	if d.cfg.Remote == nil {
+		return nil, func() {}
+	}
+	t := time.NewTicker(remoteResultPoll)
+	return t.C, t.Stop
 }
 
 // Cancel cancels the queued call requestID, which has not ended: it is not
