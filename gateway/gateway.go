@@ -797,7 +797,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 		"tcp_handshake_timeout", g.limits.handshakeTimeout.String(), "tcp_idle_timeout", g.limits.idleTimeout.String(),
 		"max_unauthenticated_conns", g.limits.unauthenticated, "max_unauthenticated_conns_per_source", g.limits.perSource,
 		"max_quic_handshakes", g.limits.quic.MaxHandshakes, "max_quic_handshakes_per_source", g.limits.quic.MaxHandshakesPerSource,
-		"quic_retry_threshold", g.limits.quic.RetryThreshold, "quic_handshake_timeout", g.limits.quic.HandshakeTimeout.String())
+		"quic_retry_threshold", g.limits.quic.RetryThreshold, "quic_handshake_timeout", g.limits.quic.HandshakeTimeout.String(),
+		"max_admitting_nodes", capOf(g.cfg.MaxAdmittingNodes, DefaultMaxAdmittingNodes))
 	eg.Go(func() error {
 		return serveGRPC(ctx, pairingServer, connlimit.NewListener(g.tcp, g.unauthenticated), func() {
 			pairingHealth.Shutdown()

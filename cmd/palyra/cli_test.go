@@ -311,6 +311,9 @@ func TestGatewayLimitFlags(t *testing.T) {
 	if got != "80" {
 		t.Errorf("the gateway runs with %s QUIC handshakes at most, not the 80 asked for", got)
 	}
+	if got, _ := newCLI(t).background(nil, "max_admitting_nodes=", "gateway", "run", "--listen", "127.0.0.1:0", "--max-admitting-nodes", "40"); got != "40" {
+		t.Errorf("the gateway admits %s registering nodes at most, not the 40 asked for", got)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string

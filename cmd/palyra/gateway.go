@@ -34,6 +34,8 @@ func cmdGatewayRun(env *environment) *cobra.Command {
 		"most of those from one IPv4 address or IPv6 /64, below --max-unauthenticated-conns (raise it for many devices pairing behind one NAT); 0: 1/16 of it; -1: no cap")
 	maxQUICHandshakes := fs.Int("max-quic-handshakes", 0, fmt.Sprintf(
 		"most QUIC handshakes in progress at once (about 48 KB each); 0: %d; -1: no cap", gateway.DefaultMaxQUICHandshakes))
+	maxAdmitting := fs.Int("max-admitting-nodes", 0,
+		"most paired nodes registering at once (after their handshake, until welcomed); past it a node is told \"gateway busy, retry in N s\" (1–10 s), which spreads a storm of reconnects out; 0 or -1: no cap")
 	pairingBurst := fs.Int("pairing-burst", gateway.DefaultPairingBurst, "pairing attempts one source address may make at once (negative: no per-address limit)")
 	pairingInterval := fs.Duration("pairing-interval", gateway.DefaultPairingInterval, "after its burst, a source address may make one more pairing attempt every DURATION")
 	pairingConcurrency := fs.Int("pairing-concurrency", gateway.DefaultPairingConcurrency, "pairing attempts in progress at once, from all addresses (negative: no limit)")
@@ -63,6 +65,7 @@ func cmdGatewayRun(env *environment) *cobra.Command {
 			MaxUnauthenticatedConns:          *maxUnauth,
 			MaxUnauthenticatedConnsPerSource: *maxUnauthPerSource,
 			MaxQUICHandshakes:                *maxQUICHandshakes,
+			MaxAdmittingNodes:                *maxAdmitting,
 
 			PairingBurst:       *pairingBurst,
 			PairingInterval:    *pairingInterval,
