@@ -286,9 +286,13 @@ func run(c config, log *slog.Logger) error {
 	})
 	uiCtx, stopUI := context.WithCancel(context.Background())
 	go func() {
-		<-ctx.Done()
-		log.Info("quitting on signal")
-		fyne.Do(fa.Quit)
+		// A quit from the menu ends uiCtx first; only a signal quits here.
+		select {
+		case <-ctx.Done():
+			log.Info("quitting on signal")
+			fyne.Do(fa.Quit)
+		case <-uiCtx.Done():
+		}
 	}()
 	ui.Start(uiCtx)
 	instDone := make(chan struct{})

@@ -213,6 +213,11 @@ func TestDesktopTrayUnderXvfb(t *testing.T) {
 		if p.err != nil {
 			t.Fatalf("palyra-desktop exited with %v after Quit:\n%s", p.err, p.log())
 		}
+		// A quit from the menu is not a signal, and nothing is asked of
+		// the toolkit once it stopped.
+		if log := p.log(); strings.Contains(log, "quitting on signal") || strings.Contains(log, "Error in Fyne call thread") {
+			t.Errorf("palyra-desktop's log after Quit from the menu:\n%s", log)
+		}
 	case <-time.After(stepDeadline):
 		t.Fatalf("palyra-desktop still runs %s after Quit", stepDeadline)
 	}
