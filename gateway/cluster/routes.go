@@ -34,11 +34,6 @@ type routeOp struct {
 	tried bool
 }
 
-const (
-	retryFirst = 100 * time.Millisecond
-	retryMax   = 5 * time.Second
-)
-
 func newRouteWriter(s Store, id string, now func() time.Time, log *slog.Logger) *routeWriter {
 	return &routeWriter{store: s, id: id, now: now, log: log, wake: make(chan struct{}, 1)}
 }
@@ -70,7 +65,9 @@ func (w *routeWriter) push(op routeOp) {
 
 // run writes the queue until ctx ends.
 func (w *routeWriter) run(ctx context.Context) {
-	backoff := retryFirst
+	// Every gateway retries with jitter, so that after the database comes
+	// back they do not all write at once.
+	failures := 0
 	for {
 		w.mu.Lock()
 		if len(w.pending) == 0 {
@@ -96,14 +93,15 @@ func (w *routeWriter) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			w.log.Error("writing a route; trying again", "device", r.DeviceID, "epoch", r.Epoch, "attach", op.add, "err", err, "in", backoff)
-			if !sleep(ctx, backoff) {
+			failures++
+			wait := DefaultBackoff.wait(failures)
+			w.log.Error("writing a route; trying again", "device", r.DeviceID, "epoch", r.Epoch, "attach", op.add, "err", err, "in", wait)
+			if !sleep(ctx, wait) {
 				return
 			}
-			backoff = min(2*backoff, retryMax)
 			continue
 		}
-		backoff = retryFirst
+		failures = 0
 		w.mu.Lock()
 		w.pending = w.pending[1:]
 		w.mu.Unlock()
