@@ -17,11 +17,13 @@ import (
 	"github.com/palyra/palyra-go/gateway/cluster"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/internal/testnetns"
 	"github.com/palyra/palyra-go/internal/testpg"
 	"github.com/palyra/palyra-go/internal/testwait"
 	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node"
 	"github.com/palyra/palyra-go/node/capability"
+	"github.com/palyra/palyra-go/node/quiccarrier"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
 	peerv1 "github.com/palyra/palyra-go/proto/peer/v1"
 )
@@ -307,5 +309,47 @@ func TestCallWaitOnAThirdGateway(t *testing.T) {
 	testwait.Recv(t, answered, 30*time.Second, "the queued call's answer at A")
 	if call := testwait.Recv(t, got, 30*time.Second, "the wait at C"); call.GetState() != adminv1.Call_STATE_DONE {
 		t.Fatalf("the call as C sees it: %v", call)
+	}
+}
+
+// A node that fell back to gRPC on B, because its UDP does not get
+// through, is invoked through A like any other: B runs the forwarded call
+// on the gRPC session.
+func TestForwardToANodeOnGRPC(t *testing.T) {
+	if !testnetns.Enter(t) {
+		return
+	}
+	db := testpg.New(t)
+	epA, epB := listenEndpoint(t), listenEndpoint(t)
+	a := startPeer(t, db, "gw-a", epA, []string{epA.addr})
+	b := startPeer(t, db, "gw-b", epB, []string{epB.addr})
+	// The node's QUIC socket is known, so only its packets are dropped:
+	// the gateways' QUIC between themselves still works.
+	tr, err := quiccarrier.NewTransport("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	testnetns.NFT(t, fmt.Sprintf(`table inet node_udp {
+	chain input {
+		type filter hook input priority 0; policy accept;
+		udp sport %d drop
+	}
+}
+`, tr.LocalAddr().(*net.UDPAddr).Port))
+	laptop := pairedAgent(t, b, "laptop", nil, 0, func(c *node.Config) { c.QUICTransport = tr })
+	stop := runAgent(laptop)
+	defer stop()
+	if st := waitState(t, laptop, node.StateConnected); st.Transport != wire.TransportGRPC {
+		t.Fatalf("the node is connected over %s, not gRPC", st.Transport)
+	}
+	id := laptop.Status().DeviceID
+	waitHeld(t, a, id, "gw-b")
+	resp := invokeAdmin(t, a, id, "system.info", "", 0)
+	if !resp.Ok {
+		t.Fatalf("system.info through A: %s: %s", resp.ErrorCode, resp.ErrorMessage)
+	}
+	if n := metricValue(t, metricsText(t, a), `palyra_forwarded_calls_total{outcome="ok"}`); n != 1 {
+		t.Errorf("gateway A forwarded %v calls, want 1", n)
 	}
 }
