@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
@@ -104,10 +105,21 @@ func (s *Schema) Validate(args json.RawMessage) error {
 // checkJSON refuses what is not one JSON value, keys given twice, and
 // nesting beyond maxJSONDepth, with messages naming where.
 func checkJSON(args []byte) error {
-	var raw json.RawMessage
-	if err := json.Unmarshal(args, &raw); err != nil {
-		return NewError(CodeInvalidArgs, "arguments are not valid JSON: %v", err)
+	if !json.Valid(args) {
+		var raw json.RawMessage
+		if err := json.Unmarshal(args, &raw); err != nil {
+			return NewError(CodeInvalidArgs, "arguments are not valid JSON: %v", err)
+		}
 	}
+	if plainJSON(args) {
+		return nil
+	}
+	return walkJSON(args)
+}
+
+// walkJSON is checkJSON's check of valid JSON, token by token, to say
+// where a key is given twice or the nesting goes too deep.
+func walkJSON(args []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(args))
 	dec.UseNumber()
 	// Each open object keeps its path and the keys seen; arrays keep
@@ -186,6 +198,69 @@ func checkJSON(args []byte) error {
 		}
 		valueDone()
 	}
+}
+
+// plainMaxKeys bounds the keys plainJSON compares; past it checkJSON walks
+// the value.
+const plainMaxKeys = 32
+
+// plainJSON reports that args, valid JSON, nest at most maxJSONDepth deep
+// and give no key twice in an object, for the common arguments: few keys,
+// none with an escape. It reads args once and allocates nothing, where
+// walkJSON (which finds where a problem is, to say so) decodes every token.
+// false means it could not tell, not that there is a problem.
+func plainJSON(args []byte) bool {
+	type level struct {
+		object bool
+		// keyStart is where this object's keys begin in keys.
+		keyStart int
+	}
+	var levelBuf [maxJSONDepth]level
+	var keyBuf [plainMaxKeys][]byte
+	levels, keys := levelBuf[:0], keyBuf[:0]
+	expectKey := false
+	for i := 0; i < len(args); i++ {
+		switch args[i] {
+		case '{', '[':
+			if len(levels) == maxJSONDepth {
+				return false
+			}
+			levels = append(levels, level{object: args[i] == '{', keyStart: len(keys)})
+			expectKey = args[i] == '{'
+		case '}', ']':
+			keys = keys[:levels[len(levels)-1].keyStart]
+			levels = levels[:len(levels)-1]
+			expectKey = false
+		case ',':
+			expectKey = len(levels) > 0 && levels[len(levels)-1].object
+		case '"':
+			start := i + 1
+			escaped := false
+			for i++; args[i] != '"'; i++ {
+				if args[i] == '\\' {
+					escaped = true
+					i++
+				}
+			}
+			if !expectKey {
+				continue
+			}
+			expectKey = false
+			key := args[start:i]
+			if escaped || len(keys) == plainMaxKeys || !utf8.Valid(key) {
+				// A key to unescape (or whose invalid bytes decode
+				// as U+FFFD), or many: the walk compares them.
+				return false
+			}
+			for _, k := range keys[levels[len(levels)-1].keyStart:] {
+				if bytes.Equal(k, key) {
+					return false
+				}
+			}
+			keys = append(keys, key)
+		}
+	}
+	return true
 }
 
 // first follows the causes of a validation error to the first leaf: the
