@@ -91,7 +91,10 @@ func (s *Schema) Validate(args json.RawMessage) error {
 	if err != nil {
 		return NewError(CodeInvalidArgs, "arguments are not valid JSON: %v", err)
 	}
-	err = s.schema.Validate(v)
+	if err := checkNumbers(v); err != nil {
+		return err
+	}
+	err = s.validate(v)
 	var ve *jsonschema.ValidationError
 	if errors.As(err, &ve) {
 		return explain(first(ve), v)
@@ -100,6 +103,64 @@ func (s *Schema) Validate(args json.RawMessage) error {
 		return NewError(CodeInvalidArgs, "arguments: %v", err)
 	}
 	return nil
+}
+
+// validate runs the library's validation, which must not take the node
+// down with it: a panic in it is the arguments' refusal.
+func (s *Schema) validate(v any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = NewError(CodeInvalidArgs, "arguments could not be checked against the schema: %v", p)
+		}
+	}()
+	return s.schema.Validate(v)
+}
+
+// checkNumbers refuses numbers the schema's bounds cannot be compared with:
+// the library reads each as a big.Rat, which takes exponents up to a
+// million, and fails on (panics at) greater ones such as 1e1000001.
+func checkNumbers(v any) error {
+	if path, n, bad := badNumber(v); bad {
+		return invalid(path, "must be a number with an exponent of at most a million, not %.40s", n)
+	}
+	return nil
+}
+
+// badNumber finds the first number in v that big.Rat cannot read, and its
+// path (built only then: every call goes through here).
+func badNumber(v any) (path string, n json.Number, bad bool) {
+	switch v := v.(type) {
+	case json.Number:
+		if strings.ContainsAny(string(v), "eE") {
+			if _, ok := new(big.Rat).SetString(string(v)); !ok {
+				return "", v, true
+			}
+		}
+	case map[string]any:
+		for k, e := range v {
+			if p, n, bad := badNumber(e); bad {
+				return under(k, p), n, true
+			}
+		}
+	case []any:
+		for i, e := range v {
+			if p, n, bad := badNumber(e); bad {
+				return under("["+strconv.Itoa(i)+"]", p), n, true
+			}
+		}
+	}
+	return "", "", false
+}
+
+// under writes the path p inside the member or item named first.
+func under(first, p string) string {
+	switch {
+	case p == "":
+		return first
+	case p[0] == '[':
+		return first + p
+	}
+	return join(first, p)
 }
 
 // checkJSON refuses what is not one JSON value, keys given twice, and
