@@ -357,43 +357,52 @@ func TestSubmitResultAuthenticatedBySession(t *testing.T) {
 	str, _ := rawSession(t, client)
 	renewed := f.rawClient(t, renewedCert(t, f.CA, d))
 
-	call := func(requestID string) <-chan error {
-		errc := make(chan error, 1)
-		go func() {
-			res, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: requestID, Capability: "test.echo"}, nil)
-			if err == nil && string(res.GetOutputJson()) != `"`+requestID+`"` {
-				err = fmt.Errorf("result %v", res)
-			}
-			errc <- err
-		}()
-		if fr, err := str.Recv(); err != nil || fr.GetInvoke().GetRequestId() != requestID {
-			t.Fatalf("the node got %v, %v; want the Invoke of %s", fr, err, requestID)
-		}
-		return errc
-	}
 	result := func(id string) *nodev1.Result {
 		return &nodev1.Result{RequestId: id, Ok: true, OutputJson: []byte(`"` + id + `"`)}
 	}
+	answered := func(c <-chan callOutcome, id string) {
+		t.Helper()
+		if a := testwait.Recv(t, c, waitTimeout, "the call's answer"); a.err != nil || string(a.res.GetOutputJson()) != `"`+id+`"` {
+			t.Fatalf("Invoke = %v, %v; want the result submitted", a.res, a.err)
+		}
+	}
 
 	f.Devices.Fail(errors.New("store down"))
-	first := call("SESSION-CERT")
+	first := callRaw(t, f, d.ID(), str, "SESSION-CERT")
 	if _, err := client.SubmitCapabilityResult(t.Context(), result("SESSION-CERT")); err != nil {
 		t.Fatalf("the session's own certificate, store failing: %v", err)
 	}
-	if err := testwait.Recv(t, first, waitTimeout, "the first call"); err != nil {
-		t.Fatalf("Invoke: %v", err)
-	}
+	answered(first, "SESSION-CERT")
 
-	second := call("RENEWED-CERT")
+	second := callRaw(t, f, d.ID(), str, "RENEWED-CERT")
 	_, err := renewed.SubmitCapabilityResult(t.Context(), result("RENEWED-CERT"))
 	wantCode(t, err, codes.Unavailable) // checked in full: the store is asked
 	f.Devices.Fail(nil)
 	if _, err := renewed.SubmitCapabilityResult(t.Context(), result("RENEWED-CERT")); err != nil {
 		t.Fatalf("a renewed certificate of the same device: %v", err)
 	}
-	if err := testwait.Recv(t, second, waitTimeout, "the second call"); err != nil {
-		t.Fatalf("Invoke: %v", err)
+	answered(second, "RENEWED-CERT")
+}
+
+// callOutcome is what a call's Invoke returned.
+type callOutcome struct {
+	res *nodev1.Result
+	err error
+}
+
+// callRaw invokes requestID on device id and waits until its raw session
+// str has read the Invoke; the outcome comes on the channel.
+func callRaw(t *testing.T, f *fixture, id identity.DeviceID, str rawStream, requestID string) <-chan callOutcome {
+	t.Helper()
+	c := make(chan callOutcome, 1)
+	go func() {
+		res, err := f.srv.Invoke(t.Context(), id, &nodev1.Invoke{RequestId: requestID, Capability: "test.echo"}, nil)
+		c <- callOutcome{res, err}
+	}()
+	if fr, err := str.Recv(); err != nil || fr.GetInvoke().GetRequestId() != requestID {
+		t.Fatalf("the node got %v, %v; want the Invoke of %s", fr, err, requestID)
 	}
+	return c
 }
 
 // A revoked device's session is closed, and a result it sends afterwards,
@@ -405,14 +414,7 @@ func TestResultAfterRevocationRefused(t *testing.T) {
 	d := testpki.NewDevice(t, f.CA)
 	client := f.rawClient(t, d.Cert)
 	str, _ := rawSession(t, client)
-	calls := make(chan error, 1)
-	go func() {
-		_, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "LATE", Capability: "test.echo"}, nil)
-		calls <- err
-	}()
-	if fr, err := str.Recv(); err != nil || fr.GetInvoke().GetRequestId() != "LATE" {
-		t.Fatalf("the node got %v, %v; want the Invoke", fr, err)
-	}
+	call := callRaw(t, f, d.ID(), str, "LATE")
 
 	f.Devices.Revoke(d.ID())
 	if n := f.Sessions.Disconnect(d.ID(), ""); n != 1 {
@@ -421,8 +423,8 @@ func TestResultAfterRevocationRefused(t *testing.T) {
 	if st := recvStatus(t, str); st.Code() != codes.PermissionDenied {
 		t.Errorf("the stream ended with %v, want PermissionDenied", st)
 	}
-	if err := testwait.Recv(t, calls, waitTimeout, "Invoke to fail"); !errors.Is(err, carrier.ErrNodeGone) {
-		t.Errorf("Invoke = %v, want ErrNodeGone", err)
+	if a := testwait.Recv(t, call, waitTimeout, "Invoke to fail"); !errors.Is(a.err, carrier.ErrNodeGone) {
+		t.Errorf("Invoke = %v, want ErrNodeGone", a.err)
 	}
 	_, err := client.SubmitCapabilityResult(t.Context(), &nodev1.Result{RequestId: "LATE", Ok: true})
 	if st := status.Convert(err); st.Code() != codes.PermissionDenied || st.Message() != "device revoked" {
