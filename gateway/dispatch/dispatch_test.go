@@ -161,6 +161,9 @@ func TestRefusedRequests(t *testing.T) {
 		{"array args", dispatch.Request{DeviceID: f.id, Capability: "system.info", Args: []byte(`[1]`)}, dispatch.ErrInvalidArgs},
 		{"null args", dispatch.Request{DeviceID: f.id, Capability: "system.info", Args: []byte(`null`)}, dispatch.ErrInvalidArgs},
 		{"broken args", dispatch.Request{DeviceID: f.id, Capability: "system.info", Args: []byte(`{"a":`)}, dispatch.ErrInvalidArgs},
+		{"string args", dispatch.Request{DeviceID: f.id, Capability: "system.info", Args: []byte(` "{}"`)}, dispatch.ErrInvalidArgs},
+		{"two objects", dispatch.Request{DeviceID: f.id, Capability: "system.info", Args: []byte(`{} {}`)}, dispatch.ErrInvalidArgs},
+		{"object then garbage", dispatch.Request{DeviceID: f.id, Capability: "system.info", Args: []byte(`{"a":1}x`)}, dispatch.ErrInvalidArgs},
 		{"huge args", dispatch.Request{DeviceID: f.id, Capability: "system.info", Args: make([]byte, dispatch.MaxArgsSize+1)}, dispatch.ErrInvalidArgs},
 	} {
 		if _, err := f.d.Invoke(t.Context(), tc.req); !errors.Is(err, tc.want) {

@@ -7,7 +7,9 @@ package events
 
 import (
 	"context"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -42,12 +44,55 @@ const (
 	watchBuffer = 256
 )
 
-// Hub keeps recent events and fans them out. The zero value is not usable;
+// Hub keeps recent events and fans them out. Publishing is on every call's
+// path, so publishers of different devices share no lock: each device has
+// its own history, and the set of watchers is replaced whole when it
+// changes rather than locked for reading. The zero value is not usable;
 // use New.
 type Hub struct {
-	mu       sync.Mutex
-	recent   map[identity.DeviceID][]Event
-	watchers map[*watcher]struct{}
+	// devices maps a device to its *history, made at its first event and
+	// dropped by Forget.
+	devices sync.Map
+
+	// watchMu serializes the changes of watchers.
+	watchMu sync.Mutex
+	// watchers is the current set of watchers. It is never changed in
+	// place: Watch and its end store a new slice, under watchMu.
+	watchers atomic.Pointer[[]*watcher]
+}
+
+// history is one device's recent events: a slice that grows to
+// recentPerNode events and is then a ring, so a publish writes one slot
+// and a node that reports little holds little.
+type history struct {
+	// mu guards events and next, and orders the device's events for its
+	// watchers as in events.
+	mu     sync.Mutex
+	events []Event
+	// next is, once events is full, the slot of the oldest event, which
+	// the next one replaces.
+	next int
+}
+
+// addLocked keeps e as the newest event, dropping the oldest beyond
+// recentPerNode.
+func (r *history) addLocked(e Event) {
+	if len(r.events) < recentPerNode {
+		r.events = append(r.events, e)
+		return
+	}
+	r.events[r.next] = e
+	r.next = (r.next + 1) % recentPerNode
+}
+
+// copyLocked returns the events oldest first, in a new slice.
+func (r *history) copyLocked() []Event {
+	if len(r.events) == 0 {
+		return nil
+	}
+	out := make([]Event, 0, len(r.events))
+	out = append(out, r.events[r.next:]...)
+	return append(out, r.events[:r.next]...)
 }
 
 type watcher struct {
@@ -57,7 +102,9 @@ type watcher struct {
 
 // New returns an empty Hub.
 func New() *Hub {
-	return &Hub{recent: make(map[identity.DeviceID][]Event), watchers: make(map[*watcher]struct{})}
+	h := &Hub{}
+	h.watchers.Store(new([]*watcher))
+	return h
 }
 
 // Limits on what an event keeps of texts a node chose.
@@ -69,17 +116,15 @@ const (
 // Publish records e and hands it to every watcher interested. It never
 // blocks: a watcher whose buffer is full misses the event. Texts are cut
 // to a sensible length: a node must not make the gateway hold megabytes.
+// A device's watchers get its events in the order Recent lists them.
 func (h *Hub) Publish(e Event) {
 	e.Message, e.Capability = clip(e.Message, maxMessage), clip(e.Capability, maxCapability)
 	e.RequestID = clip(e.RequestID, maxCapability)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	r := append(h.recent[e.DeviceID], e)
-	if len(r) > recentPerNode {
-		r = append(r[:0:0], r[len(r)-recentPerNode:]...)
-	}
-	h.recent[e.DeviceID] = r
-	for w := range h.watchers {
+	r := h.history(e.DeviceID)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.addLocked(e)
+	for _, w := range *h.watchers.Load() {
 		if w.device != (identity.DeviceID{}) && w.device != e.DeviceID {
 			continue
 		}
@@ -90,36 +135,44 @@ func (h *Hub) Publish(e Event) {
 	}
 }
 
+// history returns the device's history, making it if there is none.
+func (h *Hub) history(id identity.DeviceID) *history {
+	if r, ok := h.devices.Load(id); ok {
+		return r.(*history)
+	}
+	r, _ := h.devices.LoadOrStore(id, &history{})
+	return r.(*history)
+}
+
 // Recent returns up to recentPerNode of the device's latest events, oldest
 // first.
 func (h *Hub) Recent(id identity.DeviceID) []Event {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]Event(nil), h.recent[id]...)
+	v, ok := h.devices.Load(id)
+	if !ok {
+		return nil
+	}
+	r := v.(*history)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.copyLocked()
 }
 
 // Forget drops the device's recent events (it was removed).
 func (h *Hub) Forget(id identity.DeviceID) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	delete(h.recent, id)
+	h.devices.Delete(id)
 }
 
 // Watch returns a channel of the events published from now on for device
 // (all devices if it is zero) until ctx ends, when the channel is closed.
 func (h *Hub) Watch(ctx context.Context, device identity.DeviceID) <-chan Event {
 	w := &watcher{device: device, ch: make(chan Event, watchBuffer)}
-	h.mu.Lock()
-	h.watchers[w] = struct{}{}
-	h.mu.Unlock()
+	h.changeWatchers(func(ws []*watcher) []*watcher { return append(ws, w) })
 	out := make(chan Event)
 	go func() {
 		defer close(out)
-		defer func() {
-			h.mu.Lock()
-			delete(h.watchers, w)
-			h.mu.Unlock()
-		}()
+		defer h.changeWatchers(func(ws []*watcher) []*watcher {
+			return slices.DeleteFunc(ws, func(x *watcher) bool { return x == w })
+		})
 		for {
 			select {
 			case <-ctx.Done():
@@ -134,6 +187,15 @@ func (h *Hub) Watch(ctx context.Context, device identity.DeviceID) <-chan Event 
 		}
 	}()
 	return out
+}
+
+// changeWatchers replaces the set of watchers with change's result, which
+// is given a copy to change.
+func (h *Hub) changeWatchers(change func([]*watcher) []*watcher) {
+	h.watchMu.Lock()
+	defer h.watchMu.Unlock()
+	ws := change(slices.Clone(*h.watchers.Load()))
+	h.watchers.Store(&ws)
 }
 
 // clip cuts s to at most n bytes, on a rune boundary, marking the cut.

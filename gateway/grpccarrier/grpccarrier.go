@@ -13,7 +13,9 @@
 // (tls.RequestClientCert: a node that is pairing has none). So every RPC
 // authenticates itself: the device ID comes from the peer's certificate
 // through Config.Authenticate, never from a message, and a Result that names
-// another device is refused (the cert-bound device). A session ends at once
+// another device is refused (the cert-bound device). A Result that comes
+// with the certificate its call's live session authenticated with is that
+// device's without checking it again (sessionDevice). A session ends at once
 // when the device is disconnected (revocation), when its lease lapses, when
 // a newer session of the same device, on either carrier, replaces it, or
 // when the gateway shuts down; each end (carrier.EndKind) has its own status
@@ -41,7 +43,9 @@
 package grpccarrier
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -337,17 +341,21 @@ func (s *Server) registerNode(ctx context.Context, reg *nodev1.RegisterNode) (*n
 // submitResult hands a result to the call waiting for it from the
 // certificate's device.
 func (s *Server) submitResult(ctx context.Context, res *nodev1.Result) (*nodev1.SubmitResultResponse, error) {
-	pd, err := s.authenticate(ctx)
-	if err != nil {
-		return nil, err
+	device, ok := s.sessionDevice(ctx, res.GetRequestId())
+	if !ok {
+		pd, err := s.authenticate(ctx)
+		if err != nil {
+			return nil, err
+		}
+		device = pd.id
 	}
 	if named := res.GetDeviceId(); named != "" {
-		if id, err := identity.ParseDeviceID(named); err != nil || id != pd.id {
-			s.log.Warn("result names another device", "device", pd.id, "named", clip(named), "request_id", clip(res.GetRequestId()))
-			return nil, status.Errorf(codes.PermissionDenied, "the result names device %s but the certificate is device %s", clip(named), pd.id)
+		if id, err := identity.ParseDeviceID(named); err != nil || id != device {
+			s.log.Warn("result names another device", "device", device, "named", clip(named), "request_id", clip(res.GetRequestId()))
+			return nil, status.Errorf(codes.PermissionDenied, "the result names device %s but the certificate is device %s", clip(named), device)
 		}
 	}
-	key := waitKey{id: pd.id, requestID: res.GetRequestId()}
+	key := waitKey{id: device, requestID: res.GetRequestId()}
 	s.mu.Lock()
 	w := s.waiters[key]
 	if w != nil {
@@ -356,10 +364,48 @@ func (s *Server) submitResult(ctx context.Context, res *nodev1.Result) (*nodev1.
 	}
 	s.mu.Unlock()
 	if w == nil {
-		s.log.Info("result nobody waits for", "device", pd.id, "request_id", clip(res.GetRequestId()))
+		s.log.Info("result nobody waits for", "device", device, "request_id", clip(res.GetRequestId()))
 		return nil, status.Errorf(codes.NotFound, "no call %s is waiting for a result from this device", clip(res.GetRequestId()))
 	}
 	return &nodev1.SubmitResultResponse{}, nil
+}
+
+// sessionDevice is the device a result comes from, when the RPC carries the
+// very certificate that authenticated the live session the call was sent
+// on: its StreamEvents checked that certificate (chain, validity, not
+// revoked), TLS 1.3 proved the peer holds its key, and a revocation ends
+// the session before anything else (carrier.Registry.Disconnect). Then the
+// result needs no second check of the chain and no read of the store,
+// which would be most of the cost of a call on this carrier. Otherwise ok
+// is false and the RPC is authenticated in full.
+func (s *Server) sessionDevice(ctx context.Context, requestID string) (id identity.DeviceID, ok bool) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return id, false
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(ti.State.PeerCertificates) != 1 {
+		return id, false
+	}
+	leaf := ti.State.PeerCertificates[0]
+	pub, ok := leaf.PublicKey.(ed25519.PublicKey)
+	if !ok {
+		return id, false
+	}
+	id = identity.DeviceIDFromPublicKey(pub)
+	s.mu.Lock()
+	w := s.waiters[waitKey{id: id, requestID: requestID}]
+	s.mu.Unlock()
+	if w == nil || len(w.ss.RawCerts) != 1 || !bytes.Equal(w.ss.RawCerts[0], leaf.Raw) {
+		return id, false
+	}
+	if now := s.reg.Now(); now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
+		return id, false
+	}
+	if _, ended := s.reg.Ended(w.ss.Session); ended {
+		return id, false
+	}
+	return id, true
 }
 
 // clip shortens a string from the peer for logs and messages.

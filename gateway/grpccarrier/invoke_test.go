@@ -2,6 +2,8 @@ package grpccarrier_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/palyra/palyra-go/gateway/carrier"
+	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/testregistry"
 	"github.com/palyra/palyra-go/internal/testwait"
@@ -340,6 +343,110 @@ func TestSubmitResultOwnership(t *testing.T) {
 	_, err = clientA.SubmitCapabilityResult(t.Context(), own)
 	wantCode(t, err, codes.NotFound)
 	testwait.None(t, progress, "more progress")
+}
+
+// A result that comes with the certificate its call's session
+// authenticated with is taken without checking the certificate or the
+// store again: it is accepted while the store is failing. One with another
+// certificate of the same device (renewed since) is checked in full.
+func TestSubmitResultAuthenticatedBySession(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, time.Minute)
+	d := testpki.NewDevice(t, f.CA)
+	client := f.rawClient(t, d.Cert)
+	str, _ := rawSession(t, client)
+	renewed := f.rawClient(t, renewedCert(t, f.CA, d))
+
+	result := func(id string) *nodev1.Result {
+		return &nodev1.Result{RequestId: id, Ok: true, OutputJson: []byte(`"` + id + `"`)}
+	}
+	answered := func(c <-chan callOutcome, id string) {
+		t.Helper()
+		if a := testwait.Recv(t, c, waitTimeout, "the call's answer"); a.err != nil || string(a.res.GetOutputJson()) != `"`+id+`"` {
+			t.Fatalf("Invoke = %v, %v; want the result submitted", a.res, a.err)
+		}
+	}
+
+	f.Devices.Fail(errors.New("store down"))
+	first := callRaw(t, f, d.ID(), str, "SESSION-CERT")
+	if _, err := client.SubmitCapabilityResult(t.Context(), result("SESSION-CERT")); err != nil {
+		t.Fatalf("the session's own certificate, store failing: %v", err)
+	}
+	answered(first, "SESSION-CERT")
+
+	second := callRaw(t, f, d.ID(), str, "RENEWED-CERT")
+	_, err := renewed.SubmitCapabilityResult(t.Context(), result("RENEWED-CERT"))
+	wantCode(t, err, codes.Unavailable) // checked in full: the store is asked
+	f.Devices.Fail(nil)
+	if _, err := renewed.SubmitCapabilityResult(t.Context(), result("RENEWED-CERT")); err != nil {
+		t.Fatalf("a renewed certificate of the same device: %v", err)
+	}
+	answered(second, "RENEWED-CERT")
+}
+
+// callOutcome is what a call's Invoke returned.
+type callOutcome struct {
+	res *nodev1.Result
+	err error
+}
+
+// callRaw invokes requestID on device id and waits until its raw session
+// str has read the Invoke; the outcome comes on the channel.
+func callRaw(t *testing.T, f *fixture, id identity.DeviceID, str rawStream, requestID string) <-chan callOutcome {
+	t.Helper()
+	c := make(chan callOutcome, 1)
+	go func() {
+		res, err := f.srv.Invoke(t.Context(), id, &nodev1.Invoke{RequestId: requestID, Capability: "test.echo"}, nil)
+		c <- callOutcome{res, err}
+	}()
+	if fr, err := str.Recv(); err != nil || fr.GetInvoke().GetRequestId() != requestID {
+		t.Fatalf("the node got %v, %v; want the Invoke of %s", fr, err, requestID)
+	}
+	return c
+}
+
+// A revoked device's session is closed, and a result it sends afterwards,
+// with the certificate the session authenticated with, is refused as
+// revoked: the call it answers failed when the session ended.
+func TestResultAfterRevocationRefused(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, time.Minute)
+	d := testpki.NewDevice(t, f.CA)
+	client := f.rawClient(t, d.Cert)
+	str, _ := rawSession(t, client)
+	call := callRaw(t, f, d.ID(), str, "LATE")
+
+	f.Devices.Revoke(d.ID())
+	if n := f.Sessions.Disconnect(d.ID(), ""); n != 1 {
+		t.Fatalf("Disconnect closed %d sessions, want 1", n)
+	}
+	if st := recvStatus(t, str); st.Code() != codes.PermissionDenied {
+		t.Errorf("the stream ended with %v, want PermissionDenied", st)
+	}
+	if a := testwait.Recv(t, call, waitTimeout, "Invoke to fail"); !errors.Is(a.err, carrier.ErrNodeGone) {
+		t.Errorf("Invoke = %v, want ErrNodeGone", a.err)
+	}
+	_, err := client.SubmitCapabilityResult(t.Context(), &nodev1.Result{RequestId: "LATE", Ok: true})
+	if st := status.Convert(err); st.Code() != codes.PermissionDenied || st.Message() != "device revoked" {
+		t.Errorf("a result after revocation = %v, want PermissionDenied \"device revoked\"", err)
+	}
+}
+
+// renewedCert is a second certificate for d's key, as a renewal gives.
+func renewedCert(t *testing.T, ca *identity.CA, d *testpki.Device) *tls.Certificate {
+	t.Helper()
+	csr, err := d.Key.CreateCSR(rand.Reader, "node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.IssueDeviceCertificate(csr, identity.IssueOptions{Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(cert.Raw) == string(d.Cert.Leaf.Raw) {
+		t.Fatal("the renewed certificate is the first one")
+	}
+	return &tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: d.Key.Signer(), Leaf: cert}
 }
 
 func sendFrame(t *testing.T, str rawStream, f *nodev1.Frame) {

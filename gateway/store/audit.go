@@ -95,9 +95,29 @@ func (s *Store) AuditBatch(ctx context.Context, events []AuditEvent) error {
 		}
 	}
 	err := s.update(ctx, func(tx *txn) error {
+		// The rows of a batch are mostly plain ones (calls): one
+		// statement prepared for them all, not one parsed per row.
+		var plain *sql.Stmt
+		defer func() {
+			if plain != nil {
+				plain.Close()
+			}
+		}()
 		for _, e := range events {
-			if err := writeAudit(ctx, tx, e); err != nil {
-				return err
+			if e.Aggregated {
+				if err := writeAudit(ctx, tx, e); err != nil {
+					return err
+				}
+				continue
+			}
+			if plain == nil {
+				var err error
+				if plain, err = tx.PrepareContext(ctx, insertAudit); err != nil {
+					return fmt.Errorf("preparing to write audit events: %w", err)
+				}
+			}
+			if _, err := plain.ExecContext(ctx, plainAuditArgs(e)...); err != nil {
+				return fmt.Errorf("writing audit event %s: %w", e.Kind, err)
 			}
 		}
 		return nil
@@ -106,6 +126,14 @@ func (s *Store) AuditBatch(ctx context.Context, events []AuditEvent) error {
 		return fmt.Errorf("writing %d audit events: %w", len(events), err)
 	}
 	return nil
+}
+
+// insertAudit writes a row that is not aggregated, with plainAuditArgs.
+const insertAudit = `INSERT INTO audit_log (at, kind, device_id, request_id, detail, source, count)
+	VALUES (?, ?, ?, ?, ?, ?, ?)`
+
+func plainAuditArgs(e AuditEvent) []any {
+	return []any{e.At.UnixNano(), e.Kind, dbDeviceID(e.DeviceID), e.RequestID, e.Detail, e.Source, max(e.Count, 1)}
 }
 
 func writeAudit(ctx context.Context, q querier, e AuditEvent) error {
@@ -118,9 +146,7 @@ func writeAudit(ctx context.Context, q querier, e AuditEvent) error {
 			DO UPDATE SET count = audit_log.count + excluded.count`,
 			e.At.Truncate(time.Minute).UnixNano(), e.Kind, dbDeviceID(e.DeviceID), e.RequestID, e.Detail, e.Source, count)
 	} else {
-		_, err = q.ExecContext(ctx, `INSERT INTO audit_log (at, kind, device_id, request_id, detail, source, count)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			e.At.UnixNano(), e.Kind, dbDeviceID(e.DeviceID), e.RequestID, e.Detail, e.Source, count)
+		_, err = q.ExecContext(ctx, insertAudit, plainAuditArgs(e)...)
 	}
 	if err != nil {
 		return fmt.Errorf("writing audit event %s: %w", e.Kind, err)

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -60,9 +61,24 @@ func AppendFrame(b []byte, m proto.Message) ([]byte, error) {
 	return b, nil
 }
 
+// smallFrame is the size of the buffers that frames are read into and
+// written from and then reused: most frames are a call's or a result's few
+// hundred bytes, and each call would otherwise allocate both ends' frames.
+// Decoding copies what it keeps (proto.Unmarshal does not alias its input),
+// and a Write must not keep its buffer, so a buffer is free again once the
+// frame is decoded or written.
+const smallFrame = 4 << 10
+
+var buffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, smallFrame)
+	return &b
+}}
+
 // WriteFrame writes m to w as one frame, in a single Write call.
 func WriteFrame(w io.Writer, m proto.Message) error {
-	b, err := AppendFrame(nil, m)
+	bp := buffers.Get().(*[]byte)
+	defer buffers.Put(bp) // still the small buffer, if m's frame outgrew it
+	b, err := AppendFrame((*bp)[:0], m)
 	if err != nil {
 		return err
 	}
@@ -90,9 +106,22 @@ func ReadFrame(r io.Reader, m proto.Message) error {
 	if n > MaxFrameSize {
 		return fmt.Errorf("reading frame: %w: %d bytes, the limit is %d", ErrFrameTooLarge, n, MaxFrameSize)
 	}
-	body, err := readBody(r, int(n))
-	if err != nil {
-		return fmt.Errorf("reading frame body (%d bytes): %w", n, err)
+	var body []byte
+	if n <= smallFrame {
+		bp := buffers.Get().(*[]byte)
+		defer buffers.Put(bp)
+		body = (*bp)[:n]
+		if _, err := io.ReadFull(r, body); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("reading frame body (%d bytes): %w", n, err)
+		}
+	} else {
+		var err error
+		if body, err = readBody(r, int(n)); err != nil {
+			return fmt.Errorf("reading frame body (%d bytes): %w", n, err)
+		}
 	}
 	if err := proto.Unmarshal(body, m); err != nil {
 		return fmt.Errorf("reading frame: %w: %w", ErrMalformedFrame, err)

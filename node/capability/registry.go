@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"regexp"
@@ -110,7 +109,7 @@ func NewRegistry(caps []Capability, opts Options) (*Registry, error) {
 		r.askTimeout = DefaultAskTimeout
 	}
 	if r.log == nil {
-		r.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		r.log = slog.New(slog.DiscardHandler)
 	}
 	for _, c := range caps {
 		if !namePattern.MatchString(c.Name) {
@@ -309,12 +308,18 @@ func (r *Registry) deliver() {
 // must be JSON within MaxOutputSize. Errors are *Error values.
 func (r *Registry) Invoke(ctx context.Context, name string, call Call) (json.RawMessage, error) {
 	out, err := r.invoke(ctx, name, call)
-	log := r.log.With("capability", name, "request_id", call.RequestID, "caller", call.Caller)
+	// Every call passes here: its log attributes are built only for a
+	// logger that keeps them.
+	logged := r.log.Enabled(ctx, slog.LevelInfo)
 	if err != nil {
-		log.Info("invocation refused or failed", "code", CodeOf(err), "error", err)
+		if logged {
+			r.log.Info("invocation refused or failed", "capability", name, "request_id", call.RequestID, "caller", call.Caller, "code", CodeOf(err), "error", err)
+		}
 		return nil, err
 	}
-	log.Info("invocation done", "output_bytes", len(out))
+	if logged {
+		r.log.Info("invocation done", "capability", name, "request_id", call.RequestID, "caller", call.Caller, "output_bytes", len(out))
+	}
 	return out, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
@@ -90,7 +91,10 @@ func (s *Schema) Validate(args json.RawMessage) error {
 	if err != nil {
 		return NewError(CodeInvalidArgs, "arguments are not valid JSON: %v", err)
 	}
-	err = s.schema.Validate(v)
+	if err := checkNumbers(v); err != nil {
+		return err
+	}
+	err = s.validate(v)
 	var ve *jsonschema.ValidationError
 	if errors.As(err, &ve) {
 		return explain(first(ve), v)
@@ -101,13 +105,82 @@ func (s *Schema) Validate(args json.RawMessage) error {
 	return nil
 }
 
+// validate runs the library's validation, which must not take the node
+// down with it: a panic in it is the arguments' refusal.
+func (s *Schema) validate(v any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = NewError(CodeInvalidArgs, "arguments could not be checked against the schema: %v", p)
+		}
+	}()
+	return s.schema.Validate(v)
+}
+
+// checkNumbers refuses numbers the schema's bounds cannot be compared with:
+// the library reads each as a big.Rat, which takes exponents up to a
+// million, and fails on (panics at) greater ones such as 1e1000001.
+func checkNumbers(v any) error {
+	if path, n, bad := badNumber(v); bad {
+		return invalid(path, "must be a number with an exponent of at most a million, not %.40s", n)
+	}
+	return nil
+}
+
+// badNumber finds the first number in v that big.Rat cannot read, and its
+// path (built only then: every call goes through here).
+func badNumber(v any) (path string, n json.Number, bad bool) {
+	switch v := v.(type) {
+	case json.Number:
+		if strings.ContainsAny(string(v), "eE") {
+			if _, ok := new(big.Rat).SetString(string(v)); !ok {
+				return "", v, true
+			}
+		}
+	case map[string]any:
+		for k, e := range v {
+			if p, n, bad := badNumber(e); bad {
+				return under(k, p), n, true
+			}
+		}
+	case []any:
+		for i, e := range v {
+			if p, n, bad := badNumber(e); bad {
+				return under("["+strconv.Itoa(i)+"]", p), n, true
+			}
+		}
+	}
+	return "", "", false
+}
+
+// under writes the path p inside the member or item named first.
+func under(first, p string) string {
+	switch {
+	case p == "":
+		return first
+	case p[0] == '[':
+		return first + p
+	}
+	return join(first, p)
+}
+
 // checkJSON refuses what is not one JSON value, keys given twice, and
 // nesting beyond maxJSONDepth, with messages naming where.
 func checkJSON(args []byte) error {
-	var raw json.RawMessage
-	if err := json.Unmarshal(args, &raw); err != nil {
-		return NewError(CodeInvalidArgs, "arguments are not valid JSON: %v", err)
+	if !json.Valid(args) {
+		var raw json.RawMessage
+		if err := json.Unmarshal(args, &raw); err != nil {
+			return NewError(CodeInvalidArgs, "arguments are not valid JSON: %v", err)
+		}
 	}
+	if plainJSON(args) {
+		return nil
+	}
+	return walkJSON(args)
+}
+
+// walkJSON is checkJSON's check of valid JSON, token by token, to say
+// where a key is given twice or the nesting goes too deep.
+func walkJSON(args []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(args))
 	dec.UseNumber()
 	// Each open object keeps its path and the keys seen; arrays keep
@@ -186,6 +259,69 @@ func checkJSON(args []byte) error {
 		}
 		valueDone()
 	}
+}
+
+// plainMaxKeys bounds the keys plainJSON compares; past it checkJSON walks
+// the value.
+const plainMaxKeys = 32
+
+// plainJSON reports that args, valid JSON, nest at most maxJSONDepth deep
+// and give no key twice in an object, for the common arguments: few keys,
+// none with an escape. It reads args once and allocates nothing, where
+// walkJSON (which finds where a problem is, to say so) decodes every token.
+// false means it could not tell, not that there is a problem.
+func plainJSON(args []byte) bool {
+	type level struct {
+		object bool
+		// keyStart is where this object's keys begin in keys.
+		keyStart int
+	}
+	var levelBuf [maxJSONDepth]level
+	var keyBuf [plainMaxKeys][]byte
+	levels, keys := levelBuf[:0], keyBuf[:0]
+	expectKey := false
+	for i := 0; i < len(args); i++ {
+		switch args[i] {
+		case '{', '[':
+			if len(levels) == maxJSONDepth {
+				return false
+			}
+			levels = append(levels, level{object: args[i] == '{', keyStart: len(keys)})
+			expectKey = args[i] == '{'
+		case '}', ']':
+			keys = keys[:levels[len(levels)-1].keyStart]
+			levels = levels[:len(levels)-1]
+			expectKey = false
+		case ',':
+			expectKey = len(levels) > 0 && levels[len(levels)-1].object
+		case '"':
+			start := i + 1
+			escaped := false
+			for i++; args[i] != '"'; i++ {
+				if args[i] == '\\' {
+					escaped = true
+					i++
+				}
+			}
+			if !expectKey {
+				continue
+			}
+			expectKey = false
+			key := args[start:i]
+			if escaped || len(keys) == plainMaxKeys || !utf8.Valid(key) {
+				// A key to unescape (or whose invalid bytes decode
+				// as U+FFFD), or many: the walk compares them.
+				return false
+			}
+			for _, k := range keys[levels[len(levels)-1].keyStart:] {
+				if bytes.Equal(k, key) {
+					return false
+				}
+			}
+			keys = append(keys, key)
+		}
+	}
+	return true
 }
 
 // first follows the causes of a validation error to the first leaf: the

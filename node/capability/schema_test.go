@@ -109,6 +109,9 @@ func TestValidateRejects(t *testing.T) {
 		{`{"command":"x","timeout_ms":600001}`, `argument "timeout_ms": must be at most 600000`},
 		{`{"command":"x","ratio":"1"}`, `argument "ratio": must be a number`},
 		{`{"command":"x","ratio":1e400}`, `argument "ratio": must be at most 2.5`},
+		// big.Rat, which the bounds are compared with, reads exponents up to a million.
+		{`{"command":"x","ratio":1e1000001}`, `argument "ratio": must be a number with an exponent of at most a million, not 1e1000001`},
+		{`{"command":"x","open":{"a":[1,-2E-9999999]}}`, `argument "open.a[1]": must be a number with an exponent of at most a million, not -2E-9999999`},
 		// As a float64 this is 0.5; compared as written it is below.
 		{`{"command":"x","ratio":0.49999999999999999999}`, `argument "ratio": must be at least 0.5`},
 		{`{"command":"x","ratio":2.50000000000000000001}`, `argument "ratio": must be at most 2.5`},
