@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -152,23 +153,18 @@ func TestGatewayKilledNodeMovesOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if _, err := agentIn(t, dir, "laptop").Pair(t.Context(), node.PairOptions{Gateway: epB.addr, PIN: code.Pin}); err != nil {
+	laptop := agentIn(t, dir, "laptop")
+	if _, err := laptop.Pair(t.Context(), node.PairOptions{Gateway: epB.addr, PIN: code.Pin}); err != nil {
 		t.Fatalf("pairing through B: %v", err)
 	}
+	if got := laptop.Status().Gateways; !sameAddresses(got, []string{epA.addr, epB.addr, epC.addr}) || got[0] != epB.addr {
+		t.Fatalf("pairing through B gave the addresses %v, want B's first, then A's and C's", got)
+	}
 	// As if it had paired while B was alone: it knows B's address only.
-	conf, err := node.ReadConfig(dir)
-	if err != nil {
-		t.Fatal(err)
+	laptop = keepPairingGateway(t, laptop, agentConfig(t, dir, "laptop"))
+	if got := laptop.Status().Gateways; !slices.Equal(got, []string{epB.addr}) {
+		t.Fatalf("the node knows %v, want B's address only", got)
 	}
-	conf.Gateways = []string{epB.addr}
-	raw, err := json.Marshal(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, node.ConfigFile), raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	laptop := agentIn(t, dir, "laptop")
 	stop := runAgent(laptop)
 	defer stop()
 	waitState(t, laptop, node.StateConnected)
