@@ -23,11 +23,17 @@ import (
 // pairing's result to come.
 func pairPending(t *testing.T, rg *runningGateway, name string) (*node.Agent, pairclient.Pending, <-chan error) {
 	t.Helper()
+	return pairPendingIn(t, rg, t.TempDir(), name)
+}
+
+// pairPendingIn is pairPending with the agent in dir.
+func pairPendingIn(t *testing.T, rg *runningGateway, dir, name string) (*node.Agent, pairclient.Pending, <-chan error) {
+	t.Helper()
 	code, err := rg.g.MintPairingCode(t.Context(), gateway.CodeOptions{Name: name + " code"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := newAgent(t, name)
+	a := agentIn(t, dir, name)
 	pending := make(chan pairclient.Pending, 1)
 	paired := make(chan error, 1)
 	go func() {

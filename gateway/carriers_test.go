@@ -21,7 +21,8 @@ import (
 )
 
 // pairedAgent is a node paired with rg (approved at once) with caps,
-// probing QUIC every probe while on gRPC; options change its Config.
+// probing QUIC every probe while on gRPC, which connects to rg
+// (keepPairingGateway); options change its Config.
 func pairedAgent(tb testing.TB, rg *runningGateway, name string, caps []capability.Capability, probe time.Duration, options ...func(*node.Config)) *node.Agent {
 	tb.Helper()
 	dir := tb.TempDir()
@@ -47,7 +48,7 @@ func pairedAgent(tb testing.TB, rg *runningGateway, name string, caps []capabili
 	if _, err := a.Pair(tb.Context(), node.PairOptions{Gateway: rg.g.Addresses()[0], PIN: code.Pin}); err != nil {
 		tb.Fatal(err)
 	}
-	return a
+	return keepPairingGateway(tb, a, cfg)
 }
 
 // gatewayPort is the port rg serves QUIC (UDP) and gRPC (TCP) on.

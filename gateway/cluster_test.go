@@ -5,8 +5,12 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +21,7 @@ import (
 	"github.com/palyra/palyra-go/gateway/cluster"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/internal/testnetns"
 	"github.com/palyra/palyra-go/internal/testpg"
 	"github.com/palyra/palyra-go/internal/testwait"
@@ -70,6 +75,13 @@ func startPeer(t testing.TB, db testpg.Database, id string, ep endpoint, adverti
 // through gateway holder, and checks it is listed once.
 func waitHeld(t testing.TB, rg *runningGateway, deviceID, holder string) {
 	t.Helper()
+	waitHeldBy(t, rg, deviceID, holder)
+}
+
+// waitHeldBy is waitHeld for a node that may be held by any of holders;
+// it returns the one that holds it.
+func waitHeldBy(t testing.TB, rg *runningGateway, deviceID string, holders ...string) string {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -84,17 +96,149 @@ func waitHeld(t testing.TB, rg *runningGateway, deviceID, holder string) {
 		for _, n := range resp.Nodes {
 			if n.DeviceId == deviceID {
 				seen++
-				if n.Online && n.Gateway == holder {
+				if n.Online && slices.Contains(holders, n.Gateway) {
 					if seen != 1 {
 						t.Fatalf("node %s listed %d times: %v", deviceID, seen, resp.Nodes)
 					}
-					return
+					return n.Gateway
 				}
 			}
 		}
 		<-tick.C
 	}
-	t.Fatalf("gateway %s never listed node %s online through %s; last listing %v", rg.g.GatewayID(), deviceID, holder, last)
+	t.Fatalf("gateway %s never listed node %s online through one of %v; last listing %v", rg.g.GatewayID(), deviceID, holders, last)
+	return ""
+}
+
+// keepPairingGateway reopens, with cfg, the agent paired in
+// cfg.ConfigDir knowing the first of its gateway addresses only: that of
+// the gateway it paired through, which names its own first. Like a node
+// paired while that gateway was alone, it connects there (not to a
+// gateway drawn at random), as tests of several gateways that say which
+// holds the node expect, and learns the others from its Welcome. With
+// one address, it returns a.
+func keepPairingGateway(tb testing.TB, a *node.Agent, cfg node.Config) *node.Agent {
+	tb.Helper()
+	conf, err := node.ReadConfig(cfg.ConfigDir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if len(conf.Gateways) < 2 {
+		return a
+	}
+	conf.Gateways = conf.Gateways[:1]
+	raw, err := json.Marshal(conf)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cfg.ConfigDir, node.ConfigFile), raw, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	if a, err = node.New(cfg); err != nil {
+		tb.Fatal(err)
+	}
+	return a
+}
+
+// sameAddresses reports whether a and b name the same addresses, each
+// once, in any order.
+func sameAddresses(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+// A node paired with A while A was alone knows A's address only. B and C
+// join; A learns where nodes reach them, its pairing links name all three
+// (its own first), and the node, connecting to A, keeps the three
+// addresses A's Welcome named, in node.json too.
+func TestWelcomeNamesEveryGateway(t *testing.T) {
+	t.Parallel()
+	db := testpg.New(t)
+	epA, epB, epC := listenEndpoint(t), listenEndpoint(t), listenEndpoint(t)
+	a := startPeer(t, db, "gw-a", epA, []string{epA.addr})
+	var dir string
+	laptop := pairedAgent(t, a, "laptop", nil, 0, func(c *node.Config) { dir = c.ConfigDir })
+	if got := laptop.Status().Gateways; !slices.Equal(got, []string{epA.addr}) {
+		t.Fatalf("paired with A alone, the node has the addresses %v, want A's only", got)
+	}
+
+	startPeer(t, db, "gw-b", epB, []string{epB.addr})
+	startPeer(t, db, "gw-c", epC, []string{epC.addr})
+	all := []string{epA.addr, epB.addr, epC.addr}
+	waitUntil(t, 20*time.Second, "A reading where nodes reach B and C", func() bool { return slices.Equal(a.g.NodeAddresses(), all) })
+	link, err := pairing.ParseLink(mint(t, a, true).Link, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(link.Gateways, all) {
+		t.Errorf("A's pairing link names %v, want %v", link.Gateways, all)
+	}
+
+	stop := runAgent(laptop)
+	defer stop()
+	waitState(t, laptop, node.StateConnected)
+	id := laptop.Status().DeviceID
+	waitHeld(t, a, id, "gw-a")
+	st := waitStatus(t, laptop, "keeping the addresses of A's Welcome", func(st node.Status) bool { return sameAddresses(st.Gateways, all) })
+	conf, err := node.ReadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameAddresses(conf.Gateways, all) {
+		t.Fatalf("node.json names %v, want %v (the status says %v)", conf.Gateways, all, st.Gateways)
+	}
+}
+
+// A gateway alone on SQLite names its own addresses, as it always did:
+// its nodes' stored addresses stay as pairing wrote them, and node.json
+// is not written again, however often they connect.
+func TestSingleGatewayAddressesUnchanged(t *testing.T) {
+	t.Parallel()
+	rg := startGateway(t, t.TempDir(), "127.0.0.1:0", nil)
+	if got, want := rg.g.NodeAddresses(), rg.g.Addresses(); !slices.Equal(got, want) {
+		t.Fatalf("a gateway alone names %v to nodes, want its addresses %v", got, want)
+	}
+	var dir string
+	laptop := pairedAgent(t, rg, "laptop", nil, 0, func(c *node.Config) { dir = c.ConfigDir })
+	path := filepath.Join(dir, node.ConfigFile)
+	paired, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := laptop.Status().DeviceID
+	for range 2 {
+		stop := runAgent(laptop)
+		waitOnline(t, rg, id, true)
+		// Answered: the session serves, so its Welcome has been read.
+		resp := invokeAdmin(t, rg, id, "system.info", "", 0)
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		if !resp.Ok {
+			t.Fatalf("system.info: %s: %s", resp.ErrorCode, resp.ErrorMessage)
+		}
+		waitOnline(t, rg, id, false)
+	}
+	after, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) || string(now) != string(paired) {
+		t.Fatalf("node.json was written again:\n%s\nwas\n%s", now, paired)
+	}
+	if got := laptop.Status().Gateways; !slices.Equal(got, rg.g.Addresses()) {
+		t.Fatalf("the node has the addresses %v, want the gateway's %v", got, rg.g.Addresses())
+	}
 }
 
 // Three gateways on one database: a node connected to B is invoked

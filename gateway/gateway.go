@@ -420,7 +420,8 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	carriers := func(component string) carrier.Common {
-		return carrier.Common{Registry: g.sessions, LeaseTTL: cfg.LeaseTTL, Logger: cfg.Logger.With("component", component), GatewayName: cfg.Name}
+		return carrier.Common{Registry: g.sessions, LeaseTTL: cfg.LeaseTTL, Logger: cfg.Logger.With("component", component),
+			GatewayName: cfg.Name, Addresses: g.NodeAddresses}
 	}
 	if g.nodes, err = quiccarrier.NewServer(quiccarrier.Config{
 		TLSCertificate: g.serverCertificate,
@@ -437,7 +438,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		Store:              g.store,
 		CA:                 g.ca,
 		ServerCertificate:  g.serverLeaf,
-		Addresses:          g.Addresses,
+		Addresses:          g.pairingAddresses,
 		GatewayName:        cfg.Name,
 		Rand:               cfg.Rand,
 		Now:                cfg.Now,
@@ -459,7 +460,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		Events:      g.events,
 		Decided:     g.pairing.Decided,
 		CAPin:       g.ca.Fingerprint(),
-		Addresses:   g.Addresses,
+		Addresses:   g.pairingAddresses,
 		GatewayName: cfg.Name,
 		Rand:        cfg.Rand,
 		Now:         cfg.Now,

@@ -90,15 +90,21 @@ func newAgent(t *testing.T, name string) *node.Agent {
 // a node process starting there does.
 func agentIn(t testing.TB, dir, name string) *node.Agent {
 	t.Helper()
-	secrets, err := secretstore.NewFile(filepath.Join(dir, "secrets"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := node.New(node.Config{ConfigDir: dir, Secrets: secrets, Name: name, Logger: testlog.New(t, "who", name)})
+	a, err := node.New(agentConfig(t, dir, name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// agentConfig is the Config of agentIn's agent.
+func agentConfig(t testing.TB, dir, name string) node.Config {
+	t.Helper()
+	secrets, err := secretstore.NewFile(filepath.Join(dir, "secrets"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return node.Config{ConfigDir: dir, Secrets: secrets, Name: name, Logger: testlog.New(t, "who", name)}
 }
 
 // waitState waits until the agent reaches a state, checking whenever its

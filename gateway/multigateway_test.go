@@ -28,17 +28,18 @@ func onDatabase(url, name string) func(*gateway.Config) {
 }
 
 // attachedNode pairs a node through rg by PIN, approved there, runs it
-// and waits until it is connected to rg (the addresses it was given at
-// pairing are rg's).
+// and waits until it is connected to rg (keepPairingGateway).
 func attachedNode(t *testing.T, rg *runningGateway, name string) (*node.Agent, string) {
 	t.Helper()
-	a, p, paired := pairPending(t, rg, name)
+	dir := t.TempDir()
+	a, p, paired := pairPendingIn(t, rg, dir, name)
 	if _, err := rg.admin.ApprovePairingRequest(t.Context(), &adminv1.DecidePairingRequest{RequestId: p.RequestID}); err != nil {
 		t.Fatal(err)
 	}
 	if err := testwait.Recv(t, paired, 20*time.Second, "the end of the pairing of "+name); err != nil {
 		t.Fatalf("pairing %s: %v", name, err)
 	}
+	a = keepPairingGateway(t, a, agentConfig(t, dir, name))
 	stop := runAgent(a)
 	t.Cleanup(func() { stop() })
 	waitState(t, a, node.StateConnected)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -134,25 +135,35 @@ func startPeerChild(t *testing.T, db testpg.Database, id string, ep endpoint, ad
 
 // A gateway dies with SIGKILL while it holds a node: nothing tells the
 // others, so its lease and routes stay in the database until the lease
-// lapses. The node reconnects through the next address it was given, calls
-// through the other gateways reach it again, and no listing shows it
-// online twice or through the dead gateway.
+// lapses. The node knew only the dead gateway's address from its pairing,
+// and the others' from that gateway's Welcome: it reconnects through one
+// of those, calls through the other gateways reach it again, and no
+// listing shows it online twice or through the dead gateway.
 func TestGatewayKilledNodeMovesOn(t *testing.T) {
 	t.Parallel()
 	db := testpg.New(t)
 	epA, epB, epC := listenEndpoint(t), listenEndpoint(t), listenEndpoint(t)
 	a := startPeer(t, db, "gw-a", epA, []string{epA.addr})
 	c := startPeer(t, db, "gw-c", epC, []string{epC.addr})
-	b := startPeerChild(t, db, "gw-b", epB, []string{epB.addr, epA.addr, epC.addr})
+	// B joins after A and C: its first Welcome names them.
+	b := startPeerChild(t, db, "gw-b", epB, []string{epB.addr})
 
-	// Paired through B, the node keeps B's addresses: B, then A, then C.
 	code, err := a.admin.MintNodePairingCode(t.Context(), &adminv1.MintNodePairingCodeRequest{AutoApprove: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	laptop := newAgent(t, "laptop")
+	dir := t.TempDir()
+	laptop := agentIn(t, dir, "laptop")
 	if _, err := laptop.Pair(t.Context(), node.PairOptions{Gateway: epB.addr, PIN: code.Pin}); err != nil {
 		t.Fatalf("pairing through B: %v", err)
+	}
+	if got := laptop.Status().Gateways; !sameAddresses(got, []string{epA.addr, epB.addr, epC.addr}) || got[0] != epB.addr {
+		t.Fatalf("pairing through B gave the addresses %v, want B's first, then A's and C's", got)
+	}
+	// As if it had paired while B was alone: it knows B's address only.
+	laptop = keepPairingGateway(t, laptop, agentConfig(t, dir, "laptop"))
+	if got := laptop.Status().Gateways; !slices.Equal(got, []string{epB.addr}) {
+		t.Fatalf("the node knows %v, want B's address only", got)
 	}
 	stop := runAgent(laptop)
 	defer stop()
@@ -163,15 +174,20 @@ func TestGatewayKilledNodeMovesOn(t *testing.T) {
 	if resp := invokeAdmin(t, a, id, "system.info", "", 0); !resp.Ok {
 		t.Fatalf("system.info through A to B: %s: %s", resp.ErrorCode, resp.ErrorMessage)
 	}
+	all := []string{epA.addr, epB.addr, epC.addr}
+	waitStatus(t, laptop, "keeping the addresses of B's Welcome", func(st node.Status) bool { return sameAddresses(st.Gateways, all) })
+	if conf, err := node.ReadConfig(dir); err != nil || !sameAddresses(conf.Gateways, all) {
+		t.Fatalf("node.json names %v (%v), want %v", conf.Gateways, err, all)
+	}
 
 	if err := b.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	_ = b.Wait()
 	killed := time.Now()
-	waitHeld(t, a, id, "gw-a")
-	waitHeld(t, c, id, "gw-a")
-	t.Logf("the node was held by A again %v after B was killed", time.Since(killed).Round(time.Millisecond))
+	holder := waitHeldBy(t, a, id, "gw-a", "gw-c")
+	waitHeld(t, c, id, holder)
+	t.Logf("the node was held by %s %v after B was killed", holder, time.Since(killed).Round(time.Millisecond))
 	for _, rg := range []*runningGateway{a, c} {
 		if resp := invokeAdmin(t, rg, id, "system.info", "", 0); !resp.Ok {
 			t.Fatalf("system.info through %s after B died: %s: %s", rg.g.GatewayID(), resp.ErrorCode, resp.ErrorMessage)
@@ -199,5 +215,5 @@ func TestGatewayKilledNodeMovesOn(t *testing.T) {
 		}
 		<-tick.C
 	}
-	waitHeld(t, c, id, "gw-a")
+	waitHeld(t, c, id, holder)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/palyra/palyra-go/gateway/dispatch"
 	"github.com/palyra/palyra-go/gateway/quiccarrier"
 	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/internal/atomicfile"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
@@ -146,6 +147,25 @@ func (l clusterLocal) Sessions() []cluster.Session {
 
 func (l clusterLocal) Run(ctx context.Context, id identity.DeviceID, inv *nodev1.Invoke, timeout time.Duration, progress func(*nodev1.Progress)) *nodev1.Result {
 	return l.g.dispatch.RunLocal(ctx, id, inv, timeout, progress)
+}
+
+// NodeAddresses are where nodes reach the gateways of this one's
+// database, this one's addresses first, then those of the others that are
+// live (as read at this gateway's last lease renewal); on SQLite,
+// Addresses. Welcome names them, so that nodes can fail over to any
+// gateway of the database.
+func (g *Gateway) NodeAddresses() []string {
+	if g.cluster == nil {
+		return g.Addresses()
+	}
+	return g.cluster.NodeAddresses()
+}
+
+// pairingAddresses are the first of NodeAddresses, as many as a pairing
+// link or grant may carry.
+func (g *Gateway) pairingAddresses() []string {
+	addrs := g.NodeAddresses()
+	return addrs[:min(len(addrs), pairing.MaxLinkGateways)]
 }
 
 // GatewayID is this gateway's ID among the gateways of its database, or ""

@@ -129,6 +129,11 @@ type Agent struct {
 	// it paired with is kept.
 	nameGiven bool
 
+	// confMu is held while ConfigFile is written or removed, so that
+	// what one writer read is not lost to another's write, nor a removed
+	// file written again.
+	confMu sync.Mutex
+
 	mu sync.Mutex
 	// The fields below are guarded by mu.
 	status   Status
@@ -449,6 +454,8 @@ func (a *Agent) save(res *pairing.Result) error {
 		return fmt.Errorf("storing the gateway CA certificate: %w", err)
 	}
 	conf := StoredConfig{DeviceName: a.cfg.Name, GatewayName: res.GatewayName, Gateways: res.Addresses}
+	a.confMu.Lock()
+	defer a.confMu.Unlock()
 	if err := a.writeJSON(ConfigFile, conf); err != nil {
 		return fmt.Errorf("writing node configuration: %w", err)
 	}
@@ -462,6 +469,8 @@ func (a *Agent) save(res *pairing.Result) error {
 // Forget removes the pairing (certificate, CA, addresses); the device key
 // stays, so the device ID is the same when it pairs again.
 func (a *Agent) Forget() error {
+	a.confMu.Lock()
+	defer a.confMu.Unlock()
 	for _, item := range []string{itemCert, itemCA} {
 		if err := a.cfg.Secrets.Delete(item); err != nil {
 			return fmt.Errorf("forgetting %s: %w", item, err)
@@ -482,8 +491,11 @@ func (a *Agent) Forget() error {
 }
 
 // Run keeps a session to the gateway up until ctx ends, reconnecting with
-// exponential backoff and full jitter. It returns when the device is
-// revoked, with an error that says so. A node whose pairing request waits
+// exponential backoff and full jitter. It dials the gateway addresses in
+// a random order, each attempt starting past the address that failed
+// last, and keeps the addresses each Welcome names (learnAddresses), so
+// that a node of a cluster fails over to any of its gateways. It returns
+// when the device is revoked, with an error that says so. A node whose pairing request waits
 // for approval first collects its certificate.
 func (a *Agent) Run(ctx context.Context) error {
 	if !a.Paired() && a.HasPendingPairing() {
@@ -515,6 +527,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Unlock()
 	defer a.journal.close()
 	backoff := carrier.NewBackoff(nil)
+	order := newAddressOrder(nil)
 	events := a.cfg.NetworkEvents(ctx)
 	a.mu.Lock()
 	a.netEvents = events
@@ -526,10 +539,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		err := a.renewIfExpired(ctx)
 		var d dialed
 		a.mu.Lock()
-		capsVersion := a.capsVersion
+		// The addresses a Welcome named count from the next attempt on.
+		capsVersion, gateways := a.capsVersion, a.conf.Gateways
 		a.mu.Unlock()
 		dialCfg := carrier.Config{
-			Addresses:         conf.Gateways,
+			Addresses:         order.next(gateways),
 			ClientCertificate: a.clientCertificate,
 			CACertificate:     ca,
 			Register: &nodev1.RegisterNode{
@@ -544,6 +558,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		if err == nil {
 			d, err = a.dial(ctx, dialCfg)
+			if err != nil && len(dialCfg.Addresses) > 0 {
+				order.pass(dialCfg.Addresses[0])
+			}
 		}
 		if err == nil {
 			upAt = a.cfg.Now()
@@ -555,6 +572,11 @@ func (a *Agent) Run(ctx context.Context) error {
 				}
 			})
 			err = a.session(ctx, d, dialCfg, capsVersion)
+			if !errors.Is(err, errDroppedOnEvent) {
+				// Its gateway failed or went away: the next attempt
+				// tries the others first.
+				order.pass(d.conn.Address())
+			}
 		}
 		if ctx.Err() != nil {
 			a.update(func(s *Status) { s.State, s.ConnectedSince = StateOffline, time.Time{} })
@@ -691,6 +713,7 @@ var errDroppedOnEvent = errors.New("the session was dropped after a wake or netw
 // certificate over it when it is due.
 func (a *Agent) serve(ctx context.Context, conn carrier.Conn, registeredVersion int) error {
 	upAt := time.Now()
+	a.learnAddresses(conn)
 	a.mu.Lock()
 	events := a.netEvents
 	a.conn = conn

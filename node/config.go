@@ -14,7 +14,7 @@ import (
 // tools that inspect a node (palyra doctor) read them through ReadConfig
 // and ReadSharing, so the files have one owner.
 const (
-	// ConfigFile holds the pairing's addresses (StoredConfig).
+	// ConfigFile holds the gateways' addresses (StoredConfig).
 	ConfigFile = "node.json"
 	// SharingFile keeps what the owner shares (Sharing). It outlives
 	// Forget: the choices are about this machine, not about a gateway.
@@ -27,7 +27,8 @@ const (
 	LockFile = "node.lock"
 )
 
-// StoredConfig is what ConfigFile holds: written when pairing completes,
+// StoredConfig is what ConfigFile holds: written when pairing completes
+// and when a Welcome names other gateway addresses (learnAddresses),
 // removed by Forget.
 type StoredConfig struct {
 	DeviceName  string   `json:"device_name"`

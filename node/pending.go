@@ -166,6 +166,8 @@ func (a *Agent) awaitPairing(ctx context.Context) error {
 // turns revoked only here, with its date, so that no reader ever sees a
 // revoked status without one.
 func (a *Agent) recordRevoked() {
+	a.confMu.Lock()
+	defer a.confMu.Unlock()
 	a.mu.Lock()
 	conf := a.conf
 	a.mu.Unlock()

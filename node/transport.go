@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	mathrand "math/rand/v2"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -297,6 +298,12 @@ func (a *Agent) probeQUIC(ctx context.Context, cfg carrier.Config, register func
 func (a *Agent) session(ctx context.Context, d dialed, cfg carrier.Config, capsVersion int) error {
 	if d.transport != wire.TransportGRPC {
 		return a.serve(ctx, d.conn, capsVersion)
+	}
+	// QUIC is probed at the gateway the session is on first: the others
+	// would answer too, but it is this gateway's session that QUIC is to
+	// replace.
+	if on := d.conn.Address(); on != "" {
+		cfg.Addresses = append([]string{on}, slices.DeleteFunc(slices.Clone(cfg.Addresses), func(s string) bool { return s == on })...)
 	}
 	// The old session's Serve outlives the switch until the gateway ends
 	// it; wait for it before returning.

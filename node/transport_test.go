@@ -29,6 +29,7 @@ type fakeConn struct {
 }
 
 func (c *fakeConn) Welcome() *nodev1.Welcome                                 { return &nodev1.Welcome{} }
+func (c *fakeConn) Address() string                                          { return c.name }
 func (c *fakeConn) Serve(ctx context.Context) error                          { <-ctx.Done(); return ctx.Err() }
 func (c *fakeConn) SendCapabilities([]*nodev1.Capability) error              { return nil }
 func (c *fakeConn) SendEvent(*nodev1.NodeEvent) error                        { return nil }

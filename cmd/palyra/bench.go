@@ -21,7 +21,16 @@ Phases: latency (sequential calls), throughput (calls in flight on many
 nodes, then on one), pairing, grpc (a node on the gRPC fallback), idle
 (--nodes idle nodes: memory per node, CPU) and storm (the gateway restarted
 under --nodes nodes: how long until half and all are back). The nodes share
-one UDP socket.`
+one UDP socket.
+
+Two phases run two gateways, A and B, on the PostgreSQL database --database
+names (they are not run by default, and refuse to run without it): forward
+(p50 and p99 of calls made through A for a node held by B, forwarded over
+the gateways' QUIC connection, beside the same calls made on B directly)
+and revocation (--revocations nodes on B revoked through A, one at a time:
+the least, median and greatest time from the call on A until B has closed
+the node's session, beside a NOTIFY from one connection to another). They
+leave the devices they pair in the database: give them one of their own.`
 	d := bench.Defaults
 	fs := c.Flags()
 	phases := fs.String("phases", strings.Join(d.Phases, ","), "the phases to run, comma-separated: "+strings.Join(bench.Phases, ", "))
@@ -35,6 +44,8 @@ one UDP socket.`
 	fs.IntVar(&opts.Pairings, "pairings", d.Pairings, "devices that pair in one repetition of pairing")
 	fs.IntVar(&opts.Nodes, "nodes", d.Nodes, "nodes idle and storm hold")
 	fs.DurationVar(&opts.IdleWindow, "idle-window", d.IdleWindow, "how long one repetition of idle measures CPU")
+	fs.StringVar(&opts.Database, "database", "", "postgres:// URL of the database forward and revocation run their gateways on (a scratch one: they leave their devices there; a password belongs in PGPASSWORD or ~/.pgpass, not here)")
+	fs.IntVar(&opts.Revocations, "revocations", d.Revocations, "nodes revoked, one at a time, in one repetition of revocation")
 	fs.BoolVar(&opts.DefaultLimits, "default-limits", false, "keep the gateway's per-source caps on pairing and QUIC handshakes (every node dials from 127.0.0.1)")
 	fs.DurationVar(&opts.Timeout, "timeout", d.Timeout, "give up after this long")
 	asJSON := fs.Bool("json", false, "print the medians as JSON (keys: figure names with _us, _ms, _per_s, _bytes; baseline_ and ratio_ before them)")

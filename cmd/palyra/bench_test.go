@@ -41,3 +41,15 @@ func TestBenchUsage(t *testing.T) {
 		t.Errorf("palyra bench --phases latency,nope: exit %d, stderr %q", rc, errOut)
 	}
 }
+
+// TestBenchClusterNeedsDatabase: forward and revocation without
+// --database are a usage error that names the flag.
+func TestBenchClusterNeedsDatabase(t *testing.T) {
+	t.Parallel()
+	for _, phase := range []string{"forward", "revocation"} {
+		rc, _, errOut := newCLI(t).run(nil, "", "bench", "--phases", phase)
+		if rc != 2 || !strings.Contains(errOut, "phase "+phase) || !strings.Contains(errOut, "--database postgres://") {
+			t.Errorf("palyra bench --phases %s: exit %d, stderr %q", phase, rc, errOut)
+		}
+	}
+}

@@ -177,7 +177,14 @@ func (s *Service) MintPairingCode(ctx context.Context, opts CodeOptions) (Code, 
 			s.cfg.Logger.Error("storing pairing code", "err", err)
 			return Code{}, &InternalError{Msg: "the gateway could not store the code", Err: err}
 		}
-		link, err := pairing.NewLink(code, s.cfg.Addresses(), s.cfg.CAPin, rec.ExpiresAt, s.cfg.GatewayName).Encode()
+		addrs := s.cfg.Addresses()
+		link, err := pairing.NewLink(code, addrs, s.cfg.CAPin, rec.ExpiresAt, s.cfg.GatewayName).Encode()
+		// The first addresses are this gateway's, the rest its peers': a
+		// link too long with all of them names the first that fit.
+		for err != nil && len(addrs) > 1 {
+			addrs = addrs[:len(addrs)-1]
+			link, err = pairing.NewLink(code, addrs, s.cfg.CAPin, rec.ExpiresAt, s.cfg.GatewayName).Encode()
+		}
 		if err != nil {
 			return Code{}, refuse(ErrCannotLink, err, "building the pairing link: %v", err)
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/internal/wire"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -23,6 +24,10 @@ type Common struct {
 	Logger *slog.Logger
 	// GatewayName is sent to nodes in Welcome.
 	GatewayName string
+	// Addresses, if set, are where nodes reach the gateways of this one's
+	// database, this one's first, sent in Welcome (the first
+	// wire.MaxGatewayAddresses of them) for the node to fail over to.
+	Addresses func() []string
 }
 
 // Check checks c for the carrier named pkg, which its errors start with,
@@ -46,11 +51,17 @@ func (c *Common) Check(pkg string) error {
 // Welcome is the answer to device id's registration at now, with a
 // certificate valid until certNotAfter.
 func (c *Common) Welcome(id identity.DeviceID, now, certNotAfter time.Time) *nodev1.Welcome {
+	var addrs []string
+	if c.Addresses != nil {
+		addrs = c.Addresses()
+		addrs = addrs[:min(len(addrs), wire.MaxGatewayAddresses)]
+	}
 	return &nodev1.Welcome{
 		DeviceId:                  id.String(),
 		GatewayName:               c.GatewayName,
 		LeaseTtlMs:                c.LeaseTTL.Milliseconds(),
 		ServerTimeUnixMs:          now.UnixMilli(),
 		CertificateNotAfterUnixMs: certNotAfter.UnixMilli(),
+		GatewayAddresses:          addrs,
 	}
 }

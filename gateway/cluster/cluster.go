@@ -11,7 +11,9 @@
 //     certificates of the shared CA, one stream per call carrying the call
 //     and the session epoch its route named. The holder refuses a call
 //     whose epoch is not its session's; the caller then reads the route
-//     again, once.
+//     again, once. At each renewal a gateway also reads where nodes reach
+//     the other live gateways (NodeAddresses), which it tells the nodes
+//     it pairs and welcomes, so that they can fail over to any of them.
 //   - Revocations follows the database's revocations over a connection of
 //     its own (not from the store's pool, whose connections come and go):
 //     it listens for the store's notifications (store.RevocationChannel)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,6 +119,9 @@ type Cluster struct {
 	// incoming counts the peer connections other gateways hold to this
 	// one.
 	incoming atomic.Int64
+	// others holds the node addresses of the other live gateways, as read
+	// at the last join or renewal.
+	others atomic.Pointer[[]string]
 
 	routes *routeWriter
 }
@@ -178,7 +182,42 @@ func (c *Cluster) join(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("joining the gateways of the database: %w", err)
 	}
+	c.readOthers(ctx, now)
 	return nil
+}
+
+// readOthers reads where nodes reach the other live gateways, for
+// NodeAddresses; on a failure it keeps what it read last.
+func (c *Cluster) readOthers(ctx context.Context, now time.Time) {
+	gws, err := c.cfg.Store.ListGateways(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Warn("reading the other gateways' node addresses", "err", err)
+		}
+		return
+	}
+	var addrs []string
+	for _, g := range gws {
+		if g.ID != c.cfg.ID && g.Live(now) {
+			addrs = append(addrs, g.NodeAddresses...)
+		}
+	}
+	c.others.Store(&addrs)
+}
+
+// NodeAddresses are where nodes reach the gateways of the database: this
+// one's own addresses first, then those of the other gateways that were
+// live at the last renewal (by their IDs), each once.
+func (c *Cluster) NodeAddresses() []string {
+	out := slices.Clone(c.cfg.NodeAddresses)
+	if others := c.others.Load(); others != nil {
+		for _, a := range *others {
+			if !slices.Contains(out, a) {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
 }
 
 // ID is this gateway's ID.
@@ -238,6 +277,7 @@ func (c *Cluster) renew(ctx context.Context) {
 	if _, err := c.cfg.Store.PruneGateways(ctx, now.Add(-pruneAfter)); err != nil && ctx.Err() == nil {
 		c.log.Warn("deleting long-dead gateways", "err", err)
 	}
+	c.readOthers(ctx, now)
 }
 
 // Attached records that s attached here (in the background, in order with

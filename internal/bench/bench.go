@@ -1,8 +1,10 @@
 // Package bench measures the gateway the way it runs: the real gateway.New
-// and Run with a SQLite store in a temporary directory, and real
-// node.Agents paired through the real flow, on loopback, each figure
-// beside its raw quic-go or grpc-go baseline measured in the same process
-// and run. It is the harness of `palyra bench`; it must not import
+// and Run with a SQLite store in a temporary directory (for the cluster
+// phases, forward and revocation, two gateways on a PostgreSQL database
+// the caller names), and real node.Agents paired through the real flow,
+// on loopback, each figure beside its baseline measured in the same
+// process and run: raw quic-go or grpc-go, a direct call beside a
+// forwarded one, PostgreSQL's own NOTIFY beside a revocation. It is the harness of `palyra bench`; it must not import
 // testing, so that the command can run it.
 package bench
 
@@ -18,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/node/quiccarrier"
 )
 
@@ -29,10 +32,17 @@ const (
 	PhaseGRPC       = "grpc"
 	PhaseIdle       = "idle"
 	PhaseStorm      = "storm"
+	// PhaseForward and PhaseRevocation run two gateways on a PostgreSQL
+	// database (Options.Database).
+	PhaseForward    = "forward"
+	PhaseRevocation = "revocation"
 )
 
 // Phases are the phases there are, in the order they run.
-var Phases = []string{PhaseLatency, PhaseThroughput, PhasePairing, PhaseGRPC, PhaseIdle, PhaseStorm}
+var Phases = []string{PhaseLatency, PhaseThroughput, PhasePairing, PhaseGRPC, PhaseIdle, PhaseStorm, PhaseForward, PhaseRevocation}
+
+// clusterPhases need a PostgreSQL database.
+var clusterPhases = []string{PhaseForward, PhaseRevocation}
 
 // Options say what to measure, how often and how long.
 type Options struct {
@@ -55,6 +65,12 @@ type Options struct {
 	Nodes int
 	// IdleWindow is how long one repetition of idle measures CPU.
 	IdleWindow time.Duration
+	// Database is the postgres:// URL of the database forward and
+	// revocation run their gateways on. They leave the devices they pair
+	// there (revoked, in revocation's case): give them one of their own.
+	Database string
+	// Revocations is how many nodes one repetition of revocation revokes.
+	Revocations int
 	// DefaultLimits keeps the gateway's per-source caps (GatewayOptions).
 	DefaultLimits bool
 	// Timeout bounds the whole run.
@@ -77,6 +93,7 @@ var Defaults = Options{
 	Pairings:        20,
 	Nodes:           1000,
 	IdleWindow:      10 * time.Second,
+	Revocations:     20,
 	Timeout:         30 * time.Minute,
 }
 
@@ -102,6 +119,17 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--pairings must be at least 1, not %d", o.Pairings)
 	case o.Nodes < 2:
 		return fmt.Errorf("--nodes must be at least 2, not %d", o.Nodes)
+	case o.Revocations < 1:
+		return fmt.Errorf("--revocations must be at least 1, not %d", o.Revocations)
+	}
+	for _, p := range clusterPhases {
+		switch {
+		case !o.has(p):
+		case o.Database == "":
+			return fmt.Errorf("phase %s runs two gateways on one PostgreSQL database: name one with --database postgres://USER@HOST:PORT/DATABASE", p)
+		case !store.IsDatabaseURL(o.Database):
+			return fmt.Errorf("--database must be a postgres:// URL (postgres://USER@HOST:PORT/DATABASE), not %q", store.DescribeDatabase(o.Database))
+		}
 	}
 	return nil
 }
@@ -153,30 +181,39 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if !opts.DefaultLimits {
 		b.r.Notes = append(b.r.Notes, "the gateway's per-source caps on pairing and QUIC handshakes are off: every node dials from 127.0.0.1 (--default-limits keeps them)")
 	}
-	phases := []struct {
-		name string
-		run  func(context.Context) error
-	}{
-		{PhaseLatency, b.latency},
-		{PhaseThroughput, b.throughput},
-		{PhasePairing, b.pairing},
-		{PhaseGRPC, b.grpc},
+	runPhases := func(phases []phase) error {
+		for _, p := range phases {
+			if !opts.has(p.name) {
+				continue
+			}
+			b.progress("phase %s", p.name)
+			if err := p.run(ctx); err != nil {
+				return fmt.Errorf("phase %s: %w", p.name, err)
+			}
+		}
+		return nil
 	}
-	for _, p := range phases {
-		if !opts.has(p.name) {
-			continue
-		}
-		b.progress("phase %s", p.name)
-		if err := p.run(ctx); err != nil {
-			return b.r, fmt.Errorf("phase %s: %w", p.name, err)
-		}
+	if err := runPhases([]phase{{PhaseLatency, b.latency}, {PhaseThroughput, b.throughput}, {PhasePairing, b.pairing}, {PhaseGRPC, b.grpc}}); err != nil {
+		return b.r, err
 	}
 	if opts.has(PhaseIdle) || opts.has(PhaseStorm) {
 		if err := b.many(ctx); err != nil {
 			return b.r, err
 		}
 	}
+	if slices.ContainsFunc(clusterPhases, opts.has) {
+		b.r.Notes = append(b.r.Notes, "forward and revocation ran two gateways on "+store.DescribeDatabase(opts.Database)+", where their devices stay")
+	}
+	if err := runPhases([]phase{{PhaseForward, b.forward}, {PhaseRevocation, b.revocation}}); err != nil {
+		return b.r, err
+	}
 	return b.r, nil
+}
+
+// phase is one of Phases and what measures it.
+type phase struct {
+	name string
+	run  func(context.Context) error
 }
 
 // subdir is a new directory under the run's.

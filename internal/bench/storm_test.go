@@ -16,13 +16,14 @@ import (
 
 	"github.com/palyra/palyra-go/gateway"
 	"github.com/palyra/palyra-go/internal/syncbuf"
+	"github.com/palyra/palyra-go/internal/testpg"
 	"github.com/palyra/palyra-go/node/quiccarrier"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
 )
 
 func TestMain(m *testing.M) {
 	os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
-	os.Exit(m.Run())
+	os.Exit(testpg.Main(m))
 }
 
 // stormNodes is how many nodes TestStorm restarts the gateway under: 200,

@@ -29,6 +29,12 @@ const (
 // MaxFrameSize is the largest encoded message a frame may carry, in bytes.
 const MaxFrameSize = 1 << 20
 
+// MaxGatewayAddresses is how many gateway addresses a Welcome may name
+// (Welcome.gateway_addresses), and so how many a node keeps: a gateway of
+// a larger cluster names its own and some of the others'. It bounds what
+// a node stores on a gateway's word.
+const MaxGatewayAddresses = 16
+
 // headerSize is the length prefix's size.
 const headerSize = 4
 

@@ -32,6 +32,9 @@ import (
 // (quiccarrier.Conn) or gRPC over TCP (grpccarrier.Conn).
 type Conn interface {
 	Welcome() *nodev1.Welcome
+	// Address is the gateway address (of Config.Addresses) the session
+	// was dialed at.
+	Address() string
 	Serve(ctx context.Context) error
 	SendCapabilities(caps []*nodev1.Capability) error
 	SendEvent(ev *nodev1.NodeEvent) error
@@ -65,6 +68,10 @@ type Config struct {
 	// so that a slow registration (a gateway busy with a storm of
 	// reconnects) is not mistaken for a network that drops UDP.
 	Reached func()
+
+	// address is the one of Addresses being dialed: DialEach sets it for
+	// each, and the Session remembers it.
+	address string
 }
 
 // InvokeHandler runs one call; progress sends a Progress frame.
@@ -108,7 +115,9 @@ func DialEach[C any](ctx context.Context, cfg Config, carrier string, dial func(
 		tlsConf, err := ClientTLS(cfg, addr)
 		var c C
 		if err == nil {
-			c, err = dial(ctx, cfg, addr, tlsConf)
+			one := cfg
+			one.address = addr
+			c, err = dial(ctx, one, addr, tlsConf)
 		}
 		if err == nil {
 			return c, nil

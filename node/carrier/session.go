@@ -51,6 +51,7 @@ const (
 type Session struct {
 	log     *slog.Logger
 	welcome *nodev1.Welcome
+	address string
 	ttl     time.Duration
 	// skew is the gateway's clock minus ours, from Welcome, for reading
 	// call deadlines.
@@ -83,6 +84,7 @@ func NewSession(cfg Config, w *nodev1.Welcome, send func(*nodev1.Frame) error, l
 	return &Session{
 		log:     log,
 		welcome: w,
+		address: cfg.address,
 		ttl:     ttl,
 		skew:    time.UnixMilli(w.GetServerTimeUnixMs()).Sub(cfg.Now()),
 		invoke:  cfg.Invoke,
@@ -94,6 +96,9 @@ func NewSession(cfg Config, w *nodev1.Welcome, send func(*nodev1.Frame) error, l
 
 // Welcome is what the gateway answered the registration with.
 func (s *Session) Welcome() *nodev1.Welcome { return s.welcome }
+
+// Address is the gateway address the session was dialed at (DialEach's).
+func (s *Session) Address() string { return s.address }
 
 // Log is the configured logger, with the gateway's name.
 func (s *Session) Log() *slog.Logger { return s.log }

@@ -192,6 +192,9 @@ func open(ctx context.Context, cfg carrier.Config, cc *grpc.ClientConn) (*Conn, 
 // Welcome is what the gateway answered the registration with.
 func (c *Conn) Welcome() *nodev1.Welcome { return c.s.Welcome() }
 
+// Address is the gateway address the session was dialed at.
+func (c *Conn) Address() string { return c.s.Address() }
+
 // Close ends the session (the gateway sees the node disconnect) and
 // returns once the connection is closed. A running Serve cancels its calls,
 // waits for them and returns.

@@ -176,6 +176,9 @@ func register(ctx context.Context, cfg carrier.Config, conn *quic.Conn) (*Conn, 
 // Welcome is what the gateway answered the registration with.
 func (c *Conn) Welcome() *nodev1.Welcome { return c.s.Welcome() }
 
+// Address is the gateway address the session was dialed at.
+func (c *Conn) Address() string { return c.s.Address() }
+
 // Close ends the session (the gateway sees a normal close).
 func (c *Conn) Close() error {
 	return c.conn.CloseWithError(wire.CodeNoError, "node going away")

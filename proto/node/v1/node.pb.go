@@ -1190,8 +1190,14 @@ type Welcome struct {
 	ServerTimeUnixMs int64 `protobuf:"varint,4,opt,name=server_time_unix_ms,json=serverTimeUnixMs,proto3" json:"server_time_unix_ms,omitempty"`
 	// When the node's certificate expires, as the gateway saw it.
 	CertificateNotAfterUnixMs int64 `protobuf:"varint,5,opt,name=certificate_not_after_unix_ms,json=certificateNotAfterUnixMs,proto3" json:"certificate_not_after_unix_ms,omitempty"`
-	unknownFields             protoimpl.UnknownFields
-	sizeCache                 protoimpl.SizeCache
+	// Where nodes reach the gateways of this one's database (HOST:PORT
+	// each, this gateway's first, at most wire.MaxGatewayAddresses): the
+	// node keeps them, together with the address it is connected to, as
+	// the addresses it fails over to. Empty from a gateway that names
+	// none: the node keeps what it has.
+	GatewayAddresses []string `protobuf:"bytes,6,rep,name=gateway_addresses,json=gatewayAddresses,proto3" json:"gateway_addresses,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
@@ -1257,6 +1263,13 @@ func (x *Welcome) GetCertificateNotAfterUnixMs() int64 {
 		return x.CertificateNotAfterUnixMs
 	}
 	return 0
+}
+
+func (x *Welcome) GetGatewayAddresses() []string {
+	if x != nil {
+		return x.GatewayAddresses
+	}
+	return nil
 }
 
 type LeaseRenewal struct {
@@ -1603,14 +1616,15 @@ const file_proto_node_v1_node_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x16\n" +
-	"\x14SubmitResultResponse\"\xdc\x01\n" +
+	"\x14SubmitResultResponse\"\x89\x02\n" +
 	"\aWelcome\x12\x1b\n" +
 	"\tdevice_id\x18\x01 \x01(\tR\bdeviceId\x12!\n" +
 	"\fgateway_name\x18\x02 \x01(\tR\vgatewayName\x12 \n" +
 	"\flease_ttl_ms\x18\x03 \x01(\x03R\n" +
 	"leaseTtlMs\x12-\n" +
 	"\x13server_time_unix_ms\x18\x04 \x01(\x03R\x10serverTimeUnixMs\x12@\n" +
-	"\x1dcertificate_not_after_unix_ms\x18\x05 \x01(\x03R\x19certificateNotAfterUnixMs\"*\n" +
+	"\x1dcertificate_not_after_unix_ms\x18\x05 \x01(\x03R\x19certificateNotAfterUnixMs\x12+\n" +
+	"\x11gateway_addresses\x18\x06 \x03(\tR\x10gatewayAddresses\"*\n" +
 	"\fLeaseRenewal\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\"L\n" +
 	"\fLeaseGranted\x12\x1a\n" +
