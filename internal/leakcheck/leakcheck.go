@@ -3,6 +3,7 @@
 package leakcheck
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"runtime"
@@ -12,17 +13,29 @@ import (
 
 // Main runs the tests and exits; when they pass (and -short is off) it
 // then waits, bounded, for the goroutine count to fall back to what it was
-// before, and fails with every goroutine's stack if it does not.
+// before, and fails with every goroutine's stack if it does not. A fuzzing
+// run is not checked: the fuzzer's own goroutines outlive the tests.
 func Main(m *testing.M) {
 	before := runtime.NumGoroutine()
 	code := m.Run()
-	if code == 0 && !testing.Short() {
+	if code == 0 && !testing.Short() && !fuzzing() {
 		if err := check(before); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			code = 1
 		}
 	}
 	os.Exit(code)
+}
+
+// fuzzing reports whether this process runs a fuzz target with -fuzz, as
+// the coordinator or as one of its workers.
+func fuzzing() bool {
+	for _, name := range []string{"test.fuzz", "test.fuzzworker"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" && f.Value.String() != "false" {
+			return true
+		}
+	}
+	return false
 }
 
 func check(before int) error {
