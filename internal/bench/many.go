@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"time"
 
 	"github.com/palyra/palyra-go/internal/wire"
@@ -194,7 +195,13 @@ func (b *run) storm(ctx context.Context, gw *Gateway, o GatewayOptions, fleet *F
 	var f stormFigures
 	n := len(fleet.Agents)
 	for rep := range b.opts.Reps {
-		back, err := RestartGateway(ctx, gw, o, fleet, nil)
+		var back Back
+		var err error
+		// The restarted gateway's goroutines carry the label, so a CPU
+		// profile of the run shows the storm apart (pprof -tagfocus).
+		pprof.Do(ctx, pprof.Labels("phase", PhaseStorm), func(ctx context.Context) {
+			back, err = RestartGateway(ctx, gw, o, fleet, nil)
+		})
 		gw = back.Gateway
 		if err != nil {
 			return f, gw, err
