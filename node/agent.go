@@ -515,6 +515,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Unlock()
 	defer a.journal.close()
 	backoff := carrier.NewBackoff(nil)
+	// quicProven: the last session, over QUIC, ended with the gateway's
+	// GoAway, so the next attempt dials QUIC alone (carriers.quicProven).
+	// It holds for that one attempt: if it fails, the one after races
+	// both carriers again, in case the path changed meanwhile.
+	quicProven := false
 	events := a.cfg.NetworkEvents(ctx)
 	a.mu.Lock()
 	a.netEvents = events
@@ -543,8 +548,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			Invoke: a.handleInvoke,
 		}
 		if err == nil {
-			d, err = a.dial(ctx, dialCfg)
+			d, err = a.dial(ctx, dialCfg, quicProven)
 		}
+		quicProven = false
 		if err == nil {
 			upAt = a.cfg.Now()
 			a.update(func(s *Status) {
@@ -577,6 +583,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		if !upAt.IsZero() {
 			backoff.SessionEnded(a.cfg.Now().Sub(upAt))
 		}
+		a.mu.Lock()
+		onQUIC := !upAt.IsZero() && a.status.Transport == wire.TransportQUIC
+		a.mu.Unlock()
 		lastError := ""
 		if err != nil {
 			lastError = err.Error()
@@ -587,6 +596,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			// over within; a clean end, not a failure for the backoff.
 			wait = time.Duration(mathrand.Int64N(int64(within) + 1))
 			backoff.Reset()
+			quicProven = onQUIC
 			lastError = fmt.Sprintf("gateway restarting, reconnecting in %d s", int((wait+time.Second/2)/time.Second))
 			a.cfg.Logger.Info(lastError, "window", within)
 		} else if busyWait, busy := carrier.RetryAfter(err); busy {
@@ -630,6 +640,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			// from the shortest backoff if that fails.
 			timer.Stop()
 			backoff.Reset()
+			quicProven = false // a new network proves nothing yet
 			a.cfg.Logger.Info("network changed; reconnecting now", "event", ev.Kind, "detail", ev.Detail)
 		}
 	}

@@ -47,6 +47,11 @@ type dialFunc func(context.Context, carrier.Config) (carrier.Conn, error)
 type carriers struct {
 	quic, grpc dialFunc
 	headStart  time.Duration
+	// quicProven says the gateway reached this node over QUIC just before
+	// this attempt (the last session ended with its GoAway): UDP works, so
+	// the attempt dials QUIC alone, however long the gateway takes, and
+	// takes no gRPC fallback for a gateway slowed by its nodes' returns.
+	quicProven bool
 }
 
 // realCarriers dials the real QUIC and gRPC carriers.
@@ -86,8 +91,8 @@ type attempt struct {
 // busy with a storm of reconnects) is waited for and a gRPC attempt under
 // way is cancelled; and a gateway that refuses the connection for now or
 // answers busy (carrier.ProvesQUIC) ends the race with that answer, the
-// agent coming back on QUIC after the wait. race returns once every
-// attempt is over.
+// agent coming back on QUIC after the wait. With quicProven there is no
+// gRPC attempt at all. race returns once every attempt is over.
 func (c carriers) race(ctx context.Context, cfg carrier.Config, log *slog.Logger) (dialed, error) {
 	quicCtx, cancelQUIC := context.WithCancel(ctx)
 	defer cancelQUIC()
@@ -111,6 +116,9 @@ func (c carriers) race(ctx context.Context, cfg carrier.Config, log *slog.Logger
 	head := time.NewTimer(c.headStart)
 	defer head.Stop()
 	headC, reachedC := head.C, (<-chan struct{})(reached)
+	if c.quicProven {
+		headC = nil
+	}
 	var (
 		won              *attempt
 		verdict          error
@@ -181,7 +189,7 @@ func (c carriers) race(ctx context.Context, cfg carrier.Config, log *slog.Logger
 				// with a storm), which TCP would not make faster. The next
 				// attempt tries QUIC again, and falls back if UDP stopped
 				// getting through meanwhile.
-				if !quicReached {
+				if !quicReached && !c.quicProven {
 					startGRPC()
 				}
 			default:
@@ -234,9 +242,12 @@ func fallbackReason(quicErr error, late bool, headStart time.Duration) (reason, 
 	}
 }
 
-// dial connects over whichever carrier registers first (carriers.race).
-func (a *Agent) dial(ctx context.Context, cfg carrier.Config) (dialed, error) {
-	return a.carriers.race(ctx, cfg, a.cfg.Logger)
+// dial connects over whichever carrier registers first (carriers.race);
+// quicProven: over QUIC only.
+func (a *Agent) dial(ctx context.Context, cfg carrier.Config, quicProven bool) (dialed, error) {
+	c := a.carriers
+	c.quicProven = quicProven
+	return c.race(ctx, cfg, a.cfg.Logger)
 }
 
 // quicProbeBackoff is how far failed probes stretch the interval: it

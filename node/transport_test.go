@@ -346,3 +346,56 @@ func TestRaceConnectionRefusedStaysOnQUIC(t *testing.T) {
 		t.Error("gRPC was dialed for a gateway that refused the QUIC connection for now")
 	}
 }
+
+// After a GoAway over QUIC (quicProven), an attempt dials QUIC alone: a
+// gateway slow to answer (its nodes all coming back at once) is waited
+// for past the head start, and a QUIC failure is the attempt's failure,
+// not a reason to take gRPC.
+func TestRaceQUICProvenDialsQUICAlone(t *testing.T) {
+	t.Run("slow", func(t *testing.T) {
+		q := &fakeConn{name: "quic"}
+		grpc := up(&fakeConn{name: "grpc"})
+		// QUIC registers only after the head start has long run out.
+		quic := &fakeDial{dial: func(ctx context.Context) (carrier.Conn, error) {
+			timer := time.NewTimer(200 * time.Millisecond)
+			defer timer.Stop()
+			select {
+			case <-timer.C:
+				return q, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}}
+		c := carriers{quic: quic.fn, grpc: grpc.fn, headStart: time.Millisecond, quicProven: true}
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		d, err := c.race(ctx, carrier.Config{}, slog.New(slog.DiscardHandler))
+		if err != nil || d.conn != q || d.transport != wire.TransportQUIC {
+			t.Fatalf("race = %+v, %v; want the QUIC session", d, err)
+		}
+		if n := grpc.calls.Load(); n != 0 {
+			t.Errorf("gRPC was dialed %d times after QUIC was proven", n)
+		}
+	})
+	t.Run("failed", func(t *testing.T) {
+		timeout := errors.New("timeout: no recent network activity")
+		grpc := up(&fakeConn{name: "grpc"})
+		c := carriers{quic: fails(timeout).fn, grpc: grpc.fn, headStart: never, quicProven: true}
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		if _, err := c.race(ctx, carrier.Config{}, slog.New(slog.DiscardHandler)); !errors.Is(err, timeout) {
+			t.Fatalf("race error = %v, want QUIC's", err)
+		}
+		if n := grpc.calls.Load(); n != 0 {
+			t.Errorf("gRPC was dialed %d times after QUIC was proven", n)
+		}
+	})
+	// The control: without the proof, the same slow QUIC loses to gRPC.
+	t.Run("unproven", func(t *testing.T) {
+		grpc := up(&fakeConn{name: "grpc"})
+		d, err := runRace(t, hangs(nil), grpc, time.Millisecond)
+		if err != nil || d.transport != wire.TransportGRPC {
+			t.Fatalf("race = %+v, %v; want the gRPC session", d, err)
+		}
+	})
+}
