@@ -38,6 +38,13 @@ const (
 	// quicProbeTimeout bounds one probe: a gateway that answers does so in
 	// a round trip or two.
 	quicProbeTimeout = 5 * time.Second
+	// quicSlowProbe is when a node that took gRPC only because QUIC was
+	// slower than the head start (it had not failed) probes QUIC first,
+	// give or take quicProbeJitter: when a crowd of nodes connects at once
+	// the gateway answers QUIC within seconds, and a node should not stay
+	// on TCP for the whole probe interval for it. On a network that drops
+	// UDP silently this costs one probe more.
+	quicSlowProbe = 5 * time.Second
 )
 
 // dialFunc dials one carrier and returns a registered session.
@@ -68,6 +75,9 @@ type dialed struct {
 	// reason says in a few words why the session is not over QUIC; detail
 	// is the full error chain. Both are empty over QUIC.
 	reason, detail string
+	// quicSlow says QUIC was still trying when gRPC registered: it had not
+	// failed, only been slower (probeQUIC probes soon).
+	quicSlow bool
 }
 
 // attempt is one carrier's dial outcome.
@@ -203,7 +213,7 @@ func (c carriers) race(ctx context.Context, cfg carrier.Config, log *slog.Logger
 	case won != nil && won.transport == wire.TransportQUIC:
 		return dialed{conn: won.conn, transport: wire.TransportQUIC}, nil
 	case won != nil:
-		d := dialed{conn: won.conn, transport: wire.TransportGRPC}
+		d := dialed{conn: won.conn, transport: wire.TransportGRPC, quicSlow: quicErr == nil}
 		d.reason, d.detail = fallbackReason(quicErr, quicLate, c.headStart)
 		log.Warn("connected over gRPC (TCP): QUIC (UDP) did not connect", "reason", d.reason, "quic_err", d.detail)
 		return d, nil
@@ -266,18 +276,30 @@ func (a *Agent) probeInterval(failed int) time.Duration {
 		base = DefaultQUICProbeInterval
 	}
 	base *= time.Duration(min(1<<min(failed, 8), quicProbeBackoff))
-	return time.Duration(float64(base) * (1 - quicProbeJitter + 2*quicProbeJitter*mathrand.Float64()))
+	return jitter(base)
+}
+
+// jitter is d ± quicProbeJitter, drawn at random.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (1 - quicProbeJitter + 2*quicProbeJitter*mathrand.Float64()))
 }
 
 // probeQUIC dials QUIC now and then until one registers, ctx ends, or the
 // gateway's verdict comes back; it returns the QUIC session or the
 // verdict. register builds the registration at each probe, so it carries
-// the current manifest.
-func (a *Agent) probeQUIC(ctx context.Context, cfg carrier.Config, register func() carrier.Config) (carrier.Conn, error) {
+// the current manifest. With slow (QUIC had only been slower than gRPC)
+// the first probe comes after quicSlowProbe, and its failure does not
+// stretch the interval.
+func (a *Agent) probeQUIC(ctx context.Context, cfg carrier.Config, register func() carrier.Config, slow bool) (carrier.Conn, error) {
 	var busyWait time.Duration
 	for failed := 0; ; failed++ {
+		wait := a.probeInterval(failed)
+		if slow {
+			slow, failed = false, failed-1
+			wait = jitter(quicSlowProbe)
+		}
 		// A busy gateway named its wait; a probe does not come sooner.
-		timer := time.NewTimer(max(a.probeInterval(failed), busyWait))
+		timer := time.NewTimer(max(wait, busyWait))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -328,7 +350,7 @@ func (a *Agent) session(ctx context.Context, d dialed, cfg carrier.Config, capsV
 			c.Register = proto.CloneOf(cfg.Register)
 			c.Register.Capabilities = manifest(a.caps.List())
 			return c
-		})
+		}, d.quicSlow)
 		probed <- probeResult{conn, err}
 	}()
 	select {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/palyra/palyra-go/internal/leakcheck"
+	"github.com/palyra/palyra-go/internal/testwait"
 	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node/carrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
@@ -113,6 +114,9 @@ func TestRaceGRPCWinsWhenQUICHangs(t *testing.T) {
 	if quic.cancelled.Load() != 1 {
 		t.Error("the QUIC attempt was not cancelled once gRPC won")
 	}
+	if !d.quicSlow {
+		t.Error("QUIC, cancelled while still trying, is not marked slow (to be probed soon)")
+	}
 }
 
 // QUIC that fails at once does not make gRPC wait out the head start, and
@@ -126,6 +130,9 @@ func TestRaceQUICRefusedStartsGRPCAtOnce(t *testing.T) {
 	}
 	if d.reason != "QUIC (UDP) was refused; using TCP" || !strings.Contains(d.detail, "127.0.0.1:1") {
 		t.Errorf("reason %q, detail %q", d.reason, d.detail)
+	}
+	if d.quicSlow {
+		t.Error("QUIC that failed is marked only slow")
 	}
 }
 
@@ -398,4 +405,23 @@ func TestRaceQUICProvenDialsQUICAlone(t *testing.T) {
 			t.Fatalf("race = %+v, %v; want the gRPC session", d, err)
 		}
 	})
+}
+
+// A node on gRPC because QUIC was only slower probes QUIC after
+// quicSlowProbe, not after the (here hour-long) probe interval.
+func TestProbeSoonAfterSlowQUIC(t *testing.T) {
+	q := &fakeConn{name: "quic"}
+	quic := up(q)
+	a := &Agent{cfg: Config{QUICProbeInterval: never, Logger: slog.New(slog.DiscardHandler)}, carriers: carriers{quic: quic.fn}}
+	done := make(chan carrier.Conn, 1)
+	go func() {
+		conn, err := a.probeQUIC(t.Context(), carrier.Config{}, func() carrier.Config { return carrier.Config{} }, true)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- conn
+	}()
+	if conn := testwait.Recv(t, done, 2*quicSlowProbe, "the first probe"); conn != q {
+		t.Fatalf("probe returned %v, want the QUIC session", conn)
+	}
 }

@@ -31,11 +31,12 @@ import (
 
 // Defaults.
 const (
-	// DefaultMaxBatch bounds the registrations in one transaction, so that
-	// one commit stays short (each registration is a few statements)
-	// and the callers at the head of a long queue are not held up by its
-	// tail.
-	DefaultMaxBatch = 512
+	// DefaultMaxBatch bounds the registrations in one transaction. Every
+	// caller of a batch waits for all of it (each registration is a few
+	// statements), so a long one would hold the first in it up, on a slow
+	// disk past the node's wait for its welcome; 64 already share one
+	// sync to disk among 64.
+	DefaultMaxBatch = 64
 	// DefaultWriteTimeout bounds one batch's transaction. Callers wait
 	// within their own contexts; this only keeps a store that hangs from
 	// holding the writer forever.
