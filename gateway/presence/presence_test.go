@@ -3,14 +3,12 @@ package presence_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/palyra/palyra-go/gateway/presence"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
-	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/testsqlite"
 	"github.com/palyra/palyra-go/internal/teststore"
 	"github.com/palyra/palyra-go/internal/testwait"
@@ -34,29 +32,13 @@ func (w *written) TouchNodes(ctx context.Context, lastSeen map[identity.DeviceID
 // fixture is a real store on a fresh file with n registered nodes.
 func fixture(t *testing.T, n int, busy time.Duration) (*written, string, []identity.DeviceID) {
 	t.Helper()
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "gateway.db")
-	s, err := store.Open(ctx, path, store.Options{Now: func() time.Time { return t0 }, BusyTimeout: busy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	ca := testpki.NewCA(t, "test gateway")
-	ids := make([]identity.DeviceID, n)
-	for i := range ids {
-		ids[i] = pairedNode(t, s, ca, i)
+	s, path, ids := teststore.Open(t, n, busy, t0)
+	for i, id := range ids {
+		if err := s.UpsertNode(context.Background(), store.Node{DeviceID: id, Name: fmt.Sprintf("node %02d", i), LastSeen: t0}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return &written{Store: s, calls: make(chan error, 100)}, path, ids
-}
-
-// pairedNode pairs a device and registers it as a node.
-func pairedNode(t *testing.T, s *store.Store, ca *identity.CA, i int) identity.DeviceID {
-	t.Helper()
-	id := teststore.PairDevice(t, s, ca, i, t0)
-	if err := s.UpsertNode(context.Background(), store.Node{DeviceID: id, Name: fmt.Sprintf("node %02d", i), LastSeen: t0}); err != nil {
-		t.Fatal(err)
-	}
-	return id
 }
 
 func lastSeen(t *testing.T, s *written) map[identity.DeviceID]time.Time {

@@ -3,7 +3,6 @@ package registrations_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -40,18 +39,7 @@ func (g *gated) UpsertNodes(ctx context.Context, nodes []store.Node) ([]error, e
 // path of its file.
 func fixture(t *testing.T, n int, busy time.Duration) (*store.Store, string, []identity.DeviceID) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "gateway.db")
-	s, err := store.Open(context.Background(), path, store.Options{Now: func() time.Time { return t0 }, BusyTimeout: busy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	ca := testpki.NewCA(t, "test gateway")
-	ids := make([]identity.DeviceID, n)
-	for i := range ids {
-		ids[i] = teststore.PairDevice(t, s, ca, i, t0)
-	}
-	return s, path, ids
+	return teststore.Open(t, n, busy, t0)
 }
 
 func newWriter(t *testing.T, s registrations.Store) *registrations.Writer {

@@ -5,6 +5,7 @@ package teststore
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,6 +13,26 @@ import (
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/testpki"
 )
+
+// Open opens a store on a fresh file (closed when t ends), with the
+// clock at now and the given busy timeout (0: the default), and pairs n
+// devices in it (PairDevice); it returns the store, its file and the
+// devices.
+func Open(t testing.TB, n int, busy time.Duration, now time.Time) (*store.Store, string, []identity.DeviceID) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "gateway.db")
+	s, err := store.Open(context.Background(), path, store.Options{Now: func() time.Time { return now }, BusyTimeout: busy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ca := testpki.NewCA(t, "test gateway")
+	ids := make([]identity.DeviceID, n)
+	for i := range ids {
+		ids[i] = PairDevice(t, s, ca, i, now)
+	}
+	return s, path, ids
+}
 
 // PairDevice pairs a new device of ca in s through the store's own steps
 // (code, attempt, request, certificate), at now, and returns its ID. i
