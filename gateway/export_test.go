@@ -12,3 +12,6 @@ import (
 func (g *Gateway) RegisterNode(ctx context.Context, id identity.DeviceID) error {
 	return g.runtime.NodeRegistered(ctx, carrier.SessionInfo{DeviceID: id, Name: "test"})
 }
+
+// RegistrationsWaiting is how many registrations wait for their commit.
+func (g *Gateway) RegistrationsWaiting() int { return g.registrations.Waiting() }

@@ -45,6 +45,7 @@ import (
 	"github.com/palyra/palyra-go/gateway/pairingsvc/limit"
 	"github.com/palyra/palyra-go/gateway/presence"
 	"github.com/palyra/palyra-go/gateway/quiccarrier"
+	"github.com/palyra/palyra-go/gateway/registrations"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/connlimit"
@@ -233,7 +234,9 @@ type Gateway struct {
 	audit *auditlog.Writer
 	// presence holds the last-seen times not yet written.
 	presence *presence.Tracker
-	limits   limits
+	// registrations writes node registrations in group commits.
+	registrations *registrations.Writer
+	limits        limits
 	// cluster is the gateway's membership of its database's gateways; nil
 	// on SQLite, where a gateway is alone.
 	cluster *cluster.Cluster
@@ -391,6 +394,9 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		Interval: cfg.PresenceInterval,
 		Logger:   cfg.Logger.With("component", "presence"),
 	}); err != nil {
+		return nil, err
+	}
+	if g.registrations, err = registrations.New(registrations.Config{Store: g.store}); err != nil {
 		return nil, err
 	}
 	if g.unauthenticated, err = connlimit.New(connlimit.Config{

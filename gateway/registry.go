@@ -33,8 +33,10 @@ type nodeRuntime struct {
 
 var _ carrier.Runtime = (*nodeRuntime)(nil)
 
+// NodeRegistered records the registration before the node is welcomed,
+// in a group commit with the others of a storm (registrations.Writer).
 func (r *nodeRuntime) NodeRegistered(ctx context.Context, s carrier.SessionInfo) error {
-	err := r.g.store.UpsertNode(ctx, store.Node{
+	err := r.g.registrations.Upsert(ctx, store.Node{
 		DeviceID: s.DeviceID,
 		Name:     s.Name,
 		Platform: s.Platform,

@@ -528,6 +528,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.journal.close()
 	backoff := carrier.NewBackoff(nil)
 	order := newAddressOrder(nil)
+	// quicProven: the last session, over QUIC, ended with the gateway's
+	// GoAway, so the next attempt dials QUIC alone (carriers.quicProven).
+	// It holds for that one attempt: if it fails, the one after races
+	// both carriers again, in case the path changed meanwhile.
+	quicProven := false
 	events := a.cfg.NetworkEvents(ctx)
 	a.mu.Lock()
 	a.netEvents = events
@@ -557,11 +562,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			Invoke: a.handleInvoke,
 		}
 		if err == nil {
-			d, err = a.dial(ctx, dialCfg)
+			d, err = a.dial(ctx, dialCfg, quicProven)
 			if err != nil && len(dialCfg.Addresses) > 0 {
 				order.pass(dialCfg.Addresses[0])
 			}
 		}
+		quicProven = false
 		if err == nil {
 			upAt = a.cfg.Now()
 			a.update(func(s *Status) {
@@ -599,6 +605,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		if !upAt.IsZero() {
 			backoff.SessionEnded(a.cfg.Now().Sub(upAt))
 		}
+		a.mu.Lock()
+		onQUIC := !upAt.IsZero() && a.status.Transport == wire.TransportQUIC
+		a.mu.Unlock()
 		lastError := ""
 		if err != nil {
 			lastError = err.Error()
@@ -609,6 +618,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			// over within; a clean end, not a failure for the backoff.
 			wait = time.Duration(mathrand.Int64N(int64(within) + 1))
 			backoff.Reset()
+			quicProven = onQUIC
 			lastError = fmt.Sprintf("gateway restarting, reconnecting in %d s", int((wait+time.Second/2)/time.Second))
 			a.cfg.Logger.Info(lastError, "window", within)
 		} else if busyWait, busy := carrier.RetryAfter(err); busy {
@@ -652,6 +662,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			// from the shortest backoff if that fails.
 			timer.Stop()
 			backoff.Reset()
+			quicProven = false // a new network proves nothing yet
 			a.cfg.Logger.Info("network changed; reconnecting now", "event", ev.Kind, "detail", ev.Detail)
 		}
 	}

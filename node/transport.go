@@ -39,6 +39,13 @@ const (
 	// quicProbeTimeout bounds one probe: a gateway that answers does so in
 	// a round trip or two.
 	quicProbeTimeout = 5 * time.Second
+	// quicSlowProbe is when a node that took gRPC only because QUIC was
+	// slower than the head start (it had not failed) probes QUIC first,
+	// give or take quicProbeJitter: when a crowd of nodes connects at once
+	// the gateway answers QUIC within seconds, and a node should not stay
+	// on TCP for the whole probe interval for it. On a network that drops
+	// UDP silently this costs one probe more.
+	quicSlowProbe = 5 * time.Second
 )
 
 // dialFunc dials one carrier and returns a registered session.
@@ -48,6 +55,11 @@ type dialFunc func(context.Context, carrier.Config) (carrier.Conn, error)
 type carriers struct {
 	quic, grpc dialFunc
 	headStart  time.Duration
+	// quicProven says the gateway reached this node over QUIC just before
+	// this attempt (the last session ended with its GoAway): UDP works, so
+	// the attempt dials QUIC alone, however long the gateway takes, and
+	// takes no gRPC fallback for a gateway slowed by its nodes' returns.
+	quicProven bool
 }
 
 // realCarriers dials the real QUIC and gRPC carriers.
@@ -64,6 +76,9 @@ type dialed struct {
 	// reason says in a few words why the session is not over QUIC; detail
 	// is the full error chain. Both are empty over QUIC.
 	reason, detail string
+	// quicSlow says QUIC was still trying when gRPC registered: it had not
+	// failed, only been slower (probeQUIC probes soon).
+	quicSlow bool
 }
 
 // attempt is one carrier's dial outcome.
@@ -87,8 +102,8 @@ type attempt struct {
 // busy with a storm of reconnects) is waited for and a gRPC attempt under
 // way is cancelled; and a gateway that refuses the connection for now or
 // answers busy (carrier.ProvesQUIC) ends the race with that answer, the
-// agent coming back on QUIC after the wait. race returns once every
-// attempt is over.
+// agent coming back on QUIC after the wait. With quicProven there is no
+// gRPC attempt at all. race returns once every attempt is over.
 func (c carriers) race(ctx context.Context, cfg carrier.Config, log *slog.Logger) (dialed, error) {
 	quicCtx, cancelQUIC := context.WithCancel(ctx)
 	defer cancelQUIC()
@@ -112,6 +127,9 @@ func (c carriers) race(ctx context.Context, cfg carrier.Config, log *slog.Logger
 	head := time.NewTimer(c.headStart)
 	defer head.Stop()
 	headC, reachedC := head.C, (<-chan struct{})(reached)
+	if c.quicProven {
+		headC = nil
+	}
 	var (
 		won              *attempt
 		verdict          error
@@ -182,7 +200,7 @@ func (c carriers) race(ctx context.Context, cfg carrier.Config, log *slog.Logger
 				// with a storm), which TCP would not make faster. The next
 				// attempt tries QUIC again, and falls back if UDP stopped
 				// getting through meanwhile.
-				if !quicReached {
+				if !quicReached && !c.quicProven {
 					startGRPC()
 				}
 			default:
@@ -196,7 +214,7 @@ func (c carriers) race(ctx context.Context, cfg carrier.Config, log *slog.Logger
 	case won != nil && won.transport == wire.TransportQUIC:
 		return dialed{conn: won.conn, transport: wire.TransportQUIC}, nil
 	case won != nil:
-		d := dialed{conn: won.conn, transport: wire.TransportGRPC}
+		d := dialed{conn: won.conn, transport: wire.TransportGRPC, quicSlow: quicErr == nil}
 		d.reason, d.detail = fallbackReason(quicErr, quicLate, c.headStart)
 		log.Warn("connected over gRPC (TCP): QUIC (UDP) did not connect", "reason", d.reason, "quic_err", d.detail)
 		return d, nil
@@ -235,9 +253,12 @@ func fallbackReason(quicErr error, late bool, headStart time.Duration) (reason, 
 	}
 }
 
-// dial connects over whichever carrier registers first (carriers.race).
-func (a *Agent) dial(ctx context.Context, cfg carrier.Config) (dialed, error) {
-	return a.carriers.race(ctx, cfg, a.cfg.Logger)
+// dial connects over whichever carrier registers first (carriers.race);
+// quicProven: over QUIC only.
+func (a *Agent) dial(ctx context.Context, cfg carrier.Config, quicProven bool) (dialed, error) {
+	c := a.carriers
+	c.quicProven = quicProven
+	return c.race(ctx, cfg, a.cfg.Logger)
 }
 
 // quicProbeBackoff is how far failed probes stretch the interval: it
@@ -256,18 +277,30 @@ func (a *Agent) probeInterval(failed int) time.Duration {
 		base = DefaultQUICProbeInterval
 	}
 	base *= time.Duration(min(1<<min(failed, 8), quicProbeBackoff))
-	return time.Duration(float64(base) * (1 - quicProbeJitter + 2*quicProbeJitter*mathrand.Float64()))
+	return jitter(base)
+}
+
+// jitter is d ± quicProbeJitter, drawn at random.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (1 - quicProbeJitter + 2*quicProbeJitter*mathrand.Float64()))
 }
 
 // probeQUIC dials QUIC now and then until one registers, ctx ends, or the
 // gateway's verdict comes back; it returns the QUIC session or the
 // verdict. register builds the registration at each probe, so it carries
-// the current manifest.
-func (a *Agent) probeQUIC(ctx context.Context, cfg carrier.Config, register func() carrier.Config) (carrier.Conn, error) {
+// the current manifest. With slow (QUIC had only been slower than gRPC)
+// the first probe comes after quicSlowProbe, and its failure does not
+// stretch the interval.
+func (a *Agent) probeQUIC(ctx context.Context, cfg carrier.Config, register func() carrier.Config, slow bool) (carrier.Conn, error) {
 	var busyWait time.Duration
 	for failed := 0; ; failed++ {
+		wait := a.probeInterval(failed)
+		if slow {
+			slow, failed = false, failed-1
+			wait = jitter(quicSlowProbe)
+		}
 		// A busy gateway named its wait; a probe does not come sooner.
-		timer := time.NewTimer(max(a.probeInterval(failed), busyWait))
+		timer := time.NewTimer(max(wait, busyWait))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -324,7 +357,7 @@ func (a *Agent) session(ctx context.Context, d dialed, cfg carrier.Config, capsV
 			c.Register = proto.CloneOf(cfg.Register)
 			c.Register.Capabilities = manifest(a.caps.List())
 			return c
-		})
+		}, d.quicSlow)
 		probed <- probeResult{conn, err}
 	}()
 	select {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/palyra/palyra-go/internal/leakcheck"
+	"github.com/palyra/palyra-go/internal/testwait"
 	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node/carrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
@@ -114,6 +115,9 @@ func TestRaceGRPCWinsWhenQUICHangs(t *testing.T) {
 	if quic.cancelled.Load() != 1 {
 		t.Error("the QUIC attempt was not cancelled once gRPC won")
 	}
+	if !d.quicSlow {
+		t.Error("QUIC, cancelled while still trying, is not marked slow (to be probed soon)")
+	}
 }
 
 // QUIC that fails at once does not make gRPC wait out the head start, and
@@ -127,6 +131,9 @@ func TestRaceQUICRefusedStartsGRPCAtOnce(t *testing.T) {
 	}
 	if d.reason != "QUIC (UDP) was refused; using TCP" || !strings.Contains(d.detail, "127.0.0.1:1") {
 		t.Errorf("reason %q, detail %q", d.reason, d.detail)
+	}
+	if d.quicSlow {
+		t.Error("QUIC that failed is marked only slow")
 	}
 }
 
@@ -345,5 +352,77 @@ func TestRaceConnectionRefusedStaysOnQUIC(t *testing.T) {
 	}
 	if grpc.calls.Load() != 0 {
 		t.Error("gRPC was dialed for a gateway that refused the QUIC connection for now")
+	}
+}
+
+// After a GoAway over QUIC (quicProven), an attempt dials QUIC alone: a
+// gateway slow to answer (its nodes all coming back at once) is waited
+// for past the head start, and a QUIC failure is the attempt's failure,
+// not a reason to take gRPC.
+func TestRaceQUICProvenDialsQUICAlone(t *testing.T) {
+	t.Run("slow", func(t *testing.T) {
+		q := &fakeConn{name: "quic"}
+		grpc := up(&fakeConn{name: "grpc"})
+		// QUIC registers only after the head start has long run out.
+		quic := &fakeDial{dial: func(ctx context.Context) (carrier.Conn, error) {
+			timer := time.NewTimer(200 * time.Millisecond)
+			defer timer.Stop()
+			select {
+			case <-timer.C:
+				return q, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}}
+		c := carriers{quic: quic.fn, grpc: grpc.fn, headStart: time.Millisecond, quicProven: true}
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		d, err := c.race(ctx, carrier.Config{}, slog.New(slog.DiscardHandler))
+		if err != nil || d.conn != q || d.transport != wire.TransportQUIC {
+			t.Fatalf("race = %+v, %v; want the QUIC session", d, err)
+		}
+		if n := grpc.calls.Load(); n != 0 {
+			t.Errorf("gRPC was dialed %d times after QUIC was proven", n)
+		}
+	})
+	t.Run("failed", func(t *testing.T) {
+		timeout := errors.New("timeout: no recent network activity")
+		grpc := up(&fakeConn{name: "grpc"})
+		c := carriers{quic: fails(timeout).fn, grpc: grpc.fn, headStart: never, quicProven: true}
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		if _, err := c.race(ctx, carrier.Config{}, slog.New(slog.DiscardHandler)); !errors.Is(err, timeout) {
+			t.Fatalf("race error = %v, want QUIC's", err)
+		}
+		if n := grpc.calls.Load(); n != 0 {
+			t.Errorf("gRPC was dialed %d times after QUIC was proven", n)
+		}
+	})
+	// The control: without the proof, the same slow QUIC loses to gRPC.
+	t.Run("unproven", func(t *testing.T) {
+		grpc := up(&fakeConn{name: "grpc"})
+		d, err := runRace(t, hangs(nil), grpc, time.Millisecond)
+		if err != nil || d.transport != wire.TransportGRPC {
+			t.Fatalf("race = %+v, %v; want the gRPC session", d, err)
+		}
+	})
+}
+
+// A node on gRPC because QUIC was only slower probes QUIC after
+// quicSlowProbe, not after the (here hour-long) probe interval.
+func TestProbeSoonAfterSlowQUIC(t *testing.T) {
+	q := &fakeConn{name: "quic"}
+	quic := up(q)
+	a := &Agent{cfg: Config{QUICProbeInterval: never, Logger: slog.New(slog.DiscardHandler)}, carriers: carriers{quic: quic.fn}}
+	done := make(chan carrier.Conn, 1)
+	go func() {
+		conn, err := a.probeQUIC(t.Context(), carrier.Config{}, func() carrier.Config { return carrier.Config{} }, true)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- conn
+	}()
+	if conn := testwait.Recv(t, done, 2*quicSlowProbe, "the first probe"); conn != q {
+		t.Fatalf("probe returned %v, want the QUIC session", conn)
 	}
 }

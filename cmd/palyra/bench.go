@@ -1,7 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -48,6 +52,8 @@ leave the devices they pair in the database: give them one of their own.`
 	fs.IntVar(&opts.Revocations, "revocations", d.Revocations, "nodes revoked, one at a time, in one repetition of revocation")
 	fs.BoolVar(&opts.DefaultLimits, "default-limits", false, "keep the gateway's per-source caps on pairing and QUIC handshakes (every node dials from 127.0.0.1)")
 	fs.DurationVar(&opts.Timeout, "timeout", d.Timeout, "give up after this long")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (gateway and nodes: one process) to this file, for go tool pprof; the restarted gateways of storm carry the label phase=storm (pprof -tagfocus phase=storm)")
+	mutexProfile := fs.String("mutexprofile", "", "write a profile of the lock contention during the run to this file")
 	asJSON := fs.Bool("json", false, "print the medians as JSON (keys: figure names with _us, _ms, _per_s, _bytes; baseline_ and ratio_ before them)")
 	c.RunE = func(c *cobra.Command, _ []string) error {
 		opts.Phases = nil
@@ -60,7 +66,14 @@ leave the devices they pair in the database: give them one of their own.`
 			return usageError{err}
 		}
 		opts.Progress = env.stderr
+		stopProfiles, err := startProfiles(*cpuProfile, *mutexProfile)
+		if err != nil {
+			return err
+		}
 		r, err := bench.Run(c.Context(), *opts)
+		if perr := stopProfiles(); perr != nil && err == nil {
+			return perr
+		}
 		if err != nil {
 			if r != nil && len(r.Figures) > 0 && !*asJSON {
 				fmt.Fprintln(env.stderr, "measured before the failure:")
@@ -74,4 +87,48 @@ leave the devices they pair in the database: give them one of their own.`
 		return r.WriteTable(env.stdout)
 	}
 	return c
+}
+
+// startProfiles starts the profiles asked for (no file: not that one);
+// stop writes them.
+func startProfiles(cpuFile, mutexFile string) (stop func() error, err error) {
+	var cpu *os.File
+	if cpuFile != "" {
+		if cpu, err = os.Create(cpuFile); err != nil {
+			return nil, fmt.Errorf("creating the CPU profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(cpu); err != nil {
+			cpu.Close()
+			return nil, fmt.Errorf("starting the CPU profile: %w", err)
+		}
+	}
+	if mutexFile != "" {
+		runtime.SetMutexProfileFraction(10)
+	}
+	return func() error {
+		var err error
+		if cpu != nil {
+			pprof.StopCPUProfile()
+			err = cpu.Close()
+		}
+		if mutexFile != "" {
+			err = errors.Join(err, writeProfile("mutex", mutexFile))
+		}
+		return err
+	}, nil
+}
+
+func writeProfile(name, file string) error {
+	f, err := os.Create(file)
+	if err != nil {
+		return fmt.Errorf("creating the %s profile: %w", name, err)
+	}
+	err = pprof.Lookup(name).WriteTo(f, 0)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing the %s profile: %w", name, err)
+	}
+	return nil
 }

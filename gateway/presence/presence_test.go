@@ -3,15 +3,14 @@ package presence_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/palyra/palyra-go/gateway/presence"
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
-	"github.com/palyra/palyra-go/internal/testpki"
 	"github.com/palyra/palyra-go/internal/testsqlite"
+	"github.com/palyra/palyra-go/internal/teststore"
 	"github.com/palyra/palyra-go/internal/testwait"
 )
 
@@ -33,50 +32,13 @@ func (w *written) TouchNodes(ctx context.Context, lastSeen map[identity.DeviceID
 // fixture is a real store on a fresh file with n registered nodes.
 func fixture(t *testing.T, n int, busy time.Duration) (*written, string, []identity.DeviceID) {
 	t.Helper()
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "gateway.db")
-	s, err := store.Open(ctx, path, store.Options{Now: func() time.Time { return t0 }, BusyTimeout: busy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	ca := testpki.NewCA(t, "test gateway")
-	ids := make([]identity.DeviceID, n)
-	for i := range ids {
-		ids[i] = pairedNode(t, s, ca, i)
+	s, path, ids := teststore.Open(t, n, busy, t0)
+	for i, id := range ids {
+		if err := s.UpsertNode(context.Background(), store.Node{DeviceID: id, Name: fmt.Sprintf("node %02d", i), LastSeen: t0}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return &written{Store: s, calls: make(chan error, 100)}, path, ids
-}
-
-// pairedNode pairs a device through the store's own steps (code, attempt,
-// request, certificate) and registers it as a node.
-func pairedNode(t *testing.T, s *store.Store, ca *identity.CA, i int) identity.DeviceID {
-	t.Helper()
-	ctx := context.Background()
-	d := testpki.NewDevice(t, ca)
-	sel := fmt.Sprintf("%02d", i)
-	if _, err := s.CreateCode(ctx, store.Code{Selector: sel, PINSecret: "secret" + sel, LinkSecret: []byte("link" + sel), AutoApprove: true,
-		CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.BeginAttempt(ctx, sel, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := s.CompletePairing(ctx, c.ID, store.Request{DeviceID: d.ID(), PublicKey: d.Key.Public(), Name: "node " + sel,
-		CSR: []byte("csr"), VerificationCode: "123 456", GrantKey: make([]byte, 32), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}, t0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf := d.Cert.Leaf
-	if _, err := s.IssueCertificate(ctx, r.ID, store.Certificate{Serial: leaf.SerialNumber.String(), DeviceID: d.ID(),
-		NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter, DER: leaf.Raw}, t0); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.UpsertNode(ctx, store.Node{DeviceID: d.ID(), Name: "node " + sel, LastSeen: t0}); err != nil {
-		t.Fatal(err)
-	}
-	return d.ID()
 }
 
 func lastSeen(t *testing.T, s *written) map[identity.DeviceID]time.Time {

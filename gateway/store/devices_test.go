@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,6 +155,108 @@ func testNodes(t *testing.T, be backend) {
 	n.LastSeen = t0.Add(time.Minute)
 	if len(nodes) != 1 || nodes[0] != n {
 		t.Fatalf("ListNodes = %+v, want [%+v]", nodes, n)
+	}
+}
+
+// UpsertNodes records a batch of registrations in one transaction, each
+// with its own outcome: a revoked or unknown device is refused alone, and
+// the others in the batch are recorded; a store that cannot write records
+// none.
+func TestUpsertNodes(t *testing.T) { bothBackends(t, testUpsertNodes) }
+
+func testUpsertNodes(t *testing.T, be backend) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := be.openTest(t)
+	fresh, _ := pairedDevice(t, s)
+	known, _ := pairedDevice(t, s)
+	revoked, _ := pairedDevice(t, s)
+	stranger, _ := newDevice(t)
+	for _, d := range []Device{known, revoked} {
+		if err := s.UpsertNode(ctx, Node{DeviceID: d.ID, Name: "before", Version: "1.0", LastSeen: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.RevokeDevice(ctx, revoked.ID, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+
+	at := t0.Add(time.Hour)
+	batch := []Node{
+		{DeviceID: fresh.ID, Name: "fresh", Platform: "linux/amd64", Version: "2.0", LastSeen: at},
+		{DeviceID: revoked.ID, Name: "revoked", Version: "2.0", LastSeen: at},
+		{DeviceID: stranger, Name: "stranger", Version: "2.0", LastSeen: at},
+		{DeviceID: known.ID, Name: "known", Platform: "darwin/arm64", Version: "2.0", LastSeen: at},
+	}
+	before := s.Commits()
+	outcomes, err := s.UpsertNodes(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Commits() - before; n != 1 {
+		t.Errorf("UpsertNodes of %d nodes took %d commits, want 1", len(batch), n)
+	}
+	if len(outcomes) != len(batch) {
+		t.Fatalf("UpsertNodes gave %d outcomes for %d nodes", len(outcomes), len(batch))
+	}
+	for _, i := range []int{0, 3} {
+		if outcomes[i] != nil {
+			t.Errorf("outcome of %s = %v, want nil", batch[i].Name, outcomes[i])
+		}
+	}
+	wantErr(t, "UpsertNodes' outcome for a revoked device", outcomes[1], ErrDeviceRevoked)
+	wantErr(t, "UpsertNodes' outcome for an unknown device", outcomes[2], ErrNotFound)
+	for _, i := range []int{1, 2} {
+		if !strings.Contains(outcomes[i].Error(), batch[i].DeviceID.String()) {
+			t.Errorf("outcome %q does not name the device %s", outcomes[i], batch[i].DeviceID)
+		}
+	}
+
+	nodes, err := s.ListNodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[identity.DeviceID]Node{}
+	for _, n := range nodes {
+		got[n.DeviceID] = n
+	}
+	want := map[identity.DeviceID]Node{
+		fresh.ID:   batch[0],
+		known.ID:   batch[3],
+		revoked.ID: {DeviceID: revoked.ID, Name: "before", Version: "1.0", LastSeen: t0}, // untouched
+	}
+	if len(got) != len(want) {
+		t.Errorf("ListNodes after the batch = %+v, want %+v", nodes, want)
+	}
+	for id, w := range want {
+		if g := got[id]; g != w {
+			t.Errorf("node %s after the batch = %+v, want %+v", id.Short(), g, w)
+		}
+	}
+
+	// A store that cannot write (here: the caller gave up) records none
+	// and gives no outcomes, only its error.
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	before = s.Commits()
+	outcomes, err = s.UpsertNodes(cancelled, []Node{{DeviceID: fresh.ID, Name: "late", LastSeen: at.Add(time.Hour)}})
+	if err == nil || outcomes != nil {
+		t.Errorf("UpsertNodes with a cancelled context = %v, %v; want no outcomes and an error", outcomes, err)
+	}
+	if n := s.Commits() - before; n != 0 {
+		t.Errorf("a failed UpsertNodes committed %d transactions", n)
+	}
+	if outcomes, err := s.UpsertNodes(ctx, nil); outcomes != nil || err != nil || s.Commits() != before {
+		t.Errorf("UpsertNodes of none = %v, %v, with %d commits; want nothing", outcomes, err, s.Commits()-before)
+	}
+	if nodes, err := s.ListNodes(ctx); err != nil || len(nodes) != 3 {
+		t.Fatalf("ListNodes = %v, %v", nodes, err)
+	} else {
+		for _, n := range nodes {
+			if n.Name == "late" {
+				t.Errorf("a failed UpsertNodes recorded %+v", n)
+			}
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -20,27 +21,62 @@ type Node struct {
 // UpsertNode records a node's registration. The device must be paired
 // (ErrNotFound) and not revoked (ErrDeviceRevoked).
 func (s *Store) UpsertNode(ctx context.Context, n Node) error {
-	err := s.update(ctx, func(tx *txn) error {
-		revoked, err := isRevokedTx(ctx, tx, n.DeviceID)
-		if err != nil {
-			return err
-		}
-		if revoked {
-			return ErrDeviceRevoked
-		}
-		if _, err := getDeviceTx(ctx, tx, n.DeviceID); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO nodes (device_id, name, platform, version, last_seen) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (device_id) DO UPDATE SET name = excluded.name, platform = excluded.platform,
-				version = excluded.version, last_seen = excluded.last_seen`,
-			dbDeviceID(n.DeviceID), n.Name, n.Platform, n.Version, dbTime(n.LastSeen))
-		return err
-	})
+	err := s.update(ctx, func(tx *txn) error { return upsertNodeTx(ctx, tx, n) })
 	if err != nil {
 		return fmt.Errorf("storing node %s: %w", n.DeviceID, err)
 	}
 	return nil
+}
+
+// UpsertNodes records many registrations in one transaction (one sync to
+// disk for them all), in order. Each node's outcome is its own: outcomes[i]
+// is nil when nodes[i] was recorded, or wraps ErrNotFound (not paired) or
+// ErrDeviceRevoked, as UpsertNode's would, and the others are recorded
+// all the same. err is a failure of the store itself: then nothing was
+// recorded, and outcomes is nil.
+func (s *Store) UpsertNodes(ctx context.Context, nodes []Node) (outcomes []error, err error) {
+	if len(nodes) == 0 {
+		return nil, nil
+	}
+	err = s.update(ctx, func(tx *txn) error {
+		// Set afresh on every run of a transaction that is run again.
+		outcomes = make([]error, len(nodes))
+		for i, n := range nodes {
+			err := upsertNodeTx(ctx, tx, n)
+			switch {
+			case errors.Is(err, ErrNotFound) || errors.Is(err, ErrDeviceRevoked):
+				// Found by reading, before anything was written for this
+				// node: the transaction goes on with the others.
+				outcomes[i] = fmt.Errorf("storing node %s: %w", n.DeviceID, err)
+			case err != nil:
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storing %d nodes: %w", len(nodes), err)
+	}
+	return outcomes, nil
+}
+
+// upsertNodeTx is one node's registration, within tx.
+func upsertNodeTx(ctx context.Context, tx *txn, n Node) error {
+	revoked, err := isRevokedTx(ctx, tx, n.DeviceID)
+	if err != nil {
+		return err
+	}
+	if revoked {
+		return ErrDeviceRevoked
+	}
+	if _, err := getDeviceTx(ctx, tx, n.DeviceID); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO nodes (device_id, name, platform, version, last_seen) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (device_id) DO UPDATE SET name = excluded.name, platform = excluded.platform,
+			version = excluded.version, last_seen = excluded.last_seen`,
+		dbDeviceID(n.DeviceID), n.Name, n.Platform, n.Version, dbTime(n.LastSeen))
+	return err
 }
 
 // TouchNodes records the last-seen times of many nodes in one transaction

@@ -313,7 +313,7 @@ func (f *Fleet) others(ok func(node.Status) bool) string {
 	counts := map[string]int{}
 	for _, st := range f.status {
 		if !ok(st) {
-			counts[fmt.Sprintf("%s %s %.200q", st.State, st.Transport, st.LastError)]++
+			counts[fmt.Sprintf("%s %s %.200q %q", st.State, st.Transport, st.LastError, st.FallbackReason)]++
 		}
 	}
 	var parts []string

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"time"
 
 	"github.com/palyra/palyra-go/internal/wire"
@@ -194,7 +195,13 @@ func (b *run) storm(ctx context.Context, gw *Gateway, o GatewayOptions, fleet *F
 	var f stormFigures
 	n := len(fleet.Agents)
 	for rep := range b.opts.Reps {
-		back, err := RestartGateway(ctx, gw, o, fleet, nil)
+		var back Back
+		var err error
+		// The restarted gateway's goroutines carry the label, so a CPU
+		// profile of the run shows the storm apart (pprof -tagfocus).
+		pprof.Do(ctx, pprof.Labels("phase", PhaseStorm), func(ctx context.Context) {
+			back, err = RestartGateway(ctx, gw, o, fleet, nil)
+		})
 		gw = back.Gateway
 		if err != nil {
 			return f, gw, err
@@ -202,6 +209,7 @@ func (b *run) storm(ctx context.Context, gw *Gateway, o GatewayOptions, fleet *F
 		f.half = append(f.half, millis(back.Half))
 		f.all = append(f.all, millis(back.All))
 		b.r.add("storm_nodes_on_grpc", fmt.Sprintf("storm, %d nodes: nodes on gRPC once all are back", n), float64(back.OnGRPC))
+		b.r.add("storm_old_gone_ms", "storm: the old gateway stopped, after it was told to", millis(back.OldGone))
 		b.r.add("storm_admin_max_ms", "storm: slowest admin ListNodes while nodes come back", millis(back.AdminMax))
 		b.r.add("storm_admin_failures", "storm: admin ListNodes calls that failed meanwhile", float64(back.AdminFailures))
 		b.progress("storm %d/%d: all %d back in %v", rep+1, b.opts.Reps, n, back.All.Round(time.Millisecond))
@@ -216,6 +224,9 @@ type Back struct {
 	Gateway *Gateway
 	// Restarted is when the restart began (before gateway.New).
 	Restarted time.Time
+	// OldGone is how long the old gateway took to stop (its Run to
+	// return once told to).
+	OldGone time.Duration
 	// Half and All are how long after Restarted half the nodes, and all,
 	// were connected again.
 	Half, All time.Duration
@@ -238,9 +249,11 @@ func RestartGateway(ctx context.Context, gw *Gateway, o GatewayOptions, fleet *F
 	n := len(fleet.Agents)
 	addr := gw.Addr()
 	back := Back{Gateway: gw}
+	stopping := time.Now()
 	if err := gw.Stop(); err != nil {
 		return back, fmt.Errorf("stopping the gateway: %w", err)
 	}
+	back.OldGone = time.Since(stopping)
 	wctx, cancel := deadlineFor(ctx, stormWait)
 	defer cancel()
 	if err := fleet.Wait(wctx, "offline", func(st node.Status) bool { return st.State == node.StateConnected }, func(c int) bool { return c == 0 }); err != nil {
