@@ -112,22 +112,15 @@ func ReadFrame(r io.Reader, m proto.Message) error {
 	if n > MaxFrameSize {
 		return fmt.Errorf("reading frame: %w: %d bytes, the limit is %d", ErrFrameTooLarge, n, MaxFrameSize)
 	}
-	var body []byte
+	var buf []byte
 	if n <= smallFrame {
 		bp := buffers.Get().(*[]byte)
 		defer buffers.Put(bp)
-		body = (*bp)[:n]
-		if _, err := io.ReadFull(r, body); err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return fmt.Errorf("reading frame body (%d bytes): %w", n, err)
-		}
-	} else {
-		var err error
-		if body, err = readBody(r, int(n)); err != nil {
-			return fmt.Errorf("reading frame body (%d bytes): %w", n, err)
-		}
+		buf = *bp
+	}
+	body, err := readBody(r, int(n), buf)
+	if err != nil {
+		return fmt.Errorf("reading frame body (%d bytes): %w", n, err)
 	}
 	if err := proto.Unmarshal(body, m); err != nil {
 		return fmt.Errorf("reading frame: %w: %w", ErrMalformedFrame, err)
@@ -138,9 +131,10 @@ func ReadFrame(r io.Reader, m proto.Message) error {
 // readChunk is the most a frame's body grows by before its bytes arrive.
 const readChunk = 16 << 10
 
-// readBody reads n bytes from r, in chunks of at most readChunk.
-func readBody(r io.Reader, n int) ([]byte, error) {
-	body := make([]byte, 0, min(n, readChunk))
+// readBody reads n bytes from r into buf (nil, or a buffer to reuse),
+// growing it in chunks of at most readChunk.
+func readBody(r io.Reader, n int, buf []byte) ([]byte, error) {
+	body := buf[:0]
 	for len(body) < n {
 		k := min(n-len(body), readChunk)
 		body = slices.Grow(body, k)
