@@ -68,7 +68,7 @@ func (r *nodeRuntime) NodeGone(s carrier.SessionInfo, at time.Time, reason strin
 	// The registry tells of the current session's end only, so the node is
 	// gone even if the dispatcher still reaches it through the carrier of
 	// an older session (its new one ended before it was made reachable).
-	r.g.dispatch.Detach(s.DeviceID, nil, reason)
+	r.g.dispatch.Detach(s.DeviceID, reason)
 	r.g.presence.Gone(s.DeviceID, at)
 	if r.g.cluster != nil && s.Epoch != 0 {
 		r.g.cluster.Detached(cluster.Session{DeviceID: s.DeviceID, Epoch: s.Epoch})

@@ -176,13 +176,13 @@ func (d *Dispatcher) Attach(id identity.DeviceID, transport string, carrier Carr
 	d.drain(id)
 }
 
-// Detach makes the device unreachable, if carrier is still the one it is
-// attached through; a nil carrier matches any (the caller knows the
-// device's last session ended, whichever carrier it was last reached by).
-func (d *Dispatcher) Detach(id identity.DeviceID, carrier Carrier, reason string) {
+// Detach makes the device unreachable, whichever carrier it was reached
+// by: the caller knows its last session ended (a newer session's Attach
+// comes after).
+func (d *Dispatcher) Detach(id identity.DeviceID, reason string) {
 	d.mu.Lock()
 	n := d.nodes[id]
-	gone := n != nil && n.carrier != nil && (carrier == nil || n.carrier == carrier)
+	gone := n != nil && n.carrier != nil
 	if gone {
 		n.carrier = nil
 		d.signalMoveLocked(id)

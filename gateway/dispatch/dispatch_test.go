@@ -233,7 +233,7 @@ func TestCallOutcomes(t *testing.T) {
 	if r := f.invoke(t, dispatch.Request{Capability: "system.info"}).Result; r.GetErrorCode() != callcode.BadAnswer {
 		t.Fatalf("bad answer: %v", r)
 	}
-	f.d.Detach(f.id, c, "test over")
+	f.d.Detach(f.id, "test over")
 	if r := f.invoke(t, dispatch.Request{Capability: "system.info"}).Result; r.GetErrorCode() != callcode.Offline {
 		t.Fatalf("offline: %v", r)
 	}
@@ -266,7 +266,7 @@ func TestQueuedCallDeliveredOnce(t *testing.T) {
 	if err != nil || inv.State != store.InvocationDone {
 		t.Fatalf("stored call: %+v %v", inv, err)
 	}
-	f.d.Detach(f.id, c, "bye")
+	f.d.Detach(f.id, "bye")
 	c2 := &carrier{answer: ok}
 	f.d.Attach(f.id, "test", c2, manifest)
 	// Attach drains in the background; a direct call afterwards is
@@ -354,7 +354,7 @@ func TestCallFollowsCarrierMove(t *testing.T) {
 	f.d.Attach(f.id, "old", old, manifest)
 	go call()
 	testwait.Recv(t, tried, 10*time.Second, "the second call on the old carrier")
-	f.d.Detach(f.id, nil, "gone")
+	f.d.Detach(f.id, "gone")
 	if r := testwait.Recv(t, got, 10*time.Second, "the answer once the node is gone").Result; r.GetErrorCode() != callcode.Offline {
 		t.Fatalf("call after the node went away: %v", r)
 	}
