@@ -60,13 +60,13 @@ func listenEndpoint(t testing.TB) endpoint {
 	return endpoint{tcp: tcp, udp: udp, addr: tcp.Addr().String()}
 }
 
-// startPeer starts gateway id on db at ep, telling nodes the addresses
-// advertise (its own first).
-func startPeer(t testing.TB, db testpg.Database, id string, ep endpoint, advertise []string) *runningGateway {
+// startPeer starts gateway id on db at ep, advertising ep's address to
+// nodes (they learn the other gateways' from it).
+func startPeer(t testing.TB, db testpg.Database, id string, ep endpoint) *runningGateway {
 	t.Helper()
 	return startGateway(t, t.TempDir(), "", nil, func(c *gateway.Config) {
 		c.Database, c.GatewayID, c.PeerLeaseTTL = db.URL, id, peerLease
-		c.TCPListener, c.PacketConn, c.Advertise = ep.tcp, ep.udp, advertise
+		c.TCPListener, c.PacketConn, c.Advertise = ep.tcp, ep.udp, []string{ep.addr}
 		c.MetricsListen = "127.0.0.1:0"
 	})
 }
@@ -157,15 +157,15 @@ func TestWelcomeNamesEveryGateway(t *testing.T) {
 	t.Parallel()
 	db := testpg.New(t)
 	epA, epB, epC := listenEndpoint(t), listenEndpoint(t), listenEndpoint(t)
-	a := startPeer(t, db, "gw-a", epA, []string{epA.addr})
+	a := startPeer(t, db, "gw-a", epA)
 	var dir string
 	laptop := pairedAgent(t, a, "laptop", nil, 0, func(c *node.Config) { dir = c.ConfigDir })
 	if got := laptop.Status().Gateways; !slices.Equal(got, []string{epA.addr}) {
 		t.Fatalf("paired with A alone, the node has the addresses %v, want A's only", got)
 	}
 
-	startPeer(t, db, "gw-b", epB, []string{epB.addr})
-	startPeer(t, db, "gw-c", epC, []string{epC.addr})
+	startPeer(t, db, "gw-b", epB)
+	startPeer(t, db, "gw-c", epC)
 	all := []string{epA.addr, epB.addr, epC.addr}
 	waitUntil(t, 20*time.Second, "A reading where nodes reach B and C", func() bool { return slices.Equal(a.g.NodeAddresses(), all) })
 	link, err := pairing.ParseLink(mint(t, a, true).Link, time.Now())
@@ -248,9 +248,9 @@ func TestInvokeThroughAnyGateway(t *testing.T) {
 	t.Parallel()
 	db := testpg.New(t)
 	epA, epB, epC := listenEndpoint(t), listenEndpoint(t), listenEndpoint(t)
-	a := startPeer(t, db, "gw-a", epA, []string{epA.addr})
-	b := startPeer(t, db, "gw-b", epB, []string{epB.addr})
-	c := startPeer(t, db, "gw-c", epC, []string{epC.addr})
+	a := startPeer(t, db, "gw-a", epA)
+	b := startPeer(t, db, "gw-b", epB)
+	c := startPeer(t, db, "gw-c", epC)
 
 	laptop := pairedAgent(t, b, "laptop", nil, 0)
 	stop := runAgent(laptop)
@@ -317,7 +317,7 @@ func TestPeerCertificateRoles(t *testing.T) {
 	t.Parallel()
 	db := testpg.New(t)
 	ep := listenEndpoint(t)
-	startPeer(t, db, "gw-a", ep, []string{ep.addr})
+	startPeer(t, db, "gw-a", ep)
 	s, err := store.OpenPostgres(t.Context(), db.URL, store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -378,8 +378,8 @@ func TestPeerCertificateRoles(t *testing.T) {
 func BenchmarkForwardedInvoke(b *testing.B) {
 	db := testpg.New(b)
 	epA, epB := listenEndpoint(b), listenEndpoint(b)
-	a := startPeer(b, db, "gw-a", epA, []string{epA.addr})
-	gb := startPeer(b, db, "gw-b", epB, []string{epB.addr})
+	a := startPeer(b, db, "gw-a", epA)
+	gb := startPeer(b, db, "gw-b", epB)
 	node := pairedAgent(b, gb, "bench", []capability.Capability{echoCapability}, 0)
 	stop := runAgent(node)
 	defer stop()
@@ -413,8 +413,8 @@ func TestQueuedCallDeliveredByAnotherGateway(t *testing.T) {
 	t.Parallel()
 	db := testpg.New(t)
 	epA, epB := listenEndpoint(t), listenEndpoint(t)
-	a := startPeer(t, db, "gw-a", epA, []string{epA.addr})
-	b := startPeer(t, db, "gw-b", epB, []string{epB.addr})
+	a := startPeer(t, db, "gw-a", epA)
+	b := startPeer(t, db, "gw-b", epB)
 	laptop := pairedAgent(t, b, "laptop", nil, 0)
 	id := laptop.Status().DeviceID
 	_, answered := queueFor(t, a, id, "system.info", "")
@@ -434,9 +434,9 @@ func TestCallWaitOnAThirdGateway(t *testing.T) {
 	t.Parallel()
 	db := testpg.New(t)
 	epA, epB, epC := listenEndpoint(t), listenEndpoint(t), listenEndpoint(t)
-	a := startPeer(t, db, "gw-a", epA, []string{epA.addr})
-	b := startPeer(t, db, "gw-b", epB, []string{epB.addr})
-	c := startPeer(t, db, "gw-c", epC, []string{epC.addr})
+	a := startPeer(t, db, "gw-a", epA)
+	b := startPeer(t, db, "gw-b", epB)
+	c := startPeer(t, db, "gw-c", epC)
 	laptop := pairedAgent(t, b, "laptop", nil, 0)
 	id := laptop.Status().DeviceID
 	requestID, answered := queueFor(t, a, id, "system.info", "")
@@ -465,8 +465,8 @@ func TestForwardToANodeOnGRPC(t *testing.T) {
 	}
 	db := testpg.New(t)
 	epA, epB := listenEndpoint(t), listenEndpoint(t)
-	a := startPeer(t, db, "gw-a", epA, []string{epA.addr})
-	b := startPeer(t, db, "gw-b", epB, []string{epB.addr})
+	a := startPeer(t, db, "gw-a", epA)
+	b := startPeer(t, db, "gw-b", epB)
 	// The node's QUIC socket is known, so only its packets are dropped:
 	// the gateways' QUIC between themselves still works.
 	tr, err := quiccarrier.NewTransport("127.0.0.1:0")

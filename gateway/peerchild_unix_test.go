@@ -76,15 +76,16 @@ func runPeerChild(spec peerChildSpec, tcp net.Listener, udp net.PacketConn) erro
 	return g.Run(ctx)
 }
 
-// startPeerChild starts gateway id in a child process at ep and returns
-// the child, serving; ep's sockets are the child's alone from then on.
-func startPeerChild(t *testing.T, db testpg.Database, id string, ep endpoint, advertise []string) *exec.Cmd {
+// startPeerChild starts gateway id in a child process at ep, advertising
+// ep's address as startPeer does, and returns the child, serving; ep's
+// sockets are the child's alone from then on.
+func startPeerChild(t *testing.T, db testpg.Database, id string, ep endpoint) *exec.Cmd {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec, _ := json.Marshal(peerChildSpec{DataDir: t.TempDir(), Database: db.URL, ID: id, Advertise: advertise, PeerLease: peerLease})
+	spec, _ := json.Marshal(peerChildSpec{DataDir: t.TempDir(), Database: db.URL, ID: id, Advertise: []string{ep.addr}, PeerLease: peerLease})
 	tcpFile, err := ep.tcp.(*net.TCPListener).File()
 	if err != nil {
 		t.Fatal(err)
@@ -143,10 +144,10 @@ func TestGatewayKilledNodeMovesOn(t *testing.T) {
 	t.Parallel()
 	db := testpg.New(t)
 	epA, epB, epC := listenEndpoint(t), listenEndpoint(t), listenEndpoint(t)
-	a := startPeer(t, db, "gw-a", epA, []string{epA.addr})
-	c := startPeer(t, db, "gw-c", epC, []string{epC.addr})
+	a := startPeer(t, db, "gw-a", epA)
+	c := startPeer(t, db, "gw-c", epC)
 	// B joins after A and C: its first Welcome names them.
-	b := startPeerChild(t, db, "gw-b", epB, []string{epB.addr})
+	b := startPeerChild(t, db, "gw-b", epB)
 
 	code, err := a.admin.MintNodePairingCode(t.Context(), &adminv1.MintNodePairingCodeRequest{AutoApprove: true})
 	if err != nil {
