@@ -495,8 +495,8 @@ func (a *Agent) Forget() error {
 // a random order, each attempt starting past the address that failed
 // last, and keeps the addresses each Welcome names (learnAddresses), so
 // that a node of a cluster fails over to any of its gateways. It returns
-// when the device is revoked, with an error that says so. A node whose pairing request waits
-// for approval first collects its certificate.
+// when the device is revoked, with an error that says so. A node whose
+// pairing request waits for approval first collects its certificate.
 func (a *Agent) Run(ctx context.Context) error {
 	if !a.Paired() && a.HasPendingPairing() {
 		if err := a.awaitPairing(ctx); err != nil {
