@@ -478,6 +478,15 @@ func goBuild(t *testing.T, bin, pkg string, cgo bool) string {
 // since a test step that fails afterwards is usually its consequence.
 func (d *desktopEnv) background(cmd *exec.Cmd) {
 	d.t.Helper()
+	d.startHelper(cmd, nil)
+}
+
+// startHelper starts cmd as background does. With started set, it waits
+// (bounded) until started reports true, and returns false with cmd's
+// output if cmd exits first: that exit is the caller's to handle, not
+// reported.
+func (d *desktopEnv) startHelper(cmd *exec.Cmd, started func() bool) (ok bool, output string) {
+	d.t.Helper()
 	ownGroup(cmd)
 	var out syncBuffer
 	if cmd.Stdout == nil {
@@ -490,11 +499,12 @@ func (d *desktopEnv) background(cmd *exec.Cmd) {
 		d.t.Fatalf("starting %s: %v", cmd.Path, err)
 	}
 	done := make(chan struct{})
-	var ending atomic.Bool
+	var ending, starting atomic.Bool
+	starting.Store(started != nil)
 	name := filepath.Base(cmd.Path)
 	go func() {
 		err := cmd.Wait()
-		if !ending.Load() {
+		if !ending.Load() && !starting.Load() {
 			d.t.Errorf("%s exited before the test ended (%v):\n%s", name, err, out.String())
 		}
 		close(done)
@@ -509,6 +519,24 @@ func (d *desktopEnv) background(cmd *exec.Cmd) {
 			<-done
 		}
 	})
+	if started == nil {
+		return true, ""
+	}
+	deadline := time.NewTimer(stepDeadline)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !started() {
+		select {
+		case <-done:
+			return false, out.String()
+		case <-deadline.C:
+			d.t.Fatalf("%s did not start within %s:\n%s", name, stepDeadline, out.String())
+		case <-tick.C:
+		}
+	}
+	starting.Store(false)
+	return true, ""
 }
 
 // startXvfb starts an X server and returns its display (-displayfd: the
@@ -554,11 +582,7 @@ func (d *desktopEnv) startKeyring() {
 func (d *desktopEnv) waitBusName(name, what string) {
 	d.t.Helper()
 	conn := d.busConn()
-	waitFor(d.t, stepDeadline, what+" on the bus ("+name+")", func() bool {
-		var has bool
-		err := conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, name).Store(&has)
-		return err == nil && has
-	})
+	waitFor(d.t, stepDeadline, what+" on the bus ("+name+")", func() bool { return hasBusName(conn, name) })
 }
 
 func readLine(t *testing.T, r interface{ Read([]byte) (int, error) }, what string) string {

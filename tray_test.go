@@ -243,14 +243,35 @@ func (h *trayHost) call(obj dbus.BusObject, method string, args ...any) *dbus.Ca
 // startTrayHost starts the tray host, with its own StatusNotifierWatcher,
 // and waits until the watcher is on the bus (the app looks for it once,
 // at start).
+//
+// The host has a start-up race of its own: it may ask its own watcher for
+// something before the watcher is on the bus, and exit with D-Bus's
+// UnknownObject. Such a start is tried again, a bounded number of times;
+// any exit after the watcher is up fails the test.
 func (d *desktopEnv) startTrayHost() *trayHost {
 	d.t.Helper()
-	cmd := exec.Command("gtk-sni-tray-standalone", "--top", "--end", "--watcher",
-		"--size", fmt.Sprint(trayBarHeight), "--color", "#2b2b2b")
-	cmd.Env = d.env
-	d.background(cmd)
-	d.waitBusName("org.kde.StatusNotifierWatcher", "the tray host's watcher")
-	return &trayHost{d: d, conn: d.busConn()}
+	conn := d.busConn()
+	const starts = 3
+	for i := 1; ; i++ {
+		cmd := exec.Command("gtk-sni-tray-standalone", "--top", "--end", "--watcher",
+			"--size", fmt.Sprint(trayBarHeight), "--color", "#2b2b2b")
+		cmd.Env = d.env
+		ok, out := d.startHelper(cmd, func() bool { return hasBusName(conn, "org.kde.StatusNotifierWatcher") })
+		if ok {
+			return &trayHost{d: d, conn: conn}
+		}
+		if i == starts || !strings.Contains(out, "UnknownObject") {
+			d.t.Fatalf("gtk-sni-tray-standalone exited before its watcher was on the bus (start %d of %d):\n%s", i, starts, out)
+		}
+		d.t.Logf("gtk-sni-tray-standalone exited as it started (start %d of %d), starting it again:\n%s", i, starts, out)
+	}
+}
+
+// hasBusName reports whether name has an owner on conn's bus.
+func hasBusName(conn *dbus.Conn, name string) bool {
+	var has bool
+	err := conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, name).Store(&has)
+	return err == nil && has
 }
 
 // busConn is a connection to the test's bus, closed when the test ends.
