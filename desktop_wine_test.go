@@ -30,6 +30,8 @@ import (
 // captured from the X server (Fyne's own canvas capture comes back empty
 // under Wine) and checked for drawn content. Quit ends the app cleanly,
 // taking its endpoints with it, and the next launch is the instance again.
+// When Explorer restarts (stood in for by internal/testwine/explorerrestart:
+// Wine's explorer never announces a restart), the icon comes back.
 //
 // Not here, for Wine: QUIC (no UDP), so the local gateway, which binds a
 // UDP port, is not started.
@@ -53,6 +55,28 @@ func TestDesktopUnderWine(t *testing.T) {
 		t.Fatalf("the tray app shows its main window before anyone asked: %v, %v", ids, err)
 	}
 	checkDrawn(t, d.screenshot("windows-tray"), d.geometry(tray), "Wine's system tray with the app's icon")
+
+	// Explorer restarts: the new one's tray is empty, and it asks every
+	// program for its icon again (TaskbarCreated), which fyne.io/systray
+	// answers ("SystrayClass" and icon ID 100 are its window's and icon's).
+	explorer := testwine.BuildExe(t, "github.com/palyra/palyra-go/internal/testwine/explorerrestart")
+	restart := func(args ...string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), stepDeadline)
+		defer cancel()
+		if out, err := w.Command(ctx, explorer, args...).CombinedOutput(); err != nil {
+			t.Fatalf("explorerrestart %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	restart("forget", "SystrayClass", "100")
+	waitFor(t, stepDeadline, "Wine's system tray to close with the app's icon gone", func() bool {
+		ids, err := d.windows("Wine System Tray")
+		return err == nil && len(ids) == 0
+	})
+	restart("announce")
+	tray = d.window("Wine System Tray")
+	checkDrawn(t, d.screenshot("windows-tray-after-explorer-restart"), d.geometry(tray),
+		"Wine's system tray with the app's icon after TaskbarCreated")
 	configDirs, _ := filepath.Glob(filepath.Join(w.Prefix, "drive_c", "users", "*", "AppData", "Local", "Palyra", "node"))
 	if len(configDirs) != 1 {
 		t.Fatalf("the app's config dir in the prefix: %v", configDirs)
