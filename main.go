@@ -224,6 +224,15 @@ func run(c config, log *slog.Logger) error {
 	if err := checkDisplay(runtime.GOOS, os.Getenv); err != nil {
 		return err
 	}
+	if !c.configDirGiven {
+		from, err := userdirs.MoveOldNodeConfig(userdirs.OS(os.Getenv))
+		if err != nil {
+			return err
+		}
+		if from != "" {
+			log.Info("moved the node's configuration to where this release keeps it", "from", from, "to", c.configDir)
+		}
+	}
 	// One app per node: a second launch shows the first one's window and
 	// ends here, before it opens the keys and a second agent.
 	socket := nodeSocket(c, os.Getenv)

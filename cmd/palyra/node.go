@@ -60,9 +60,19 @@ func (f nodeFlags) runningSocket(env *environment) string {
 	return userdirs.FindSocket(socket, dir, userdirs.NodeSocketRecord)
 }
 
-// agent opens the node agent with the chosen secret store.
+// agent opens the node agent with the chosen secret store. A default
+// config dir that an older release kept elsewhere is moved first.
 func (f nodeFlags) agent(env *environment, name string, log *slog.Logger) (*node.Agent, error) {
 	dir, _ := f.paths(env)
+	if !userdirs.NodeConfigDirGiven(dirs(env), *f.configDir) {
+		from, err := userdirs.MoveOldNodeConfig(dirs(env))
+		if err != nil {
+			return nil, err
+		}
+		if from != "" {
+			fmt.Fprintf(env.stderr, "moved this node's configuration from %s to %s, where this release keeps it\n", from, dir)
+		}
+	}
 	secrets, err := secretstore.Open(*f.secretStore, *f.profile, filepath.Join(dir, "secrets"))
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +104,17 @@ func TestWindowsNodeUnderWine(t *testing.T) {
 		return nil
 	})
 
+	// As an older release left it: the config in %APPDATA% (roaming).
+	// The node moves it back to where this release keeps it, and is the
+	// same paired device.
+	roaming := filepath.Join(filepath.Dir(filepath.Dir(filepath.Dir(configDirs[0]))), "Roaming", "palyra", "node")
+	if err := os.MkdirAll(filepath.Dir(roaming), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(configDirs[0], roaming); err != nil {
+		t.Fatal(err)
+	}
+
 	// A new process, under a new wineserver, reads the key and connects.
 	ctx, cancel = context.WithCancel(t.Context())
 	t.Cleanup(cancel)
@@ -114,6 +126,12 @@ func TestWindowsNodeUnderWine(t *testing.T) {
 	}
 	t.Cleanup(func() { cancel(); _ = run.Wait() })
 	waitForLine(t, &runOut, "connected to Palyra gateway as winbox over gRPC (TCP)")
+	if !regexp.MustCompile(`moved this node's configuration from C:\\users\\[^\\]+\\AppData\\Roaming\\palyra\\node to C:\\users\\[^\\]+\\AppData\\Local\\Palyra\\node`).MatchString(runOut.String()) {
+		t.Errorf("palyra.exe node run did not say it moved the old config dir:\n%s", runOut.String())
+	}
+	if _, err := os.Stat(roaming); !os.IsNotExist(err) {
+		t.Errorf("the old config dir is still there: %v", err)
+	}
 	// Should Wine get UDP, the node would take QUIC and this test should
 	// grow a QUIC case.
 	if !strings.Contains(runOut.String(), "winapi error #10045") {
