@@ -4,15 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/palyra/palyra-go/internal/testwine"
 )
 
 // TestSecondHolderRefused: a second Acquire of the same directory (another
 // open file description, as in another process) is refused with the first
 // holder's PID, and succeeds once the first releases it.
 func TestSecondHolderRefused(t *testing.T) {
-	dir := t.TempDir()
+	dir := testwine.TempDir(t)
 	first, err := Acquire(dir, "test.lock", "gateway")
 	if err != nil {
 		t.Fatal(err)
@@ -35,13 +38,13 @@ func TestSecondHolderRefused(t *testing.T) {
 // TestUnreadablePID: a lock file whose content is no PID still refuses,
 // without a made-up PID.
 func TestUnreadablePID(t *testing.T) {
-	dir := t.TempDir()
+	dir := testwine.TempDir(t)
 	first, err := Acquire(dir, "test.lock", "node")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer first.Release()
-	if err := os.WriteFile(dir+"/test.lock", []byte("garbage"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "test.lock"), []byte("garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, err = Acquire(dir, "test.lock", "node")
