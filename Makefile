@@ -119,7 +119,7 @@ cross: cross-deps
 # cold build cache that build alone takes minutes, hence the timeout; its
 # test binary is the root package's, built for Linux with cgo.
 WINE_PACKAGES := wine wine64 $(CROSS_PACKAGES) $(GUI_PACKAGES) xvfb imagemagick xdotool
-WINE_TESTS    := ./cmd/palyra ./identity/secretstore ./internal/dirlock ./internal/localsock ./internal/userdirs ./node/capability/builtin ./app/autostart ./internal/oneinstance .
+WINE_TESTS    := ./cmd/palyra ./identity/secretstore ./internal/dirlock ./internal/localsock ./internal/userdirs ./node/capability/builtin ./node/netwatch ./app/autostart ./internal/oneinstance .
 
 test-windows:
 	$(call ensure_packages,$(WINE_PACKAGES))

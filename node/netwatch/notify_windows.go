@@ -11,10 +11,10 @@ import (
 	"golang.org/x/sys/windows"
 )
 
-// The system calls of the Windows sources. Nothing can run Windows code
-// where this project is tested: this file is only compiled there (amd64 and
-// arm64, vet included); what the callbacks report is handled, and tested,
-// in winnotify.go.
+// The system calls of the Windows sources. Under Wine, where this
+// project's Windows code runs, the subscriptions are made and cancelled
+// (TestSystemSubscriptions), but no notification ever comes; what the
+// callbacks report is handled, and tested on every OS, in winnotify.go.
 
 var (
 	// NotifyIpInterfaceChange is called through its own proc, not
