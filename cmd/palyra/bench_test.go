@@ -23,8 +23,10 @@ func TestBenchJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("palyra bench --json printed %q: %v", out, err)
 	}
-	for _, figure := range []string{"invoke_p50_us", "invoke_p99_us", "grpc_invoke_p50_us", "grpc_invoke_p99_us"} {
-		for _, key := range []string{figure, "baseline_" + figure, "ratio_" + strings.TrimSuffix(figure, "_us")} {
+	for _, figure := range []string{"invoke_p50_us", "invoke_p99_us", "invoke_allocs", "invoke_alloc_bytes",
+		"grpc_invoke_p50_us", "grpc_invoke_p99_us", "grpc_invoke_allocs", "grpc_invoke_alloc_bytes"} {
+		ratio := "ratio_" + strings.TrimSuffix(strings.TrimSuffix(figure, "_us"), "_bytes")
+		for _, key := range []string{figure, "baseline_" + figure, ratio} {
 			if v, ok := got[key]; !ok || v <= 0 {
 				t.Errorf("%s is %v (present: %v) in %s", key, v, ok, out)
 			}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -189,19 +190,39 @@ func (b *run) sequential(ctx context.Context, phase, figure, label string, call,
 		return err
 	}
 	for rep := range b.opts.Reps {
+		start := readAllocs()
 		d, err := timeCalls(ctx, b.opts.Calls, call)
 		if err != nil {
 			return err
 		}
+		mid := readAllocs()
 		rd, err := timeCalls(ctx, b.opts.Calls, rawCall)
 		if err != nil {
 			return err
 		}
+		end := readAllocs()
 		b.r.pair(figure+"_p50_us", fmt.Sprintf(label, "p50"), micros(percentile(d, 0.5)), micros(percentile(rd, 0.5)))
 		b.r.pair(figure+"_p99_us", fmt.Sprintf(label, "p99"), micros(percentile(d, 0.99)), micros(percentile(rd, 0.99)))
+		calls := float64(b.opts.Calls)
+		b.r.pair(figure+"_allocs", fmt.Sprintf(label, "allocations per call, both ends"),
+			float64(mid.count-start.count)/calls, float64(end.count-mid.count)/calls)
+		b.r.pair(figure+"_alloc_bytes", fmt.Sprintf(label, "bytes allocated per call, both ends"),
+			float64(mid.bytes-start.bytes)/calls, float64(end.bytes-mid.bytes)/calls)
 		b.progress("%s %d/%d", phase, rep+1, b.opts.Reps)
 	}
 	return nil
+}
+
+// allocs is the process's allocations so far: their number and bytes.
+type allocs struct{ count, bytes uint64 }
+
+// readAllocs reads allocs. Everything else the process runs meanwhile
+// (the node's and the gateway's timers, the raw ends' idle connections)
+// is counted too; both sides of a sequential figure have the same.
+func readAllocs() allocs {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return allocs{count: ms.Mallocs, bytes: ms.TotalAlloc}
 }
 
 // throughput counts calls completed per second with many in flight: to
