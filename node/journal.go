@@ -64,6 +64,8 @@ type callJournal struct {
 	f *os.File
 	// writes counts the writes to the file (appends and rewrites).
 	writes int
+	// buf is the lines of an append, kept for the next.
+	buf []byte
 }
 
 // journalBatch is the IDs one write records.
@@ -72,8 +74,12 @@ type journalBatch struct {
 	// done is closed once the write is over; err is its failure.
 	done chan struct{}
 	err  error
-	// lead hands the writer's role to one of the batch's starts.
+	// lead hands the writer's role to one of the batch's starts; only a
+	// batch queued behind a writer has one (a writer's own batch is taken
+	// by it).
 	lead chan struct{}
+	// first holds the first IDs, so that a small batch is one allocation.
+	first [4]string
 }
 
 func newCallJournal(configDir string) *callJournal {
@@ -220,7 +226,11 @@ func (j *callJournal) enqueue(id string) (b *journalBatch, role journalRole, bef
 		return nil, answered, false, fmt.Errorf("request ID %q is not one this node can remember", id)
 	}
 	if j.next == nil {
-		j.next = &journalBatch{done: make(chan struct{}), lead: make(chan struct{}, 1)}
+		j.next = &journalBatch{done: make(chan struct{})}
+		j.next.ids = j.next.first[:0]
+		if j.writing {
+			j.next.lead = make(chan struct{}, 1)
+		}
 	}
 	b = j.next
 	b.ids = append(b.ids, id)
@@ -307,9 +317,19 @@ func (j *callJournal) append(ids []string) error {
 		}
 		j.f = f
 	}
-	_, err := j.f.Write([]byte(strings.Join(ids, "\n") + "\n"))
+	j.buf = j.buf[:0]
+	for _, id := range ids {
+		j.buf = append(append(j.buf, id...), '\n')
+	}
+	_, err := j.f.Write(j.buf)
+	if cap(j.buf) > maxKeptBuffer {
+		j.buf = nil
+	}
 	return err
 }
+
+// maxKeptBuffer bounds the append buffer the journal keeps between writes.
+const maxKeptBuffer = 64 << 10
 
 // rewriteWith replaces the file with the newest remembered IDs and ids.
 func (j *callJournal) rewriteWith(ids []string) error {
