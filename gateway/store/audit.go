@@ -131,7 +131,7 @@ func (s *Store) AuditBatch(ctx context.Context, events []AuditEvent) error {
 				_, err = tx.ExecContext(ctx, insertAuditRows(n), args...)
 			}
 			if err != nil {
-				return fmt.Errorf("writing %d audit events from %s on: %w", n, events[i].Kind, err)
+				return fmt.Errorf("writing %d audit events, the first %s: %w", n, events[i].Kind, err)
 			}
 			i += n
 		}
