@@ -26,14 +26,30 @@ const journalFile = "calls.log"
 //
 // An ID is written before its call runs. The write is not synced: the
 // journal survives the process, which is what ends mid-call in practice,
-// but not a power cut.
+// but not a power cut. The IDs of calls starting at once are written
+// together, in one write (a group commit): each start still returns only
+// once its own ID is in the file.
 type callJournal struct {
 	path string
 
+	// mu guards loaded, started, queued, next and writing.
 	mu     sync.Mutex
 	loaded bool
-	// started holds the IDs in recent.
+	// started holds the IDs written to the file.
 	started map[string]bool
+	// queued maps an ID waiting to be written to its batch.
+	queued map[string]*journalBatch
+	// next is the batch the next write takes; nil when none waits.
+	next *journalBatch
+	// writing is set while a start is the writer: it writes next, and
+	// hands the role on to one of the starts of the batch queued behind
+	// it, if any. The others wait for their batch's write; no lock is
+	// held while writing.
+	writing bool
+
+	// fileMu is held by the writer while it writes, and by close; it
+	// guards the fields below it.
+	fileMu sync.Mutex
 	// recent is the newest IDs started, oldest first; the file is
 	// rewritten with the newest maxRememberedCalls of them when it grows
 	// past twice that many lines.
@@ -46,6 +62,24 @@ type callJournal struct {
 	// f is the journal open for appending, from the first call a Run
 	// starts until the Run ends.
 	f *os.File
+	// writes counts the writes to the file (appends and rewrites).
+	writes int
+	// buf is the lines of an append, kept for the next.
+	buf []byte
+}
+
+// journalBatch is the IDs one write records.
+type journalBatch struct {
+	ids []string
+	// done is closed once the write is over; err is its failure.
+	done chan struct{}
+	err  error
+	// lead hands the writer's role to one of the batch's starts; only a
+	// batch queued behind a writer has one (a writer's own batch is taken
+	// by it).
+	lead chan struct{}
+	// first holds the first IDs, so that a small batch is one allocation.
+	first [4]string
 }
 
 func newCallJournal(configDir string) *callJournal {
@@ -85,6 +119,8 @@ func plausibleRequestID(s string) bool {
 	return true
 }
 
+// load reads the file once, before the first ID is queued; j.mu must be
+// held. No writer runs before, so it sets the writer's fields too.
 func (j *callJournal) load() error {
 	if j.loaded {
 		return nil
@@ -93,22 +129,18 @@ func (j *callJournal) load() error {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("reading the journal of started calls: %w", err)
 	}
-	j.setRecent(parseJournal(data, maxRememberedCalls))
+	j.recent = parseJournal(data, maxRememberedCalls)
+	j.started = make(map[string]bool, len(j.recent))
+	for _, id := range j.recent {
+		j.started[id] = true
+	}
+	j.queued = make(map[string]*journalBatch)
 	j.lines = bytes.Count(data, []byte("\n"))
 	// A file longer than what was read, or ending in a torn line that the
 	// next ID would be glued to, is rewritten first.
 	j.rewrite = len(data) >= maxJournalRead || len(data) > 0 && data[len(data)-1] != '\n'
 	j.loaded = true
 	return nil
-}
-
-// setRecent makes ids the remembered IDs.
-func (j *callJournal) setRecent(ids []string) {
-	j.recent = ids
-	j.started = make(map[string]bool, len(ids))
-	for _, id := range ids {
-		j.started[id] = true
-	}
 }
 
 // readTail reads the last n bytes of the file at path.
@@ -133,40 +165,148 @@ func readTail(path string, n int64) ([]byte, error) {
 // start records that the call id begins now. It reports whether the call
 // was started before, by this process or an earlier one (it must not run
 // again), or an error when the journal cannot be written (nor may the call
-// run then: nothing would stop a second run).
+// run then: nothing would stop a second run). It returns once id is in
+// the file.
 func (j *callJournal) start(id string) (startedBefore bool, err error) {
+	return j.await(j.enqueue(id))
+}
+
+// await is start's answer once enqueue has queued the ID (or answered).
+func (j *callJournal) await(b *journalBatch, role journalRole, before bool, err error) (startedBefore bool, _ error) {
+	switch role {
+	case answered:
+		return before, err
+	case again:
+		// Delivered again while its first start is being written: started
+		// before, once that start's write is done.
+		<-b.done
+		return b.err == nil, b.err
+	case writer:
+		j.lead(b)
+	case waiter:
+		select {
+		case <-b.done:
+		case <-b.lead:
+			j.lead(b)
+		}
+	}
+	return false, b.err
+}
+
+// journalRole is what a start does after enqueue.
+type journalRole int
+
+const (
+	// answered: nothing was queued; enqueue's answer is start's.
+	answered journalRole = iota
+	// again: the ID was already queued, in the batch returned.
+	again
+	// writer: write the batch (lead).
+	writer
+	// waiter: wait for the batch to be written, or for the writer's role.
+	waiter
+)
+
+// enqueue queues id for the next write and returns its batch and what the
+// start does with it; or, answered, whether id was started before, or why
+// it cannot be recorded.
+func (j *callJournal) enqueue(id string) (b *journalBatch, role journalRole, before bool, err error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if err := j.load(); err != nil {
-		return false, err
+		return nil, answered, false, err
 	}
 	if j.started[id] {
-		return true, nil
+		return nil, answered, true, nil
+	}
+	if b := j.queued[id]; b != nil {
+		return b, again, false, nil
 	}
 	if !plausibleRequestID(id) {
-		return false, fmt.Errorf("request ID %q is not one this node can remember", id)
+		return nil, answered, false, fmt.Errorf("request ID %q is not one this node can remember", id)
 	}
-	if j.rewrite || j.lines >= 2*maxRememberedCalls {
-		if err := j.rewriteWith(id); err != nil {
+	if j.next == nil {
+		j.next = &journalBatch{done: make(chan struct{})}
+		j.next.ids = j.next.first[:0]
+		if j.writing {
+			j.next.lead = make(chan struct{}, 1)
+		}
+	}
+	b = j.next
+	b.ids = append(b.ids, id)
+	j.queued[id] = b
+	if j.writing {
+		return b, waiter, false, nil
+	}
+	j.writing = true
+	return b, writer, false, nil
+}
+
+// lead writes b, which is next, as the writer, and hands the role on to
+// the batch queued meanwhile, if any.
+func (j *callJournal) lead(b *journalBatch) {
+	j.mu.Lock()
+	j.next = nil
+	j.mu.Unlock()
+	j.fileMu.Lock()
+	rewritten, err := j.write(b.ids)
+	var recent []string
+	if rewritten {
+		recent = j.recent
+	}
+	j.fileMu.Unlock()
+	j.mu.Lock()
+	for _, id := range b.ids {
+		delete(j.queued, id)
+	}
+	switch {
+	case rewritten:
+		// The file holds the newest IDs only: so does started.
+		clear(j.started)
+		for _, id := range recent {
+			j.started[id] = true
+		}
+	case err == nil:
+		for _, id := range b.ids {
+			j.started[id] = true
+		}
+	}
+	next := j.next
+	j.writing = next != nil
+	j.mu.Unlock()
+	b.err = err
+	close(b.done)
+	if next != nil {
+		// Its starts all wait on lead; one takes it.
+		next.lead <- struct{}{}
+	}
+}
+
+// write records ids in the file, appending them or, when the file is
+// due to be rewritten, rewriting it (it reports which); j.fileMu must be
+// held.
+func (j *callJournal) write(ids []string) (rewritten bool, err error) {
+	j.writes++
+	if j.rewrite || j.lines+len(ids) > 2*maxRememberedCalls {
+		if err := j.rewriteWith(ids); err != nil {
 			return false, fmt.Errorf("recording the call: %w", err)
 		}
-		return false, nil
+		return true, nil
 	}
-	if err := j.append(id); err != nil {
+	if err := j.append(ids); err != nil {
 		// What reached the file may be a torn line: start afresh next time.
 		j.closeLocked()
 		j.rewrite = true
 		return false, fmt.Errorf("recording the call: %w", err)
 	}
-	j.recent = append(j.recent, id)
-	j.started[id] = true
-	j.lines++
+	j.recent = append(j.recent, ids...)
+	j.lines += len(ids)
 	return false, nil
 }
 
-// append writes id as a line at the end of the file, opening it first if
+// append writes ids as lines at the end of the file, opening it first if
 // need be.
-func (j *callJournal) append(id string) error {
+func (j *callJournal) append(ids []string) error {
 	if j.f == nil {
 		if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
 			return err
@@ -177,30 +317,41 @@ func (j *callJournal) append(id string) error {
 		}
 		j.f = f
 	}
-	_, err := j.f.Write([]byte(id + "\n"))
+	j.buf = j.buf[:0]
+	for _, id := range ids {
+		j.buf = append(append(j.buf, id...), '\n')
+	}
+	_, err := j.f.Write(j.buf)
+	if cap(j.buf) > maxKeptBuffer {
+		j.buf = nil
+	}
 	return err
 }
 
-// rewriteWith replaces the file with the newest remembered IDs and id.
-func (j *callJournal) rewriteWith(id string) error {
+// maxKeptBuffer bounds the append buffer the journal keeps between writes.
+const maxKeptBuffer = 64 << 10
+
+// rewriteWith replaces the file with the newest remembered IDs and ids.
+func (j *callJournal) rewriteWith(ids []string) error {
 	j.closeLocked()
-	ids := append(slices.Clone(j.recent[max(0, len(j.recent)-maxRememberedCalls+1):]), id)
+	keep := j.recent[max(0, len(j.recent)-max(0, maxRememberedCalls-len(ids))):]
+	all := append(slices.Clone(keep), ids...)
 	if err := os.MkdirAll(filepath.Dir(j.path), 0o700); err != nil {
 		return err
 	}
-	if err := atomicfile.Write(j.path, []byte(strings.Join(ids, "\n")+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(j.path, []byte(strings.Join(all, "\n")+"\n"), 0o600); err != nil {
 		return err
 	}
-	j.setRecent(ids)
-	j.lines = len(ids)
+	j.recent = all
+	j.lines = len(all)
 	j.rewrite = false
 	return nil
 }
 
 // close closes the journal's file; the next start opens it again.
 func (j *callJournal) close() {
-	j.mu.Lock()
-	defer j.mu.Unlock()
+	j.fileMu.Lock()
+	defer j.fileMu.Unlock()
 	j.closeLocked()
 }
 

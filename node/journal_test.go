@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -205,4 +207,150 @@ func FuzzReadPending(f *testing.F) {
 			t.Fatalf("accepted %q as %+v", b, p)
 		}
 	})
+}
+
+// queuedStart is what enqueue returned, for await.
+type queuedStart struct {
+	b      *journalBatch
+	role   journalRole
+	before bool
+	err    error
+}
+
+// The IDs queued before the writer takes its batch are written together,
+// in one write, and each start that waited for it finds its ID recorded;
+// a later process knows every one of them.
+func TestCallJournalGroupCommit(t *testing.T) {
+	dir := t.TempDir()
+	j := newCallJournal(dir)
+	defer j.close()
+	const n = 20
+	var q []queuedStart
+	for i := range n {
+		b, role, before, err := j.enqueue(fmt.Sprintf("call-%05d", i))
+		if want := map[bool]journalRole{true: writer, false: waiter}[i == 0]; b == nil || role != want || err != nil {
+			t.Fatalf("queueing call %d: %v, role %v (want %v), %v", i, b, role, want, err)
+		}
+		q = append(q, queuedStart{b, role, before, err})
+	}
+	var wg sync.WaitGroup
+	for i, e := range q {
+		wg.Go(func() {
+			if before, err := j.await(e.b, e.role, e.before, e.err); before || err != nil {
+				t.Errorf("call %d: before=%v, %v", i, before, err)
+			}
+		})
+	}
+	wg.Wait()
+	if j.writes != 1 {
+		t.Errorf("%d calls queued together took %d writes, want 1", n, j.writes)
+	}
+	later := newCallJournal(dir)
+	defer later.close()
+	for i := range n {
+		if before, err := later.start(fmt.Sprintf("call-%05d", i)); err != nil || !before {
+			t.Errorf("a later process starting call %d: before=%v, %v", i, before, err)
+		}
+	}
+}
+
+// Starts from many goroutines at once return only once their ID is in the
+// file; none is lost, and a call delivered again while its first start is
+// being written is started once.
+func TestCallJournalConcurrentStarts(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, journalFile)
+	j := newCallJournal(dir)
+	defer j.close()
+	const workers, each = 16, 40
+	var fresh atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				// Two workers share each ID: one of them starts it.
+				id := fmt.Sprintf("call-%02d-%03d", w/2, i)
+				before, err := j.start(id)
+				if err != nil {
+					t.Errorf("starting %s: %v", id, err)
+					return
+				}
+				if !before {
+					fresh.Add(1)
+				}
+				data, err := os.ReadFile(path)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !slices.Contains(strings.Split(string(data), "\n"), id) {
+					t.Errorf("start of %s returned before its ID was written", id)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got, want := fresh.Load(), int64(workers/2*each); got != want {
+		t.Errorf("%d starts reported new, want %d: an ID was started twice or not at all", got, want)
+	}
+	if j.writes > workers*each/2 {
+		t.Errorf("%d writes for %d IDs", j.writes, workers*each/2)
+	}
+	later := newCallJournal(dir)
+	defer later.close()
+	for w := range workers / 2 {
+		for i := range each {
+			if before, _ := later.start(fmt.Sprintf("call-%02d-%03d", w, i)); !before {
+				t.Fatalf("call-%02d-%03d is lost", w, i)
+			}
+		}
+	}
+}
+
+// A write that fails fails every call of its batch, so none of them runs,
+// and none is remembered as started: the next write records them afresh.
+func TestCallJournalGroupCommitFails(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, journalFile)
+	j := newCallJournal(dir)
+	defer j.close()
+	if _, err := j.start("call-first"); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.f.Close()
+	j.f = ro
+	var q []queuedStart
+	for i := range 5 {
+		b, role, before, err := j.enqueue(fmt.Sprintf("call-%05d", i))
+		if b == nil || err != nil {
+			t.Fatal(b, err)
+		}
+		q = append(q, queuedStart{b, role, before, err})
+	}
+	var wg sync.WaitGroup
+	for i, e := range q {
+		wg.Go(func() {
+			if _, err := j.await(e.b, e.role, e.before, e.err); err == nil {
+				t.Errorf("call %d was acknowledged though its write failed", i)
+			}
+		})
+	}
+	wg.Wait()
+	for i := range 5 {
+		if before, err := j.start(fmt.Sprintf("call-%05d", i)); err != nil || before {
+			t.Errorf("starting call %d after the failed write: before=%v, %v", i, before, err)
+		}
+	}
+	later := newCallJournal(dir)
+	defer later.close()
+	for _, id := range []string{"call-first", "call-00000", "call-00004"} {
+		if before, _ := later.start(id); !before {
+			t.Errorf("%s is lost", id)
+		}
+	}
 }

@@ -241,8 +241,15 @@ func (a *Agent) handleInvoke(ctx context.Context, inv *nodev1.Invoke, progress f
 	// The call runs on its own context: it ends at its deadline, when the
 	// gateway cancels it, or when the agent stops - not when the session
 	// drops, since the gateway then delivers it again and gets the result
-	// kept here.
-	runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	// kept here. It is the agent's Run's context's child, so the agent's
+	// stop reaches it without a registration of its own.
+	a.mu.Lock()
+	parent := a.running
+	a.mu.Unlock()
+	if parent == nil {
+		parent = context.WithoutCancel(ctx)
+	}
+	runCtx, cancel := context.WithCancelCause(parent)
 	stopDeadline := context.CancelFunc(func() {})
 	if dl, ok := ctx.Deadline(); ok {
 		runCtx, stopDeadline = context.WithDeadline(runCtx, dl)
@@ -252,29 +259,19 @@ func (a *Agent) handleInvoke(ctx context.Context, inv *nodev1.Invoke, progress f
 			cancel(context.Cause(ctx))
 		}
 	})
-	a.mu.Lock()
-	running := a.running
-	a.mu.Unlock()
-	stopWithAgent := func() bool { return false }
-	if running != nil {
-		stopWithAgent = context.AfterFunc(running, func() { cancel(context.Cause(running)) })
-	}
-	done := make(chan *nodev1.Result, 1)
 	go func() {
 		defer cancel(nil)
-		defer stopWithAgent()
 		defer stopDeadline()
 		defer stopFollowing()
-		res := a.runCall(runCtx, inv, progress)
-		cl.end(res)
-		done <- res
+		cl.end(a.runCall(runCtx, inv, progress))
 	}()
 	select {
-	case res := <-done:
-		return res
+	case <-cl.done:
+		return cl.res
 	case <-ctx.Done():
 		if !errors.Is(context.Cause(ctx), carrier.ErrSessionEnded) {
-			return <-done // cancelled or past its deadline: it stops now
+			<-cl.done // cancelled or past its deadline: it stops now
+			return cl.res
 		}
 		a.cfg.Logger.Info("session ended during a call; it goes on, and its result is kept for the next delivery", "request_id", inv.GetRequestId())
 		return &nodev1.Result{RequestId: inv.GetRequestId(), ErrorCode: string(capability.CodeCanceled), ErrorMessage: "the session ended; the call goes on"}

@@ -341,6 +341,11 @@ func (s *Session) stopDrainLocked() bool {
 func (r *Registry) BeginCall(s *Session) (done func(), ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.beginCallLocked(s)
+}
+
+// beginCallLocked is BeginCall with r.mu held.
+func (r *Registry) beginCallLocked(s *Session) (done func(), ok bool) {
 	if s.end != nil {
 		return nil, false
 	}
@@ -588,10 +593,15 @@ func (d *deviceLocks) held() int {
 // sessions). It counts the call on the session as BeginCall does, and
 // returns the Conn with the done to call when the call is over; without
 // a session it returns ErrNodeOffline, and ErrNodeMoved when the current
-// session is another carrier's.
+// session is another carrier's. mine runs under the Registry's lock: it
+// must not call the Registry.
 func StartCall[T any](r *Registry, id identity.DeviceID, mine func(T) bool) (T, func(), error) {
 	var zero T
-	s := r.Current(id)
+	// The lookup and the count under one lock: a call takes it here and
+	// when it is done, not once more in between.
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.current[id]
 	if s == nil {
 		return zero, nil, ErrNodeOffline
 	}
@@ -599,7 +609,7 @@ func StartCall[T any](r *Registry, id identity.DeviceID, mine func(T) bool) (T, 
 	if !ok || !mine(c) {
 		return zero, nil, ErrNodeMoved
 	}
-	done, ok := r.BeginCall(s)
+	done, ok := r.beginCallLocked(s)
 	if !ok {
 		return zero, nil, ErrNodeOffline
 	}

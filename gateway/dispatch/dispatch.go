@@ -98,7 +98,9 @@ type Dispatcher struct {
 	cfg Config
 	log *slog.Logger
 
-	mu sync.Mutex
+	// mu is read-locked by the lookups of every call (reachable, Node),
+	// which do not wait for each other; everything else write-locks it.
+	mu sync.RWMutex
 	// nodes holds the nodes seen since start; carrier is nil while one is
 	// offline (its last manifest is kept for describing it).
 	nodes map[identity.DeviceID]*attached
@@ -230,8 +232,8 @@ type Node struct {
 
 // Node returns what is known of device id.
 func (d *Dispatcher) Node(id identity.DeviceID) Node {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.mu.RLock()
+	defer d.mu.RUnlock()
 	n := d.nodes[id]
 	if n == nil {
 		return Node{}
@@ -244,8 +246,8 @@ func (d *Dispatcher) Node(id identity.DeviceID) Node {
 
 // reachable returns a copy of the device's entry if it is online.
 func (d *Dispatcher) reachable(id identity.DeviceID) *attached {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.mu.RLock()
+	defer d.mu.RUnlock()
 	n := d.nodes[id]
 	if n == nil || n.carrier == nil {
 		return nil

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/palyra/palyra-go/identity"
 )
 
 func TestAuditTrail(t *testing.T) { bothBackends(t, testAuditTrail) }
@@ -263,5 +266,51 @@ func testPruneAudit(t *testing.T, be backend) {
 	}
 	if again, _ := s.ListAudit(ctx, 0); len(again) != 2 {
 		t.Fatalf("pruning nothing wrote a row: %+v", again)
+	}
+}
+
+// A batch of more plain rows than one insert statement takes, with an
+// aggregated row among them, is written whole, in its order, each row
+// with its own fields.
+func TestAuditBatchRows(t *testing.T) { bothBackends(t, testAuditBatchRows) }
+
+func testAuditBatchRows(t *testing.T, be backend) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := be.openTest(t)
+	n := 2*auditRowsPerInsert + 7
+	var batch []AuditEvent
+	for i := range n {
+		if i == auditRowsPerInsert+3 {
+			batch = append(batch, AuditEvent{At: t0, Kind: AuditPairingAttemptRefused, Source: "192.0.2.9", Count: 4, Aggregated: true, Detail: "among"})
+		}
+		var dev identity.DeviceID
+		dev[0], dev[1] = byte(i), byte(i>>8)
+		batch = append(batch, AuditEvent{At: t0.Add(time.Duration(i) * time.Millisecond), Kind: "invocation.completed",
+			DeviceID: dev, RequestID: fmt.Sprintf("req-%04d", i), Detail: fmt.Sprintf("detail %d", i)})
+	}
+	if err := s.AuditBatch(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ListAudit(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(batch) {
+		t.Fatalf("%d rows written of %d", len(got), len(batch))
+	}
+	slices.Reverse(got) // oldest first, as written
+	for i, want := range batch {
+		g := got[i]
+		if want.Aggregated {
+			if !g.Aggregated || g.Count != 4 || g.Source != "192.0.2.9" || g.Detail != "among" {
+				t.Errorf("row %d: %+v, want the aggregated one", i, g)
+			}
+			continue
+		}
+		if g.Aggregated || g.Kind != want.Kind || g.DeviceID != want.DeviceID || g.RequestID != want.RequestID ||
+			g.Detail != want.Detail || !g.At.Equal(want.At) || g.Count != 1 {
+			t.Errorf("row %d: %+v, want %+v", i, g, want)
+		}
 	}
 }

@@ -1,8 +1,10 @@
 package quiccarrier
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -53,10 +55,17 @@ func (c *Conn) serveCall(ctx context.Context, str *quic.Stream) {
 	_ = str.SetReadDeadline(time.Time{})
 	callCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	// A Cancel frame (or the stream's end) from the gateway ends the call.
+	// A Cancel frame from the gateway ends the call. The read waits for
+	// the frame's first byte by itself: at every call's end it fails, the
+	// read side cancelled below, and an error that nobody reads is then
+	// not also formatted (as ReadFrame's would be).
 	go func() {
+		var first [1]byte
+		if _, err := io.ReadFull(str, first[:]); err != nil {
+			return
+		}
 		var g nodev1.Frame
-		if err := wire.ReadFrame(str, &g); err != nil {
+		if err := wire.ReadFrame(io.MultiReader(bytes.NewReader(first[:]), str), &g); err != nil {
 			return
 		}
 		if cn := g.GetCancel(); cn != nil {
