@@ -237,41 +237,43 @@ type Fleet struct {
 	changed chan struct{}
 }
 
-// RunFleet runs every agent until Stop.
-func RunFleet(agents []*node.Agent) *Fleet {
-	f := newFleet(agents)
-	for i := range agents {
-		f.run(i)
-	}
-	return f
-}
-
-// fleetWave is how many agents RunFleetInWaves starts at once. A node
-// whose QUIC handshake is not done within the head start dials gRPC over
-// TCP beside it, and a crowd connecting at once to a cold gateway (no
-// GoAway told it QUIC works) is that slow: nearly every node of the crowd
-// holds a TCP connection, both of its ends in this process, until its QUIC
-// handshake completes. 10,000 nodes started at once need some 29,000
-// descriptors (one node.lock each beside those), past a 20,000 limit; a
-// wave of 500 bounds the extra to about 1,000.
+// fleetWave is how many agents the phases start at once
+// (RunFleetInWaves). A node whose QUIC handshake is not done within the
+// head start dials gRPC over TCP beside it, and a crowd connecting at once
+// to a cold gateway (no GoAway told it QUIC works) is that slow: nearly
+// every node of the crowd holds a TCP connection, both of its ends in this
+// process, until its QUIC handshake completes. 10,000 nodes started at
+// once need some 29,000 descriptors (one node.lock each beside those),
+// past a 20,000 limit; a wave of 500 bounds the extra to about 1,000.
 const fleetWave = 500
 
-// RunFleetInWaves runs the agents fleetWave at a time, each wave once
-// every agent started before it satisfies ok, and returns the fleet once
-// all do. The storm, not the first connect, is what the many phases
-// measure.
-func RunFleetInWaves(ctx context.Context, agents []*node.Agent, ok func(node.Status) bool) (*Fleet, error) {
+// RunFleetInWaves runs the agents wave at a time, each wave once every
+// agent started before it is connected (over either carrier: one that took
+// gRPC beside a slow QUIC moves to QUIC on its own a few seconds later),
+// and returns the fleet once all satisfy ok. The storm, not the first
+// connect, is what the many phases measure. progress, if not nil, is told
+// how many are connected after each wave.
+func RunFleetInWaves(ctx context.Context, agents []*node.Agent, wave int, ok func(node.Status) bool, progress func(connected int)) (*Fleet, error) {
+	wave = max(wave, 1)
 	f := newFleet(agents)
-	for start := 0; start < len(agents); start += fleetWave {
-		end := min(start+fleetWave, len(agents))
+	connected := func(st node.Status) bool { return st.State == node.StateConnected }
+	for start := 0; start < len(agents); start += wave {
+		end := min(start+wave, len(agents))
 		for i := start; i < end; i++ {
 			f.run(i)
 		}
 		what := fmt.Sprintf("the first %d nodes are connected", end)
-		if err := f.Wait(ctx, what, ok, func(c int) bool { return c == end }); err != nil {
+		if err := f.Wait(ctx, what, connected, func(c int) bool { return c == end }); err != nil {
 			f.Stop()
 			return nil, err
 		}
+		if progress != nil {
+			progress(end)
+		}
+	}
+	if err := f.WaitAll(ctx, "connected", ok); err != nil {
+		f.Stop()
+		return nil, err
 	}
 	return f, nil
 }

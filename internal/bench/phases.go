@@ -80,9 +80,13 @@ func (b *run) startNodes(ctx context.Context, name string, n int, gw *Gateway, o
 	if err != nil {
 		return nil, err
 	}
-	wctx, cancel := deadlineFor(ctx, connectWait+time.Duration(n)*10*time.Millisecond)
+	wctx, cancel := deadlineFor(ctx, connectWait+time.Duration(n)*20*time.Millisecond)
 	defer cancel()
-	return RunFleetInWaves(wctx, agents, ok)
+	var progress func(int)
+	if n > fleetWave {
+		progress = func(c int) { b.progress("connected %d of %d nodes", c, n) }
+	}
+	return RunFleetInWaves(wctx, agents, fleetWave, ok, progress)
 }
 
 // pairProgress reports every tenth of n pairings, for runs of many.
