@@ -161,8 +161,9 @@ func NewAgent(dir, name string, tr *quiccarrier.Transport) (*node.Agent, error) 
 
 // PairAgents makes n agents under dir and pairs each with gw through the
 // real flow (a PIN minted to approve at once, CPace, the certificate),
-// several at once, reporting progress.
-func PairAgents(ctx context.Context, gw *Gateway, dir string, n int, tr *quiccarrier.Transport, progress func(done int)) ([]*node.Agent, error) {
+// several at once, reporting progress. Agent i's QUIC sessions go over
+// trs[i%len(trs)] (a socket of its own each if trs is empty).
+func PairAgents(ctx context.Context, gw *Gateway, dir string, n int, trs []*quiccarrier.Transport, progress func(done int)) ([]*node.Agent, error) {
 	agents := make([]*node.Agent, n)
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.SetLimit(pairWorkers)
@@ -171,6 +172,10 @@ func PairAgents(ctx context.Context, gw *Gateway, dir string, n int, tr *quiccar
 	for i := range n {
 		eg.Go(func() error {
 			name := fmt.Sprintf("bench-%05d", i)
+			var tr *quiccarrier.Transport
+			if len(trs) > 0 {
+				tr = trs[i%len(trs)]
+			}
 			a, err := PairAgent(ctx, gw, filepath.Join(dir, name), name, tr)
 			if err != nil {
 				return err

@@ -76,7 +76,7 @@ func (b *run) startNodes(ctx context.Context, name string, n int, gw *Gateway, o
 	if err != nil {
 		return nil, err
 	}
-	agents, err := PairAgents(ctx, gw, dir, n, b.tr, b.pairProgress(n))
+	agents, err := PairAgents(ctx, gw, dir, n, b.trs, b.pairProgress(n))
 	if err != nil {
 		return nil, err
 	}

@@ -80,7 +80,7 @@ func TestStorm(t *testing.T) {
 	}
 	defer tr.Close()
 	start := time.Now()
-	agents, err := PairAgents(ctx, gw, filepath.Join(dir, "nodes"), stormNodes, tr, nil)
+	agents, err := PairAgents(ctx, gw, filepath.Join(dir, "nodes"), stormNodes, []*quiccarrier.Transport{tr}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
