@@ -528,11 +528,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.journal.close()
 	backoff := carrier.NewBackoff(nil)
 	order := newAddressOrder(nil)
-	// quicProven: the last session, over QUIC, ended with the gateway's
-	// GoAway, so the next attempt dials QUIC alone (carriers.quicProven).
-	// It holds for that one attempt: if it fails, the one after races
-	// both carriers again, in case the path changed meanwhile.
-	quicProven := false
+	// proof says whether an attempt dials QUIC alone (carriers.quicProven):
+	// after the gateway's GoAway over QUIC, until a session is up again
+	// or the network changes (see quicProof).
+	var proof quicProof
 	events := a.cfg.NetworkEvents(ctx)
 	a.mu.Lock()
 	a.netEvents = events
@@ -562,13 +561,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			Invoke: a.handleInvoke,
 		}
 		if err == nil {
-			d, err = a.dial(ctx, dialCfg, quicProven)
+			d, err = a.dial(ctx, dialCfg, proof.holds(a.cfg.Now()))
 			if err != nil && len(dialCfg.Addresses) > 0 {
 				order.pass(dialCfg.Addresses[0])
 			}
 		}
-		quicProven = false
 		if err == nil {
+			proof = quicProof{} // the session's end decides anew
 			upAt = a.cfg.Now()
 			a.update(func(s *Status) {
 				s.State, s.LastError, s.ConnectedSince = StateConnected, "", upAt
@@ -618,7 +617,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			// over within; a clean end, not a failure for the backoff.
 			wait = time.Duration(mathrand.Int64N(int64(within) + 1))
 			backoff.Reset()
-			quicProven = onQUIC
+			if onQUIC {
+				proof = goAwayProof(a.cfg.Now(), within)
+			}
 			lastError = fmt.Sprintf("gateway restarting, reconnecting in %d s", int((wait+time.Second/2)/time.Second))
 			a.cfg.Logger.Info(lastError, "window", within)
 		} else if busyWait, busy := carrier.RetryAfter(err); busy {
@@ -662,11 +663,35 @@ func (a *Agent) Run(ctx context.Context) error {
 			// from the shortest backoff if that fails.
 			timer.Stop()
 			backoff.Reset()
-			quicProven = false // a new network proves nothing yet
+			proof = quicProof{} // a new network proves nothing yet
 			a.cfg.Logger.Info("network changed; reconnecting now", "event", ev.Kind, "detail", ev.Detail)
 		}
 	}
 }
+
+// quicProofGrace is how long past a GoAway's window the GoAway still
+// proves that UDP reaches the gateway. 10,000 nodes told to come back
+// within 15 s take longer than that when the restarted gateway is slow
+// with their handshakes: a node whose QUIC attempt timed out in the crush
+// tries QUIC alone again rather than open a TCP connection beside it (one
+// per node, both the node's and the gateway's descriptor, and a TLS
+// handshake more for the crowded gateway, for nothing: UDP worked a moment
+// ago). A path that changed makes a network event, which ends the proof
+// at once; one that changed without an event is found after the grace.
+const quicProofGrace = time.Minute
+
+// quicProof is until when the gateway's GoAway over QUIC lets a node dial
+// QUIC alone; the zero value proves nothing.
+type quicProof struct{ until time.Time }
+
+// goAwayProof is the proof of a GoAway over QUIC at now that asked for a
+// return within.
+func goAwayProof(now time.Time, within time.Duration) quicProof {
+	return quicProof{until: now.Add(within + quicProofGrace)}
+}
+
+// holds says whether an attempt at now dials QUIC alone.
+func (p quicProof) holds(now time.Time) bool { return now.Before(p.until) }
 
 // prober is a session that can check the gateway still answers (both
 // carriers' Conns are).

@@ -55,8 +55,9 @@ type dialFunc func(context.Context, carrier.Config) (carrier.Conn, error)
 type carriers struct {
 	quic, grpc dialFunc
 	headStart  time.Duration
-	// quicProven says the gateway reached this node over QUIC just before
-	// this attempt (the last session ended with its GoAway): UDP works, so
+	// quicProven says the gateway reached this node over QUIC shortly
+	// before this attempt (a session over QUIC ended with its GoAway, and
+	// no session or network change since: quicProof): UDP works, so
 	// the attempt dials QUIC alone, however long the gateway takes, and
 	// takes no gRPC fallback for a gateway slowed by its nodes' returns.
 	quicProven bool

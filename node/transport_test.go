@@ -426,3 +426,22 @@ func TestProbeSoonAfterSlowQUIC(t *testing.T) {
 		t.Fatalf("probe returned %v, want the QUIC session", conn)
 	}
 }
+
+// A GoAway over QUIC proves UDP for its window and quicProofGrace past it,
+// not for ever; no GoAway proves nothing.
+func TestQUICProofLastsTheWindowAndGrace(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if (quicProof{}).holds(now) {
+		t.Error("the zero proof holds")
+	}
+	const within = 15 * time.Second
+	p := goAwayProof(now, within)
+	for _, at := range []time.Duration{0, within, within + quicProofGrace - time.Millisecond} {
+		if !p.holds(now.Add(at)) {
+			t.Errorf("a GoAway asking for a return within %v does not hold %v later", within, at)
+		}
+	}
+	if p.holds(now.Add(within + quicProofGrace)) {
+		t.Errorf("a GoAway asking for a return within %v still holds %v later", within, within+quicProofGrace)
+	}
+}

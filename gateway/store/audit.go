@@ -192,7 +192,7 @@ func (s *Store) ListAudit(ctx context.Context, limit int) ([]AuditEvent, error) 
 		query += ` LIMIT ?`
 		args = append(args, limit)
 	}
-	rows, err := s.rdb.QueryContext(ctx, query, args...)
+	rows, err := s.ldb.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing audit log: %w", err)
 	}

@@ -52,7 +52,12 @@ func scanDevice(row interface{ Scan(...any) error }) (Device, error) {
 }
 
 func getDeviceTx(ctx context.Context, q querier, id identity.DeviceID) (Device, error) {
-	d, err := scanDevice(q.QueryRowContext(ctx, deviceSelect+` WHERE d.id = ?`, dbDeviceID(id)))
+	return deviceRow(q.QueryRowContext(ctx, deviceSelect+` WHERE d.id = ?`, dbDeviceID(id)))
+}
+
+// deviceRow is the device of a lookup by id, or ErrNotFound.
+func deviceRow(row *sql.Row) (Device, error) {
+	d, err := scanDevice(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Device{}, ErrNotFound
 	}
@@ -61,7 +66,7 @@ func getDeviceTx(ctx context.Context, q querier, id identity.DeviceID) (Device, 
 
 // GetDevice returns the device with id, or ErrNotFound.
 func (s *Store) GetDevice(ctx context.Context, id identity.DeviceID) (Device, error) {
-	d, err := getDeviceTx(ctx, s.rdb, id)
+	d, err := deviceRow(s.getDevice.QueryRowContext(ctx, dbDeviceID(id)))
 	if err != nil {
 		return Device{}, fmt.Errorf("reading device %s: %w", id, err)
 	}
@@ -70,7 +75,7 @@ func (s *Store) GetDevice(ctx context.Context, id identity.DeviceID) (Device, er
 
 // ListDevices returns all devices (revoked ones included), in pairing order.
 func (s *Store) ListDevices(ctx context.Context) ([]Device, error) {
-	rows, err := s.rdb.QueryContext(ctx, deviceSelect+` ORDER BY d.paired_at, d.id`)
+	rows, err := s.ldb.QueryContext(ctx, deviceSelect+` ORDER BY d.paired_at, d.id`)
 	if err != nil {
 		return nil, fmt.Errorf("listing devices: %w", err)
 	}

@@ -137,6 +137,10 @@ func (h *db) QueryRowContext(ctx context.Context, query string, args ...any) *sq
 	return h.DB.QueryRowContext(ctx, h.d.rebind(query), args...)
 }
 
+func (h *db) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
+	return h.DB.PrepareContext(ctx, h.d.rebind(query))
+}
+
 // txn is a write transaction that rebinds the queries it runs.
 type txn struct {
 	*sql.Tx

@@ -400,7 +400,7 @@ func (s *Store) ListInvocations(ctx context.Context, f InvocationFilter) ([]Invo
 	}
 	query += ` ORDER BY created_at DESC, request_id DESC LIMIT ?`
 	args = append(args, limit)
-	rows, err := s.rdb.QueryContext(ctx, query, args...)
+	rows, err := s.ldb.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing invocations: %w", err)
 	}

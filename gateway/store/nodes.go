@@ -111,7 +111,7 @@ func (s *Store) TouchNodes(ctx context.Context, lastSeen map[identity.DeviceID]t
 
 // ListNodes returns the nodes of existing devices, revoked ones included.
 func (s *Store) ListNodes(ctx context.Context) ([]Node, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT n.device_id, n.name, n.platform, n.version, n.last_seen
+	rows, err := s.ldb.QueryContext(ctx, `SELECT n.device_id, n.name, n.platform, n.version, n.last_seen
 		FROM nodes n JOIN devices d ON d.id = n.device_id ORDER BY n.name, n.device_id`)
 	if err != nil {
 		return nil, fmt.Errorf("listing nodes: %w", err)

@@ -142,9 +142,19 @@ type run struct {
 	r    *Report
 	dir  string
 	pki  *pki
-	// tr is the QUIC socket every node of the run shares.
-	tr *quiccarrier.Transport
+	// trs are the QUIC sockets the run's nodes share, nodesPerSocket to
+	// one.
+	trs []*quiccarrier.Transport
 }
+
+// nodesPerSocket is how many nodes of a run share one UDP socket. Every
+// connection of a quic-go Transport goes through one map under one lock,
+// which its read loop takes for every packet: in a storm of 10,000 nodes
+// on one socket, thousands of dials failing in the crush queued on that
+// lock to remove their connection IDs, the read loop with them, so the
+// handshakes' packets waited there until the handshakes timed out too.
+// A socket per 1,000 nodes costs ten descriptors for 10,000.
+const nodesPerSocket = 1000
 
 func (b *run) progress(format string, a ...any) {
 	if b.opts.Progress != nil {
@@ -173,11 +183,15 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if b.pki, err = newPKI(); err != nil {
 		return nil, err
 	}
-	if b.tr, err = quiccarrier.NewTransport("127.0.0.1:0"); err != nil {
-		return nil, err
+	for range (max(opts.Nodes, opts.ThroughputNodes) + nodesPerSocket - 1) / nodesPerSocket {
+		tr, err := quiccarrier.NewTransport("127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer tr.Close()
+		b.trs = append(b.trs, tr)
 	}
-	defer b.tr.Close()
-	b.r.Notes = append(b.r.Notes, "every node of the run shares one UDP socket (node.Config.QUICTransport), and so does every raw quic-go client")
+	b.r.Notes = append(b.r.Notes, fmt.Sprintf("the run's nodes share UDP sockets (node.Config.QUICTransport), %d nodes to one; every raw quic-go client shares one", nodesPerSocket))
 	if !opts.DefaultLimits {
 		b.r.Notes = append(b.r.Notes, "the gateway's per-source caps on pairing and QUIC handshakes are off: every node dials from 127.0.0.1 (--default-limits keeps them)")
 	}

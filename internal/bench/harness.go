@@ -161,8 +161,9 @@ func NewAgent(dir, name string, tr *quiccarrier.Transport) (*node.Agent, error) 
 
 // PairAgents makes n agents under dir and pairs each with gw through the
 // real flow (a PIN minted to approve at once, CPace, the certificate),
-// several at once, reporting progress.
-func PairAgents(ctx context.Context, gw *Gateway, dir string, n int, tr *quiccarrier.Transport, progress func(done int)) ([]*node.Agent, error) {
+// several at once, reporting progress. Agent i's QUIC sessions go over
+// trs[i%len(trs)] (a socket of its own each if trs is empty).
+func PairAgents(ctx context.Context, gw *Gateway, dir string, n int, trs []*quiccarrier.Transport, progress func(done int)) ([]*node.Agent, error) {
 	agents := make([]*node.Agent, n)
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.SetLimit(pairWorkers)
@@ -171,6 +172,10 @@ func PairAgents(ctx context.Context, gw *Gateway, dir string, n int, tr *quiccar
 	for i := range n {
 		eg.Go(func() error {
 			name := fmt.Sprintf("bench-%05d", i)
+			var tr *quiccarrier.Transport
+			if len(trs) > 0 {
+				tr = trs[i%len(trs)]
+			}
 			a, err := PairAgent(ctx, gw, filepath.Join(dir, name), name, tr)
 			if err != nil {
 				return err
@@ -223,6 +228,8 @@ func pair(ctx context.Context, gw *Gateway, a *node.Agent) error {
 type Fleet struct {
 	Agents []*node.Agent
 
+	// ctx ends with Stop; every agent runs under it.
+	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
@@ -235,32 +242,75 @@ type Fleet struct {
 	changed chan struct{}
 }
 
-// RunFleet runs every agent until Stop.
-func RunFleet(agents []*node.Agent) *Fleet {
-	ctx, cancel := context.WithCancel(context.Background())
-	f := &Fleet{Agents: agents, cancel: cancel, status: make([]node.Status, len(agents)), changed: make(chan struct{}, 1)}
-	for i, a := range agents {
-		f.wg.Add(2)
-		go func() {
-			defer f.wg.Done()
-			if err := a.Run(ctx); err != nil {
-				f.mu.Lock()
-				f.runErr = cmp.Or(f.runErr, fmt.Errorf("node %s: %w", a.Status().DeviceName, err))
-				f.mu.Unlock()
-				f.notify()
-			}
-		}()
-		go func() {
-			defer f.wg.Done()
-			for st := range a.Watch(ctx) {
-				f.mu.Lock()
-				f.status[i] = st
-				f.mu.Unlock()
-				f.notify()
-			}
-		}()
+// fleetWave is how many agents the phases start at once
+// (RunFleetInWaves). A node whose QUIC handshake is not done within the
+// head start dials gRPC over TCP beside it, and a crowd connecting at once
+// to a cold gateway (no GoAway told it QUIC works) is that slow: nearly
+// every node of the crowd holds a TCP connection, both of its ends in this
+// process, until its QUIC handshake completes. 10,000 nodes started at
+// once need some 29,000 descriptors (one node.lock each beside those),
+// past a 20,000 limit; a wave of 500 bounds the extra to about 1,000.
+const fleetWave = 500
+
+// RunFleetInWaves runs the agents wave at a time, each wave once every
+// agent started before it is connected (over either carrier: one that took
+// gRPC beside a slow QUIC moves to QUIC on its own a few seconds later),
+// and returns the fleet once all satisfy ok. The storm, not the first
+// connect, is what the many phases measure. progress, if not nil, is told
+// how many are connected after each wave.
+func RunFleetInWaves(ctx context.Context, agents []*node.Agent, wave int, ok func(node.Status) bool, progress func(connected int)) (*Fleet, error) {
+	wave = max(wave, 1)
+	f := newFleet(agents)
+	connected := func(st node.Status) bool { return st.State == node.StateConnected }
+	for start := 0; start < len(agents); start += wave {
+		end := min(start+wave, len(agents))
+		for i := start; i < end; i++ {
+			f.run(i)
+		}
+		what := fmt.Sprintf("the first %d nodes are connected", end)
+		if err := f.Wait(ctx, what, connected, func(c int) bool { return c == end }); err != nil {
+			f.Stop()
+			return nil, err
+		}
+		if progress != nil {
+			progress(end)
+		}
 	}
-	return f
+	if err := f.WaitAll(ctx, "connected", ok); err != nil {
+		f.Stop()
+		return nil, err
+	}
+	return f, nil
+}
+
+// newFleet is a fleet of agents none of which runs yet.
+func newFleet(agents []*node.Agent) *Fleet {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Fleet{Agents: agents, ctx: ctx, cancel: cancel, status: make([]node.Status, len(agents)), changed: make(chan struct{}, 1)}
+}
+
+// run runs agent i until Stop.
+func (f *Fleet) run(i int) {
+	a := f.Agents[i]
+	f.wg.Add(2)
+	go func() {
+		defer f.wg.Done()
+		if err := a.Run(f.ctx); err != nil {
+			f.mu.Lock()
+			f.runErr = cmp.Or(f.runErr, fmt.Errorf("node %s: %w", a.Status().DeviceName, err))
+			f.mu.Unlock()
+			f.notify()
+		}
+	}()
+	go func() {
+		defer f.wg.Done()
+		for st := range a.Watch(f.ctx) {
+			f.mu.Lock()
+			f.status[i] = st
+			f.mu.Unlock()
+			f.notify()
+		}
+	}()
 }
 
 func (f *Fleet) notify() {

@@ -77,6 +77,8 @@ type idleFigures struct {
 
 type stormFigures struct {
 	half, all []float64
+	// cpuAfter is the CPU over IdleWindow once all are back.
+	cpuAfter []float64
 }
 
 // many holds Nodes nodes connected to one gateway for idle and storm,
@@ -124,6 +126,7 @@ func (b *run) many(ctx context.Context) error {
 		for i := range storm.half {
 			b.r.pair("storm_half_back_ms", fmt.Sprintf("storm, %d nodes: half back after the gateway's restart", n), storm.half[i], rawStorm.half[i])
 			b.r.pair("storm_all_back_ms", fmt.Sprintf("storm, %d nodes: all back", n), storm.all[i], rawStorm.all[i])
+			b.r.pair("storm_cpu_after_ms_per_s", fmt.Sprintf("storm, %d nodes: CPU of the process once all are back", n), storm.cpuAfter[i], rawStorm.cpuAfter[i])
 		}
 	}
 	return nil
@@ -190,7 +193,8 @@ func (b *run) idle(ctx context.Context, before memory, n int) (idleFigures, erro
 
 // storm restarts the gateway under its nodes Reps times, and times how
 // long until half of them, and all, are connected again, while asking the
-// admin API for the node list. It returns the gateway it left running.
+// admin API for the node list, then measures the CPU over IdleWindow. It
+// returns the gateway it left running.
 func (b *run) storm(ctx context.Context, gw *Gateway, o GatewayOptions, fleet *Fleet) (stormFigures, *Gateway, error) {
 	var f stormFigures
 	n := len(fleet.Agents)
@@ -208,6 +212,11 @@ func (b *run) storm(ctx context.Context, gw *Gateway, o GatewayOptions, fleet *F
 		}
 		f.half = append(f.half, millis(back.Half))
 		f.all = append(f.all, millis(back.All))
+		cpu, err := cpuShare(ctx, b.opts.IdleWindow)
+		if err != nil {
+			return f, gw, err
+		}
+		f.cpuAfter = append(f.cpuAfter, cpu)
 		b.r.add("storm_nodes_on_grpc", fmt.Sprintf("storm, %d nodes: nodes on gRPC once all are back", n), float64(back.OnGRPC))
 		b.r.add("storm_old_gone_ms", "storm: the old gateway stopped, after it was told to", millis(back.OldGone))
 		b.r.add("storm_admin_max_ms", "storm: slowest admin ListNodes while nodes come back", millis(back.AdminMax))
@@ -352,6 +361,11 @@ func (b *run) rawStorm(ctx context.Context, raw *rawFleet) (stormFigures, error)
 		}
 		f.half = append(f.half, millis(half))
 		f.all = append(f.all, millis(time.Since(restarted)))
+		cpu, err := cpuShare(ctx, b.opts.IdleWindow)
+		if err != nil {
+			return f, err
+		}
+		f.cpuAfter = append(f.cpuAfter, cpu)
 		b.progress("raw storm %d/%d", rep+1, b.opts.Reps)
 	}
 	return f, nil

@@ -70,24 +70,24 @@ func measureRate(ctx context.Context, window time.Duration, workers int, call fu
 }
 
 // startNodes starts a gateway in a new directory, pairs n nodes with it
-// and runs them until they are connected as ok says.
+// and runs them, in waves (RunFleetInWaves), until they are connected as
+// ok says.
 func (b *run) startNodes(ctx context.Context, name string, n int, gw *Gateway, ok func(node.Status) bool) (*Fleet, error) {
 	dir, err := b.subdir(name)
 	if err != nil {
 		return nil, err
 	}
-	agents, err := PairAgents(ctx, gw, dir, n, b.tr, b.pairProgress(n))
+	agents, err := PairAgents(ctx, gw, dir, n, b.trs, b.pairProgress(n))
 	if err != nil {
 		return nil, err
 	}
-	fleet := RunFleet(agents)
-	wctx, cancel := deadlineFor(ctx, connectWait+time.Duration(n)*10*time.Millisecond)
+	wctx, cancel := deadlineFor(ctx, connectWait+time.Duration(n)*20*time.Millisecond)
 	defer cancel()
-	if err := fleet.WaitAll(wctx, "connected", ok); err != nil {
-		fleet.Stop()
-		return nil, err
+	var progress func(int)
+	if n > fleetWave {
+		progress = func(c int) { b.progress("connected %d of %d nodes", c, n) }
 	}
-	return fleet, nil
+	return RunFleetInWaves(wctx, agents, fleetWave, ok, progress)
 }
 
 // pairProgress reports every tenth of n pairings, for runs of many.

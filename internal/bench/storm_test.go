@@ -80,15 +80,17 @@ func TestStorm(t *testing.T) {
 	}
 	defer tr.Close()
 	start := time.Now()
-	agents, err := PairAgents(ctx, gw, filepath.Join(dir, "nodes"), stormNodes, tr, nil)
+	agents, err := PairAgents(ctx, gw, filepath.Join(dir, "nodes"), stormNodes, []*quiccarrier.Transport{tr}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fleet := RunFleet(agents)
-	defer fleet.Stop()
-	if err := fleet.WaitAll(ctx, "connected over QUIC", Connected); err != nil {
+	// In waves, as the phases start their nodes (so that the waiting
+	// between waves is tested too).
+	fleet, err := RunFleetInWaves(ctx, agents, stormNodes/4, Connected, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer fleet.Stop()
 	t.Logf("%d nodes paired and connected in %v", stormNodes, time.Since(start).Round(time.Millisecond))
 
 	var lastListed *adminv1.ListNodesResponse
