@@ -174,9 +174,13 @@ type Config struct {
 	// it; negative: no cap.
 	MaxUnauthenticatedConnsPerSource int
 	// MaxQUICHandshakes caps the QUIC handshakes in progress, of which one
-	// source that proved its address may hold 1/16. Zero:
+	// source that proved its address may hold MaxQUICHandshakesPerSource. Zero:
 	// DefaultMaxQUICHandshakes; negative: no cap.
 	MaxQUICHandshakes int
+	// MaxQUICHandshakesPerSource caps those of one source that proved its
+	// address; it must be below MaxQUICHandshakes. Zero: 1/16 of it;
+	// negative: no cap (many nodes behind one NAT, or in one process).
+	MaxQUICHandshakesPerSource int
 	// QUICRetryThreshold: from this many QUIC handshakes in progress on,
 	// a client must prove its address with a Retry first; it must be below
 	// MaxQUICHandshakes. Zero: 1/8 of MaxQUICHandshakes; negative: never.

@@ -84,7 +84,11 @@ func resolveLimits(cfg Config, fileLimit uint64) (limits, error) {
 
 	q := &l.quic
 	q.MaxHandshakes = capOf(cfg.MaxQUICHandshakes, DefaultMaxQUICHandshakes)
-	q.MaxHandshakesPerSource = fraction(q.MaxHandshakes, sourceShare)
+	q.MaxHandshakesPerSource = capOf(cfg.MaxQUICHandshakesPerSource, fraction(q.MaxHandshakes, sourceShare))
+	if cfg.MaxQUICHandshakesPerSource > 0 && q.MaxHandshakes > 0 && q.MaxHandshakesPerSource >= q.MaxHandshakes {
+		return l, fmt.Errorf("gateway: a cap of %d QUIC handshakes per source is not below the cap of %d in all: it must be, or one source could take every slot",
+			q.MaxHandshakesPerSource, q.MaxHandshakes)
+	}
 	q.HandshakeTimeout = quiccarrier.DefaultHandshakeTimeout
 	q.RetryThreshold = capOf(cfg.QUICRetryThreshold, fraction(q.MaxHandshakes, retryThresholdPart))
 	if cfg.QUICRetryThreshold > 0 && q.MaxHandshakes > 0 && q.RetryThreshold >= q.MaxHandshakes {

@@ -66,6 +66,21 @@ func TestResolveLimits(t *testing.T) {
 			err: "gateway: a cap of 100 unauthenticated TCP connections per source is not below the cap of 100 in all",
 		},
 		{
+			name: "QUIC handshakes without a cap per source", fileLimit: 20000,
+			cfg:  Config{MaxQUICHandshakesPerSource: -1},
+			want: resolved{handshakeTimeout: 10 * time.Second, idleTimeout: 20 * time.Second, unauthenticated: 1024, perSource: 64, quicHandshakes: 512, quicPerSource: 0, quicRetryAt: 64},
+		},
+		{
+			name: "a QUIC cap per source asked for", fileLimit: 20000,
+			cfg:  Config{MaxQUICHandshakes: 1000, MaxQUICHandshakesPerSource: 900},
+			want: resolved{handshakeTimeout: 10 * time.Second, idleTimeout: 20 * time.Second, unauthenticated: 1024, perSource: 64, quicHandshakes: 1000, quicPerSource: 900, quicRetryAt: 125},
+		},
+		{
+			name: "one source could take every QUIC slot", fileLimit: 20000,
+			cfg: Config{MaxQUICHandshakes: 100, MaxQUICHandshakesPerSource: 100},
+			err: "gateway: a cap of 100 QUIC handshakes per source is not below the cap of 100 in all",
+		},
+		{
 			name: "a Retry threshold at the cap", fileLimit: 20000,
 			cfg: Config{MaxQUICHandshakes: 100, QUICRetryThreshold: 100},
 			err: "gateway: a QUIC Retry threshold of 100 handshakes is not below the cap of 100 handshakes in progress",

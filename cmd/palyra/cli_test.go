@@ -311,6 +311,9 @@ func TestGatewayLimitFlags(t *testing.T) {
 	if got != "80" {
 		t.Errorf("the gateway runs with %s QUIC handshakes at most, not the 80 asked for", got)
 	}
+	if got, _ := newCLI(t).background(nil, "max_quic_handshakes_per_source=", "gateway", "run", "--listen", "127.0.0.1:0", "--max-quic-handshakes-per-source", "-1"); got != "0" {
+		t.Errorf("the gateway caps one source's QUIC handshakes at %s, not none as asked for", got)
+	}
 	if got, _ := newCLI(t).background(nil, "max_admitting_nodes=", "gateway", "run", "--listen", "127.0.0.1:0", "--max-admitting-nodes", "40"); got != "40" {
 		t.Errorf("the gateway admits %s registering nodes at most, not the 40 asked for", got)
 	}
@@ -321,6 +324,8 @@ func TestGatewayLimitFlags(t *testing.T) {
 		{[]string{"--max-unauthenticated-conns", "100000000"}, "a cap of 100000000 unauthenticated TCP connections does not fit the open-file limit (ulimit -n)"},
 		{[]string{"--max-unauthenticated-conns", "100", "--max-unauthenticated-per-source", "100"},
 			"a cap of 100 unauthenticated TCP connections per source is not below the cap of 100 in all"},
+		{[]string{"--max-quic-handshakes", "50", "--max-quic-handshakes-per-source", "60"},
+			"a cap of 60 QUIC handshakes per source is not below the cap of 50 in all"},
 	} {
 		args := append([]string{"gateway", "run", "--listen", "127.0.0.1:0"}, tc.args...)
 		if code, _, stderr := c.run(nil, "", args...); code == 0 || !strings.Contains(stderr, tc.want) {

@@ -34,6 +34,8 @@ func cmdGatewayRun(env *environment) *cobra.Command {
 		"most of those from one IPv4 address or IPv6 /64, below --max-unauthenticated-conns (raise it for many devices pairing behind one NAT); 0: 1/16 of it; -1: no cap")
 	maxQUICHandshakes := fs.Int("max-quic-handshakes", 0, fmt.Sprintf(
 		"most QUIC handshakes in progress at once (about 48 KB each); 0: %d; -1: no cap", gateway.DefaultMaxQUICHandshakes))
+	maxQUICPerSource := fs.Int("max-quic-handshakes-per-source", 0,
+		"most of those from one source that proved its address, below --max-quic-handshakes (raise it for many nodes behind one NAT); 0: 1/16 of it; -1: no cap")
 	maxAdmitting := fs.Int("max-admitting-nodes", 0,
 		"most paired nodes registering at once (after their handshake, until welcomed); past it a node is told \"gateway busy, retry in N s\" (1–10 s), which spreads a storm of reconnects out; 0 or -1: no cap")
 	pairingBurst := fs.Int("pairing-burst", gateway.DefaultPairingBurst, "pairing attempts one source address may make at once (negative: no per-address limit)")
@@ -65,6 +67,7 @@ func cmdGatewayRun(env *environment) *cobra.Command {
 			MaxUnauthenticatedConns:          *maxUnauth,
 			MaxUnauthenticatedConnsPerSource: *maxUnauthPerSource,
 			MaxQUICHandshakes:                *maxQUICHandshakes,
+			MaxQUICHandshakesPerSource:       *maxQUICPerSource,
 			MaxAdmittingNodes:                *maxAdmitting,
 
 			PairingBurst:       *pairingBurst,
