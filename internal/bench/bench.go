@@ -193,7 +193,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	b.r.Notes = append(b.r.Notes, fmt.Sprintf("the run's nodes share UDP sockets (node.Config.QUICTransport), %d nodes to one; every raw quic-go client shares one", nodesPerSocket))
 	if !opts.DefaultLimits {
-		b.r.Notes = append(b.r.Notes, "the gateway's per-source caps on pairing and QUIC handshakes are off: every node dials from 127.0.0.1 (--default-limits keeps them)")
+		b.r.Notes = append(b.r.Notes, "the gateway's per-source caps on pairing, connections and QUIC handshakes are off (its caps in all stay): every node dials from 127.0.0.1 (--default-limits keeps them)")
 	}
 	runPhases := func(phases []phase) error {
 		for _, p := range phases {

@@ -66,11 +66,13 @@ type GatewayOptions struct {
 	// Listen is HOST:PORT; empty: 127.0.0.1:0. A restart gives the address
 	// the previous gateway had.
 	Listen string
-	// DefaultLimits keeps the gateway's caps on pairing attempts and QUIC
-	// handshakes per source address. Every benchmark node dials from
-	// 127.0.0.1, so caps meant to stop one flooding address would
-	// otherwise be what a run of many nodes measures; by default they are
-	// off.
+	// DefaultLimits keeps the gateway's caps on pairing attempts and on
+	// connections and QUIC handshakes per source address. Every benchmark
+	// node dials from 127.0.0.1, so caps meant to stop one flooding
+	// address would otherwise be what a run of many nodes measures; by
+	// default they are off. The caps in all (handshakes in progress, the
+	// QUIC Retry threshold, connections without a device certificate)
+	// stay: they are the admission control a storm measures.
 	DefaultLimits bool
 	// Configure changes the Config last.
 	Configure func(*gateway.Config)
@@ -94,8 +96,7 @@ func StartGateway(ctx context.Context, dir string, o GatewayOptions) (*Gateway, 
 	}
 	if !o.DefaultLimits {
 		cfg.PairingBurst, cfg.PairingConcurrency = -1, -1
-		cfg.MaxQUICHandshakes, cfg.QUICRetryThreshold = -1, -1
-		cfg.MaxUnauthenticatedConns, cfg.MaxUnauthenticatedConnsPerSource = -1, -1
+		cfg.MaxQUICHandshakesPerSource, cfg.MaxUnauthenticatedConnsPerSource = -1, -1
 	}
 	if o.Configure != nil {
 		o.Configure(&cfg)

@@ -26,11 +26,12 @@ func TestMain(m *testing.M) {
 	os.Exit(testpg.Main(m))
 }
 
-// stormNodes is how many nodes TestStorm restarts the gateway under: 200,
-// because pairing and connecting 1,000 under the race detector on two
-// shared cores takes minutes (300 took 55 s alone, 3.5 min beside other
-// tests); `palyra bench --phases storm` runs the thousands.
-const stormNodes = 200
+// stormNodes is how many nodes TestStorm restarts the gateway under:
+// 1,000, and 200 under the race detector, with which pairing and
+// connecting 1,000 on two shared cores takes many minutes (300 took 55 s
+// alone, 3.5 min beside other tests). make test runs it both ways; `palyra
+// bench --phases storm` runs the thousands.
+var stormNodes = map[bool]int{false: 1000, true: 200}[raceDetector]
 
 // connectedGauge reads palyra_connected_nodes, the gateway's count of
 // live sessions, from its metrics.
