@@ -152,8 +152,6 @@ type Agent struct {
 	// capsVersion counts manifest changes, so a session learns of one made
 	// while it was being set up.
 	capsVersion int
-	// running is Run's context while it runs: calls end with it.
-	running context.Context
 	// carriers dials the gateway.
 	carriers carriers
 	// netEvents are the wake and network-change events of the running
@@ -522,9 +520,6 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer lock.Release()
-	a.mu.Lock()
-	a.running = ctx
-	a.mu.Unlock()
 	defer a.journal.close()
 	backoff := carrier.NewBackoff(nil)
 	order := newAddressOrder(nil)
@@ -559,6 +554,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			Now:    a.cfg.Now,
 			Logger: a.cfg.Logger,
 			Invoke: a.handleInvoke,
+			// A call ends when the agent stops; it outlives its
+			// session, and its result is kept for the next delivery.
+			Calls: ctx,
 		}
 		if err == nil {
 			d, err = a.dial(ctx, dialCfg, proof.holds(a.cfg.Now()))

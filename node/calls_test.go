@@ -50,44 +50,59 @@ func blockingAgent(t *testing.T) (a *Agent, started <-chan struct{}, ended <-cha
 }
 
 // A call's context follows the agent's Run and the gateway's cancel, not
-// the session: when the session ends the call goes on (and its delivery
-// is answered at once), and it ends when the agent stops, with the stop's
-// cause.
+// the session: when the session ends the call goes on (and the session's
+// end does not wait for it), and it ends when the agent stops, with the
+// stop's cause. The session is a carrier's, configured as Run configures
+// it, without its wire.
 func TestCallLifetimes(t *testing.T) {
 	a, started, ended := blockingAgent(t)
 	errStop := errors.New("agent stopping")
 	running, stop := context.WithCancelCause(context.Background())
-	a.running = running
-
-	session, endSession := context.WithCancelCause(context.Background())
-	results := make(chan *nodev1.Result, 1)
-	go func() {
-		results <- a.handleInvoke(session, &nodev1.Invoke{RequestId: "01M84DQ28HB4S9TYS0GNBPXZ0P", Capability: "test.block", ArgsJson: []byte(`{}`)}, nil)
-	}()
-	testwait.Recv(t, started, 10*time.Second, "the call to start")
-	endSession(carrier.ErrSessionEnded)
-	if res := testwait.Recv(t, results, 10*time.Second, "the delivery's answer once the session ended"); res.GetErrorCode() != string(capability.CodeCanceled) {
-		t.Fatalf("delivery answered %v when its session ended", res)
+	session := func() *carrier.Session {
+		cfg := carrier.Config{Now: time.Now, Logger: a.cfg.Logger, Invoke: a.handleInvoke, Calls: running}
+		return carrier.NewSession(cfg, &nodev1.Welcome{}, func(*nodev1.Frame) error { return nil })
 	}
+	answers := make(chan bool, 1)
+	run := func(call *carrier.Call) {
+		go func() {
+			defer call.End()
+			_, answer := call.Run(nil)
+			answers <- answer
+		}()
+	}
+
+	s := session()
+	run(s.StartCall(&nodev1.Invoke{RequestId: "01M84DQ28HB4S9TYS0GNBPXZ0P", Capability: "test.block", ArgsJson: []byte(`{}`)}))
+	testwait.Recv(t, started, 10*time.Second, "the call to start")
+	s.EndCalls(context.Background())
+	waited := make(chan struct{})
+	go func() {
+		s.WaitCalls()
+		close(waited)
+	}()
+	testwait.Recv(t, waited, 10*time.Second, "the session's end, not waiting for the call")
 	testwait.None(t, ended, "end of the call with its session")
 	stop(errStop)
 	if cause := testwait.Recv(t, ended, 10*time.Second, "the call to end with the agent"); !errors.Is(cause, errStop) {
 		t.Fatalf("the call ended with %v, want the agent's stop", cause)
 	}
+	if testwait.Recv(t, answers, 10*time.Second, "the call's end") {
+		t.Fatal("a call that outlived its session is answered")
+	}
 
-	// A gateway's cancel ends the call, and the delivery waits for it.
-	a.running = context.Background()
-	call, cancel := context.WithCancelCause(context.Background())
-	go func() {
-		results <- a.handleInvoke(call, &nodev1.Invoke{RequestId: "01M84DQ31HPC0QJ4Z6C7WX7E4M", Capability: "test.block", ArgsJson: []byte(`{}`)}, nil)
-	}()
+	// A gateway's cancel ends the call, with its cause.
+	running, stop = context.WithCancelCause(context.Background())
+	defer stop(nil)
+	s = session()
+	call := s.StartCall(&nodev1.Invoke{RequestId: "01M84DQ31HPC0QJ4Z6C7WX7E4M", Capability: "test.block", ArgsJson: []byte(`{}`)})
+	run(call)
 	testwait.Recv(t, started, 10*time.Second, "the second call to start")
 	errCancel := errors.New("caller gave up")
-	cancel(errCancel)
+	call.Cancel(errCancel)
 	if cause := testwait.Recv(t, ended, 10*time.Second, "the call to end with its cancel"); !errors.Is(cause, errCancel) {
 		t.Fatalf("the call ended with %v, want the cancel's cause", cause)
 	}
-	if res := testwait.Recv(t, results, 10*time.Second, "the cancelled call's result"); res.GetOk() {
-		t.Fatalf("a cancelled call answered %v", res)
+	if testwait.Recv(t, answers, 10*time.Second, "the cancelled call's end") {
+		t.Fatal("a cancelled call is answered")
 	}
 }

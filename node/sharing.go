@@ -14,7 +14,6 @@ import (
 	"github.com/palyra/palyra-go/internal/version"
 	"github.com/palyra/palyra-go/node/capability"
 	"github.com/palyra/palyra-go/node/capability/builtin"
-	"github.com/palyra/palyra-go/node/carrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -238,44 +237,12 @@ func (a *Agent) handleInvoke(ctx context.Context, inv *nodev1.Invoke, progress f
 		cl.end(res)
 		return res
 	}
-	// The call runs on its own context: it ends at its deadline, when the
-	// gateway cancels it, or when the agent stops - not when the session
-	// drops, since the gateway then delivers it again and gets the result
-	// kept here. It is the agent's Run's context's child, so the agent's
-	// stop reaches it without a registration of its own.
-	a.mu.Lock()
-	parent := a.running
-	a.mu.Unlock()
-	if parent == nil {
-		parent = context.WithoutCancel(ctx)
-	}
-	runCtx, cancel := context.WithCancelCause(parent)
-	stopDeadline := context.CancelFunc(func() {})
-	if dl, ok := ctx.Deadline(); ok {
-		runCtx, stopDeadline = context.WithDeadline(runCtx, dl)
-	}
-	stopFollowing := context.AfterFunc(ctx, func() {
-		if !errors.Is(context.Cause(ctx), carrier.ErrSessionEnded) {
-			cancel(context.Cause(ctx))
-		}
-	})
-	go func() {
-		defer cancel(nil)
-		defer stopDeadline()
-		defer stopFollowing()
-		cl.end(a.runCall(runCtx, inv, progress))
-	}()
-	select {
-	case <-cl.done:
-		return cl.res
-	case <-ctx.Done():
-		if !errors.Is(context.Cause(ctx), carrier.ErrSessionEnded) {
-			<-cl.done // cancelled or past its deadline: it stops now
-			return cl.res
-		}
-		a.cfg.Logger.Info("session ended during a call; it goes on, and its result is kept for the next delivery", "request_id", inv.GetRequestId())
-		return &nodev1.Result{RequestId: inv.GetRequestId(), ErrorCode: string(capability.CodeCanceled), ErrorMessage: "the session ended; the call goes on"}
-	}
+	// The call's context (Config.Calls in Run) ends at its deadline, when
+	// the gateway cancels it, or when the agent stops - not when the
+	// session drops, since the gateway then delivers it again and gets the
+	// result kept here.
+	cl.end(a.runCall(ctx, inv, progress))
+	return cl.res
 }
 
 // startOnce records in the journal that inv starts. It returns the result

@@ -561,3 +561,27 @@ func TestNodeNotReading(t *testing.T) {
 		t.Errorf("NodeGone reason %q", g.Reason)
 	}
 }
+
+// TestCallOutlivesSession: with Config.Calls, a call running when its
+// session ends goes on, Serve returns without waiting for it, and the call
+// ends when Calls does, with its cause.
+func TestCallOutlivesSession(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, time.Second)
+	d := testpki.NewDevice(t, f.CA)
+	cfg := f.sessionConfig(d)
+	started, endCalls := testregistry.OutlivingCalls(t, &cfg)
+	n := f.runNode(t, cfg)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := f.srv.Invoke(t.Context(), d.ID(), &nodev1.Invoke{RequestId: "outlives"}, nil)
+		errc <- err
+	}()
+	testwait.Recv(t, started, waitTimeout, "the call to start")
+	n.conn.Close()
+	if err := testwait.Recv(t, errc, waitTimeout, "Invoke to fail"); !errors.Is(err, carrier.ErrNodeGone) {
+		t.Errorf("Invoke = %v, want ErrNodeGone", err)
+	}
+	testwait.Recv(t, n.done, waitTimeout, "Serve to return while the call runs")
+	endCalls()
+}

@@ -197,3 +197,32 @@ func TestCapabilitiesAndEvents(t *testing.T) {
 		t.Fatalf("event %v", ev)
 	}
 }
+
+// TestCallOutlivesSession: with Config.Calls, a call running when its
+// session ends goes on, Serve returns without waiting for it, and the call
+// ends when Calls does, with its cause.
+func TestCallOutlivesSession(t *testing.T) {
+	f := newFixture(t, time.Minute)
+	d := testpki.NewDevice(t, f.CA)
+	cfg := f.sessionConfig(d)
+	started, endCalls := testregistry.OutlivingCalls(t, &cfg)
+	c, err := nodequic.Dial(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, served := testregistry.Serve(t, c.Serve)
+	testwait.Recv(t, f.Runtime.Registered, waitTimeout, "registration")
+	testwait.Recv(t, f.Runtime.Ready, waitTimeout, "ready")
+	errc := make(chan error, 1)
+	go func() {
+		_, err := invoke(t.Context(), f, d, "O", nil)
+		errc <- err
+	}()
+	testwait.Recv(t, started, waitTimeout, "call start")
+	c.Close()
+	if err := testwait.Recv(t, errc, waitTimeout, "invoke"); !errors.Is(err, carrier.ErrNodeGone) {
+		t.Fatalf("invoke: %v, want ErrNodeGone", err)
+	}
+	testwait.Recv(t, served, waitTimeout, "Serve to return while the call runs")
+	endCalls()
+}

@@ -247,6 +247,37 @@ func UntilCanceled(started chan<- string, causes chan<- error) nodecarrier.Invok
 	}
 }
 
+// OutlivingCalls sets cfg up for a test of calls that outlive their
+// session: its handler is UntilCanceled, with started, and its Calls ends
+// with end, which checks that the call had not ended before and then
+// ends with end's cause.
+func OutlivingCalls(t testing.TB, cfg *nodecarrier.Config) (started <-chan string, end func()) {
+	start := make(chan string, 1)
+	ended := make(chan error, 1)
+	calls, stop := context.WithCancelCause(context.Background())
+	t.Cleanup(func() { stop(nil) })
+	cfg.Invoke = UntilCanceled(start, ended)
+	cfg.Calls = calls
+	return start, func() {
+		t.Helper()
+		select {
+		case cause := <-ended:
+			t.Fatalf("the call ended with its session: %v", cause)
+		default:
+		}
+		errStop := errors.New("agent stopping")
+		stop(errStop)
+		select {
+		case cause := <-ended:
+			if !errors.Is(cause, errStop) {
+				t.Fatalf("the call ended with %v, want the end of Calls", cause)
+			}
+		case <-time.After(serveTimeout):
+			t.Fatal("the call did not end with Calls")
+		}
+	}
+}
+
 // BenchInvoke measures invoke, a carrier's Invoke: one call to device id,
 // whose node answers with Echo, per iteration.
 func BenchInvoke(b *testing.B, invoke func(context.Context, identity.DeviceID, *nodev1.Invoke, func(*nodev1.Progress)) (*nodev1.Result, error), id identity.DeviceID) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/big"
 	"reflect"
 	"strconv"
@@ -271,29 +272,41 @@ const plainMaxKeys = 32
 // walkJSON (which finds where a problem is, to say so) decodes every token.
 // false means it could not tell, not that there is a problem.
 func plainJSON(args []byte) bool {
-	type level struct {
-		object bool
-		// keyStart is where this object's keys begin in keys.
-		keyStart int
+	// The state is small: plainJSON runs on each call's fresh goroutine,
+	// whose stack a frame of a couple of KiB made grow (and be copied) at
+	// every call. objects has bit d set when level d is an object;
+	// keyStart[d] is where that object's keys begin in keys, which are
+	// offsets into args.
+	const _ = uint64(1) << (maxJSONDepth - 1) // objects holds every level
+	const _ = uint8(plainMaxKeys)             // as does a keyStart
+	var objects uint64
+	var keyStart [maxJSONDepth]uint8
+	var keyBuf [plainMaxKeys]struct{ start, end uint32 }
+	if len(args) > math.MaxUint32 {
+		return false
 	}
-	var levelBuf [maxJSONDepth]level
-	var keyBuf [plainMaxKeys][]byte
-	levels, keys := levelBuf[:0], keyBuf[:0]
+	depth, keys := 0, keyBuf[:0]
+	inObject := func() bool { return depth > 0 && objects&(1<<(depth-1)) != 0 }
 	expectKey := false
 	for i := 0; i < len(args); i++ {
 		switch args[i] {
 		case '{', '[':
-			if len(levels) == maxJSONDepth {
+			if depth == maxJSONDepth {
 				return false
 			}
-			levels = append(levels, level{object: args[i] == '{', keyStart: len(keys)})
+			objects &^= 1 << depth
+			if args[i] == '{' {
+				objects |= 1 << depth
+			}
+			keyStart[depth] = uint8(len(keys))
+			depth++
 			expectKey = args[i] == '{'
 		case '}', ']':
-			keys = keys[:levels[len(levels)-1].keyStart]
-			levels = levels[:len(levels)-1]
+			depth--
+			keys = keys[:keyStart[depth]]
 			expectKey = false
 		case ',':
-			expectKey = len(levels) > 0 && levels[len(levels)-1].object
+			expectKey = inObject()
 		case '"':
 			start := i + 1
 			escaped := false
@@ -313,12 +326,12 @@ func plainJSON(args []byte) bool {
 				// as U+FFFD), or many: the walk compares them.
 				return false
 			}
-			for _, k := range keys[levels[len(levels)-1].keyStart:] {
-				if bytes.Equal(k, key) {
+			for _, k := range keys[keyStart[depth-1]:] {
+				if bytes.Equal(args[k.start:k.end], key) {
 					return false
 				}
 			}
-			keys = append(keys, key)
+			keys = append(keys, struct{ start, end uint32 }{uint32(start), uint32(i)})
 		}
 	}
 	return true

@@ -60,9 +60,18 @@ type Config struct {
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Invoke runs the calls the gateway sends (each on its own goroutine)
-	// and returns their results; ctx ends at the call's deadline or when
-	// the gateway cancels it. nil refuses every call.
+	// and returns their results; ctx ends at the call's deadline, when the
+	// gateway cancels it, when the context Serve runs with ends, and when
+	// Calls ends or, without Calls, when the session ends (with
+	// ErrSessionEnded). nil refuses every call.
 	Invoke InvokeHandler
+	// Calls, if set, is the lifetime of the calls past their session:
+	// each call's context is its child, and a call running when its
+	// session ends (other than by the end of Serve's context) goes on.
+	// The gateway then delivers it again on the next session, where the
+	// handler can answer with its result; the carrier sends it nowhere,
+	// and Serve does not wait for it.
+	Calls context.Context
 	// Reached, if set, is called once the gateway has answered: the QUIC
 	// carrier calls it when its handshake completes, before registering,
 	// so that a slow registration (a gateway busy with a storm of

@@ -31,9 +31,9 @@ var (
 	// ErrProtocol: one side broke the node protocol.
 	ErrProtocol = errors.New("node protocol error")
 	// ErrSessionEnded is the cause of a running call's context when its
-	// session ends under it (not when the gateway cancels the call): the
-	// gateway will deliver it again on the next session, so the node may
-	// let it finish and keep its result.
+	// session ends under it (not when the gateway cancels the call) and
+	// Config.Calls is not set: the gateway will deliver it again on the
+	// next session, which is why with Calls the call goes on instead.
 	ErrSessionEnded = errors.New("the session to the gateway ended")
 	// ErrGatewayBusy is what a *BusyError is: the gateway could not serve
 	// the registration now (its store failed) and asked the node to come

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/palyra/palyra-go/internal/callcode"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -68,6 +67,8 @@ type Session struct {
 	heard chan struct{}
 	// seq numbers the renewals KeepLease and Probe send.
 	seq atomic.Uint64
+
+	calls sessionCalls
 }
 
 // NewSession reads the gateway's Welcome (the lease TTL, its clock) for a
@@ -81,7 +82,7 @@ func NewSession(cfg Config, w *nodev1.Welcome, send func(*nodev1.Frame) error, l
 	}
 	log := cfg.Logger.With(append([]any{"gateway", w.GetGatewayName()}, logAttrs...)...)
 	log.Info("registered with gateway", "lease_ttl", ttl)
-	return &Session{
+	s := &Session{
 		log:     log,
 		welcome: w,
 		address: cfg.address,
@@ -92,6 +93,8 @@ func NewSession(cfg Config, w *nodev1.Welcome, send func(*nodev1.Frame) error, l
 		alive:   make(chan struct{}, 1),
 		heard:   make(chan struct{}),
 	}
+	s.calls.init(cfg.Calls)
+	return s
 }
 
 // Welcome is what the gateway answered the registration with.
@@ -205,30 +208,4 @@ func (s *Session) SendEvent(ev *nodev1.NodeEvent) error {
 		return fmt.Errorf("sending event: %w", err)
 	}
 	return nil
-}
-
-// RunCall runs inv with the configured InvokeHandler and returns its
-// result, carrying inv's request ID. The call's context is ctx, ended also
-// at inv's deadline, which is on the gateway's clock. Without a handler
-// the node refuses the call (unknown_capability); a handler that returns
-// no result fails it. cause is context.Cause of the call's context when
-// the handler returned: nil if it had not ended, context.DeadlineExceeded
-// if its deadline passed, otherwise why ctx ended. The carrier decides from
-// it whether anyone still waits for the result.
-func (s *Session) RunCall(ctx context.Context, inv *nodev1.Invoke, progress func(message string)) (res *nodev1.Result, cause error) {
-	if d := inv.GetDeadlineUnixMs(); d > 0 {
-		var stop context.CancelFunc
-		ctx, stop = context.WithDeadline(ctx, time.UnixMilli(d).Add(-s.skew))
-		defer stop()
-	}
-	if s.invoke == nil {
-		res = &nodev1.Result{ErrorCode: callcode.UnknownCapability, ErrorMessage: "this node shares no capabilities"}
-	} else {
-		res = s.invoke(ctx, inv, progress)
-	}
-	if res == nil {
-		res = &nodev1.Result{ErrorCode: callcode.Failed, ErrorMessage: "the capability returned no result"}
-	}
-	res.RequestId = inv.GetRequestId()
-	return res, context.Cause(ctx)
 }

@@ -8,6 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/palyra/palyra-go/internal/testwait"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -200,15 +201,17 @@ func TestRunCallDeadline(t *testing.T) {
 		s, _ := newTestSession(time.Second, skew, handler, nil)
 		start := time.Now()
 		inv := &nodev1.Invoke{RequestId: "r1", DeadlineUnixMs: start.Add(skew + 10*time.Second).UnixMilli()}
-		res, cause := s.RunCall(t.Context(), inv, func(m string) { progressed = append(progressed, m) })
+		call := s.StartCall(inv)
+		defer call.End()
+		res, answer := call.Run(func(m string) { progressed = append(progressed, m) })
 		if want := start.Add(10 * time.Second); !deadline.Equal(want) {
 			t.Errorf("the call's deadline is %v, want %v (10 s on our clock)", deadline, want)
 		}
 		if took := time.Since(start); took != 10*time.Second {
 			t.Errorf("the call ran %v, want 10s", took)
 		}
-		if cause != context.DeadlineExceeded {
-			t.Errorf("cause %v, want context.DeadlineExceeded", cause)
+		if !answer {
+			t.Error("a call past its deadline is not answered")
 		}
 		if res.GetRequestId() != "r1" || res.GetErrorCode() != "timeout" || len(progressed) != 1 {
 			t.Errorf("result %v, progress %v", res, progressed)
@@ -220,40 +223,161 @@ func TestRunCall(t *testing.T) {
 	t.Parallel()
 	canceledByGateway := errors.New("canceled by the gateway")
 	tests := []struct {
-		name      string
-		handler   InvokeHandler
-		cancel    bool
-		wantCode  string
-		wantCause error
+		name       string
+		handler    InvokeHandler
+		cancel     bool
+		wantCode   string
+		wantAnswer bool
 	}{
-		{"no handler", nil, false, "unknown_capability", nil},
-		{"no result", func(context.Context, *nodev1.Invoke, func(string)) *nodev1.Result { return nil }, false, "failed", nil},
+		{"no handler", nil, false, "unknown_capability", true},
+		{"no result", func(context.Context, *nodev1.Invoke, func(string)) *nodev1.Result { return nil }, false, "failed", true},
 		{"answered", func(context.Context, *nodev1.Invoke, func(string)) *nodev1.Result {
 			return &nodev1.Result{ErrorCode: "ok-ish"}
-		}, false, "ok-ish", nil},
+		}, false, "ok-ish", true},
 		{"canceled", func(ctx context.Context, _ *nodev1.Invoke, _ func(string)) *nodev1.Result {
 			<-ctx.Done()
+			if !errors.Is(context.Cause(ctx), canceledByGateway) {
+				return &nodev1.Result{ErrorCode: "wrong cause"}
+			}
 			return &nodev1.Result{ErrorCode: "canceled"}
-		}, true, "canceled", canceledByGateway},
+		}, true, "canceled", false},
 		{"no deadline", func(ctx context.Context, _ *nodev1.Invoke, _ func(string)) *nodev1.Result {
 			if _, ok := ctx.Deadline(); ok {
 				return &nodev1.Result{ErrorCode: "has a deadline"}
 			}
 			return &nodev1.Result{}
-		}, false, "", nil},
+		}, false, "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			s, _ := newTestSession(time.Second, 0, tt.handler, nil)
-			ctx, cancel := context.WithCancelCause(t.Context())
+			call := s.StartCall(&nodev1.Invoke{RequestId: "r"})
 			if tt.cancel {
-				cancel(canceledByGateway)
+				call.Cancel(canceledByGateway)
 			}
-			defer cancel(nil)
-			res, cause := s.RunCall(ctx, &nodev1.Invoke{RequestId: "r"}, func(string) {})
-			if res.GetRequestId() != "r" || res.GetErrorCode() != tt.wantCode || cause != tt.wantCause {
-				t.Errorf("RunCall = %v, %v; want code %q, cause %v", res, cause, tt.wantCode, tt.wantCause)
+			res, answer := call.Run(func(string) {})
+			call.End()
+			if res.GetRequestId() != "r" || res.GetErrorCode() != tt.wantCode || answer != tt.wantAnswer {
+				t.Errorf("Run = %v, %v; want code %q, answer %v", res, answer, tt.wantCode, tt.wantAnswer)
+			}
+			if call.Context().Err() == nil {
+				t.Error("the call's context outlived End")
+			}
+		})
+	}
+}
+
+// callsAtEnd starts two calls on a session configured with calls (nil:
+// none), one before and one after the session ends by the end of serve
+// (nil: not by that), and returns the two calls' contexts and whether
+// each was answered. The handler runs until its context ends or release
+// is closed.
+func callsAtEnd(t *testing.T, calls context.Context, endServe error, release <-chan struct{}) (ctxs [2]context.Context, answered <-chan bool) {
+	t.Helper()
+	started := make(chan context.Context, 2)
+	handler := func(ctx context.Context, _ *nodev1.Invoke, _ func(string)) *nodev1.Result {
+		started <- ctx
+		select {
+		case <-ctx.Done():
+		case <-release:
+		}
+		return &nodev1.Result{}
+	}
+	frames := make(chan *nodev1.Frame, 1)
+	cfg := Config{Now: time.Now, Logger: slog.New(slog.DiscardHandler), Invoke: handler, Calls: calls}
+	s := NewSession(cfg, &nodev1.Welcome{}, func(f *nodev1.Frame) error { frames <- f; return nil })
+	answers := make(chan bool, 2)
+	run := func(i int, id string) {
+		call := s.StartCall(&nodev1.Invoke{RequestId: id})
+		go func() {
+			defer call.End()
+			_, answer := call.Run(nil)
+			answers <- answer
+		}()
+		ctxs[i] = testwait.Recv(t, started, 10*time.Second, "call "+id+" to start")
+	}
+	run(0, "before")
+	serve, endServing := context.WithCancelCause(t.Context())
+	defer endServing(nil)
+	if endServe != nil {
+		endServing(endServe)
+	}
+	s.EndCalls(serve)
+	run(1, "after")
+	waited := make(chan struct{})
+	go func() {
+		s.WaitCalls()
+		close(waited)
+	}()
+	if calls != nil && endServe == nil {
+		testwait.Recv(t, waited, 10*time.Second, "the session's end, not waiting for the calls that go on")
+	} else {
+		testwait.Recv(t, waited, 10*time.Second, "the session's end to wait for the calls it ended")
+	}
+	return ctxs, answers
+}
+
+// A session's end lets its calls go on with Config.Calls, and their end
+// comes with Calls'; without Calls it ends them with ErrSessionEnded, and
+// the end of Serve's context ends them with its cause either way.
+func TestCallsAtSessionEnd(t *testing.T) {
+	t.Parallel()
+	errStop := errors.New("agent stopping")
+	errServe := errors.New("serving stopped")
+
+	t.Run("go on", func(t *testing.T) {
+		t.Parallel()
+		calls, stop := context.WithCancelCause(t.Context())
+		ctxs, answered := callsAtEnd(t, calls, nil, nil)
+		for _, ctx := range ctxs {
+			if ctx.Err() != nil {
+				t.Fatalf("a call ended with its session: %v", context.Cause(ctx))
+			}
+		}
+		testwait.None(t, answered, "a result of a call going on past its session")
+		stop(errStop)
+		for i, ctx := range ctxs {
+			<-ctx.Done() // the contexts' end is synchronous with stop
+			if cause := context.Cause(ctx); !errors.Is(cause, errStop) {
+				t.Errorf("call %d ended with %v, want the agent's stop", i, cause)
+			}
+			if testwait.Recv(t, answered, 10*time.Second, "the call's end") {
+				t.Error("a call that outlived its session is answered")
+			}
+		}
+	})
+	t.Run("finish past the session", func(t *testing.T) {
+		t.Parallel()
+		release := make(chan struct{})
+		ctxs, answered := callsAtEnd(t, t.Context(), nil, release)
+		close(release)
+		for range ctxs {
+			if testwait.Recv(t, answered, 10*time.Second, "the call's end") {
+				t.Error("a call that finished after its session ended is answered")
+			}
+		}
+	})
+	for _, tt := range []struct {
+		name     string
+		calls    context.Context
+		endServe error
+		want     error
+	}{
+		{"without Calls", nil, nil, ErrSessionEnded},
+		{"Serve's context", t.Context(), errServe, errServe},
+		{"Serve's context without Calls", nil, errServe, errServe},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctxs, answered := callsAtEnd(t, tt.calls, tt.endServe, nil)
+			for i, ctx := range ctxs {
+				if cause := context.Cause(ctx); !errors.Is(cause, tt.want) {
+					t.Errorf("call %d ended with %v, want %v", i, cause, tt.want)
+				}
+				if testwait.Recv(t, answered, 10*time.Second, "the call's end") {
+					t.Error("a call its session's end ended is answered")
+				}
 			}
 		})
 	}

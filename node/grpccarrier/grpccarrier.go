@@ -86,7 +86,7 @@ type Conn struct {
 	// callsMu guards calls.
 	callsMu sync.Mutex
 	// calls maps the request ID of each running call to it.
-	calls map[string]*call
+	calls map[string]*carrier.Call
 }
 
 var _ carrier.Conn = (*Conn)(nil)
@@ -183,7 +183,7 @@ func open(ctx context.Context, cfg carrier.Config, cc *grpc.ClientConn) (*Conn, 
 		closeNow:     closeNow,
 		torn:         make(chan struct{}),
 		done:         make(chan struct{}),
-		calls:        make(map[string]*call),
+		calls:        make(map[string]*carrier.Call),
 	}
 	c.s = carrier.NewSession(cfg, w, c.send, "remote", cc.Target(), "transport", wire.TransportGRPC)
 	return c, nil
@@ -196,8 +196,8 @@ func (c *Conn) Welcome() *nodev1.Welcome { return c.s.Welcome() }
 func (c *Conn) Address() string { return c.s.Address() }
 
 // Close ends the session (the gateway sees the node disconnect) and
-// returns once the connection is closed. A running Serve cancels its calls,
-// waits for them and returns.
+// returns once the connection is closed. A running Serve ends its calls
+// (carrier.Session.EndCalls), waits for those it ended and returns.
 func (c *Conn) Close() error {
 	c.closeNow()
 	if c.served.CompareAndSwap(false, true) {
@@ -258,8 +258,9 @@ var errClosed = fmt.Errorf("session closed: %w", net.ErrClosed)
 
 // Serve keeps the lease renewed (every LeaseTTL/3) and runs the calls the
 // gateway sends until ctx ends (it then returns ctx's error), Close is
-// called, or the session fails. It cancels the calls still running, waits
-// for them, and closes the session before it returns. Call it once.
+// called, or the session fails. It ends the calls still running as
+// carrier.Session.EndCalls says, waits for those it ended, and closes the
+// session before it returns. Call it once.
 func (c *Conn) Serve(ctx context.Context) error {
 	if !c.served.CompareAndSwap(false, true) {
 		if c.closed.Err() != nil {
@@ -270,30 +271,28 @@ func (c *Conn) Serve(ctx context.Context) error {
 	leaseCtx, endLease := context.WithCancelCause(ctx)
 	defer endLease(nil)
 	defer context.AfterFunc(c.closed, func() { endLease(errClosed) })()
-	callsCtx, stopCalls := context.WithCancelCause(ctx)
-	var calls sync.WaitGroup
 	go func() {
 		defer close(c.done)
-		c.err = c.readLoop(callsCtx, &calls)
+		c.err = c.readLoop()
 		endLease(c.err)
 	}()
 	err := c.s.KeepLease(leaseCtx)
 	if ctx.Err() != nil {
 		err = ctx.Err()
 	}
-	stopCalls(carrier.ErrSessionEnded)
+	c.s.EndCalls(ctx)
 	if ctx.Err() != nil || errors.Is(err, errClosed) {
 		c.closeGracefully()
 	}
 	_ = c.teardown()
 	<-c.done // no call starts after this
-	calls.Wait()
+	c.s.WaitCalls()
 	return err
 }
 
 // readLoop reads frames until the stream ends and returns why. Every frame
 // is a sign of life for the lease.
-func (c *Conn) readLoop(callsCtx context.Context, calls *sync.WaitGroup) error {
+func (c *Conn) readLoop() error {
 	for {
 		f, err := c.stream.Recv()
 		if err != nil {
@@ -306,7 +305,7 @@ func (c *Conn) readLoop(callsCtx context.Context, calls *sync.WaitGroup) error {
 		switch body := f.Body.(type) {
 		case *nodev1.Frame_LeaseGranted:
 		case *nodev1.Frame_Invoke:
-			c.startCall(callsCtx, calls, body.Invoke)
+			c.startCall(body.Invoke)
 		case *nodev1.Frame_Cancel:
 			c.cancelCall(body.Cancel)
 		case *nodev1.Frame_Error:

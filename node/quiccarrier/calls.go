@@ -11,6 +11,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/palyra/palyra-go/internal/wire"
+	"github.com/palyra/palyra-go/node/carrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -22,39 +23,56 @@ const (
 )
 
 // acceptCalls serves the streams the gateway opens, one call each, until
-// ctx ends or the connection fails; it returns once every call has.
+// ctx ends or the connection fails. It returns once every call has
+// started (or its stream turned out to hold none); the session's end
+// waits for the calls themselves as carrier.Session.EndCalls says.
 func (c *Conn) acceptCalls(ctx context.Context) {
-	var calls sync.WaitGroup
-	defer calls.Wait()
+	var starting sync.WaitGroup
+	defer starting.Wait()
 	for {
 		str, err := c.conn.AcceptStream(ctx)
 		if err != nil {
 			return
 		}
-		calls.Go(func() { c.serveCall(ctx, str) })
+		starting.Add(1)
+		go func() {
+			call := c.readCall(str)
+			starting.Done()
+			if call != nil {
+				c.serveCall(str, call)
+			}
+		}()
 	}
 }
 
-// serveCall reads an Invoke from str, runs it until it finishes, its
-// deadline passes or the gateway cancels it, and writes the result.
-func (c *Conn) serveCall(ctx context.Context, str *quic.Stream) {
-	defer str.CancelRead(0)
+// readCall reads the Invoke on a new stream and starts its call; nil if
+// the stream holds none.
+func (c *Conn) readCall(str *quic.Stream) *carrier.Call {
 	_ = str.SetReadDeadline(time.Now().Add(invokeReadTimeout))
 	var f nodev1.Frame
 	if err := wire.ReadFrame(str, &f); err != nil {
 		c.s.Log().Info("unreadable call from the gateway", "err", err)
+		str.CancelRead(0)
 		str.CancelWrite(0)
-		return
+		return nil
 	}
 	inv := f.GetInvoke()
 	if inv == nil {
 		c.s.Log().Info("call stream without an Invoke", "frame", fmt.Sprintf("%T", f.Body))
+		str.CancelRead(0)
 		str.CancelWrite(0)
-		return
+		return nil
 	}
 	_ = str.SetReadDeadline(time.Time{})
-	callCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+	return c.s.StartCall(inv)
+}
+
+// serveCall runs call, which came on str, until it finishes, its deadline
+// passes or the gateway cancels it, and writes the result.
+func (c *Conn) serveCall(str *quic.Stream, call *carrier.Call) {
+	defer call.End()
+	defer str.CancelRead(0)
+	inv := call.Invoke()
 	// A Cancel frame from the gateway ends the call. The read waits for
 	// the frame's first byte by itself: at every call's end it fails, the
 	// read side cancelled below, and an error that nobody reads is then
@@ -69,7 +87,7 @@ func (c *Conn) serveCall(ctx context.Context, str *quic.Stream) {
 			return
 		}
 		if cn := g.GetCancel(); cn != nil {
-			cancel(fmt.Errorf("%w: %s", context.Canceled, cn.GetReason()))
+			call.Cancel(fmt.Errorf("%w: %s", context.Canceled, cn.GetReason()))
 		}
 	}()
 
@@ -83,9 +101,10 @@ func (c *Conn) serveCall(ctx context.Context, str *quic.Stream) {
 	progress := func(msg string) {
 		_ = send(&nodev1.Frame{Body: &nodev1.Frame_Progress{Progress: &nodev1.Progress{RequestId: inv.GetRequestId(), Message: msg}}})
 	}
-	res, cause := c.s.RunCall(callCtx, inv, progress)
-	if cause != nil && ctx.Err() == nil && cause != context.DeadlineExceeded {
-		// The gateway gave up; nobody reads the result.
+	res, answer := call.Run(progress)
+	if !answer {
+		// The gateway gave up, or the session is gone: nobody reads the
+		// result.
 		str.CancelWrite(0)
 		return
 	}

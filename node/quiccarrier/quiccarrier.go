@@ -204,8 +204,10 @@ func (c *Conn) Serve(ctx context.Context) error {
 		c.acceptCalls(callsCtx)
 	}()
 	defer func() {
+		c.s.EndCalls(ctx)
 		stopCalls(carrier.ErrSessionEnded)
-		<-callsDone
+		<-callsDone // no call starts after this
+		c.s.WaitCalls()
 	}()
 	err := c.s.KeepLease(leaseCtx)
 	_, goAway := carrier.ReconnectWithin(err)
