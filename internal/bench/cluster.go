@@ -110,7 +110,13 @@ func (b *run) forward(ctx context.Context) error {
 		return err
 	}
 	if held[id] == ga.G.GatewayID() {
+		// The node chose A among the addresses it learned. B, which
+		// forwards, sees that once A's route writer has written the
+		// route; until then it would answer that the node is offline.
 		ga, gb = gb, ga
+		if _, err := waitHeld(ctx, ga, fleet.ids()); err != nil {
+			return err
+		}
 	}
 	return b.sequential(ctx, PhaseForward, "forward_invoke", "invoke %s forwarded A → B → node (baseline: the same call on B)",
 		func() error { return ga.Invoke(ctx, id) },
