@@ -190,6 +190,16 @@ func TestSweeperFailsOver(t *testing.T) {
 			leaderName = names[i]
 		}
 	}
+	// The test's request must wait in the lock's queue before the lock is
+	// released: PostgreSQL then grants it ahead of the gateways' tries.
+	// Sent too late, it lost the lock to a gateway, the old sweeper's
+	// reconnection among them, and waited for it for ever.
+	watch := db.Conn(t)
+	waitUntil(t, 20*time.Second, "the test's request for the lock to wait behind the sweeper", func() bool {
+		var waiting int
+		err := watch.QueryRow(t.Context(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&waiting)
+		return err == nil && waiting == 1
+	})
 	db.Terminate(t, leaderName+" sweeper")
 	if err := testwait.Recv(t, took, 20*time.Second, "the test to take the lock the sweeper lost"); err != nil {
 		t.Fatal(err)
