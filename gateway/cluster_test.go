@@ -71,6 +71,14 @@ func startPeer(t testing.TB, db testpg.Database, id string, ep endpoint) *runnin
 	})
 }
 
+// startThreePeers starts gw-a, gw-b and gw-c on db, each on an endpoint
+// of its own, all three listening before the first gateway starts.
+func startThreePeers(t testing.TB, db testpg.Database) (a, b, c *runningGateway) {
+	t.Helper()
+	epA, epB, epC := listenEndpoint(t), listenEndpoint(t), listenEndpoint(t)
+	return startPeer(t, db, "gw-a", epA), startPeer(t, db, "gw-b", epB), startPeer(t, db, "gw-c", epC)
+}
+
 // waitHeld polls rg's node listing, bounded, until the node is online
 // through gateway holder, and checks it is listed once.
 func waitHeld(t testing.TB, rg *runningGateway, deviceID, holder string) {
@@ -247,10 +255,7 @@ func TestSingleGatewayAddressesUnchanged(t *testing.T) {
 func TestInvokeThroughAnyGateway(t *testing.T) {
 	t.Parallel()
 	db := testpg.New(t)
-	epA, epB, epC := listenEndpoint(t), listenEndpoint(t), listenEndpoint(t)
-	a := startPeer(t, db, "gw-a", epA)
-	b := startPeer(t, db, "gw-b", epB)
-	c := startPeer(t, db, "gw-c", epC)
+	a, b, c := startThreePeers(t, db)
 
 	laptop := pairedAgent(t, b, "laptop", nil, 0)
 	stop := runAgent(laptop)
@@ -433,10 +438,7 @@ func TestQueuedCallDeliveredByAnotherGateway(t *testing.T) {
 func TestCallWaitOnAThirdGateway(t *testing.T) {
 	t.Parallel()
 	db := testpg.New(t)
-	epA, epB, epC := listenEndpoint(t), listenEndpoint(t), listenEndpoint(t)
-	a := startPeer(t, db, "gw-a", epA)
-	b := startPeer(t, db, "gw-b", epB)
-	c := startPeer(t, db, "gw-c", epC)
+	a, b, c := startThreePeers(t, db)
 	laptop := pairedAgent(t, b, "laptop", nil, 0)
 	id := laptop.Status().DeviceID
 	requestID, answered := queueFor(t, a, id, "system.info", "")
