@@ -574,11 +574,14 @@ func (a *Agent) Run(ctx context.Context) error {
 					s.GatewayName = n
 				}
 			})
-			err = a.session(ctx, d, dialCfg, capsVersion)
+			// d is not used past this call: its session may be replaced
+			// (a move from gRPC to QUIC), and d would hold the old one.
+			var endedAt string
+			endedAt, err = a.session(ctx, d, dialCfg, capsVersion)
 			if !errors.Is(err, errDroppedOnEvent) {
 				// Its gateway failed or went away: the next attempt
 				// tries the others first.
-				order.pass(d.conn.Address())
+				order.pass(endedAt)
 			}
 		}
 		if ctx.Err() != nil {

@@ -328,27 +328,46 @@ func (a *Agent) probeQUIC(ctx context.Context, cfg carrier.Config, register func
 // (probeQUIC) and moves to the QUIC session when one registers: the
 // gateway then routes new calls to it and closes the gRPC session once
 // the calls it runs are done, which this node keeps serving until then.
-// cfg is the configuration d was dialed with.
-func (a *Agent) session(ctx context.Context, d dialed, cfg carrier.Config, capsVersion int) error {
+// cfg is the configuration d was dialed with. It returns the address of
+// the gateway the last session was with, and why that one ended.
+func (a *Agent) session(ctx context.Context, d dialed, cfg carrier.Config, capsVersion int) (endedAt string, err error) {
+	endedAt = d.conn.Address()
 	if d.transport != wire.TransportGRPC {
-		return a.serve(ctx, d.conn, capsVersion)
+		return endedAt, a.serve(ctx, d.conn, capsVersion)
 	}
+	quic, version, oldEnded, err := a.serveGRPCUntilQUIC(ctx, d.conn, d.quicSlow, cfg, capsVersion)
+	if quic == nil {
+		return endedAt, err
+	}
+	err = a.movedToQUIC(ctx, quic, version)
+	oldEnded()
+	return quic.Address(), err
+}
+
+// serveGRPCUntilQUIC serves conn, a gRPC session, while probing QUIC
+// (session). When a QUIC session registers it returns that, with the
+// capabilities version it registered and oldEnded, which stops serving
+// conn (the gateway has ended it by then, unless the QUIC session ended
+// first) and waits for that. Otherwise it returns why the gRPC session
+// ended. Nothing that outlives it holds conn but the goroutine serving
+// it, so a node that moved keeps no gRPC connection's buffers (32 KiB
+// each way) for as long as its QUIC session lasts.
+func (a *Agent) serveGRPCUntilQUIC(ctx context.Context, conn carrier.Conn, quicSlow bool, cfg carrier.Config, capsVersion int) (quic carrier.Conn, version int, oldEnded func(), err error) {
 	// QUIC is probed at the gateway the session is on first: the others
 	// would answer too, but it is this gateway's session that QUIC is to
 	// replace.
-	if on := d.conn.Address(); on != "" {
+	if on := conn.Address(); on != "" {
 		cfg.Addresses = append([]string{on}, slices.DeleteFunc(slices.Clone(cfg.Addresses), func(s string) bool { return s == on })...)
 	}
 	// The old session's Serve outlives the switch until the gateway ends
 	// it; wait for it before returning.
 	oldDone := make(chan error, 1)
 	serveCtx, stopServing := context.WithCancel(ctx)
-	defer stopServing()
-	go func() { oldDone <- a.serve(serveCtx, d.conn, capsVersion) }()
+	go func() { oldDone <- a.serve(serveCtx, conn, capsVersion) }()
 
 	probeCtx, stopProbing := context.WithCancel(ctx)
+	defer stopProbing()
 	probed := make(chan probeResult, 1)
-	var version int
 	go func() {
 		conn, err := a.probeQUIC(probeCtx, cfg, func() carrier.Config {
 			a.mu.Lock()
@@ -358,33 +377,42 @@ func (a *Agent) session(ctx context.Context, d dialed, cfg carrier.Config, capsV
 			c.Register = proto.CloneOf(cfg.Register)
 			c.Register.Capabilities = manifest(a.caps.List())
 			return c
-		}, d.quicSlow)
+		}, quicSlow)
 		probed <- probeResult{conn, err}
 	}()
 	select {
 	case err := <-oldDone:
+		stopServing()
 		stopProbing()
 		if p := <-probed; p.conn != nil {
 			// Registered as the gRPC session ended: use it.
-			return a.movedToQUIC(ctx, p.conn, version)
+			return p.conn, version, func() {}, nil
 		}
-		return err
+		return nil, 0, nil, err
 	case p := <-probed:
 		stopProbing()
 		if p.err != nil {
 			stopServing()
 			<-oldDone
 			if carrier.IsVerdict(p.err) {
-				return p.err
+				return nil, 0, nil, p.err
 			}
-			return ctx.Err()
+			return nil, 0, nil, ctx.Err()
 		}
-		err := a.movedToQUIC(ctx, p.conn, version)
-		stopServing() // the gateway has ended it by now, unless QUIC ended first
-		if oerr := <-oldDone; oerr != nil && !errors.Is(oerr, carrier.ErrReplaced) && ctx.Err() == nil {
-			a.cfg.Logger.Info("the gRPC session ended after the move to QUIC", "err", oerr)
-		}
-		return err
+		// The old session's error is read as soon as it comes: kept in
+		// oldDone, it would hold the connection for the QUIC session's
+		// lifetime.
+		oldLogged := make(chan struct{})
+		go func() {
+			defer close(oldLogged)
+			if oerr := <-oldDone; oerr != nil && !errors.Is(oerr, carrier.ErrReplaced) && ctx.Err() == nil {
+				a.cfg.Logger.Info("the gRPC session ended after the move to QUIC", "err", oerr)
+			}
+		}()
+		return p.conn, version, func() {
+			stopServing()
+			<-oldLogged
+		}, nil
 	}
 }
 

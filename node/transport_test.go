@@ -2,9 +2,16 @@ package node
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -444,4 +451,95 @@ func TestQUICProofLastsTheWindowAndGrace(t *testing.T) {
 	if p.holds(now.Add(within + quicProofGrace)) {
 		t.Errorf("a GoAway asking for a return within %v still holds %v later", within, within+quicProofGrace)
 	}
+}
+
+// replacedConn is a gRPC session the gateway ends as replaced once a QUIC
+// session has registered.
+type replacedConn struct {
+	fakeConn
+	replaced <-chan struct{}
+}
+
+func (c *replacedConn) Serve(ctx context.Context) error {
+	select {
+	case <-c.replaced:
+		return carrier.ErrReplaced
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// After a node moves from gRPC to QUIC, nothing in Run keeps the gRPC
+// session: it is garbage once the gateway has ended it, rather than held
+// (with its connection's buffers) for as long as the QUIC session lasts.
+func TestMovedToQUICReleasesTheGRPCSession(t *testing.T) {
+	a, _, _ := blockingAgent(t)
+	a.cfg.QUICProbeInterval = time.Millisecond
+	a.cert = longLivedCertificate(t)
+	a.ca, a.conf.Gateways = a.cert.Leaf, []string{"gateway.test:7443"}
+	replaced := make(chan struct{})
+	q := &fakeConn{name: "quic"}
+	var quicDials atomic.Int32
+	released := make(chan struct{})
+	a.carriers = carriers{
+		headStart: never,
+		// The first attempt fails, so gRPC is dialed at once; the probe
+		// after it registers, and the gateway replaces the gRPC session.
+		quic: func(context.Context, carrier.Config) (carrier.Conn, error) {
+			if quicDials.Add(1) == 1 {
+				return nil, errors.New("no answer over UDP")
+			}
+			close(replaced)
+			return q, nil
+		},
+		grpc: func(context.Context, carrier.Config) (carrier.Conn, error) {
+			g := &replacedConn{fakeConn: fakeConn{name: "grpc"}, replaced: replaced}
+			runtime.AddCleanup(g, func(ch chan struct{}) { close(ch) }, released)
+			return g, nil
+		},
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	ended := make(chan error, 1)
+	go func() { ended <- a.Run(ctx) }()
+	testwait.Recv(t, replaced, 10*time.Second, "the QUIC probe")
+	for i := 0; ; i++ {
+		runtime.GC()
+		select {
+		case <-released:
+		case <-time.After(100 * time.Millisecond):
+			if i < 100 {
+				continue
+			}
+			t.Fatal("the gRPC session is still reachable 10 s after the move to QUIC")
+		}
+		break
+	}
+	if st := a.Status(); st.State != StateConnected || st.Transport != wire.TransportQUIC {
+		t.Errorf("status after the move: %s over %q, want connected over QUIC", st.State, st.Transport)
+	}
+	cancel()
+	if err := testwait.Recv(t, ended, 10*time.Second, "Run's end"); err != nil {
+		t.Errorf("Run ended with %v", err)
+	}
+}
+
+// longLivedCertificate is a self-signed certificate whose renewal is hours
+// away, for an agent whose sessions are fakes.
+func longLivedCertificate(t *testing.T) *tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: now.Add(-time.Hour), NotAfter: now.Add(48 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }

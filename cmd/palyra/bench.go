@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -54,8 +55,9 @@ leave the devices they pair in the database: give them one of their own.`
 	fs.DurationVar(&opts.Timeout, "timeout", d.Timeout, "give up after this long")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (gateway and nodes: one process) to this file, for go tool pprof; the restarted gateways of storm carry the label phase=storm (pprof -tagfocus phase=storm)")
 	mutexProfile := fs.String("mutexprofile", "", "write a profile of the lock contention during the run to this file")
+	idleHeap := fs.String("idleheapprofile", "", "write a heap profile to this file while idle's nodes are up (phase idle)")
 	asJSON := fs.Bool("json", false, "print the medians as JSON (keys: figure names with _us, _ms, _per_s, _bytes; baseline_ and ratio_ before them)")
-	c.RunE = func(c *cobra.Command, _ []string) error {
+	c.RunE = func(c *cobra.Command, _ []string) (err error) {
 		opts.Phases = nil
 		for p := range strings.SplitSeq(*phases, ",") {
 			if p = strings.TrimSpace(p); p != "" {
@@ -66,6 +68,21 @@ leave the devices they pair in the database: give them one of their own.`
 			return usageError{err}
 		}
 		opts.Progress = env.stderr
+		if *idleHeap != "" {
+			if !slices.Contains(opts.Phases, bench.PhaseIdle) {
+				return usageError{errors.New("--idleheapprofile needs the phase idle")}
+			}
+			f, ferr := os.Create(*idleHeap)
+			if ferr != nil {
+				return fmt.Errorf("creating the heap profile: %w", ferr)
+			}
+			defer func() {
+				if cerr := f.Close(); cerr != nil && err == nil {
+					err = fmt.Errorf("writing the heap profile: %w", cerr)
+				}
+			}()
+			opts.IdleHeap = f
+		}
 		stopProfiles, err := startProfiles(*cpuProfile, *mutexProfile)
 		if err != nil {
 			return err

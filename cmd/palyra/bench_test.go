@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -53,5 +55,28 @@ func TestBenchClusterNeedsDatabase(t *testing.T) {
 		if rc != 2 || !strings.Contains(errOut, "phase "+phase) || !strings.Contains(errOut, "--database postgres://") {
 			t.Errorf("palyra bench --phases %s: exit %d, stderr %q", phase, rc, errOut)
 		}
+	}
+}
+
+// TestBenchIdleHeapProfile: --idleheapprofile writes a heap profile of
+// the idle nodes, and without the phase idle it is a usage error.
+func TestBenchIdleHeapProfile(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "idle.pprof")
+	rc, out, errOut := newCLI(t).run(nil, "", "bench", "--phases", "idle", "--nodes", "3", "--reps", "1", "--idle-window", "10ms", "--idleheapprofile", file, "--json")
+	if rc != 0 {
+		t.Fatalf("palyra bench --phases idle --idleheapprofile: exit %d\nstdout: %s\nstderr: %s", rc, out, errOut)
+	}
+	p, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A profile is gzip-compressed protocol buffers.
+	if len(p) < 100 || p[0] != 0x1f || p[1] != 0x8b {
+		t.Errorf("the heap profile is not one: %d bytes starting %x", len(p), p[:min(len(p), 4)])
+	}
+	rc, _, errOut = newCLI(t).run(nil, "", "bench", "--phases", "latency", "--idleheapprofile", file)
+	if rc != 2 || !strings.Contains(errOut, "needs the phase idle") {
+		t.Errorf("palyra bench --phases latency --idleheapprofile: exit %d, stderr %q", rc, errOut)
 	}
 }

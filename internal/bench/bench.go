@@ -79,6 +79,9 @@ type Options struct {
 	Progress io.Writer
 	// Logger is the gateway's; nil discards.
 	Logger *slog.Logger
+	// IdleHeap, when set, gets a heap profile written while idle's nodes
+	// are up, at the moment their heap is measured.
+	IdleHeap io.Writer
 }
 
 // Defaults are the options of `palyra bench` without flags.

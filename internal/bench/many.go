@@ -163,6 +163,12 @@ func (b *run) palyraMany(ctx context.Context) (idle idleFigures, storm stormFigu
 		if idle, err = b.idle(ctx, before, n); err != nil {
 			return idle, storm, fmt.Errorf("phase idle: %w", err)
 		}
+		if b.opts.IdleHeap != nil {
+			runtime.GC() // the profile is as of the last collection
+			if err := pprof.Lookup("heap").WriteTo(b.opts.IdleHeap, 0); err != nil {
+				return idle, storm, fmt.Errorf("phase idle: writing the heap profile: %w", err)
+			}
+		}
 	}
 	if b.opts.has(PhaseStorm) {
 		if storm, gw, err = b.storm(ctx, gw, gwOpts, fleet); err != nil {
