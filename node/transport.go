@@ -350,8 +350,7 @@ func (a *Agent) session(ctx context.Context, d dialed, cfg carrier.Config, capsV
 // conn (the gateway has ended it by then, unless the QUIC session ended
 // first) and waits for that. Otherwise it returns why the gRPC session
 // ended. Nothing that outlives it holds conn but the goroutine serving
-// it, so a node that moved keeps no gRPC connection's buffers (32 KiB
-// each way) for as long as its QUIC session lasts.
+// it.
 func (a *Agent) serveGRPCUntilQUIC(ctx context.Context, conn carrier.Conn, quicSlow bool, cfg carrier.Config, capsVersion int) (quic carrier.Conn, version int, oldEnded func(), err error) {
 	// QUIC is probed at the gateway the session is on first: the others
 	// would answer too, but it is this gateway's session that QUIC is to
@@ -399,19 +398,11 @@ func (a *Agent) serveGRPCUntilQUIC(ctx context.Context, conn carrier.Conn, quicS
 			}
 			return nil, 0, nil, ctx.Err()
 		}
-		// The old session's error is read as soon as it comes: kept in
-		// oldDone, it would hold the connection for the QUIC session's
-		// lifetime.
-		oldLogged := make(chan struct{})
-		go func() {
-			defer close(oldLogged)
+		return p.conn, version, func() {
+			stopServing()
 			if oerr := <-oldDone; oerr != nil && !errors.Is(oerr, carrier.ErrReplaced) && ctx.Err() == nil {
 				a.cfg.Logger.Info("the gRPC session ended after the move to QUIC", "err", oerr)
 			}
-		}()
-		return p.conn, version, func() {
-			stopServing()
-			<-oldLogged
 		}, nil
 	}
 }
