@@ -630,7 +630,14 @@ func (a *Agent) Run(ctx context.Context) error {
 			lastError = fmt.Sprintf("gateway busy, retrying in %d s", int((wait+time.Second/2)/time.Second))
 			a.cfg.Logger.Warn(lastError, "err", err)
 		} else {
-			wait = backoff.Next()
+			if proof.holds(a.cfg.Now()) {
+				// The gateway asked for this return and is back, or
+				// about to be: an attempt lost in the crowd of returning
+				// nodes is repeated within the window (retryWait).
+				wait = proof.retryWait()
+			} else {
+				wait = backoff.Next()
+			}
 			if upAt.IsZero() {
 				// The backoff runs from the failed attempt's start: an
 				// attempt that timed out has waited already, and a path
@@ -682,13 +689,30 @@ func (a *Agent) Run(ctx context.Context) error {
 const quicProofGrace = time.Minute
 
 // quicProof is until when the gateway's GoAway over QUIC lets a node dial
-// QUIC alone; the zero value proves nothing.
-type quicProof struct{ until time.Time }
+// QUIC alone, and the window it asked for; the zero value proves nothing.
+type quicProof struct {
+	until  time.Time
+	within time.Duration
+}
 
 // goAwayProof is the proof of a GoAway over QUIC at now that asked for a
 // return within.
 func goAwayProof(now time.Time, within time.Duration) quicProof {
-	return quicProof{until: now.Add(within + quicProofGrace)}
+	return quicProof{until: now.Add(within + quicProofGrace), within: within}
+}
+
+// retryWait is the wait, while p holds, after an attempt that failed:
+// drawn evenly from the first half of the window. A restarted gateway
+// that its nodes come back to at once refuses the handshakes past its
+// cap, or answers them too late; the backoff would double its ceiling
+// with each such attempt, up to 30 s, and nodes refused a few times would
+// come back long after the window, to a gateway that is idle by then.
+// Half the window keeps them within it, and spreads their next attempts
+// as the window spread the first: every attempt, even a refused one,
+// costs the gateway (and the node a new TLS key share), so retrying
+// sooner would crowd a gateway that is slower than the window assumed.
+func (p quicProof) retryWait() time.Duration {
+	return time.Duration(mathrand.Int64N(int64(p.within/2) + 1))
 }
 
 // holds says whether an attempt at now dials QUIC alone.

@@ -9,16 +9,21 @@ import (
 // nodes come back to the next gateway at returnCost each, shared among the
 // cores (GOMAXPROCS), and the window leaves room for returnHeadroom times
 // that (the next gateway's own start, the calls it serves meanwhile, its
-// store's writes, nodes that come back in a clump). returnCost is one
-// node's return as BenchmarkConnect (gateway/quiccarrier) measured it:
-// the QUIC handshake with both certificates checked, the control stream
-// and the registration, one after the other, both ends in one process on
-// a 2-core machine: 1.4 ms. The gateway's half of that plus its store
-// write is about as much. So 10,000 nodes on 2 cores get 15 s, and a
-// gateway with a handful of nodes the minimum, 2 s: about what the old
-// gateway may take to be gone (the nodes are given a second to close).
+// store's writes, nodes that come back in a clump). returnCost is the
+// gateway's share of one node's return when thousands come back at once:
+// the QUIC handshake with the node's certificate checked, the control
+// stream, the registration and its store writes. `palyra bench --phases
+// storm --nodes 5000` on a 2-core machine spent 4.6 ms of CPU per return
+// on both ends together, besides what the connected nodes cost meanwhile;
+// the gateway's half is about 2.3 ms. Windows of 15 s and 20 s for those
+// 5,000 (the nodes' half on the same cores) had them all back in 18 s and
+// 21 s, where 7.5 s (sized for 1.5 ms) crowded the gateway: 25 s, and a
+// third more CPU spent on handshakes that timed out and were tried again.
+// So 10,000 nodes on 2 cores get 25 s, and a gateway with
+// a handful of nodes the minimum, 2 s: about what the old gateway may
+// take to be gone (the nodes are given a second to close).
 const (
-	returnCost         = 1500 * time.Microsecond
+	returnCost         = 2500 * time.Microsecond
 	returnHeadroom     = 2
 	minReconnectWindow = 2 * time.Second
 	maxReconnectWindow = time.Minute
