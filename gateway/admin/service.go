@@ -8,11 +8,14 @@
 package admin
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
-	"sort"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/palyra/palyra-go/gateway/dispatch"
@@ -318,7 +321,9 @@ func (s *Service) Nodes(ctx context.Context) ([]Node, error) {
 	if err != nil {
 		return nil, s.internal("listing nodes", err)
 	}
-	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+	slices.SortFunc(nodes, func(a, b store.Node) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), bytes.Compare(a.DeviceID[:], b.DeviceID[:]))
+	})
 	holders := s.holders(ctx)
 	out := make([]Node, 0, len(nodes))
 	for _, n := range nodes {

@@ -230,16 +230,23 @@ func NewServer(cfg Config) (*Server, error) {
 		if peerConf != nil && slices.Contains(hello.SupportedProtos, cfg.Peers.ALPN) {
 			return peerConf, nil
 		}
+		// quic-go hands the TLS handshake the connection's context.
+		hs := handshakeOf(hello.Context())
 		c := base.Clone()
 		c.VerifyPeerCertificate = func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
-			return s.verifyPeer(remote, rawCerts)
+			id, err := s.verifyPeer(remote, rawCerts)
+			if err == nil && hs != nil {
+				hs.device = id
+			}
+			return err
 		}
 		return c, nil
 	}
 	// Never used while crypto/tls honours GetConfigForClient; here so that
 	// no configuration of this server accepts an unchecked certificate.
 	s.tlsConf.VerifyPeerCertificate = func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
-		return s.verifyPeer(nil, rawCerts)
+		_, err := s.verifyPeer(nil, rawCerts)
+		return err
 	}
 	s.quicConf = &quic.Config{
 		HandshakeIdleTimeout:  lim.HandshakeTimeout,
@@ -289,19 +296,20 @@ func (p *Peers) tlsConfig() *tls.Config {
 // good but could not be checked against the store (carrier.ErrBusy) is let
 // through the handshake: a TLS alert would tell the node its certificate
 // is bad. Its session is refused after it, on the control stream, with
-// the wait (runSession), unless the store answers by then.
-func (s *Server) verifyPeer(remote net.Addr, rawCerts [][]byte) error {
-	_, err := s.reg.Authenticate(rawCerts)
+// the wait (runSession), unless the store answers by then. It returns the
+// device whose chain it let through.
+func (s *Server) verifyPeer(remote net.Addr, rawCerts [][]byte) (identity.DeviceID, error) {
+	id, err := s.reg.Authenticate(rawCerts)
 	if err == nil {
-		return nil
+		return id, nil
 	}
 	if errors.Is(err, carrier.ErrBusy) {
 		s.log.Warn("could not check a node's certificate against the store; it will be asked to retry", "remote", remote, "err", err)
-		return nil
+		return id, nil
 	}
 	s.log.Info("node handshake refused", "remote", remote, "err", err)
 	s.reg.Refuse(remote, err)
-	return fmt.Errorf("%w: %w", alertFor(err), err)
+	return identity.DeviceID{}, fmt.Errorf("%w: %w", alertFor(err), err)
 }
 
 // alertFor maps an Authenticate error to a TLS alert.
@@ -369,8 +377,19 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 // HandshakesInProgress is how many handshakes are in progress now.
 func (s *Server) HandshakesInProgress() int { return s.handshakes.Held() }
 
-// handshakeKey is the context key of a connection's handshake slot.
+// handshakeKey is the context key of a connection's handshake.
 type handshakeKey struct{}
+
+// handshake is what a connection's handshake leaves for its session.
+type handshake struct {
+	slot *connlimit.Slot
+	// device is the device whose certificate chain the handshake
+	// verified (verifyPeer), zero if none was. Written during the
+	// handshake and read after it completes (serveConn), so that the
+	// session need not verify the chain again: Attach checks the device
+	// against the store once more, under the device's lock.
+	device identity.DeviceID
+}
 
 // startHandshake is quic.Transport's ConnContext, called at a client's
 // first Initial that has got past the Retry (askRetry): it takes the
@@ -387,13 +406,20 @@ func (s *Server) startHandshake(ctx context.Context, info *quic.ClientInfo) (con
 		return ctx, err
 	}
 	context.AfterFunc(ctx, slot.Release)
-	return context.WithValue(ctx, handshakeKey{}, slot), nil
+	return context.WithValue(ctx, handshakeKey{}, &handshake{slot: slot}), nil
+}
+
+// handshakeOf is the handshake of the connection whose context is ctx,
+// or nil.
+func handshakeOf(ctx context.Context) *handshake {
+	hs, _ := ctx.Value(handshakeKey{}).(*handshake)
+	return hs
 }
 
 // handshakeDone gives back the slot of conn, whose handshake completed.
 func handshakeDone(conn *quic.Conn) {
-	if slot, ok := conn.Context().Value(handshakeKey{}).(*connlimit.Slot); ok {
-		slot.Release()
+	if hs := handshakeOf(conn.Context()); hs != nil {
+		hs.slot.Release()
 	}
 }
 

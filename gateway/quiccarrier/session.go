@@ -70,17 +70,15 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 	for i, c := range state.PeerCertificates {
 		raw[i] = c.Raw
 	}
-	id, err := s.reg.Authenticate(raw)
-	// A busy store let the handshake through (verifyPeer); Attach
-	// authenticates again and the node hears when to retry. The chain was
-	// verified, so id is the certificate's.
-	if (err != nil && !errors.Is(err, carrier.ErrBusy)) || len(state.PeerCertificates) == 0 {
-		// The handshake verified it; it was revoked since.
-		code := CodeProtocol
-		if errors.Is(err, identity.ErrRevoked) {
-			code = CodeRevoked
-		}
-		_ = conn.CloseWithError(code, "device refused")
+	// The handshake verified the chain (verifyPeer), and Attach checks
+	// the device against the store again, so a device revoked since, or
+	// one a busy store let through, hears it there.
+	var id identity.DeviceID
+	if hs := handshakeOf(conn.Context()); hs != nil {
+		id = hs.device
+	}
+	if id.IsZero() || len(state.PeerCertificates) == 0 {
+		_ = conn.CloseWithError(CodeProtocol, "device refused")
 		return
 	}
 	ss := &session{
@@ -100,7 +98,7 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 		_ = conn.CloseWithError(CodeShutdown, carrier.ShutdownMessage)
 		return
 	}
-	err = s.runSession(ctx, ss)
+	err := s.runSession(ctx, ss)
 	reason := s.reg.Detach(ss.Session, goneReason(err))
 	s.log.Debug("node connection ended", "device", id, "remote", ss.Remote, "reason", reason, "err", err)
 }

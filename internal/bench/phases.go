@@ -20,6 +20,12 @@ import (
 const (
 	// connectWait bounds waiting for a few nodes to connect.
 	connectWait = 30 * time.Second
+	// probeWait is the more that waiting for thousands allows: a node of
+	// a crowd whose QUIC handshake missed the head start connects over
+	// gRPC first, and if its probes of QUIC time out in the crowds of the
+	// next waves, it probes again only after its doubled probe interval
+	// (up to 2 min, ±20 %).
+	probeWait = 3 * time.Minute
 	// warmCalls run before the timed ones, untimed.
 	warmCalls = 200
 	// maxRateCalls bounds one throughput window in count as well as time.
@@ -81,7 +87,7 @@ func (b *run) startNodes(ctx context.Context, name string, n int, gw *Gateway, o
 	if err != nil {
 		return nil, err
 	}
-	wctx, cancel := deadlineFor(ctx, connectWait+time.Duration(n)*20*time.Millisecond)
+	wctx, cancel := deadlineFor(ctx, connectWait+time.Duration(n)*20*time.Millisecond+probeWait)
 	defer cancel()
 	var progress func(int)
 	if n > fleetWave {
