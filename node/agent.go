@@ -711,8 +711,12 @@ func goAwayProof(now time.Time, within time.Duration) quicProof {
 // as the window spread the first: every attempt, even a refused one,
 // costs the gateway (and the node a new TLS key share), so retrying
 // sooner would crowd a gateway that is slower than the window assumed.
+// A gateway that asked for no window at all still gets the backoff's
+// first spread, so that its refusals do not have the node dial in a loop
+// for the proof's minute of grace.
 func (p quicProof) retryWait() time.Duration {
-	return time.Duration(mathrand.Int64N(int64(p.within/2) + 1))
+	spread := max(p.within/2, carrier.BackoffStart)
+	return time.Duration(mathrand.Int64N(int64(spread) + 1))
 }
 
 // holds says whether an attempt at now dials QUIC alone.

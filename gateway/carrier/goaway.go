@@ -19,9 +19,9 @@ import (
 // 5,000 (the nodes' half on the same cores) had them all back in 18 s and
 // 21 s, where 7.5 s (sized for 1.5 ms) crowded the gateway: 25 s, and a
 // third more CPU spent on handshakes that timed out and were tried again.
-// So 10,000 nodes on 2 cores get 25 s, and a gateway with
-// a handful of nodes the minimum, 2 s: about what the old gateway may
-// take to be gone (the nodes are given a second to close).
+// So 10,000 nodes on 2 cores get 25 s, and a gateway with a handful of
+// nodes the minimum, 2 s: about what the old gateway may take to be gone
+// (the nodes are given a second to close).
 const (
 	returnCost         = 2500 * time.Microsecond
 	returnHeadroom     = 2
