@@ -630,14 +630,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			lastError = fmt.Sprintf("gateway busy, retrying in %d s", int((wait+time.Second/2)/time.Second))
 			a.cfg.Logger.Warn(lastError, "err", err)
 		} else {
-			if proof.holds(a.cfg.Now()) {
-				// The gateway asked for this return and is back, or
-				// about to be: an attempt lost in the crowd of returning
-				// nodes is repeated within the window (retryWait).
-				wait = proof.retryWait()
-			} else {
-				wait = backoff.Next()
-			}
+			wait = backoff.Next()
 			if upAt.IsZero() {
 				// The backoff runs from the failed attempt's start: an
 				// attempt that timed out has waited already, and a path
@@ -689,34 +682,13 @@ func (a *Agent) Run(ctx context.Context) error {
 const quicProofGrace = time.Minute
 
 // quicProof is until when the gateway's GoAway over QUIC lets a node dial
-// QUIC alone, and the window it asked for; the zero value proves nothing.
-type quicProof struct {
-	until  time.Time
-	within time.Duration
-}
+// QUIC alone; the zero value proves nothing.
+type quicProof struct{ until time.Time }
 
 // goAwayProof is the proof of a GoAway over QUIC at now that asked for a
 // return within.
 func goAwayProof(now time.Time, within time.Duration) quicProof {
-	return quicProof{until: now.Add(within + quicProofGrace), within: within}
-}
-
-// retryWait is the wait, while p holds, after an attempt that failed:
-// drawn evenly from the first half of the window. A restarted gateway
-// that its nodes come back to at once refuses the handshakes past its
-// cap, or answers them too late; the backoff would double its ceiling
-// with each such attempt, up to 30 s, and nodes refused a few times would
-// come back long after the window, to a gateway that is idle by then.
-// Half the window keeps them within it, and spreads their next attempts
-// as the window spread the first: every attempt, even a refused one,
-// costs the gateway (and the node a new TLS key share), so retrying
-// sooner would crowd a gateway that is slower than the window assumed.
-// A gateway that asked for no window at all still gets the backoff's
-// first spread, so that its refusals do not have the node dial in a loop
-// for the proof's minute of grace.
-func (p quicProof) retryWait() time.Duration {
-	spread := max(p.within/2, carrier.BackoffStart)
-	return time.Duration(mathrand.Int64N(int64(spread) + 1))
+	return quicProof{until: now.Add(within + quicProofGrace)}
 }
 
 // holds says whether an attempt at now dials QUIC alone.

@@ -543,28 +543,3 @@ func longLivedCertificate(t *testing.T) *tls.Certificate {
 	}
 	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }
-
-// After a failed attempt under a GoAway's proof the node waits within the
-// first half of the window, and a GoAway that asked for no window still
-// spreads the attempts over the backoff's first interval rather than
-// retrying at once, again and again.
-func TestQUICProofRetryWait(t *testing.T) {
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	for _, c := range []struct{ within, spread time.Duration }{
-		{10 * time.Second, 5 * time.Second},
-		{0, carrier.BackoffStart},
-	} {
-		p := goAwayProof(now, c.within)
-		var longest time.Duration
-		for range 200 {
-			w := p.retryWait()
-			if w < 0 || w > c.spread {
-				t.Fatalf("window %v: a wait of %v, outside [0, %v]", c.within, w, c.spread)
-			}
-			longest = max(longest, w)
-		}
-		if longest < c.spread/4 {
-			t.Errorf("window %v: 200 waits, none longer than %v; want them spread over [0, %v]", c.within, longest, c.spread)
-		}
-	}
-}
