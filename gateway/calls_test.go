@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/palyra/palyra-go/gateway"
+	"github.com/palyra/palyra-go/internal/testaddr"
 	"github.com/palyra/palyra-go/internal/testwait"
 	"github.com/palyra/palyra-go/node"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
@@ -72,8 +73,8 @@ func markCall(marks, word string) string {
 func TestQueuedCallOutlivesItsCaller(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	rg := startGateway(t, dir, "127.0.0.1:0", nil)
-	addr := rg.g.Addresses()[0]
+	addr := testaddr.Restartable(t)
+	rg := startGateway(t, dir, addr, nil)
 	a := newAgent(t, "later")
 	if _, err := a.Pair(t.Context(), node.PairOptions{Gateway: addr, PIN: mint(t, rg, true).Pin}); err != nil {
 		t.Fatal(err)

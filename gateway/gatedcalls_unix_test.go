@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/palyra/palyra-go/gateway"
+	"github.com/palyra/palyra-go/internal/testaddr"
 	"github.com/palyra/palyra-go/node"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
 )
@@ -90,8 +91,8 @@ func TestCancelDeliveredCall(t *testing.T) {
 func TestCallOutlivesSession(t *testing.T) {
 	t.Parallel()
 	dataDir := t.TempDir()
-	rg := startGateway(t, dataDir, "127.0.0.1:0", nil)
-	addr := rg.g.Addresses()[0]
+	addr := testaddr.Restartable(t)
+	rg := startGateway(t, dataDir, addr, nil)
 	a := newAgent(t, "steady")
 	// The call starts, then waits for the test to let it finish.
 	call := queueGatedCall(t, rg, a, `echo start >> "$1"; read line < "$2"; echo run >> "$1"`)
@@ -139,8 +140,8 @@ func TestCallOutlivesSession(t *testing.T) {
 func TestCallNotRunAgainAfterNodeRestart(t *testing.T) {
 	t.Parallel()
 	dataDir, nodeDir := t.TempDir(), t.TempDir()
-	rg := startGateway(t, dataDir, "127.0.0.1:0", nil)
-	addr := rg.g.Addresses()[0]
+	addr := testaddr.Restartable(t)
+	rg := startGateway(t, dataDir, addr, nil)
 	a := agentIn(t, nodeDir, "restarting")
 	// The command marks its start and then waits on a pipe nobody writes.
 	call := queueGatedCall(t, rg, a, `echo start >> "$1"; read line < "$2"`)

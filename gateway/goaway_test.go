@@ -9,6 +9,7 @@ import (
 
 	"github.com/palyra/palyra-go/gateway/carrier"
 	"github.com/palyra/palyra-go/internal/syncbuf"
+	"github.com/palyra/palyra-go/internal/testaddr"
 	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node"
 	"github.com/palyra/palyra-go/node/capability"
@@ -23,8 +24,8 @@ import (
 func TestGoAwayOnStop(t *testing.T) {
 	const nodes = 8
 	dir := t.TempDir()
-	rg := startGateway(t, dir, "127.0.0.1:0", nil)
-	addr := rg.g.Addresses()[0]
+	addr := testaddr.Restartable(t)
+	rg := startGateway(t, dir, addr, nil)
 	agents := make([]*node.Agent, nodes)
 	logs := make([]*syncbuf.Buffer, nodes)
 	for i := range agents {

@@ -14,6 +14,7 @@ import (
 	"github.com/palyra/palyra-go/gateway"
 	"github.com/palyra/palyra-go/identity/pairing"
 	"github.com/palyra/palyra-go/identity/secretstore"
+	"github.com/palyra/palyra-go/internal/testaddr"
 	"github.com/palyra/palyra-go/internal/testflood"
 	"github.com/palyra/palyra-go/internal/testlog"
 	"github.com/palyra/palyra-go/internal/testpg"
@@ -172,8 +173,8 @@ func runAgent(a *node.Agent) (stop func() error) {
 
 func TestPairConnectRestartRevoke(t *testing.T) {
 	dataDir := t.TempDir()
-	rg := startGateway(t, dataDir, "127.0.0.1:0", nil)
-	addr := rg.g.Addresses()[0]
+	addr := testaddr.Restartable(t)
+	rg := startGateway(t, dataDir, addr, nil)
 
 	// Pair by PIN, with approval.
 	code, err := rg.admin.MintNodePairingCode(t.Context(), &adminv1.MintNodePairingCodeRequest{Name: "laptop code"})

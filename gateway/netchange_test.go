@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/palyra/palyra-go/gateway"
+	"github.com/palyra/palyra-go/internal/testaddr"
 	"github.com/palyra/palyra-go/internal/testlogind"
 	"github.com/palyra/palyra-go/internal/testnetns"
 	"github.com/palyra/palyra-go/internal/wire"
@@ -115,8 +116,8 @@ type sleepingLaptop struct {
 func newSleepingLaptop(tb testing.TB) *sleepingLaptop {
 	tb.Helper()
 	l := &sleepingLaptop{dir: tb.TempDir(), logind: testlogind.Start(tb)}
-	l.rg = startGateway(tb, l.dir, "127.0.0.1:0", nil, defaultLease)
-	l.addr = l.rg.g.Addresses()[0]
+	l.addr = testaddr.Restartable(tb)
+	l.rg = startGateway(tb, l.dir, l.addr, nil, defaultLease)
 	l.port = gatewayPort(tb, l.rg)
 	l.agent = pairedAgent(tb, l.rg, "laptop", nil, 0)
 	stop := runAgent(l.agent)

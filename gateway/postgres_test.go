@@ -11,6 +11,7 @@ import (
 
 	"github.com/palyra/palyra-go/gateway"
 	"github.com/palyra/palyra-go/gateway/store"
+	"github.com/palyra/palyra-go/internal/testaddr"
 	"github.com/palyra/palyra-go/internal/testlog"
 	"github.com/palyra/palyra-go/internal/testpg"
 	"github.com/palyra/palyra-go/internal/testwait"
@@ -28,8 +29,8 @@ func TestGatewayOnPostgres(t *testing.T) {
 	db := testpg.New(t)
 	onDB := func(c *gateway.Config) { c.Database = db.URL }
 	firstDir := t.TempDir()
-	rg := startGateway(t, firstDir, "127.0.0.1:0", nil, onDB)
-	addr := rg.g.Addresses()[0]
+	addr := testaddr.Restartable(t)
+	rg := startGateway(t, firstDir, addr, nil, onDB)
 	if _, err := os.Stat(filepath.Join(firstDir, gateway.StoreFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a gateway on PostgreSQL made a SQLite file too: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/palyra/palyra-go/internal/syncbuf"
+	"github.com/palyra/palyra-go/internal/testaddr"
 )
 
 // callOut is what `calls get --json` and `calls list --json` print.
@@ -51,7 +52,7 @@ func waitQueued(t *testing.T, c *cli, id string, known ...string) string {
 // cancel` refuses what has ended and cancels what is queued.
 func TestCLIQueuedCallAfterItsCallerDied(t *testing.T) {
 	c := newCLI(t)
-	addr, _, stopGateway := c.stoppable(nil, "listening on ", "gateway", "run", "--listen", "127.0.0.1:0")
+	addr, _, stopGateway := c.stoppable(nil, "listening on ", "gateway", "run", "--listen", testaddr.Restartable(t))
 	nodeEnv := c.pairNode(addr)
 	var devs []map[string]any
 	c.mustJSON(&devs, "devices", "list", "--json")
