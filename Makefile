@@ -6,6 +6,11 @@ FUZZTIME  ?= 1m
 BENCHTIME ?= 1s
 # Which benchmarks make bench runs (a go test -bench pattern).
 BENCH     ?= .
+# The benchmarks that time how the node lives through faults (a gateway
+# vanishing, a sleep, UDP blocked, floods): each run waits out real
+# timeouts, so they take minutes; make bench-faults runs them, five runs
+# each, and make bench leaves them out.
+FAULT_BENCH ?= ConnectUDPBlocked|NoticeDeadGateway|PathReturns|WakeToConnected|NetworkChangeToConnected|Flood
 # What make bench then has `palyra bench` measure (its flags; see
 # palyra bench --help): a short run, about a minute and a half here.
 PALYRA_BENCH ?= --phases latency,throughput,grpc,idle --nodes 200 --reps 3 --calls 2000 --window 2s --idle-window 5s
@@ -49,7 +54,7 @@ define ensure_packages
 	fi
 endef
 
-.PHONY: man all build test test-deps vet cross cross-deps test-windows fuzz bench proto proto-deps clean help gui-deps desktop run package screenshots
+.PHONY: man all build test test-deps vet cross cross-deps test-windows fuzz bench bench-faults proto proto-deps clean help gui-deps desktop run package screenshots
 
 all: build
 
@@ -59,7 +64,8 @@ help:
 	@echo "make cross   build the command line for Linux, Windows and macOS, and type-check the code and tests for the last two"
 	@echo "make test-windows  the Windows smoke tests, under Wine"
 	@echo "make fuzz    run every fuzz target for FUZZTIME (default $(FUZZTIME)) each"
-	@echo "make bench   run the Go benchmarks (BENCH=pattern for some of them), then palyra bench (PALYRA_BENCH=flags)"
+	@echo "make bench   run the Go benchmarks (BENCH=pattern for some of them), then palyra bench (PALYRA_BENCH=flags); about 3 minutes"
+	@echo "make bench-faults  time how a node lives through faults (gateway vanishing, sleep, UDP blocked, floods); about 10 minutes"
 	@echo "make proto   regenerate the protobuf code in proto/"
 	@echo "make man     write the command line's man pages into man/ (MANDIR=dir for elsewhere)"
 	@echo "make run     build the desktop app and start it with its local gateway"
@@ -144,8 +150,11 @@ fuzz:
 	done
 
 bench:
-	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) ./...
+	$(GO) test -run '^$$' -bench '$(BENCH)' -skip '^Benchmark($(FAULT_BENCH))$$' -benchmem -benchtime $(BENCHTIME) ./...
 	$(GO) run ./cmd/palyra bench $(PALYRA_BENCH)
+
+bench-faults:
+	$(GO) test -run '^$$' -bench '^Benchmark($(FAULT_BENCH))$$' -benchmem -benchtime 5x ./gateway
 
 # One page per command (palyra.1, palyra-nodes-invoke.1, ...), generated
 # from the commands' own help by the hidden `palyra gen-man` command; not
