@@ -114,7 +114,9 @@ type Server struct {
 	cfg Config
 	reg *carrier.Registry
 	rt  carrier.Runtime
-	log *slog.Logger
+	// leases ends the sessions whose node went silent.
+	leases *carrier.Leases
+	log    *slog.Logger
 
 	// mu guards the fields below it and every session's gone.
 	mu sync.Mutex
@@ -186,6 +188,7 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg:     cfg,
 		reg:     cfg.Registry,
 		rt:      cfg.Registry.Runtime(),
+		leases:  carrier.NewLeases(cfg.LeaseTTL),
 		log:     cfg.Logger.With("transport", wire.TransportGRPC),
 		pending: make(map[identity.DeviceID]*registration),
 		waiters: make(map[waitKey]*waiter),

@@ -210,22 +210,18 @@ func (s *Server) streamEvents(stream grpc.BidiStreamingServer[nodev1.Frame, node
 // serveSession reads frames until the session ends; it returns why the
 // session ended and the status for StreamEvents.
 func (s *Server) serveSession(ss *session, in <-chan received) (string, error) {
-	ttl := s.cfg.LeaseTTL
-	lease := time.NewTimer(ttl)
-	defer lease.Stop()
+	lease := s.leases.Hold(func() { ss.end(carrier.EndLeaseExpired, leaseMessage, leaseMessage) })
+	defer lease.Release()
 	for {
 		select {
 		case <-ss.stop:
 			ss.awaitGoAway()
 			return "", ss.status()
-		case <-lease.C:
-			ss.end(carrier.EndLeaseExpired, leaseMessage, leaseMessage)
-			return "", ss.status()
 		case r := <-in:
 			if r.err != nil {
 				return recvEnd(r.err)
 			}
-			lease.Reset(ttl)
+			lease.Heard()
 			s.handleFrame(ss, r.f)
 		}
 	}

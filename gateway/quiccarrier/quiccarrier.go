@@ -174,6 +174,8 @@ type Server struct {
 	rt       carrier.Runtime
 	// handshakes counts the handshakes in progress (Limits).
 	handshakes *connlimit.Limiter
+	// leases ends the sessions whose node went silent.
+	leases *carrier.Leases
 
 	mu sync.Mutex
 	// serving is set once Serve is called: a Server serves once.
@@ -206,7 +208,7 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("quiccarrier: %w", err)
 	}
 	cfg.Limits = lim
-	s := &Server{cfg: cfg, log: cfg.Logger, reg: cfg.Registry, rt: cfg.Registry.Runtime(), handshakes: handshakes}
+	s := &Server{cfg: cfg, log: cfg.Logger, reg: cfg.Registry, rt: cfg.Registry.Runtime(), handshakes: handshakes, leases: carrier.NewLeases(cfg.LeaseTTL)}
 	s.tlsConf = &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		NextProtos: []string{ALPN},
