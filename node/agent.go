@@ -629,6 +629,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			wait = busyWait
 			lastError = fmt.Sprintf("gateway busy, retrying in %d s", int((wait+time.Second/2)/time.Second))
 			a.cfg.Logger.Warn(lastError, "err", err)
+		} else if now := a.cfg.Now(); proof.fast(now) || (proof.holds(now) && errors.Is(err, carrier.ErrConnectionRefused)) {
+			// The gateway asked for this return and is back, or about
+			// to be: an attempt lost in the crowd of returning nodes is
+			// repeated within the window (retryWait).
+			wait = proof.retryWait()
+			a.cfg.Logger.Info("gateway connection failed after its GoAway", "err", err, "retry_in", wait)
 		} else {
 			wait = backoff.Next()
 			if upAt.IsZero() {
@@ -682,13 +688,49 @@ func (a *Agent) Run(ctx context.Context) error {
 const quicProofGrace = time.Minute
 
 // quicProof is until when the gateway's GoAway over QUIC lets a node dial
-// QUIC alone; the zero value proves nothing.
-type quicProof struct{ until time.Time }
+// QUIC alone, until when a failed attempt is retried soon (retryWait),
+// and the window the GoAway asked for; the zero value proves nothing.
+type quicProof struct {
+	until, fastUntil time.Time
+	within           time.Duration
+}
+
+// fastRetryWindows is how many windows after a GoAway every failed
+// attempt is retried soon: the returning crowd is in them. Past them
+// only a refusal (an answer: the gateway is there, its handshakes full)
+// is; a gateway that does not answer at all may not be coming back (the
+// desktop app's local gateway turned off), and the node then waits the
+// backoff and says so, rather than dial for the rest of the proof. One
+// window: a node alone is told 2 s and its first attempt, begun within
+// them, waits 3 s for an answer, so it backs off as before.
+const fastRetryWindows = 1
 
 // goAwayProof is the proof of a GoAway over QUIC at now that asked for a
 // return within.
 func goAwayProof(now time.Time, within time.Duration) quicProof {
-	return quicProof{until: now.Add(within + quicProofGrace)}
+	return quicProof{until: now.Add(within + quicProofGrace), fastUntil: now.Add(fastRetryWindows * within), within: within}
+}
+
+// fast says whether an attempt that failed at now is retried soon,
+// whatever the failure.
+func (p quicProof) fast(now time.Time) bool { return now.Before(p.fastUntil) }
+
+// retryWait is the wait after an attempt that failed soon after a GoAway
+// (or was refused under its proof): drawn evenly from the first half of
+// the window. A restarted gateway that its nodes come back to at once
+// refuses the handshakes past its cap, or answers them too late; the
+// backoff would double its ceiling with each such attempt, up to 30 s,
+// and nodes refused a few times would come back long after the window,
+// to a gateway that is idle by then. Half the window keeps them within
+// it, and spreads their next attempts as the window spread the first:
+// every attempt, even a refused one, costs the gateway (and the node a
+// new TLS key share), so retrying sooner would crowd a gateway that is
+// slower than the window assumed. A gateway that asked for no window at
+// all still gets the backoff's first spread, so that its refusals do not
+// have the node dial in a loop.
+func (p quicProof) retryWait() time.Duration {
+	spread := max(p.within/2, carrier.BackoffStart)
+	return time.Duration(mathrand.Int64N(int64(spread) + 1))
 }
 
 // holds says whether an attempt at now dials QUIC alone.

@@ -543,3 +543,44 @@ func longLivedCertificate(t *testing.T) *tls.Certificate {
 	}
 	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
 }
+
+// After a failed attempt soon after a GoAway the node waits within the
+// first half of the window, and a GoAway that asked for no window still
+// spreads the attempts over the backoff's first interval rather than
+// retrying at once, again and again. Failures are retried so for one
+// window; the proof of UDP lasts a minute longer.
+func TestQUICProofRetryWait(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, c := range []struct{ within, spread time.Duration }{
+		{10 * time.Second, 5 * time.Second},
+		{0, carrier.BackoffStart},
+	} {
+		p := goAwayProof(now, c.within)
+		var longest time.Duration
+		for range 200 {
+			w := p.retryWait()
+			if w < 0 || w > c.spread {
+				t.Fatalf("window %v: a wait of %v, outside [0, %v]", c.within, w, c.spread)
+			}
+			longest = max(longest, w)
+		}
+		if longest < c.spread/4 {
+			t.Errorf("window %v: 200 waits, none longer than %v; want them spread over [0, %v]", c.within, longest, c.spread)
+		}
+	}
+	p := goAwayProof(now, 10*time.Second)
+	for _, c := range []struct {
+		after       time.Duration
+		fast, holds bool
+	}{
+		{0, true, true},
+		{9 * time.Second, true, true},
+		{10 * time.Second, false, true},
+		{69 * time.Second, false, true},
+		{70 * time.Second, false, false},
+	} {
+		if fast, holds := p.fast(now.Add(c.after)), p.holds(now.Add(c.after)); fast != c.fast || holds != c.holds {
+			t.Errorf("%v after a GoAway asking for 10 s: retried soon %v, proof holds %v; want %v, %v", c.after, fast, holds, c.fast, c.holds)
+		}
+	}
+}
