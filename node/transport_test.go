@@ -434,22 +434,27 @@ func TestProbeSoonAfterSlowQUIC(t *testing.T) {
 	}
 }
 
-// A GoAway over QUIC proves UDP for its window and quicProofGrace past it,
-// not for ever; no GoAway proves nothing.
+// A GoAway over QUIC proves UDP for its window and a grace past it (a
+// minute, or four windows if longer), not for ever; no GoAway proves
+// nothing.
 func TestQUICProofLastsTheWindowAndGrace(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	if (quicProof{}).holds(now) {
 		t.Error("the zero proof holds")
 	}
-	const within = 15 * time.Second
-	p := goAwayProof(now, within)
-	for _, at := range []time.Duration{0, within, within + quicProofGrace - time.Millisecond} {
-		if !p.holds(now.Add(at)) {
-			t.Errorf("a GoAway asking for a return within %v does not hold %v later", within, at)
+	for _, c := range []struct{ within, grace time.Duration }{
+		{15 * time.Second, time.Minute},
+		{25 * time.Second, 100 * time.Second},
+	} {
+		p := goAwayProof(now, c.within)
+		for _, at := range []time.Duration{0, c.within, c.within + c.grace - time.Millisecond} {
+			if !p.holds(now.Add(at)) {
+				t.Errorf("a GoAway asking for a return within %v does not hold %v later", c.within, at)
+			}
 		}
-	}
-	if p.holds(now.Add(within + quicProofGrace)) {
-		t.Errorf("a GoAway asking for a return within %v still holds %v later", within, within+quicProofGrace)
+		if p.holds(now.Add(c.within + c.grace)) {
+			t.Errorf("a GoAway asking for a return within %v still holds %v later", c.within, c.within+c.grace)
+		}
 	}
 }
 
