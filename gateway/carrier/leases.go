@@ -32,6 +32,7 @@ type Leases struct {
 type Lease struct {
 	l      *Leases
 	heard  atomic.Int64
+	paused atomic.Bool
 	lapsed atomic.Bool
 	expire func()
 }
@@ -64,6 +65,18 @@ func (l *Leases) Hold(expire func()) *Lease {
 
 // Heard renews the lease: a frame came from the node.
 func (ls *Lease) Heard() { ls.heard.Store(int64(time.Since(ls.l.base))) }
+
+// Pause keeps the lease from lapsing until Resume: the gateway is busy
+// with what the node sent (a registration waiting on the store), not
+// waiting for the node.
+func (ls *Lease) Pause() { ls.paused.Store(true) }
+
+// Resume lets the lease lapse again, a TTL from now: the gateway waits
+// for the node's next frame.
+func (ls *Lease) Resume() {
+	ls.Heard()
+	ls.paused.Store(false)
+}
 
 // Lapsed reports whether the lease lapsed (and expire was called, or is
 // about to be).
@@ -108,7 +121,7 @@ func (l *Leases) takeLapsed() []*Lease {
 	defer l.mu.Unlock()
 	var out []*Lease
 	for ls := range l.held {
-		if ls.heard.Load() < deadline {
+		if !ls.paused.Load() && ls.heard.Load() < deadline {
 			delete(l.held, ls)
 			ls.lapsed.Store(true)
 			out = append(out, ls)

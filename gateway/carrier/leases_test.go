@@ -10,7 +10,8 @@ import (
 
 // A lease that is not renewed expires (once) a TTL or a little more after
 // it was last heard; one renewed meanwhile does not; released ones never
-// do; and the checking goroutine runs only while a lease is held.
+// do; a paused one does not until it is resumed, and then a TTL later;
+// and the checking goroutine runs only while a lease is held.
 func TestLeasesExpireOnlyTheSilent(t *testing.T) {
 	const ttl = 200 * time.Millisecond
 	l := carrier.NewLeases(ttl)
@@ -60,6 +61,26 @@ func TestLeasesExpireOnlyTheSilent(t *testing.T) {
 		t.Fatal("still checking with every lease gone")
 	}
 	renewed.Release() // after expiry: a no-op
+
+	// A paused lease does not lapse; resumed, it lapses a TTL later.
+	paused := l.Hold(func() { expired <- "paused" })
+	paused.Pause()
+	pausedAt := time.Now()
+	l.Hold(func() { expired <- "other" })
+	if who := testwait.Recv(t, expired, 5*time.Second, "the unpaused lease to lapse"); who != "other" {
+		t.Fatalf("%s lease expired", who)
+	}
+	if paused.Lapsed() {
+		t.Fatalf("the paused lease lapsed, %v after it was paused", time.Since(pausedAt))
+	}
+	paused.Resume()
+	resumedAt := time.Now()
+	if who := testwait.Recv(t, expired, 5*time.Second, "the resumed lease to lapse"); who != "paused" {
+		t.Fatalf("%s lease expired", who)
+	}
+	if d := time.Since(resumedAt); d < ttl {
+		t.Fatalf("the resumed lease lapsed %v after its resumption, before its TTL", d)
+	}
 
 	// A released lease stops the checking too.
 	again := l.Hold(func() { expired <- "again" })

@@ -301,7 +301,9 @@ func errorFrame(code nodev1.Error_Code, msg string) *nodev1.Frame {
 }
 
 // controlStream reads and writes frames on a session's control stream,
-// holding the lease: each frame read renews it.
+// holding the lease: it runs only while a read waits for the node, a TTL
+// from the read's start (what the gateway does with a frame, such as a
+// registration that waits on a busy store, does not count).
 type controlStream struct {
 	ss    *session
 	str   *quic.Stream
@@ -316,10 +318,11 @@ type controlStream struct {
 // read reads one frame. A bad frame closes the connection; so does a
 // lapsed lease (the Server's Leases), which ends the read.
 func (c *controlStream) read(f *nodev1.Frame) error {
+	c.lease.Resume()
 	err := wire.ReadFrame(c.str, f)
+	c.lease.Pause()
 	switch {
 	case err == nil:
-		c.lease.Heard()
 		return nil
 	case c.lease.Lapsed():
 		return errLeaseExpired
