@@ -256,15 +256,31 @@ func (d *desktopEnv) startTrayHost() *trayHost {
 		cmd := exec.Command("gtk-sni-tray-standalone", "--top", "--end", "--watcher",
 			"--size", fmt.Sprint(trayBarHeight), "--color", "#2b2b2b")
 		cmd.Env = d.env
-		ok, out := d.startHelper(cmd, func() bool { return hasBusName(conn, "org.kde.StatusNotifierWatcher") })
+		ok, out := d.startHelper(cmd, func() bool { return hostRegistered(conn) })
 		if ok {
 			return &trayHost{d: d, conn: conn}
 		}
 		if i == starts || !strings.Contains(out, "UnknownObject") {
-			d.t.Fatalf("gtk-sni-tray-standalone exited before its watcher was on the bus (start %d of %d):\n%s", i, starts, out)
+			d.t.Fatalf("gtk-sni-tray-standalone exited before its host registered with its watcher (start %d of %d):\n%s", i, starts, out)
 		}
 		d.t.Logf("gtk-sni-tray-standalone exited as it started (start %d of %d), starting it again:\n%s", i, starts, out)
 	}
+}
+
+// hostRegistered reports whether a tray host has registered with the
+// watcher on conn's bus. The standalone host starts its watcher in a thread
+// of its own and then asks it for its items: should the watcher own its
+// name but not yet serve its object, that call fails (UnknownObject) and
+// the host exits. So the watcher's name on the bus does not mean the host
+// is up; its registration does, as the host registers last.
+func hostRegistered(conn *dbus.Conn) bool {
+	if !hasBusName(conn, "org.kde.StatusNotifierWatcher") {
+		return false
+	}
+	v, err := conn.Object("org.kde.StatusNotifierWatcher", "/StatusNotifierWatcher").
+		GetProperty("org.kde.StatusNotifierWatcher.IsStatusNotifierHostRegistered")
+	registered, _ := v.Value().(bool)
+	return err == nil && registered
 }
 
 // hasBusName reports whether name has an owner on conn's bus.
