@@ -150,7 +150,13 @@ func TestRegisterRenewGone(t *testing.T) {
 // rawClient dials the gateway as d without the session package.
 func (f *fixture) rawClient(t testing.TB, d *testpki.Device) (*quic.Conn, *quic.Stream) {
 	t.Helper()
-	conn, err := quic.DialAddr(t.Context(), f.addr, &tls.Config{
+	return rawClientAt(t, f.addr, d)
+}
+
+// rawClientAt is rawClient for the server at addr.
+func rawClientAt(t testing.TB, addr string, d *testpki.Device) (*quic.Conn, *quic.Stream) {
+	t.Helper()
+	conn, err := quic.DialAddr(t.Context(), addr, &tls.Config{
 		MinVersion:         tls.VersionTLS13,
 		NextProtos:         []string{quiccarrier.ALPN},
 		InsecureSkipVerify: true, // a test client: the server is ours
@@ -551,16 +557,27 @@ func TestShutdownClosesSessions(t *testing.T) {
 	cfg.Addresses = []string{pc.LocalAddr().String()}
 	_, up, done := f.runNode(t, cfg)
 	testwait.Recv(t, up, waitTimeout, "welcome")
+	// A node that reads nothing after its Welcome: it hears the GoAway
+	// only from the close.
+	deaf, str := rawClientAt(t, pc.LocalAddr().String(), testpki.NewDevice(t, f.CA))
+	register(t, str)
+	window := carrier.ReconnectWindow(2)
 	cancel()
 	if err := testwait.Recv(t, errc, waitTimeout, "Serve to return"); err != nil {
 		t.Errorf("Serve = %v", err)
 	}
 	err = testwait.Recv(t, done, waitTimeout, "Run to return")
-	if within, ok := nodecarrier.ReconnectWithin(err); !errors.Is(err, nodecarrier.ErrGatewayShutdown) || !ok || within != carrier.ReconnectWindow(1) {
-		t.Errorf("Run = %v, want a GoAway with the window for one node (%v)", err, carrier.ReconnectWindow(1))
+	if within, ok := nodecarrier.ReconnectWithin(err); !errors.Is(err, nodecarrier.ErrGatewayShutdown) || !ok || within != window {
+		t.Errorf("Run = %v, want a GoAway with the window for two nodes (%v)", err, window)
 	}
-	if g := testwait.Recv(t, f.Runtime.Gone, waitTimeout, "NodeGone"); !strings.Contains(g.Reason, "shutting down") {
-		t.Errorf("NodeGone reason %q", g.Reason)
+	code := closeCode(t, deaf)
+	if within, ok := wire.ShutdownWindow(uint64(code)); !ok || within != window {
+		t.Errorf("the node that read no GoAway was closed with %#x (window %v, %t), want the code for a window of %v", code, within, ok, window)
+	}
+	for range 2 {
+		if g := testwait.Recv(t, f.Runtime.Gone, waitTimeout, "NodeGone"); !strings.Contains(g.Reason, "shutting down") {
+			t.Errorf("NodeGone reason %q", g.Reason)
+		}
 	}
 }
 

@@ -36,8 +36,14 @@ const goAwayLinger = time.Second
 
 // closeWire closes ss's connection with e's code. A shutdown that gives
 // the node a window first sends it GoAway and waits (at most goAwayLinger)
-// for the node to close.
+// for the node to close; its close code carries the window too
+// (wire.ShutdownWithin), for a node that closes no sooner because it
+// did not read the GoAway in time.
 func (ss *session) closeWire(e carrier.End) {
+	code := codeFor(e.Kind)
+	if e.Kind == carrier.EndShutdown && e.ReconnectWithin > 0 {
+		code = quic.ApplicationErrorCode(wire.ShutdownWithin(e.ReconnectWithin))
+	}
 	if c := ss.ctrl.Load(); c != nil && e.Kind == carrier.EndShutdown && e.ReconnectWithin > 0 {
 		f := &nodev1.Frame{Body: &nodev1.Frame_GoAway{GoAway: &nodev1.GoAway{
 			ReconnectWithinMs: e.ReconnectWithin.Milliseconds(),
@@ -52,7 +58,7 @@ func (ss *session) closeWire(e carrier.End) {
 			t.Stop()
 		}
 	}
-	_ = ss.conn.CloseWithError(codeFor(e.Kind), e.Message)
+	_ = ss.conn.CloseWithError(code, e.Message)
 }
 
 // close ends ss with kind, reason being both what the node is told and what

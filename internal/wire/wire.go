@@ -175,7 +175,36 @@ const (
 	// failed) and said when to retry, in an Error frame (CODE_BUSY) sent
 	// before the close.
 	CodeBusy = 0x107
+	// CodeShutdownWithin is the first of the codes a shutting-down gateway
+	// closes with when it asked its nodes to come back within a window:
+	// the code is CodeShutdownWithin plus the window in milliseconds
+	// (ShutdownWithin). The GoAway frame said so first, but a node may
+	// never read that frame: once a connection's close arrives, quic-go
+	// fails every read of its streams, frames received before the close
+	// included. The close is the gateway's last word, and is answered
+	// again to every packet a node sends after it, so the window goes
+	// with it.
+	CodeShutdownWithin = 0x1_0000
 )
+
+// MaxShutdownWindow is the longest window the close codes carry, and the
+// longest a node accepts from a GoAway.
+const MaxShutdownWindow = 5 * time.Minute
+
+// ShutdownWithin is the code a gateway shutting down with a window of
+// within closes with, the window held within [0, MaxShutdownWindow].
+func ShutdownWithin(within time.Duration) uint64 {
+	return CodeShutdownWithin + uint64(min(max(within, 0), MaxShutdownWindow).Milliseconds())
+}
+
+// ShutdownWindow is the window a ShutdownWithin code carries; ok is false
+// for any other code.
+func ShutdownWindow(code uint64) (within time.Duration, ok bool) {
+	if code < CodeShutdownWithin || code > CodeShutdownWithin+uint64(MaxShutdownWindow.Milliseconds()) {
+		return 0, false
+	}
+	return time.Duration(code-CodeShutdownWithin) * time.Millisecond, true
+}
 
 // ALPN is the application protocol the node and the gateway negotiate on
 // QUIC.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -274,4 +275,46 @@ func BenchmarkFrameRoundTrip(b *testing.B) {
 			}
 		}
 	}
+}
+
+func TestShutdownWindow(t *testing.T) {
+	for _, within := range []time.Duration{0, time.Millisecond, 25 * time.Second, MaxShutdownWindow} {
+		code := ShutdownWithin(within)
+		if got, ok := ShutdownWindow(code); !ok || got != within {
+			t.Errorf("ShutdownWindow(ShutdownWithin(%v)) = %v, %t", within, got, ok)
+		}
+	}
+	// Windows outside the range are held to it, as a node holds a GoAway's.
+	if got, _ := ShutdownWindow(ShutdownWithin(time.Hour)); got != MaxShutdownWindow {
+		t.Errorf("a window of an hour is carried as %v, want %v", got, MaxShutdownWindow)
+	}
+	if got, _ := ShutdownWindow(ShutdownWithin(-time.Second)); got != 0 {
+		t.Errorf("a negative window is carried as %v, want 0", got)
+	}
+	for _, code := range []uint64{CodeNoError, CodeShutdown, CodeBusy, CodeShutdownWithin - 1, ShutdownWithin(MaxShutdownWindow) + 1, 1<<62 - 1} {
+		if within, ok := ShutdownWindow(code); ok {
+			t.Errorf("code %#x reads as a shutdown window of %v", code, within)
+		}
+	}
+}
+
+func FuzzShutdownWindow(f *testing.F) {
+	for _, code := range []uint64{0, CodeShutdown, CodeShutdownWithin, ShutdownWithin(25 * time.Second), ShutdownWithin(MaxShutdownWindow) + 1} {
+		f.Add(code)
+	}
+	f.Fuzz(func(t *testing.T, code uint64) {
+		within, ok := ShutdownWindow(code)
+		if !ok {
+			if within != 0 {
+				t.Fatalf("code %#x: no window, yet %v", code, within)
+			}
+			return
+		}
+		if within < 0 || within > MaxShutdownWindow || within%time.Millisecond != 0 {
+			t.Fatalf("code %#x: window %v outside [0, %v] or finer than a millisecond", code, within, MaxShutdownWindow)
+		}
+		if ShutdownWithin(within) != code {
+			t.Fatalf("code %#x reads as %v, which is carried as %#x", code, within, ShutdownWithin(within))
+		}
+	})
 }

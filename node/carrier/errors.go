@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/palyra/palyra-go/identity"
+	"github.com/palyra/palyra-go/internal/wire"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -76,8 +77,9 @@ func (e *GoAwayError) Error() string {
 func (e *GoAwayError) Is(target error) bool { return target == ErrGatewayShutdown }
 
 // maxGoAwayWindow bounds the window a gateway may ask for, as
-// maxBusyRetry bounds a busy gateway's wait.
-const maxGoAwayWindow = 5 * time.Minute
+// maxBusyRetry bounds a busy gateway's wait; the close codes that carry a
+// window (wire.ShutdownWithin) stop there too.
+const maxGoAwayWindow = wire.MaxShutdownWindow
 
 // GoAway maps a GoAway frame to a *GoAwayError, its window held within
 // [0, maxGoAwayWindow].

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/quic-go/quic-go"
 
@@ -32,6 +33,8 @@ func TestClassify(t *testing.T) {
 		{"replaced", app(wire.CodeReplaced, true), carrier.ErrReplaced},
 		{"lease", app(wire.CodeLeaseExpired, true), carrier.ErrLeaseExpired},
 		{"shutdown", app(wire.CodeShutdown, true), carrier.ErrGatewayShutdown},
+		{"shutdown with a window", app(quic.ApplicationErrorCode(wire.ShutdownWithin(25*time.Second)), true), carrier.ErrGatewayShutdown},
+		{"past the windows", app(quic.ApplicationErrorCode(wire.ShutdownWithin(wire.MaxShutdownWindow)+1), true), nil},
 		{"refused", app(wire.CodeRefused, true), carrier.ErrRegistrationRefused},
 		{"protocol", app(wire.CodeProtocol, true), carrier.ErrProtocol},
 		{"local close", app(wire.CodeRevoked, false), nil},
@@ -68,6 +71,10 @@ func TestClassify(t *testing.T) {
 	busy := classify(&quic.TransportError{ErrorCode: quic.ConnectionRefused, Remote: true})
 	if !strings.HasPrefix(busy.Error(), "the gateway refused the QUIC connection for now (too many handshakes in progress): ") || !carrier.ProvesQUIC(busy) {
 		t.Errorf("a refused handshake reads %q", busy)
+	}
+	goAway := classify(app(quic.ApplicationErrorCode(wire.ShutdownWithin(25*time.Second)), true))
+	if within, ok := carrier.ReconnectWithin(goAway); !ok || within != 25*time.Second {
+		t.Errorf("a close with a window of 25 s reads as a window of %v (%t): %v", within, ok, goAway)
 	}
 	if classify(nil) != nil {
 		t.Error("classify(nil) != nil")
