@@ -744,6 +744,12 @@ func (g *Gateway) sessionRefused(remote net.Addr, err error) {
 	g.audit.Count(store.AuditEvent{Kind: store.AuditSessionRefused, Source: auditlog.Source(remote), Detail: err.Error()})
 }
 
+// NotRestarting says the shutdown that ends Run is for good (the desktop
+// app's local gateway turned off), not a restart: the nodes are told the
+// gateway shut down, with no GoAway window to come back within. Call it
+// before ending Run's context.
+func (g *Gateway) NotRestarting() { g.sessions.NotRestarting() }
+
 // Run serves until ctx ends, then shuts everything down, writes the audit
 // rows still buffered and closes the store. It returns the first error
 // that stopped a server.

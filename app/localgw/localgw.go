@@ -343,6 +343,8 @@ func rememberPort(dataDir string, port int) error {
 // returns the error that stopped it, if it stopped by itself; calling it
 // again returns the same.
 func (g *Gateway) Stop() error {
+	// Turned off, or the app quits: either way nothing restarts it soon.
+	g.gw.NotRestarting()
 	g.cancel()
 	<-g.done
 	return g.err

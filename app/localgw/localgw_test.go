@@ -211,6 +211,26 @@ func TestPairAgentConnects(t *testing.T) {
 	}
 }
 
+// TestStopIsNotARestart: a local gateway turned off does not ask its nodes
+// to come back within a window, as a gateway that restarts does; they are
+// told it shut down, and back off.
+func TestStopIsNotARestart(t *testing.T) {
+	g := start(t, filepath.Join(t.TempDir(), "local-gateway"))
+	laptop := newAgent(t, "laptop")
+	if err := g.PairAgent(t.Context(), laptop); err != nil {
+		t.Fatal(err)
+	}
+	runAgent(t, laptop)
+	waitState(t, laptop, node.StateConnected)
+	if err := g.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, laptop, node.StateOffline)
+	if st := laptop.Status(); !strings.Contains(st.LastError, carrier.ErrGatewayShutdown.Error()) || strings.Contains(st.LastError, "restarting") {
+		t.Errorf("after the local gateway was turned off, the node says %q; want that the gateway shut down, not that it restarts", st.LastError)
+	}
+}
+
 // TestRestartKeepsAddress: stopped and started again on the same data
 // directory, the gateway is at the same address, and the paired device
 // finds it without pairing again.

@@ -99,6 +99,8 @@ type Registry struct {
 	epochs uint64
 	// closing holds the transports that are shutting down.
 	closing map[string]bool
+	// notRestarting: the coming shutdown gives no window (NotRestarting).
+	notRestarting bool
 	// forget is told the devices Disconnect closes, so a carrier can drop
 	// what it holds for them outside sessions.
 	forget []func(identity.DeviceID)
@@ -440,6 +442,9 @@ func (r *Registry) Shutdown(transport string) int {
 	r.mu.Lock()
 	r.closing[transport] = true
 	within := ReconnectWindow(len(r.tracked))
+	if r.notRestarting {
+		within = 0
+	}
 	closed := r.endMatchingLocked(func(s *Session) bool { return s.Transport == transport },
 		End{Kind: EndShutdown, Message: ShutdownMessage, Reason: ShutdownMessage, ReconnectWithin: within})
 	r.mu.Unlock()
@@ -449,6 +454,17 @@ func (r *Registry) Shutdown(transport string) int {
 	}
 	wg.Wait()
 	return len(closed)
+}
+
+// NotRestarting says the coming shutdown is for good: the sessions
+// Shutdown ends get no window to come back within (no GoAway), so their
+// nodes back off as from any gateway that went away, rather than dial
+// again at once, for the window and after it, a gateway that is not
+// coming back.
+func (r *Registry) NotRestarting() {
+	r.mu.Lock()
+	r.notRestarting = true
+	r.mu.Unlock()
 }
 
 // endMatchingLocked ends the tracked sessions match selects and returns

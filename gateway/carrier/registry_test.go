@@ -417,6 +417,28 @@ func TestShutdownOneTransport(t *testing.T) {
 	tb.attach(device(4), wire.TransportQUIC)
 }
 
+// A shutdown asks its nodes to come back within a window, unless the
+// gateway is not restarting.
+func TestShutdownWindow(t *testing.T) {
+	t.Parallel()
+	for _, restarting := range []bool{true, false} {
+		tb := newTable(t)
+		s := tb.attach(device(1), wire.TransportQUIC)
+		if !restarting {
+			tb.reg.NotRestarting()
+		}
+		tb.reg.Shutdown(wire.TransportQUIC)
+		e := testwait.Recv(t, s.ends, waitTimeout, "the session's close")
+		want := time.Duration(0)
+		if restarting {
+			want = carrier.ReconnectWindow(1)
+		}
+		if e.Kind != carrier.EndShutdown || e.ReconnectWithin != want {
+			t.Errorf("restarting %t: the session ended with %+v, want a shutdown with a window of %v", restarting, e, want)
+		}
+	}
+}
+
 func TestSetCapabilities(t *testing.T) {
 	t.Parallel()
 	tb := newTable(t)
