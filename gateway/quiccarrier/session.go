@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -24,39 +23,20 @@ type session struct {
 	srv      *Server
 	conn     *quic.Conn
 	notAfter time.Time
-	// ctrl is the control stream once the node is welcomed, for a GoAway.
-	ctrl atomic.Pointer[controlStream]
 }
 
-// goAwayLinger bounds how long a shutting-down gateway waits for a node it
-// sent GoAway to close the connection itself: closing first could lose
-// the frame. The nodes are told in parallel, so this is about what a
-// shutdown waits for them all.
-const goAwayLinger = time.Second
-
 // closeWire closes ss's connection with e's code. A shutdown that gives
-// the node a window first sends it GoAway and waits (at most goAwayLinger)
-// for the node to close; its close code carries the window too
-// (wire.ShutdownWithin), for a node that closes no sooner because it
-// did not read the GoAway in time.
+// the node a window closes with the code that carries it
+// (wire.ShutdownWithin), and that close is its only word: one packet per
+// node. A GoAway frame on the control stream before it would say the same
+// and could not be relied on, since a node that has not read it when the
+// close arrives never does; waiting for the nodes to read it and hang up
+// made a gateway of 10,000 nodes on 2 cores take 3 to 5 s to stop, as
+// every node's frame, read and close cost both ends a packet more.
 func (ss *session) closeWire(e carrier.End) {
 	code := codeFor(e.Kind)
 	if e.Kind == carrier.EndShutdown && e.ReconnectWithin > 0 {
 		code = quic.ApplicationErrorCode(wire.ShutdownWithin(e.ReconnectWithin))
-	}
-	if c := ss.ctrl.Load(); c != nil && e.Kind == carrier.EndShutdown && e.ReconnectWithin > 0 {
-		f := &nodev1.Frame{Body: &nodev1.Frame_GoAway{GoAway: &nodev1.GoAway{
-			ReconnectWithinMs: e.ReconnectWithin.Milliseconds(),
-			Message:           e.Message,
-		}}}
-		if c.writeWithin(f, goAwayLinger/2) == nil {
-			t := time.NewTimer(goAwayLinger)
-			select {
-			case <-ss.conn.Context().Done():
-			case <-t.C:
-			}
-			t.Stop()
-		}
 	}
 	_ = ss.conn.CloseWithError(code, e.Message)
 }
@@ -153,7 +133,7 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 	defer str.CancelRead(0)
 	lease := s.leases.Hold(func() { ss.close(carrier.EndLeaseExpired, "lease expired") })
 	defer lease.Release()
-	c := &controlStream{ss: ss, str: str, ttl: ttl, lease: lease, wmu: make(chan struct{}, 1)}
+	c := &controlStream{ss: ss, str: str, ttl: ttl, lease: lease}
 	go ss.refuseMoreStreams(ctx)
 
 	var f nodev1.Frame
@@ -210,9 +190,6 @@ func (s *Server) runSession(ctx context.Context, ss *session) error {
 		return fmt.Errorf("registering node: %w", err)
 	}
 	s.log.Info("node registered", "device", ss.ID, "name", info.Name, "platform", info.Platform, "remote", ss.Remote)
-	// From here on a shutdown sends GoAway, before or after the Welcome
-	// (the node reads either).
-	ss.ctrl.Store(c)
 	release()
 	// Reachable before the node hears Welcome, so that a node that says it
 	// is connected can be called: streams opened meanwhile wait in its
@@ -315,10 +292,6 @@ type controlStream struct {
 	str   *quic.Stream
 	ttl   time.Duration
 	lease *carrier.Lease
-	// wmu is held while a frame is written: the session's goroutine and a
-	// shutdown's GoAway both write, and the GoAway must not wait long for
-	// a node that does not read.
-	wmu chan struct{}
 }
 
 // read reads one frame. A bad frame closes the connection; so does a
@@ -345,32 +318,10 @@ func (c *controlStream) read(f *nodev1.Frame) error {
 	}
 }
 
-// write writes one frame, waiting at most one lease TTL.
+// write writes one frame, waiting at most one lease TTL. Only the
+// session's goroutine writes.
 func (c *controlStream) write(f *nodev1.Frame) error {
-	return c.writeWithin(f, c.ttl)
-}
-
-// errWriteBusy: another write held the stream for the whole wait.
-var errWriteBusy = errors.New("the control stream is busy with another write")
-
-// writeWithin writes one frame, waiting at most d in all.
-func (c *controlStream) writeWithin(f *nodev1.Frame, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	// The stream is mostly free, and then no timer is made: one per
-	// lease grant is a thousand a second for 10,000 nodes.
-	select {
-	case c.wmu <- struct{}{}:
-	default:
-		t := time.NewTimer(d)
-		select {
-		case c.wmu <- struct{}{}:
-			t.Stop()
-		case <-t.C:
-			return errWriteBusy
-		}
-	}
-	defer func() { <-c.wmu }()
-	_ = c.str.SetWriteDeadline(deadline)
+	_ = c.str.SetWriteDeadline(time.Now().Add(c.ttl))
 	if err := wire.WriteFrame(c.str, f); err != nil {
 		return fmt.Errorf("writing control stream: %w", err)
 	}

@@ -176,14 +176,14 @@ const (
 	// before the close.
 	CodeBusy = 0x107
 	// CodeShutdownWithin is the first of the codes a shutting-down gateway
-	// closes with when it asked its nodes to come back within a window:
+	// closes with when it asks its nodes to come back within a window:
 	// the code is CodeShutdownWithin plus the window in milliseconds
-	// (ShutdownWithin). The GoAway frame said so first, but a node may
-	// never read that frame: once a connection's close arrives, quic-go
-	// fails every read of its streams, frames received before the close
-	// included. The close is the gateway's last word, and is answered
-	// again to every packet a node sends after it, so the window goes
-	// with it.
+	// (ShutdownWithin). Over QUIC this close is the GoAway. A GoAway frame
+	// on the control stream ahead of it could not be relied on: once a
+	// connection's close arrives, quic-go fails every read of its
+	// streams, frames received before the close included. The close is
+	// the gateway's last word, and is answered again to every packet a
+	// node sends after it, so the window goes with it.
 	CodeShutdownWithin = 0x1_0000
 )
 

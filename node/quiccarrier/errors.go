@@ -47,8 +47,7 @@ func classify(err error) error {
 	var app *quic.ApplicationError
 	if errors.As(err, &app) && app.Remote {
 		if within, ok := wire.ShutdownWindow(uint64(app.ErrorCode)); ok {
-			// The GoAway by the close that ended it (the frame itself
-			// may not have been read first).
+			// A shutting-down gateway's GoAway, by its close.
 			return fmt.Errorf("%w: %w", &carrier.GoAwayError{Within: within, Message: app.ErrorMessage}, err)
 		}
 		if sentinel := closeCodes[app.ErrorCode]; sentinel != nil {
