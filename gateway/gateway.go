@@ -604,14 +604,63 @@ func parseCA(certPEM, keyPEM []byte) (*identity.CA, error) {
 	return ca, nil
 }
 
+// bindTries bounds ListenTCPAndUDP's draws of a port whose UDP twin is
+// free.
+const bindTries = 16
+
+// ListenTCPAndUDP listens on TCP and UDP on one HOST:PORT, as a gateway
+// serves gRPC and QUIC. With port 0 the kernel draws the TCP port, and a
+// port whose UDP twin is taken (by any program's outgoing UDP socket,
+// which take their ports from the same range) is given back for another
+// draw, at most bindTries times.
+func ListenTCPAndUDP(addr string) (net.Listener, net.PacketConn, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listening on %q: %w", addr, err)
+	}
+	tries := 1
+	if port == "0" {
+		tries = bindTries
+	}
+	for try := 1; ; try++ {
+		tcp, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("listening on TCP %s: %w", addr, err)
+		}
+		udpAddr := tcp.Addr().String()
+		udp, err := net.ListenPacket("udp", udpAddr)
+		if err == nil {
+			return tcp, udp, nil
+		}
+		tcp.Close()
+		if try == tries {
+			if tries > 1 {
+				return nil, nil, fmt.Errorf("finding a port free on both TCP and UDP for %s (%d tries): listening on UDP %s: %w", addr, tries, udpAddr, err)
+			}
+			return nil, nil, fmt.Errorf("listening on UDP %s: %w", udpAddr, err)
+		}
+	}
+}
+
 func (g *Gateway) listen() error {
 	var err error
-	if g.tcp = g.cfg.TCPListener; g.tcp == nil {
+	if g.cfg.TCPListener == nil && g.cfg.PacketConn == nil {
+		if g.tcp, g.udp, err = ListenTCPAndUDP(g.cfg.Listen); err != nil {
+			return err
+		}
+	}
+	if g.tcp == nil {
+		g.tcp = g.cfg.TCPListener
+	}
+	if g.tcp == nil {
 		if g.tcp, err = net.Listen("tcp", g.cfg.Listen); err != nil {
 			return fmt.Errorf("listening on TCP %s: %w", g.cfg.Listen, err)
 		}
 	}
-	if g.udp = g.cfg.PacketConn; g.udp == nil {
+	if g.udp == nil {
+		g.udp = g.cfg.PacketConn
+	}
+	if g.udp == nil {
 		// QUIC shares the TCP port number, so one HOST:PORT serves both.
 		udpAddr := g.tcp.Addr().String()
 		if g.udp, err = net.ListenPacket("udp", udpAddr); err != nil {

@@ -47,8 +47,6 @@ const (
 	// maxSocketPath is the longest Unix socket path every supported OS
 	// accepts (macOS: 104 bytes with the terminating NUL).
 	maxSocketPath = 103
-	// bindTries bounds the draws of a fresh port whose UDP twin is free.
-	bindTries = 16
 	// selfCodeTTL is the life of the auto-approved code that pairs this
 	// device; it is used at once.
 	selfCodeTTL = time.Minute
@@ -273,7 +271,7 @@ func bind(opts Options) (net.Listener, net.PacketConn, error) {
 	}
 	if port != 0 {
 		addr := net.JoinHostPort(host, strconv.Itoa(port))
-		tcp, udp, err := bindPort(addr)
+		tcp, udp, err := gateway.ListenTCPAndUDP(addr)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: cannot listen on %s, port %d (%s), where this gateway's devices look for it: %w; "+
 				"close the program that holds it, or delete the port file to take a new port (devices paired with this gateway must then pair again)",
@@ -281,35 +279,7 @@ func bind(opts Options) (net.Listener, net.PacketConn, error) {
 		}
 		return tcp, udp, nil
 	}
-	var lastErr error
-	for range bindTries {
-		tcp, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			return nil, nil, fmt.Errorf("listening on TCP %s: %w", net.JoinHostPort(host, "0"), err)
-		}
-		// QUIC shares the TCP port number, so one HOST:PORT serves both;
-		// a port whose UDP twin is taken is given back for another draw.
-		udp, err := net.ListenPacket("udp", tcp.Addr().String())
-		if err == nil {
-			return tcp, udp, nil
-		}
-		tcp.Close()
-		lastErr = err
-	}
-	return nil, nil, fmt.Errorf("finding a free port for both TCP and UDP on %s: %w", host, lastErr)
-}
-
-func bindPort(addr string) (net.Listener, net.PacketConn, error) {
-	tcp, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, nil, err
-	}
-	udp, err := net.ListenPacket("udp", tcp.Addr().String())
-	if err != nil {
-		tcp.Close()
-		return nil, nil, err
-	}
-	return tcp, udp, nil
+	return gateway.ListenTCPAndUDP(net.JoinHostPort(host, "0"))
 }
 
 // readPort returns the remembered port, or 0 when there is none.
