@@ -559,7 +559,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			Calls: ctx,
 		}
 		if err == nil {
-			d, err = a.dial(ctx, dialCfg, proof)
+			d, err = a.dial(ctx, dialCfg, proof.holds(a.cfg.Now()))
 			if err != nil && len(dialCfg.Addresses) > 0 {
 				order.pass(dialCfg.Addresses[0])
 			}

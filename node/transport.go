@@ -46,20 +46,6 @@ const (
 	// on TCP for the whole probe interval for it. On a network that drops
 	// UDP silently this costs one probe more.
 	quicSlowProbe = 5 * time.Second
-	// returnHandshakeTimeout is the QUIC handshake idle timeout of an
-	// attempt inside a GoAway's window (quicProof.fast), against
-	// carrier.HandshakeIdleTimeout's 3 s otherwise. That short one is for
-	// finding a path that returns after an outage; here the path works
-	// and the gateway asked for this return, so a handshake that hears
-	// nothing is queued behind the other nodes' returns. Giving up starts
-	// over at the back of that queue, and the gateway holds the abandoned
-	// handshake's slot until its own timeout (5 s). Storms of 3,000 nodes
-	// on 2 cores had hundreds of attempts time out at 3 s, on runs where
-	// the raw baseline also slowed to half its speed. Past the window a
-	// gateway that does not answer may not be coming back, and the
-	// attempts are short again, so the node says it is offline between
-	// them.
-	returnHandshakeTimeout = 10 * time.Second
 )
 
 // dialFunc dials one carrier and returns a registered session.
@@ -75,9 +61,6 @@ type carriers struct {
 	// the attempt dials QUIC alone, however long the gateway takes, and
 	// takes no gRPC fallback for a gateway slowed by its nodes' returns.
 	quicProven bool
-	// returning says the attempt is inside the GoAway's window: its QUIC
-	// handshake waits returnHandshakeTimeout for the gateway.
-	returning bool
 }
 
 // realCarriers dials the real QUIC and gRPC carriers.
@@ -140,9 +123,6 @@ func (c carriers) race(ctx context.Context, cfg carrier.Config, log *slog.Logger
 	var reachedOnce sync.Once
 	quicCfg := cfg
 	quicCfg.Reached = func() { reachedOnce.Do(func() { close(reached) }) }
-	if c.returning {
-		quicCfg.HandshakeIdleTimeout = returnHandshakeTimeout
-	}
 	start(quicCtx, wire.TransportQUIC, c.quic, quicCfg)
 	running := 1
 	head := time.NewTimer(c.headStart)
@@ -276,10 +256,9 @@ func fallbackReason(quicErr error, late bool, headStart time.Duration) (reason, 
 
 // dial connects over whichever carrier registers first (carriers.race);
 // quicProven: over QUIC only.
-func (a *Agent) dial(ctx context.Context, cfg carrier.Config, proof quicProof) (dialed, error) {
+func (a *Agent) dial(ctx context.Context, cfg carrier.Config, quicProven bool) (dialed, error) {
 	c := a.carriers
-	now := a.cfg.Now()
-	c.quicProven, c.returning = proof.holds(now), proof.fast(now)
+	c.quicProven = quicProven
 	return c.race(ctx, cfg, a.cfg.Logger)
 }
 

@@ -405,27 +405,6 @@ func TestRaceQUICProvenDialsQUICAlone(t *testing.T) {
 			t.Errorf("gRPC was dialed %d times after QUIC was proven", n)
 		}
 	})
-	// An attempt inside the GoAway's window waits longer for a handshake
-	// that hears nothing; later ones keep the carrier's default.
-	t.Run("handshake timeout", func(t *testing.T) {
-		for _, returning := range []bool{true, false} {
-			var got time.Duration
-			c := carriers{quic: func(ctx context.Context, cfg carrier.Config) (carrier.Conn, error) {
-				got = cfg.HandshakeIdleTimeout
-				return &fakeConn{name: "quic"}, nil
-			}, grpc: up(&fakeConn{name: "grpc"}).fn, headStart: never, quicProven: true, returning: returning}
-			if _, err := c.race(t.Context(), carrier.Config{}, slog.New(slog.DiscardHandler)); err != nil {
-				t.Fatal(err)
-			}
-			want := time.Duration(0)
-			if returning {
-				want = returnHandshakeTimeout
-			}
-			if got != want {
-				t.Errorf("returning %t: QUIC dialed with a handshake idle timeout of %v, want %v", returning, got, want)
-			}
-		}
-	})
 	// The control: without the proof, the same slow QUIC loses to gRPC.
 	t.Run("unproven", func(t *testing.T) {
 		grpc := up(&fakeConn{name: "grpc"})

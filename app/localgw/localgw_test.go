@@ -211,17 +211,24 @@ func TestPairAgentConnects(t *testing.T) {
 	}
 }
 
+// connectedAgent is a new agent paired with g and running, once connected.
+func connectedAgent(t *testing.T, g *Gateway, name string) *node.Agent {
+	t.Helper()
+	a := newAgent(t, name)
+	if err := g.PairAgent(t.Context(), a); err != nil {
+		t.Fatal(err)
+	}
+	runAgent(t, a)
+	waitState(t, a, node.StateConnected)
+	return a
+}
+
 // TestStopIsNotARestart: a local gateway turned off does not ask its nodes
 // to come back within a window, as a gateway that restarts does; they are
 // told it shut down, and back off.
 func TestStopIsNotARestart(t *testing.T) {
 	g := start(t, filepath.Join(t.TempDir(), "local-gateway"))
-	laptop := newAgent(t, "laptop")
-	if err := g.PairAgent(t.Context(), laptop); err != nil {
-		t.Fatal(err)
-	}
-	runAgent(t, laptop)
-	waitState(t, laptop, node.StateConnected)
+	laptop := connectedAgent(t, g, "laptop")
 	if err := g.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -244,12 +251,7 @@ func TestRestartKeepsAddress(t *testing.T) {
 		t.Errorf("default name %q", g.Name())
 	}
 	addr := g.Address()
-	laptop := newAgent(t, "laptop")
-	if err := g.PairAgent(t.Context(), laptop); err != nil {
-		t.Fatal(err)
-	}
-	runAgent(t, laptop)
-	waitState(t, laptop, node.StateConnected)
+	laptop := connectedAgent(t, g, "laptop")
 
 	if err := g.Stop(); err != nil {
 		t.Fatal(err)

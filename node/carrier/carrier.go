@@ -77,10 +77,6 @@ type Config struct {
 	// so that a slow registration (a gateway busy with a storm of
 	// reconnects) is not mistaken for a network that drops UDP.
 	Reached func()
-	// HandshakeIdleTimeout, if set, replaces HandshakeIdleTimeout for
-	// QUIC: a node the gateway asked to come back waits longer for a
-	// gateway busy with its other nodes' returns.
-	HandshakeIdleTimeout time.Duration
 
 	// address is the one of Addresses being dialed: DialEach sets it for
 	// each, and the Session remembers it.

@@ -11,7 +11,6 @@
 package quiccarrier
 
 import (
-	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -106,7 +105,7 @@ func connect(open openFunc) func(context.Context, carrier.Config, string, *tls.C
 	return func(ctx context.Context, cfg carrier.Config, addr string, tlsConf *tls.Config) (*Conn, error) {
 		tlsConf.NextProtos = []string{ALPN}
 		quicConf := &quic.Config{
-			HandshakeIdleTimeout: cmp.Or(cfg.HandshakeIdleTimeout, carrier.HandshakeIdleTimeout),
+			HandshakeIdleTimeout: carrier.HandshakeIdleTimeout,
 			KeepAlivePeriod:      keepAlivePeriod,
 			MaxIdleTimeout:       maxIdleTimeout,
 			MaxIncomingStreams:   maxIncomingStreams,

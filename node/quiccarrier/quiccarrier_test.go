@@ -1,8 +1,6 @@
 package quiccarrier
 
 import (
-	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -90,25 +88,5 @@ func TestConfigValidate(t *testing.T) {
 	t.Parallel()
 	if _, err := Dial(t.Context(), carrier.Config{}); err == nil {
 		t.Error("Dial with an empty Config succeeded")
-	}
-}
-
-// The QUIC connection is opened with the handshake idle timeout the Config
-// asks for, and the carrier's default without one.
-func TestHandshakeIdleTimeout(t *testing.T) {
-	for _, tt := range []struct{ asked, want time.Duration }{{0, carrier.HandshakeIdleTimeout}, {10 * time.Second, 10 * time.Second}} {
-		var got time.Duration
-		refused := errors.New("not opened")
-		open := func(_ context.Context, _ string, _ *tls.Config, conf *quic.Config) (*quic.Conn, error) {
-			got = conf.HandshakeIdleTimeout
-			return nil, refused
-		}
-		_, err := connect(open)(t.Context(), carrier.Config{HandshakeIdleTimeout: tt.asked}, "127.0.0.1:1", &tls.Config{})
-		if !errors.Is(err, refused) {
-			t.Fatalf("connect = %v, want the open's error", err)
-		}
-		if got != tt.want {
-			t.Errorf("asked for %v: opened with a handshake idle timeout of %v, want %v", tt.asked, got, tt.want)
-		}
 	}
 }
