@@ -183,7 +183,7 @@ type Config struct {
 	MaxQUICHandshakesPerSource int
 	// QUICRetryThreshold: from this many QUIC handshakes in progress on,
 	// a client must prove its address with a Retry first; it must be below
-	// MaxQUICHandshakes. Zero: 1/8 of MaxQUICHandshakes; negative: never.
+	// MaxQUICHandshakes. Zero: half of MaxQUICHandshakes; negative: never.
 	QUICRetryThreshold int
 	// MaxAdmittingNodes caps the registrations of paired nodes in
 	// progress (after the handshake, up to the Welcome; the handshakes are

@@ -46,9 +46,16 @@ const (
 	// it.
 	sourceShare = 16
 	// retryThresholdPart: by default a QUIC handshake needs a Retry once
-	// 1/8 of the cap is in progress, which is all a flood from spoofed
-	// addresses can hold.
-	retryThresholdPart = 8
+	// half the cap is in progress, which is all a flood from spoofed
+	// addresses can hold (about 12 MB, for the 5 s of a handshake's
+	// timeout). It was 1/8: then in a restart every returning node past
+	// 64 made two Initials instead of one, and quic-go's one goroutine
+	// that takes every new connection's packets, behind a queue of 1,024,
+	// fell behind on 2 cores. In a storm of 5,000 nodes (`palyra bench
+	// --phases storm --nodes 5000`) it dropped 1,679 packets for a full
+	// queue, and 4,551 handshakes heard nothing for 3 s; with half, none
+	// dropped and 1,510 timed out, all back in 24.4 s instead of 29.3 s.
+	retryThresholdPart = 2
 )
 
 // limits are the connection limits a gateway runs with, resolved from its

@@ -29,11 +29,11 @@ func TestResolveLimits(t *testing.T) {
 	}{
 		{
 			name: "the defaults", fileLimit: 20000,
-			want: resolved{handshakeTimeout: 10 * time.Second, idleTimeout: 20 * time.Second, unauthenticated: 1024, perSource: 64, quicHandshakes: 512, quicPerSource: 32, quicRetryAt: 64},
+			want: resolved{handshakeTimeout: 10 * time.Second, idleTimeout: 20 * time.Second, unauthenticated: 1024, perSource: 64, quicHandshakes: 512, quicPerSource: 32, quicRetryAt: 256},
 		},
 		{
 			name: "the defaults under a low open-file limit", fileLimit: 1024,
-			want: resolved{handshakeTimeout: 10 * time.Second, idleTimeout: 20 * time.Second, unauthenticated: 384, perSource: 24, quicHandshakes: 512, quicPerSource: 32, quicRetryAt: 64},
+			want: resolved{handshakeTimeout: 10 * time.Second, idleTimeout: 20 * time.Second, unauthenticated: 384, perSource: 24, quicHandshakes: 512, quicPerSource: 32, quicRetryAt: 256},
 		},
 		{
 			name: "caps asked for", fileLimit: 20000,
@@ -68,12 +68,12 @@ func TestResolveLimits(t *testing.T) {
 		{
 			name: "QUIC handshakes without a cap per source", fileLimit: 20000,
 			cfg:  Config{MaxQUICHandshakesPerSource: -1},
-			want: resolved{handshakeTimeout: 10 * time.Second, idleTimeout: 20 * time.Second, unauthenticated: 1024, perSource: 64, quicHandshakes: 512, quicPerSource: 0, quicRetryAt: 64},
+			want: resolved{handshakeTimeout: 10 * time.Second, idleTimeout: 20 * time.Second, unauthenticated: 1024, perSource: 64, quicHandshakes: 512, quicPerSource: 0, quicRetryAt: 256},
 		},
 		{
 			name: "a QUIC cap per source asked for", fileLimit: 20000,
 			cfg:  Config{MaxQUICHandshakes: 1000, MaxQUICHandshakesPerSource: 900},
-			want: resolved{handshakeTimeout: 10 * time.Second, idleTimeout: 20 * time.Second, unauthenticated: 1024, perSource: 64, quicHandshakes: 1000, quicPerSource: 900, quicRetryAt: 125},
+			want: resolved{handshakeTimeout: 10 * time.Second, idleTimeout: 20 * time.Second, unauthenticated: 1024, perSource: 64, quicHandshakes: 1000, quicPerSource: 900, quicRetryAt: 500},
 		},
 		{
 			name: "one source could take every QUIC slot", fileLimit: 20000,
