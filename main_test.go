@@ -178,10 +178,10 @@ func TestDesktopUnderXvfb(t *testing.T) {
 	waitFor(t, stepDeadline, "the local gateway to stop", func() bool { return strings.Contains(app.log(), "local gateway stopped") })
 	// Between attempts: the agent is offline, waiting to retry, before and
 	// after the capture (it spends a while connecting in each attempt).
-	// The first wait long enough may come late: the GoAway's is drawn from
-	// [0, 2 s], and each attempt waits 3 s for an answer, which the
-	// backoff (1, 2, 4, 8 s, ±20 %) counts in, so the next few waits can
-	// all be nothing, and the first of 5 s comes some 20 s in.
+	// The first wait long enough may come late: each attempt waits 3 s
+	// for an answer, which the backoff (1, 2, 4, 8 s, ±20 %) counts in,
+	// so the first few waits can all be nothing, and the first of 5 s
+	// comes some 20 s in.
 	waitFor(t, 2*stepDeadline, "a capture of the app offline and retrying", func() bool {
 		before, ok := offlineUntil(t, socket)
 		if !ok {

@@ -644,23 +644,17 @@ func ListenTCPAndUDP(addr string) (net.Listener, net.PacketConn, error) {
 
 func (g *Gateway) listen() error {
 	var err error
-	if g.cfg.TCPListener == nil && g.cfg.PacketConn == nil {
+	g.tcp, g.udp = g.cfg.TCPListener, g.cfg.PacketConn
+	switch {
+	case g.tcp == nil && g.udp == nil:
 		if g.tcp, g.udp, err = ListenTCPAndUDP(g.cfg.Listen); err != nil {
 			return err
 		}
-	}
-	if g.tcp == nil {
-		g.tcp = g.cfg.TCPListener
-	}
-	if g.tcp == nil {
+	case g.tcp == nil:
 		if g.tcp, err = net.Listen("tcp", g.cfg.Listen); err != nil {
 			return fmt.Errorf("listening on TCP %s: %w", g.cfg.Listen, err)
 		}
-	}
-	if g.udp == nil {
-		g.udp = g.cfg.PacketConn
-	}
-	if g.udp == nil {
+	case g.udp == nil:
 		// QUIC shares the TCP port number, so one HOST:PORT serves both.
 		udpAddr := g.tcp.Addr().String()
 		if g.udp, err = net.ListenPacket("udp", udpAddr); err != nil {
