@@ -1,29 +1,42 @@
 package capability
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
 var plainJSONCases = []struct {
 	name, args string
-	// plain is plainJSON's answer; err what checkJSON says ("" for nil).
-	plain bool
-	err   string
+	// err is what checkJSON says ("" for nil); decodePlain reads the
+	// arguments exactly when it says nothing.
+	err string
 }{
-	{"empty object", `{}`, true, ""},
-	{"a key again in other objects", `{"a":1,"b":{"a":2},"c":[{"a":1},{"a":1}]}`, true, ""},
-	{"braces and quotes in a string", `{"s":"{\"a\":1,\"a\":1}","t":"\\","u":"]"}`, true, ""},
-	{"not an object", ` [1, "x", null, true] `, true, ""},
-	{"a key twice", `{"a":1,"a":2}`, false, `argument "a" is given twice`},
-	{"a nested key twice", `{"a":{"b":1,"b":[]}}`, false, `argument "a.b" is given twice`},
-	{"a key twice, once escaped", `{"a":1,"\u0061":2}`, false, `argument "a" is given twice`},
-	{"invalid bytes read as the same key", "{\"\xff\":1,\"\xfe\":2}", false, "is given twice"},
-	{"many keys", manyKeys(plainMaxKeys + 1), false, ""},
-	{"as deep as allowed", strings.Repeat("[", maxJSONDepth) + strings.Repeat("]", maxJSONDepth), true, ""},
-	{"too deep", strings.Repeat("[", maxJSONDepth+1) + strings.Repeat("]", maxJSONDepth+1), false, "nested more than 64 levels deep"},
+	{"empty object", `{}`, ""},
+	{"a key again in other objects", `{"a":1,"b":{"a":2},"c":[{"a":1},{"a":1}]}`, ""},
+	{"braces and quotes in a string", `{"s":"{\"a\":1,\"a\":1}","t":"\\","u":"]"}`, ""},
+	{"not an object", ` [1, "x", null, true, false, -0.5e+3, 2E-2, {}, []] `, ""},
+	{"escapes", `{"\u00e4":"\ud83d\ude00 \/ \b\f\n\r\t","lone":"\ud800","bad":"\u00"}`, "not valid JSON"},
+	{"escapes and a surrogate left alone", `{"\u00e4":"\ud83d\ude00 \/ \b\f\n\r\t","lone":"\ud800x"}`, ""},
+	{"bytes that are not UTF-8", "{\"k\":\"\xff\xfe\",\"l\":\"é\"}", ""},
+	{"a key twice", `{"a":1,"a":2}`, `argument "a" is given twice`},
+	{"a nested key twice", `{"a":{"b":1,"b":[]}}`, `argument "a.b" is given twice`},
+	{"a key twice, once escaped", `{"a":1,"\u0061":2}`, `argument "a" is given twice`},
+	{"invalid bytes read as the same key", "{\"\xff\":1,\"\xfe\":2}", "is given twice"},
+	{"many keys", manyKeys(100), ""},
+	{"as deep as allowed", strings.Repeat("[", maxJSONDepth) + strings.Repeat("]", maxJSONDepth), ""},
+	{"too deep", strings.Repeat("[", maxJSONDepth+1) + strings.Repeat("]", maxJSONDepth+1), "nested more than 64 levels deep"},
+	{"a leading zero", `{"n":01}`, "not valid JSON"},
+	{"a bare minus", `[-]`, "not valid JSON"},
+	{"a trailing comma", `{"a":1,}`, "not valid JSON"},
+	{"two values", `{} {}`, "not valid JSON"},
+	{"a control byte in a string", "\"a\tb\"", "not valid JSON"},
+	{"nothing", ` `, "not valid JSON"},
 }
 
 func manyKeys(n int) string {
@@ -34,45 +47,69 @@ func manyKeys(n int) string {
 	return "{" + strings.Join(keys, ",") + "}"
 }
 
-// plainJSON says "no problem" only where there is none, and checkJSON's
-// answers are the walk's, whichever of the two decided.
-func TestPlainJSON(t *testing.T) {
+// decodePlain reads what checkJSON passes, as the library's decode does,
+// and nothing that checkJSON refuses.
+func TestDecodePlain(t *testing.T) {
 	for _, tc := range plainJSONCases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := plainJSON([]byte(tc.args)); got != tc.plain {
-				t.Errorf("plainJSON = %v, want %v", got, tc.plain)
-			}
 			err := checkJSON([]byte(tc.args))
 			if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 				t.Errorf("checkJSON = %v, want %q", err, tc.err)
 			}
+			checkDecodePlain(t, []byte(tc.args))
 		})
 	}
 }
 
-// FuzzPlainJSON: whatever valid JSON plainJSON passes, the walk passes too.
-func FuzzPlainJSON(f *testing.F) {
+// checkDecodePlain: decodePlain reads args exactly when json.Valid and
+// the walk pass them, and then into the value the library's decode makes.
+func checkDecodePlain(t *testing.T, args []byte) {
+	t.Helper()
+	got, ok := decodePlain(args)
+	valid := json.Valid(args) && walkJSON(args) == nil
+	if ok != valid {
+		t.Fatalf("decodePlain(%q) ok = %v; json.Valid and the walk say %v", args, ok, valid)
+	}
+	if !ok {
+		return
+	}
+	want, err := jsonschema.UnmarshalJSON(bytes.NewReader(args))
+	if err != nil {
+		t.Fatalf("decodePlain read %q, which the library refuses: %v", args, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("decodePlain(%q) = %#v, the library reads %#v", args, got, want)
+	}
+}
+
+func FuzzDecodePlain(f *testing.F) {
 	for _, tc := range plainJSONCases {
 		f.Add([]byte(tc.args))
 	}
-	f.Fuzz(func(t *testing.T, args []byte) {
-		if !json.Valid(args) || !plainJSON(args) {
-			return
-		}
-		if err := walkJSON(args); err != nil {
-			t.Fatalf("plainJSON passed %q, which the walk refuses: %v", args, err)
-		}
-	})
+	f.Fuzz(checkDecodePlain)
 }
 
-// BenchmarkCheckJSON checks a call's usual arguments: a few keys, one
+// BenchmarkDecodeArgs reads a call's usual arguments: a few keys, one
 // nested object.
-func BenchmarkCheckJSON(b *testing.B) {
+func BenchmarkDecodeArgs(b *testing.B) {
 	args := []byte(`{"command":"/bin/echo","args":["a","b"],"opts":{"timeout_ms":5,"stdin":"x"}}`)
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := checkJSON(args); err != nil {
-			b.Fatal(err)
+	b.Run("plain", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := decodePlain(args); !ok {
+				b.Fatal("refused")
+			}
 		}
-	}
+	})
+	b.Run("check-and-library", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := checkJSON(args); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := jsonschema.UnmarshalJSON(bytes.NewReader(args)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

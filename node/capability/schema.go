@@ -6,12 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"math/big"
 	"reflect"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
@@ -85,17 +83,22 @@ func CompileSchema(raw json.RawMessage) (*Schema, error) {
 // *Error with CodeInvalidArgs whose message names the first offending
 // argument, e.g. `argument "args[2]": must be a string`.
 func (s *Schema) Validate(args json.RawMessage) error {
-	if err := checkJSON(args); err != nil {
-		return err
-	}
-	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(args))
-	if err != nil {
-		return NewError(CodeInvalidArgs, "arguments are not valid JSON: %v", err)
+	v, ok := decodePlain(args)
+	if !ok {
+		// checkJSON says what is wrong; the library's own decode is the
+		// last word should it find nothing.
+		if err := checkJSON(args); err != nil {
+			return err
+		}
+		var err error
+		if v, err = jsonschema.UnmarshalJSON(bytes.NewReader(args)); err != nil {
+			return NewError(CodeInvalidArgs, "arguments are not valid JSON: %v", err)
+		}
 	}
 	if err := checkNumbers(v); err != nil {
 		return err
 	}
-	err = s.validate(v)
+	err := s.validate(v)
 	var ve *jsonschema.ValidationError
 	if errors.As(err, &ve) {
 		return explain(first(ve), v)
@@ -172,9 +175,6 @@ func checkJSON(args []byte) error {
 		if err := json.Unmarshal(args, &raw); err != nil {
 			return NewError(CodeInvalidArgs, "arguments are not valid JSON: %v", err)
 		}
-	}
-	if plainJSON(args) {
-		return nil
 	}
 	return walkJSON(args)
 }
@@ -260,81 +260,6 @@ func walkJSON(args []byte) error {
 		}
 		valueDone()
 	}
-}
-
-// plainMaxKeys bounds the keys plainJSON compares; past it checkJSON walks
-// the value.
-const plainMaxKeys = 32
-
-// plainJSON reports that args, valid JSON, nest at most maxJSONDepth deep
-// and give no key twice in an object, for the common arguments: few keys,
-// none with an escape. It reads args once and allocates nothing, where
-// walkJSON (which finds where a problem is, to say so) decodes every token.
-// false means it could not tell, not that there is a problem.
-func plainJSON(args []byte) bool {
-	// The state is small: plainJSON runs on each call's fresh goroutine,
-	// whose stack a frame of a couple of KiB made grow (and be copied) at
-	// every call. objects has bit d set when level d is an object;
-	// keyStart[d] is where that object's keys begin in keys, which are
-	// offsets into args.
-	const _ = uint64(1) << (maxJSONDepth - 1) // objects holds every level
-	const _ = uint8(plainMaxKeys)             // as does a keyStart
-	var objects uint64
-	var keyStart [maxJSONDepth]uint8
-	var keyBuf [plainMaxKeys]struct{ start, end uint32 }
-	if len(args) > math.MaxUint32 {
-		return false
-	}
-	depth, keys := 0, keyBuf[:0]
-	inObject := func() bool { return depth > 0 && objects&(1<<(depth-1)) != 0 }
-	expectKey := false
-	for i := 0; i < len(args); i++ {
-		switch args[i] {
-		case '{', '[':
-			if depth == maxJSONDepth {
-				return false
-			}
-			objects &^= 1 << depth
-			if args[i] == '{' {
-				objects |= 1 << depth
-			}
-			keyStart[depth] = uint8(len(keys))
-			depth++
-			expectKey = args[i] == '{'
-		case '}', ']':
-			depth--
-			keys = keys[:keyStart[depth]]
-			expectKey = false
-		case ',':
-			expectKey = inObject()
-		case '"':
-			start := i + 1
-			escaped := false
-			for i++; args[i] != '"'; i++ {
-				if args[i] == '\\' {
-					escaped = true
-					i++
-				}
-			}
-			if !expectKey {
-				continue
-			}
-			expectKey = false
-			key := args[start:i]
-			if escaped || len(keys) == plainMaxKeys || !utf8.Valid(key) {
-				// A key to unescape (or whose invalid bytes decode
-				// as U+FFFD), or many: the walk compares them.
-				return false
-			}
-			for _, k := range keys[keyStart[depth-1]:] {
-				if bytes.Equal(args[k.start:k.end], key) {
-					return false
-				}
-			}
-			keys = append(keys, struct{ start, end uint32 }{uint32(start), uint32(i)})
-		}
-	}
-	return true
 }
 
 // first follows the causes of a validation error to the first leaf: the
