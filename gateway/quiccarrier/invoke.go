@@ -62,7 +62,7 @@ func (ss *session) invoke(ctx context.Context, inv *nodev1.Invoke, progress func
 		if stop() {
 			// Done without cancelling: release both directions.
 			_ = str.Close()
-			str.CancelRead(0)
+			finishRead(str)
 		}
 	}()
 	if err := write(&nodev1.Frame{Body: &nodev1.Frame_Invoke{Invoke: inv}}); err != nil {
@@ -92,6 +92,16 @@ func (ss *session) invoke(ctx context.Context, inv *nodev1.Invoke, progress func
 		default:
 			return nil, fmt.Errorf("%w: unexpected frame %T", carrier.ErrBadAnswer, f.Body)
 		}
+	}
+}
+
+// finishRead ends str's read side: by its end, when the node's FIN has
+// come (a node closes its side after the result), else by STOP_SENDING.
+func finishRead(str *quic.Stream) {
+	_ = str.SetReadDeadline(time.Now())
+	var b [1]byte
+	if _, err := str.Read(b[:]); err != io.EOF {
+		str.CancelRead(0)
 	}
 }
 

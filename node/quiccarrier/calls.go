@@ -1,11 +1,11 @@
 package quiccarrier
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -27,6 +27,8 @@ const (
 // started (or its stream turned out to hold none); the session's end
 // waits for the calls themselves as carrier.Session.EndCalls says.
 func (c *Conn) acceptCalls(ctx context.Context) {
+	workers := callWorkers{work: make(chan func()), done: make(chan struct{})}
+	defer close(workers.done)
 	var starting sync.WaitGroup
 	defer starting.Wait()
 	for {
@@ -35,13 +37,67 @@ func (c *Conn) acceptCalls(ctx context.Context) {
 			return
 		}
 		starting.Add(1)
-		go func() {
+		workers.run(func() {
 			call := c.readCall(str)
 			starting.Done()
 			if call != nil {
 				c.serveCall(str, call)
 			}
-		}()
+		})
+	}
+}
+
+// callWorkers runs a connection's calls on goroutines that stay a while
+// for the next one. A call's code (the schema check above all) grows a new
+// goroutine's stack, and growing and copying it again for every call took
+// a twentieth of a busy node's CPU.
+type callWorkers struct {
+	work chan func()
+	// done is closed when no more calls come: idle workers leave.
+	done chan struct{}
+	idle atomic.Int32
+}
+
+const (
+	// maxIdleCallWorkers bounds the workers that wait for a call.
+	maxIdleCallWorkers = 8
+	// callWorkerIdle is how long a worker waits for a call before it
+	// leaves.
+	callWorkerIdle = 5 * time.Second
+)
+
+// run runs f on an idle worker, or on a new one when none is idle.
+func (w *callWorkers) run(f func()) {
+	select {
+	case w.work <- f:
+	default:
+		go w.loop(f)
+	}
+}
+
+func (w *callWorkers) loop(f func()) {
+	var idle *time.Timer
+	for {
+		f()
+		if w.idle.Add(1) > maxIdleCallWorkers {
+			w.idle.Add(-1)
+			return
+		}
+		if idle == nil {
+			idle = time.NewTimer(callWorkerIdle)
+		} else {
+			idle.Reset(callWorkerIdle)
+		}
+		select {
+		case f = <-w.work:
+			w.idle.Add(-1)
+		case <-idle.C:
+			w.idle.Add(-1)
+			return
+		case <-w.done:
+			w.idle.Add(-1)
+			return
+		}
 	}
 }
 
@@ -71,25 +127,18 @@ func (c *Conn) readCall(str *quic.Stream) *carrier.Call {
 // passes or the gateway cancels it, and writes the result.
 func (c *Conn) serveCall(str *quic.Stream, call *carrier.Call) {
 	defer call.End()
+	// The gateway's side of the stream holds nothing more for the node: a
+	// Cancel frame it may send is followed by STOP_SENDING, which is what
+	// the node acts on, so no goroutine of each call waits on a read.
 	defer str.CancelRead(0)
 	inv := call.Invoke()
-	// A Cancel frame from the gateway ends the call. The read waits for
-	// the frame's first byte by itself: at every call's end it fails, the
-	// read side cancelled below, and an error that nobody reads is then
-	// not also formatted (as ReadFrame's would be).
-	go func() {
-		var first [1]byte
-		if _, err := io.ReadFull(str, first[:]); err != nil {
-			return
+	stopWatching := context.AfterFunc(str.Context(), func() {
+		var se *quic.StreamError
+		if errors.As(context.Cause(str.Context()), &se) && se.Remote {
+			call.Cancel(fmt.Errorf("%w: %w", context.Canceled, errCanceledByGateway))
 		}
-		var g nodev1.Frame
-		if err := wire.ReadFrame(io.MultiReader(bytes.NewReader(first[:]), str), &g); err != nil {
-			return
-		}
-		if cn := g.GetCancel(); cn != nil {
-			call.Cancel(fmt.Errorf("%w: %s", context.Canceled, cn.GetReason()))
-		}
-	}()
+	})
+	defer stopWatching()
 
 	var writeMu sync.Mutex
 	send := func(f *nodev1.Frame) error {
@@ -108,6 +157,8 @@ func (c *Conn) serveCall(str *quic.Stream, call *carrier.Call) {
 		str.CancelWrite(0)
 		return
 	}
+	// Its own close ends str.Context too.
+	stopWatching()
 	if err := send(&nodev1.Frame{Body: &nodev1.Frame_Result{Result: res}}); err != nil {
 		c.s.Log().Info("could not send a call's result", "request_id", inv.GetRequestId(), "err", err)
 		str.CancelWrite(0)
@@ -115,3 +166,7 @@ func (c *Conn) serveCall(str *quic.Stream, call *carrier.Call) {
 	}
 	_ = str.Close()
 }
+
+// errCanceledByGateway is the cause of a call's context when the gateway
+// canceled it.
+var errCanceledByGateway = errors.New("the gateway canceled the call")
