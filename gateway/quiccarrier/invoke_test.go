@@ -113,8 +113,8 @@ func TestInvokeCancel(t *testing.T) {
 	if err := testwait.Recv(t, errc, waitTimeout, "invoke"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("invoke: %v, want context.Canceled", err)
 	}
-	if err := testwait.Recv(t, ended, waitTimeout, "handler end"); !errors.Is(err, context.Canceled) {
-		t.Fatalf("handler ended with %v", err)
+	if err := testwait.Recv(t, ended, waitTimeout, "handler end"); !errors.Is(err, context.Canceled) || !errors.Is(err, nodecarrier.ErrCanceledByGateway) {
+		t.Fatalf("handler ended with %v, want the gateway's cancel", err)
 	}
 }
 

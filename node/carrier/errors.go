@@ -36,6 +36,10 @@ var (
 	// Config.Calls is not set: the gateway will deliver it again on the
 	// next session, which is why with Calls the call goes on instead.
 	ErrSessionEnded = errors.New("the session to the gateway ended")
+	// ErrCanceledByGateway is the cause of a running call's context when
+	// the gateway canceled the call (its caller gave up), on either
+	// carrier.
+	ErrCanceledByGateway = errors.New("the gateway canceled the call")
 	// ErrGatewayBusy is what a *BusyError is: the gateway could not serve
 	// the registration now (its store failed) and asked the node to come
 	// back later. Nothing is wrong with the device or the network.

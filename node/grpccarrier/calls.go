@@ -2,7 +2,6 @@ package grpccarrier
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"google.golang.org/protobuf/proto"
@@ -12,10 +11,6 @@ import (
 	"github.com/palyra/palyra-go/node/carrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
-
-// errCanceledByGateway is the cause of a call's context when the gateway
-// sent Cancel.
-var errCanceledByGateway = errors.New("the gateway canceled the call")
 
 // startCall runs inv on its own goroutine. Running a request ID at most
 // once is the node agent's business (it remembers recent IDs); here a second
@@ -48,7 +43,7 @@ func (c *Conn) cancelCall(cn *nodev1.Cancel) {
 	cl := c.calls[cn.GetRequestId()]
 	c.callsMu.Unlock()
 	if cl != nil {
-		cl.Cancel(fmt.Errorf("%w: %w (%s)", context.Canceled, errCanceledByGateway, cn.GetReason()))
+		cl.Cancel(fmt.Errorf("%w: %w (%s)", context.Canceled, carrier.ErrCanceledByGateway, cn.GetReason()))
 	}
 }
 

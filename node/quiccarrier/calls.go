@@ -88,14 +88,15 @@ func (w *callWorkers) loop(f func()) {
 		} else {
 			idle.Reset(callWorkerIdle)
 		}
+		more := false
 		select {
 		case f = <-w.work:
-			w.idle.Add(-1)
+			more = true
 		case <-idle.C:
-			w.idle.Add(-1)
-			return
 		case <-w.done:
-			w.idle.Add(-1)
+		}
+		w.idle.Add(-1)
+		if !more {
 			return
 		}
 	}
@@ -135,7 +136,7 @@ func (c *Conn) serveCall(str *quic.Stream, call *carrier.Call) {
 	stopWatching := context.AfterFunc(str.Context(), func() {
 		var se *quic.StreamError
 		if errors.As(context.Cause(str.Context()), &se) && se.Remote {
-			call.Cancel(fmt.Errorf("%w: %w", context.Canceled, errCanceledByGateway))
+			call.Cancel(fmt.Errorf("%w: %w", context.Canceled, carrier.ErrCanceledByGateway))
 		}
 	})
 	defer stopWatching()
@@ -166,7 +167,3 @@ func (c *Conn) serveCall(str *quic.Stream, call *carrier.Call) {
 	}
 	_ = str.Close()
 }
-
-// errCanceledByGateway is the cause of a call's context when the gateway
-// canceled it.
-var errCanceledByGateway = errors.New("the gateway canceled the call")
