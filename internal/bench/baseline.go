@@ -21,6 +21,7 @@ import (
 	"github.com/palyra/palyra-go/internal/quicecho"
 	"github.com/palyra/palyra-go/internal/wire"
 	nodecarrier "github.com/palyra/palyra-go/node/carrier"
+	"github.com/palyra/palyra-go/node/quiccarrier"
 	nodev1 "github.com/palyra/palyra-go/proto/node/v1"
 )
 
@@ -140,11 +141,11 @@ func grpcEchoCall(ctx context.Context, conn *grpc.ClientConn, msg []byte) error 
 // (node/quiccarrier), a small exchange every lease renewal interval on a
 // control stream, and the node's reconnect backoff.
 const (
-	rawKeepAlive   = 4 * time.Second
-	rawIdleTimeout = 15 * time.Second
-	// rawRenewal is a node's lease renewal interval with the gateway's
-	// default lease (30 s / 3).
-	rawRenewal = 10 * time.Second
+	rawKeepAlive   = quiccarrier.KeepAlivePeriod
+	rawIdleTimeout = quiccarrier.MaxIdleTimeout
+	// rawRenewal is a node's lease renewal interval with any lease of
+	// SilenceLimit or longer (the default's is 30 s).
+	rawRenewal = nodecarrier.SilenceLimit / 3
 	// rawMaxAttempts bounds one client's dials over a run.
 	rawMaxAttempts = 100_000
 )

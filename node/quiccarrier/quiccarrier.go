@@ -31,15 +31,21 @@ const ALPN = wire.ALPN
 const (
 	// registerTimeout bounds waiting for Welcome after dialing.
 	registerTimeout = 10 * time.Second
-	// keepAlivePeriod: QUIC keepalives on an idle connection, often enough
-	// to keep NAT bindings open and to give the idle timer something to
-	// miss when the path dies.
-	keepAlivePeriod = 4 * time.Second
-	// maxIdleTimeout: QUIC closes a connection that heard nothing for this
-	// long. The smaller of the two ends' values applies, so this is the
+	// KeepAlivePeriod is how long a session goes without a packet from the
+	// gateway before QUIC pings it. The lease renewals (every
+	// carrier.SilenceLimit/3, 4 s, each answered) are what keeps NAT
+	// bindings open and gives the idle timer something to miss when the
+	// path dies; the pings stand in only when the answers stop. At 4 s
+	// they came due just as the next renewal went out, every period: a
+	// ping beside the renewal, or the connection's timer moved to fire
+	// within a millisecond, and in a process of thousands of sessions
+	// every such move costs a scan of the runtime's timer heap.
+	KeepAlivePeriod = carrier.SilenceLimit / 2
+	// MaxIdleTimeout is how long QUIC keeps a connection that hears
+	// nothing. The smaller of the two ends' values applies, so this is the
 	// connection's timeout: together with carrier.SilenceLimit, a gateway
 	// that vanished is noticed within 15 s.
-	maxIdleTimeout = 15 * time.Second
+	MaxIdleTimeout = 15 * time.Second
 	// maxIncomingStreams is how many of the gateway's calls may run at
 	// once on the session (a stream each); more wait at the gateway for
 	// one to end. quic-go's default of 100 made the 101st call wait even
@@ -106,8 +112,8 @@ func connect(open openFunc) func(context.Context, carrier.Config, string, *tls.C
 		tlsConf.NextProtos = []string{ALPN}
 		quicConf := &quic.Config{
 			HandshakeIdleTimeout: carrier.HandshakeIdleTimeout,
-			KeepAlivePeriod:      keepAlivePeriod,
-			MaxIdleTimeout:       maxIdleTimeout,
+			KeepAlivePeriod:      KeepAlivePeriod,
+			MaxIdleTimeout:       MaxIdleTimeout,
 			MaxIncomingStreams:   maxIncomingStreams,
 		}
 		conn, err := open(ctx, addr, tlsConf, quicConf)

@@ -84,6 +84,20 @@ func TestClassify(t *testing.T) {
 	}
 }
 
+// TestKeepAliveAfterRenewals: QUIC's ping comes due only when a renewal's
+// answer is more than a second late, never beside every renewal, and is
+// not cut short by quic-go's cap of half the idle timeout.
+func TestKeepAliveAfterRenewals(t *testing.T) {
+	t.Parallel()
+	renewal := carrier.SilenceLimit / 3
+	if KeepAlivePeriod < renewal+time.Second {
+		t.Errorf("KeepAlivePeriod %v is due within a second of the renewal every %v", KeepAlivePeriod, renewal)
+	}
+	if KeepAlivePeriod > MaxIdleTimeout/2 {
+		t.Errorf("KeepAlivePeriod %v is past half of MaxIdleTimeout %v, where quic-go pings instead", KeepAlivePeriod, MaxIdleTimeout)
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	t.Parallel()
 	if _, err := Dial(t.Context(), carrier.Config{}); err == nil {
