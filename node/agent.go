@@ -145,6 +145,9 @@ type Agent struct {
 	sharing  Sharing
 	// conn is the registered session, while there is one.
 	conn carrier.Conn
+	// certFrom and certUntil are cert's validity: the certificate itself
+	// is kept only as DER, which is all TLS needs of it.
+	certFrom, certUntil time.Time
 
 	caps    *capability.Registry
 	calls   calls
@@ -240,10 +243,14 @@ func (a *Agent) load() error {
 	if err != nil {
 		return fmt.Errorf("reading the device certificate: %w", err)
 	}
-	if a.ca, err = parseCertPEM(caPEM); err != nil {
+	caDER, err := pemCertificate(caPEM)
+	if err == nil {
+		a.ca, err = sharedCA(caDER)
+	}
+	if err != nil {
 		return fmt.Errorf("reading the gateway CA certificate: %w", err)
 	}
-	a.cert = &tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: a.key.Signer(), Leaf: cert}
+	a.setCertificate(cert)
 	if a.conf, err = ReadConfig(a.cfg.ConfigDir); err != nil {
 		return err
 	}
@@ -482,6 +489,7 @@ func (a *Agent) Forget() error {
 	}
 	a.mu.Lock()
 	a.cert, a.ca, a.conf = nil, nil, StoredConfig{}
+	a.certFrom, a.certUntil = time.Time{}, time.Time{}
 	err := a.load()
 	a.mu.Unlock()
 	a.update(func(*Status) {})
@@ -898,11 +906,11 @@ func (a *Agent) renewWhileConnected(ctx context.Context, conn carrier.Conn) {
 // untilRenewal is how long until the current certificate is due.
 func (a *Agent) untilRenewal() time.Duration {
 	a.mu.Lock()
-	leaf := a.cert.Leaf
+	from, until := a.certFrom, a.certUntil
 	a.mu.Unlock()
-	life := leaf.NotAfter.Sub(leaf.NotBefore)
+	life := until.Sub(from)
 	frac := renewAtMin + (renewAtMax-renewAtMin)*mathrand.Float64()
-	due := leaf.NotBefore.Add(time.Duration(frac * float64(life)))
+	due := from.Add(time.Duration(frac * float64(life)))
 	return max(due.Sub(a.cfg.Now()), 0)
 }
 
@@ -926,9 +934,9 @@ func (a *Agent) renewOver(ctx context.Context, conn carrier.Conn) error {
 // slept) by signing the gateway's challenge with the device key.
 func (a *Agent) renewIfExpired(ctx context.Context) error {
 	a.mu.Lock()
-	cert := a.cert
+	until := a.certUntil
 	a.mu.Unlock()
-	if a.cfg.Now().Before(cert.Leaf.NotAfter) {
+	if a.cfg.Now().Before(until) {
 		return nil
 	}
 	return a.renewByChallenge(ctx)
@@ -967,7 +975,7 @@ func (a *Agent) storeCertificate(der []byte) error {
 		return fmt.Errorf("storing the renewed certificate: %w", err)
 	}
 	a.mu.Lock()
-	a.cert = &tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: a.key.Signer(), Leaf: cert}
+	a.setCertificate(cert)
 	a.mu.Unlock()
 	a.update(func(s *Status) { s.CertificateNotAfter = cert.NotAfter })
 	a.cfg.Logger.Info("device certificate renewed", "not_after", cert.NotAfter)
@@ -983,12 +991,26 @@ func (a *Agent) clientCertificate() (*tls.Certificate, error) {
 	return a.cert, nil
 }
 
+// setCertificate makes cert the device certificate; a.mu is held.
+func (a *Agent) setCertificate(cert *x509.Certificate) {
+	a.cert = &tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: a.key.Signer()}
+	a.certFrom, a.certUntil = cert.NotBefore, cert.NotAfter
+}
+
 func parseCertPEM(b []byte) (*x509.Certificate, error) {
+	der, err := pemCertificate(b)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
+}
+
+func pemCertificate(b []byte) ([]byte, error) {
 	block, _ := pem.Decode(b)
 	if block == nil || block.Type != "CERTIFICATE" {
 		return nil, errors.New("not a PEM certificate")
 	}
-	return x509.ParseCertificate(block.Bytes)
+	return block.Bytes, nil
 }
 
 func certPEM(c *x509.Certificate) []byte {

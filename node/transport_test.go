@@ -481,6 +481,7 @@ func TestMovedToQUICReleasesTheGRPCSession(t *testing.T) {
 	a, _, _ := blockingAgent(t)
 	a.cfg.QUICProbeInterval = time.Millisecond
 	a.cert = longLivedCertificate(t)
+	a.certFrom, a.certUntil = a.cert.Leaf.NotBefore, a.cert.Leaf.NotAfter
 	a.ca, a.conf.Gateways = a.cert.Leaf, []string{"gateway.test:7443"}
 	replaced := make(chan struct{})
 	q := &fakeConn{name: "quic"}
