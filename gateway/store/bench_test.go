@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"testing"
 )
 
@@ -67,4 +68,65 @@ func BenchmarkAuditBatch(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/row")
+}
+
+// BenchmarkListNodes lists 10,000 nodes, as an admin's `palyra nodes
+// list` does with a big gateway (and `palyra bench` every 100 ms through a
+// storm).
+func BenchmarkListNodes(b *testing.B) {
+	const n = 10_000
+	ctx := context.Background()
+	s, _ := openTest(b)
+	registerNodes(b, s, n)
+	for b.Loop() {
+		nodes, err := s.ListNodes(ctx)
+		if err != nil || len(nodes) != n {
+			b.Fatalf("ListNodes: %d nodes, %v; want %d", len(nodes), err, n)
+		}
+	}
+}
+
+// BenchmarkUpsertNodes records the registrations of 100 paired devices in
+// one transaction, as the gateway's registration writer does in a storm.
+func BenchmarkUpsertNodes(b *testing.B) {
+	ctx := context.Background()
+	s, _ := openTest(b)
+	nodes := registerNodes(b, s, 100)
+	for b.Loop() {
+		outcomes, err := s.UpsertNodes(ctx, nodes)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, err := range outcomes {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// registerNodes writes n devices and their nodes directly, in one
+// transaction, and returns the nodes.
+func registerNodes(b *testing.B, s *Store, n int) []Node {
+	ctx := context.Background()
+	nodes := make([]Node, n)
+	err := s.update(ctx, func(tx *txn) error {
+		for i := range n {
+			id, pub := newDevice(b)
+			name := fmt.Sprintf("laptop-%d", i)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO devices (id, public_key, name, platform, paired_at) VALUES (?, ?, ?, ?, ?)`,
+				dbDeviceID(id), []byte(pub), name, "linux/amd64", dbTime(t0)); err != nil {
+				return err
+			}
+			nodes[i] = Node{DeviceID: id, Name: name, Platform: "linux/amd64", Version: "1.0.0", LastSeen: t0}
+			if err := upsertNodeTx(ctx, tx, nodes[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return nodes
 }

@@ -51,8 +51,10 @@ func scanDevice(row interface{ Scan(...any) error }) (Device, error) {
 	return d, nil
 }
 
+const deviceByID = deviceSelect + ` WHERE d.id = ?`
+
 func getDeviceTx(ctx context.Context, q querier, id identity.DeviceID) (Device, error) {
-	return deviceRow(q.QueryRowContext(ctx, deviceSelect+` WHERE d.id = ?`, dbDeviceID(id)))
+	return deviceRow(q.QueryRowContext(ctx, deviceByID, dbDeviceID(id)))
 }
 
 // deviceRow is the device of a lookup by id, or ErrNotFound.
@@ -281,9 +283,11 @@ func (s *Store) RevocationsAfter(ctx context.Context, after int64, limit int) ([
 	return out, nil
 }
 
+const isRevokedQuery = `SELECT EXISTS (SELECT 1 FROM revocations WHERE device_id = ?)`
+
 func isRevokedTx(ctx context.Context, q querier, id identity.DeviceID) (bool, error) {
 	var revoked bool
-	err := q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM revocations WHERE device_id = ?)`, dbDeviceID(id)).Scan(&revoked)
+	err := q.QueryRowContext(ctx, isRevokedQuery, dbDeviceID(id)).Scan(&revoked)
 	return revoked, err
 }
 

@@ -141,21 +141,34 @@ func (h *db) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error
 	return h.DB.PrepareContext(ctx, h.d.rebind(query))
 }
 
-// txn is a write transaction that rebinds the queries it runs.
+// txn is a write transaction that rebinds the queries it runs, and runs
+// those the store prepared on the writer (Store.prepared) through their
+// statements.
 type txn struct {
 	*sql.Tx
 	d dialect
+	// prepared is Store.prepared, or nil (migrations).
+	prepared map[string]*sql.Stmt
 }
 
 func (t *txn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := t.prepared[query]; st != nil {
+		return t.Tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
 	return t.Tx.ExecContext(ctx, t.d.rebind(query), args...)
 }
 
 func (t *txn) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := t.prepared[query]; st != nil {
+		return t.Tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
 	return t.Tx.QueryContext(ctx, t.d.rebind(query), args...)
 }
 
 func (t *txn) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := t.prepared[query]; st != nil {
+		return t.Tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
 	return t.Tx.QueryRowContext(ctx, t.d.rebind(query), args...)
 }
 

@@ -128,7 +128,7 @@ func (s *Store) applyMigrations(ctx context.Context, ms []migration, lockTimeout
 		if err != nil {
 			return err
 		}
-		tx := &txn{sqlTx, s.dialect}
+		tx := &txn{sqlTx, s.dialect, nil}
 		if err := fn(tx); err != nil {
 			_ = tx.Rollback()
 			return err
