@@ -105,6 +105,21 @@ func BenchmarkUpsertNodes(b *testing.B) {
 	}
 }
 
+// BenchmarkPendingInvocations looks for a node's pending invocations, as
+// the dispatcher does at each registration; the node has none, as most
+// have in a storm.
+func BenchmarkPendingInvocations(b *testing.B) {
+	ctx := context.Background()
+	s, _ := openTest(b)
+	id := registerNodes(b, s, 1)[0].DeviceID
+	for b.Loop() {
+		pending, err := s.PendingInvocations(ctx, id, t0)
+		if err != nil || len(pending) != 0 {
+			b.Fatalf("PendingInvocations = %v, %v; want none", pending, err)
+		}
+	}
+}
+
 // registerNodes writes n devices and their nodes directly, in one
 // transaction, and returns the nodes.
 func registerNodes(b *testing.B, s *Store, n int) []Node {

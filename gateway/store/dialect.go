@@ -119,10 +119,14 @@ func (d dialect) tableExistsQuery() string {
 	return `SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`
 }
 
-// db is a pool of connections that rebinds the queries it runs.
+// db is a pool of connections that rebinds the queries it runs, and runs
+// those prepared on it (prepared) through their statements.
 type db struct {
 	*sql.DB
 	d dialect
+	// prepared holds statements prepared on this pool, by query text;
+	// set once, before the store is used.
+	prepared map[string]*sql.Stmt
 }
 
 func (h *db) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
@@ -130,6 +134,9 @@ func (h *db) ExecContext(ctx context.Context, query string, args ...any) (sql.Re
 }
 
 func (h *db) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := h.prepared[query]; st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return h.DB.QueryContext(ctx, h.d.rebind(query), args...)
 }
 

@@ -48,6 +48,10 @@ func (s InvocationState) Pending() bool { return s == InvocationQueued || s == I
 // MaxPendingInvocations bounds what PendingInvocations returns.
 const MaxPendingInvocations = 1000
 
+const pendingInvocationsQuery = `SELECT ` + invocationColumns + ` FROM invocations
+	WHERE device_id = ? AND state IN ('queued', 'delivered') AND expires_at > ?
+	ORDER BY created_at, request_id LIMIT ?`
+
 // Invocation is a call queued for a node that was offline. Args and Result
 // may hold user data: they are never written to the audit log.
 type Invocation struct {
@@ -171,9 +175,7 @@ func (s *Store) QueueInvocation(ctx context.Context, inv Invocation) error {
 // at most MaxPendingInvocations. It changes nothing; expiry is left to
 // ExpireInvocations.
 func (s *Store) PendingInvocations(ctx context.Context, id identity.DeviceID, now time.Time) ([]Invocation, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+invocationColumns+` FROM invocations
-		WHERE device_id = ? AND state IN ('queued', 'delivered') AND expires_at > ?
-		ORDER BY created_at, request_id LIMIT ?`, dbDeviceID(id), now.UnixNano(), MaxPendingInvocations)
+	rows, err := s.rdb.QueryContext(ctx, pendingInvocationsQuery, dbDeviceID(id), now.UnixNano(), MaxPendingInvocations)
 	if err != nil {
 		return nil, fmt.Errorf("listing pending invocations of %s: %w", id, err)
 	}

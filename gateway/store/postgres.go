@@ -70,13 +70,13 @@ func openPostgres(ctx context.Context, cfg *pgxpool.Config, opts Options) (*Stor
 	}
 	sdb := stdlib.OpenDBFromPool(pool)
 	sdb.SetMaxOpenConns(readers + 1)
-	h := &db{sdb, postgresDialect}
+	h := &db{sdb, postgresDialect, nil}
 	s := &Store{db: h, rdb: h, ldb: h, pool: pool, dialect: postgresDialect, now: clock(opts)}
 	if err := s.prepareSchema(ctx, opts); err != nil {
 		s.closeDBs()
 		return nil, err
 	}
-	if err := s.prepareStatements(ctx); err != nil {
+	if err := s.prepareStatements(ctx, opts); err != nil {
 		s.closeDBs()
 		return nil, err
 	}
