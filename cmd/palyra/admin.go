@@ -15,9 +15,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/palyra/palyra-go/gateway/adminrpc"
 	"github.com/palyra/palyra-go/identity/pairing/qr"
 	"github.com/palyra/palyra-go/internal/localsock"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
@@ -37,9 +37,9 @@ func adminClient(env *environment, flagValue string) (adminv1.AdminClient, func(
 	}
 	// Every connection gRPC opens goes through localsock.Dial; the
 	// authority is a fixed name, since a path is none.
-	conn, err := grpc.NewClient("passthrough:///admin", grpc.WithTransportCredentials(insecure.NewCredentials()),
+	conn, err := grpc.NewClient("passthrough:///admin", append(adminrpc.DialOptions(),
 		grpc.WithAuthority("localhost"),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return localsock.Dial(ctx, path) }))
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return localsock.Dial(ctx, path) }))...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connecting to the admin socket %s: %w", path, err)
 	}

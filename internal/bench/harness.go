@@ -16,9 +16,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/palyra/palyra-go/gateway"
+	"github.com/palyra/palyra-go/gateway/adminrpc"
 	"github.com/palyra/palyra-go/identity/secretstore"
 	"github.com/palyra/palyra-go/internal/wire"
 	"github.com/palyra/palyra-go/node"
@@ -105,7 +105,7 @@ func StartGateway(ctx context.Context, dir string, o GatewayOptions) (*Gateway, 
 	if err != nil {
 		return nil, fmt.Errorf("starting the gateway: %w", err)
 	}
-	conn, err := grpc.NewClient("unix://"+cfg.AdminSocket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient("unix://"+cfg.AdminSocket, adminrpc.DialOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("dialing the admin socket: %w", err)
 	}
