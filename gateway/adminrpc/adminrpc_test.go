@@ -134,7 +134,21 @@ func start(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	socket := filepath.Join(dir, "admin.sock")
+	socket := serve(t, svc)
+	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	h.admin = adminv1.NewAdminClient(conn)
+	return h
+}
+
+// serve serves svc's admin API on a Unix socket until t ends, and returns
+// the socket's path.
+func serve(t *testing.T, svc *admin.Service) string {
+	t.Helper()
+	socket := filepath.Join(t.TempDir(), "admin.sock")
 	ln, err := unixsock.Listen(socket)
 	if err != nil {
 		t.Fatal(err)
@@ -147,13 +161,7 @@ func start(t *testing.T) *harness {
 		srv.Stop()
 		<-served
 	})
-	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	h.admin = adminv1.NewAdminClient(conn)
-	return h
+	return socket
 }
 
 func wantCode(t *testing.T, err error, code codes.Code) {

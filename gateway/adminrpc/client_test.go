@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 
@@ -19,7 +18,6 @@ import (
 	"github.com/palyra/palyra-go/gateway/store"
 	"github.com/palyra/palyra-go/identity"
 	"github.com/palyra/palyra-go/internal/testlog"
-	"github.com/palyra/palyra-go/internal/unixsock"
 	adminv1 "github.com/palyra/palyra-go/proto/admin/v1"
 )
 
@@ -67,19 +65,7 @@ func TestDialOptionsTakeAListingInOneFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	socket := filepath.Join(t.TempDir(), "admin.sock")
-	ln, err := unixsock.Listen(socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	adminv1.RegisterAdminServer(srv, adminrpc.New(svc))
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		srv.Stop()
-		<-served
-	})
+	socket := serve(t, svc)
 
 	// written is what the client wrote during its second listing: the
 	// first set the connection up.
