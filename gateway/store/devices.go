@@ -68,7 +68,7 @@ func deviceRow(row *sql.Row) (Device, error) {
 
 // GetDevice returns the device with id, or ErrNotFound.
 func (s *Store) GetDevice(ctx context.Context, id identity.DeviceID) (Device, error) {
-	d, err := deviceRow(s.getDevice.QueryRowContext(ctx, dbDeviceID(id)))
+	d, err := deviceRow(s.rdb.QueryRowContext(ctx, deviceByID, dbDeviceID(id)))
 	if err != nil {
 		return Device{}, fmt.Errorf("reading device %s: %w", id, err)
 	}

@@ -130,6 +130,9 @@ type db struct {
 }
 
 func (h *db) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := h.prepared[query]; st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return h.DB.ExecContext(ctx, h.d.rebind(query), args...)
 }
 
@@ -141,6 +144,9 @@ func (h *db) QueryContext(ctx context.Context, query string, args ...any) (*sql.
 }
 
 func (h *db) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := h.prepared[query]; st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return h.DB.QueryRowContext(ctx, h.d.rebind(query), args...)
 }
 

@@ -113,18 +113,16 @@ type Store struct {
 	// nor holds a reader they need while it reads every row; on
 	// PostgreSQL the same pool as db.
 	ldb *db
-	// getDevice is GetDevice's query prepared on rdb: every node
-	// handshake runs it, and parsing it anew each time was most of its
-	// cost.
-	getDevice *sql.Stmt
 	// prepared holds the queries of a registration (upsertNodeTx)
 	// prepared on db, by query text, for the write transactions to run
 	// (txn); SQLite only, where parsing them anew was 70 % of what a
 	// registration cost (BenchmarkUpsertNodes): pgx keeps its own cache
 	// of prepared statements, which also copes with another gateway's
 	// migration changing a table under them. rdb.prepared, likewise,
-	// holds the dispatcher's look for a node's pending invocations, which
-	// every registration runs too (BenchmarkPendingInvocations).
+	// holds GetDevice's lookup, which every node handshake runs and whose
+	// parsing was most of its cost (on both backends), and on SQLite the
+	// dispatcher's look for a node's pending invocations, which every
+	// registration runs too (BenchmarkPendingInvocations).
 	prepared map[string]*sql.Stmt
 	// pool is the pgx pool under db on PostgreSQL; nil on SQLite.
 	pool    *pgxpool.Pool
@@ -267,19 +265,17 @@ func (s *Store) Close() error {
 // them is a cost, once the schema they read is there.
 func (s *Store) prepareStatements(ctx context.Context, opts Options) error {
 	var err error
-	if s.getDevice, err = s.rdb.PrepareContext(ctx, deviceByID); err != nil {
-		return fmt.Errorf("preparing the device lookup: %w", err)
+	readers := []string{deviceByID}
+	// A store at an older program's version (tests make them) may lack
+	// the other queries' tables; they run unprepared there.
+	if s.dialect == sqliteDialect && opts.migrations == nil {
+		if s.prepared, err = prepareAll(ctx, s.db, isRevokedQuery, deviceByID, upsertNodeQuery); err != nil {
+			return fmt.Errorf("preparing the registration's queries: %w", err)
+		}
+		readers = append(readers, pendingInvocationsQuery)
 	}
-	if s.dialect != sqliteDialect || opts.migrations != nil {
-		// A store at an older program's version (tests make them) may
-		// lack their tables; its queries run unprepared.
-		return nil
-	}
-	if s.prepared, err = prepareAll(ctx, s.db, isRevokedQuery, deviceByID, upsertNodeQuery); err != nil {
-		return fmt.Errorf("preparing the registration's queries: %w", err)
-	}
-	if s.rdb.prepared, err = prepareAll(ctx, s.rdb, pendingInvocationsQuery); err != nil {
-		return fmt.Errorf("preparing the look for pending invocations: %w", err)
+	if s.rdb.prepared, err = prepareAll(ctx, s.rdb, readers...); err != nil {
+		return fmt.Errorf("preparing the device lookup and the look for pending invocations: %w", err)
 	}
 	return nil
 }
@@ -304,9 +300,6 @@ func prepareAll(ctx context.Context, pool *db, queries ...string) (map[string]*s
 // the pgx pool under them.
 func (s *Store) closeDBs() error {
 	var err error
-	if s.getDevice != nil {
-		err = s.getDevice.Close()
-	}
 	for _, st := range s.prepared {
 		err = errors.Join(err, st.Close())
 	}
