@@ -113,9 +113,13 @@ func (s *Server) ListNodes(ctx context.Context, _ *adminv1.ListNodesRequest) (*a
 	if err != nil {
 		return nil, Status(err)
 	}
-	out := &adminv1.ListNodesResponse{}
-	for _, n := range nodes {
-		out.Nodes = append(out.Nodes, nodeProto(n))
+	// One allocation for the messages, not one each: a listing of 10,000
+	// nodes is what an operator's dashboard asks for through a storm.
+	msgs := make([]adminv1.Node, len(nodes))
+	out := &adminv1.ListNodesResponse{Nodes: make([]*adminv1.Node, len(nodes))}
+	for i, n := range nodes {
+		setNodeProto(&msgs[i], n)
+		out.Nodes[i] = &msgs[i]
 	}
 	return out, nil
 }
@@ -325,16 +329,21 @@ func requestState(s admin.RequestState) adminv1.PairingRequest_State {
 }
 
 func nodeProto(n admin.Node) *adminv1.Node {
-	return &adminv1.Node{
-		DeviceId:       n.DeviceID.String(),
-		Name:           n.Name,
-		Platform:       n.Platform,
-		Version:        n.Version,
-		Online:         n.Online,
-		LastSeenUnixMs: n.LastSeen.UnixMilli(),
-		Transport:      n.Transport,
-		Gateway:        n.Gateway,
-	}
+	m := &adminv1.Node{}
+	setNodeProto(m, n)
+	return m
+}
+
+// setNodeProto fills m, a new message, with n.
+func setNodeProto(m *adminv1.Node, n admin.Node) {
+	m.DeviceId = n.DeviceID.String()
+	m.Name = n.Name
+	m.Platform = n.Platform
+	m.Version = n.Version
+	m.Online = n.Online
+	m.LastSeenUnixMs = n.LastSeen.UnixMilli()
+	m.Transport = n.Transport
+	m.Gateway = n.Gateway
 }
 
 func deviceProto(d admin.Device) *adminv1.Device {

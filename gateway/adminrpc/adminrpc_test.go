@@ -106,7 +106,7 @@ type harness struct {
 
 // start serves the admin API as the gateway does: the adapter over the Go
 // API, gRPC on a 0600 Unix socket, with a real store.
-func start(t *testing.T) *harness {
+func start(t testing.TB) *harness {
 	t.Helper()
 	clk := testclock.New()
 	dir := t.TempDir()
@@ -146,7 +146,7 @@ func start(t *testing.T) *harness {
 
 // serve serves svc's admin API on a Unix socket until t ends, and returns
 // the socket's path.
-func serve(t *testing.T, svc *admin.Service) string {
+func serve(t testing.TB, svc *admin.Service) string {
 	t.Helper()
 	socket := filepath.Join(t.TempDir(), "admin.sock")
 	ln, err := unixsock.Listen(socket)

@@ -45,8 +45,10 @@ func (c countingConn) Write(b []byte) (int, error) {
 // more window on the way; with gRPC's defaults the client writes a window
 // update (a dozen bytes, and as many for the connection) time and again
 // on the way, each of which the gateway waits for.
-func TestDialOptionsTakeAListingInOneFlight(t *testing.T) {
-	const n = 20_000
+// serveManyNodes serves an admin API whose store lists n nodes, and
+// returns its socket.
+func serveManyNodes(t testing.TB, n int) string {
+	t.Helper()
 	nodes := make([]store.Node, n)
 	for i := range nodes {
 		var seed [ed25519.SeedSize]byte
@@ -65,7 +67,12 @@ func TestDialOptionsTakeAListingInOneFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	socket := serve(t, svc)
+	return serve(t, svc)
+}
+
+func TestDialOptionsTakeAListingInOneFlight(t *testing.T) {
+	const n = 20_000
+	socket := serveManyNodes(t, n)
 
 	// written is what the client wrote during its second listing: the
 	// first set the connection up.
@@ -103,5 +110,27 @@ func TestDialOptionsTakeAListingInOneFlight(t *testing.T) {
 	}
 	if withOptions > 100 {
 		t.Errorf("with DialOptions the client wrote %d bytes in a listing (gRPC's defaults: %d): it granted window on the way", withOptions, withDefaults)
+	}
+}
+
+// BenchmarkListNodes lists 10,000 nodes through the admin socket, both
+// ends in this process: what the API adds to the store's listing
+// (store.BenchmarkListNodes), as `palyra bench` asks for it every 100 ms
+// through a storm.
+func BenchmarkListNodes(b *testing.B) {
+	const n = 10_000
+	socket := serveManyNodes(b, n)
+	conn, err := grpc.NewClient("unix://"+socket, adminrpc.DialOptions()...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	client := adminv1.NewAdminClient(conn)
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := client.ListNodes(b.Context(), &adminv1.ListNodesRequest{})
+		if err != nil || len(resp.GetNodes()) != n {
+			b.Fatalf("ListNodes: %d nodes, %v; want %d", len(resp.GetNodes()), err, n)
+		}
 	}
 }

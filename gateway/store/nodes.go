@@ -122,7 +122,7 @@ func (s *Store) ListNodes(ctx context.Context) ([]Node, error) {
 		return nil, fmt.Errorf("listing nodes: %w", err)
 	}
 	defer rows.Close()
-	var out []Node
+	out := make([]Node, 0, s.nodesListed.Load())
 	for rows.Next() {
 		var n Node
 		var id string
@@ -139,5 +139,6 @@ func (s *Store) ListNodes(ctx context.Context) ([]Node, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("listing nodes: %w", err)
 	}
+	s.nodesListed.Store(int64(len(out)))
 	return out, nil
 }

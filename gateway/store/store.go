@@ -138,6 +138,10 @@ type Store struct {
 	commits atomic.Uint64
 	// retries counts the transactions run again after a conflict.
 	retries atomic.Uint64
+	// nodesListed is how many nodes the last ListNodes returned: the next
+	// one's capacity, so that a listing of 10,000 does not copy its rows
+	// a dozen times while it grows.
+	nodesListed atomic.Int64
 }
 
 // Commits is how many write transactions this Store has committed since
