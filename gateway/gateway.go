@@ -348,7 +348,6 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if g.sessions, err = carrier.NewRegistry(carrier.Config{
 		Runtime:      g.runtime,
 		Authenticate: g.authenticate,
-		Recheck:      g.checkDevice,
 		Refused:      g.sessionRefused,
 		MaxAdmitting: capOf(cfg.MaxAdmittingNodes, DefaultMaxAdmittingNodes),
 		Deferred:     func() { g.metrics.nodeDeferred() },
@@ -758,12 +757,6 @@ func (g *Gateway) authenticate(rawCerts [][]byte) (identity.DeviceID, error) {
 	if err != nil {
 		return id, err
 	}
-	return id, g.checkDevice(id)
-}
-
-// checkDevice says whether the store lets device id in: paired and not
-// revoked. Its errors are authenticate's.
-func (g *Gateway) checkDevice(id identity.DeviceID) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	// One lookup on the common path: a paired device's row says whether it
@@ -773,19 +766,19 @@ func (g *Gateway) checkDevice(id identity.DeviceID) error {
 		revoked, rerr := g.store.IsRevoked(ctx, id)
 		switch {
 		case rerr != nil:
-			return carrier.Busy(fmt.Errorf("checking device %s: %w", id, rerr))
+			return id, carrier.Busy(fmt.Errorf("checking device %s: %w", id, rerr))
 		case revoked:
-			return identity.ErrRevoked
+			return id, identity.ErrRevoked
 		}
-		return fmt.Errorf("device %s is not paired with this gateway", id)
+		return id, fmt.Errorf("device %s is not paired with this gateway", id)
 	}
 	if err != nil {
-		return carrier.Busy(fmt.Errorf("checking device %s: %w", id, err))
+		return id, carrier.Busy(fmt.Errorf("checking device %s: %w", id, err))
 	}
 	if !dev.RevokedAt.IsZero() {
-		return identity.ErrRevoked
+		return id, identity.ErrRevoked
 	}
-	return nil
+	return id, nil
 }
 
 // sessionRefused audits a node connection or RPC whose certificate was

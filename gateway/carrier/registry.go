@@ -21,17 +21,8 @@ type Config struct {
 	// Authenticate verifies a client's certificates (leaf first) and returns
 	// the device ID; it must refuse revoked devices with an error wrapping
 	// identity.ErrRevoked. The carriers call it for every connection or
-	// RPC, and Attach again under the device's lock unless Recheck is
-	// set. Required.
+	// RPC, and Attach again under the device's lock. Required.
 	Authenticate func(rawCerts [][]byte) (identity.DeviceID, error)
-	// Recheck, if set, is what Attach runs under the device's lock in
-	// place of Authenticate: the half of it that can change between a
-	// handshake and its registration (the device revoked or removed, or
-	// the store that could not say so then), for a session whose chain
-	// the carrier's Authenticate verified already. Its errors are
-	// Authenticate's. Verifying the chain again was 3-4 % of a storm's
-	// CPU.
-	Recheck func(id identity.DeviceID) error
 	// Refused, if set, hears of every connection or RPC whose certificate
 	// Authenticate refused, with the client's address (Refuse).
 	Refused func(remote net.Addr, err error)
@@ -273,7 +264,7 @@ func (r *Registry) Attach(s *Session, register func() (SessionInfo, error)) erro
 	}()
 	unlock := r.devices.lock(s.ID)
 	defer unlock()
-	if err := r.recheck(s); err != nil {
+	if _, err := r.cfg.Authenticate(s.RawCerts); err != nil {
 		return err
 	}
 	if _, ended := r.Ended(s); ended {
@@ -307,15 +298,6 @@ func (r *Registry) Attach(s *Session, register func() (SessionInfo, error)) erro
 		r.log.Info("node session replaced", "device", s.ID, "old", old.Remote, "old_transport", old.Transport, "new", s.Remote, "new_transport", s.Transport)
 	}
 	return nil
-}
-
-// recheck runs Config.Recheck for s, or Authenticate without it.
-func (r *Registry) recheck(s *Session) error {
-	if r.cfg.Recheck != nil {
-		return r.cfg.Recheck(s.ID)
-	}
-	_, err := r.cfg.Authenticate(s.RawCerts)
-	return err
 }
 
 // closeWhenIdle closes s, which was ended as replaced, once no call is in

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -388,51 +387,6 @@ func TestAttachChecks(t *testing.T) {
 			t.Errorf("Attach = %v, current %v", err, tb.reg.Current(f.ID))
 		}
 	})
-}
-
-func TestAttachRechecksWithoutTheChain(t *testing.T) {
-	t.Parallel()
-	// With Recheck set, Attach asks it about the session's device and does
-	// not verify the certificates again.
-	var authenticated, rechecked atomic.Int32
-	revoked := device(2)
-	reg, err := carrier.NewRegistry(carrier.Config{
-		Runtime: testregistry.New(nil),
-		Authenticate: func([][]byte) (identity.DeviceID, error) {
-			authenticated.Add(1)
-			return identity.DeviceID{}, errors.New("Authenticate ran in Attach")
-		},
-		Recheck: func(id identity.DeviceID) error {
-			rechecked.Add(1)
-			if id == revoked {
-				return fmt.Errorf("device %s: %w", id, identity.ErrRevoked)
-			}
-			return nil
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tt := range []struct {
-		id   identity.DeviceID
-		want error
-	}{{device(1), nil}, {revoked, identity.ErrRevoked}} {
-		s := &carrier.Session{ID: tt.id, Transport: wire.TransportQUIC, RawCerts: [][]byte{tt.id[:]}, Close: func(carrier.End) {}}
-		if !reg.Track(s) {
-			t.Fatal("Track refused the session")
-		}
-		registered := false
-		err := reg.Attach(s, func() (carrier.SessionInfo, error) {
-			registered = true
-			return carrier.SessionInfo{DeviceID: tt.id, Transport: s.Transport}, nil
-		})
-		if !errors.Is(err, tt.want) || registered != (tt.want == nil) {
-			t.Errorf("Attach(%s) = %v, registered %v; want %v", tt.id.Short(), err, registered, tt.want)
-		}
-	}
-	if authenticated.Load() != 0 || rechecked.Load() != 2 {
-		t.Errorf("Authenticate ran %d times and Recheck %d; want 0 and 2", authenticated.Load(), rechecked.Load())
-	}
 }
 
 // Shutdown ends one transport's sessions and refuses new ones of it.
